@@ -1,0 +1,53 @@
+# flowd — the two commands a newcomer needs are `make run` and `make test`.
+GO      ?= go
+BIN     := bin/flowd
+PKGS    := ./...
+SHELL   := /bin/bash
+
+.PHONY: build run test unit e2e lint bench soak docs services-up services-down clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/flowd
+
+## run: the demo pipeline, no external services, live progress on a terminal
+run: build
+	./$(BIN) run pipelines/demo.hcl
+
+## test: every test; installs and starts the real servers the e2e tests need
+test: build lint docs-check
+	./$(BIN) validate pipelines
+	@for f in pipelines/*/*.hcl; do [ -e "$$f" ] || continue; ./$(BIN) validate "$$f" >/dev/null || exit 1; done
+	eval "$$(e2e/services.sh up)" && $(GO) test -race -count=1 -timeout 30m $(PKGS)
+
+## unit: the tests that need no external server (those skip, saying why)
+unit: build
+	$(GO) test -race -count=1 $(PKGS)
+
+lint:
+	$(GO) vet $(PKGS)
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) run ./cmd/flowd fmt -check pipelines
+
+## docs: regenerate the component reference from the specs
+docs:
+	$(GO) run ./cmd/flowd components --markdown docs/components
+
+docs-check:
+	@tmp=$$(mktemp -d); $(GO) run ./cmd/flowd components --markdown $$tmp && diff -ru docs/components $$tmp || { echo "docs/components is stale: run make docs"; exit 1; }; rm -rf $$tmp
+
+## bench: Go micro-benchmarks of every component (-benchmem)
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
+
+## soak: long-running tests (long outages, soaks); not part of make test
+soak: build
+	eval "$$(e2e/services.sh up)" && FLOWD_SOAK=1 $(GO) test -count=1 -timeout 120m -run Soak ./e2e/...
+
+services-up:
+	e2e/services.sh up
+
+services-down:
+	e2e/services.sh down
+
+clean:
+	rm -rf bin out

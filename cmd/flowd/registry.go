@@ -1,0 +1,24 @@
+package main
+
+import (
+	"github.com/flowd/flowd/connectors/file"
+	"github.com/flowd/flowd/connectors/sim"
+	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/sinks/discard"
+	filesink "github.com/flowd/flowd/sinks/file"
+	"github.com/flowd/flowd/sinks/stdout"
+)
+
+// registry lists every component this build has. Adding a component means
+// adding its spec here; nothing registers itself.
+func registry() *engine.Registry {
+	return engine.NewRegistry(
+		// sources
+		sim.Spec,
+		file.Spec,
+		// sinks
+		filesink.Spec,
+		stdout.Spec,
+		discard.Spec,
+	)
+}

@@ -1,0 +1,129 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+
+	"github.com/flowd/flowd/engine/config"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclwrite"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/term"
+)
+
+// load reads and validates pipeline files, printing every diagnostic.
+func load(paths []string, vars map[string]string, dataDir string, logger *slog.Logger, metrics prometheus.Registerer, stderr io.Writer) (*config.Config, bool) {
+	l := config.NewLoader(config.Options{Registry: registry(), Vars: vars, DataDir: dataDir, Logger: logger, Metrics: metrics})
+	cfg, diags := l.LoadFiles(paths)
+	printDiags(stderr, l.Files(), diags)
+	return cfg, !diags.HasErrors()
+}
+
+func printDiags(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics) {
+	if len(diags) == 0 {
+		return
+	}
+	color := false
+	if f, ok := w.(*os.File); ok {
+		color = term.IsTerminal(int(f.Fd()))
+	}
+	dw := hcl.NewDiagnosticTextWriter(w, files, 100, color)
+	errs := 0
+	for _, d := range diags {
+		sev := "warning"
+		if d.Severity == hcl.DiagError {
+			sev = "error"
+			errs++
+		}
+		// A compact file:line:col line first, for editors and grep; then HCL's
+		// own rendering with the source snippet.
+		if d.Subject != nil {
+			fmt.Fprintf(w, "%s:%d:%d: %s: %s\n", d.Subject.Filename, d.Subject.Start.Line, d.Subject.Start.Column, sev, d.Summary)
+		} else {
+			fmt.Fprintf(w, "%s: %s\n", sev, d.Summary)
+		}
+		dw.WriteDiagnostic(d)
+	}
+	if errs > 0 {
+		fmt.Fprintf(w, "%d error(s)\n", errs)
+	}
+}
+
+func cmdValidate(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
+	vars := varFlags{}
+	fs.Var(vars, "var", "set a variable: --var name=value (repeatable)")
+	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: flowd validate [--var name=value] FILE|DIR..."); fs.PrintDefaults() }
+	if code := parseFlags(fs, args, stderr); code >= 0 {
+		return code
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	cfg, ok := load(fs.Args(), vars, "", quiet, nil, stderr)
+	if !ok {
+		return exitInvalid
+	}
+	n := 0
+	for _, p := range cfg.Pipelines {
+		n += len(p.Nodes)
+	}
+	fmt.Fprintf(stdout, "valid: %d pipeline(s), %d component(s)\n", len(cfg.Pipelines), n)
+	return exitOK
+}
+
+func cmdFmt(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("fmt", flag.ContinueOnError)
+	write := fs.Bool("w", false, "write the result back to the files")
+	check := fs.Bool("check", false, "exit 1 when a file is not formatted (prints its name)")
+	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: flowd fmt [-w] [-check] FILE..."); fs.PrintDefaults() }
+	if code := parseFlags(fs, args, stderr); code >= 0 {
+		return code
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return exitUsage
+	}
+	files, err := config.ExpandPaths(fs.Args())
+	if err != nil {
+		fmt.Fprintln(stderr, "flowd fmt:", err)
+		return exitInvalid
+	}
+	code := exitOK
+	for _, name := range files {
+		src, err := os.ReadFile(name)
+		if err != nil {
+			fmt.Fprintln(stderr, "flowd fmt:", err)
+			return exitInvalid
+		}
+		_, diags := hclwrite.ParseConfig(src, name, hcl.InitialPos)
+		if diags.HasErrors() {
+			printDiags(stderr, nil, diags)
+			return exitInvalid
+		}
+		out := hclwrite.Format(src)
+		switch {
+		case *check:
+			if !bytes.Equal(src, out) {
+				fmt.Fprintln(stdout, name)
+				code = exitInvalid
+			}
+		case *write:
+			if !bytes.Equal(src, out) {
+				if err := os.WriteFile(name, out, 0o644); err != nil {
+					fmt.Fprintln(stderr, "flowd fmt:", err)
+					return exitInvalid
+				}
+			}
+		default:
+			stdout.Write(out)
+		}
+	}
+	return code
+}

@@ -1,0 +1,196 @@
+// Package sim is a source that generates realistic plant signals in-process:
+// N assets × M tags of sine, ramp, step, noise, boolean and counter signals,
+// of float, int, bool and string types, deterministic for a seed.
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"time"
+
+	"github.com/flowd/flowd/engine"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config is the sim source's configuration.
+type Config struct {
+	Assets      int           `hcl:"assets" default:"2" doc:"number of assets (asset1 … assetN)"`
+	Tags        int           `hcl:"tags" default:"6" doc:"tags per asset; the signal kinds cycle through sine, ramp, step, noise, boolean, counter, state"`
+	Interval    time.Duration `hcl:"interval" default:"1s" doc:"time between samples of every tag"`
+	ChangeRatio float64       `hcl:"change_ratio" default:"1" doc:"fraction of tags whose value changes each interval (0–1); the others repeat their last value"`
+	Seed        uint64        `hcl:"seed" default:"1" doc:"random seed; the same seed gives the same values"`
+	AssetPrefix string        `hcl:"asset_prefix" default:"asset" doc:"asset names are this prefix and a number"`
+	BatchSize   int           `hcl:"batch_size" default:"1000" doc:"largest batch handed to the pipeline"`
+	Count       int64         `hcl:"count" doc:"stop after this many points (0: run until stopped)"`
+	Fast        bool          `hcl:"fast" doc:"do not wait for the interval: generate as fast as the pipeline takes points (timestamps still advance by interval)"`
+}
+
+// Spec declares the sim source.
+var Spec = engine.SourceSpec(engine.Info{
+	Type:    "sim",
+	Summary: "Generates realistic plant signals in-process (no external service).",
+	Description: "Each tag follows one signal kind, chosen by its index: sine (float), ramp (float), step (int), " +
+		"noise (float), boolean (bool), counter (int) and state (string). Timestamps are the sample times.",
+	Example: `source "sim" "plant" {
+  assets       = 3
+  tags         = 6
+  interval     = "500ms"
+  change_ratio = 0.5
+}`,
+}, New)
+
+// New validates the config and builds the source.
+func New(c *Config, env *engine.Env) (engine.Source, error) {
+	switch {
+	case c.Assets < 1:
+		return nil, &engine.FieldError{Field: "assets", Offset: -1, Err: fmt.Errorf("must be at least 1")}
+	case c.Tags < 1:
+		return nil, &engine.FieldError{Field: "tags", Offset: -1, Err: fmt.Errorf("must be at least 1")}
+	case c.Interval <= 0:
+		return nil, &engine.FieldError{Field: "interval", Offset: -1, Err: fmt.Errorf("must be positive")}
+	case c.ChangeRatio < 0 || c.ChangeRatio > 1:
+		return nil, &engine.FieldError{Field: "change_ratio", Offset: -1, Err: fmt.Errorf("must be between 0 and 1")}
+	case c.BatchSize < 1:
+		return nil, &engine.FieldError{Field: "batch_size", Offset: -1, Err: fmt.Errorf("must be at least 1")}
+	}
+	skipped := prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_sim_skipped_ticks_total", Help: "Samples the sim source skipped because the pipeline was slower than its interval."})
+	env.MustRegister(skipped)
+	return &Source{cfg: *c, env: env, skipped: skipped}, nil
+}
+
+// Source generates points.
+type Source struct {
+	cfg     Config
+	env     *engine.Env
+	skipped prometheus.Counter
+}
+
+var tagNames = []string{"temperature", "pressure", "setpoint", "vibration", "running", "cycles", "mode"}
+var modes = []string{"auto", "manual", "maintenance", "idle"}
+
+// Generator produces the sample values; shared by Run and the benchmarks.
+type Generator struct {
+	cfg    Config
+	rng    *rand.Rand
+	assets []string
+	tags   []string
+	last   []engine.Value
+	step   int64
+}
+
+// NewGenerator prepares a generator for a config.
+func NewGenerator(c Config) *Generator {
+	g := &Generator{cfg: c, rng: rand.New(rand.NewPCG(c.Seed, c.Seed^0x9e3779b97f4a7c15))}
+	for a := 1; a <= c.Assets; a++ {
+		g.assets = append(g.assets, fmt.Sprintf("%s%d", c.AssetPrefix, a))
+	}
+	for t := 0; t < c.Tags; t++ {
+		name := tagNames[t%len(tagNames)]
+		if t >= len(tagNames) {
+			name = fmt.Sprintf("%s_%d", name, t/len(tagNames))
+		}
+		g.tags = append(g.tags, name)
+	}
+	g.last = make([]engine.Value, c.Assets*c.Tags)
+	return g
+}
+
+// PointsPerStep is assets × tags.
+func (g *Generator) PointsPerStep() int { return len(g.last) }
+
+// Fill appends the points of sample i of step (i counts assets × tags) from
+// index from, up to n points, stamping ts.
+func (g *Generator) Fill(dst []engine.Point, from, n int, ts int64) []engine.Point {
+	for i := from; i < from+n && i < len(g.last); i++ {
+		a, t := i/g.cfg.Tags, i%g.cfg.Tags
+		v := g.last[i]
+		if v.IsNull() || g.cfg.ChangeRatio >= 1 || g.rng.Float64() < g.cfg.ChangeRatio {
+			v = g.value(a, t, v)
+			g.last[i] = v
+		}
+		dst = append(dst, engine.Point{Asset: g.assets[a], Tag: g.tags[t], Value: v, TS: ts})
+	}
+	return dst
+}
+
+// Advance moves to the next sample time.
+func (g *Generator) Advance() { g.step++ }
+
+func (g *Generator) value(a, t int, last engine.Value) engine.Value {
+	phase := float64(g.step) * 0.05
+	base := float64(20 + 10*a + t)
+	switch t % len(tagNames) {
+	case 0: // sine
+		return engine.Float(math.Round((base+5*math.Sin(phase+float64(a)))*1000) / 1000)
+	case 1: // ramp, wrapping
+		return engine.Float(math.Mod(float64(g.step)*0.25+base, 100))
+	case 2: // step: a setpoint that moves now and then
+		if i, ok := last.Int64(); ok && last.Kind() == engine.KindInt && g.rng.IntN(20) != 0 {
+			return engine.Int(i)
+		}
+		return engine.Int(int64(50 + 10*g.rng.IntN(5)))
+	case 3: // noise
+		return engine.Float(math.Round((base+g.rng.NormFloat64())*1000) / 1000)
+	case 4: // boolean, flipping now and then
+		b, _ := last.AsBool()
+		if last.IsNull() || g.rng.IntN(10) == 0 {
+			b = !b
+		}
+		return engine.Bool(b)
+	case 5: // counter
+		i, _ := last.Int64()
+		return engine.Int(i + 1 + int64(g.rng.IntN(3)))
+	default: // state
+		return engine.String(modes[g.rng.IntN(len(modes))])
+	}
+}
+
+// Run emits every tag each interval until ctx is done or count is reached.
+func (s *Source) Run(ctx context.Context, out engine.Output) error {
+	g := NewGenerator(s.cfg)
+	per := g.PointsPerStep()
+	var sent int64
+	ts := time.Now().Truncate(s.cfg.Interval)
+	var tick *time.Ticker
+	if !s.cfg.Fast {
+		tick = time.NewTicker(s.cfg.Interval)
+		defer tick.Stop()
+	}
+	for {
+		for from := 0; from < per; from += s.cfg.BatchSize {
+			n := min(s.cfg.BatchSize, per-from)
+			if s.cfg.Count > 0 {
+				n = int(min(int64(n), s.cfg.Count-sent))
+			}
+			pts := g.Fill(engine.GetPoints(n), from, n, ts.UnixNano())
+			if err := out.Emit(ctx, pts, nil); err != nil {
+				return err
+			}
+			sent += int64(n)
+			if s.cfg.Count > 0 && sent >= s.cfg.Count {
+				return nil
+			}
+		}
+		g.Advance()
+		ts = ts.Add(s.cfg.Interval)
+		if tick == nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case now := <-tick.C:
+			// Fell behind (a slow pipeline): skip the missed samples, count them.
+			if behind := now.Sub(ts); behind > s.cfg.Interval {
+				missed := int64(behind / s.cfg.Interval)
+				s.skipped.Add(float64(missed))
+				ts = ts.Add(time.Duration(missed) * s.cfg.Interval)
+			}
+		}
+	}
+}

@@ -1,0 +1,485 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"math/big"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/flowd/flowd/engine"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+)
+
+// Field describes one attribute or block of a config struct, read from its tags.
+type Field struct {
+	Name     string
+	Index    int
+	Type     reflect.Type
+	Block    bool
+	Label    bool
+	Required bool
+	Default  string
+	Doc      string
+	Enum     []string
+}
+
+// TypeName is how the reference docs name a field's type.
+func (f Field) TypeName() string {
+	return typeName(f.Type)
+}
+
+func typeName(t reflect.Type) string {
+	switch t {
+	case durationType:
+		return "duration"
+	case sizeType:
+		return "size"
+	case exprType:
+		return "expression"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "bool"
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint32, reflect.Uint16, reflect.Uint64:
+		return "number"
+	case reflect.Float64:
+		return "number"
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Struct {
+			return "block, repeatable"
+		}
+		return "list(" + typeName(t.Elem()) + ")"
+	case reflect.Map:
+		return "map(" + typeName(t.Elem()) + ")"
+	case reflect.Pointer, reflect.Struct:
+		return "block"
+	}
+	return t.String()
+}
+
+var (
+	durationType = reflect.TypeFor[time.Duration]()
+	sizeType     = reflect.TypeFor[engine.Size]()
+	exprType     = reflect.TypeFor[engine.Expr]()
+	fieldCache   sync.Map // reflect.Type → []Field
+)
+
+// Fields lists a config struct's fields, in declaration order.
+func Fields(t reflect.Type) []Field {
+	if v, ok := fieldCache.Load(t); ok {
+		return v.([]Field)
+	}
+	var out []Field
+	for i := 0; i < t.NumField(); i++ {
+		sf := t.Field(i)
+		tag, ok := sf.Tag.Lookup("hcl")
+		if !ok || tag == "-" {
+			continue
+		}
+		name, opts, _ := strings.Cut(tag, ",")
+		f := Field{Name: name, Index: i, Type: sf.Type, Default: sf.Tag.Get("default"), Doc: sf.Tag.Get("doc")}
+		for _, o := range strings.Split(opts, ",") {
+			switch o {
+			case "required":
+				f.Required = true
+			case "block":
+				f.Block = true
+			case "label":
+				f.Label = true
+			}
+		}
+		if e := sf.Tag.Get("enum"); e != "" {
+			f.Enum = strings.Split(e, "|")
+		}
+		out = append(out, f)
+	}
+	fieldCache.Store(t, out)
+	return out
+}
+
+func blockElem(t reflect.Type) reflect.Type {
+	for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice {
+		t = t.Elem()
+	}
+	return t
+}
+
+// Schema builds the HCL schema of a config struct.
+func Schema(t reflect.Type) *hcl.BodySchema {
+	s := &hcl.BodySchema{}
+	for _, f := range Fields(t) {
+		switch {
+		case f.Label:
+		case f.Block:
+			var labels []string
+			for _, lf := range Fields(blockElem(f.Type)) {
+				if lf.Label {
+					labels = append(labels, lf.Name)
+				}
+			}
+			s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: f.Name, LabelNames: labels})
+		default:
+			s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: f.Name, Required: f.Required})
+		}
+	}
+	return s
+}
+
+// ApplyDefaults sets every field that has a default tag; a nested struct
+// value (not pointer) gets its own defaults.
+func ApplyDefaults(v reflect.Value) error {
+	for _, f := range Fields(v.Type()) {
+		fv := v.Field(f.Index)
+		if f.Block && f.Type.Kind() == reflect.Struct {
+			if err := ApplyDefaults(fv); err != nil {
+				return err
+			}
+			continue
+		}
+		if f.Default == "" {
+			continue
+		}
+		if err := setFromString(fv, f.Default); err != nil {
+			return fmt.Errorf("default of %s: %w", f.Name, err)
+		}
+	}
+	return nil
+}
+
+func setFromString(fv reflect.Value, s string) error {
+	var val cty.Value
+	switch {
+	case fv.Type() == durationType || fv.Type() == sizeType || fv.Kind() == reflect.String:
+		val = cty.StringVal(s)
+	case fv.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return err
+		}
+		val = cty.BoolVal(b)
+	case fv.Kind() == reflect.Slice || fv.Kind() == reflect.Map:
+		return fmt.Errorf("no defaults for lists or maps")
+	default:
+		f, _, err := big.ParseFloat(s, 10, 512, big.ToNearestEven)
+		if err != nil {
+			return err
+		}
+		val = cty.NumberVal(f)
+	}
+	return assign(fv, val)
+}
+
+// DecodeContent decodes content (already checked against Schema(t)) into v.
+func DecodeContent(content *hcl.BodyContent, v reflect.Value, ctx *hcl.EvalContext) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, f := range Fields(v.Type()) {
+		fv := v.Field(f.Index)
+		if f.Block {
+			diags = append(diags, decodeBlocks(content, f, fv, ctx)...)
+			continue
+		}
+		if f.Label {
+			continue
+		}
+		attr, ok := content.Attributes[f.Name]
+		if !ok {
+			continue
+		}
+		diags = append(diags, decodeAttr(attr, f, fv, ctx)...)
+	}
+	return diags
+}
+
+func decodeBlocks(content *hcl.BodyContent, f Field, fv reflect.Value, ctx *hcl.EvalContext) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	var blocks []*hcl.Block
+	for _, b := range content.Blocks {
+		if b.Type == f.Name {
+			blocks = append(blocks, b)
+		}
+	}
+	elem := blockElem(f.Type)
+	isSlice := f.Type.Kind() == reflect.Slice
+	if !isSlice && len(blocks) > 1 {
+		diags = append(diags, &hcl.Diagnostic{
+			Severity: hcl.DiagError, Summary: "Duplicate " + f.Name + " block",
+			Detail:  fmt.Sprintf("Only one %q block is allowed here; the first is at %s.", f.Name, blocks[0].DefRange),
+			Subject: blocks[1].DefRange.Ptr(),
+		})
+		blocks = blocks[:1]
+	}
+	for _, b := range blocks {
+		ev := reflect.New(elem).Elem()
+		if err := ApplyDefaults(ev); err != nil {
+			panic(err) // a bad default tag is a programming error, caught by tests
+		}
+		li := 0
+		for _, lf := range Fields(elem) {
+			if lf.Label && li < len(b.Labels) {
+				ev.Field(lf.Index).SetString(b.Labels[li])
+				li++
+			}
+		}
+		c, d := b.Body.Content(Schema(elem))
+		diags = append(diags, d...)
+		diags = append(diags, DecodeContent(c, ev, ctx)...)
+		switch {
+		case isSlice && f.Type.Elem().Kind() == reflect.Pointer:
+			p := reflect.New(elem)
+			p.Elem().Set(ev)
+			fv.Set(reflect.Append(fv, p))
+		case isSlice:
+			fv.Set(reflect.Append(fv, ev))
+		case f.Type.Kind() == reflect.Pointer:
+			p := reflect.New(elem)
+			p.Elem().Set(ev)
+			fv.Set(p)
+		default:
+			fv.Set(ev)
+		}
+	}
+	return diags
+}
+
+func attrDiag(attr *hcl.Attribute, summary, detail string) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError, Summary: summary, Detail: detail,
+		Subject: attr.Expr.Range().Ptr(), Context: attr.Range.Ptr(),
+	}
+}
+
+func decodeAttr(attr *hcl.Attribute, f Field, fv reflect.Value, ctx *hcl.EvalContext) hcl.Diagnostics {
+	// An expression map keeps each entry's range, so errors point inside it.
+	if fv.Kind() == reflect.Map && fv.Type().Elem() == exprType {
+		pairs, diags := hcl.ExprMap(attr.Expr)
+		if diags.HasErrors() {
+			return diags
+		}
+		m := reflect.MakeMapWithSize(fv.Type(), len(pairs))
+		for _, kv := range pairs {
+			k, d := kv.Key.Value(ctx)
+			diags = append(diags, d...)
+			if d.HasErrors() {
+				continue
+			}
+			if k.IsNull() || !k.Type().Equals(cty.String) {
+				diags = append(diags, attrDiag(attr, "Invalid key", "Map keys must be names or strings."))
+				continue
+			}
+			x, d := exprFrom(kv.Value, ctx)
+			diags = append(diags, d...)
+			m.SetMapIndex(reflect.ValueOf(k.AsString()), reflect.ValueOf(x))
+		}
+		fv.Set(m)
+		return diags
+	}
+	if fv.Type() == exprType {
+		x, diags := exprFrom(attr.Expr, ctx)
+		if !diags.HasErrors() {
+			fv.Set(reflect.ValueOf(x))
+		}
+		return diags
+	}
+	val, diags := attr.Expr.Value(ctx)
+	if diags.HasErrors() {
+		return diags
+	}
+	if val.IsNull() {
+		return nil
+	}
+	if !val.IsWhollyKnown() {
+		return hcl.Diagnostics{attrDiag(attr, "Unknown value", "The value of "+f.Name+" cannot be known before running.")}
+	}
+	if err := assign(fv, val); err != nil {
+		return hcl.Diagnostics{attrDiag(attr, "Invalid value for "+strconv.Quote(f.Name), err.Error())}
+	}
+	if len(f.Enum) > 0 && fv.Kind() == reflect.String {
+		s := fv.String()
+		found := false
+		for _, e := range f.Enum {
+			found = found || e == s
+		}
+		if !found {
+			detail := fmt.Sprintf("%q is not one of %s.", s, strings.Join(f.Enum, ", "))
+			if sug := Suggest(s, f.Enum); sug != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", sug)
+			}
+			return hcl.Diagnostics{attrDiag(attr, "Invalid value for "+strconv.Quote(f.Name), detail)}
+		}
+	}
+	return nil
+}
+
+// exprFrom evaluates an attribute as a string expression and keeps where the
+// string's text starts, so a compile error can point at a column inside it.
+func exprFrom(e hcl.Expression, ctx *hcl.EvalContext) (engine.Expr, hcl.Diagnostics) {
+	val, diags := e.Value(ctx)
+	if diags.HasErrors() {
+		return engine.Expr{}, diags
+	}
+	val, err := convert.Convert(val, cty.String)
+	if err != nil || val.IsNull() {
+		return engine.Expr{}, hcl.Diagnostics{{
+			Severity: hcl.DiagError, Summary: "Invalid expression", Detail: "An expression is written as a string.",
+			Subject: e.Range().Ptr(),
+		}}
+	}
+	r := e.Range()
+	if t, ok := e.(*hclsyntax.TemplateExpr); ok && t.IsStringLiteral() && r.Start.Line == r.End.Line {
+		// Skip the opening quote: Start now addresses the string's first byte.
+		r.Start.Column++
+		r.Start.Byte++
+	}
+	return engine.Expr{Src: val.AsString(), Range: r}, nil
+}
+
+func assign(fv reflect.Value, val cty.Value) error {
+	switch {
+	case fv.Type() == durationType:
+		s, err := asString(val)
+		if err != nil {
+			return fmt.Errorf("a duration like \"500ms\", \"10s\" or \"1h\" is required")
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < 0 {
+			return fmt.Errorf("%q is not a duration; write it like \"500ms\", \"10s\" or \"1h\"", s)
+		}
+		fv.SetInt(int64(d))
+		return nil
+	case fv.Type() == sizeType:
+		if val.Type() == cty.Number {
+			f, _ := val.AsBigFloat().Int64()
+			fv.SetInt(f)
+			return nil
+		}
+		s, err := asString(val)
+		if err != nil {
+			return fmt.Errorf("a size like \"512MiB\" or \"1GB\" is required")
+		}
+		n, err := ParseSize(s)
+		if err != nil {
+			return err
+		}
+		fv.SetInt(n)
+		return nil
+	}
+	switch fv.Kind() {
+	case reflect.String:
+		s, err := asString(val)
+		if err != nil {
+			return fmt.Errorf("a string is required")
+		}
+		fv.SetString(s)
+	case reflect.Bool:
+		v, err := convert.Convert(val, cty.Bool)
+		if err != nil {
+			return fmt.Errorf("true or false is required")
+		}
+		fv.SetBool(v.True())
+	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		v, err := convert.Convert(val, cty.Number)
+		if err != nil {
+			return fmt.Errorf("a whole number is required")
+		}
+		bf := v.AsBigFloat()
+		if !bf.IsInt() {
+			return fmt.Errorf("a whole number is required, not %s", bf.Text('g', 10))
+		}
+		i, acc := bf.Int64()
+		if acc != big.Exact {
+			return fmt.Errorf("number out of range")
+		}
+		if fv.Kind() >= reflect.Uint && fv.Kind() <= reflect.Uint64 {
+			if i < 0 || fv.OverflowUint(uint64(i)) {
+				return fmt.Errorf("number out of range")
+			}
+			fv.SetUint(uint64(i))
+			return nil
+		}
+		if fv.OverflowInt(i) {
+			return fmt.Errorf("number out of range")
+		}
+		fv.SetInt(i)
+	case reflect.Float64:
+		v, err := convert.Convert(val, cty.Number)
+		if err != nil {
+			return fmt.Errorf("a number is required")
+		}
+		f, _ := v.AsBigFloat().Float64()
+		if math.IsInf(f, 0) {
+			return fmt.Errorf("number out of range")
+		}
+		fv.SetFloat(f)
+	case reflect.Slice:
+		if !val.CanIterateElements() || val.Type().IsMapType() || val.Type().IsObjectType() {
+			return fmt.Errorf("a list is required")
+		}
+		out := reflect.MakeSlice(fv.Type(), 0, val.LengthInt())
+		i := 0
+		for it := val.ElementIterator(); it.Next(); i++ {
+			_, ev := it.Element()
+			e := reflect.New(fv.Type().Elem()).Elem()
+			if err := assign(e, ev); err != nil {
+				return fmt.Errorf("element %d: %w", i, err)
+			}
+			out = reflect.Append(out, e)
+		}
+		fv.Set(out)
+	case reflect.Map:
+		if !(val.Type().IsMapType() || val.Type().IsObjectType()) {
+			return fmt.Errorf("a map like { name = value } is required")
+		}
+		out := reflect.MakeMapWithSize(fv.Type(), val.LengthInt())
+		for it := val.ElementIterator(); it.Next(); {
+			k, ev := it.Element()
+			e := reflect.New(fv.Type().Elem()).Elem()
+			if err := assign(e, ev); err != nil {
+				return fmt.Errorf("%s: %w", k.AsString(), err)
+			}
+			out.SetMapIndex(reflect.ValueOf(k.AsString()), e)
+		}
+		fv.Set(out)
+	default:
+		return fmt.Errorf("unsupported field type %s", fv.Type())
+	}
+	return nil
+}
+
+func asString(val cty.Value) (string, error) {
+	v, err := convert.Convert(val, cty.String)
+	if err != nil || v.IsNull() {
+		return "", fmt.Errorf("a string is required")
+	}
+	return v.AsString(), nil
+}
+
+// ParseSize reads "512", "64KiB", "1.5GB", "100MB" (SI or binary units).
+func ParseSize(s string) (int64, error) {
+	t := strings.TrimSpace(s)
+	i := 0
+	for i < len(t) && (t[i] >= '0' && t[i] <= '9' || t[i] == '.') {
+		i++
+	}
+	num, unit := t[:i], strings.TrimSpace(t[i:])
+	f, err := strconv.ParseFloat(num, 64)
+	if err != nil || f < 0 {
+		return 0, fmt.Errorf("%q is not a size; write it like \"512MiB\" or \"1GB\"", s)
+	}
+	mult := map[string]float64{
+		"": 1, "B": 1, "KB": 1e3, "kB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12,
+		"KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30, "TiB": 1 << 40,
+	}[unit]
+	if mult == 0 {
+		return 0, fmt.Errorf("%q has an unknown unit %q; use B, KB, MB, GB, TB, KiB, MiB, GiB or TiB", s, unit)
+	}
+	return int64(f * mult), nil
+}

@@ -1,0 +1,53 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/function"
+)
+
+// envFunc is env("NAME") or env("NAME", "default"): an unset variable with no
+// default is an error, so a missing secret stops the load instead of
+// connecting with an empty password.
+func envFunc(lookup func(string) (string, bool)) function.Function {
+	return function.New(&function.Spec{
+		Params:   []function.Parameter{{Name: "name", Type: cty.String}},
+		VarParam: &function.Parameter{Name: "default", Type: cty.String},
+		Type:     function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			name := args[0].AsString()
+			if v, ok := lookup(name); ok {
+				return cty.StringVal(v), nil
+			}
+			if len(args) > 1 {
+				return args[1], nil
+			}
+			return cty.NilVal, function.NewArgErrorf(0, "environment variable %s is not set (give a default as env(%q, \"…\"))", name, name)
+		},
+	})
+}
+
+// fileFunc is file("path"): the file's contents with one trailing newline
+// removed (secret files usually end with one). A relative path is relative to
+// the directory of the config file that uses it.
+func fileFunc(baseDir string) function.Function {
+	return function.New(&function.Spec{
+		Params: []function.Parameter{{Name: "path", Type: cty.String}},
+		Type:   function.StaticReturnType(cty.String),
+		Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+			p := args[0].AsString()
+			if !filepath.IsAbs(p) {
+				p = filepath.Join(baseDir, p)
+			}
+			b, err := os.ReadFile(p)
+			if err != nil {
+				return cty.NilVal, function.NewArgError(0, err)
+			}
+			s := strings.TrimSuffix(strings.TrimSuffix(string(b), "\n"), "\r")
+			return cty.StringVal(s), nil
+		},
+	})
+}

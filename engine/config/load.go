@@ -1,0 +1,601 @@
+// Package config loads HCL pipeline files into validated pipeline specs:
+// parse, variables, service, then every pipeline's components decoded against
+// their specs, references resolved and the graph checked, all before anything
+// starts. Every problem is an hcl.Diagnostic with its source range, and all of
+// them are reported, not only the first.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/flowd/flowd/engine"
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/hclparse"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/zclconf/go-cty/cty"
+	"github.com/zclconf/go-cty/cty/convert"
+	"github.com/zclconf/go-cty/cty/function"
+)
+
+// Service is the optional service block.
+type Service struct {
+	HTTPAddr string `hcl:"http_addr" default:"127.0.0.1:9180" doc:"address of the metrics, health and status endpoint; loopback unless you mean to expose it"`
+	DataDir  string `hcl:"data_dir" default:"./data" doc:"where disk buffers, certificates and component state live"`
+	LogLevel string `hcl:"log_level" default:"info" enum:"debug|info|warn|error" doc:"log level"`
+}
+
+// Pipeline holds the pipeline block's own attributes.
+type Pipeline struct {
+	LatencySLO   time.Duration `hcl:"latency_slo" default:"10s" doc:"end-to-end p99 latency target; readiness fails while it is exceeded"`
+	StallTimeout time.Duration `hcl:"stall_timeout" default:"5m" doc:"readiness fails when a sink has delivered nothing for this long while its buffer holds points"`
+	QueueSize    int           `hcl:"queue_size" default:"8" doc:"batches each component's input channel holds"`
+}
+
+// Config is a loaded, validated set of pipeline files.
+type Config struct {
+	Service   Service
+	Pipelines []*engine.PipelineConfig
+}
+
+// Options control loading.
+type Options struct {
+	Registry *engine.Registry
+	// Vars are values given on the command line (--var name=value); they win
+	// over FLOWD_VAR_<name> environment variables, which win over defaults.
+	Vars      map[string]string
+	LookupEnv func(string) (string, bool)
+	Logger    *slog.Logger
+	// DataDir, when set, overrides service.data_dir.
+	DataDir string
+	// Metrics receives the components' own metrics (nil: not exported).
+	Metrics prometheus.Registerer
+}
+
+// Loader keeps the parsed files so diagnostics can be printed with snippets.
+type Loader struct {
+	opts   Options
+	parser *hclparse.Parser
+}
+
+func NewLoader(opts Options) *Loader {
+	if opts.LookupEnv == nil {
+		opts.LookupEnv = os.LookupEnv
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	return &Loader{opts: opts, parser: hclparse.NewParser()}
+}
+
+// Files returns the parsed files, for hcl.NewDiagnosticTextWriter.
+func (l *Loader) Files() map[string]*hcl.File { return l.parser.Files() }
+
+// ExpandPaths turns files and directories into a sorted list of .hcl files.
+func ExpandPaths(paths []string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		st, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if !st.IsDir() {
+			out = append(out, p)
+			continue
+		}
+		matches, err := filepath.Glob(filepath.Join(p, "*.hcl"))
+		if err != nil {
+			return nil, err
+		}
+		if len(matches) == 0 {
+			return nil, fmt.Errorf("%s: no .hcl files", p)
+		}
+		sort.Strings(matches)
+		out = append(out, matches...)
+	}
+	return out, nil
+}
+
+// LoadFiles parses and validates files (a directory means its *.hcl files).
+func (l *Loader) LoadFiles(paths []string) (*Config, hcl.Diagnostics) {
+	files, err := ExpandPaths(paths)
+	if err != nil {
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: err.Error()}}
+	}
+	var diags hcl.Diagnostics
+	var parsed []*hcl.File
+	var names []string
+	for _, name := range files {
+		f, d := l.parser.ParseHCLFile(name)
+		diags = append(diags, d...)
+		if f != nil {
+			parsed = append(parsed, f)
+			names = append(names, name)
+		}
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	cfg, d := l.load(parsed, names)
+	return cfg, append(diags, d...)
+}
+
+// LoadSource parses and validates one in-memory file.
+func (l *Loader) LoadSource(filename string, src []byte) (*Config, hcl.Diagnostics) {
+	f, diags := l.parser.ParseHCL(src, filename)
+	if diags.HasErrors() || f == nil {
+		return nil, diags
+	}
+	cfg, d := l.load([]*hcl.File{f}, []string{filename})
+	return cfg, append(diags, d...)
+}
+
+var rootSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
+	{Type: "service"},
+	{Type: "variable", LabelNames: []string{"name"}},
+	{Type: "pipeline", LabelNames: []string{"name"}},
+}}
+
+var variableSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
+	{Name: "default"}, {Name: "description"}, {Name: "sensitive"},
+}}
+
+type fileContent struct {
+	content *hcl.BodyContent
+	dir     string
+}
+
+func (l *Loader) load(files []*hcl.File, names []string) (*Config, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	var fcs []fileContent
+	for i, f := range files {
+		c, d := f.Body.Content(rootSchema)
+		diags = append(diags, d...)
+		fcs = append(fcs, fileContent{content: c, dir: filepath.Dir(names[i])})
+	}
+
+	vars, d := l.variables(fcs)
+	diags = append(diags, d...)
+	varVal := cty.EmptyObjectVal
+	if len(vars) > 0 {
+		varVal = cty.ObjectVal(vars)
+	}
+	evalCtx := func(dir string) *hcl.EvalContext {
+		return &hcl.EvalContext{
+			Variables: map[string]cty.Value{"var": varVal},
+			Functions: map[string]function.Function{"env": envFunc(l.opts.LookupEnv), "file": fileFunc(dir)},
+		}
+	}
+
+	cfg := &Config{}
+	if err := ApplyDefaults(reflect.ValueOf(&cfg.Service).Elem()); err != nil {
+		panic(err)
+	}
+	var serviceAt *hcl.Range
+	for _, fc := range fcs {
+		for _, b := range fc.content.Blocks.OfType("service") {
+			if serviceAt != nil {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Duplicate service block",
+					Detail: "Only one service block is allowed; the first is at " + serviceAt.String() + ".", Subject: b.DefRange.Ptr()})
+				continue
+			}
+			serviceAt = b.DefRange.Ptr()
+			c, d := b.Body.Content(Schema(reflect.TypeFor[Service]()))
+			diags = append(diags, d...)
+			diags = append(diags, DecodeContent(c, reflect.ValueOf(&cfg.Service).Elem(), evalCtx(fc.dir))...)
+		}
+	}
+	if l.opts.DataDir != "" {
+		cfg.Service.DataDir = l.opts.DataDir
+	}
+
+	seen := map[string]hcl.Range{}
+	for _, fc := range fcs {
+		for _, b := range fc.content.Blocks.OfType("pipeline") {
+			name := b.Labels[0]
+			if first, dup := seen[name]; dup {
+				diags = append(diags, duplicate("pipeline", name, b.DefRange, first))
+				continue
+			}
+			seen[name] = b.DefRange
+			p, d := l.pipeline(name, b, evalCtx(fc.dir), cfg.Service.DataDir)
+			diags = append(diags, d...)
+			if p != nil {
+				cfg.Pipelines = append(cfg.Pipelines, p)
+			}
+		}
+	}
+	if len(seen) == 0 && !diags.HasErrors() {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No pipeline",
+			Detail: "A configuration needs at least one pipeline block.", Subject: fileStart(files)})
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return cfg, diags
+}
+
+func fileStart(files []*hcl.File) *hcl.Range {
+	if len(files) == 0 {
+		return nil
+	}
+	r := files[0].Body.MissingItemRange()
+	return &r
+}
+
+func duplicate(what, name string, at, first hcl.Range) *hcl.Diagnostic {
+	return &hcl.Diagnostic{
+		Severity: hcl.DiagError, Summary: fmt.Sprintf("Duplicate %s %q", what, name),
+		Detail:  fmt.Sprintf("A %s named %q is already defined at %s. Names must be unique.", what, name, first.String()),
+		Subject: at.Ptr(),
+	}
+}
+
+func (l *Loader) variables(fcs []fileContent) (map[string]cty.Value, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	vars := map[string]cty.Value{}
+	at := map[string]hcl.Range{}
+	fnCtx := &hcl.EvalContext{Functions: map[string]function.Function{"env": envFunc(l.opts.LookupEnv)}}
+	for _, fc := range fcs {
+		for _, b := range fc.content.Blocks.OfType("variable") {
+			name := b.Labels[0]
+			if first, dup := at[name]; dup {
+				diags = append(diags, duplicate("variable", name, b.DefRange, first))
+				continue
+			}
+			at[name] = b.DefRange
+			c, d := b.Body.Content(variableSchema)
+			diags = append(diags, d...)
+			val := cty.NilVal
+			if a, ok := c.Attributes["default"]; ok {
+				fnCtx.Functions["file"] = fileFunc(fc.dir)
+				v, d := a.Expr.Value(fnCtx)
+				diags = append(diags, d...)
+				val = v
+			}
+			given, ok := l.opts.Vars[name]
+			if !ok {
+				given, ok = l.opts.LookupEnv("FLOWD_VAR_" + name)
+			}
+			if ok {
+				gv := cty.StringVal(given)
+				if val != cty.NilVal && !val.IsNull() && val.Type().IsPrimitiveType() {
+					cv, err := convert.Convert(gv, val.Type())
+					if err != nil {
+						diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid value for variable " + name,
+							Detail: fmt.Sprintf("%q: %s", given, err), Subject: b.DefRange.Ptr()})
+						continue
+					}
+					gv = cv
+				}
+				val = gv
+			}
+			if val == cty.NilVal {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No value for variable " + name,
+					Detail:  fmt.Sprintf("Give it a default, pass --var %s=VALUE, or set FLOWD_VAR_%s.", name, name),
+					Subject: b.DefRange.Ptr()})
+				continue
+			}
+			vars[name] = val
+		}
+	}
+	for name := range l.opts.Vars {
+		if _, ok := at[name]; !ok {
+			detail := "No variable block declares it."
+			if s := Suggest(name, slices.Collect(maps.Keys(at))); s != "" {
+				detail += fmt.Sprintf(" Did you mean %q?", s)
+			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Unknown variable " + name + " given with --var", Detail: detail})
+		}
+	}
+	return vars, diags
+}
+
+type ref struct {
+	kind engine.ComponentKind
+	name string
+	rng  hcl.Range
+}
+
+func (r ref) id() string { return engine.ID(r.kind, r.name) }
+
+type component struct {
+	kind    engine.ComponentKind
+	typ     string
+	name    string
+	block   *hcl.Block
+	spec    *engine.Spec
+	content *hcl.BodyContent
+	cfg     reflect.Value
+	inputs  []ref
+	buffer  engine.BufferConfig
+	ok      bool // decoded without errors
+}
+
+func (c *component) id() string { return engine.ID(c.kind, c.name) }
+
+var pipelineSchema = func() *hcl.BodySchema {
+	s := Schema(reflect.TypeFor[Pipeline]())
+	s.Attributes = append(s.Attributes, hcl.AttributeSchema{Name: "dead_letter"})
+	for _, k := range []string{"source", "transform", "sink"} {
+		s.Blocks = append(s.Blocks, hcl.BlockHeaderSchema{Type: k, LabelNames: []string{"type", "name"}})
+	}
+	return s
+}()
+
+func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, dataDir string) (*engine.PipelineConfig, hcl.Diagnostics) {
+	content, diags := block.Body.Content(pipelineSchema)
+	var attrs Pipeline
+	if err := ApplyDefaults(reflect.ValueOf(&attrs).Elem()); err != nil {
+		panic(err)
+	}
+	diags = append(diags, DecodeContent(content, reflect.ValueOf(&attrs).Elem(), ctx)...)
+	pc := &engine.PipelineConfig{Name: name, LatencySLO: attrs.LatencySLO, StallTimeout: attrs.StallTimeout, QueueSize: attrs.QueueSize}
+
+	var comps []*component
+	byID := map[string]*component{}
+	names := map[engine.ComponentKind][]string{}
+	for _, b := range content.Blocks {
+		kind := engine.ComponentKind(b.Type)
+		c := &component{kind: kind, typ: b.Labels[0], name: b.Labels[1], block: b}
+		if first, dup := byID[c.id()]; dup {
+			diags = append(diags, duplicate(string(kind), c.name, b.DefRange, first.block.DefRange))
+			continue
+		}
+		byID[c.id()] = c
+		names[kind] = append(names[kind], c.name)
+		comps = append(comps, c)
+		diags = append(diags, l.decodeComponent(c, ctx)...)
+	}
+
+	// References: inputs and the dead-letter sink.
+	for _, c := range comps {
+		for _, r := range c.inputs {
+			if r.kind != engine.KindSource && r.kind != engine.KindTransform {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid input",
+					Detail: "Inputs are references like source.NAME or transform.NAME.", Subject: r.rng.Ptr()})
+				continue
+			}
+			if _, ok := byID[r.id()]; !ok {
+				detail := fmt.Sprintf("This pipeline has no %s named %q.", r.kind, r.name)
+				if s := Suggest(r.name, names[r.kind]); s != "" {
+					detail += fmt.Sprintf(" Did you mean %s.%s?", r.kind, s)
+				}
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Reference to undeclared " + string(r.kind),
+					Detail: detail, Subject: r.rng.Ptr()})
+			}
+		}
+	}
+	if a, ok := content.Attributes["dead_letter"]; ok {
+		refs, d := parseRefs(a.Expr, true)
+		diags = append(diags, d...)
+		for _, r := range refs {
+			if r.kind != engine.KindSink {
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid dead_letter",
+					Detail: "dead_letter names a sink: sink.NAME.", Subject: r.rng.Ptr()})
+			} else if _, ok := byID[r.id()]; !ok {
+				detail := fmt.Sprintf("This pipeline has no sink named %q.", r.name)
+				if s := Suggest(r.name, names[engine.KindSink]); s != "" {
+					detail += fmt.Sprintf(" Did you mean sink.%s?", s)
+				}
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Reference to undeclared sink", Detail: detail, Subject: r.rng.Ptr()})
+			} else {
+				pc.DeadLetter = r.name
+			}
+		}
+	}
+	diags = append(diags, cycles(comps, byID)...)
+
+	// Consumers: a source or transform nothing reads from is almost always a mistake.
+	used := map[string]bool{}
+	for _, c := range comps {
+		for _, r := range c.inputs {
+			used[r.id()] = true
+		}
+	}
+	for _, c := range comps {
+		if c.kind != engine.KindSink && !used[c.id()] {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Unused " + string(c.kind),
+				Detail: fmt.Sprintf("Nothing takes %s as an input; its points are discarded.", c.id()), Subject: c.block.DefRange.Ptr()})
+		}
+	}
+	if len(names[engine.KindSource]) == 0 {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Pipeline without a source",
+			Detail: fmt.Sprintf("Pipeline %q needs at least one source block.", name), Subject: block.DefRange.Ptr()})
+	}
+
+	// Build components only once the configuration reads cleanly, so a
+	// constructor never sees half-decoded input.
+	for _, c := range comps {
+		if !c.ok {
+			continue
+		}
+		env := &engine.Env{
+			Pipeline: name, Kind: c.kind, Type: c.typ, Name: c.name, DataDir: dataDir,
+			Logger: l.opts.Logger.With("pipeline", name, "component", c.id()),
+		}
+		if l.opts.Metrics != nil {
+			env.Metrics = prometheus.WrapRegistererWith(prometheus.Labels{"pipeline": name, "component": c.id()}, l.opts.Metrics)
+		}
+		obj, err := c.spec.Build(c.cfg.Interface(), env)
+		if err != nil {
+			diags = append(diags, buildDiag(c, err))
+			continue
+		}
+		nc := &engine.NodeConfig{Kind: c.kind, Type: c.typ, Name: c.name, Component: obj, Env: env, Buffer: c.buffer}
+		for _, r := range c.inputs {
+			nc.Inputs = append(nc.Inputs, r.id())
+		}
+		if nc.Buffer.Type == "disk" && nc.Buffer.Dir == "" {
+			nc.Buffer.Dir = filepath.Join(dataDir, "buffers", name, c.name)
+		}
+		pc.Nodes = append(pc.Nodes, nc)
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return pc, diags
+}
+
+func (l *Loader) decodeComponent(c *component, ctx *hcl.EvalContext) hcl.Diagnostics {
+	spec, ok := l.opts.Registry.Lookup(c.kind, c.typ)
+	if !ok {
+		types := l.opts.Registry.Types(c.kind)
+		detail := fmt.Sprintf("There is no %s type %q. Known types: %s.", c.kind, c.typ, strings.Join(types, ", "))
+		if s := Suggest(c.typ, types); s != "" {
+			detail = fmt.Sprintf("There is no %s type %q. Did you mean %q?", c.kind, c.typ, s)
+		}
+		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown " + string(c.kind) + " type",
+			Detail: detail, Subject: c.block.LabelRanges[0].Ptr()}}
+	}
+	c.spec = spec
+	schema := Schema(spec.ConfigType())
+	if c.kind != engine.KindSource {
+		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: "inputs", Required: true})
+	}
+	if c.kind == engine.KindSink {
+		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: "buffer"})
+	}
+	content, diags := c.block.Body.Content(schema)
+	c.content = content
+	c.cfg = reflect.New(spec.ConfigType())
+	if err := ApplyDefaults(c.cfg.Elem()); err != nil {
+		panic(err)
+	}
+	diags = append(diags, DecodeContent(content, c.cfg.Elem(), ctx)...)
+	if a, ok := content.Attributes["inputs"]; ok {
+		refs, d := parseRefs(a.Expr, false)
+		diags = append(diags, d...)
+		c.inputs = refs
+		if len(refs) == 0 && !d.HasErrors() {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No inputs",
+				Detail: "inputs lists at least one source.NAME or transform.NAME.", Subject: a.Expr.Range().Ptr()})
+		}
+	}
+	if c.kind == engine.KindSink {
+		bv := reflect.ValueOf(&c.buffer).Elem()
+		if err := ApplyDefaults(bv); err != nil {
+			panic(err)
+		}
+		bufs := content.Blocks.OfType("buffer")
+		for i, b := range bufs {
+			if i > 0 {
+				diags = append(diags, duplicate("buffer", "buffer", b.DefRange, bufs[0].DefRange))
+				break
+			}
+			bc, d := b.Body.Content(Schema(bv.Type()))
+			diags = append(diags, d...)
+			diags = append(diags, DecodeContent(bc, bv, ctx)...)
+		}
+	}
+	c.ok = !diags.HasErrors()
+	return diags
+}
+
+// parseRefs reads a reference (single) or a list of references without
+// evaluating them: source.NAME, transform.NAME, sink.NAME.
+func parseRefs(expr hcl.Expression, single bool) ([]ref, hcl.Diagnostics) {
+	exprs := []hcl.Expression{expr}
+	if !single {
+		list, diags := hcl.ExprList(expr)
+		if diags.HasErrors() {
+			return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Invalid inputs",
+				Detail: "inputs is a list of references, like [source.line1, transform.scale].", Subject: expr.Range().Ptr()}}
+		}
+		exprs = list
+	}
+	var out []ref
+	var diags hcl.Diagnostics
+	for _, e := range exprs {
+		t, d := hcl.AbsTraversalForExpr(e)
+		if d.HasErrors() || len(t) != 2 {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid reference",
+				Detail: "A reference is written kind.NAME, like source.line1 or transform.scale (no quotes).", Subject: e.Range().Ptr()})
+			continue
+		}
+		attr, ok := t[1].(hcl.TraverseAttr)
+		if !ok {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid reference",
+				Detail: "A reference is written kind.NAME.", Subject: e.Range().Ptr()})
+			continue
+		}
+		out = append(out, ref{kind: engine.ComponentKind(t.RootName()), name: attr.Name, rng: e.Range()})
+	}
+	return out, diags
+}
+
+// cycles reports every transform that is part of a cycle.
+func cycles(comps []*component, byID map[string]*component) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	const (
+		white = iota
+		grey
+		black
+	)
+	color := map[string]int{}
+	var stack []string
+	var visit func(c *component)
+	visit = func(c *component) {
+		color[c.id()] = grey
+		stack = append(stack, c.id())
+		for _, r := range c.inputs {
+			next, ok := byID[r.id()]
+			if !ok {
+				continue
+			}
+			switch color[next.id()] {
+			case grey:
+				i := slices.Index(stack, next.id())
+				loop := append(slices.Clone(stack[i:]), next.id())
+				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cycle in pipeline",
+					Detail: "These components feed each other: " + strings.Join(loop, " → ") + ".", Subject: r.rng.Ptr()})
+			case white:
+				visit(next)
+			}
+		}
+		stack = stack[:len(stack)-1]
+		color[c.id()] = black
+	}
+	for _, c := range comps {
+		if color[c.id()] == white {
+			visit(c)
+		}
+	}
+	return diags
+}
+
+// buildDiag turns a constructor error into a diagnostic on the attribute it
+// blames, down to the column inside an expression where it can.
+func buildDiag(c *component, err error) *hcl.Diagnostic {
+	d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: fmt.Sprintf("Invalid %s %q", c.kind, c.name),
+		Detail: err.Error(), Subject: c.block.DefRange.Ptr()}
+	var fe *engine.FieldError
+	if !errors.As(err, &fe) {
+		return d
+	}
+	d.Detail = fe.Field + ": " + fe.Err.Error()
+	if a, ok := c.content.Attributes[strings.SplitN(fe.Field, ".", 2)[0]]; ok {
+		d.Subject, d.Context = a.Expr.Range().Ptr(), a.Range.Ptr()
+	}
+	if fe.Expr != nil {
+		r := fe.Expr.Range
+		if fe.Offset >= 0 && r.Start.Line == r.End.Line && fe.Offset < len(fe.Expr.Src) {
+			r.Start.Column += fe.Offset
+			r.Start.Byte += fe.Offset
+			r.End = r.Start
+			r.End.Column++
+			r.End.Byte++
+		}
+		d.Subject = &r
+	}
+	return d
+}

@@ -1,0 +1,81 @@
+package engine
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"io/fs"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+//go:embed web
+var webFS embed.FS
+
+// Handler serves /metrics, /healthz, /readyz, /api/status and the status page.
+func (rt *Runtime) Handler() http.Handler {
+	reg := rt.opts.Metrics
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	reg.MustRegister(rt.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		st := rt.Status()
+		if !st.Ready {
+			w.WriteHeader(http.StatusServiceUnavailable)
+			for _, p := range st.Pipelines {
+				for _, pr := range p.Problems {
+					w.Write([]byte(p.Name + ": " + pr + "\n"))
+				}
+			}
+			return
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		enc.Encode(rt.Status())
+	})
+	static, _ := fs.Sub(webFS, "web")
+	mux.Handle("GET /", http.FileServerFS(static))
+	return mux
+}
+
+// Serve listens on addr until ctx is done. It returns once the listener is
+// bound (or failed to bind); the server stops when ctx is cancelled.
+func (rt *Runtime) Serve(ctx context.Context, addr string) (net.Addr, <-chan error, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv := &http.Server{Handler: rt.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	errc := make(chan error, 1)
+	go func() {
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		errc <- err
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	return ln.Addr(), errc, nil
+}
