@@ -131,7 +131,7 @@ func TestGoldenFileToFile(t *testing.T) {
   }
 }
 `)
-	p := harness.Start(t, pipe)
+	p := harness.Launch(t, pipe)
 	if code := p.Wait(60 * time.Second); code != 0 {
 		t.Fatalf("flowd exit %d\n%s", code, p.Stderr.String())
 	}
