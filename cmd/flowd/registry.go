@@ -7,6 +7,7 @@ import (
 	"github.com/flowd/flowd/sinks/discard"
 	filesink "github.com/flowd/flowd/sinks/file"
 	"github.com/flowd/flowd/sinks/stdout"
+	"github.com/flowd/flowd/transforms/expr"
 )
 
 // registry lists every component this build has. Adding a component means
@@ -16,6 +17,8 @@ func registry() *engine.Registry {
 		// sources
 		sim.Spec,
 		file.Spec,
+		// transforms
+		expr.Spec,
 		// sinks
 		filesink.Spec,
 		stdout.Spec,
