@@ -7,6 +7,7 @@ import (
 	"github.com/flowd/flowd/sinks/discard"
 	filesink "github.com/flowd/flowd/sinks/file"
 	"github.com/flowd/flowd/sinks/stdout"
+	"github.com/flowd/flowd/transforms/cov"
 	"github.com/flowd/flowd/transforms/expr"
 )
 
@@ -19,6 +20,7 @@ func registry() *engine.Registry {
 		file.Spec,
 		// transforms
 		expr.Spec,
+		cov.Spec,
 		// sinks
 		filesink.Spec,
 		stdout.Spec,

@@ -9,8 +9,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/maphash"
 	"log/slog"
 	"math"
+	"math/bits"
 	"os"
 	"path"
 	"path/filepath"
@@ -68,9 +70,14 @@ type params struct {
 	heartbeat int64
 }
 
-type key struct{ asset, tag string }
-
+// The state is keyed by a hash of (asset, tag): a uint64 map lookup is much
+// cheaper than hashing a two-string struct key. Entries keep their names, and
+// the rare collision chains through next.
 type entry struct {
+	asset   string
+	tag     string
+	next    *entry
+	hash    uint64
 	last    engine.Value
 	quality engine.Quality
 	lastTS  int64 // ts of the last reported point
@@ -84,7 +91,9 @@ type Transform struct {
 	env       *engine.Env
 	def       params
 	overrides []params
-	state     map[key]*entry
+	state     map[uint64]*entry
+	count     int
+	seed      maphash.Seed
 	ttl       int64
 	maxTS     int64
 	sweptTS   int64
@@ -106,7 +115,7 @@ func New(c *Config, env *engine.Env) (engine.Transform, error) {
 	if c.StateTTL <= 0 {
 		return nil, &engine.FieldError{Field: "state_ttl", Offset: -1, Err: errors.New("must be positive")}
 	}
-	t := &Transform{cfg: *c, env: env, state: map[key]*entry{}, ttl: int64(c.StateTTL)}
+	t := &Transform{cfg: *c, env: env, state: map[uint64]*entry{}, seed: maphash.MakeSeed(), ttl: int64(c.StateTTL)}
 	t.def = params{deadband: c.Deadband, percent: c.Mode == "percent", heartbeat: int64(c.Heartbeat)}
 	for i, o := range c.Override {
 		if _, err := path.Match(o.Match, ""); err != nil {
@@ -171,24 +180,48 @@ func (t *Transform) Process(ctx context.Context, in []engine.Point) []engine.Poi
 	if maxTS-t.sweptTS > t.ttl/4 {
 		t.sweep()
 	}
-	t.tags.Set(float64(len(t.state)))
+	t.tags.Set(float64(t.count))
 	return out
+}
+
+func (t *Transform) hash(asset, tag string) uint64 {
+	return bits.RotateLeft64(maphash.String(t.seed, asset), 17) ^ maphash.String(t.seed, tag)
+}
+
+// lookup finds the entry of (asset, tag), or nil.
+func (t *Transform) lookup(h uint64, asset, tag string) *entry {
+	for e := t.state[h]; e != nil; e = e.next {
+		if e.tag == tag && e.asset == asset {
+			return e
+		}
+	}
+	return nil
+}
+
+// insert adds a new entry for p; false when max_tags are already tracked.
+func (t *Transform) insert(h uint64, p *engine.Point) *entry {
+	if t.count >= t.cfg.MaxTags {
+		t.sweep()
+		if t.count >= t.cfg.MaxTags {
+			return nil
+		}
+	}
+	e := &entry{asset: p.Asset, tag: p.Tag, hash: h, par: t.paramsFor(p.Asset, p.Tag)}
+	e.next = t.state[h]
+	t.state[h] = e
+	t.count++
+	e.report(p)
+	return e
 }
 
 // pass decides for one point and updates its tag's state.
 func (t *Transform) pass(p *engine.Point) bool {
-	e := t.state[key{p.Asset, p.Tag}]
+	h := t.hash(p.Asset, p.Tag)
+	e := t.lookup(h, p.Asset, p.Tag)
 	if e == nil {
-		if len(t.state) >= t.cfg.MaxTags {
-			t.sweep()
-			if len(t.state) >= t.cfg.MaxTags {
-				t.untracked.Inc()
-				return true
-			}
+		if t.insert(h, p) == nil {
+			t.untracked.Inc()
 		}
-		e = &entry{par: t.paramsFor(p.Asset, p.Tag)}
-		t.state[key{p.Asset, p.Tag}] = e
-		e.report(p)
 		return true
 	}
 	e.seenTS = p.TS
@@ -237,9 +270,22 @@ func changed(e *entry, p *engine.Point) bool {
 func (t *Transform) sweep() {
 	t.sweptTS = t.maxTS
 	limit := t.maxTS - t.ttl
-	for k, e := range t.state {
-		if e.seenTS < limit {
-			delete(t.state, k)
+	for h, head := range t.state {
+		var keep *entry
+		for e := head; e != nil; {
+			next := e.next
+			if e.seenTS >= limit {
+				e.next = keep
+				keep = e
+			} else {
+				t.count--
+			}
+			e = next
+		}
+		if keep == nil {
+			delete(t.state, h)
+		} else if keep != head {
+			t.state[h] = keep
 		}
 	}
 }
@@ -278,12 +324,13 @@ func (t *Transform) load() {
 	}
 	for i := range pts {
 		p := &pts[i]
-		if len(t.state) >= t.cfg.MaxTags {
+		h := t.hash(p.Asset, p.Tag)
+		if t.lookup(h, p.Asset, p.Tag) != nil {
+			continue
+		}
+		if t.insert(h, p) == nil {
 			break
 		}
-		e := &entry{par: t.paramsFor(p.Asset, p.Tag)}
-		e.report(p)
-		t.state[key{p.Asset, p.Tag}] = e
 		t.maxTS = max(t.maxTS, p.TS)
 	}
 	t.sweptTS = t.maxTS
@@ -307,11 +354,13 @@ func (t *Transform) Close(ctx context.Context) error {
 	}
 	w := bufio.NewWriter(f)
 	var b []byte
-	for k, e := range t.state {
-		p := engine.Point{Asset: k.asset, Tag: k.tag, Value: e.last, Quality: e.quality, TS: e.lastTS}
-		b = codec.AppendPoint(b[:0], &p)
-		b = append(b, '\n')
-		w.Write(b)
+	for _, head := range t.state {
+		for e := head; e != nil; e = e.next {
+			p := engine.Point{Asset: e.asset, Tag: e.tag, Value: e.last, Quality: e.quality, TS: e.lastTS}
+			b = codec.AppendPoint(b[:0], &p)
+			b = append(b, '\n')
+			w.Write(b)
+		}
 	}
 	err = errors.Join(w.Flush(), f.Sync(), f.Close())
 	if err == nil {

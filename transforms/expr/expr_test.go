@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/transforms/internal/benchcpu"
 	"github.com/flowd/flowd/transforms/internal/golden"
 )
 
@@ -153,22 +154,18 @@ func BenchmarkWhereSet(b *testing.B) {
 	tr := build(b, Config{Where: x("quality == 'good'"), Set: map[string]engine.Expr{"value": x("tag == 'temperature' ? (value - 32) / 1.8 : value")}})
 	src := batch(1000)
 	buf := make([]engine.Point, len(src))
-	b.ReportAllocs()
-	for b.Loop() {
+	benchcpu.Loop(b, len(buf), func() {
 		copy(buf, src)
 		tr.Process(context.Background(), buf)
-	}
-	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "points/s")
+	})
 }
 
 func BenchmarkWhere(b *testing.B) {
 	tr := build(b, Config{Where: x("quality == 'good' && value > 10")})
 	src := batch(1000)
 	buf := make([]engine.Point, len(src))
-	b.ReportAllocs()
-	for b.Loop() {
+	benchcpu.Loop(b, len(buf), func() {
 		copy(buf, src)
 		tr.Process(context.Background(), buf)
-	}
-	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "points/s")
+	})
 }

@@ -26,6 +26,6 @@ pipeline "golden" {
 
   sink "file" "rejected" {
     inputs = [transform.nothing]
-    path = var.output
+    path   = var.output
   }
 }
