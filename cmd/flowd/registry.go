@@ -9,6 +9,7 @@ import (
 	"github.com/flowd/flowd/sinks/stdout"
 	"github.com/flowd/flowd/transforms/cov"
 	"github.com/flowd/flowd/transforms/expr"
+	"github.com/flowd/flowd/transforms/window"
 )
 
 // registry lists every component this build has. Adding a component means
@@ -21,6 +22,7 @@ func registry() *engine.Registry {
 		// transforms
 		expr.Spec,
 		cov.Spec,
+		window.Spec,
 		// sinks
 		filesink.Spec,
 		stdout.Spec,
