@@ -9,6 +9,7 @@ import (
 	"github.com/flowd/flowd/sinks/stdout"
 	"github.com/flowd/flowd/transforms/cov"
 	"github.com/flowd/flowd/transforms/expr"
+	"github.com/flowd/flowd/transforms/lookup"
 	"github.com/flowd/flowd/transforms/window"
 )
 
@@ -23,6 +24,7 @@ func registry() *engine.Registry {
 		expr.Spec,
 		cov.Spec,
 		window.Spec,
+		lookup.Spec,
 		// sinks
 		filesink.Spec,
 		stdout.Spec,
