@@ -3,9 +3,11 @@ package expr
 import (
 	"context"
 	"errors"
+	"os/exec"
 	"strings"
 	"testing"
 
+	"github.com/flowd/flowd/e2e/harness"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/transforms/internal/benchcpu"
 	"github.com/flowd/flowd/transforms/internal/golden"
@@ -168,4 +170,23 @@ func BenchmarkWhere(b *testing.B) {
 		copy(buf, src)
 		tr.Process(context.Background(), buf)
 	})
+}
+
+// A compile error is reported by flowd validate at the line and column inside
+// the expression string.
+func TestValidatePointsInsideTheExpression(t *testing.T) {
+	bin := harness.Flowd(t)
+	for _, c := range []struct{ file, pos, msg string }{
+		{"testdata/invalid_where.hcl", ":6:36:", "where: unknown name nosuch"},
+		{"testdata/invalid_set.hcl", ":8:27:", "set.value: unexpected token EOF"},
+	} {
+		out, err := exec.Command(bin, "validate", c.file).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("%s: want exit status 1, got %v\n%s", c.file, err, out)
+		}
+		if !strings.Contains(string(out), c.file+c.pos) || !strings.Contains(string(out), c.msg) {
+			t.Errorf("%s: want %s%s and %q in:\n%s", c.file, c.file, c.pos, c.msg, out)
+		}
+	}
 }
