@@ -18,7 +18,7 @@ import (
 func TestTransformsCountAndExpose(t *testing.T) {
 	dir := t.TempDir()
 	var in strings.Builder
-	const tags, first, rest = 20, 400, 400
+	const tags, first, rest = 20, 400, 1200 // the unchanged rest keeps flowd running while metrics are read
 	bad := 0
 	for i := 0; i < first+rest; i++ {
 		value := fmt.Sprintf("%d.5", i%tags) // constant per tag: cov passes each tag once
@@ -27,7 +27,7 @@ func TestTransformsCountAndExpose(t *testing.T) {
 			bad++
 		}
 		fmt.Fprintf(&in, `{"asset":"line1","tag":"t%02d","value":%s,"quality":"good","ts":"2026-11-22T10:00:%02d.%03dZ"}`+"\n",
-			i%tags, value, i/100, i%100*10)
+			i%tags, value, i/100%60, i%100*10)
 	}
 	input := harness.WriteFile(t, dir, "in.jsonl", in.String())
 	out := filepath.Join(dir, "out.jsonl")
