@@ -190,3 +190,31 @@ func TestValidatePointsInsideTheExpression(t *testing.T) {
 		}
 	}
 }
+
+// FuzzProcess runs arbitrary where and set expressions over arbitrary points:
+// compile errors are fine, panics are not, and no point is invented.
+func FuzzProcess(f *testing.F) {
+	f.Add("quality == 'good'", "value * 2", "line1", "temp", 1.5, "x")
+	f.Add("value > 3 || tag contains 'a'", "str(value) + asset", "", "a", -2.0, "")
+	f.Add("attrs.k == 'v'", "round(value, 1)", "l", "t", 3.14159, "v")
+	f.Fuzz(func(t *testing.T, where, set, asset, tag string, fv float64, attr string) {
+		c := Config{Where: x(where), Set: map[string]engine.Expr{"value": x(set), "attrs.k": x("attrs.k + 'x'")}, DropOnError: fv < 0}
+		if where == "" {
+			c.Where = engine.Expr{}
+		}
+		tr, err := New(&c, &engine.Env{})
+		if err != nil {
+			return
+		}
+		in := []engine.Point{
+			{Asset: asset, Tag: tag, Value: engine.Float(fv), Attrs: map[string]string{"k": attr}},
+			{Asset: asset, Tag: tag + "2", Value: engine.String(attr), Quality: engine.Bad},
+			{Asset: asset, Tag: tag + "3", Value: engine.Int(int64(fv)), Quality: engine.Uncertain},
+			{Asset: asset, Tag: tag + "4"},
+		}
+		out := tr.Process(context.Background(), in)
+		if len(out) > 4 {
+			t.Fatalf("%d points out of 4", len(out))
+		}
+	})
+}
