@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/flowd/flowd/e2e/harness"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/transforms/internal/benchcpu"
 	"github.com/flowd/flowd/transforms/internal/golden"
@@ -241,4 +244,41 @@ func BenchmarkCOV(b *testing.B) {
 		copy(buf, src[r%2])
 		tr.Process(context.Background(), buf)
 	})
+}
+
+// TestStateFileAcrossRestarts runs flowd twice on the same data directory.
+func TestStateFileAcrossRestarts(t *testing.T) {
+	bin := harness.Flowd(t)
+	dir := t.TempDir()
+	input := harness.WriteFile(t, dir, "in.jsonl",
+		`{"asset":"a","tag":"x","value":10.0,"quality":"good","ts":"2026-11-22T10:00:00Z"}
+{"asset":"a","tag":"mode","value":"auto","quality":"good","ts":"2026-11-22T10:00:00Z"}
+`)
+	second := harness.WriteFile(t, dir, "in2.jsonl",
+		`{"asset":"a","tag":"x","value":10.5,"quality":"good","ts":"2026-11-22T10:01:00Z"}
+{"asset":"a","tag":"mode","value":"auto","quality":"good","ts":"2026-11-22T10:01:00Z"}
+{"asset":"a","tag":"x","value":11.5,"quality":"good","ts":"2026-11-22T10:01:01Z"}
+`)
+	run := func(in, out string) []string {
+		cmd := exec.Command(bin, "run", "--http", "off", "--quiet", "--data-dir", filepath.Join(dir, "data"),
+			"--var", "input="+in, "--var", "output="+out, "testdata/restart.hcl")
+		if b, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("flowd run: %v\n%s", err, b)
+		}
+		b, err := os.ReadFile(out)
+		if err != nil && !os.IsNotExist(err) {
+			t.Fatal(err)
+		}
+		return strings.Fields(string(b))
+	}
+	if got := run(input, filepath.Join(dir, "out1.jsonl")); len(got) != 2 {
+		t.Fatalf("first run: %d points, want 2", len(got))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "data", "cov", "state.jsonl")); err != nil {
+		t.Fatalf("no state file after the first run: %v", err)
+	}
+	got := run(second, filepath.Join(dir, "out2.jsonl"))
+	if len(got) != 1 || !strings.Contains(got[0], `"value":11.5`) {
+		t.Fatalf("second run: %v, want only x=11.5", got)
+	}
 }
