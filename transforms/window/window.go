@@ -181,7 +181,7 @@ func (t *Transform) Process(ctx context.Context, in []engine.Point) []engine.Poi
 				continue
 			}
 		} else if p.TS >= a.start+t.size {
-			t.emit(a)
+			t.emit(a, now)
 			a.reset(t.windowStart(p.TS))
 		}
 		a.add(p)
@@ -231,7 +231,7 @@ func (t *Transform) Flush(ctx context.Context, final bool) []engine.Point {
 		return strings.Compare(x.tag, y.tag)
 	})
 	for _, a := range closing {
-		t.emit(a)
+		t.emit(a, now)
 	}
 	return t.out
 }
@@ -278,8 +278,9 @@ func (a *acc) add(p *engine.Point) {
 	}
 }
 
-// emit appends the window's aggregates and marks it closed.
-func (t *Transform) emit(a *acc) {
+// emit appends the window's aggregates and marks it closed. The new points'
+// ingest time is now (engine clock): the window's wait is not engine latency.
+func (t *Transform) emit(a *acc, now int64) {
 	a.open = false
 	if a.n == 0 {
 		return
@@ -314,7 +315,7 @@ func (t *Transform) emit(a *acc) {
 				v = engine.Float(math.Sqrt(a.m2 / float64(a.nNum)))
 			}
 		}
-		t.out = append(t.out, engine.Point{Asset: a.asset, Tag: a.names[i], Value: v, Quality: a.quality, TS: a.start, Attrs: a.attrs})
+		t.out = append(t.out, engine.Point{Asset: a.asset, Tag: a.names[i], Value: v, Quality: a.quality, TS: a.start, Ingest: now, Attrs: a.attrs})
 	}
 	a.attrs = nil
 }
