@@ -37,7 +37,7 @@ type Config struct {
 // Override changes the settings for the tags matching a glob.
 type Override struct {
 	Match     string        `hcl:"match,required" doc:"glob (path.Match syntax) on \"asset/tag\": \"line1/*\", \"*/temperature\", \"*/valve_?\""`
-	Deadband  float64       `hcl:"deadband" default:"-1" doc:"deadband for these tags (unset: the transform's)"`
+	Deadband  float64       `hcl:"deadband" default:"-1" doc:"deadband for these tags (unset, shown as -1: the transform's)"`
 	Mode      string        `hcl:"mode" enum:"absolute|percent" doc:"mode for these tags (unset: the transform's)"`
 	Heartbeat time.Duration `hcl:"heartbeat" doc:"heartbeat for these tags (unset or 0: the transform's)"`
 }
@@ -120,6 +120,9 @@ func New(c *Config, env *engine.Env) (engine.Transform, error) {
 	for i, o := range c.Override {
 		if _, err := path.Match(o.Match, ""); err != nil {
 			return nil, &engine.FieldError{Field: "override", Offset: -1, Err: fmt.Errorf("block %d: match %q: %w", i+1, o.Match, err)}
+		}
+		if (o.Deadband < 0 && o.Deadband != -1) || math.IsNaN(o.Deadband) {
+			return nil, &engine.FieldError{Field: "override", Offset: -1, Err: fmt.Errorf("block %d: deadband must not be negative", i+1)}
 		}
 		p := t.def
 		if o.Deadband >= 0 {
