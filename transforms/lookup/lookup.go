@@ -42,7 +42,8 @@ var Spec = engine.TransformSpec(engine.Info{
 		"error; a reload that fails keeps the previous table and logs why.",
 	Example: `transform "lookup" "meta" {
   inputs = [transform.scale]
-  path   = "tags.csv"   # asset,tag,unit,site
+  # a CSV table with the columns asset,tag,unit,site
+  path = "tags.csv"
 }`,
 }, New)
 
