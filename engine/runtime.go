@@ -29,6 +29,8 @@ type Runtime struct {
 	log       *slog.Logger
 	pipelines []*pipeline
 	started   time.Time
+	regOnce   sync.Once
+	reg       prometheus.Gatherers
 }
 
 // New wires validated pipelines into a runtime. Nothing runs until Run.
