@@ -22,7 +22,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	httpAddr := fs.String("http", "", "address for /metrics, /healthz, /readyz, /api/status and the status page (default: service.http_addr, 127.0.0.1:9180; \"off\" disables)")
 	dataDir := fs.String("data-dir", "", "directory for buffers and state (default: service.data_dir)")
-	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long queued points may take to reach the sinks")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGINT/SIGTERM or a reload, how long queued points may take to reach the sinks")
+	watch := fs.Duration("watch", 2*time.Second, "how often to look for changed configuration files and reload them (0: reload on SIGHUP only)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: service.log_level)")
 	logFormat := fs.String("log-format", "auto", "text, json, or auto (text on a terminal, JSON otherwise)")
 	quiet := fs.Bool("quiet", false, "no live status line on a terminal")
@@ -49,6 +50,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(handler)
 
 	metrics := prometheus.NewRegistry()
+	hash, _ := configHash(fs.Args())
 	cfg, ok := load(fs.Args(), vars, *dataDir, logger, metrics, stderr)
 	if !ok {
 		return exitInvalid
@@ -74,6 +76,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		<-ctx.Done()
 		stop() // a second signal ends flowd at once
 	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	sup := &supervisor{
+		paths: fs.Args(), vars: vars, dataDir: *dataDir, logger: logger, level: level, levelFlag: *logLevel,
+		drain: *drain, watch: *watch, service: cfg.Service, hash: hash,
+	}
+	sup.cur.Store(rt)
 
 	addr := cfg.Service.HTTPAddr
 	if *httpAddr != "" {
@@ -82,7 +92,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	if addr != "off" {
-		bound, _, err := rt.Serve(httpCtx, addr)
+		bound, _, err := engine.Serve(httpCtx, addr, engine.NewHandler(sup.cur.Load))
 		if err != nil {
 			logger.Error("cannot listen", "addr", addr, "err", err)
 			return exitInvalid
@@ -98,11 +108,11 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	if tty && !*quiet {
 		done := make(chan struct{})
 		defer close(done)
-		go out.progress(rt, done)
+		go out.progress(sup.cur.Load, done)
 	}
-	err = rt.Run(ctx, *drain)
+	err = sup.run(ctx, rt, hup)
 	out.clear()
-	t := rt.Totals()
+	t := sup.cur.Load().Totals()
 	logger.Info("flowd stopped", "points_in", t.In, "points_delivered", t.Delivered, "points_dropped", t.Dropped)
 	if err != nil {
 		logger.Error("drain incomplete", "err", err)
@@ -153,7 +163,7 @@ func (s *statusWriter) clear() {
 	}
 }
 
-func (s *statusWriter) progress(rt *engine.Runtime, done <-chan struct{}) {
+func (s *statusWriter) progress(current func() *engine.Runtime, done <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -161,7 +171,7 @@ func (s *statusWriter) progress(rt *engine.Runtime, done <-chan struct{}) {
 		case <-done:
 			return
 		case <-t.C:
-			s.set(progressLine(rt))
+			s.set(progressLine(current()))
 		}
 	}
 }
