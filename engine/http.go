@@ -26,13 +26,15 @@ func (rt *Runtime) Handler() http.Handler {
 
 // NewHandler is Handler for whichever runtime current returns at each
 // request, so one listener keeps serving while a reload swaps runtimes.
-// /metrics gathers the process's own metrics and the current runtime's
-// (engine counters and its components' metrics).
-func NewHandler(current func() *Runtime) http.Handler {
+// /metrics gathers the process's own metrics, extra (metrics that outlive
+// runtimes, like reload counts) and the current runtime's (engine counters
+// and its components' metrics).
+func NewHandler(current func() *Runtime, extra ...prometheus.Gatherer) http.Handler {
 	base := prometheus.NewRegistry()
 	base.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	gather := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
-		return prometheus.Gatherers{base, current().gatherer()}.Gather()
+		g := append(prometheus.Gatherers{base, current().gatherer()}, extra...)
+		return g.Gather()
 	})
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
