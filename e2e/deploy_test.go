@@ -165,6 +165,18 @@ func TestHotReloadUnderTraffic(t *testing.T) {
 	if len(diags) != 1 || !strings.HasSuffix(diags[0]["pos"].(string), filepath.Join("conf", "pipeline.hcl")+":5:5") {
 		t.Fatalf("want one diagnostic at conf/pipeline.hcl:5:5, got %v", diags)
 	}
+	m, err := p.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, rejected, last := harness.Sum(m, "flowd_config_reloads_total", "result=success"),
+		harness.Sum(m, "flowd_config_reloads_total", "result=rejected"),
+		harness.Sum(m, "flowd_config_last_reload_successful"); ok != 1 || rejected != 1 || last != 0 {
+		t.Errorf("reload metrics: %v succeeded, %v rejected, last successful %v; want 1, 1, 0", ok, rejected, last)
+	}
+	if harness.Sum(m, "flowd_points_received_total", "component=source.plc") == 0 {
+		t.Error("/metrics does not serve the running configuration's counters")
+	}
 	before := countPrefix(out, "b")
 	harness.Eventually(t, 20*time.Second, func() bool { return countPrefix(out, "b") > before+500 }, "the running configuration stopped after the rejected reload")
 	if code := p.Stop(30 * time.Second); code != 0 {

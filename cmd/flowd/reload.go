@@ -36,6 +36,44 @@ type supervisor struct {
 	cur       atomic.Pointer[engine.Runtime]
 	hash      string // of the configuration last loaded, valid or not
 	reloads   int
+	metrics   reloadMetrics
+}
+
+// reloadMetrics outlive runtimes: they are served beside the current one's.
+type reloadMetrics struct {
+	reg        *prometheus.Registry
+	total      *prometheus.CounterVec
+	successful prometheus.Gauge
+	lastOK     prometheus.Gauge
+}
+
+func newReloadMetrics() reloadMetrics {
+	m := reloadMetrics{
+		reg: prometheus.NewRegistry(),
+		total: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "flowd_config_reloads_total",
+			Help: "Configuration reloads attempted (SIGHUP or changed files), by result: success or rejected."}, []string{"result"}),
+		successful: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowd_config_last_reload_successful",
+			Help: "1 when the last configuration loaded (at start or by a reload) was valid and runs."}),
+		lastOK: prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowd_config_last_reload_success_timestamp_seconds",
+			Help: "When the running configuration was loaded."}),
+	}
+	m.total.WithLabelValues("success")
+	m.total.WithLabelValues("rejected")
+	m.successful.Set(1)
+	m.lastOK.SetToCurrentTime()
+	m.reg.MustRegister(m.total, m.successful, m.lastOK)
+	return m
+}
+
+func (m reloadMetrics) result(ok bool) {
+	if ok {
+		m.total.WithLabelValues("success").Inc()
+		m.successful.Set(1)
+		m.lastOK.SetToCurrentTime()
+		return
+	}
+	m.total.WithLabelValues("rejected").Inc()
+	m.successful.Set(0)
 }
 
 // configHash identifies the contents of the configuration files. A directory
@@ -81,12 +119,14 @@ func (s *supervisor) run(ctx context.Context, rt *engine.Runtime, hup <-chan os.
 			case <-hup:
 				h, _ := configHash(s.paths)
 				next = s.prepare("SIGHUP", h)
+				s.metrics.result(next != nil)
 			case <-tick:
 				h, err := configHash(s.paths)
 				if err != nil || h == s.hash {
 					continue // unreadable for a moment (being replaced), or unchanged
 				}
 				next = s.prepare("configuration files changed", h)
+				s.metrics.result(next != nil)
 			}
 		}
 		s.logger.Info("draining the running configuration", "timeout", s.drain.String())

@@ -81,7 +81,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	defer signal.Stop(hup)
 	sup := &supervisor{
 		paths: fs.Args(), vars: vars, dataDir: *dataDir, logger: logger, level: level, levelFlag: *logLevel,
-		drain: *drain, watch: *watch, service: cfg.Service, hash: hash,
+		drain: *drain, watch: *watch, service: cfg.Service, hash: hash, metrics: newReloadMetrics(),
 	}
 	sup.cur.Store(rt)
 
@@ -92,7 +92,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	if addr != "off" {
-		bound, _, err := engine.Serve(httpCtx, addr, engine.NewHandler(sup.cur.Load))
+		bound, _, err := engine.Serve(httpCtx, addr, engine.NewHandler(sup.cur.Load, sup.metrics.reg))
 		if err != nil {
 			logger.Error("cannot listen", "addr", addr, "err", err)
 			return exitInvalid
