@@ -122,9 +122,9 @@ for values in "" "$chart"/ci/*-values.yaml; do
   args=()
   [ -n "$values" ] && args=(-f "$values")
   log "chart with $name values: lint, template, kubeconform, validate pipelines"
-  "$helm" lint --strict "${args[@]}" "$chart" >"$tmp/lint.out" 2>&1 || { cat "$tmp/lint.out" >&2; exit 1; }
+  "$helm" lint --strict --kube-version "$K8S_VERSION" "${args[@]}" "$chart" >"$tmp/lint.out" 2>&1 || { cat "$tmp/lint.out" >&2; exit 1; }
   out="$tmp/$name.yaml"
-  "$helm" template flowd "$chart" --namespace edge "${args[@]}" >"$out"
+  "$helm" template flowd "$chart" --namespace edge --kube-version "$K8S_VERSION" "${args[@]}" >"$out"
   "${kc[@]}" "$out" >&2
   for kind in StatefulSet ConfigMap Service; do
     grep -q "^kind: $kind\$" "$out" || { log "$name: no $kind rendered"; exit 1; }
@@ -135,7 +135,7 @@ for values in "" "$chart"/ci/*-values.yaml; do
   # The ConfigMap's pipeline files, as the pod sees them.
   pdir="$tmp/$name-pipelines"
   mkdir -p "$pdir"
-  "$helm" template flowd "$chart" "${args[@]}" --show-only templates/configmap.yaml |
+  "$helm" template flowd "$chart" --kube-version "$K8S_VERSION" "${args[@]}" --show-only templates/configmap.yaml |
     awk -v dir="$pdir" '
       /^  [A-Za-z0-9_.-]+\.hcl: \|/ { file = dir "/" substr($1, 1, length($1) - 1); next }
       /^  [^ ]/ { file = "" }
