@@ -34,9 +34,12 @@ type supervisor struct {
 	watch     time.Duration // how often to look at the files; 0: only SIGHUP
 	service   config.Service
 	cur       atomic.Pointer[engine.Runtime]
-	hash      string // of the configuration last loaded, valid or not
-	reloads   int
-	metrics   reloadMetrics
+	running   *loaded
+	// newRuntime builds a runtime; nil means engine.New (tests replace it).
+	newRuntime func(*loaded, engine.Options) (*engine.Runtime, error)
+	hash       string // of the configuration last loaded, valid or not
+	reloads    int
+	metrics    reloadMetrics
 }
 
 // reloadMetrics outlive runtimes: they are served beside the current one's.
@@ -96,8 +99,24 @@ func configHash(paths []string) (string, error) {
 	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
-// run runs rt, then each valid new configuration, until a runtime ends on its
-// own (every source ended) or ctx is cancelled (SIGINT/SIGTERM: drain and stop).
+// loaded is a validated configuration and the registry its components
+// registered their metrics in.
+type loaded struct {
+	cfg     *config.Config
+	metrics *prometheus.Registry
+}
+
+func (s *supervisor) build(l *loaded) (*engine.Runtime, error) {
+	opts := engine.Options{Logger: s.logger, DataDir: s.service.DataDir, Metrics: l.metrics}
+	if s.newRuntime != nil {
+		return s.newRuntime(l, opts)
+	}
+	return engine.New(l.cfg.Pipelines, opts)
+}
+
+// run runs rt (built from s.running), then each valid new configuration,
+// until a runtime ends on its own (every source ended) or ctx is cancelled
+// (SIGINT/SIGTERM: drain and stop).
 func (s *supervisor) run(ctx context.Context, rt *engine.Runtime, hup <-chan os.Signal) error {
 	s.cur.Store(rt)
 	var tick <-chan time.Time
@@ -110,7 +129,7 @@ func (s *supervisor) run(ctx context.Context, rt *engine.Runtime, hup <-chan os.
 		gen, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
 		go func() { done <- rt.Run(gen, s.drain) }()
-		var next *engine.Runtime
+		var next *loaded
 		for next == nil {
 			select {
 			case err := <-done:
@@ -119,16 +138,19 @@ func (s *supervisor) run(ctx context.Context, rt *engine.Runtime, hup <-chan os.
 			case <-hup:
 				h, _ := configHash(s.paths)
 				next = s.prepare("SIGHUP", h)
-				s.metrics.result(next != nil)
 			case <-tick:
 				h, err := configHash(s.paths)
 				if err != nil || h == s.hash {
 					continue // unreadable for a moment (being replaced), or unchanged
 				}
 				next = s.prepare("configuration files changed", h)
-				s.metrics.result(next != nil)
+			}
+			if next == nil {
+				s.metrics.result(false)
 			}
 		}
+		// The old runtime drains before the new one is built, so the two
+		// never hold the same disk buffer, file or client identity at once.
 		s.logger.Info("draining the running configuration", "timeout", s.drain.String())
 		cancel()
 		err := <-done
@@ -137,11 +159,25 @@ func (s *supervisor) run(ctx context.Context, rt *engine.Runtime, hup <-chan os.
 		if err != nil {
 			s.logger.Error("drain of the previous configuration incomplete", "err", err)
 		}
-		rt = next
+		nrt, err := s.build(next)
+		if err != nil {
+			// Rare: what validation cannot see, like a disk buffer that does
+			// not open. Go back to the configuration that was running.
+			s.metrics.result(false)
+			s.logger.Error("cannot start the new configuration; going back to the previous one", "err", err)
+			if nrt, err = s.build(s.running); err != nil {
+				return fmt.Errorf("cannot restart the previous configuration either: %w", err)
+			}
+			rt = nrt
+			s.cur.Store(rt)
+			continue
+		}
+		s.metrics.result(true)
+		rt, s.running = nrt, next
 		s.cur.Store(rt)
 		s.reloads++
-		names := make([]string, 0)
-		for _, p := range rt.Status().Pipelines {
+		names := make([]string, 0, len(next.cfg.Pipelines))
+		for _, p := range next.cfg.Pipelines {
 			names = append(names, p.Name)
 		}
 		// Stopped (SIGTERM) while draining: the new runtime starts with
@@ -150,9 +186,9 @@ func (s *supervisor) run(ctx context.Context, rt *engine.Runtime, hup <-chan os.
 	}
 }
 
-// prepare loads, validates and builds a new configuration without touching
-// the running one; nil means it was rejected (and logged).
-func (s *supervisor) prepare(why, hash string) *engine.Runtime {
+// prepare loads and validates a new configuration, building its components
+// but starting nothing; nil means it was rejected (and logged).
+func (s *supervisor) prepare(why, hash string) *loaded {
 	s.hash = hash
 	s.logger.Info("reloading configuration", "trigger", why, "paths", strings.Join(s.paths, ","))
 	metrics := prometheus.NewRegistry()
@@ -171,12 +207,7 @@ func (s *supervisor) prepare(why, hash string) *engine.Runtime {
 		lvl = s.levelFlag
 	}
 	s.level.UnmarshalText([]byte(lvl))
-	rt, err := engine.New(cfg.Pipelines, engine.Options{Logger: s.logger, DataDir: s.service.DataDir, Metrics: metrics})
-	if err != nil {
-		s.logger.Error("configuration rejected; the running configuration keeps going", "err", err)
-		return nil
-	}
-	return rt
+	return &loaded{cfg: cfg, metrics: metrics}
 }
 
 // logDiags logs each diagnostic with its file:line:col.

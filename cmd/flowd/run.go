@@ -64,7 +64,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	rt, err := engine.New(cfg.Pipelines, engine.Options{Logger: logger, DataDir: cfg.Service.DataDir, Metrics: metrics})
+	sup := &supervisor{
+		paths: fs.Args(), vars: vars, dataDir: *dataDir, logger: logger, level: level, levelFlag: *logLevel,
+		drain: *drain, watch: *watch, service: cfg.Service, hash: hash, metrics: newReloadMetrics(),
+		running: &loaded{cfg: cfg, metrics: metrics},
+	}
+	rt, err := sup.build(sup.running)
 	if err != nil {
 		logger.Error("cannot build pipelines", "err", err)
 		return exitInvalid
@@ -79,10 +84,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	sup := &supervisor{
-		paths: fs.Args(), vars: vars, dataDir: *dataDir, logger: logger, level: level, levelFlag: *logLevel,
-		drain: *drain, watch: *watch, service: cfg.Service, hash: hash, metrics: newReloadMetrics(),
-	}
 	sup.cur.Store(rt)
 
 	addr := cfg.Service.HTTPAddr
