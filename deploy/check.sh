@@ -144,6 +144,19 @@ for values in "" "$chart"/ci/*-values.yaml; do
   POD_NAME=flowd-1 "$tmp/flowd" validate "$pdir" >&2
 done
 
+# Bad values must be refused, with the reason (values.schema.json).
+expect_refused() {
+  local why=$1; shift
+  if "$helm" lint --strict --kube-version "$K8S_VERSION" "$@" "$chart" >"$tmp/refused.out" 2>&1; then
+    log "helm lint accepted values with $why"; exit 1
+  fi
+  grep -q -- "$why" "$tmp/refused.out" || { cat "$tmp/refused.out" >&2; log "refused, but not for $why"; exit 1; }
+}
+log "chart refuses bad values"
+expect_refused "want integer" --set replicaCount=three
+expect_refused "does not match pattern" --set-string pipelines.plant=x
+expect_refused "additional properties 'replicas' not allowed" --set replicas=3
+
 # 5. systemd unit.
 if command -v systemd-analyze >/dev/null; then
   log "systemd-analyze verify deploy/systemd/flowd.service"
