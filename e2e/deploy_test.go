@@ -191,7 +191,67 @@ func TestHotReloadUnderTraffic(t *testing.T) {
 			t.Fatalf("point of the rejected configuration written: %+v", pt)
 		}
 	}
-	t.Logf("%d points over 2 configurations, %d of the first, %d of the second", len(pts), countPrefix(out, "a"), countPrefix(out, "b"))
+	t.Logf("%d points over 2 configurations, %d of the first, %d of the second; reading paused %s for the reload",
+		len(pts), countPrefix(out, "a"), countPrefix(out, "b"), reloadPause(t, p.Stderr.String()))
+}
+
+// reloadPause is how long the reload stopped reading: from the old
+// runtime's drain to the new one's start, by flowd's log times. Reported,
+// not asserted: timing belongs in benchmarks.
+func reloadPause(t *testing.T, stderr string) time.Duration {
+	at := func(msg string) time.Time {
+		l := logLines(stderr, msg)
+		if len(l) == 0 {
+			t.Fatalf("no %q in the log", msg)
+		}
+		ts, err := time.Parse(time.RFC3339Nano, l[0]["time"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ts
+	}
+	return at("configuration reloaded").Sub(at("draining the running configuration"))
+}
+
+// TestHotReloadSoak reloads every few seconds under traffic for ten minutes
+// (FLOWD_SOAK=1, make soak): nothing lost, no point twice, memory flat.
+func TestHotReloadSoak(t *testing.T) {
+	if os.Getenv("FLOWD_SOAK") == "" {
+		t.Skip("soak test: set FLOWD_SOAK=1 (make soak)")
+	}
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	cm := &configMap{t: t, dir: filepath.Join(dir, "conf")}
+	cm.update(reloadPipeline("g0-", out))
+	p := harness.Start(t, "--watch", "100ms", cm.dir)
+	rss := func() float64 {
+		m, err := p.Metrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return harness.Sum(m, "process_resident_memory_bytes")
+	}
+	var firstRSS float64
+	end := time.Now().Add(10 * time.Minute)
+	n := 0
+	for ; time.Now().Before(end); n++ {
+		prefix := fmt.Sprintf("g%d-", n)
+		harness.Eventually(t, 20*time.Second, func() bool { return countPrefix(out, prefix) > 100 }, "no points from generation %d", n)
+		if n == 10 {
+			firstRSS = rss()
+		}
+		cm.update(reloadPipeline(fmt.Sprintf("g%d-", n+1), out))
+		harness.Eventually(t, 20*time.Second, func() bool { return len(logLines(p.Stderr.String(), "configuration reloaded")) == n+1 }, "reload %d", n+1)
+	}
+	lastRSS := rss()
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	pts := checkNothingLost(t, p, out)
+	t.Logf("%d reloads, %d points, RSS after 10 reloads %.0f MB, at the end %.0f MB", n, len(pts), firstRSS/1e6, lastRSS/1e6)
+	if firstRSS > 0 && lastRSS > 2*firstRSS+50e6 {
+		t.Errorf("memory grows with reloads: %.0f MB → %.0f MB", firstRSS/1e6, lastRSS/1e6)
+	}
 }
 
 // TestHotReloadSIGHUP: with file watching off, SIGHUP reloads.
