@@ -20,9 +20,10 @@ import (
 // supervisor runs one runtime at a time and replaces it when the
 // configuration changes (SIGHUP, or the files' contents change): the new
 // configuration is loaded and validated while the old one keeps running; an
-// invalid one is logged with its diagnostics and dropped; a valid one is built,
-// the old runtime drains (sources stop, queued points reach the sinks, disk
-// buffers stay on disk) and the new one starts.
+// invalid one is logged with its diagnostics and dropped; for a valid one the
+// old runtime drains (sources stop, queued points reach the sinks, disk
+// buffers stay on disk), then the new one is built and starts, or, if it
+// cannot be built, the previous configuration starts again.
 type supervisor struct {
 	paths     []string
 	vars      map[string]string

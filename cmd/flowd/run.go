@@ -116,7 +116,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	t := sup.cur.Load().Totals()
 	logger.Info("flowd stopped", "points_in", t.In, "points_delivered", t.Delivered, "points_dropped", t.Dropped)
 	if err != nil {
-		logger.Error("drain incomplete", "err", err)
+		logger.Error("stopped with an error", "err", err)
 		return exitInvalid
 	}
 	return exitOK
