@@ -111,6 +111,10 @@ type Env struct {
 	// Metrics registers the component's own metrics; pipeline and component
 	// labels are added. Nil means the metrics are kept but not exported.
 	Metrics prometheus.Registerer
+	// Shard is this replica's share of the assets (service.shard): a source
+	// that addresses assets reads only those Shard.Owns. The zero value owns
+	// every asset.
+	Shard Shard
 
 	node *node // set when the pipeline is built
 }

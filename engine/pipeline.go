@@ -161,10 +161,13 @@ func (n *node) reject(points []Point, reason string, err error) {
 		p.Attrs = attrs
 		cp = append(cp, p)
 	}
+	// Dead letters take backpressure like any other input: the dead-letter
+	// sink's channel stays open until every other node has finished, so this
+	// send cannot hit a closed channel; only the drain deadline drops them.
 	select {
 	case dl.in <- Batch{Points: cp}:
-	default:
-		dl.dropped(len(cp), "dead_letter_full")
+	case <-n.p.hard.Done():
+		dl.dropped(len(cp), "shutdown")
 		PutPoints(cp)
 	}
 }
