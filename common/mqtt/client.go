@@ -33,17 +33,17 @@ type TLS struct {
 // Settings are the connection settings both components share; each
 // component copies its attributes into them.
 type Settings struct {
-	Brokers       []string
-	ClientID      string
-	Username      string
-	Password      string
-	CleanStart    bool
-	SessionExpiry time.Duration
-	KeepAlive     time.Duration
+	Brokers        []string
+	ClientID       string
+	Username       string
+	Password       string
+	CleanStart     bool
+	SessionExpiry  time.Duration
+	KeepAlive      time.Duration
 	ConnectTimeout time.Duration
-	BackoffMin    time.Duration
-	BackoffMax    time.Duration
-	TLS           *TLS
+	BackoffMin     time.Duration
+	BackoffMax     time.Duration
+	TLS            *TLS
 	// ReceiveMaximum is how many QoS 1/2 messages the broker may have
 	// unacknowledged towards this client: the source's flow control.
 	ReceiveMaximum uint16
