@@ -7,6 +7,7 @@ import (
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/sinks/discard"
 	filesink "github.com/flowd/flowd/sinks/file"
+	mqttsink "github.com/flowd/flowd/sinks/mqtt"
 	"github.com/flowd/flowd/sinks/stdout"
 )
 
@@ -22,5 +23,6 @@ func registry() *engine.Registry {
 		filesink.Spec,
 		stdout.Spec,
 		discard.Spec,
+		mqttsink.Spec,
 	)
 }
