@@ -282,7 +282,7 @@ func Explain(err error) error {
 		case 0x86:
 			return fmt.Errorf("broker refused the login: bad user name or password (CONNACK 0x86)")
 		case 0x87:
-			return fmt.Errorf("broker refused the client: not authorized (CONNACK 0x87)")
+			return fmt.Errorf("broker refused the login: not authorized, check user name and password (CONNACK 0x87)")
 		case 0x85:
 			return fmt.Errorf("broker refused the client id (CONNACK 0x85)")
 		}

@@ -84,9 +84,10 @@ type Source struct {
 	subs     []paho.SubscribeOptions
 	clientID string
 
-	messages *prometheus.CounterVec
-	up       atomic.Int32
-	lastErr  atomic.Pointer[string]
+	messages  *prometheus.CounterVec
+	rejectLog logLimiter
+	up        atomic.Int32
+	lastErr   atomic.Pointer[string]
 }
 
 func fieldErr(err error) error {
@@ -449,4 +450,33 @@ func (s *Source) reject(m message, err error) {
 	p := engine.Point{Tag: m.pub.Topic, Value: engine.String(string(payload)), Quality: engine.Bad, TS: time.Now().UnixNano(),
 		Attrs: map[string]string{"mqtt_topic": m.pub.Topic}}
 	s.env.Reject([]engine.Point{p}, "decode", fmt.Errorf("topic %s: %w", m.pub.Topic, err))
+	if ok, suppressed := s.rejectLog.allow(time.Now()); ok && s.env.Logger != nil {
+		s.env.Logger.Warn("mqtt payload rejected", "topic", m.pub.Topic, "bytes", len(m.pub.Payload), "err", err.Error(), "suppressed_before", suppressed)
+	}
+}
+
+// logLimiter lets a burst of lines through per window and counts the rest.
+type logLimiter struct {
+	mu         sync.Mutex
+	window     time.Time
+	n          int
+	suppressed int
+}
+
+const rejectLogsPerWindow = 20
+
+func (l *logLimiter) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.window) > 10*time.Second {
+		l.window, l.n = now, 0
+	}
+	if l.n >= rejectLogsPerWindow {
+		l.suppressed++
+		return false, 0
+	}
+	l.n++
+	s := l.suppressed
+	l.suppressed = 0
+	return true, s
 }
