@@ -295,6 +295,9 @@ func (d *Decoder) decodeTagMap(dst []engine.Point, m *msgCtx, data []byte, now i
 		asset, _, _ = d.asset.eval(m)
 	}
 	for tag, raw := range tags {
+		if tag == "" {
+			return dst[:n], errors.New("tag map has an empty tag name")
+		}
 		p := engine.Point{Asset: asset, Tag: tag, TS: now}
 		raw = bytes.TrimSpace(raw)
 		if len(raw) > 0 && raw[0] == '{' {
