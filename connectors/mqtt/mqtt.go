@@ -43,7 +43,7 @@ type Config struct {
 	Subscriptions  []Subscription         `hcl:"subscription,block" doc:"topic filters with their own QoS"`
 	QoS            int                    `hcl:"qos" default:"1" doc:"QoS of topics: 0 (at most once), 1 or 2 (at least once)"`
 	Group          string                 `hcl:"group" doc:"shared subscription group: subscribe to $share/<group>/<filter> so several connections or gateways split the load"`
-	Connections    int                    `hcl:"connections" default:"1" doc:"subscriber connections in this process (needs group when more than 1); one connection handles about 15–20k QoS 1 messages/s"`
+	Connections    int                    `hcl:"connections" default:"1" doc:"subscriber connections in this process, each with its own decoder and ack queue (needs group when more than 1)"`
 	ReceiveMaximum int                    `hcl:"receive_maximum" default:"1000" doc:"unacknowledged QoS 1/2 messages the broker may send per connection: the flow control under backpressure"`
 	BatchSize      int                    `hcl:"batch_size" default:"1000" doc:"most points handed to the pipeline at once"`
 	Linger         time.Duration          `hcl:"linger" default:"20ms" doc:"longest wait to fill a batch"`
