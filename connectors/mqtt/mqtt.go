@@ -85,6 +85,10 @@ type Source struct {
 	clientID string
 
 	messages  *prometheus.CounterVec
+	okCount   prometheus.Counter
+	rejCount  prometheus.Counter
+	ackFailed prometheus.Counter
+	unacked   atomic.Int64
 	rejectLog logLimiter
 	up        atomic.Int32
 	lastErr   atomic.Pointer[string]
@@ -166,9 +170,14 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	}
 	s.dec = dec
 	s.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "flowd_mqtt_messages_total", Help: "MQTT messages received by the source, by result (ok, rejected).",
+		Name: "flowd_mqtt_messages_total", Help: "MQTT messages received by the source, by result (ok, rejected; ack_failed: an ack paho could not match, redelivered later).",
 	}, []string{"result"})
-	env.MustRegister(s.messages)
+	s.okCount, s.rejCount = s.messages.WithLabelValues("ok"), s.messages.WithLabelValues("rejected")
+	s.ackFailed = s.messages.WithLabelValues("ack_failed")
+	unacked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "flowd_mqtt_unacked_messages", Help: "QoS 1/2 messages received and not yet acknowledged (bounded by receive_maximum per connection).",
+	}, func() float64 { return float64(s.unacked.Load()) })
+	env.MustRegister(s.messages, unacked)
 	return s, nil
 }
 
@@ -229,11 +238,12 @@ type message struct {
 // conn is one subscriber connection with its own queue and batcher, so
 // messages keep their receive order per session.
 type conn struct {
-	s        *Source
-	id       string
-	in       chan message
-	cm       *autopaho.ConnectionManager
-	stopping atomic.Bool
+	s          *Source
+	id         string
+	in         chan message
+	cm         *autopaho.ConnectionManager
+	stopping   atomic.Bool
+	subscribed atomic.Bool
 }
 
 // Run connects every subscriber connection and emits batches until ctx ends
@@ -248,6 +258,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	conns := make([]*conn, s.cfg.Connections)
 	qcap := 2*s.cfg.ReceiveMaximum + s.cfg.BatchSize
 	s.up.Store(0)
+	s.unacked.Store(0)
 	s.env.SetState(engine.StateConnecting, nil)
 	for i := range conns {
 		c := &conn{s: s, id: s.clientID, in: make(chan message, qcap)}
@@ -260,7 +271,9 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 			OnUp:      func(cm *autopaho.ConnectionManager, ack *paho.Connack) { c.connected(cctx, cm, ack) },
 			OnError:   s.connError,
 			OnDown: func() {
-				s.up.Add(-1)
+				if c.subscribed.Swap(false) {
+					s.up.Add(-1)
+				}
 				s.env.SetState(engine.StateConnecting, nil)
 			},
 		}, s.env.Logger)
@@ -327,7 +340,10 @@ func (c *conn) connected(ctx context.Context, cm *autopaho.ConnectionManager, ac
 			}
 		}
 		s.lastErr.Store(nil)
-		if int(s.up.Add(1)) >= s.cfg.Connections {
+		if !c.subscribed.Swap(true) {
+			s.up.Add(1)
+		}
+		if int(s.up.Load()) >= s.cfg.Connections {
 			s.env.SetState(engine.StateConnected, nil)
 		}
 		if s.env.Logger != nil {
@@ -346,6 +362,9 @@ func (c *conn) receive(ctx context.Context, pr autopaho.PublishReceived) {
 		return // not acknowledged: the broker redelivers it
 	}
 	m := message{cli: pr.Client, pub: pr.Packet}
+	if m.pub.QoS > 0 {
+		c.s.unacked.Add(1)
+	}
 	select {
 	case c.in <- m:
 	default:
@@ -371,8 +390,10 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *sync.WaitG
 		}
 		batchMsgs := msgs
 		msgs = nil
-		if len(pts) == 0 {
-			ackAll(batchMsgs)
+		if len(pts) == 0 { // every message was rejected
+			engine.PutPoints(pts)
+			pts = nil
+			s.ackAll(batchMsgs)
 			return
 		}
 		pending.Add(1)
@@ -387,7 +408,7 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *sync.WaitG
 				}
 				return
 			}
-			ackAll(batchMsgs)
+			s.ackAll(batchMsgs)
 		})
 		if err != nil {
 			select {
@@ -410,7 +431,7 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *sync.WaitG
 				pts = pts[:n]
 				s.reject(m, err)
 			} else {
-				s.messages.WithLabelValues("ok").Inc()
+				s.okCount.Inc()
 			}
 			msgs = append(msgs, m)
 			if len(pts) >= s.cfg.BatchSize {
@@ -431,18 +452,28 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *sync.WaitG
 	}
 }
 
-func ackAll(msgs []message) {
+// ackAll acknowledges messages on the connection they came from; paho sends
+// the acks in receive order. An ack for a connection that has since closed
+// is lost, and the broker redelivers the message on the new connection.
+func (s *Source) ackAll(msgs []message) {
+	failed := 0
 	for _, m := range msgs {
 		if m.pub.QoS > 0 && m.cli != nil {
-			_ = m.cli.Ack(m.pub)
+			s.unacked.Add(-1)
+			if err := m.cli.Ack(m.pub); err != nil {
+				failed++
+			}
 		}
+	}
+	if failed > 0 {
+		s.ackFailed.Add(float64(failed))
 	}
 }
 
 // reject counts a message that cannot be decoded, hands it to the
 // dead-letter sink as a raw point, and lets it be acknowledged in order.
 func (s *Source) reject(m message, err error) {
-	s.messages.WithLabelValues("rejected").Inc()
+	s.rejCount.Inc()
 	payload := m.pub.Payload
 	if len(payload) > 1024 {
 		payload = payload[:1024]
