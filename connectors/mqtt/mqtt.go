@@ -252,22 +252,31 @@ type conn struct {
 func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	cctx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelConns()
+	// Batchers stop on shutdown or when a batch failed downstream.
+	bctx, stopBatchers := context.WithCancel(ctx)
+	defer stopBatchers()
 	failed := make(chan error, 1)
-	var pending sync.WaitGroup // batches emitted and not yet done
+	var pending atomic.Int64 // batches emitted and not yet done
 	var wg sync.WaitGroup
-	conns := make([]*conn, s.cfg.Connections)
+	conns := make([]*conn, 0, s.cfg.Connections)
+	stop := func() {
+		for _, c := range conns {
+			c.stopping.Store(true)
+		}
+		stopBatchers()
+		wg.Wait()
+	}
 	qcap := 2*s.cfg.ReceiveMaximum + s.cfg.BatchSize
 	s.up.Store(0)
 	s.unacked.Store(0)
 	s.env.SetState(engine.StateConnecting, nil)
-	for i := range conns {
+	for i := range s.cfg.Connections {
 		c := &conn{s: s, id: s.clientID, in: make(chan message, qcap)}
-		if len(conns) > 1 {
+		if s.cfg.Connections > 1 {
 			c.id = fmt.Sprintf("%s-%d", s.clientID, i+1)
 		}
-		conns[i] = c
 		cm, err := mqttc.Connect(cctx, &s.settings, c.id, true, mqttc.Handlers{
-			OnPublish: func(pr autopaho.PublishReceived) { c.receive(ctx, pr) },
+			OnPublish: func(pr autopaho.PublishReceived) { c.receive(bctx, pr) },
 			OnUp:      func(cm *autopaho.ConnectionManager, ack *paho.Connack) { c.connected(cctx, cm, ack) },
 			OnError:   s.connError,
 			OnDown: func() {
@@ -278,13 +287,15 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 			},
 		}, s.env.Logger)
 		if err != nil {
+			stop()
 			return fieldErr(err)
 		}
 		c.cm = cm
+		conns = append(conns, c)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.batch(ctx, out, &pending, failed)
+			c.batch(bctx, out, &pending, failed)
 		}()
 	}
 	var err error
@@ -292,19 +303,13 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	case <-ctx.Done():
 	case err = <-failed:
 	}
-	for _, c := range conns {
-		c.stopping.Store(true)
-	}
-	wg.Wait()
+	stop()
 	// Let the pipeline drain what was emitted so its acks reach the broker
 	// before the connections close; what is not acked is redelivered later.
-	drained := make(chan struct{})
-	go func() { pending.Wait(); close(drained) }()
-	select {
-	case <-drained:
-		time.Sleep(50 * time.Millisecond) // paho sends queued acks every 10ms
-	case <-time.After(10 * time.Second):
+	for deadline := time.Now().Add(10 * time.Second); pending.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
 	}
+	time.Sleep(50 * time.Millisecond) // paho sends queued acks every 10ms
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	for _, c := range conns {
@@ -377,7 +382,7 @@ func (c *conn) receive(ctx context.Context, pr autopaho.PublishReceived) {
 
 // batch decodes queued messages into batches of up to batch_size points or
 // linger old, emits them and acknowledges their messages when done.
-func (c *conn) batch(ctx context.Context, out engine.Output, pending *sync.WaitGroup, failed chan<- error) {
+func (c *conn) batch(ctx context.Context, out engine.Output, pending *atomic.Int64, failed chan<- error) {
 	s := c.s
 	var pts []engine.Point
 	var msgs []message
@@ -400,7 +405,7 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *sync.WaitG
 		emitted := pts
 		pts = nil
 		err := out.Emit(ctx, emitted, func(err error) {
-			defer pending.Done()
+			defer pending.Add(-1)
 			if err != nil {
 				select {
 				case failed <- fmt.Errorf("pipeline did not take %d messages (they stay unacknowledged and will be redelivered): %w", len(batchMsgs), err):
