@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -558,4 +559,50 @@ func TestMQTTSinkRoundTrip(t *testing.T) {
 		t.Errorf("publishing flowd exited %d", code)
 	}
 	sub.Stop(30 * time.Second)
+}
+
+// `flowd sim mqtt` publishes the requested number of ~180-byte JSON points
+// per client, which the mqtt source decodes with their assets.
+func TestMQTTSimCommand(t *testing.T) {
+	broker := harness.Require(t, "FLOWD_TEST_MQTT")
+	run := mqttRun(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	cfg := harness.WriteFile(t, dir, "p.hcl", `pipeline "p" {`+sourceHCL(broker, "sim/"+run, run, "")+fmt.Sprintf(`
+  sink "file" "out" {
+    inputs = [source.in]
+    path   = %q
+  }
+}`, out))
+	p := harness.Start(t, cfg)
+	waitConnected(t, p, "source.in")
+	cmd := exec.Command(harness.Flowd(t), "sim", "mqtt", "--broker", broker, "--clients", "2", "--rate", "2000",
+		"--count", "500", "--assets", "2", "--tags", "10", "--topic", "sim/"+run+"/{client}/{asset}", "--client-prefix", run)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("flowd sim mqtt: %v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), "published 1000 values") {
+		t.Errorf("unexpected output: %s", b)
+	}
+	assets := map[string]int{}
+	harness.Eventually(t, 30*time.Second, func() bool {
+		data, _ := os.ReadFile(out)
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) < 1000 {
+			return false
+		}
+		clear(assets)
+		for _, l := range lines {
+			var pt struct{ Asset string }
+			if json.Unmarshal([]byte(l), &pt) == nil {
+				assets[pt.Asset]++
+			}
+		}
+		return true
+	}, "1000 simulated values")
+	if len(assets) != 4 || assets["c1-asset1"] != 250 {
+		t.Errorf("values per asset: %v, want 250 for each of c1-asset1, c1-asset2, c2-asset1, c2-asset2", assets)
+	}
+	p.Stop(30 * time.Second)
 }
