@@ -240,8 +240,23 @@ func Connect(ctx context.Context, s *Settings, clientID string, manualAcks bool,
 			},
 		}
 	}
-	_ = log
+	if log != nil {
+		l := pahoLogger{log.With("client_id", clientID)}
+		cfg.Errors, cfg.PahoErrors = l, l
+	}
 	return autopaho.NewConnection(ctx, cfg)
+}
+
+// pahoLogger passes paho's internal error log to slog at debug level (the
+// errors that matter reach OnError and are logged by the components).
+type pahoLogger struct{ l *slog.Logger }
+
+func (p pahoLogger) Println(v ...any) {
+	p.l.Debug("mqtt client: " + strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
+}
+
+func (p pahoLogger) Printf(format string, v ...any) {
+	p.l.Debug("mqtt client: " + fmt.Sprintf(format, v...))
 }
 
 func reasonText(d *paho.Disconnect) string {
