@@ -231,8 +231,9 @@ func newDecoder(c *Config) (*Decoder, error) {
 
 // message is a received publish waiting in a connection's queue.
 type message struct {
-	cli *paho.Client
-	pub *paho.Publish
+	cli  *paho.Client
+	pub  *paho.Publish
+	conn *conn // holds one of conn.window's slots until acknowledged (QoS 1/2)
 }
 
 // conn is one subscriber connection with its own queue and batcher, so
@@ -244,6 +245,11 @@ type conn struct {
 	cm         *autopaho.ConnectionManager
 	stopping   atomic.Bool
 	subscribed atomic.Bool
+	// window holds a slot per unacknowledged QoS 1/2 message: the receive
+	// maximum enforced on our side too, so memory stays bounded even when a
+	// broker sends more than it was allowed to.
+	window   chan struct{}
+	overSent atomic.Bool
 }
 
 // Run connects every subscriber connection and emits batches until ctx ends
@@ -271,7 +277,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	s.unacked.Store(0)
 	s.env.SetState(engine.StateConnecting, nil)
 	for i := range s.cfg.Connections {
-		c := &conn{s: s, id: s.clientID, in: make(chan message, qcap)}
+		c := &conn{s: s, id: s.clientID, in: make(chan message, qcap), window: make(chan struct{}, s.cfg.ReceiveMaximum)}
 		if s.cfg.Connections > 1 {
 			c.id = fmt.Sprintf("%s-%d", s.clientID, i+1)
 		}
@@ -359,15 +365,29 @@ func (c *conn) connected(ctx context.Context, cm *autopaho.ConnectionManager, ac
 }
 
 // receive runs on the connection's reader: it must not block, or the
-// keepalive stalls. For QoS 1/2 the queue has room for twice the receive
-// maximum, which the broker never exceeds; QoS 0 has no flow control, so a
-// full queue waits here (TCP backpressure).
+// keepalive stalls. A QoS 1/2 message takes a slot of the window, which a
+// broker keeping to receive_maximum never fills, and the queue has room for
+// more than the window; QoS 0 has no flow control, so a full queue waits here
+// (TCP backpressure), as does a broker that overruns receive_maximum.
 func (c *conn) receive(ctx context.Context, pr autopaho.PublishReceived) {
 	if c.stopping.Load() {
 		return // not acknowledged: the broker redelivers it
 	}
-	m := message{cli: pr.Client, pub: pr.Packet}
+	m := message{cli: pr.Client, pub: pr.Packet, conn: c}
 	if m.pub.QoS > 0 {
+		select {
+		case c.window <- struct{}{}:
+		default:
+			if !c.overSent.Swap(true) && c.s.env.Logger != nil {
+				c.s.env.Logger.Warn("broker sent more unacknowledged messages than receive_maximum; reading paused until acks free the window",
+					"client_id", c.id, "receive_maximum", c.s.cfg.ReceiveMaximum)
+			}
+			select {
+			case c.window <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
 		c.s.unacked.Add(1)
 	}
 	select {
@@ -467,6 +487,9 @@ func (s *Source) ackAll(msgs []message) {
 			s.unacked.Add(-1)
 			if err := m.cli.Ack(m.pub); err != nil {
 				failed++
+			}
+			if m.conn != nil {
+				<-m.conn.window
 			}
 		}
 	}
