@@ -361,7 +361,14 @@ func blockedSink(t *testing.T, hold time.Duration, n int) {
 		distinct, dups, missing = counts.result(0, n)
 		return missing == 0
 	}, "all values after unblocking")
-	t.Logf("after unblocking: %d distinct, %d duplicates", distinct, dups)
+	_, _, restarts := componentStatus(t, p, "source.in")
+	t.Logf("after unblocking: %d distinct, %d duplicates; connection errors logged: %d, source restarts: %d",
+		distinct, dups, strings.Count(p.Stderr.String(), "mqtt connection failed"), restarts)
+	for _, l := range strings.Split(p.Stderr.String(), "\n") {
+		if strings.Contains(l, "mqtt connection failed") || strings.Contains(l, "WARN") {
+			t.Log(l)
+		}
+	}
 	p.Stop(30 * time.Second)
 	<-readDone
 }
