@@ -26,6 +26,8 @@ mosquitto_up() {
       -keyout "$dir/other-ca.key" -out "$dir/other-ca.crt" >/dev/null 2>&1
     chmod 644 "$dir"/*.key
   fi
+  # Started as root, mosquitto drops to its own user: let it write its store.
+  chown mosquitto "$dir/data" 2>/dev/null || true
   : >"$dir/passwd"
   mosquitto_passwd -b "$dir/passwd" "$MOSQ_USER" "$MOSQ_PASS"
   chmod 644 "$dir/passwd"
