@@ -407,6 +407,13 @@ func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, d
 			}
 		}
 	}
+	for _, c := range comps {
+		if c.kind == engine.KindSink && c.content != nil && c.content.Attributes["inputs"] == nil && c.name != pc.DeadLetter {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing required argument",
+				Detail:  fmt.Sprintf("The argument \"inputs\" is required: sink %q reads from nothing and is not the pipeline's dead_letter sink.", c.name),
+				Subject: c.block.Body.MissingItemRange().Ptr()})
+		}
+	}
 	diags = append(diags, cycles(comps, byID)...)
 
 	// Consumers: a source or transform nothing reads from is almost always a mistake.
@@ -474,7 +481,9 @@ func (l *Loader) decodeComponent(c *component, ctx *hcl.EvalContext) hcl.Diagnos
 	c.spec = spec
 	schema := Schema(spec.ConfigType())
 	if c.kind != engine.KindSource {
-		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: "inputs", Required: true})
+		// Required, except for a sink that only takes dead letters: checked
+		// once dead_letter is resolved.
+		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: "inputs", Required: c.kind == engine.KindTransform})
 	}
 	if c.kind == engine.KindSink {
 		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: "buffer"})
