@@ -4,6 +4,7 @@ import (
 	"github.com/flowd/flowd/connectors/file"
 	"github.com/flowd/flowd/connectors/sim"
 	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/sinks/cassandra"
 	"github.com/flowd/flowd/sinks/discard"
 	filesink "github.com/flowd/flowd/sinks/file"
 	"github.com/flowd/flowd/sinks/stdout"
@@ -17,6 +18,7 @@ func registry() *engine.Registry {
 		sim.Spec,
 		file.Spec,
 		// sinks
+		cassandra.Spec,
 		filesink.Spec,
 		stdout.Spec,
 		discard.Spec,
