@@ -12,6 +12,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -103,7 +104,7 @@ func (s *Sink) cluster() (*gocql.ClusterConfig, error) {
 		c.SslOpts = &gocql.SslOptions{Config: tc, EnableHostVerification: !s.cfg.TLS.InsecureSkipVerify}
 	}
 	if s.env != nil && s.env.Logger != nil {
-		c.Logger = slogAdapter{s.env.Logger}
+		c.Logger = newSlogAdapter(s.env.Logger)
 	}
 	return c, nil
 }
@@ -369,8 +370,21 @@ func (r *retryPolicy) GetRetryType(err error) gocql.RetryType {
 	return gocql.RetryNextHost
 }
 
-// slogAdapter sends the driver's log lines to the component's logger.
-type slogAdapter struct{ l *slog.Logger }
+// slogAdapter sends the driver's log lines to the component's logger: its
+// info as debug, and its errors and warnings at most one per 5 s (the driver
+// reports every failed reconnection while a node is down).
+type slogAdapter struct {
+	l    *slog.Logger
+	last *atomic.Int64
+}
+
+func newSlogAdapter(l *slog.Logger) slogAdapter { return slogAdapter{l: l, last: new(atomic.Int64)} }
+
+func (a slogAdapter) allow() bool {
+	now := time.Now().UnixNano()
+	last := a.last.Load()
+	return now-last >= int64(5*time.Second) && a.last.CompareAndSwap(last, now)
+}
 
 func attrs(fields []gocql.LogField) []any {
 	out := make([]any, 0, len(fields))
@@ -381,12 +395,16 @@ func attrs(fields []gocql.LogField) []any {
 }
 
 func (a slogAdapter) Error(msg string, f ...gocql.LogField) {
-	a.l.Error("cassandra: "+msg, attrs(f)...)
+	if a.allow() {
+		a.l.Error("cassandra driver: "+msg, attrs(f)...)
+	}
 }
+
 func (a slogAdapter) Warning(msg string, f ...gocql.LogField) {
-	a.l.Warn("cassandra: "+msg, attrs(f)...)
+	if a.allow() {
+		a.l.Warn("cassandra driver: "+msg, attrs(f)...)
+	}
 }
-func (a slogAdapter) Info(msg string, f ...gocql.LogField) { a.l.Info("cassandra: "+msg, attrs(f)...) }
-func (a slogAdapter) Debug(msg string, f ...gocql.LogField) {
-	a.l.Debug("cassandra: "+msg, attrs(f)...)
-}
+
+func (a slogAdapter) Info(msg string, f ...gocql.LogField)  { a.l.Debug("cassandra driver: "+msg, attrs(f)...) }
+func (a slogAdapter) Debug(msg string, f ...gocql.LogField) { a.l.Debug("cassandra driver: "+msg, attrs(f)...) }
