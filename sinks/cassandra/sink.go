@@ -406,5 +406,9 @@ func (a slogAdapter) Warning(msg string, f ...gocql.LogField) {
 	}
 }
 
-func (a slogAdapter) Info(msg string, f ...gocql.LogField)  { a.l.Debug("cassandra driver: "+msg, attrs(f)...) }
-func (a slogAdapter) Debug(msg string, f ...gocql.LogField) { a.l.Debug("cassandra driver: "+msg, attrs(f)...) }
+func (a slogAdapter) Info(msg string, f ...gocql.LogField) {
+	a.l.Debug("cassandra driver: "+msg, attrs(f)...)
+}
+func (a slogAdapter) Debug(msg string, f ...gocql.LogField) {
+	a.l.Debug("cassandra driver: "+msg, attrs(f)...)
+}
