@@ -394,3 +394,77 @@ func TestRealMissingTableFailsConnect(t *testing.T) {
 		t.Errorf("error does not name the table: %v", err)
 	}
 }
+
+func benchPoints(n int) []engine.Point {
+	pts := make([]engine.Point, n)
+	t0 := time.Now().UnixNano()
+	for i := range pts {
+		pts[i] = engine.Point{Asset: fmt.Sprintf("asset%d", i%50), Tag: fmt.Sprintf("tag%d", i/50%20), Value: engine.Float(float64(i)), TS: t0 + int64(i/1000)*int64(time.Millisecond)}
+	}
+	return pts
+}
+
+func BenchmarkPlan(b *testing.B) {
+	s := newTestSink(b, nil)
+	pts := benchPoints(1000)
+	idx := make([]int32, len(pts))
+	var units []unit
+	b.ReportAllocs()
+	for b.Loop() {
+		for i := range idx {
+			idx[i] = int32(i)
+		}
+		units = s.plan(pts, idx, units[:0])
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pts)), "ns/point")
+}
+
+func BenchmarkBind(b *testing.B) {
+	s := newTestSink(b, nil)
+	p := engine.Point{Asset: "line1", Tag: "temperature", Value: engine.Float(21.5), TS: time.Now().UnixNano()}
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = s.bind(&p)
+	}
+}
+
+// BenchmarkRealWrite writes batches of 1,000 points into the test node:
+// "spread" is a sim step of 50 assets × 20 tags (1,000 partitions, a row
+// each); "grouped" is 10 partitions of 100 rows (one unlogged batch each, or
+// 100 inserts with max_batch_rows = 1).
+func BenchmarkRealWrite(b *testing.B) {
+	for _, bc := range []struct {
+		name            string
+		partitions      int
+		inFlight, batch int
+	}{
+		{"spread/in_flight=16", 1000, 16, 100},
+		{"spread/in_flight=64", 1000, 64, 100},
+		{"spread/in_flight=256", 1000, 256, 100},
+		{"grouped/batch=100", 10, 256, 100},
+		{"grouped/batch=1", 10, 256, 1},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			s, _ := realSink(b, func(c *Config) { c.MaxInFlight = bc.inFlight; c.MaxBatchRows = bc.batch })
+			pts := make([]engine.Point, 1000)
+			t0 := time.Now().UnixNano()
+			for i := range pts {
+				part := i % bc.partitions
+				pts[i] = engine.Point{Asset: fmt.Sprintf("asset%d", part/20), Tag: fmt.Sprintf("tag%d", part%20), Value: engine.Float(float64(i)), TS: t0 + int64(i)*int64(time.Millisecond)}
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			n := 0
+			for b.Loop() {
+				for i := range pts {
+					pts[i].TS += int64(time.Second)
+				}
+				if err := s.Write(ctx, pts); err != nil {
+					b.Fatal(err)
+				}
+				n += len(pts)
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "points/s")
+		})
+	}
+}

@@ -31,6 +31,7 @@ type Config struct {
 	TTL            time.Duration     `hcl:"ttl" doc:"time to live of written rows (whole seconds; 0: keep forever, or the table's default_time_to_live)"`
 	MaxInFlight    int               `hcl:"max_in_flight" default:"256" doc:"most write requests outstanding at once"`
 	MaxBatchRows   int               `hcl:"max_batch_rows" default:"100" doc:"rows of one partition grouped into an unlogged batch (never across partitions); 1 disables batches"`
+	CoalescePoints int               `hcl:"coalesce_points" default:"50000" doc:"when batches queue up behind a write, merge them into one write of at least this many points, so rows of one partition share an unlogged batch (0: write batches as they come)"`
 	Retries        int               `hcl:"retries" default:"3" doc:"driver-level retries of a failed write (writes are idempotent); after that the engine retries the whole batch with backoff"`
 	Timeout        time.Duration     `hcl:"timeout" default:"12s" doc:"client-side timeout of one request (keep it above the server's write_request_timeout)"`
 	ConnectTimeout time.Duration     `hcl:"connect_timeout" default:"10s" doc:"timeout of connection setup"`
@@ -134,6 +135,8 @@ func validate(c *Config) error {
 		return fieldErr("max_in_flight", "must be at least 1")
 	case c.MaxBatchRows < 1:
 		return fieldErr("max_batch_rows", "must be at least 1")
+	case c.CoalescePoints < 0:
+		return fieldErr("coalesce_points", "must be 0 or more")
 	case c.Retries < 0:
 		return fieldErr("retries", "must be 0 or more")
 	case c.Timeout <= 0:

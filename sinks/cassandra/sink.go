@@ -132,6 +132,10 @@ func tlsConfig(t *TLSConfig) (*tls.Config, error) {
 	return tc, nil
 }
 
+// WriteSize asks the engine to merge queued batches into writes of this many
+// points (engine.WriteSizer).
+func (s *Sink) WriteSize() int { return s.cfg.CoalescePoints }
+
 // Write inserts every point and returns nil only once Cassandra acknowledged
 // every row at the configured consistency. Points Cassandra can never take
 // (invalid UTF-8, an oversized key) are rejected and counted, not retried.
