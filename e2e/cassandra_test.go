@@ -249,7 +249,18 @@ func services(t *testing.T, args ...string) {
 // TestCassandraRestart restarts Cassandra while flowd writes to it: the
 // writes fail, the engine retries them, backpressure holds the source, and
 // every point is there afterwards.
-func TestCassandraRestart(t *testing.T) {
+func TestCassandraRestart(t *testing.T) { cassandraOutage(t, 0) }
+
+// TestCassandraLongOutageSoak keeps Cassandra down for three minutes while
+// flowd holds its backlog (backpressure up to the source), then checks every row.
+func TestCassandraLongOutageSoak(t *testing.T) {
+	if os.Getenv("FLOWD_SOAK") == "" {
+		t.Skip("soak test: set FLOWD_SOAK=1 (make soak)")
+	}
+	cassandraOutage(t, 3*time.Minute)
+}
+
+func cassandraOutage(t *testing.T, downFor time.Duration) {
 	addr := harness.Require(t, "FLOWD_TEST_CASSANDRA")
 	if addr != "127.0.0.1:19042" {
 		t.Skipf("FLOWD_TEST_CASSANDRA=%s is not the node e2e/services.sh manages", addr)
@@ -288,6 +299,7 @@ func TestCassandraRestart(t *testing.T) {
 		}
 		return false
 	}, "the sink to report failing while Cassandra is down")
+	time.Sleep(downFor)
 	if d := delivered(p); d != before {
 		t.Errorf("%v points reported delivered while Cassandra was down", d-before)
 	}
