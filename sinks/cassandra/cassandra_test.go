@@ -2,10 +2,18 @@ package cassandra
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	crand "crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
+	"math/big"
 	"math/rand/v2"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -466,5 +474,57 @@ func BenchmarkRealWrite(b *testing.B) {
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "points/s")
 		})
+	}
+}
+
+func TestTLSConfigFromFiles(t *testing.T) {
+	dir := t.TempDir()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), crand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "cassandra"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(crand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "c.pem"), filepath.Join(dir, "k.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+
+	tc, err := tlsConfig(&TLSConfig{CAFile: certFile, CertFile: certFile, KeyFile: keyFile, ServerName: "cassandra"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.RootCAs == nil || len(tc.Certificates) != 1 || tc.ServerName != "cassandra" || tc.InsecureSkipVerify {
+		t.Errorf("tls config %+v", tc)
+	}
+	if _, err := tlsConfig(&TLSConfig{CAFile: keyFile}); err == nil {
+		t.Error("a key file accepted as CA")
+	}
+	if _, err := tlsConfig(&TLSConfig{CAFile: filepath.Join(dir, "missing.pem")}); err == nil {
+		t.Error("a missing CA file accepted")
+	}
+	s := newTestSink(t, func(c *Config) {
+		c.TLS = &TLSConfig{CAFile: certFile}
+		c.Username, c.Password = "flowd", "secret"
+		c.LocalDC = "dc1"
+	})
+	cl, err := s.cluster()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cl.SslOpts == nil || cl.SslOpts.Config.RootCAs == nil || !cl.SslOpts.EnableHostVerification {
+		t.Errorf("ssl options %+v", cl.SslOpts)
+	}
+	if pa, ok := cl.Authenticator.(gocql.PasswordAuthenticator); !ok || pa.Username != "flowd" || pa.Password != "secret" {
+		t.Errorf("authenticator %+v", cl.Authenticator)
+	}
+	if cl.Consistency != gocql.LocalQuorum || !cl.DefaultIdempotence || cl.PoolConfig.HostSelectionPolicy == nil {
+		t.Errorf("cluster consistency %v idempotent %v", cl.Consistency, cl.DefaultIdempotence)
 	}
 }
