@@ -27,7 +27,7 @@ func BenchmarkCassandraFlowd(b *testing.B) {
 		{"coalesce=0", "    coalesce_points = 0"},
 		{"coalesce=10000", "    coalesce_points = 10000"},
 		{"buffer=500k", buffer},
-		{"buffer=500k,in_flight=64", "    max_in_flight = 64" + buffer},
+		{"in_flight=256", "    max_in_flight = 256"},
 		{"buffer=500k,batch_rows=1", "    max_batch_rows = 1" + buffer},
 		{"buffer=500k,consistency=ONE", `    consistency = "ONE"` + buffer},
 	}

@@ -29,7 +29,7 @@ type Config struct {
 	TLS            *TLSConfig        `hcl:"tls,block" doc:"connect with TLS"`
 	Bucket         time.Duration     `hcl:"bucket" default:"24h" doc:"time bucket of a partition (whole minutes); also the TimeWindowCompactionStrategy window"`
 	TTL            time.Duration     `hcl:"ttl" doc:"time to live of written rows (whole seconds; 0: keep forever, or the table's default_time_to_live)"`
-	MaxInFlight    int               `hcl:"max_in_flight" default:"256" doc:"most write requests outstanding at once"`
+	MaxInFlight    int               `hcl:"max_in_flight" default:"64" doc:"most write requests outstanding at once"`
 	MaxBatchRows   int               `hcl:"max_batch_rows" default:"100" doc:"rows of one partition grouped into an unlogged batch (never across partitions); 1 disables batches"`
 	CoalescePoints int               `hcl:"coalesce_points" default:"50000" doc:"when batches queue up behind a write, merge them into one write of at least this many points, so rows of one partition share an unlogged batch (0: write batches as they come)"`
 	Retries        int               `hcl:"retries" default:"3" doc:"driver-level retries of a failed write (writes are idempotent); after that the engine retries the whole batch with backoff"`
