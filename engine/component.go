@@ -52,6 +52,15 @@ type Sink interface {
 	Write(ctx context.Context, points []Point) error
 }
 
+// WriteSizer is implemented by sinks that write large batches more
+// efficiently than small ones (Cassandra groups the rows of one partition).
+// When more batches are already queued for such a sink, the engine hands them
+// to a single Write until it holds at least WriteSize points (it never waits
+// for more), and acknowledges each of them once that Write succeeds.
+type WriteSizer interface {
+	WriteSize() int
+}
+
 // Connector is implemented by components that open a connection before use.
 // The engine retries Connect with backoff until it succeeds or shutdown.
 type Connector interface {

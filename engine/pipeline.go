@@ -396,10 +396,41 @@ func (n *node) runSinkWriter() {
 		if !ok {
 			return
 		}
-		if !n.deliver(ctx, b) {
+		if !n.deliver(ctx, n.coalesce(b)) {
 			return
 		}
 	}
+}
+
+// coalesce merges the batches already queued behind b into one, for a sink
+// that writes large batches better (WriteSizer). It never waits for more.
+func (n *node) coalesce(b Batch) Batch {
+	ws, ok := n.sink.(WriteSizer)
+	if !ok || len(b.Points) >= ws.WriteSize() {
+		return b
+	}
+	parts := []Batch{b}
+	total := len(b.Points)
+	for total < ws.WriteSize() {
+		next, ok := n.buf.TryPop()
+		if !ok {
+			break
+		}
+		parts = append(parts, next)
+		total += len(next.Points)
+	}
+	if len(parts) == 1 {
+		return b
+	}
+	pts := GetPoints(total)
+	for _, p := range parts {
+		pts = append(pts, p.Points...)
+	}
+	return NewBatch(pts, func(err error) {
+		for _, p := range parts {
+			p.Ack(err)
+		}
+	})
 }
 
 func (n *node) deliver(ctx context.Context, b Batch) bool {

@@ -5,6 +5,7 @@ import (
 	mqttsource "github.com/flowd/flowd/connectors/mqtt"
 	"github.com/flowd/flowd/connectors/sim"
 	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/sinks/cassandra"
 	"github.com/flowd/flowd/sinks/discard"
 	filesink "github.com/flowd/flowd/sinks/file"
 	mqttsink "github.com/flowd/flowd/sinks/mqtt"
@@ -29,6 +30,7 @@ func registry() *engine.Registry {
 		window.Spec,
 		lookup.Spec,
 		// sinks
+		cassandra.Spec,
 		filesink.Spec,
 		stdout.Spec,
 		discard.Spec,
