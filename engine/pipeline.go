@@ -80,6 +80,7 @@ type node struct {
 	fed    chan struct{} // closed when the sink feeder has stopped
 
 	received, emitted, delivered atomic.Int64
+	rejected                     atomic.Int64 // points passed to reject, for the delivered count
 	lastDelivery                 atomic.Int64 // engine clock
 	dropMu                       sync.Mutex
 	drops                        map[string]*atomic.Int64
@@ -136,6 +137,7 @@ func (n *node) reject(points []Point, reason string, err error) {
 		return
 	}
 	n.dropped(len(points), reason)
+	n.rejected.Add(int64(len(points)))
 	if n.logLimit.allow() {
 		n.p.log.Warn("points rejected", "component", n.id, "reason", reason, "points", len(points), "err", err)
 	}
@@ -435,6 +437,7 @@ func (n *node) coalesce(b Batch) Batch {
 
 func (n *node) deliver(ctx context.Context, b Batch) bool {
 	var bo backoff
+	rejected := n.rejected.Load()
 	for {
 		err := n.sink.Write(ctx, b.Points)
 		if err == nil {
@@ -462,7 +465,9 @@ func (n *node) deliver(ctx context.Context, b Batch) bool {
 	wall := WallFromMono(mono)
 	n.lat.observeTS(b.Points, wall)
 	n.eng.observeIngest(b.Points, mono)
-	n.delivered.Add(int64(len(b.Points)))
+	// Points the sink rejected during the write (to the dead-letter sink) are
+	// counted as dropped, not delivered.
+	n.delivered.Add(int64(len(b.Points)) - (n.rejected.Load() - rejected))
 	n.lastDelivery.Store(mono)
 	b.Ack(nil)
 	return true
