@@ -1,0 +1,129 @@
+package opcua
+
+import (
+	"context"
+	"fmt"
+
+	gopcua "github.com/gopcua/opcua"
+	"github.com/gopcua/opcua/id"
+	"github.com/gopcua/opcua/ua"
+)
+
+// Var is a variable found by Browse.
+type Var struct {
+	NodeID *ua.NodeID
+	// Name is the variable's browse name; Parent that of the object holding it.
+	Name   string
+	Parent string
+	// Path is the browse names from below the root down to the variable.
+	Path []string
+}
+
+// browseBatch is how many nodes one Browse request asks about.
+const browseBatch = 32
+
+type browseItem struct {
+	id   *ua.NodeID
+	path []string
+}
+
+// Browse walks the hierarchical references below root, breadth first, down
+// to maxDepth levels (0: unlimited), and calls fn for every variable. Objects
+// are descended into; variables are not (their properties are not tags).
+func Browse(ctx context.Context, c *gopcua.Client, root *ua.NodeID, maxDepth int, fn func(Var)) error {
+	seen := map[string]bool{root.String(): true}
+	level := []browseItem{{id: root}}
+	for depth := 1; len(level) > 0 && (maxDepth <= 0 || depth <= maxDepth); depth++ {
+		var next []browseItem
+		for start := 0; start < len(level); start += browseBatch {
+			batch := level[start:min(start+browseBatch, len(level))]
+			req := &ua.BrowseRequest{
+				View:          &ua.ViewDescription{ViewID: ua.NewTwoByteNodeID(0)},
+				NodesToBrowse: make([]*ua.BrowseDescription, len(batch)),
+			}
+			for i, it := range batch {
+				req.NodesToBrowse[i] = &ua.BrowseDescription{
+					NodeID:          it.id,
+					BrowseDirection: ua.BrowseDirectionForward,
+					ReferenceTypeID: ua.NewNumericNodeID(0, id.HierarchicalReferences),
+					IncludeSubtypes: true,
+					NodeClassMask:   uint32(ua.NodeClassObject | ua.NodeClassVariable),
+					ResultMask:      uint32(ua.BrowseResultMaskAll),
+				}
+			}
+			res, err := c.Browse(ctx, req)
+			if err != nil {
+				return fmt.Errorf("browse: %w", err)
+			}
+			if len(res.Results) != len(batch) {
+				return fmt.Errorf("browse: asked about %d nodes, got %d results", len(batch), len(res.Results))
+			}
+			for i, r := range res.Results {
+				if r.StatusCode != ua.StatusOK {
+					return fmt.Errorf("browse %s: %w", batch[i].id, r.StatusCode)
+				}
+				refs := r.References
+				cp := r.ContinuationPoint
+				for len(cp) > 0 {
+					nres, err := c.BrowseNext(ctx, &ua.BrowseNextRequest{ContinuationPoints: [][]byte{cp}})
+					if err != nil {
+						return fmt.Errorf("browse next: %w", err)
+					}
+					if len(nres.Results) != 1 || nres.Results[0].StatusCode != ua.StatusOK {
+						return fmt.Errorf("browse next %s: unexpected result", batch[i].id)
+					}
+					refs = append(refs, nres.Results[0].References...)
+					cp = nres.Results[0].ContinuationPoint
+				}
+				parent := ""
+				if n := len(batch[i].path); n > 0 {
+					parent = batch[i].path[n-1]
+				}
+				for _, ref := range refs {
+					if ref.NodeID == nil || ref.NodeID.NodeID == nil || ref.BrowseName == nil {
+						continue
+					}
+					nid := ref.NodeID.NodeID
+					k := nid.String()
+					if seen[k] {
+						continue
+					}
+					seen[k] = true
+					path := append(append([]string(nil), batch[i].path...), ref.BrowseName.Name)
+					switch ref.NodeClass {
+					case ua.NodeClassVariable:
+						fn(Var{NodeID: nid, Name: ref.BrowseName.Name, Parent: parent, Path: path})
+					case ua.NodeClassObject:
+						next = append(next, browseItem{id: nid, path: path})
+					}
+				}
+			}
+		}
+		level = next
+	}
+	return nil
+}
+
+// MaxNodesPerRead reads the server's OperationLimits/MaxNodesPerRead; 0 means
+// the server states no limit (or does not say).
+func MaxNodesPerRead(ctx context.Context, c *gopcua.Client) (int, error) {
+	res, err := c.Read(ctx, &ua.ReadRequest{
+		NodesToRead: []*ua.ReadValueID{{
+			NodeID:      ua.NewNumericNodeID(0, id.Server_ServerCapabilities_OperationLimits_MaxNodesPerRead),
+			AttributeID: ua.AttributeIDValue,
+		}},
+	})
+	if err != nil {
+		return 0, err
+	}
+	if len(res.Results) != 1 || res.Results[0].Status != ua.StatusOK || res.Results[0].Value == nil {
+		return 0, nil
+	}
+	switch v := res.Results[0].Value.Value().(type) {
+	case uint32:
+		return int(v), nil
+	case int32:
+		return int(v), nil
+	}
+	return 0, nil
+}
