@@ -331,7 +331,13 @@ func (p *PLC) buildAddressSpace() {
 	for a := 0; a < p.cfg.Assets; a++ {
 		name := p.AssetName(a)
 		p.names = append(p.names, name)
-		folder := server.NewFolderNode(ua.NewNumericNodeID(nsID, uint32(a+1)), name)
+		folder := server.NewNode(ua.NewNumericNodeID(nsID, uint32(a+1)), map[ua.AttributeID]*ua.DataValue{
+			ua.AttributeIDNodeClass:     server.DataValueFromValue(uint32(ua.NodeClassObject)),
+			ua.AttributeIDBrowseName:    server.DataValueFromValue(&ua.QualifiedName{NamespaceIndex: nsID, Name: name}),
+			ua.AttributeIDDisplayName:   server.DataValueFromValue(attrs.DisplayName(name, "")),
+			ua.AttributeIDDescription:   server.DataValueFromValue(attrs.DisplayName("asset "+name, "")),
+			ua.AttributeIDEventNotifier: server.DataValueFromValue(byte(0)),
+		}, nil, nil)
 		p.assets = append(p.assets, folder)
 		p.byStr[name] = -1 - a
 		objects.AddRef(folder, server.RefTypeIDOrganizes, true)
@@ -380,6 +386,7 @@ func (p *PLC) next(tg *tag, step int64) any {
 }
 
 func (p *PLC) writeAll(now time.Time, all bool) {
+	now = now.Truncate(time.Millisecond) // OPC UA DateTime has 100 ns ticks; keep times exact
 	step := now.UnixNano() / int64(p.cfg.Interval)
 	for _, tg := range p.tags {
 		if !all && p.cfg.Change < 1 && p.rng.Float64() >= p.cfg.Change {
