@@ -26,6 +26,7 @@ Usage:
   flowd run [flags] FILE|DIR...       run pipelines until their sources end or SIGINT/SIGTERM
   flowd validate [flags] FILE|DIR...  check pipeline files; exit 1 with file:line:col diagnostics
   flowd fmt [-w] [-check] FILE...     format pipeline files canonically
+  flowd sim plc|… [flags]             run a simulator (plc: an OPC UA server with changing tags)
   flowd components [NAME]             list components, or show one's reference
   flowd version                       print the version
 
@@ -44,6 +45,7 @@ func commands() map[string]command {
 		"validate":   cmdValidate,
 		"fmt":        cmdFmt,
 		"components": cmdComponents,
+		"sim":        cmdSim,
 		"version":    cmdVersion,
 	}
 }

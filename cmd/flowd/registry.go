@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/flowd/flowd/connectors/file"
+	"github.com/flowd/flowd/connectors/opcua"
 	"github.com/flowd/flowd/connectors/sim"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/sinks/discard"
@@ -16,6 +17,7 @@ func registry() *engine.Registry {
 		// sources
 		sim.Spec,
 		file.Spec,
+		opcua.Spec,
 		// sinks
 		filesink.Spec,
 		stdout.Spec,

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"reflect"
+	"strconv"
 	"time"
 
 	"github.com/flowd/flowd/engine"
@@ -39,7 +40,13 @@ func Scalar(x any) (engine.Value, bool) {
 	case float64:
 		return engine.Float(t), true
 	case float32:
-		return engine.Float(float64(t)), true
+		// shortest decimal of the float32, so 24.47 stays 24.47 and not 24.469999313354492
+		var b [32]byte
+		f, err := strconv.ParseFloat(string(strconv.AppendFloat(b[:0], float64(t), 'g', -1, 32)), 64)
+		if err != nil {
+			f = float64(t)
+		}
+		return engine.Float(f), true
 	case int32:
 		return engine.Int(int64(t)), true
 	case int64:

@@ -82,7 +82,6 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	if log == nil {
 		log = slog.Default()
 	}
-	log = log.With("component", engine.ID(engine.KindSource, env.Name))
 	pki := c.PKIDir
 	if pki == "" {
 		pki = filepath.Join(env.DataDir, "pki", "opcua")
