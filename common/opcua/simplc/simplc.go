@@ -68,6 +68,8 @@ type Config struct {
 	CertDir           string
 	// Record keeps every written value for History.
 	Record bool
+	// ServerLog passes the OPC UA server library's own log to Logger.
+	ServerLog bool
 	Logger *slog.Logger
 }
 
@@ -278,6 +280,9 @@ func (p *PLC) Start(ctx context.Context) error {
 			continue
 		}
 		opts = append(opts, server.EnableSecurity(uri, ua.MessageSecurityModeSign), server.EnableSecurity(uri, ua.MessageSecurityModeSignAndEncrypt))
+	}
+	if p.cfg.ServerLog {
+		opts = append(opts, server.SetLogger(p.log))
 	}
 	if !p.cfg.NoAnonymous {
 		opts = append(opts, server.EnableAuthMode(ua.UserTokenTypeAnonymous))
