@@ -19,8 +19,14 @@ type Var struct {
 	Path []string
 }
 
-// browseBatch is how many nodes one Browse request asks about.
-const browseBatch = 32
+// browseBatch is how many nodes one Browse request asks about: one, since a
+// folder of a thousand variables already makes an answer of ~40 KiB and
+// servers that do not split answers into chunks (gopcua's) cannot send more
+// than 64 KiB.
+const browseBatch = 1
+
+// maxRefsPerNode asks servers that support continuation points to page.
+const maxRefsPerNode = 1000
 
 type browseItem struct {
 	id   *ua.NodeID
@@ -38,8 +44,9 @@ func Browse(ctx context.Context, c *gopcua.Client, root *ua.NodeID, maxDepth int
 		for start := 0; start < len(level); start += browseBatch {
 			batch := level[start:min(start+browseBatch, len(level))]
 			req := &ua.BrowseRequest{
-				View:          &ua.ViewDescription{ViewID: ua.NewTwoByteNodeID(0)},
-				NodesToBrowse: make([]*ua.BrowseDescription, len(batch)),
+				View:                          &ua.ViewDescription{ViewID: ua.NewTwoByteNodeID(0)},
+				RequestedMaxReferencesPerNode: maxRefsPerNode,
+				NodesToBrowse:                 make([]*ua.BrowseDescription, len(batch)),
 			}
 			for i, it := range batch {
 				req.NodesToBrowse[i] = &ua.BrowseDescription{

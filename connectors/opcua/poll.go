@@ -3,6 +3,7 @@ package opcua
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	gopcua "github.com/gopcua/opcua"
@@ -14,6 +15,9 @@ import (
 
 // defaultMaxNodesPerRead is used when the server states no limit.
 const defaultMaxNodesPerRead = 1000
+
+// readsInFlight is how many Read requests a poll cycle keeps outstanding.
+const readsInFlight = 4
 
 type readChunk struct {
 	req  *ua.ReadRequest
@@ -49,36 +53,11 @@ func (s *Source) poll(ctx context.Context, c *gopcua.Client, tags []*tagState, o
 	s.setConnected(len(tags))
 	tick := time.NewTicker(s.cfg.Interval)
 	defer tick.Stop()
+	results := make(chan readResult, len(chunks))
 	for {
 		start := time.Now()
-		for _, ch := range chunks {
-			rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-			t0 := time.Now()
-			res, err := c.Read(rctx, ch.req)
-			cancel()
-			if err != nil {
-				return true, fmt.Errorf("read: %w", err)
-			}
-			now := time.Now()
-			s.m.readSeconds.Observe(now.Sub(t0).Seconds())
-			if res.ResponseHeader != nil && res.ResponseHeader.ServiceResult != ua.StatusOK {
-				return true, fmt.Errorf("read: %w", res.ResponseHeader.ServiceResult)
-			}
-			if len(res.Results) != len(ch.tags) {
-				return true, fmt.Errorf("read: asked for %d nodes, got %d results", len(ch.tags), len(res.Results))
-			}
-			pts := engine.GetPoints(len(ch.tags))
-			for i, dv := range res.Results {
-				pts = s.appendValue(pts, ch.tags[i], dv, now)
-			}
-			s.m.points.Add(float64(len(pts)))
-			if len(pts) == 0 {
-				engine.PutPoints(pts)
-				continue
-			}
-			if err := out.Emit(ctx, pts, nil); err != nil {
-				return true, err
-			}
+		if err := s.pollOnce(ctx, c, chunks, results, out); err != nil {
+			return true, err
 		}
 		if el := time.Since(start); el > s.cfg.Interval {
 			s.m.skipped.Add(float64(el / s.cfg.Interval))
@@ -89,4 +68,78 @@ func (s *Source) poll(ctx context.Context, c *gopcua.Client, tags []*tagState, o
 		case <-tick.C:
 		}
 	}
+}
+
+type readResult struct {
+	chunk int
+	res   *ua.ReadResponse
+	at    time.Time
+	err   error
+}
+
+// pollOnce reads every chunk, up to readsInFlight requests at a time, and
+// emits each answer as it arrives.
+func (s *Source) pollOnce(ctx context.Context, c *gopcua.Client, chunks []readChunk, results chan readResult, out engine.Output) error {
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	sem := make(chan struct{}, readsInFlight)
+	launched := 0
+	launch := func() {
+		i := launched
+		launched++
+		sem <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			t0 := time.Now()
+			res, err := c.Read(rctx, chunks[i].req)
+			now := time.Now()
+			s.m.readSeconds.Observe(now.Sub(t0).Seconds())
+			<-sem
+			results <- readResult{chunk: i, res: res, at: now, err: err}
+		}()
+	}
+	for launched < len(chunks) && launched < readsInFlight {
+		launch()
+	}
+	var firstErr error
+	for done := 0; done < launched; done++ { // launched grows as answers come in
+		r := <-results
+		if launched < len(chunks) && firstErr == nil {
+			launch()
+		}
+		if firstErr != nil {
+			continue
+		}
+		if err := s.emitRead(ctx, chunks[r.chunk], r, out); err != nil {
+			firstErr = err
+			cancel()
+		}
+	}
+	return firstErr
+}
+
+func (s *Source) emitRead(ctx context.Context, ch readChunk, r readResult, out engine.Output) error {
+	if r.err != nil {
+		return fmt.Errorf("read: %w", r.err)
+	}
+	res := r.res
+	if res.ResponseHeader != nil && res.ResponseHeader.ServiceResult != ua.StatusOK {
+		return fmt.Errorf("read: %w", res.ResponseHeader.ServiceResult)
+	}
+	if len(res.Results) != len(ch.tags) {
+		return fmt.Errorf("read: asked for %d nodes, got %d results", len(ch.tags), len(res.Results))
+	}
+	pts := engine.GetPoints(len(ch.tags))
+	for i, dv := range res.Results {
+		pts = s.appendValue(pts, ch.tags[i], dv, r.at)
+	}
+	s.m.points.Add(float64(len(pts)))
+	if len(pts) == 0 {
+		engine.PutPoints(pts)
+		return nil
+	}
+	return out.Emit(ctx, pts, nil)
 }

@@ -21,7 +21,7 @@ const createChunk = 500
 // items, checks every item's result, and turns data change notifications
 // into points until the connection drops.
 func (s *Source) subscribe(ctx context.Context, c *gopcua.Client, tags []*tagState, out engine.Output) (bool, error) {
-	notifs := make(chan *gopcua.PublishNotificationData, 64)
+	notifs := make(chan *gopcua.PublishNotificationData, 4)
 	failed := 0
 	for start := 0; start < len(tags); start += s.cfg.MaxItemsPerSub {
 		end := min(start+s.cfg.MaxItemsPerSub, len(tags))

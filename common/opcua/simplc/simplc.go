@@ -70,7 +70,7 @@ type Config struct {
 	Record bool
 	// ServerLog passes the OPC UA server library's own log to Logger.
 	ServerLog bool
-	Logger *slog.Logger
+	Logger    *slog.Logger
 }
 
 // Sample is one value the PLC wrote.
