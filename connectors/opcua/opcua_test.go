@@ -2,6 +2,7 @@ package opcua
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	uacommon "github.com/flowd/flowd/common/opcua"
 	"github.com/flowd/flowd/common/opcua/simplc"
 	"github.com/flowd/flowd/engine"
+	"github.com/gopcua/opcua/ua"
 )
 
 // collector is an engine.Output that keeps every point.
@@ -226,4 +228,95 @@ func TestUntrustedServerCertificate(t *testing.T) {
 func scalar(x any) engine.Value {
 	v, _ := uacommon.Scalar(x)
 	return v
+}
+
+func TestConfigErrors(t *testing.T) {
+	cases := []struct {
+		name  string
+		cfg   Config
+		field string
+	}{
+		{"no nodes", Config{Endpoint: "opc.tcp://x:1"}, "nodes"},
+		{"bad node id", Config{Endpoint: "opc.tcp://x:1", Nodes: map[string]string{"a": "ns=x;q=1"}}, "nodes"},
+		{"mode without policy", Config{Endpoint: "opc.tcp://x:1", Nodes: map[string]string{"a": "i=1"}, SecurityMode: "Sign"}, "security_mode"},
+		{"password in clear", Config{Endpoint: "opc.tcp://x:1", Nodes: map[string]string{"a": "i=1"}, Username: "u"}, "username"},
+		{"cert without key", Config{Endpoint: "opc.tcp://x:1", Nodes: map[string]string{"a": "i=1"}, UserCertificate: "c.pem"}, "user_private_key"},
+		{"bad pattern", Config{Endpoint: "opc.tcp://x:1", Browse: &BrowseConfig{Include: []string{"["}}}, "browse"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cfg := c.cfg
+			defaults(&cfg)
+			_, err := New(&cfg, &engine.Env{Name: "x", DataDir: t.TempDir()})
+			var fe *engine.FieldError
+			if !errors.As(err, &fe) || fe.Field != c.field {
+				t.Fatalf("err = %v, want a FieldError on %s", err, c.field)
+			}
+		})
+	}
+}
+
+func TestValueMapping(t *testing.T) {
+	src := newSource(t, Config{Endpoint: "opc.tcp://x:1", Nodes: map[string]string{"a": "i=1"}})
+	tag := &tagState{nodeSpec: nodeSpec{tag: "v", asset: "a"}}
+	src2 := newSource(t, Config{Endpoint: "opc.tcp://x:1", Nodes: map[string]string{"a": "i=1"}, Arrays: "json"})
+	ts := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	now := ts.Add(time.Minute)
+	dv := func(x any, st ua.StatusCode) *ua.DataValue {
+		return &ua.DataValue{Value: ua.MustVariant(x), Status: st, SourceTimestamp: ts}
+	}
+	check := func(pts []engine.Point, want ...string) {
+		t.Helper()
+		if len(pts) != len(want) {
+			t.Fatalf("got %d points, want %d", len(pts), len(want))
+		}
+		for i, p := range pts {
+			got := fmt.Sprintf("%s=%s/%s", p.Tag, p.Value, p.Quality)
+			if got != want[i] {
+				t.Errorf("point %d: %s, want %s", i, got, want[i])
+			}
+		}
+	}
+	check(src.appendValue(nil, tag, dv(21.5, ua.StatusOK), now), "v=21.5/good")
+	check(src.appendValue(nil, tag, dv(float32(24.47), ua.StatusOK), now), "v=24.47/good")
+	check(src.appendValue(nil, tag, dv(uint16(7), ua.StatusOK), now), "v=7/good")
+	check(src.appendValue(nil, tag, dv(ts, ua.StatusOK), now), "v=2026-11-22T10:00:00Z/good")
+	check(src.appendValue(nil, tag, dv(1.0, ua.StatusUncertain), now), "v=1/uncertain")
+	check(src.appendValue(nil, tag, dv(1.0, ua.StatusBadSensorFailure), now), "v=1/bad")
+	check(src.appendValue(nil, tag, dv([]float64{1, 2}, ua.StatusOK), now), "v[0]=1/good", "v[1]=2/good")
+	check(src2.appendValue(nil, tag, dv([]int32{1, 2}, ua.StatusOK), now), "v=[1,2]/good")
+	p := src.appendValue(nil, tag, dv(1.0, ua.StatusBadSensorFailure), now)[0]
+	if p.Status != uint32(ua.StatusBadSensorFailure) || p.TS != ts.UnixNano() {
+		t.Errorf("status %x ts %d", p.Status, p.TS)
+	}
+	noTS := src.appendValue(nil, tag, &ua.DataValue{Value: ua.MustVariant(1.0), ServerTimestamp: now}, now.Add(time.Hour))[0]
+	if noTS.TS != now.UnixNano() {
+		t.Errorf("ts without source timestamp = %d, want the server timestamp", noTS.TS)
+	}
+}
+
+func TestDeadband(t *testing.T) {
+	abs := &tagState{nodeSpec: nodeSpec{dbType: "absolute", deadband: 0.5}}
+	var got []bool
+	for _, v := range []float64{10, 10.3, 10.6, 10.2, 11.2} {
+		got = append(got, abs.pass(engine.Float(v), engine.Good))
+	}
+	if fmt.Sprint(got) != "[true false true false true]" {
+		t.Errorf("absolute: %v", got)
+	}
+	pct := &tagState{nodeSpec: nodeSpec{dbType: "percent", deadband: 10}}
+	got = nil
+	for _, v := range []float64{100, 105, 111, 111} {
+		got = append(got, pct.pass(engine.Float(v), engine.Good))
+	}
+	if fmt.Sprint(got) != "[true false true false]" {
+		t.Errorf("percent: %v", got)
+	}
+	if !pct.pass(engine.Float(111), engine.Bad) {
+		t.Error("a quality change must pass")
+	}
+	str := &tagState{nodeSpec: nodeSpec{dbType: "absolute", deadband: 1}}
+	if !str.pass(engine.String("a"), engine.Good) || str.pass(engine.String("a"), engine.Good) || !str.pass(engine.String("b"), engine.Good) {
+		t.Error("non-numeric values pass when they change")
+	}
 }
