@@ -42,7 +42,7 @@ func cmdSimPLC(args []string, stdout, stderr io.Writer) int {
 	seed := fs.Uint64("seed", 1, "random seed")
 	maxRead := fs.Int("max-nodes-per-read", simplc.DefaultMaxNodesPerRead, "MaxNodesPerRead advertised (keeps Read answers under 64 KiB)")
 	pki := fs.String("pki", "", "directory keeping the server certificate across restarts (default: a new one each start)")
-	policies := fs.String("policies", "None,Basic256Sha256,Aes128_Sha256_RsaOaep,Aes256_Sha256_RsaPss", "security policies offered")
+	policies := fs.String("policies", "None", "security policies offered, comma-separated (gopcua v0.8.0's server opens channels with None only)")
 	noAnon := fs.Bool("no-anonymous", false, "refuse anonymous sessions")
 	users := userFlags{}
 	fs.Var(users, "user", "accept username:password (repeatable)")
