@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	gopcua "github.com/gopcua/opcua"
@@ -21,11 +22,24 @@ const createChunk = 500
 // items, checks every item's result, and turns data change notifications
 // into points until the connection drops.
 func (s *Source) subscribe(ctx context.Context, c *gopcua.Client, tags []*tagState, out engine.Output) (bool, error) {
+	// Notifications are consumed from the start: the library's publish loop
+	// blocks until its notification is taken, and while it is blocked it
+	// cannot take part in creating further subscriptions.
 	notifs := make(chan *gopcua.PublishNotificationData, 4)
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	errc := make(chan error, 1)
+	wg.Add(1)
+	go func() { defer wg.Done(); errc <- s.consume(cctx, notifs, tags, out) }()
+
 	failed := 0
 	for start := 0; start < len(tags); start += s.cfg.MaxItemsPerSub {
 		end := min(start+s.cfg.MaxItemsPerSub, len(tags))
-		sub, err := c.Subscribe(ctx, &gopcua.SubscriptionParameters{Interval: s.cfg.Interval}, notifs)
+		rctx, rcancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+		sub, err := c.Subscribe(rctx, &gopcua.SubscriptionParameters{Interval: s.cfg.Interval}, notifs)
+		rcancel()
 		if err != nil {
 			return false, fmt.Errorf("create subscription: %w", err)
 		}
@@ -48,38 +62,55 @@ func (s *Source) subscribe(ctx context.Context, c *gopcua.Client, tags []*tagSta
 		select {
 		case <-ctx.Done():
 			return true, ctx.Err()
+		case err := <-errc:
+			return true, err
 		case <-check.C:
 			if st := c.State(); st != gopcua.Connected {
 				return true, fmt.Errorf("connection %s", st)
 			}
-		case n := <-notifs:
-			if n.Error != nil {
-				return true, fmt.Errorf("subscription: %w", n.Error)
-			}
-			dc, ok := n.Value.(*ua.DataChangeNotification)
-			if !ok || len(dc.MonitoredItems) == 0 {
+		}
+	}
+}
+
+// consume turns data change notifications into points until ctx ends or a
+// notification reports an error.
+func (s *Source) consume(ctx context.Context, notifs <-chan *gopcua.PublishNotificationData, tags []*tagState, out engine.Output) error {
+	for {
+		var n *gopcua.PublishNotificationData
+		select {
+		case <-ctx.Done():
+			return nil
+		case n = <-notifs:
+		}
+		if n.Error != nil {
+			return fmt.Errorf("subscription: %w", n.Error)
+		}
+		dc, ok := n.Value.(*ua.DataChangeNotification)
+		if !ok || len(dc.MonitoredItems) == 0 {
+			continue
+		}
+		now := time.Now()
+		pts := engine.GetPoints(len(dc.MonitoredItems))
+		for _, it := range dc.MonitoredItems {
+			h := int(it.ClientHandle)
+			if h < 0 || h >= len(tags) {
 				continue
 			}
-			now := time.Now()
-			pts := engine.GetPoints(len(dc.MonitoredItems))
-			for _, it := range dc.MonitoredItems {
-				h := int(it.ClientHandle)
-				if h < 0 || h >= len(tags) {
-					continue
-				}
-				if it.Value != nil && uacommon.DataValueOverflow(it.Value.Status) {
-					s.m.dropped.Inc()
-				}
-				pts = s.appendValue(pts, tags[h], it.Value, now)
+			if it.Value != nil && uacommon.DataValueOverflow(it.Value.Status) {
+				s.m.dropped.Inc()
 			}
-			s.m.points.Add(float64(len(pts)))
-			if len(pts) == 0 {
-				engine.PutPoints(pts)
-				continue
+			pts = s.appendValue(pts, tags[h], it.Value, now)
+		}
+		s.m.points.Add(float64(len(pts)))
+		if len(pts) == 0 {
+			engine.PutPoints(pts)
+			continue
+		}
+		if err := out.Emit(ctx, pts, nil); err != nil {
+			if ctx.Err() != nil {
+				return nil
 			}
-			if err := out.Emit(ctx, pts, nil); err != nil {
-				return true, err
-			}
+			return err
 		}
 	}
 }
