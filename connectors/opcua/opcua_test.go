@@ -216,7 +216,7 @@ func TestSubscribeSeesEveryWrite(t *testing.T) {
 }
 
 func TestUntrustedServerCertificate(t *testing.T) {
-	plc := startPLC(t, simplc.Config{Assets: 1, Tags: 2, Interval: time.Second})
+	plc := startPLC(t, simplc.Config{Assets: 1, Tags: 2, Interval: time.Second, Policies: []string{"None", "Basic256Sha256"}})
 	src := newSource(t, Config{Endpoint: plc.Endpoint(), Nodes: map[string]string{"x": plc.NodeID(0, 0)},
 		SecurityPolicy: "Basic256Sha256", SecurityMode: "SignAndEncrypt"})
 	_, err := src.connect(context.Background())
