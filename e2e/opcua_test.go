@@ -229,7 +229,7 @@ func TestOPCUAPLCRestart(t *testing.T) {
 	cfg := harness.WriteFile(t, dir, "restart.hcl", fmt.Sprintf(`
 pipeline "restart" {
   source "opcua" "plc" {
-    endpoint      = %q
+    endpoint      = %[1]q
     mode          = "subscribe"
     interval      = "100ms"
     reconnect_min = "200ms"
@@ -238,9 +238,21 @@ pipeline "restart" {
       include = ["Asset1/*"]
     }
   }
+  source "opcua" "poll" {
+    endpoint      = %[1]q
+    mode          = "poll"
+    interval      = "200ms"
+    asset         = "polled"
+    reconnect_min = "200ms"
+    reconnect_max = "1s"
+    nodes = {
+      Tag1 = "ns=2;s=Asset1.Tag1"
+      Tag2 = "ns=2;s=Asset1.Tag2"
+    }
+  }
   sink "file" "out" {
-    inputs = [source.plc]
-    path   = %q
+    inputs = [source.plc, source.poll]
+    path   = %[2]q
   }
 }
 `, ep, out))
@@ -254,7 +266,7 @@ pipeline "restart" {
 	plc.Wait()
 	down := time.Now()
 	harness.Eventually(t, 15*time.Second, func() bool {
-		return countWhere(readPoints(t, out), func(pt jsonPoint) bool { return pt.Quality == "bad" }) >= 5
+		return countWhere(readPoints(t, out), func(pt jsonPoint) bool { return pt.Quality == "bad" }) >= 7
 	}, "tags not marked bad while the PLC is down")
 	time.Sleep(time.Second)
 	startPLCProc()
@@ -264,21 +276,31 @@ pipeline "restart" {
 	if p.Exited() {
 		t.Fatal("flowd exited")
 	}
+	harness.Eventually(t, 30*time.Second, func() bool {
+		return countWhere(readPoints(t, out), func(pt jsonPoint) bool {
+			return pt.Asset == "polled" && pt.Quality == "good" && pt.TS.After(up)
+		}) >= 10
+	}, "no polled points after the PLC came back")
 	pts := readPoints(t, out)
-	for g := 1; g <= 5; g++ {
-		tag := fmt.Sprintf("Tag%d", g)
-		var seq []string
-		for _, pt := range pts {
-			if pt.Tag == tag && (len(seq) == 0 || seq[len(seq)-1] != pt.Quality) {
-				seq = append(seq, pt.Quality)
+	for _, asset := range []string{"Asset1", "polled"} {
+		for g := 1; g <= 5; g++ {
+			tag := fmt.Sprintf("Tag%d", g)
+			if asset == "polled" && g > 2 {
+				break
 			}
-		}
-		if strings.Join(seq, ",") != "good,bad,good" {
-			t.Errorf("%s: quality sequence %v, want good → bad → good", tag, seq)
-		}
-		for _, pt := range pts {
-			if pt.Tag == tag && pt.Quality == "bad" && (pt.TS.Before(down.Add(-time.Second)) || pt.TS.After(up)) {
-				t.Errorf("%s: bad point at %s is outside the outage %s–%s", tag, pt.TS, down, up)
+			var seq []string
+			for _, pt := range pts {
+				if pt.Asset == asset && pt.Tag == tag && (len(seq) == 0 || seq[len(seq)-1] != pt.Quality) {
+					seq = append(seq, pt.Quality)
+				}
+			}
+			if strings.Join(seq, ",") != "good,bad,good" {
+				t.Errorf("%s/%s: quality sequence %v, want good → bad → good", asset, tag, seq)
+			}
+			for _, pt := range pts {
+				if pt.Asset == asset && pt.Tag == tag && pt.Quality == "bad" && (pt.TS.Before(down.Add(-time.Second)) || pt.TS.After(up)) {
+					t.Errorf("%s/%s: bad point at %s is outside the outage %s–%s", asset, tag, pt.TS, down, up)
+				}
 			}
 		}
 	}
@@ -289,7 +311,7 @@ pipeline "restart" {
 	if n := harness.Sum(m, "flowd_opcua_reconnects_total"); n < 1 {
 		t.Errorf("flowd_opcua_reconnects_total = %v", n)
 	}
-	if c := harness.Sum(m, "flowd_opcua_connected"); c != 1 {
+	if c := harness.Sum(m, "flowd_opcua_connected"); c != 2 {
 		t.Errorf("flowd_opcua_connected = %v after the restart", c)
 	}
 	if code := p.Stop(30 * time.Second); code != 0 {
