@@ -71,7 +71,7 @@ async def main(port: int, pki: str) -> None:
     await server.load_certificate(cert_path)
     await server.load_private_key(key_path)
     ns = await server.register_namespace("urn:flowd:interop")  # 2
-    obj = await server.nodes.objects.add_object(ua.NodeId("Interop", ns), "Interop")
+    obj = await server.nodes.objects.add_object(ua.NodeId("Interop", ns), ua.QualifiedName("Interop", ns))
 
     def sid(name: str) -> ua.NodeId:
         return ua.NodeId("Interop." + name, ns)

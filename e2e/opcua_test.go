@@ -369,7 +369,7 @@ pipeline "interop" {
     mode     = "poll"
     interval = "200ms"
     browse {
-      include = ["Interop/*"]
+      root = "/2:Interop"
     }
   }
   source "opcua" "sub" {

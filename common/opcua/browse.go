@@ -3,6 +3,9 @@ package opcua
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strconv"
+	"strings"
 
 	gopcua "github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/id"
@@ -38,6 +41,10 @@ type browseItem struct {
 // are descended into; variables are not (their properties are not tags).
 func Browse(ctx context.Context, c *gopcua.Client, root *ua.NodeID, maxDepth int, fn func(Var)) error {
 	seen := map[string]bool{root.String(): true}
+	rootName := ""
+	if q, err := c.Node(root).BrowseName(ctx); err == nil && q != nil {
+		rootName = q.Name
+	}
 	level := []browseItem{{id: root}}
 	for depth := 1; len(level) > 0 && (maxDepth <= 0 || depth <= maxDepth); depth++ {
 		var next []browseItem
@@ -82,7 +89,7 @@ func Browse(ctx context.Context, c *gopcua.Client, root *ua.NodeID, maxDepth int
 					refs = append(refs, nres.Results[0].References...)
 					cp = nres.Results[0].ContinuationPoint
 				}
-				parent := ""
+				parent := rootName
 				if n := len(batch[i].path); n > 0 {
 					parent = batch[i].path[n-1]
 				}
@@ -133,4 +140,71 @@ func MaxNodesPerRead(ctx context.Context, c *gopcua.Client) (int, error) {
 		return int(v), nil
 	}
 	return 0, nil
+}
+
+// IsBrowsePath reports whether a browse root is written as a path of browse
+// names below the Objects folder ("/Plant/Line1", "/2:Plant") rather than a
+// node id.
+func IsBrowsePath(s string) bool { return strings.HasPrefix(s, "/") }
+
+// ParseBrowsePath splits "/2:Plant/Line1" into qualified names; a name
+// without "ns:" has namespace -1 (any).
+func ParseBrowsePath(s string) ([]*ua.QualifiedName, []bool, error) {
+	var names []*ua.QualifiedName
+	var anyNS []bool
+	for _, el := range strings.Split(strings.Trim(s, "/"), "/") {
+		if el == "" {
+			return nil, nil, fmt.Errorf("browse path %q has an empty element", s)
+		}
+		q := &ua.QualifiedName{Name: el}
+		known := false
+		if ns, name, ok := strings.Cut(el, ":"); ok {
+			if n, err := strconv.ParseUint(ns, 10, 16); err == nil {
+				q.NamespaceIndex, q.Name, known = uint16(n), name, true
+			}
+		}
+		names = append(names, q)
+		anyNS = append(anyNS, !known)
+	}
+	return names, anyNS, nil
+}
+
+// ResolveBrowsePath finds the node a browse path names, with the
+// TranslateBrowsePathsToNodeIds service when every element has a namespace,
+// else (or when the server does not offer the service) by browsing one level
+// per element and matching browse names.
+func ResolveBrowsePath(ctx context.Context, c *gopcua.Client, path string) (*ua.NodeID, error) {
+	names, anyNS, err := ParseBrowsePath(path)
+	if err != nil {
+		return nil, err
+	}
+	objects := c.Node(ua.NewNumericNodeID(0, id.ObjectsFolder))
+	if !slices.Contains(anyNS, true) {
+		nid, err := objects.TranslateBrowsePathsToNodeIDs(ctx, names)
+		if err == nil {
+			return nid, nil
+		}
+		if ctx.Err() != nil {
+			return nil, err
+		}
+	}
+	cur := objects.ID
+	for i, q := range names {
+		refs, err := c.Node(cur).References(ctx, id.HierarchicalReferences, ua.BrowseDirectionForward, ua.NodeClassObject|ua.NodeClassVariable, true)
+		if err != nil {
+			return nil, fmt.Errorf("resolve %s: browse: %w", path, err)
+		}
+		var next *ua.NodeID
+		for _, r := range refs {
+			if r.BrowseName != nil && r.BrowseName.Name == q.Name && (anyNS[i] || r.BrowseName.NamespaceIndex == q.NamespaceIndex) && r.NodeID != nil {
+				next = r.NodeID.NodeID
+				break
+			}
+		}
+		if next == nil {
+			return nil, fmt.Errorf("resolve %s: no %q below %s", path, q.Name, cur)
+		}
+		cur = next
+	}
+	return cur, nil
 }

@@ -64,7 +64,7 @@ type NodeConfig struct {
 
 // BrowseConfig is the browse block.
 type BrowseConfig struct {
-	Root      string   `hcl:"root" default:"i=85" doc:"node to start from (default the Objects folder)"`
+	Root      string   `hcl:"root" default:"i=85" doc:"node to start from: a node id (default the Objects folder) or a path of browse names below Objects, \"/Plant/Line1\" (\"/2:Plant\" names the namespace)"`
 	MaxDepth  int      `hcl:"max_depth" default:"4" doc:"levels to descend (0: unlimited)"`
 	Include   []string `hcl:"include" doc:"glob patterns on the browse path (Asset1/Tag*) or name; when set, only matching variables"`
 	Exclude   []string `hcl:"exclude" doc:"glob patterns of variables to leave out"`
@@ -171,7 +171,11 @@ func (c *Config) validate() ([]nodeSpec, error) {
 		specs = append(specs, s)
 	}
 	if c.Browse != nil {
-		if _, err := ua.ParseNodeID(c.Browse.Root); err != nil {
+		if uacommon.IsBrowsePath(c.Browse.Root) {
+			if _, _, err := uacommon.ParseBrowsePath(c.Browse.Root); err != nil {
+				return nil, fieldErr("browse", fmt.Errorf("root: %v", err))
+			}
+		} else if _, err := ua.ParseNodeID(c.Browse.Root); err != nil {
 			return nil, fieldErr("browse", fmt.Errorf("root: bad node id %q: %v", c.Browse.Root, err))
 		}
 		for _, p := range append(append([]string(nil), c.Browse.Include...), c.Browse.Exclude...) {

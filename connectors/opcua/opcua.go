@@ -210,6 +210,15 @@ func (s *Source) resolve(ctx context.Context, c *gopcua.Client) ([]*tagState, er
 	}
 	if b := s.cfg.Browse; b != nil {
 		root, _ := ua.ParseNodeID(b.Root)
+		if uacommon.IsBrowsePath(b.Root) {
+			rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+			nid, err := uacommon.ResolveBrowsePath(rctx, c, b.Root)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+			root = nid
+		}
 		base := nodeSpec{asset: s.cfg.Asset, sampling: s.cfg.SamplingInterval, queue: s.cfg.QueueSize, deadband: s.cfg.Deadband, dbType: s.cfg.DeadbandType}
 		err := uacommon.Browse(ctx, c, root, b.MaxDepth, func(v uacommon.Var) {
 			if !b.match(v.Path, v.Name) {

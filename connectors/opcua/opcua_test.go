@@ -169,7 +169,7 @@ func inHistory(h []simplc.Sample, p engine.Point) bool {
 func TestSubscribeSeesEveryWrite(t *testing.T) {
 	plc := startPLC(t, simplc.Config{Assets: 1, Tags: 10, Interval: 200 * time.Millisecond, Change: 0.5, Record: true})
 	src := newSource(t, Config{Endpoint: plc.Endpoint(), Mode: "subscribe", Interval: 50 * time.Millisecond,
-		Browse: &BrowseConfig{MaxDepth: 3, Include: []string{"Asset1/*"}}})
+		Browse: &BrowseConfig{Root: "/Asset1", MaxDepth: 3}})
 	out := &collector{}
 	runFor(t, src, out, func() bool { return plc.Writes() > 60 }, 10*time.Second)
 	pts := out.snapshot()
