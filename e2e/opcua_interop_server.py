@@ -3,7 +3,7 @@
 Objects/Interop holds one variable of each common type, a variable with a bad
 status, and a counter that increments by one every 200 ms. Endpoints: None
 (anonymous) and Basic256Sha256 + SignAndEncrypt (username operator, password
-s3cret). The server certificate is created on first start in --pki.
+s3cret, or any X.509 user certificate). The server certificate is created on first start in --pki.
 """
 import argparse
 import asyncio
@@ -27,9 +27,9 @@ class Users:
     def get_user(self, iserver, username=None, password=None, certificate=None):
         if username is None and certificate is None:
             return User(role=UserRole.User)
-        if username is not None and USERS.get(username) == password:
-            return User(role=UserRole.User, name=username)
-        return None
+        if username is not None:
+            return User(role=UserRole.User, name=username) if USERS.get(username) == password else None
+        return User(role=UserRole.User, name="x509")  # an X.509 user token
 
 
 def ensure_cert(pki: str, uri: str) -> tuple:
@@ -66,7 +66,7 @@ async def main(port: int, pki: str) -> None:
     server.set_server_name("flowd interop (asyncua)")
     await server.set_application_uri(uri)
     server.set_security_policy([ua.SecurityPolicyType.NoSecurity, ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt])
-    server.set_security_IDs(["Anonymous", "Username"])
+    server.set_security_IDs(["Anonymous", "Username", "Basic256Sha256"])
     cert_path, key_path = ensure_cert(pki, uri)
     await server.load_certificate(cert_path)
     await server.load_private_key(key_path)

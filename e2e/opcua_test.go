@@ -362,8 +362,28 @@ func TestOPCUAInterop(t *testing.T) {
     nodes = { counter = "ns=2;s=Interop.Counter" }
   }`, name, ep, name, user, pass, trustLine)
 	}
+	userDER, userKey, err := uacommon.GenerateCert("urn:flowd:e2e:user", "e2e user", nil, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	userCert := harness.WriteFile(t, dir, "user.der", string(userDER))
+	userKeyFile := harness.WriteFile(t, dir, "user.pem", string(uacommon.KeyPEM(userKey)))
+	x509Source := fmt.Sprintf(`
+  source "opcua" "x509" {
+    endpoint          = %q
+    mode              = "poll"
+    interval          = "200ms"
+    asset             = "x509"
+    security_policy   = "Basic256Sha256"
+    security_mode     = "SignAndEncrypt"
+    user_certificate  = %q
+    user_private_key  = %q
+    trust_server_cert = %q
+    nodes = { counter = "ns=2;s=Interop.Counter" }
+  }`, ep, userCert, userKeyFile, thumb)
 	cfg := harness.WriteFile(t, dir, "interop.hcl", fmt.Sprintf(`
 pipeline "interop" {
+  %[6]s
   source "opcua" "poll" {
     endpoint = %[1]q
     mode     = "poll"
@@ -383,17 +403,18 @@ pipeline "interop" {
   %[3]s
   %[4]s
   sink "file" "out" {
-    inputs = [source.poll, source.sub, source.secure, source.wrongpw, source.untrusted]
+    inputs = [source.poll, source.sub, source.secure, source.wrongpw, source.untrusted, source.x509]
     path   = %[5]q
   }
 }
 `, ep, secure("secure", "operator", "s3cret", thumb), secure("wrongpw", "operator", "nope", thumb),
-		secure("untrusted", "operator", "s3cret", ""), filepath.Join(dir, "out.jsonl")))
+		secure("untrusted", "operator", "s3cret", ""), filepath.Join(dir, "out.jsonl"), x509Source))
 	p := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), cfg)
 	out := filepath.Join(dir, "out.jsonl")
 	harness.Eventually(t, 30*time.Second, func() bool {
 		pts := readPoints(t, out)
 		return countWhere(pts, func(pt jsonPoint) bool { return pt.Asset == "secure" }) >= 10 &&
+			countWhere(pts, func(pt jsonPoint) bool { return pt.Asset == "x509" }) >= 5 &&
 			countWhere(pts, func(pt jsonPoint) bool { return pt.Asset == "sub" }) >= 20 &&
 			countWhere(pts, func(pt jsonPoint) bool { return pt.Tag == "Counter" }) >= 10
 	}, "points from the interop server")
