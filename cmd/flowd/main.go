@@ -26,6 +26,7 @@ Usage:
   flowd run [flags] FILE|DIR...       run pipelines until their sources end or SIGINT/SIGTERM
   flowd validate [flags] FILE|DIR...  check pipeline files; exit 1 with file:line:col diagnostics
   flowd fmt [-w] [-check] FILE...     format pipeline files canonically
+  flowd sim plc|… [flags]             run a simulator (plc: an OPC UA server with changing tags)
   flowd components [NAME]             list components, or show one's reference
   flowd bench [--duration D] [--json] SCENARIO   run a benchmark scenario
   flowd sim mqtt [flags]              simulated devices publishing to an MQTT broker

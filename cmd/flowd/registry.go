@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/flowd/flowd/connectors/file"
 	mqttsource "github.com/flowd/flowd/connectors/mqtt"
+	"github.com/flowd/flowd/connectors/opcua"
 	"github.com/flowd/flowd/connectors/sim"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/sinks/cassandra"
@@ -24,16 +25,17 @@ func registry() *engine.Registry {
 		sim.Spec,
 		file.Spec,
 		mqttsource.Spec,
+		opcua.Spec,
 		// transforms
 		expr.Spec,
 		cov.Spec,
 		window.Spec,
 		lookup.Spec,
 		// sinks
-		cassandra.Spec,
 		filesink.Spec,
 		stdout.Spec,
 		discard.Spec,
 		mqttsink.Spec,
+		cassandra.Spec,
 	)
 }

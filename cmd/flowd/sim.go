@@ -6,16 +6,18 @@ import (
 )
 
 // simulators are the `flowd sim` subcommands: test peers that stand in for
-// plant equipment.
+// plant equipment, one per file (sim_*.go).
 func simulators() map[string]command {
 	return map[string]command{
 		"mqtt": cmdSimMQTT,
+		"plc":  cmdSimPLC,
 	}
 }
 
 const simUsage = `Usage: flowd sim KIND [flags]
 
 Kinds:
+  plc    an OPC UA server with N assets × M tags changing at an interval (flowd sim plc -h)
   mqtt   MQTT clients publishing JSON values at a rate (flowd sim mqtt -h)
 `
 
