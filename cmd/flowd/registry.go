@@ -6,6 +6,7 @@ import (
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/sinks/discard"
 	filesink "github.com/flowd/flowd/sinks/file"
+	"github.com/flowd/flowd/sinks/kafka"
 	"github.com/flowd/flowd/sinks/stdout"
 )
 
@@ -20,5 +21,6 @@ func registry() *engine.Registry {
 		filesink.Spec,
 		stdout.Spec,
 		discard.Spec,
+		kafka.Spec,
 	)
 }
