@@ -5,6 +5,7 @@ import (
 	"github.com/flowd/flowd/connectors/sim"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/sinks/discard"
+	"github.com/flowd/flowd/sinks/eventhubs"
 	filesink "github.com/flowd/flowd/sinks/file"
 	"github.com/flowd/flowd/sinks/kafka"
 	"github.com/flowd/flowd/sinks/stdout"
@@ -21,6 +22,7 @@ func registry() *engine.Registry {
 		filesink.Spec,
 		stdout.Spec,
 		discard.Spec,
+		eventhubs.Spec,
 		kafka.Spec,
 	)
 }
