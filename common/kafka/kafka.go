@@ -108,6 +108,12 @@ func (s *Settings) Opts() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
 		if !s.Idempotent {
 			opts = append(opts, kgo.DisableIdempotentWrite())
+		} else {
+			// Without this, franz-go waits forever for the outcome of an
+			// idempotent batch already sent, and the delivery timeout never
+			// hands the batch back to the engine. At-least-once: a batch the
+			// engine retries after a timeout may land twice.
+			opts = append(opts, kgo.AllowIdempotentProduceCancellation())
 		}
 	case "leader":
 		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
