@@ -21,6 +21,10 @@ import (
 
 // kafkaTopic creates a fresh topic for one test and deletes it afterwards.
 func kafkaTopic(t *testing.T, brokers string, partitions int32, opts ...kgo.Opt) string {
+	return kafkaTopicB(t, brokers, partitions, opts...)
+}
+
+func kafkaTopicB(t testing.TB, brokers string, partitions int32, opts ...kgo.Opt) string {
 	t.Helper()
 	topic := fmt.Sprintf("e2e-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano())
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers)}, opts...)...)
