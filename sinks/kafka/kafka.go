@@ -22,11 +22,11 @@ type Config struct {
 	Format  string   `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: a record per point; json_batch: a record per batch (a JSON array, split to stay under max_message_bytes); asset_json: a record per asset per batch"`
 	Key     string   `hcl:"key" doc:"literal record key for every record"`
 	KeyBy   string   `hcl:"key_by" default:"none" enum:"none|asset|tag|asset_tag" doc:"key records by the point's asset, tag, or \"asset/tag\" (keeps per-key order within a partition); not with a literal key"`
-	Headers bool     `hcl:"headers" default:"true" doc:"add headers: ts (source timestamp, RFC 3339), asset and tag (json), asset (asset_json), ts of the first point (json_batch)"`
+	Headers bool     `hcl:"headers" default:"true" doc:"add headers: ts (source timestamp, RFC 3339) with asset and tag (json), asset and the first point's ts (asset_json), the first point's ts (json_batch)"`
 
 	Partitioner string `hcl:"partitioner" default:"default" enum:"default|sticky_key|round_robin|least_backup" doc:"default: keyed records hash like the Java client (murmur2), unkeyed ones fill batches of ~64 KiB per partition; sticky_key: keyed hash, unkeyed sticky; round_robin; least_backup: the partition with the fewest buffered records"`
 	Acks        string `hcl:"acks" default:"all" enum:"all|leader|none" doc:"all: every in-sync replica, with the idempotent producer; leader; none (fire and forget — points count as delivered when sent)"`
-	Idempotent  bool   `hcl:"idempotent" default:"true" doc:"idempotent producer (needs acks = \"all\"): broker-side retries never duplicate or reorder"`
+	Idempotent  bool   `hcl:"idempotent" default:"true" doc:"idempotent producer (needs acks = \"all\"): the client's own retries never duplicate or reorder; a batch the engine retries after delivery_timeout may land twice (at-least-once)"`
 	Compression string `hcl:"compression" default:"none" enum:"none|gzip|snappy|lz4|zstd" doc:"record batch compression"`
 
 	Linger             time.Duration `hcl:"linger" default:"0s" doc:"how long a partition's batch may wait to fill before it is sent"`
