@@ -48,7 +48,7 @@ pipeline "bench" {
 }
 `, tc.count, tc.batch, brokers, topic, tc.format, tc.keyBy))
 				start := time.Now()
-				p := harness.Start(b, cfg)
+				p := harness.Launch(b, cfg)
 				if code := p.Wait(10 * time.Minute); code != 0 {
 					b.Fatalf("flowd exit %d\n%s", code, p.Stderr.String())
 				}

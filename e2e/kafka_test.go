@@ -124,7 +124,7 @@ func pointKey(p *engine.Point) string { return p.Asset + "/" + p.Tag }
 // runToEnd runs a pipeline file until flowd exits on its own (the source ended).
 func runToEnd(t *testing.T, pipeline string, timeout time.Duration) *harness.Proc {
 	t.Helper()
-	p := harness.Start(t, pipeline)
+	p := harness.Launch(t, pipeline)
 	if code := p.Wait(timeout); code != 0 {
 		t.Fatalf("flowd exit code %d (-1: still running after %s)\n%s", code, timeout, p.Stderr.String())
 	}
