@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
+	"github.com/flowd/flowd/engine/pointexpr"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -94,18 +95,78 @@ func TestCheckEncoding(t *testing.T) {
 		enc   Encoding
 		field string
 	}{
-		{Encoding{Format: "xml", MaxRecordBytes: 1000}, "format"},
-		{Encoding{Format: FormatJSON, Key: "k", KeyBy: KeyAsset, MaxRecordBytes: 1000}, "key_by"},
-		{Encoding{Format: FormatJSONBatch, KeyBy: KeyAsset, MaxRecordBytes: 1000}, "key_by"},
-		{Encoding{Format: FormatAssetJSON, KeyBy: KeyTag, MaxRecordBytes: 1000}, "key_by"},
-		{Encoding{Format: FormatJSON, MaxRecordBytes: 10}, "max_message_bytes"},
+		{Encoding{Topic: "t", Format: "xml", MaxRecordBytes: 1000}, "format"},
+		{Encoding{Topic: "t", Format: FormatJSON, Key: "k", KeyBy: KeyAsset, MaxRecordBytes: 1000}, "key_by"},
+		{Encoding{Topic: "t", Format: FormatJSONBatch, KeyBy: KeyAsset, MaxRecordBytes: 1000}, "key_by"},
+		{Encoding{Topic: "t", Format: FormatAssetJSON, KeyBy: KeyTag, MaxRecordBytes: 1000}, "key_by"},
+		{Encoding{Topic: "t", Format: FormatJSON, MaxRecordBytes: 10}, "max_message_bytes"},
+		{Encoding{Format: FormatJSON, MaxRecordBytes: 1000}, "topic"},
+		{Encoding{Topic: "t", Format: FormatJSON, KeyExpr: mustExpr("tag"), KeyBy: KeyAsset, MaxRecordBytes: 1000}, "key_expr"},
+		{Encoding{Topic: "t", Format: FormatJSONBatch, KeyExpr: mustExpr("tag"), MaxRecordBytes: 1000}, "key_expr"},
+		{Encoding{Topic: "t", TopicExpr: mustExpr("tag"), Format: FormatJSON, MaxRecordBytes: 1000}, "topic_expr"},
 	} {
 		if field, err := CheckEncoding(&tc.enc); err == nil || field != tc.field {
 			t.Errorf("%+v: field %q err %v, want field %q", tc.enc, field, err, tc.field)
 		}
 	}
-	if _, err := CheckEncoding(&Encoding{Format: FormatAssetJSON, KeyBy: KeyAsset, MaxRecordBytes: 1000}); err != nil {
+	if _, err := CheckEncoding(&Encoding{Topic: "t", Format: FormatAssetJSON, KeyBy: KeyAsset, MaxRecordBytes: 1000}); err != nil {
 		t.Error(err)
+	}
+}
+
+func mustExpr(src string) *pointexpr.Program {
+	p, err := pointexpr.Compile("x", engine.Expr{Src: src}, engine.KindString)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+// Topics and keys from expressions: one record per point to the topic its
+// expression names, keyed by its key expression; a point whose expression
+// fails is rejected, the others are written.
+func TestWriteTopicAndKeyExpressions(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "plant.line0", "plant.line1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := newWriter(t, c, Encoding{
+		TopicExpr: mustExpr("'plant.' + asset"), KeyExpr: mustExpr("tag + '@' + asset"),
+		Format: FormatJSON, MaxRecordBytes: 1 << 20,
+	})
+	pts := points(2, 3, 1)
+	pts = append(pts, engine.Point{Asset: "", Tag: "x", TS: 1}) // topic "plant.": no such topic
+	var rejected int
+	w.Enc.TopicExpr = mustExpr("asset == '' ? '' : 'plant.' + asset")
+	n, err := w.Write(context.Background(), pts, func(p []engine.Point, err error) {
+		if !errors.Is(err, ErrExpr) {
+			t.Errorf("reject reason %v", err)
+		}
+		rejected += len(p)
+	})
+	if err != nil || n != 6 || rejected != 1 {
+		t.Fatalf("n=%d err=%v rejected=%d", n, err, rejected)
+	}
+	for _, topic := range []string{"plant.line0", "plant.line1"} {
+		recs := readAll(t, c.ListenAddrs(), topic, 3)
+		if len(recs) != 3 {
+			t.Fatalf("%s: %d records", topic, len(recs))
+		}
+		for _, r := range recs {
+			pts, _ := codec.DecodePoints(nil, r.Value)
+			if "plant."+pts[0].Asset != topic || string(r.Key) != pts[0].Tag+"@"+pts[0].Asset {
+				t.Fatalf("%s: record keyed %s holds %+v", topic, r.Key, pts[0])
+			}
+		}
+	}
+
+	// json_batch with a topic expression: one array per topic.
+	w.Enc.Format = FormatJSONBatch
+	w.Enc.KeyExpr = nil
+	w.Enc.TopicExpr = mustExpr("'plant.' + asset")
+	if n, err := w.Write(context.Background(), points(2, 3, 1), nil); err != nil || n != 2 {
+		t.Fatalf("json_batch by topic: %d records, %v", n, err)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
+	"github.com/flowd/flowd/engine/pointexpr"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -36,10 +37,16 @@ const (
 
 // Encoding says how points become records.
 type Encoding struct {
-	Topic   string
-	Format  string // json, json_batch, asset_json
-	Key     string // literal key, used when set
-	KeyBy   string // none, asset, tag, asset_tag (ignored when Key is set)
+	Topic string
+	// TopicExpr, when set, gives the topic per point (json), or per group of
+	// points with the same topic (json_batch, asset_json).
+	TopicExpr *pointexpr.Program
+	Format    string // json, json_batch, asset_json
+	Key       string // literal key, used when set
+	KeyBy     string // none, asset, tag, asset_tag (ignored when Key is set)
+	// KeyExpr, when set, gives the key per point (json) or per asset from its
+	// first point (asset_json).
+	KeyExpr *pointexpr.Program
 	Headers bool
 	// MaxRecordBytes bounds a record's value: json_batch splits a batch into
 	// several arrays under it; a single point over it is rejected.
@@ -53,6 +60,20 @@ func CheckEncoding(e *Encoding) (field string, err error) {
 	case FormatJSON, FormatJSONBatch, FormatAssetJSON:
 	default:
 		return "format", fmt.Errorf("unknown format %q", e.Format)
+	}
+	if e.KeyExpr != nil {
+		switch {
+		case e.Key != "" || (e.KeyBy != "" && e.KeyBy != KeyNone):
+			return "key_expr", errors.New("set one of key, key_by and key_expr")
+		case e.Format == FormatJSONBatch:
+			return "key_expr", errors.New("json_batch writes one record per batch, so it can only have a literal key")
+		}
+	}
+	if e.Topic != "" && e.TopicExpr != nil {
+		return "topic_expr", errors.New("set topic or topic_expr, not both")
+	}
+	if e.Topic == "" && e.TopicExpr == nil {
+		return "topic", errors.New("set topic or topic_expr")
 	}
 	switch e.KeyBy {
 	case "", KeyNone:
@@ -77,6 +98,7 @@ func CheckEncoding(e *Encoding) (field string, err error) {
 
 // span locates a record's parts in the encoding buffer.
 type span struct {
+	topic           string // "": Encoding.Topic
 	val, valEnd     int
 	key, keyEnd     int // keyEnd < 0: no key
 	ts, tsEnd       int
@@ -90,10 +112,13 @@ type Writer struct {
 	Client *kgo.Client
 	Enc    Encoding
 
-	buf   []byte
-	spans []span
-	recs  []kgo.Record
-	hdrs  []kgo.RecordHeader
+	topics  map[string]string // interned topic names from TopicExpr
+	ptopics []string
+	scratch []engine.Point
+	buf     []byte
+	spans   []span
+	recs    []kgo.Record
+	hdrs    []kgo.RecordHeader
 }
 
 // ErrTooLarge marks points whose encoding exceeds the record size limit.
@@ -127,6 +152,9 @@ func (w *Writer) Write(ctx context.Context, points []engine.Point, reject func([
 		sp := &w.spans[i]
 		r := &w.recs[i]
 		*r = kgo.Record{Topic: w.Enc.Topic, Value: buf[sp.val:sp.valEnd:sp.valEnd]}
+		if sp.topic != "" {
+			r.Topic = sp.topic
+		}
 		if sp.keyEnd >= 0 {
 			r.Key = buf[sp.key:sp.keyEnd:sp.keyEnd]
 		}
@@ -187,16 +215,87 @@ func produceAll(ctx context.Context, cl *kgo.Client, recs []kgo.Record) error {
 	return nil
 }
 
+// ErrExpr marks points whose topic or key expression failed.
+var ErrExpr = errors.New("expression failed")
+
 // encode fills w.buf and w.spans.
 func (w *Writer) encode(points []engine.Point, reject func([]engine.Point, error)) {
 	w.buf = w.buf[:0]
 	w.spans = w.spans[:0]
+	if w.Enc.TopicExpr == nil || w.Enc.Format == FormatJSON {
+		w.encodeTopic(points, "", reject)
+		return
+	}
+	// One group of points per topic, in order of first appearance.
+	w.ptopics = w.ptopics[:0]
+	var order []string
+	for i := range points {
+		t, err := w.topicOf(&points[i])
+		if err != nil {
+			if reject != nil {
+				reject(points[i:i+1], err)
+			}
+		}
+		w.ptopics = append(w.ptopics, t)
+		if t != "" && !contains(order, t) {
+			order = append(order, t)
+		}
+	}
+	if cap(w.scratch) < len(points) {
+		w.scratch = make([]engine.Point, 0, len(points))
+	}
+	w.scratch = w.scratch[:0]
+	for _, t := range order {
+		from := len(w.scratch)
+		for i := range points {
+			if w.ptopics[i] == t {
+				w.scratch = append(w.scratch, points[i])
+			}
+		}
+		w.encodeTopic(w.scratch[from:], t, reject)
+	}
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// topicOf evaluates the topic expression, interning the result.
+func (w *Writer) topicOf(p *engine.Point) (string, error) {
+	t, err := w.Enc.TopicExpr.EvalString(p)
+	if err == nil && t == "" {
+		err = errors.New("empty topic")
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: topic_expr: %v", ErrExpr, err)
+	}
+	if w.topics == nil {
+		w.topics = map[string]string{}
+	}
+	if in, ok := w.topics[t]; ok {
+		return in, nil
+	}
+	if len(w.topics) > 10000 {
+		clear(w.topics)
+	}
+	w.topics[t] = t
+	return t, nil
+}
+
+// encodeTopic encodes points bound for one topic ("": the fixed topic, or
+// per point from TopicExpr in the json format).
+func (w *Writer) encodeTopic(points []engine.Point, topic string, reject func([]engine.Point, error)) {
 	switch w.Enc.Format {
 	case FormatJSONBatch:
-		w.encodeBatch(points, reject)
+		w.encodeBatch(points, topic, reject)
 	case FormatAssetJSON:
 		codec.GroupByAsset(points, func(asset string, pts []engine.Point) error {
-			sp := span{val: len(w.buf), keyEnd: -1}
+			sp := span{topic: topic, val: len(w.buf), keyEnd: -1}
 			w.buf = codec.AppendAssetJSON(w.buf, asset, pts)
 			sp.valEnd = len(w.buf)
 			if sp.valEnd-sp.val > w.Enc.MaxRecordBytes {
@@ -206,7 +305,13 @@ func (w *Writer) encode(points []engine.Point, reject func([]engine.Point, error
 				}
 				return nil
 			}
-			w.key(&sp, asset, "")
+			if err := w.key(&sp, &pts[0]); err != nil {
+				w.buf = w.buf[:sp.val]
+				if reject != nil {
+					reject(pts, err)
+				}
+				return nil
+			}
 			if w.Enc.Headers {
 				w.headers(&sp, pts[0].TS, asset, "")
 			}
@@ -216,7 +321,17 @@ func (w *Writer) encode(points []engine.Point, reject func([]engine.Point, error
 	default:
 		for i := range points {
 			p := &points[i]
-			sp := span{val: len(w.buf), keyEnd: -1}
+			sp := span{topic: topic, val: len(w.buf), keyEnd: -1}
+			if w.Enc.TopicExpr != nil {
+				t, err := w.topicOf(p)
+				if err != nil {
+					if reject != nil {
+						reject(points[i:i+1], err)
+					}
+					continue
+				}
+				sp.topic = t
+			}
 			w.buf = codec.AppendPoint(w.buf, p)
 			sp.valEnd = len(w.buf)
 			if sp.valEnd-sp.val > w.Enc.MaxRecordBytes {
@@ -226,7 +341,13 @@ func (w *Writer) encode(points []engine.Point, reject func([]engine.Point, error
 				}
 				continue
 			}
-			w.key(&sp, p.Asset, p.Tag)
+			if err := w.key(&sp, p); err != nil {
+				w.buf = w.buf[:sp.val]
+				if reject != nil {
+					reject(points[i:i+1], err)
+				}
+				continue
+			}
 			if w.Enc.Headers {
 				w.headers(&sp, p.TS, p.Asset, p.Tag)
 			}
@@ -248,11 +369,23 @@ func (w *Writer) headers(sp *span, ts int64, asset, tag string) {
 	sp.tagEnd = len(w.buf)
 }
 
-func (w *Writer) key(sp *span, asset, tag string) {
+// key appends the record key of p (nil for a whole batch) to the buffer.
+func (w *Writer) key(sp *span, p *engine.Point) error {
+	var asset, tag string
+	if p != nil {
+		asset, tag = p.Asset, p.Tag
+	}
 	switch {
 	case w.Enc.Key != "":
 		sp.key = len(w.buf)
 		w.buf = append(w.buf, w.Enc.Key...)
+	case w.Enc.KeyExpr != nil && p != nil:
+		k, err := w.Enc.KeyExpr.EvalString(p)
+		if err != nil {
+			return fmt.Errorf("%w: key_expr: %v", ErrExpr, err)
+		}
+		sp.key = len(w.buf)
+		w.buf = append(w.buf, k...)
 	case w.Enc.KeyBy == KeyAsset:
 		sp.key = len(w.buf)
 		w.buf = append(w.buf, asset...)
@@ -265,18 +398,19 @@ func (w *Writer) key(sp *span, asset, tag string) {
 		w.buf = append(w.buf, '/')
 		w.buf = append(w.buf, tag...)
 	default:
-		return
+		return nil
 	}
 	sp.keyEnd = len(w.buf)
+	return nil
 }
 
 // encodeBatch writes points as JSON arrays no larger than MaxRecordBytes,
 // halving a chunk that does not fit.
-func (w *Writer) encodeBatch(points []engine.Point, reject func([]engine.Point, error)) {
+func (w *Writer) encodeBatch(points []engine.Point, topic string, reject func([]engine.Point, error)) {
 	if len(points) == 0 {
 		return
 	}
-	sp := span{val: len(w.buf), keyEnd: -1}
+	sp := span{topic: topic, val: len(w.buf), keyEnd: -1}
 	w.buf = codec.AppendBatch(w.buf, points)
 	sp.valEnd = len(w.buf)
 	if sp.valEnd-sp.val > w.Enc.MaxRecordBytes {
@@ -288,11 +422,11 @@ func (w *Writer) encodeBatch(points []engine.Point, reject func([]engine.Point, 
 			return
 		}
 		half := len(points) / 2
-		w.encodeBatch(points[:half], reject)
-		w.encodeBatch(points[half:], reject)
+		w.encodeBatch(points[:half], topic, reject)
+		w.encodeBatch(points[half:], topic, reject)
 		return
 	}
-	w.key(&sp, "", "")
+	w.key(&sp, nil)
 	if w.Enc.Headers {
 		w.headers(&sp, points[0].TS, "", "")
 	}

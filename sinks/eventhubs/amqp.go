@@ -188,6 +188,14 @@ func (t *amqpTransport) encode(points []engine.Point) {
 		switch {
 		case enc.Key != "":
 			ev.key = enc.Key
+		case enc.KeyExpr != nil && len(ev.points) > 0:
+			k, err := enc.KeyExpr.EvalString(&ev.points[0])
+			if err != nil {
+				t.buf = t.buf[:ev.body]
+				t.s.reject(ev.points, fmt.Errorf("%w: partition_key_expr: %v", ckafka.ErrExpr, err))
+				return
+			}
+			ev.key = k
 		case enc.KeyBy == ckafka.KeyAsset:
 			ev.key = ev.asset
 		case enc.KeyBy == ckafka.KeyTag:

@@ -13,6 +13,7 @@ import (
 
 	ckafka "github.com/flowd/flowd/common/kafka"
 	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/pointexpr"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -23,10 +24,11 @@ type Config struct {
 	Namespace        string `hcl:"namespace" doc:"fully qualified namespace (myns.servicebus.windows.net) when authenticating with a credential block instead of a connection string"`
 	EventHub         string `hcl:"event_hub" doc:"event hub name; default: the connection string's EntityPath"`
 
-	Format         string `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: an event per point; json_batch: an event per batch (a JSON array, split to fit); asset_json: an event per asset per batch"`
-	PartitionKey   string `hcl:"partition_key" doc:"literal partition key for every event"`
-	PartitionKeyBy string `hcl:"partition_key_by" default:"none" enum:"none|asset|tag|asset_tag" doc:"partition key from the point's asset, tag or \"asset/tag\" (one batch per key); not with a literal partition_key"`
-	Properties     bool   `hcl:"properties" default:"true" doc:"application properties (amqp) or headers (kafka): ts (source timestamp, RFC 3339), asset and tag"`
+	Format           string      `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: an event per point; json_batch: an event per batch (a JSON array, split to fit); asset_json: an event per asset per batch"`
+	PartitionKey     string      `hcl:"partition_key" doc:"literal partition key for every event"`
+	PartitionKeyExpr engine.Expr `hcl:"partition_key_expr" doc:"expression giving the partition key per point (json) or per asset from its first point (asset_json), e.g. \"asset + '/' + tag\""`
+	PartitionKeyBy   string      `hcl:"partition_key_by" default:"none" enum:"none|asset|tag|asset_tag" doc:"partition key from the point's asset, tag or \"asset/tag\" (one batch per key); not with a literal partition_key"`
+	Properties       bool        `hcl:"properties" default:"true" doc:"application properties (amqp) or headers (kafka): ts (source timestamp, RFC 3339), asset and tag"`
 
 	MaxMessageBytes engine.Size   `hcl:"max_message_bytes" default:"1000000" doc:"largest event body; a json_batch is split below it, a single point above it is rejected (counted). AMQP batches are also bounded by the link's max message size"`
 	DeliveryTimeout time.Duration `hcl:"delivery_timeout" default:"60s" doc:"how long a batch may take, retries included, before the engine gets it back to retry with backoff"`
@@ -73,9 +75,12 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		Format: c.Format, Key: c.PartitionKey, KeyBy: c.PartitionKeyBy,
 		Headers: c.Properties, MaxRecordBytes: int(c.MaxMessageBytes),
 	}
-	if field, err := ckafka.CheckEncoding(&enc); err != nil {
-		field = strings.Replace(field, "key_by", "partition_key_by", 1)
-		return nil, fe(field, err)
+	if c.PartitionKeyExpr.Src != "" {
+		p, err := pointexpr.Compile("partition_key_expr", c.PartitionKeyExpr, engine.KindString)
+		if err != nil {
+			return nil, err
+		}
+		enc.KeyExpr = p
 	}
 	var cs ConnString
 	switch {
@@ -106,6 +111,11 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	}
 	if cs.EntityPath != "" && c.EventHub != "" && cs.EntityPath != c.EventHub {
 		return nil, fe("event_hub", fmt.Errorf("the connection string is for hub %q", cs.EntityPath))
+	}
+	enc.Topic = hub
+	if field, err := ckafka.CheckEncoding(&enc); err != nil {
+		field = strings.Replace(field, "key_", "partition_key_", 1)
+		return nil, fe(field, err)
 	}
 	if c.TLS != nil {
 		if _, err := ckafka.TLSConfig(c.TLS); err != nil {
@@ -187,7 +197,11 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 }
 
 func (s *Sink) reject(points []engine.Point, err error) {
-	s.env.Reject(points, "too_large", fmt.Errorf("eventhubs: %w", err))
+	reason := "too_large"
+	if errors.Is(err, ckafka.ErrExpr) {
+		reason = "expr"
+	}
+	s.env.Reject(points, reason, fmt.Errorf("eventhubs: %w", err))
 }
 
 // Close closes the transport.

@@ -11,18 +11,21 @@ import (
 
 	ckafka "github.com/flowd/flowd/common/kafka"
 	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/pointexpr"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
 // Config is the Kafka sink's configuration.
 type Config struct {
-	Brokers []string `hcl:"brokers,required" doc:"seed brokers, host:port"`
-	Topic   string   `hcl:"topic,required" doc:"topic to produce to"`
-	Format  string   `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: a record per point; json_batch: a record per batch (a JSON array, split to stay under max_message_bytes); asset_json: a record per asset per batch"`
-	Key     string   `hcl:"key" doc:"literal record key for every record"`
-	KeyBy   string   `hcl:"key_by" default:"none" enum:"none|asset|tag|asset_tag" doc:"key records by the point's asset, tag, or \"asset/tag\" (keeps per-key order within a partition); not with a literal key"`
-	Headers bool     `hcl:"headers" default:"true" doc:"add headers: ts (source timestamp, RFC 3339) with asset and tag (json), asset and the first point's ts (asset_json), the first point's ts (json_batch)"`
+	Brokers   []string    `hcl:"brokers,required" doc:"seed brokers, host:port"`
+	Topic     string      `hcl:"topic" doc:"topic to produce to (this or topic_expr)"`
+	TopicExpr engine.Expr `hcl:"topic_expr" doc:"expression giving the topic per point, e.g. \"'plant.' + asset\" (json: per record; json_batch and asset_json: one record per topic). Such topics are not checked at start: a missing one fails the batch until it exists"`
+	Format    string      `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: a record per point; json_batch: a record per batch (a JSON array, split to stay under max_message_bytes); asset_json: a record per asset per batch"`
+	Key       string      `hcl:"key" doc:"literal record key for every record"`
+	KeyExpr   engine.Expr `hcl:"key_expr" doc:"expression giving the record key per point (json) or per asset from its first point (asset_json), e.g. \"asset + '/' + tag\""`
+	KeyBy     string      `hcl:"key_by" default:"none" enum:"none|asset|tag|asset_tag" doc:"key records by the point's asset, tag, or \"asset/tag\" (keeps per-key order within a partition); not with a literal key"`
+	Headers   bool        `hcl:"headers" default:"true" doc:"add headers: ts (source timestamp, RFC 3339) with asset and tag (json), asset and the first point's ts (asset_json), the first point's ts (json_batch)"`
 
 	Partitioner string `hcl:"partitioner" default:"default" enum:"default|sticky_key|round_robin|least_backup" doc:"default: keyed records hash like the Java client (murmur2), unkeyed ones fill batches of ~64 KiB per partition; sticky_key: keyed hash, unkeyed sticky; round_robin; least_backup: the partition with the fewest buffered records"`
 	Acks        string `hcl:"acks" default:"all" enum:"all|leader|none" doc:"all: every in-sync replica, with the idempotent producer; leader; none (fire and forget — points count as delivered when sent)"`
@@ -69,12 +72,26 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		Topic: c.Topic, Format: c.Format, Key: c.Key, KeyBy: c.KeyBy,
 		Headers: c.Headers, MaxRecordBytes: int(c.MaxMessageBytes),
 	}
+	if c.TopicExpr.Src != "" {
+		p, err := pointexpr.Compile("topic_expr", c.TopicExpr, engine.KindString)
+		if err != nil {
+			return nil, err
+		}
+		enc.TopicExpr = p
+	}
+	if c.KeyExpr.Src != "" {
+		p, err := pointexpr.Compile("key_expr", c.KeyExpr, engine.KindString)
+		if err != nil {
+			return nil, err
+		}
+		enc.KeyExpr = p
+	}
 	if field, err := ckafka.CheckEncoding(&enc); err != nil {
 		return nil, &engine.FieldError{Field: field, Offset: -1, Err: err}
 	}
 	switch {
-	case c.Topic == "":
-		return nil, &engine.FieldError{Field: "topic", Offset: -1, Err: errors.New("must not be empty")}
+	case c.CreateTopic && c.Topic == "":
+		return nil, &engine.FieldError{Field: "create_topic", Offset: -1, Err: errors.New("creates the fixed topic only; topic_expr topics must exist")}
 	case len(c.Brokers) == 0:
 		return nil, &engine.FieldError{Field: "brokers", Offset: -1, Err: errors.New("needs at least one broker")}
 	case c.Idempotent && c.Acks != "all":
@@ -139,9 +156,11 @@ func (s *Sink) Connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := ckafka.EnsureTopic(ctx, cl, s.cfg.Topic, s.cfg.CreateTopic, int32(s.cfg.Partitions), int16(s.cfg.ReplicationFactor)); err != nil {
-		cl.Close()
-		return err
+	if s.cfg.Topic != "" {
+		if err := ckafka.EnsureTopic(ctx, cl, s.cfg.Topic, s.cfg.CreateTopic, int32(s.cfg.Partitions), int16(s.cfg.ReplicationFactor)); err != nil {
+			cl.Close()
+			return err
+		}
 	}
 	s.cl = cl
 	s.w = &ckafka.Writer{Client: cl, Enc: s.enc}
@@ -163,7 +182,11 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 }
 
 func (s *Sink) reject(points []engine.Point, err error) {
-	s.env.Reject(points, "too_large", fmt.Errorf("kafka: %w (%d bytes)", err, s.cfg.MaxMessageBytes))
+	if errors.Is(err, ckafka.ErrTooLarge) {
+		s.env.Reject(points, "too_large", fmt.Errorf("kafka: %w (%d bytes)", err, s.cfg.MaxMessageBytes))
+		return
+	}
+	s.env.Reject(points, "expr", fmt.Errorf("kafka: %w", err))
 }
 
 // Close closes the client; records still buffered (after a failed Write) are
