@@ -16,6 +16,7 @@ eventhubs_install() {
     log "eventhubs: npm install mock-event-hub"
     (cd "$dir" && npm install --no-audit --no-fund --silent >&2)
   fi
+  command -v openssl >/dev/null || apt_install openssl
   local tls=$FLOWD_STATE/eventhubs
   mkdir -p "$tls"
   if [ ! -f "$tls/cert.pem" ] || [ ! -f "$tls/key.pem" ]; then

@@ -70,7 +70,9 @@ func (t *amqpTransport) connect(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("eventhubs: event hub %q on %s: %w", s.hub, s.cs.Host, err)
 		}
-		s.env.Logger.Info("event hub found", "hub", props.Name, "partitions", len(props.PartitionIDs))
+		if s.env.Logger != nil {
+			s.env.Logger.Info("event hub found", "hub", props.Name, "partitions", len(props.PartitionIDs))
+		}
 	}
 	return nil
 }
