@@ -112,13 +112,15 @@ type Writer struct {
 	Client *kgo.Client
 	Enc    Encoding
 
-	topics  map[string]string // interned topic names from TopicExpr
-	ptopics []string
-	scratch []engine.Point
-	buf     []byte
-	spans   []span
-	recs    []kgo.Record
-	hdrs    []kgo.RecordHeader
+	lastTS     int64 // the last header timestamp formatted, and its text
+	lastTSText []byte
+	topics     map[string]string // interned topic names from TopicExpr
+	ptopics    []string
+	scratch    []engine.Point
+	buf        []byte
+	spans      []span
+	recs       []kgo.Record
+	hdrs       []kgo.RecordHeader
 }
 
 // ErrTooLarge marks points whose encoding exceeds the record size limit.
@@ -358,9 +360,15 @@ func (w *Writer) encodeTopic(points []engine.Point, topic string, reject func([]
 
 // headers appends the header values of a record to the buffer.
 func (w *Writer) headers(sp *span, ts int64, asset, tag string) {
-	sp.ts = len(w.buf) + 1 // without the quotes
-	w.buf = codec.AppendTime(w.buf, ts)
-	sp.tsEnd = len(w.buf) - 1
+	// Points of a batch often share a timestamp: format it once.
+	if ts != w.lastTS || w.lastTSText == nil {
+		w.lastTS = ts
+		w.lastTSText = codec.AppendTime(w.lastTSText[:0], ts)
+	}
+	text := w.lastTSText[1 : len(w.lastTSText)-1] // without the quotes
+	sp.ts = len(w.buf)
+	w.buf = append(w.buf, text...)
+	sp.tsEnd = len(w.buf)
 	sp.asset = len(w.buf)
 	w.buf = append(w.buf, asset...)
 	sp.assetEnd = len(w.buf)
