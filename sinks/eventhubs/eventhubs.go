@@ -61,10 +61,13 @@ var Spec = engine.SinkSpec(engine.Info{
 		"idle timeout under 240 s, request timeout over 20 s, no snappy). Either way the sink returns only when " +
 		"every event is acknowledged; a failure hands the points back to the engine for retry (at-least-once).",
 	Example: `sink "eventhubs" "cloud" {
-  inputs            = [transform.changes]
-  connection_string = env("EVENTHUB_CONNECTION_STRING")
-  event_hub         = "telemetry"
-  partition_key_by  = "asset"
+  inputs           = [transform.changes]
+  namespace        = "plant.servicebus.windows.net"
+  event_hub        = "telemetry"
+  partition_key_by = "asset"
+  credential {
+    type = "workload"
+  }
 }`,
 }, New)
 
