@@ -23,9 +23,11 @@ func BenchmarkKafkaThroughput(b *testing.B) {
 		keyBy  string
 	}{
 		{"json", 1_000_000, 1000, "asset_tag"},
+		{"json", 1_000_000, 5000, "asset_tag"},
+		{"json_batch", 3_000_000, 1000, "none"},
 		{"json_batch", 3_000_000, 5000, "none"},
 	} {
-		b.Run(tc.format, func(b *testing.B) {
+		b.Run(fmt.Sprintf("%s/batch=%d", tc.format, tc.batch), func(b *testing.B) {
 			for b.Loop() {
 				topic := kafkaTopicB(b, brokers, 6)
 				dir := b.TempDir()
