@@ -26,7 +26,13 @@ func kafkaTopic(t *testing.T, brokers string, partitions int32, opts ...kgo.Opt)
 
 func kafkaTopicB(t testing.TB, brokers string, partitions int32, opts ...kgo.Opt) string {
 	t.Helper()
-	topic := fmt.Sprintf("e2e-%s-%d", strings.ToLower(strings.ReplaceAll(t.Name(), "/", "-")), time.Now().UnixNano())
+	name := strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '_' || r == '.' {
+			return r
+		}
+		return '-'
+	}, strings.ToLower(t.Name()))
+	topic := fmt.Sprintf("e2e-%s-%d", name, time.Now().UnixNano())
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
