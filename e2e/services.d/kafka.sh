@@ -14,7 +14,7 @@ kafka_install() {
   [ -f "$libs/.complete" ] && return 0
   log "kafka: fetching $KAFKA_VERSION jars from Maven Central"
   mkdir -p "$libs"
-  mvn -q -B -f "$here/services.d/kafka/pom.xml" dependency:copy-dependencies \
+  mvn -q -B -Dstyle.color=never -f "$here/services.d/kafka/pom.xml" dependency:copy-dependencies \
     -DincludeScope=runtime -DoutputDirectory="$libs" >&2
   touch "$libs/.complete"
 }
