@@ -358,3 +358,88 @@ pipeline "outage" {
 		t.Fatalf("lost %d points across the outage", count-total)
 	}
 }
+
+// TestKafkaSinkAuth runs the Kafka sink over TLS with SASL PLAIN (the
+// SASL_SSL listener) and over SASL SCRAM-SHA-256 and -512 (a SCRAM user made
+// for the test), and checks every point arrives.
+func TestKafkaSinkAuth(t *testing.T) {
+	brokers := harness.Require(t, "FLOWD_TEST_KAFKA")
+	ehBroker := harness.Require(t, "FLOWD_TEST_KAFKA_EH")
+	conn := harness.Require(t, "FLOWD_TEST_KAFKA_EH_CONNSTR")
+	ca := harness.Require(t, "FLOWD_TEST_KAFKA_EH_CA")
+	scramBroker := harness.Require(t, "FLOWD_TEST_KAFKA_SCRAM")
+
+	admin, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	user := fmt.Sprintf("flowd-e2e-%d", time.Now().UnixNano())
+	const password = "scram-e2e-secret"
+	res, err := kadm.NewClient(admin).AlterUserSCRAMs(ctx, nil, []kadm.UpsertSCRAM{
+		{User: user, Mechanism: kadm.ScramSha256, Iterations: 4096, Password: password},
+		{User: user + "-512", Mechanism: kadm.ScramSha512, Iterations: 4096, Password: password},
+	})
+	if err == nil {
+		err = res.Error()
+	}
+	if err != nil {
+		t.Fatalf("create SCRAM users: %v", err)
+	}
+
+	for _, tc := range []struct {
+		name, broker, extra string
+	}{
+		{"plain_tls", ehBroker, fmt.Sprintf(`
+    tls {
+      ca_file = %q
+    }
+    sasl {
+      mechanism = "PLAIN"
+      username  = "$ConnectionString"
+      password  = %q
+    }`, ca, conn)},
+		{"scram_sha_256", scramBroker, fmt.Sprintf(`
+    sasl {
+      mechanism = "SCRAM-SHA-256"
+      username  = %q
+      password  = %q
+    }`, user, password)},
+		{"scram_sha_512", scramBroker, fmt.Sprintf(`
+    sasl {
+      mechanism = "SCRAM-SHA-512"
+      username  = %q
+      password  = %q
+    }`, user+"-512", password)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const count = 5000
+			topic := kafkaTopic(t, brokers, 2)
+			cfg := harness.WriteFile(t, t.TempDir(), "auth.hcl", fmt.Sprintf(`
+pipeline "auth" {
+  source "sim" "plant" {
+    count = %d
+    fast  = true
+  }
+  sink "kafka" "out" {
+    inputs      = [source.plant]
+    brokers     = [%q]
+    topic       = %q
+    format      = "json_batch"
+    compression = "zstd"%s
+  }
+}
+`, count, tc.broker, topic, tc.extra))
+			runToEnd(t, cfg, 2*time.Minute)
+			total := 0
+			for _, r := range consumeAll(t, brokers, topic, count, time.Minute, func(c *consumed) int { return len(c.decode(t)) }) {
+				total += len(r.decode(t))
+			}
+			if total != count {
+				t.Fatalf("%d points arrived, want %d", total, count)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@
 #   PLAINTEXT  127.0.0.1:19092
 #   SASL_SSL   127.0.0.1:19094  (Event Hubs style: PLAIN, user $ConnectionString,
 #                                password the connection string below)
+#   SASL_PLAINTEXT 127.0.0.1:19095 (SCRAM-SHA-256/512; the tests add their users)
 #   CONTROLLER 127.0.0.1:19093
 
 KAFKA_VERSION=3.9.1
@@ -37,17 +38,20 @@ kafka_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:19093
-listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093,EH://127.0.0.1:19094
-advertised.listeners=PLAINTEXT://127.0.0.1:19092,EH://127.0.0.1:19094
+listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093,EH://127.0.0.1:19094,SCRAM://127.0.0.1:19095
+advertised.listeners=PLAINTEXT://127.0.0.1:19092,EH://127.0.0.1:19094,SCRAM://127.0.0.1:19095
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EH:SASL_SSL
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EH:SASL_SSL,SCRAM:SASL_PLAINTEXT
 listener.name.eh.sasl.enabled.mechanisms=PLAIN
 listener.name.eh.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_\$ConnectionString="$KAFKA_EH_CONNSTR";
 listener.name.eh.ssl.keystore.location=$dir/tls/server.p12
 listener.name.eh.ssl.keystore.type=PKCS12
 listener.name.eh.ssl.keystore.password=flowd-test
 listener.name.eh.ssl.key.password=flowd-test
+listener.name.scram.sasl.enabled.mechanisms=SCRAM-SHA-256,SCRAM-SHA-512
+listener.name.scram.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.scram.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
 log.dirs=$dir/data
 num.partitions=3
 auto.create.topics.enable=false
@@ -78,7 +82,9 @@ kafka_java() {
 }
 
 kafka_up() {
-  if port_open 19092 && port_open 19094; then return 0; fi
+  if port_open 19092 && port_open 19094 && port_open 19095; then return 0; fi
+  # A broker started with an older configuration (fewer listeners): restart it.
+  if port_open 19092; then kafka_down; fi
   kafka_install
   mkdir -p "$FLOWD_STATE/kafka/data"
   kafka_tls
@@ -91,7 +97,7 @@ kafka_up() {
   start_bg kafka java -Xmx512m -Xms128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     -Djava.awt.headless=true -Dlog4j.configuration="file:$FLOWD_STATE/kafka/log4j.properties" \
     -cp "$(kafka_libs)/*" kafka.Kafka "$FLOWD_STATE/kafka/server.properties"
-  wait_port 19092 120 && wait_port 19094 30
+  wait_port 19092 120 && wait_port 19094 30 && wait_port 19095 30
 }
 
 kafka_down() { stop_bg kafka; }
@@ -101,4 +107,5 @@ kafka_env() {
   echo "export FLOWD_TEST_KAFKA_EH=127.0.0.1:19094"
   echo "export FLOWD_TEST_KAFKA_EH_CA=$FLOWD_STATE/kafka/tls/ca.pem"
   echo "export FLOWD_TEST_KAFKA_EH_CONNSTR='$KAFKA_EH_CONNSTR'"
+  echo "export FLOWD_TEST_KAFKA_SCRAM=127.0.0.1:19095"
 }
