@@ -12,7 +12,8 @@
 // It also records every message the hub receives (size, the link's max
 // message size, partition key and id, event bodies and properties) and serves
 // them as JSON on a loopback HTTP port for the tests: GET /messages,
-// POST /reset. Events are not kept in the mock's own store.
+// POST /reset. Events are not kept in the mock's own store; the record keeps
+// the latest EH_MAX_RECORDED_EVENTS events.
 "use strict";
 const fs = require("fs");
 const http = require("http");
@@ -27,7 +28,7 @@ const controlPort = Number(env("EH_CONTROL_PORT", "15672"));
 const name = env("EH_NAME", "flowd");
 const partitions = Number(env("EH_PARTITIONS", "4"));
 const maxMessageSize = Number(env("EH_MAX_MESSAGE_SIZE", String(256 * 1024)));
-const maxRecorded = Number(env("EH_MAX_RECORDED", "500000"));
+const maxRecordedEvents = Number(env("EH_MAX_RECORDED_EVENTS", "200000"));
 
 // (3) guard messages without a body.
 const normalize = MockServer.prototype._normalizeIncomingMessage;
@@ -48,6 +49,7 @@ runtimeInfo.generateHubRuntimeInfoResponse = function (args) {
 
 // Recording instead of the in-memory store.
 let recorded = [];
+let recordedEvents = 0;
 let dropped = 0;
 const bodyText = (b) => {
   if (b === undefined || b === null) return "";
@@ -61,6 +63,7 @@ MockEventHub.prototype._handleReceivedMessage = function (event, partitionId) {
   const size = event.context.message && event.context.message.length !== undefined ? event.context.message.length : -1;
   const max = event.context.receiver ? event.context.receiver.get_option("max_message_size", 1024 * 1024) : -1;
   const ann = (event.messages[0] && event.messages[0].message_annotations) || {};
+  recordedEvents += event.messages.length;
   recorded.push({
     size,
     max_message_size: max,
@@ -68,8 +71,9 @@ MockEventHub.prototype._handleReceivedMessage = function (event, partitionId) {
     partition_id: partitionId === undefined ? null : partitionId,
     events: event.messages.map((m) => ({ body: bodyText(m.body), properties: m.application_properties || {} })),
   });
-  if (recorded.length > maxRecorded) {
-    recorded.shift();
+  // Bounded memory: the oldest messages go first.
+  while (recordedEvents > maxRecordedEvents && recorded.length > 1) {
+    recordedEvents -= recorded.shift().events.length;
     dropped++;
   }
   return received.call(this, event, partitionId);
@@ -108,6 +112,7 @@ http
       res.end(JSON.stringify({ hub: name, partitions, max_message_size: maxMessageSize, dropped, messages: recorded }));
     } else if (req.url.startsWith("/reset") && req.method === "POST") {
       recorded = [];
+      recordedEvents = 0;
       dropped = 0;
       res.end("ok\n");
     } else {
