@@ -290,3 +290,59 @@ func stoppedCount(log, field string) int {
 	}
 	return -1
 }
+
+// TestEventHubsAMQPAssetJSONKeyExpr: asset_json events (one per asset per
+// batch) keyed by partition_key_expr reach the mock with the computed key.
+func TestEventHubsAMQPAssetJSONKeyExpr(t *testing.T) {
+	conn := harness.Require(t, "FLOWD_TEST_EVENTHUBS")
+	ca := harness.Require(t, "FLOWD_TEST_EVENTHUBS_CA")
+	const assets, tags, steps = 4, 6, 50
+	prefix := fmt.Sprintf("ehkx%d-", time.Now().UnixNano())
+	cfg := harness.WriteFile(t, t.TempDir(), "ehx.hcl", fmt.Sprintf(`
+pipeline "ehx" {
+  source "sim" "plant" {
+    assets       = %d
+    tags         = %d
+    count        = %d
+    fast         = true
+    asset_prefix = %q
+  }
+  sink "eventhubs" "hub" {
+    inputs             = [source.plant]
+    connection_string  = %q
+    format             = "asset_json"
+    partition_key_expr = "'site-a/' + asset"
+    tls {
+      ca_file     = %q
+      server_name = "localhost"
+    }
+  }
+}
+`, assets, tags, assets*tags*steps, prefix, conn, ca))
+	runToEnd(t, cfg, 2*time.Minute)
+
+	var got mockMessages
+	mockControl(t, "GET", "/messages", &got)
+	events := 0
+	for _, m := range got.Messages {
+		for _, ev := range m.Events {
+			var doc struct {
+				Asset  string                     `json:"asset"`
+				Points map[string]json.RawMessage `json:"points"`
+			}
+			if json.Unmarshal([]byte(ev.Body), &doc) != nil || !strings.HasPrefix(doc.Asset, prefix) {
+				continue // another sender's
+			}
+			events++
+			if m.PartitionKey == nil || *m.PartitionKey != "site-a/"+doc.Asset {
+				t.Fatalf("asset %s in a batch keyed %v", doc.Asset, m.PartitionKey)
+			}
+			if len(doc.Points) != tags || ev.Properties["asset"] != doc.Asset {
+				t.Fatalf("asset_json event of %s: %d tags, properties %v", doc.Asset, len(doc.Points), ev.Properties)
+			}
+		}
+	}
+	if events != assets*steps {
+		t.Fatalf("%d asset_json events, want %d (one per asset per batch)", events, assets*steps)
+	}
+}
