@@ -248,7 +248,7 @@ func EnsureTopic(ctx context.Context, cl *kgo.Client, topic string, create bool,
 		return fmt.Errorf("topic %q: %w", topic, d.Err)
 	}
 	if !create {
-		return fmt.Errorf("topic %q does not exist (create it, or set create_topic = true)", topic)
+		return &NoTopicError{Topic: topic}
 	}
 	resp, err := adm.CreateTopic(ctx, partitions, replication, nil, topic)
 	if err != nil && !errors.Is(err, kerr.TopicAlreadyExists) {
@@ -259,6 +259,13 @@ func EnsureTopic(ctx context.Context, cl *kgo.Client, topic string, create bool,
 		return fmt.Errorf("create topic %q: %w%s", topic, err, msg)
 	}
 	return nil
+}
+
+// NoTopicError is EnsureTopic's answer for a missing topic.
+type NoTopicError struct{ Topic string }
+
+func (e *NoTopicError) Error() string {
+	return fmt.Sprintf("topic %q does not exist (create it, or set create_topic = true)", e.Topic)
 }
 
 type slogLogger struct{ l *slog.Logger }

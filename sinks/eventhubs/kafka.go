@@ -2,6 +2,8 @@ package eventhubs
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	ckafka "github.com/flowd/flowd/common/kafka"
@@ -83,6 +85,10 @@ func (t *kafkaTransport) connect(ctx context.Context) error {
 	t.cl = cl
 	if s.cfg.CheckHub {
 		if err := ckafka.EnsureTopic(ctx, cl, s.hub, false, 0, 0); err != nil {
+			var nt *ckafka.NoTopicError
+			if errors.As(err, &nt) {
+				return fmt.Errorf("eventhubs: event hub %q not found on %s (create it in the namespace)", s.hub, s.cs.KafkaBroker())
+			}
 			return err
 		}
 	}
