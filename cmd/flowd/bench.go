@@ -43,6 +43,20 @@ func scenarios() []scenario {
 			name: "engine", summary: "sim → cov → discard: the engine alone, no external service",
 			anchor: "-", pipeline: "engine.hcl",
 		},
+		{
+			name: "kafka_json", summary: "sim (fast) → kafka, a record per point keyed by asset/tag, into the local broker",
+			anchor: "-", pipeline: "kafka_json.hcl", needs: []string{"FLOWD_TEST_KAFKA"},
+			vars: func(env func(string) string) map[string]string {
+				return map[string]string{"kafka_brokers": env("FLOWD_TEST_KAFKA")}
+			},
+		},
+		{
+			name: "kafka_json_batch", summary: "sim (fast) → kafka, a record per batch of 5,000 points, into the local broker",
+			anchor: "-", pipeline: "kafka_json_batch.hcl", needs: []string{"FLOWD_TEST_KAFKA"},
+			vars: func(env func(string) string) map[string]string {
+				return map[string]string{"kafka_brokers": env("FLOWD_TEST_KAFKA")}
+			},
+		},
 	}
 }
 

@@ -8,7 +8,9 @@ import (
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/sinks/cassandra"
 	"github.com/flowd/flowd/sinks/discard"
+	"github.com/flowd/flowd/sinks/eventhubs"
 	filesink "github.com/flowd/flowd/sinks/file"
+	"github.com/flowd/flowd/sinks/kafka"
 	mqttsink "github.com/flowd/flowd/sinks/mqtt"
 	"github.com/flowd/flowd/sinks/stdout"
 	"github.com/flowd/flowd/transforms/cov"
@@ -37,5 +39,7 @@ func registry() *engine.Registry {
 		discard.Spec,
 		mqttsink.Spec,
 		cassandra.Spec,
+		eventhubs.Spec,
+		kafka.Spec,
 	)
 }
