@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -235,17 +233,6 @@ func TestCassandra500k(t *testing.T) {
 	checkCassandra(t, sess, ks, r, from, time.Now().Add(time.Duration(r.steps)*r.interval))
 }
 
-// services runs e2e/services.sh with args.
-func services(t *testing.T, args ...string) {
-	t.Helper()
-	cmd := exec.Command(filepath.Join(harness.RepoRoot(), "e2e", "services.sh"), args...)
-	cmd.Env = os.Environ()
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("services.sh %v: %v\n%s", args, err, out)
-	}
-}
-
 // TestCassandraRestart restarts Cassandra while flowd writes to it: the
 // writes fail, the engine retries them, backpressure holds the source, and
 // every point is there afterwards.
@@ -281,7 +268,7 @@ func cassandraOutage(t *testing.T, downFor time.Duration) {
 		return delivered(p) >= float64(r.count())/10
 	}, "a tenth of the points delivered before the restart")
 	t.Logf("stopping Cassandra with %v of %d points delivered", delivered(p), r.count())
-	services(t, "down", "cassandra")
+	harness.Services(t, "down", "cassandra")
 	if p.Exited() {
 		t.Fatal("flowd delivered everything before Cassandra stopped: the test would prove nothing")
 	}
@@ -303,7 +290,7 @@ func cassandraOutage(t *testing.T, downFor time.Duration) {
 	if d := delivered(p); d != before {
 		t.Errorf("%v points reported delivered while Cassandra was down", d-before)
 	}
-	services(t, "up", "cassandra")
+	harness.Services(t, "up", "cassandra")
 	t.Logf("Cassandra is back with %v of %d points delivered", delivered(p), r.count())
 	in, del, dropped := finalCounts(t, p, 3*time.Minute)
 	if in != int64(r.count()) || del != int64(r.count()) || dropped != 0 {

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -46,24 +45,10 @@ type outPoint struct {
 // times each (asset, tag, ts) occurs.
 func readPoints(t *testing.T, path string) ([]outPoint, map[outPoint]int) {
 	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var pts []outPoint
+	pts := harness.ReadJSONL[outPoint](t, path)
 	seen := map[outPoint]int{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var p outPoint
-		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
-			t.Fatalf("%s: %v: %q", path, err, sc.Text())
-		}
-		pts = append(pts, p)
+	for _, p := range pts {
 		seen[p]++
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
 	}
 	return pts, seen
 }

@@ -5,8 +5,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -250,18 +248,6 @@ pipeline "million" {
 	t.Logf("read back %d points over %d keys: each once, in order, contents as generated", total, len(want))
 }
 
-// services runs e2e/services.sh (down or up) for the Kafka broker.
-func services(t *testing.T, verb string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(harness.RepoRoot(), "e2e", "services.sh"), verb, "kafka")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("services.sh %s kafka: %v\n%s", verb, err, out)
-	}
-}
-
 // TestKafkaBrokerOutage stops the broker mid-run and starts it again: every
 // point still arrives (duplicates allowed: at-least-once).
 func TestKafkaBrokerOutage(t *testing.T) {
@@ -286,7 +272,7 @@ func testKafkaOutage(t *testing.T, outage time.Duration) {
 	// while the pipeline is blocked do not count, so the run outlasts the outage.
 	count := int((outage + 5*time.Second) / (10 * time.Millisecond) * assets * tags)
 	topic := kafkaTopic(t, brokers, 3)
-	t.Cleanup(func() { services(t, "up") }) // whatever happens, leave the broker running
+	t.Cleanup(func() { harness.Services(t, "up", "kafka") }) // whatever happens, leave the broker running
 	dir := t.TempDir()
 	cfg := harness.WriteFile(t, dir, "kafka.hcl", fmt.Sprintf(`
 pipeline "outage" {
@@ -316,13 +302,13 @@ pipeline "outage" {
 	}
 	harness.Eventually(t, time.Minute, func() bool { return delivered() > 20_000 }, "no delivery before the outage")
 	stopAt := time.Now()
-	services(t, "down")
+	harness.Services(t, "down", "kafka")
 	before := delivered()
 	t.Logf("broker stopped after %.0f points (stopping took %s); down for %s", before, time.Since(stopAt).Round(time.Millisecond), outage)
 	time.Sleep(outage)
 	during := delivered()
 	startAt := time.Now()
-	services(t, "up")
+	harness.Services(t, "up", "kafka")
 	t.Logf("broker started again in %s; %.0f points delivered while it was down", time.Since(startAt).Round(time.Millisecond), during-before)
 	if code := p.Wait(4 * time.Minute); code != 0 {
 		t.Fatalf("flowd exit code %d\n%s", code, p.Stderr.String())

@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -28,29 +27,6 @@ type jsonPoint struct {
 	Value   any       `json:"value"`
 	Quality string    `json:"quality"`
 	TS      time.Time `json:"ts"`
-}
-
-func readPoints(t *testing.T, path string) []jsonPoint {
-	t.Helper()
-	f, err := os.Open(path)
-	if os.IsNotExist(err) {
-		return nil
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	var out []jsonPoint
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		var p jsonPoint
-		if err := json.Unmarshal(sc.Bytes(), &p); err != nil {
-			continue // a line being written
-		}
-		out = append(out, p)
-	}
-	return out
 }
 
 func countWhere(pts []jsonPoint, f func(jsonPoint) bool) int {
@@ -125,7 +101,7 @@ pipeline "plc" {
 `, plc.Endpoint(), strings.Join(nodes, "\n"), filepath.Join(dir, "sub.jsonl"), filepath.Join(dir, "poll.jsonl")))
 	p := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), cfg)
 	harness.Eventually(t, 30*time.Second, func() bool {
-		return len(readPoints(t, filepath.Join(dir, "sub.jsonl"))) > 0 && len(readPoints(t, filepath.Join(dir, "poll.jsonl"))) > 0
+		return len(harness.ReadJSONL[jsonPoint](t, filepath.Join(dir, "sub.jsonl"))) > 0 && len(harness.ReadJSONL[jsonPoint](t, filepath.Join(dir, "poll.jsonl"))) > 0
 	}, "no points from the simulated PLC")
 	time.Sleep(5 * time.Second)
 	if code := p.Stop(30 * time.Second); code != 0 {
@@ -133,7 +109,7 @@ pipeline "plc" {
 	}
 
 	t.Run("subscribe sees every write", func(t *testing.T) {
-		pts := readPoints(t, filepath.Join(dir, "sub.jsonl"))
+		pts := harness.ReadJSONL[jsonPoint](t, filepath.Join(dir, "sub.jsonl"))
 		seen := map[string]map[int64]engine.Value{}
 		first := map[string]int64{}
 		var last int64
@@ -173,7 +149,7 @@ pipeline "plc" {
 	})
 
 	t.Run("poll returns the current value", func(t *testing.T) {
-		pts := readPoints(t, filepath.Join(dir, "poll.jsonl"))
+		pts := harness.ReadJSONL[jsonPoint](t, filepath.Join(dir, "poll.jsonl"))
 		perTag := map[string][]jsonPoint{}
 		for _, pt := range pts {
 			perTag[pt.Tag] = append(perTag[pt.Tag], pt)
@@ -258,7 +234,7 @@ pipeline "restart" {
 `, ep, out))
 	p := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), cfg)
 	good := func(after time.Time) int {
-		return countWhere(readPoints(t, out), func(pt jsonPoint) bool { return pt.Quality == "good" && pt.TS.After(after) })
+		return countWhere(harness.ReadJSONL[jsonPoint](t, out), func(pt jsonPoint) bool { return pt.Quality == "good" && pt.TS.After(after) })
 	}
 	harness.Eventually(t, 30*time.Second, func() bool { return good(time.Time{}) >= 25 }, "no points before the restart")
 
@@ -266,7 +242,7 @@ pipeline "restart" {
 	plc.Wait()
 	down := time.Now()
 	harness.Eventually(t, 15*time.Second, func() bool {
-		return countWhere(readPoints(t, out), func(pt jsonPoint) bool { return pt.Quality == "bad" }) >= 7
+		return countWhere(harness.ReadJSONL[jsonPoint](t, out), func(pt jsonPoint) bool { return pt.Quality == "bad" }) >= 7
 	}, "tags not marked bad while the PLC is down")
 	time.Sleep(time.Second)
 	startPLCProc()
@@ -277,11 +253,11 @@ pipeline "restart" {
 		t.Fatal("flowd exited")
 	}
 	harness.Eventually(t, 30*time.Second, func() bool {
-		return countWhere(readPoints(t, out), func(pt jsonPoint) bool {
+		return countWhere(harness.ReadJSONL[jsonPoint](t, out), func(pt jsonPoint) bool {
 			return pt.Asset == "polled" && pt.Quality == "good" && pt.TS.After(up)
 		}) >= 10
 	}, "no polled points after the PLC came back")
-	pts := readPoints(t, out)
+	pts := harness.ReadJSONL[jsonPoint](t, out)
 	for _, asset := range []string{"Asset1", "polled"} {
 		for g := 1; g <= 5; g++ {
 			tag := fmt.Sprintf("Tag%d", g)
@@ -412,7 +388,7 @@ pipeline "interop" {
 	p := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), cfg)
 	out := filepath.Join(dir, "out.jsonl")
 	harness.Eventually(t, 30*time.Second, func() bool {
-		pts := readPoints(t, out)
+		pts := harness.ReadJSONL[jsonPoint](t, out)
 		return countWhere(pts, func(pt jsonPoint) bool { return pt.Asset == "secure" }) >= 10 &&
 			countWhere(pts, func(pt jsonPoint) bool { return pt.Asset == "x509" }) >= 5 &&
 			countWhere(pts, func(pt jsonPoint) bool { return pt.Asset == "sub" }) >= 20 &&
@@ -425,7 +401,7 @@ pipeline "interop" {
 	if code := p.Stop(30 * time.Second); code != 0 {
 		t.Fatalf("flowd exit code %d", code)
 	}
-	pts := readPoints(t, out)
+	pts := harness.ReadJSONL[jsonPoint](t, out)
 
 	t.Run("values", func(t *testing.T) {
 		want := map[string]any{"Double": 21.5, "Float": 1.25, "Bool": true, "String": "hello", "UInt64": 12345678901.0,
