@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -9,7 +10,31 @@ import (
 
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
+
+// stringFuncs are cty's standard string functions, for composing endpoints
+// and lists from variables: split(",", var.brokers), lower(…), format(…).
+var stringFuncs = map[string]function.Function{
+	"split":     stdlib.SplitFunc,
+	"join":      stdlib.JoinFunc,
+	"lower":     stdlib.LowerFunc,
+	"upper":     stdlib.UpperFunc,
+	"trimspace": stdlib.TrimSpaceFunc,
+	"replace":   stdlib.ReplaceFunc,
+	"format":    stdlib.FormatFunc,
+	"coalesce":  stdlib.CoalesceFunc,
+}
+
+// functions are the functions a config file can call; file() resolves
+// relative paths against the file's own directory.
+func (l *Loader) functions(dir string) map[string]function.Function {
+	fns := maps.Clone(stringFuncs)
+	fns["env"] = envFunc(l.opts.LookupEnv)
+	fns["file"] = fileFunc(dir)
+	fns["ordinal"] = ordinalFunc
+	return fns
+}
 
 // envFunc is env("NAME") or env("NAME", "default"): an unset variable with no
 // default is an error, so a missing secret stops the load instead of

@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
-	"github.com/zclconf/go-cty/cty/function"
 )
 
 // Service is the optional service block.
@@ -174,7 +173,7 @@ func (l *Loader) load(files []*hcl.File, names []string) (*Config, hcl.Diagnosti
 	evalCtx := func(dir string) *hcl.EvalContext {
 		return &hcl.EvalContext{
 			Variables: map[string]cty.Value{"var": varVal},
-			Functions: map[string]function.Function{"env": envFunc(l.opts.LookupEnv), "file": fileFunc(dir), "ordinal": ordinalFunc},
+			Functions: l.functions(dir),
 		}
 	}
 
@@ -258,7 +257,7 @@ func (l *Loader) variables(fcs []fileContent) (map[string]cty.Value, hcl.Diagnos
 	var diags hcl.Diagnostics
 	vars := map[string]cty.Value{}
 	at := map[string]hcl.Range{}
-	fnCtx := &hcl.EvalContext{Functions: map[string]function.Function{"env": envFunc(l.opts.LookupEnv)}}
+	fnCtx := &hcl.EvalContext{}
 	for _, fc := range fcs {
 		for _, b := range fc.content.Blocks.OfType("variable") {
 			name := b.Labels[0]
@@ -271,7 +270,7 @@ func (l *Loader) variables(fcs []fileContent) (map[string]cty.Value, hcl.Diagnos
 			diags = append(diags, d...)
 			val := cty.NilVal
 			if a, ok := c.Attributes["default"]; ok {
-				fnCtx.Functions["file"] = fileFunc(fc.dir)
+				fnCtx.Functions = l.functions(fc.dir)
 				v, d := a.Expr.Value(fnCtx)
 				diags = append(diags, d...)
 				val = v
