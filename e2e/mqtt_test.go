@@ -737,3 +737,79 @@ func TestMQTTDeadLetters(t *testing.T) {
 		t.Fatalf("flowd exited %d", code)
 	}
 }
+
+// Scale-out: two flowd processes in one shared-subscription group ("edge")
+// split 50,000 QoS 1 messages. Each gets a share, and the union of their
+// outputs holds every message; a duplicate (at-least-once) is accepted only
+// where a process counted a redelivery cause (a reconnect, a lost ack).
+func TestMQTTSharedGroupTwoProcesses(t *testing.T) {
+	broker := harness.Require(t, "FLOWD_TEST_MQTT")
+	run := mqttRun(t)
+	dir := t.TempDir()
+	type gateway struct {
+		name, out string
+		p         *harness.Proc
+	}
+	gws := []*gateway{{name: "a"}, {name: "b"}}
+	for _, g := range gws {
+		g.out = filepath.Join(dir, g.name+".jsonl")
+		cfg := harness.WriteFile(t, dir, g.name+".hcl", `pipeline "p" {`+
+			sourceHCL(broker, "e2e/"+run, run+"-"+g.name, `    group = "edge"`)+fmt.Sprintf(`
+  sink "file" "out" {
+    inputs = [source.in]
+    path   = %q
+  }
+}`, g.out))
+		g.p = harness.Start(t, cfg)
+	}
+	for _, g := range gws {
+		waitConnected(t, g.p, "source.in")
+	}
+	const n = 50000
+	start := time.Now()
+	publishSeq(t, broker, "e2e/"+run, 0, n, 4)
+	published := time.Since(start)
+	union := newSeqCounts()
+	harness.Eventually(t, 2*time.Minute, func() bool {
+		union = newSeqCounts()
+		for _, g := range gws {
+			union.readFile(t, g.out)
+		}
+		_, _, missing := union.result(0, n)
+		return missing == 0
+	}, "all %d values in the union of both outputs", n)
+	elapsed := time.Since(start)
+	distinct, dups, _ := union.result(0, n)
+	if union.errors != 0 || union.lines != distinct+dups {
+		t.Errorf("%d lines, %d unreadable, %d values outside 0..%d", union.lines, union.errors, union.lines-distinct-dups, n-1)
+	}
+	causes := 0
+	for _, g := range gws {
+		share := newSeqCounts()
+		share.readFile(t, g.out)
+		d, dd, _ := share.result(0, n)
+		m, err := g.p.Metrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ackFailed := harness.Sum(m, "flowd_mqtt_messages_total", "component=source.in", "result=ack_failed")
+		_, _, restarts := componentStatus(t, g.p, "source.in")
+		connects := strings.Count(g.p.Stderr.String(), `"msg":"mqtt connected"`)
+		causes += int(ackFailed) + int(restarts) + connects - 1
+		t.Logf("gateway %s: %d values (%.1f %%), %d duplicates within; acks failed %v, source restarts %d, connections made %d",
+			g.name, d, 100*float64(d)/n, dd, ackFailed, restarts, connects)
+		if d == 0 {
+			t.Errorf("gateway %s got no share of the traffic", g.name)
+		}
+	}
+	t.Logf("%d messages: published in %s, all in the union after %s; %d distinct, %d duplicates", n,
+		published.Round(time.Millisecond), elapsed.Round(time.Millisecond), distinct, dups)
+	if dups > 0 && causes == 0 {
+		t.Errorf("%d duplicates without a reconnect or a failed ack to explain them", dups)
+	}
+	for _, g := range gws {
+		if code := g.p.Stop(30 * time.Second); code != 0 {
+			t.Errorf("gateway %s: flowd exited %d", g.name, code)
+		}
+	}
+}
