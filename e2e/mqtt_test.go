@@ -613,3 +613,203 @@ func TestMQTTSimCommand(t *testing.T) {
 	}
 	p.Stop(30 * time.Second)
 }
+
+// Malformed payloads go to the pipeline's dead-letter sink (a file sink with
+// no inputs of its own) carrying dead_letter_reason = decode, the component
+// and the error, while the good messages around them are delivered.
+func TestMQTTDeadLetters(t *testing.T) {
+	broker := harness.Require(t, "FLOWD_TEST_MQTT")
+	run := mqttRun(t)
+	dir := t.TempDir()
+	out, dead := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "dead.jsonl")
+	cfg := harness.WriteFile(t, dir, "p.hcl", `pipeline "p" {
+  dead_letter = sink.dead
+`+sourceHCL(broker, "e2e/"+run, run, `    asset_expr = "'line-' + topic[3]"`)+fmt.Sprintf(`
+  sink "file" "out" {
+    inputs = [source.in]
+    path   = %q
+  }
+  sink "file" "dead" {
+    path = %q
+  }
+}`, out, dead))
+	p := harness.Start(t, cfg)
+	waitConnected(t, p, "source.in")
+	s := mqttc.Settings{Brokers: []string{broker}, CleanStart: true, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pub, err := mqttc.NewPublisher(ctx, &s, run+"-pub", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type badMsg struct{ topic, payload, errPart string }
+	big := `{"tag":"big","value":"` + strings.Repeat("x", 2<<20) + `"}`
+	bad := []badMsg{
+		{"e2e/" + run + "/bad/truncated", `{"tag":"seq","value":`, "invalid JSON"},
+		{"e2e/" + run + "/bad/garbage", `not json at all`, "is not a number"},
+		{"e2e/" + run + "/bad/object", `{"tag":"seq","value":{"nested":true}}`, "not an object or array"},
+		{"e2e/" + run + "/bad/ts", `{"tag":"seq","value":1,"ts":"yesterday"}`, "RFC 3339"},
+		{"e2e/" + run + "/bad/big", big, "payload too large"},
+		// The topic has no level 3 for asset_expr.
+		{"e2e/" + run + "/short", `{"tag":"seq","value":1}`, "asset_expr"},
+	}
+	const good = 20
+	for i := range good {
+		if i < len(bad) {
+			if err := pub.Publish(ctx, bad[i].topic, []byte(bad[i].payload), 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := pub.Publish(ctx, fmt.Sprintf("e2e/%s/good/%d", run, i%3), []byte(fmt.Sprintf(`{"tag":"seq","value":%d}`, i)), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 30*time.Second, func() bool {
+		_, _, missing := countFile(t, out, 0, good)
+		return missing == 0
+	}, "the %d good values", good)
+	var lines []string
+	harness.Eventually(t, 30*time.Second, func() bool {
+		b, _ := os.ReadFile(dead)
+		lines = strings.Split(strings.TrimSpace(string(b)), "\n")
+		return len(b) > 0 && len(lines) >= len(bad)
+	}, "%d dead letters in %s", len(bad), dead)
+	if len(lines) != len(bad) {
+		t.Fatalf("%d dead letters, want %d", len(lines), len(bad))
+	}
+	byTopic := map[string]struct {
+		Value   string            `json:"value"`
+		Quality string            `json:"quality"`
+		Attrs   map[string]string `json:"attrs"`
+	}{}
+	for _, l := range lines {
+		var pt struct {
+			Tag     string            `json:"tag"`
+			Value   string            `json:"value"`
+			Quality string            `json:"quality"`
+			Attrs   map[string]string `json:"attrs"`
+		}
+		if err := json.Unmarshal([]byte(l), &pt); err != nil {
+			t.Fatalf("dead letter %q: %v", l, err)
+		}
+		byTopic[pt.Tag] = struct {
+			Value   string            `json:"value"`
+			Quality string            `json:"quality"`
+			Attrs   map[string]string `json:"attrs"`
+		}{pt.Value, pt.Quality, pt.Attrs}
+	}
+	for _, b := range bad {
+		dl, ok := byTopic[b.topic]
+		if !ok {
+			t.Errorf("no dead letter for %s", b.topic)
+			continue
+		}
+		a := dl.Attrs
+		if a["dead_letter_reason"] != "decode" || a["dead_letter_component"] != "source.in" || a["mqtt_topic"] != b.topic ||
+			!strings.Contains(a["dead_letter_error"], b.topic) || !strings.Contains(a["dead_letter_error"], b.errPart) {
+			t.Errorf("dead letter for %s: attrs %v, want reason decode, component source.in and an error with %q", b.topic, a, b.errPart)
+		}
+		if dl.Quality != "bad" || !strings.HasPrefix(b.payload, dl.Value) || len(dl.Value) != min(len(b.payload), 1024) {
+			t.Errorf("dead letter for %s: quality %s, value %.60q (%d bytes), want the payload's first %d bytes",
+				b.topic, dl.Quality, dl.Value, len(dl.Value), min(len(b.payload), 1024))
+		}
+	}
+	m, err := p.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := harness.Sum(m, "flowd_points_dropped_total", "component=source.in", "reason=decode"); n != float64(len(bad)) {
+		t.Errorf("%v decode drops counted, want %d", n, len(bad))
+	}
+	c := newSeqCounts()
+	c.readFile(t, out)
+	if c.lines != good {
+		t.Errorf("%d lines delivered, want the %d good ones", c.lines, good)
+	}
+	b, _ := os.ReadFile(out)
+	if !strings.Contains(string(b), `"asset":"line-0"`) {
+		t.Errorf("asset_expr did not set the asset from topic level 3:\n%.300s", b)
+	}
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("flowd exited %d", code)
+	}
+}
+
+// Scale-out: two flowd processes in one shared-subscription group ("edge")
+// split 50,000 QoS 1 messages. Each gets a share, and the union of their
+// outputs holds every message; a duplicate (at-least-once) is accepted only
+// where a process counted a redelivery cause (a reconnect, a lost ack).
+func TestMQTTSharedGroupTwoProcesses(t *testing.T) {
+	broker := harness.Require(t, "FLOWD_TEST_MQTT")
+	run := mqttRun(t)
+	dir := t.TempDir()
+	type gateway struct {
+		name, out string
+		p         *harness.Proc
+	}
+	gws := []*gateway{{name: "a"}, {name: "b"}}
+	for _, g := range gws {
+		g.out = filepath.Join(dir, g.name+".jsonl")
+		cfg := harness.WriteFile(t, dir, g.name+".hcl", `pipeline "p" {`+
+			sourceHCL(broker, "e2e/"+run, run+"-"+g.name, `    group = "edge"`)+fmt.Sprintf(`
+  sink "file" "out" {
+    inputs = [source.in]
+    path   = %q
+  }
+}`, g.out))
+		g.p = harness.Start(t, cfg)
+	}
+	for _, g := range gws {
+		waitConnected(t, g.p, "source.in")
+	}
+	const n = 50000
+	start := time.Now()
+	publishSeq(t, broker, "e2e/"+run, 0, n, 4)
+	published := time.Since(start)
+	union := newSeqCounts()
+	harness.Eventually(t, 2*time.Minute, func() bool {
+		union = newSeqCounts()
+		for _, g := range gws {
+			union.readFile(t, g.out)
+		}
+		_, _, missing := union.result(0, n)
+		return missing == 0
+	}, "all %d values in the union of both outputs", n)
+	elapsed := time.Since(start)
+	distinct, dups, _ := union.result(0, n)
+	if union.errors != 0 || union.lines != distinct+dups {
+		t.Errorf("%d lines, %d unreadable, %d values outside 0..%d", union.lines, union.errors, union.lines-distinct-dups, n-1)
+	}
+	causes := 0
+	for _, g := range gws {
+		share := newSeqCounts()
+		share.readFile(t, g.out)
+		d, dd, _ := share.result(0, n)
+		m, err := g.p.Metrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		ackFailed := harness.Sum(m, "flowd_mqtt_messages_total", "component=source.in", "result=ack_failed")
+		_, _, restarts := componentStatus(t, g.p, "source.in")
+		connects := strings.Count(g.p.Stderr.String(), `"msg":"mqtt connected"`)
+		causes += int(ackFailed) + int(restarts) + connects - 1
+		t.Logf("gateway %s: %d values (%.1f %%), %d duplicates within; acks failed %v, source restarts %d, connections made %d",
+			g.name, d, 100*float64(d)/n, dd, ackFailed, restarts, connects)
+		if d == 0 {
+			t.Errorf("gateway %s got no share of the traffic", g.name)
+		}
+	}
+	t.Logf("%d messages: published in %s, all in the union after %s; %d distinct, %d duplicates", n,
+		published.Round(time.Millisecond), elapsed.Round(time.Millisecond), distinct, dups)
+	if dups > 0 && causes == 0 {
+		t.Errorf("%d duplicates without a reconnect or a failed ack to explain them", dups)
+	}
+	for _, g := range gws {
+		if code := g.p.Stop(30 * time.Second); code != 0 {
+			t.Errorf("gateway %s: flowd exited %d", g.name, code)
+		}
+	}
+}

@@ -10,13 +10,13 @@ pipeline "mqtt" {
     qos         = 1
     group       = "flowd"
     connections = 2
-    asset_expr  = "topic[2]"
+    asset_expr  = "topic[2]" # an expression over the topic's levels
   }
 
   sink "mqtt" "uns" {
     inputs     = [source.devices]
     broker     = var.broker
-    topic_expr = "'uns/' + asset + '/' + tag"
+    topic_expr = "'uns/' + asset + '/' + tag" # an expression over the point
     qos        = 1
   }
 

@@ -231,6 +231,15 @@ func Connect(ctx context.Context, s *Settings, clientID string, manualAcks bool,
 			return c, nil
 		}
 	}
+	if manualAcks {
+		// The subscriber writes little but PUBACKs, one write call each in
+		// paho: coalesce them (WebSocket brokers keep autopaho's dialer).
+		if dial, ok := coalescingDialer(urls, tlsCfg, s.ConnectTimeout); ok {
+			cfg.AttemptConnection = func(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+				return dial(ctx, u)
+			}
+		}
+	}
 	if h.OnPublish != nil {
 		on := h.OnPublish
 		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){

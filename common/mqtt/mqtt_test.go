@@ -11,50 +11,6 @@ import (
 	"github.com/eclipse/paho.golang/autopaho"
 )
 
-func TestParseConcat(t *testing.T) {
-	terms, err := ParseConcat(`'plant/' + asset + "/" + topic[2] + attrs.line`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []string
-	for _, x := range terms {
-		switch {
-		case x.IsLit:
-			got = append(got, "lit:"+x.Lit)
-		case x.Index >= 0:
-			got = append(got, fmt.Sprintf("%s[%d]", x.Name, x.Index))
-		default:
-			got = append(got, x.Name+strings.Join(append([]string{""}, x.Path...), "."))
-		}
-	}
-	if want := "lit:plant/,asset,lit:/,topic[2],attrs.line"; strings.Join(got, ",") != want {
-		t.Errorf("got %s, want %s", strings.Join(got, ","), want)
-	}
-	for src, off := range map[string]int{"": 0, "'open": 0, "asset +": 7, "asset tag": 6, "topic[x]": 6, "a..b": 0, "1abc": 0, "topic[1": 5} {
-		_, err := ParseConcat(src)
-		var pe *PosError
-		if !errors.As(err, &pe) {
-			t.Errorf("%q: want a PosError, got %v", src, err)
-			continue
-		}
-		if pe.Offset != off {
-			t.Errorf("%q: offset %d, want %d (%v)", src, pe.Offset, off, err)
-		}
-	}
-}
-
-func TestTopicLevel(t *testing.T) {
-	for _, c := range []struct {
-		topic string
-		i     int
-		want  string
-	}{{"a/b/c", 0, "a"}, {"a/b/c", 1, "b"}, {"a/b/c", 2, "c"}, {"a/b/c", 3, ""}, {"/x", 0, ""}, {"/x", 1, "x"}, {"", 0, ""}} {
-		if got := TopicLevel(c.topic, c.i); got != c.want {
-			t.Errorf("TopicLevel(%q, %d) = %q, want %q", c.topic, c.i, got, c.want)
-		}
-	}
-}
-
 func TestParseBrokers(t *testing.T) {
 	urls, err := ParseBrokers([]string{"mqtt://h", "tcp://h:1", "mqtts://h", "ssl://h:9", "ws://h:80/mqtt", "wss://h/mqtt"})
 	if err != nil {

@@ -5,136 +5,67 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
-	"strings"
+	"time"
 
-	mqttc "github.com/flowd/flowd/common/mqtt"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
 )
 
-// Decoder turns MQTT messages into points. It is safe for concurrent use.
+// Decoder turns MQTT messages into points. It is not safe for concurrent
+// use (it reuses its expression VM); clone gives another goroutine its own.
 type Decoder struct {
 	format     string
 	maxPayload int
 	asset      field // asset for points that carry none
 	tag        field // tag for points that carry none (raw: always)
-	mapping    map[string]field
+	mapping    map[string]*msgExpr
+	ev         *evaluator
+}
+
+// clone returns a decoder sharing the compiled expressions, with its own VM.
+func (d *Decoder) clone() *Decoder {
+	c := *d
+	c.ev = &evaluator{}
+	return &c
 }
 
 // ErrTooLarge is returned for a payload above max_payload.
 var ErrTooLarge = errors.New("payload too large")
 
-// field yields a string from a message: a literal, a topic template, or (in
-// the map format) values from the payload.
+// field yields a string from a message: a literal, the topic itself, or an
+// expression over the topic levels.
 type field struct {
 	set   bool
-	terms []mqttc.Term
+	lit   string
+	topic bool // the whole topic
+	expr  *msgExpr
 }
 
-type msgCtx struct {
-	topic   string
-	payload map[string]any // map format only
+func (d *Decoder) str(f *field, topic string) (string, error) {
+	switch {
+	case f.expr != nil:
+		return d.ev.evalString(f.expr, topic, nil)
+	case f.topic:
+		return topic, nil
+	}
+	return f.lit, nil
 }
 
-// compileField parses a concatenation expression over topic, topic[N] and,
-// when payload is allowed, payload.PATH. The small language here is the one
-// common/mqtt parses; a richer point expression language can replace
-// ParseConcat in this one function.
-func compileField(attr string, x engine.Expr, allowPayload bool) (field, error) {
-	terms, err := mqttc.ParseConcat(x.Src)
-	if err != nil {
-		off := -1
-		var pe *mqttc.PosError
-		if errors.As(err, &pe) {
-			off = pe.Offset
-		}
-		return field{}, engine.ExprError(attr, &x, off, err)
-	}
-	for _, t := range terms {
-		if t.IsLit {
-			continue
-		}
-		switch {
-		case t.Name == "topic" && len(t.Path) == 0:
-		case t.Name == "payload" && allowPayload && t.Index < 0:
-		default:
-			what := "topic or topic[N]"
-			if allowPayload {
-				what += " or payload.FIELD"
-			}
-			return field{}, engine.ExprError(attr, &x, t.Offset, fmt.Errorf("unknown name %q: use %s, or a quoted string", t.Name, what))
+// assetTag fills a point's asset and tag from asset/asset_expr and tag_expr
+// where the payload gave none.
+func (d *Decoder) assetTag(p *engine.Point, topic string) error {
+	var err error
+	if p.Asset == "" && d.asset.set {
+		if p.Asset, err = d.str(&d.asset, topic); err != nil {
+			return err
 		}
 	}
-	return field{set: true, terms: terms}, nil
-}
-
-func literalField(s string) field {
-	return field{set: true, terms: []mqttc.Term{{Lit: s, IsLit: true, Index: -1}}}
-}
-
-// eval renders the field; ok is false when a payload path is missing.
-func (f *field) eval(m *msgCtx) (string, any, bool) {
-	if len(f.terms) == 1 {
-		v, ok := f.term(&f.terms[0], m)
-		if s, isStr := v.(string); isStr {
-			return s, v, ok
-		}
-		return valueString(v), v, ok
-	}
-	var b strings.Builder
-	for i := range f.terms {
-		v, ok := f.term(&f.terms[i], m)
-		if !ok {
-			return "", nil, false
-		}
-		b.WriteString(valueString(v))
-	}
-	return b.String(), b.String(), true
-}
-
-func (f *field) term(t *mqttc.Term, m *msgCtx) (any, bool) {
-	if t.IsLit {
-		return t.Lit, true
-	}
-	if t.Name == "topic" {
-		if t.Index >= 0 {
-			return mqttc.TopicLevel(m.topic, t.Index), true
-		}
-		return m.topic, true
-	}
-	var cur any = m.payload
-	for _, p := range t.Path {
-		obj, ok := cur.(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		if cur, ok = obj[p]; !ok {
-			return nil, false
+	if p.Tag == "" && d.tag.set {
+		if p.Tag, err = d.str(&d.tag, topic); err != nil {
+			return err
 		}
 	}
-	if t.Index >= 0 {
-		arr, ok := cur.([]any)
-		if !ok || t.Index >= len(arr) {
-			return nil, false
-		}
-		cur = arr[t.Index]
-	}
-	return cur, true
-}
-
-func valueString(v any) string {
-	switch t := v.(type) {
-	case string:
-		return t
-	case nil:
-		return ""
-	case json.Number:
-		return t.String()
-	case bool:
-		return strconv.FormatBool(t)
-	}
-	return fmt.Sprint(v)
+	return nil
 }
 
 // Decode appends the points of one message to dst. now is the receive time
@@ -143,22 +74,21 @@ func (d *Decoder) Decode(dst []engine.Point, topic string, payload []byte, now i
 	if d.maxPayload > 0 && len(payload) > d.maxPayload {
 		return dst, fmt.Errorf("%w: %d bytes, max_payload is %d", ErrTooLarge, len(payload), d.maxPayload)
 	}
-	m := msgCtx{topic: topic}
+	d.ev.reset()
 	switch d.format {
 	case "raw":
 		p := engine.Point{Value: engine.String(string(payload)), TS: now}
-		p.Tag, _, _ = d.tag.eval(&m)
-		if d.asset.set {
-			p.Asset, _, _ = d.asset.eval(&m)
+		if err := d.assetTag(&p, topic); err != nil {
+			return dst, err
 		}
 		if p.Tag == "" {
 			return dst, codec.ErrNoTag
 		}
 		return append(dst, p), nil
 	case "map":
-		return d.decodeMap(dst, &m, payload, now)
+		return d.decodeMap(dst, topic, payload, now)
 	}
-	return d.decodeJSON(dst, &m, payload, now)
+	return d.decodeJSON(dst, topic, payload, now)
 }
 
 // wire is a point object in a payload.
@@ -172,7 +102,7 @@ type wire struct {
 	Attrs   map[string]string `json:"attrs"`
 }
 
-func (d *Decoder) decodeJSON(dst []engine.Point, m *msgCtx, payload []byte, now int64) ([]engine.Point, error) {
+func (d *Decoder) decodeJSON(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
 	data := bytes.TrimSpace(payload)
 	if len(data) == 0 {
 		return dst, errors.New("empty payload")
@@ -188,7 +118,7 @@ func (d *Decoder) decodeJSON(dst []engine.Point, m *msgCtx, payload []byte, now 
 			return dst, errors.New("empty array")
 		}
 		for i := range items {
-			p, err := d.point(&items[i], m, now)
+			p, err := d.point(&items[i], topic, now)
 			if err != nil {
 				return dst[:n], fmt.Errorf("item %d: %w", i, err)
 			}
@@ -201,13 +131,13 @@ func (d *Decoder) decodeJSON(dst []engine.Point, m *msgCtx, payload []byte, now 
 			return dst, fmt.Errorf("invalid JSON: %w", err)
 		}
 		if w.Tag != "" || w.Value != nil {
-			p, err := d.point(&w, m, now)
+			p, err := d.point(&w, topic, now)
 			if err != nil {
 				return dst, err
 			}
 			return append(dst, p), nil
 		}
-		return d.decodeTagMap(dst, m, data, now)
+		return d.decodeTagMap(dst, topic, data, now)
 	}
 	// A bare scalar: one value of the tag named by tag_expr.
 	v, err := scalar(data)
@@ -215,9 +145,8 @@ func (d *Decoder) decodeJSON(dst []engine.Point, m *msgCtx, payload []byte, now 
 		return dst, err
 	}
 	p := engine.Point{Value: v, TS: now}
-	p.Tag, _, _ = d.tag.eval(m)
-	if d.asset.set {
-		p.Asset, _, _ = d.asset.eval(m)
+	if err := d.assetTag(&p, topic); err != nil {
+		return dst, err
 	}
 	if p.Tag == "" {
 		return dst, errors.New("payload is a bare value and tag_expr is not set")
@@ -238,7 +167,7 @@ func scalar(raw json.RawMessage) (engine.Value, error) {
 	return codec.ParseValue(raw)
 }
 
-func (d *Decoder) point(w *wire, m *msgCtx, now int64) (engine.Point, error) {
+func (d *Decoder) point(w *wire, topic string, now int64) (engine.Point, error) {
 	v, err := scalar(w.Value)
 	if err != nil {
 		return engine.Point{}, err
@@ -258,11 +187,8 @@ func (d *Decoder) point(w *wire, m *msgCtx, now int64) (engine.Point, error) {
 	if p.Status != 0 && w.Quality == "" {
 		p.Quality = engine.QualityFromStatus(p.Status)
 	}
-	if p.Asset == "" && d.asset.set {
-		p.Asset, _, _ = d.asset.eval(m)
-	}
-	if p.Tag == "" && d.tag.set {
-		p.Tag, _, _ = d.tag.eval(m)
+	if err := d.assetTag(&p, topic); err != nil {
+		return engine.Point{}, err
 	}
 	if p.Tag == "" {
 		return engine.Point{}, codec.ErrNoTag
@@ -281,7 +207,7 @@ type gatewayValue struct {
 	StatusCode      json.RawMessage `json:"StatusCode"`
 }
 
-func (d *Decoder) decodeTagMap(dst []engine.Point, m *msgCtx, data []byte, now int64) ([]engine.Point, error) {
+func (d *Decoder) decodeTagMap(dst []engine.Point, topic string, data []byte, now int64) ([]engine.Point, error) {
 	n := len(dst)
 	var tags map[string]json.RawMessage
 	if err := json.Unmarshal(data, &tags); err != nil {
@@ -292,7 +218,10 @@ func (d *Decoder) decodeTagMap(dst []engine.Point, m *msgCtx, data []byte, now i
 	}
 	asset := ""
 	if d.asset.set {
-		asset, _, _ = d.asset.eval(m)
+		var err error
+		if asset, err = d.str(&d.asset, topic); err != nil {
+			return dst, err
+		}
 	}
 	for tag, raw := range tags {
 		if tag == "" {
@@ -358,7 +287,7 @@ func statusCode(raw json.RawMessage) (uint32, error) {
 	return c, nil
 }
 
-func (d *Decoder) decodeMap(dst []engine.Point, m *msgCtx, payload []byte, now int64) ([]engine.Point, error) {
+func (d *Decoder) decodeMap(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
 	dec := json.NewDecoder(bytes.NewReader(payload))
 	dec.UseNumber()
 	var doc map[string]any
@@ -368,33 +297,48 @@ func (d *Decoder) decodeMap(dst []engine.Point, m *msgCtx, payload []byte, now i
 	if dec.More() {
 		return dst, errors.New("invalid JSON: data after the object")
 	}
-	m.payload = doc
+	if doc == nil {
+		return dst, errors.New("payload is null, not a JSON object")
+	}
+	if _, err := numbers(doc); err != nil {
+		return dst, err
+	}
 	p := engine.Point{TS: now}
-	for name, f := range d.mapping {
-		s, v, ok := f.eval(m)
-		if !ok {
-			return dst, fmt.Errorf("map.%s: the payload has no such field", name)
+	for _, name := range mapOrder {
+		e := d.mapping[name]
+		if e == nil {
+			continue
+		}
+		v, err := d.ev.eval(e, topic, doc)
+		if err != nil {
+			return dst, err
 		}
 		switch name {
 		case "asset":
-			p.Asset = s
+			p.Asset = valueString(v)
 		case "tag":
-			p.Tag = s
+			p.Tag = valueString(v)
 		case "value":
+			if v == nil {
+				return dst, errors.New("map.value: no value (the payload has no such field, or it is null)")
+			}
 			val, err := anyValue(v)
 			if err != nil {
 				return dst, fmt.Errorf("map.value: %w", err)
 			}
 			p.Value = val
 		case "quality":
+			if v == nil {
+				continue
+			}
+			s := valueString(v)
 			q, ok := engine.ParseQuality(s)
 			if !ok {
 				return dst, fmt.Errorf("map.quality: %q is not good, uncertain or bad", s)
 			}
 			p.Quality = q
 		case "ts":
-			raw, _ := json.Marshal(v)
-			ts, err := codec.ParseTS(raw)
+			ts, err := tsOf(v)
 			if err != nil {
 				return dst, fmt.Errorf("map.ts: %w", err)
 			}
@@ -403,16 +347,35 @@ func (d *Decoder) decodeMap(dst []engine.Point, m *msgCtx, payload []byte, now i
 			}
 		}
 	}
-	if p.Asset == "" && d.asset.set {
-		p.Asset, _, _ = d.asset.eval(m)
-	}
-	if p.Tag == "" && d.tag.set {
-		p.Tag, _, _ = d.tag.eval(m)
+	if err := d.assetTag(&p, topic); err != nil {
+		return dst, err
 	}
 	if p.Tag == "" {
 		return dst, codec.ErrNoTag
 	}
 	return append(dst, p), nil
+}
+
+// mapOrder is the order map entries are evaluated in.
+var mapOrder = [...]string{"asset", "tag", "value", "quality", "ts"}
+
+// tsOf reads a timestamp: an RFC 3339 string or Unix milliseconds.
+func tsOf(v any) (int64, error) {
+	switch t := v.(type) {
+	case nil:
+		return 0, nil
+	case string:
+		ts, err := time.Parse(time.RFC3339Nano, t)
+		if err != nil {
+			return 0, fmt.Errorf("ts %q is not RFC 3339", t)
+		}
+		return ts.UnixNano(), nil
+	case int:
+		return int64(t) * 1e6, nil
+	case float64:
+		return int64(t * 1e6), nil
+	}
+	return 0, fmt.Errorf("ts must be an RFC 3339 string or Unix milliseconds, not %T", v)
 }
 
 func anyValue(v any) (engine.Value, error) {
@@ -423,15 +386,15 @@ func anyValue(v any) (engine.Value, error) {
 		return engine.Bool(t), nil
 	case string:
 		return engine.String(t), nil
-	case json.Number:
-		if i, err := t.Int64(); err == nil && !strings.ContainsAny(t.String(), ".eE") {
-			return engine.Int(i), nil
-		}
-		f, err := t.Float64()
-		if err != nil {
-			return engine.Value{}, err
-		}
-		return engine.Float(f), nil
+	case int:
+		return engine.Int(int64(t)), nil
+	case int64:
+		return engine.Int(t), nil
+	case float64:
+		return engine.Float(t), nil
 	}
-	return engine.Value{}, errors.New("must be a number, bool, string or null, not an object or array")
+	if _, ok := v.(map[string]any); ok {
+		return engine.Value{}, errors.New("must be a number, bool, string or null, not an object")
+	}
+	return engine.Value{}, fmt.Errorf("must be a number, bool, string or null, not %T", v)
 }

@@ -211,3 +211,112 @@ func BenchmarkDecodeTagMap(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkDecodeTopicExprs decodes a bare value whose asset and tag come
+// from topic levels: the expressions run once per message.
+func BenchmarkDecodeTopicExprs(b *testing.B) {
+	d := decoder(b, Config{AssetExpr: engine.Expr{Src: "'site-' + topic[1]"}, TagExpr: engine.Expr{Src: "topic[2]"}})
+	payload := []byte(`21.5`)
+	dst := make([]engine.Point, 0, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if dst, err = d.Decode(dst[:0], "plant/line1/temperature", payload, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkDecodeMap(b *testing.B) {
+	d := decoder(b, Config{Format: "map", Map: map[string]engine.Expr{
+		"asset": {Src: "topic[1]"},
+		"tag":   {Src: "payload.sensor.name"},
+		"value": {Src: "payload.sensor.reading"},
+		"ts":    {Src: "payload.time"},
+	}})
+	payload := []byte(`{"sensor":{"name":"flow","reading":12.5},"time":"2026-11-22T08:00:00Z"}`)
+	dst := make([]engine.Point, 0, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		var err error
+		if dst, err = d.Decode(dst[:0], "plant/north/x", payload, now); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestDecodeExpressions(t *testing.T) {
+	d := decoder(t, Config{AssetExpr: engine.Expr{Src: "upper(topic[1])"}, TagExpr: engine.Expr{Src: "join(topic[2:], '.')"}})
+	pts, err := d.Decode(nil, "plant/line1/motor/speed", []byte(`12`), now)
+	if err != nil || len(pts) != 1 || pts[0].Asset != "LINE1" || pts[0].Tag != "motor.speed" {
+		t.Fatalf("VM expressions: %+v %v", pts, err)
+	}
+	d = decoder(t, Config{AssetExpr: engine.Expr{Src: "topic[-2]"}, TagExpr: engine.Expr{Src: "topic[3]"}})
+	pts, err = d.Decode(nil, "a/b/c/d", []byte(`1`), now)
+	if err != nil || pts[0].Asset != "c" || pts[0].Tag != "d" {
+		t.Fatalf("negative level: %+v %v", pts, err)
+	}
+	// A level the topic does not have rejects the message with the attribute named.
+	if _, err := d.Decode(nil, "a/b", []byte(`1`), now); err == nil || !strings.Contains(err.Error(), "tag_expr") {
+		t.Errorf("missing level: %v", err)
+	}
+	m := decoder(t, Config{Format: "map", Map: map[string]engine.Expr{
+		"tag":     {Src: "payload.name ?? topic[1]"},
+		"value":   {Src: "payload.raw * 0.5"},
+		"quality": {Src: "payload.ok ? 'good' : 'bad'"},
+		"ts":      {Src: "payload.t"},
+	}})
+	pts, err = m.Decode(nil, "dev/pump7", []byte(`{"raw":41,"ok":false,"t":1763805600000}`), now)
+	if err != nil || len(pts) != 1 {
+		t.Fatalf("map: %+v %v", pts, err)
+	}
+	p := pts[0]
+	if p.Tag != "pump7" || p.Value.String() != "20.5" || p.Quality != engine.Bad || p.Time().Year() != 2025 {
+		t.Errorf("map: %+v", p)
+	}
+	// An int times a float is a float.
+	pts, err = m.Decode(nil, "dev/pump7", []byte(`{"name":"n","raw":4,"ok":true}`), now)
+	if err != nil || pts[0].Value.Kind() != engine.KindFloat {
+		t.Errorf("map: %+v %v", pts, err)
+	}
+	i := decoder(t, Config{Format: "map", Map: map[string]engine.Expr{"tag": {Src: "'count'"}, "value": {Src: "payload.n + 1"}}})
+	pts, err = i.Decode(nil, "x", []byte(`{"n":41}`), now)
+	if err != nil || pts[0].Value.Kind() != engine.KindInt || pts[0].Value.String() != "42" {
+		t.Errorf("int arithmetic: %+v %v", pts, err)
+	}
+	if _, err := i.Decode(nil, "x", []byte(`{"n":"a"}`), now); err == nil {
+		t.Error("string + int should be an error")
+	}
+	if _, err := i.Decode(nil, "x", []byte(`null`), now); err == nil {
+		t.Error("a null payload should be an error")
+	}
+}
+
+// Compile errors name the attribute and point at the column in the expression.
+func TestExprErrorPositions(t *testing.T) {
+	for _, c := range []struct {
+		cfg    Config
+		field  string
+		offset int
+	}{
+		{Config{AssetExpr: engine.Expr{Src: "'plant-' + topc[1]"}}, "asset_expr", 11},
+		{Config{TagExpr: engine.Expr{Src: "topic[1] +"}}, "tag_expr", 9},
+		{Config{TagExpr: engine.Expr{Src: "topic"}}, "tag_expr", 0},
+		{Config{TagExpr: engine.Expr{Src: "payload.x"}}, "tag_expr", 0},
+		{Config{Format: "map", Map: map[string]engine.Expr{"value": {Src: "payload.a + nope"}}}, "map.value", 12},
+	} {
+		c.cfg.Format = orDefault(c.cfg.Format, "json")
+		_, err := newDecoder(&c.cfg)
+		var fe *engine.FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field || fe.Offset != c.offset || fe.Expr == nil {
+			t.Errorf("%s: got %#v (%v), want field %s offset %d", c.field, fe, err, c.field, c.offset)
+		}
+	}
+}
+
+func orDefault(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -49,9 +50,9 @@ type Config struct {
 	Linger         time.Duration          `hcl:"linger" default:"20ms" doc:"longest wait to fill a batch"`
 	Format         string                 `hcl:"format" default:"json" enum:"json|map|raw" doc:"json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value"`
 	Asset          string                 `hcl:"asset" doc:"asset of points that carry none (a literal)"`
-	AssetExpr      engine.Expr            `hcl:"asset_expr" doc:"asset from the topic, e.g. topic[1] or 'plant-' + topic[1]"`
-	TagExpr        engine.Expr            `hcl:"tag_expr" doc:"tag of points that carry none (raw: of every point), e.g. topic[2]; default for raw: topic"`
-	Map            map[string]engine.Expr `hcl:"map" doc:"format map: asset, tag, value, quality and ts, each an expression over payload.FIELD.PATH, topic[N] and quoted strings joined by +"`
+	AssetExpr      engine.Expr            `hcl:"asset_expr" doc:"asset of points that carry none: an expression over topic (the topic's levels, a list of strings), e.g. topic[1] or 'plant-' + topic[1]"`
+	TagExpr        engine.Expr            `hcl:"tag_expr" doc:"tag of points that carry none (raw: of every point): an expression over topic, e.g. topic[2] or join(topic[2:], '.'); default for raw: the whole topic"`
+	Map            map[string]engine.Expr `hcl:"map" doc:"format map: asset, tag, value, quality and ts, each an expression over payload (the decoded JSON object, numbers as int or float) and topic (the topic's levels), e.g. value = \"payload.sensor.reading * 0.1\"; a value that is missing or null rejects the message"`
 	MaxPayload     engine.Size            `hcl:"max_payload" default:"1MiB" doc:"larger messages are rejected (counted, logged, acknowledged)"`
 }
 
@@ -63,7 +64,9 @@ var Spec = engine.SourceSpec(engine.Info{
 		"until then the broker's receive maximum stops it from sending more, so memory stays bounded whatever the outage, " +
 		"while the keepalive keeps the session up. With clean_start = false (the default) a restarted flowd gets back every " +
 		"message it had not acknowledged. Malformed payloads are counted in flowd_points_dropped_total{reason=\"decode\"}, " +
-		"logged, sent to the dead-letter sink when there is one, and acknowledged.",
+		"logged, sent to the dead-letter sink when there is one, and acknowledged. asset_expr, tag_expr and the map block are " +
+		"expressions (expr-lang, with the functions of the expr transform) over topic, the topic's levels (topic[1], topic[-1]), " +
+		"and in the map block payload, the decoded JSON object: map = { tag = \"payload.sensor\", value = \"payload.reading * 0.1\" }.",
 	Example: `source "mqtt" "sensors" {
   broker      = "mqtt://127.0.0.1:1883"
   topics      = ["plant/+/telemetry"]
@@ -182,26 +185,27 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 }
 
 func newDecoder(c *Config) (*Decoder, error) {
-	d := &Decoder{format: c.Format, maxPayload: int(c.MaxPayload)}
-	var err error
+	d := &Decoder{format: c.Format, maxPayload: int(c.MaxPayload), ev: &evaluator{}}
 	if c.AssetExpr.Src != "" {
 		if c.Asset != "" {
 			return nil, &engine.FieldError{Field: "asset_expr", Offset: -1, Err: errors.New("set asset or asset_expr, not both")}
 		}
-		if d.asset, err = compileField("asset_expr", c.AssetExpr, false); err != nil {
+		e, err := compileExpr("asset_expr", c.AssetExpr, false, wantString)
+		if err != nil {
 			return nil, err
 		}
+		d.asset = field{set: true, expr: e}
 	} else if c.Asset != "" {
-		d.asset = literalField(c.Asset)
+		d.asset = field{set: true, lit: c.Asset}
 	}
-	tag := c.TagExpr
-	if tag.Src == "" && c.Format == "raw" {
-		tag = engine.Expr{Src: "topic"}
-	}
-	if tag.Src != "" {
-		if d.tag, err = compileField("tag_expr", tag, false); err != nil {
+	if c.TagExpr.Src != "" {
+		e, err := compileExpr("tag_expr", c.TagExpr, false, wantString)
+		if err != nil {
 			return nil, err
 		}
+		d.tag = field{set: true, expr: e}
+	} else if c.Format == "raw" {
+		d.tag = field{set: true, topic: true}
 	}
 	if c.Format == "map" {
 		if len(c.Map) == 0 {
@@ -210,18 +214,29 @@ func newDecoder(c *Config) (*Decoder, error) {
 		if _, ok := c.Map["value"]; !ok {
 			return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map needs a value entry")}
 		}
-		d.mapping = map[string]field{}
-		for k, x := range c.Map {
-			switch k {
-			case "asset", "tag", "value", "quality", "ts":
-			default:
+		for k := range c.Map {
+			if !slices.Contains(mapOrder[:], k) {
 				return nil, &engine.FieldError{Field: "map", Offset: -1, Err: fmt.Errorf("unknown entry %q: use asset, tag, value, quality or ts", k)}
 			}
-			f, err := compileField("map", x, true)
+		}
+		d.mapping = map[string]*msgExpr{}
+		for _, k := range mapOrder {
+			x, ok := c.Map[k]
+			if !ok {
+				continue
+			}
+			w := wantString
+			switch k {
+			case "value":
+				w = wantValue
+			case "ts":
+				w = wantTS
+			}
+			e, err := compileExpr("map."+k, x, true, w)
 			if err != nil {
 				return nil, err
 			}
-			d.mapping[k] = f
+			d.mapping[k] = e
 		}
 	} else if len(c.Map) > 0 {
 		return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map is only used with format = \"map\"")}
@@ -241,6 +256,7 @@ type message struct {
 type conn struct {
 	s          *Source
 	id         string
+	dec        *Decoder // this connection's own (its expression VM is not shared)
 	in         chan message
 	cm         *autopaho.ConnectionManager
 	stopping   atomic.Bool
@@ -277,7 +293,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	s.unacked.Store(0)
 	s.env.SetState(engine.StateConnecting, nil)
 	for i := range s.cfg.Connections {
-		c := &conn{s: s, id: s.clientID, in: make(chan message, qcap), window: make(chan struct{}, s.cfg.ReceiveMaximum)}
+		c := &conn{s: s, id: s.clientID, dec: s.dec.clone(), in: make(chan message, qcap), window: make(chan struct{}, s.cfg.ReceiveMaximum)}
 		if s.cfg.Connections > 1 {
 			c.id = fmt.Sprintf("%s-%d", s.clientID, i+1)
 		}
@@ -451,7 +467,7 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *atomic.Int
 			}
 			n := len(pts)
 			var err error
-			pts, err = s.dec.Decode(pts, m.pub.Topic, m.pub.Payload, time.Now().UnixNano())
+			pts, err = c.dec.Decode(pts, m.pub.Topic, m.pub.Payload, time.Now().UnixNano())
 			if err != nil {
 				pts = pts[:n]
 				s.reject(m, err)

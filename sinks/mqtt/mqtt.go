@@ -17,6 +17,7 @@ import (
 	mqttc "github.com/flowd/flowd/common/mqtt"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
+	"github.com/flowd/flowd/engine/pointexpr"
 )
 
 // Config is the mqtt sink's configuration.
@@ -34,7 +35,7 @@ type Config struct {
 	BackoffMax     time.Duration `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay"`
 	TLS            *mqttc.TLS    `hcl:"tls,block" doc:"TLS settings for mqtts:// and wss://"`
 	Topic          string        `hcl:"topic" doc:"topic to publish to (a literal)"`
-	TopicExpr      engine.Expr   `hcl:"topic_expr" doc:"topic per point: quoted strings, asset, tag, quality and attrs.NAME joined by +, e.g. 'plant/' + asset + '/' + tag"`
+	TopicExpr      engine.Expr   `hcl:"topic_expr" doc:"topic per point: an expression over the point (asset, tag, value, quality, attrs.NAME, …), e.g. 'plant/' + asset + '/' + tag; a point whose topic cannot be computed or is empty is rejected (dead letter, reason topic)"`
 	QoS            int           `hcl:"qos" default:"1" doc:"0, 1 or 2; at 1 and 2 a batch is acknowledged upstream only after every PUBACK/PUBCOMP"`
 	Retain         bool          `hcl:"retain" doc:"publish retained messages"`
 	Format         string        `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: a message per point; json_batch: a message per topic per batch (an array); asset_json: a message per asset per batch"`
@@ -62,7 +63,7 @@ type Sink struct {
 	env      *engine.Env
 	settings mqttc.Settings
 	clientID string
-	topic    []mqttc.Term // nil: cfg.Topic
+	topic    *pointexpr.Program // nil: cfg.Topic
 
 	mu      sync.Mutex
 	cm      *autopaho.ConnectionManager
@@ -110,69 +111,32 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		return nil, bad("topic", "a topic to publish to cannot hold the wildcards + or #")
 	}
 	if c.TopicExpr.Src != "" {
-		terms, err := compileTopic(c.TopicExpr)
+		p, err := pointexpr.Compile("topic_expr", c.TopicExpr, engine.KindString)
 		if err != nil {
 			return nil, err
 		}
-		s.topic = terms
+		s.topic = p
 	}
 	return s, nil
 }
 
-// compileTopic parses a topic expression over the point's asset, tag,
-// quality and attrs. The small language is common/mqtt's ParseConcat; a
-// richer point expression language can replace it in this one function.
-func compileTopic(x engine.Expr) ([]mqttc.Term, error) {
-	terms, err := mqttc.ParseConcat(x.Src)
-	if err != nil {
-		off := -1
-		var pe *mqttc.PosError
-		if errors.As(err, &pe) {
-			off = pe.Offset
-		}
-		return nil, engine.ExprError("topic_expr", &x, off, err)
-	}
-	for _, t := range terms {
-		if t.IsLit {
-			continue
-		}
-		ok := t.Index < 0 && ((len(t.Path) == 0 && (t.Name == "asset" || t.Name == "tag" || t.Name == "quality")) ||
-			(t.Name == "attrs" && len(t.Path) == 1))
-		if !ok {
-			return nil, engine.ExprError("topic_expr", &x, t.Offset, fmt.Errorf("unknown name %q: use asset, tag, quality, attrs.NAME or a quoted string", t.Name))
-		}
-	}
-	return terms, nil
-}
-
-// TopicFor renders the topic of a point.
-func (s *Sink) TopicFor(p *engine.Point) string {
+// TopicFor renders the topic of a point. An empty topic is an error: it
+// cannot be published to.
+func (s *Sink) TopicFor(p *engine.Point) (string, error) {
 	if s.topic == nil {
-		return s.cfg.Topic
+		return s.cfg.Topic, nil
 	}
-	if len(s.topic) == 1 {
-		return termString(&s.topic[0], p)
+	t, err := s.topic.EvalString(p)
+	if err != nil {
+		return "", err
 	}
-	var b strings.Builder
-	for i := range s.topic {
-		b.WriteString(termString(&s.topic[i], p))
+	if t == "" {
+		return "", errors.New("topic_expr gives an empty topic")
 	}
-	return b.String()
-}
-
-func termString(t *mqttc.Term, p *engine.Point) string {
-	if t.IsLit {
-		return t.Lit
+	if strings.ContainsAny(t, "+#") {
+		return "", fmt.Errorf("topic_expr gives %q: a topic to publish to cannot hold the wildcards + or #", t)
 	}
-	switch t.Name {
-	case "asset":
-		return p.Asset
-	case "tag":
-		return p.Tag
-	case "quality":
-		return p.Quality.String()
-	}
-	return p.Attrs[t.Path[0]]
+	return t, nil
 }
 
 // Connect starts the managed connection (once) and waits for it to be up.
@@ -227,7 +191,8 @@ type Message struct {
 }
 
 // Messages encodes points into the messages Write publishes (exported for
-// the benchmarks). Payloads are slices of buf.
+// the benchmarks). Payloads are slices of buf. Points whose topic cannot be
+// computed are rejected (counted, sent to the dead-letter sink) and left out.
 func (s *Sink) Messages(buf []byte, points []engine.Point) ([]Message, []byte) {
 	msgs := make([]Message, 0, 16)
 	switch s.cfg.Format {
@@ -235,7 +200,11 @@ func (s *Sink) Messages(buf []byte, points []engine.Point) ([]Message, []byte) {
 		groups := map[string][]int{}
 		var order []string
 		for i := range points {
-			t := s.TopicFor(&points[i])
+			t, err := s.TopicFor(&points[i])
+			if err != nil {
+				s.env.Reject(points[i:i+1], "topic", err)
+				continue
+			}
 			if _, ok := groups[t]; !ok {
 				order = append(order, t)
 			}
@@ -255,17 +224,27 @@ func (s *Sink) Messages(buf []byte, points []engine.Point) ([]Message, []byte) {
 		}
 	case "asset_json":
 		codec.GroupByAsset(points, func(asset string, pts []engine.Point) error {
+			t, err := s.TopicFor(&pts[0])
+			if err != nil {
+				s.env.Reject(pts, "topic", err)
+				return nil
+			}
 			start := len(buf)
 			buf = codec.AppendAssetJSON(buf, asset, pts)
-			msgs = append(msgs, Message{topic: s.TopicFor(&pts[0]), payload: buf[start:len(buf):len(buf)]})
+			msgs = append(msgs, Message{topic: t, payload: buf[start:len(buf):len(buf)]})
 			return nil
 		})
 	default:
 		for i := range points {
 			p := &points[i]
+			t, err := s.TopicFor(p)
+			if err != nil {
+				s.env.Reject(points[i:i+1], "topic", err)
+				continue
+			}
 			start := len(buf)
 			buf = codec.AppendPoint(buf, p)
-			msgs = append(msgs, Message{topic: s.TopicFor(p), payload: buf[start:len(buf):len(buf)], ts: p.TS, asset: p.Asset, tag: p.Tag})
+			msgs = append(msgs, Message{topic: t, payload: buf[start:len(buf):len(buf)], ts: p.TS, asset: p.Asset, tag: p.Tag})
 		}
 	}
 	return msgs, buf

@@ -32,18 +32,44 @@ func points() []engine.Point {
 	}
 }
 
+func topicOf(t *testing.T, s *Sink, p *engine.Point) string {
+	t.Helper()
+	got, err := s.TopicFor(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
 func TestTopicFor(t *testing.T) {
 	s := sink(t, Config{TopicExpr: engine.Expr{Src: "'plant/' + asset + '/' + tag + '/' + quality + '/' + attrs.cell"}})
 	pts := points()
-	if got := s.TopicFor(&pts[0]); got != "plant/line1/temp/good/c1" {
+	if got := topicOf(t, s, &pts[0]); got != "plant/line1/temp/good/c1" {
 		t.Errorf("got %q", got)
 	}
-	if got := s.TopicFor(&pts[1]); got != "plant/line2/temp/good/" {
+	if got := topicOf(t, s, &pts[1]); got != "plant/line2/temp/good/" {
 		t.Errorf("got %q", got)
 	}
 	lit := sink(t, Config{Topic: "fixed/topic"})
-	if got := lit.TopicFor(&pts[0]); got != "fixed/topic" {
+	if got := topicOf(t, lit, &pts[0]); got != "fixed/topic" {
 		t.Errorf("got %q", got)
+	}
+	// Anything pointexpr takes: functions, conditions.
+	s = sink(t, Config{TopicExpr: engine.Expr{Src: "'plant/' + upper(asset) + (quality == 'good' ? '/data' : '/suspect')"}})
+	if got := topicOf(t, s, &pts[2]); got != "plant/LINE1/suspect" {
+		t.Errorf("got %q", got)
+	}
+	// An empty or wildcard topic is an error, and Messages leaves that point out.
+	s = sink(t, Config{TopicExpr: engine.Expr{Src: "attrs.cell"}})
+	if _, err := s.TopicFor(&pts[1]); err == nil {
+		t.Error("an empty topic should be an error")
+	}
+	if msgs, _ := s.Messages(nil, pts); len(msgs) != 1 || msgs[0].topic != "c1" {
+		t.Errorf("messages: %+v", msgs)
+	}
+	s = sink(t, Config{TopicExpr: engine.Expr{Src: "asset + '/#'"}})
+	if _, err := s.TopicFor(&pts[1]); err == nil {
+		t.Error("a wildcard topic should be an error")
 	}
 }
 
@@ -73,7 +99,7 @@ func TestMessagesFormats(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	for field, c := range map[string]Config{
 		"topic":      {Broker: "mqtt://h", QoS: 1, MaxInflight: 1},
-		"topic_expr": {Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "asset + value"}},
+		"topic_expr": {Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "'a/' + asset + tgs"}},
 		"qos":        {Broker: "mqtt://h", QoS: 5, MaxInflight: 1, Topic: "t"},
 		"broker":     {Broker: "udp://h", QoS: 1, MaxInflight: 1, Topic: "t"},
 	} {
@@ -83,7 +109,17 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%s: got %v", field, err)
 		}
 	}
-	c := Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, Topic: "a/+"}
+	c := Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "'a/' + asset + tgs"}}
+	_, err := New(&c, &engine.Env{})
+	var fe *engine.FieldError
+	if !errors.As(err, &fe) || fe.Offset != 15 || fe.Expr == nil {
+		t.Errorf("compile error should point at the unknown name (offset 15): %#v", fe)
+	}
+	c = Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "ts"}}
+	if _, err := New(&c, &engine.Env{}); err == nil {
+		t.Error("a topic_expr giving an int should be refused")
+	}
+	c = Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, Topic: "a/+"}
 	if _, err := New(&c, &engine.Env{}); err == nil {
 		t.Error("a wildcard in topic should be refused")
 	}
