@@ -15,8 +15,7 @@ run: build
 
 ## test: every test; installs and starts the real servers the e2e tests need
 test: build lint docs-check deploy-check
-	./$(BIN) validate pipelines
-	@for f in pipelines/*/*.hcl; do [ -e "$$f" ] || continue; ./$(BIN) validate "$$f" >/dev/null || exit 1; done
+	@for f in pipelines/*.hcl pipelines/*/*.hcl; do [ -e "$$f" ] || continue; echo "validate $$f"; ./$(BIN) validate "$$f" >/dev/null || exit 1; done
 	eval "$$(e2e/services.sh up)" && FLOWD_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 ## unit: the tests that need no external server (those skip, saying why)

@@ -53,9 +53,17 @@ func TestValidateReportsEveryProblemWithFileLineCol(t *testing.T) {
 	if n := strings.Count(stderr, ": error: "); n != 4 {
 		t.Errorf("%d errors reported, want exactly 4:\n%s", n, stderr)
 	}
-	code, stdout, stderr := runCLI("validate", filepath.Join(harness.RepoRoot(), "pipelines"))
-	if code != exitOK || !strings.Contains(stdout, "valid:") {
-		t.Fatalf("pipelines/ do not validate: exit %d\n%s%s", code, stdout, stderr)
+	// Every example pipeline is a configuration of its own.
+	files, _ := filepath.Glob(filepath.Join(harness.RepoRoot(), "pipelines", "*.hcl"))
+	more, _ := filepath.Glob(filepath.Join(harness.RepoRoot(), "pipelines", "*", "*.hcl"))
+	for _, f := range append(files, more...) {
+		code, stdout, stderr := runCLI("validate", f)
+		if code != exitOK || !strings.Contains(stdout, "valid:") {
+			t.Errorf("%s does not validate: exit %d\n%s%s", f, code, stdout, stderr)
+		}
+	}
+	if len(files) < 2 {
+		t.Fatalf("only %d pipelines found", len(files))
 	}
 }
 
