@@ -6,14 +6,12 @@ package kafka
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"time"
 
+	"github.com/flowd/flowd/common/tlsconf"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -23,13 +21,7 @@ import (
 )
 
 // TLS is the `tls` block of a Kafka-speaking sink.
-type TLS struct {
-	CAFile             string `hcl:"ca_file" doc:"PEM file of the CAs that sign the brokers' certificates (default: the system pool)"`
-	CertFile           string `hcl:"cert_file" doc:"PEM client certificate, for brokers that require one (mutual TLS)"`
-	KeyFile            string `hcl:"key_file" doc:"PEM private key of cert_file"`
-	ServerName         string `hcl:"server_name" doc:"name to verify in the broker's certificate (default: the host dialled)"`
-	InsecureSkipVerify bool   `hcl:"insecure_skip_verify" doc:"do not verify the broker's certificate (tests only)"`
-}
+type TLS = tlsconf.Block
 
 // SASL is the `sasl` block of a Kafka-speaking sink.
 type SASL struct {
@@ -164,7 +156,7 @@ func (s *Settings) Opts() ([]kgo.Opt, error) {
 		opts = append(opts, kgo.DialTimeout(s.DialTimeout))
 	}
 	if s.TLS != nil {
-		tc, err := TLSConfig(s.TLS)
+		tc, err := s.TLS.Config()
 		if err != nil {
 			return nil, err
 		}
@@ -190,33 +182,6 @@ func (s *Settings) NewClient(extra ...kgo.Opt) (*kgo.Client, error) {
 		return nil, err
 	}
 	return kgo.NewClient(append(opts, extra...)...)
-}
-
-// TLSConfig builds a tls.Config from the block.
-func TLSConfig(t *TLS) (*tls.Config, error) {
-	tc := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls ca_file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("tls ca_file %s: no PEM certificate in it", t.CAFile)
-		}
-		tc.RootCAs = pool
-	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		return nil, errors.New("tls: cert_file and key_file go together")
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("tls client certificate: %w", err)
-		}
-		tc.Certificates = []tls.Certificate{cert}
-	}
-	return tc, nil
 }
 
 // Mechanism builds the SASL mechanism of the block.

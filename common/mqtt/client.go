@@ -13,22 +13,16 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
+	"github.com/flowd/flowd/common/tlsconf"
 )
 
 // TLS is the `tls` block of the mqtt source and sink.
-type TLS struct {
-	CAFile             string `hcl:"ca_file" doc:"PEM file of the CA(s) that sign the broker certificate (default: the system roots)"`
-	CertFile           string `hcl:"cert_file" doc:"PEM client certificate, for brokers that authenticate clients by certificate"`
-	KeyFile            string `hcl:"key_file" doc:"PEM private key of cert_file"`
-	ServerName         string `hcl:"server_name" doc:"name to verify the broker certificate against (default: the host of the broker URL)"`
-	InsecureSkipVerify bool   `hcl:"insecure_skip_verify" doc:"do not verify the broker certificate (tests only)"`
-}
+type TLS = tlsconf.Block
 
 // Settings are the connection settings both components share; each
 // component copies its attributes into them.
@@ -103,35 +97,14 @@ func (s *Settings) TLSConfig(urls []*url.URL) (*tls.Config, error) {
 	if s.TLS == nil && !secure {
 		return nil, nil
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
-	t := s.TLS
-	if t == nil {
-		return cfg, nil
+	if s.TLS == nil {
+		return &tls.Config{MinVersion: tls.VersionTLS12}, nil
 	}
-	cfg.ServerName = t.ServerName
-	cfg.InsecureSkipVerify = t.InsecureSkipVerify
-	if t.CAFile != "" {
-		pem, err := os.ReadFile(t.CAFile)
-		if err != nil {
-			return nil, &FieldError{"tls.ca_file", err}
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, &FieldError{"tls.ca_file", fmt.Errorf("%s holds no PEM certificate", t.CAFile)}
-		}
-		cfg.RootCAs = pool
+	cfg, err := s.TLS.Config()
+	if te := (*tlsconf.Error)(nil); errors.As(err, &te) {
+		return nil, &FieldError{te.Field, te.Err}
 	}
-	if (t.CertFile == "") != (t.KeyFile == "") {
-		return nil, &FieldError{"tls.cert_file", errors.New("cert_file and key_file go together")}
-	}
-	if t.CertFile != "" {
-		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
-		if err != nil {
-			return nil, &FieldError{"tls.cert_file", err}
-		}
-		cfg.Certificates = []tls.Certificate{cert}
-	}
-	return cfg, nil
+	return cfg, err
 }
 
 // Validate checks the settings before anything connects.

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
+	"github.com/flowd/flowd/common/tlsconf"
 	"github.com/flowd/flowd/engine"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -41,13 +42,7 @@ type Config struct {
 }
 
 // TLSConfig configures TLS to the nodes.
-type TLSConfig struct {
-	CAFile             string `hcl:"ca_file" doc:"PEM file of the CA certificates that sign the nodes' certificates (default: the system roots)"`
-	CertFile           string `hcl:"cert_file" doc:"client certificate (PEM), for client_encryption_options.require_client_auth"`
-	KeyFile            string `hcl:"key_file" doc:"client key (PEM)"`
-	ServerName         string `hcl:"server_name" doc:"name to verify the nodes' certificates against (default: the host)"`
-	InsecureSkipVerify bool   `hcl:"insecure_skip_verify" doc:"do not verify the nodes' certificates (testing only)"`
-}
+type TLSConfig = tlsconf.Block
 
 // Spec declares the Cassandra sink.
 var Spec = engine.SinkSpec(engine.Info{

@@ -38,7 +38,7 @@ func (t *amqpTransport) connect(ctx context.Context) error {
 		RetryOptions:  azeventhubs.RetryOptions{MaxRetries: int32(s.cfg.Retries)},
 	}
 	if s.cfg.TLS != nil {
-		tc, err := ckafka.TLSConfig(s.cfg.TLS)
+		tc, err := s.cfg.TLS.Config()
 		if err != nil {
 			return err
 		}

@@ -121,7 +121,7 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		return nil, fe(field, err)
 	}
 	if c.TLS != nil {
-		if _, err := ckafka.TLSConfig(c.TLS); err != nil {
+		if _, err := c.TLS.Config(); err != nil {
 			return nil, fe("tls", err)
 		}
 	}

@@ -104,7 +104,7 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		return nil, &engine.FieldError{Field: "batch_max_bytes", Offset: -1, Err: errors.New("must be between 1KiB and 1GiB")}
 	}
 	if c.TLS != nil {
-		if _, err := ckafka.TLSConfig(c.TLS); err != nil {
+		if _, err := c.TLS.Config(); err != nil {
 			return nil, &engine.FieldError{Field: "tls", Offset: -1, Err: err}
 		}
 	}
