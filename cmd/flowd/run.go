@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/diskq"
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/term"
 )
@@ -62,7 +63,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	rt, err := engine.New(cfg.Pipelines, engine.Options{Logger: logger, DataDir: cfg.Service.DataDir, Metrics: metrics})
+	rt, err := engine.New(cfg.Pipelines, engine.Options{Logger: logger, DataDir: cfg.Service.DataDir, Metrics: metrics, NewDiskBuffer: diskq.NewBuffer})
 	if err != nil {
 		logger.Error("cannot build pipelines", "err", err)
 		return exitInvalid

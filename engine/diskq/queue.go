@@ -246,9 +246,11 @@ func (q *Queue) recover() error {
 		q.rseg, q.roff = q.wseg, segHdrSize
 	}
 	q.commit = cursor{seg: q.rseg.id, off: q.roff}
+	roff := q.roff
 	if err := q.openReader(q.rseg); err != nil {
 		return err
 	}
+	q.roff = roff
 	if q.unreadPoints > 0 {
 		q.log.Info("disk buffer: replaying backlog", "points", q.unreadPoints, "bytes", q.unreadBytes, "segments", len(q.segs)-1)
 	}
@@ -527,6 +529,13 @@ func (q *Queue) peekLocked() {
 // skipCorrupt isolates the rest of a segment that failed to read (the reader
 // lock is held).
 func (q *Queue) skipCorrupt(seg *segment, size int64, cause error) {
+	isolated := filepath.Join(q.dir, corruptDir, segName(seg.id))
+	if err := os.MkdirAll(filepath.Join(q.dir, corruptDir), 0o755); err == nil {
+		os.Remove(isolated)
+		if os.Link(filepath.Join(q.dir, segName(seg.id)), isolated) != nil {
+			isolated = ""
+		}
+	}
 	q.mu.Lock()
 	lost := max(seg.points-seg.readPoints, 0)
 	seg.readPoints = seg.points
@@ -537,13 +546,6 @@ func (q *Queue) skipCorrupt(seg *segment, size int64, cause error) {
 	q.inflight = append(q.inflight, &entry{end: cursor{seg: seg.id, off: size}, state: stateDone})
 	q.advanceLocked()
 	q.mu.Unlock()
-	isolated := filepath.Join(q.dir, corruptDir, segName(seg.id))
-	if err := os.MkdirAll(filepath.Join(q.dir, corruptDir), 0o755); err == nil {
-		os.Remove(isolated)
-		if os.Link(filepath.Join(q.dir, segName(seg.id)), isolated) != nil {
-			isolated = ""
-		}
-	}
 	q.log.Error("disk buffer: corrupt segment skipped", "segment", segName(seg.id), "offset", q.roff,
 		"bytes_skipped", skipped, "points_lost", lost, "isolated_as", isolated, "err", cause)
 	q.roff = size
