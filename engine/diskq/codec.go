@@ -114,7 +114,12 @@ func encodePoints(b []byte, points []engine.Point) []byte {
 type decoder struct {
 	b   []byte
 	err bool
+	// intern maps names seen before (assets, tags, attribute keys) to one
+	// string, so replaying a backlog does not allocate them per point.
+	intern map[string]string
 }
+
+const maxInterned = 1 << 14
 
 func (d *decoder) byte() byte {
 	if len(d.b) < 1 {
@@ -157,12 +162,35 @@ func (d *decoder) string() string {
 	return s
 }
 
+func (d *decoder) name() string {
+	n := d.uvarint()
+	if d.err || n > uint64(len(d.b)) {
+		d.err = true
+		return ""
+	}
+	raw := d.b[:n]
+	d.b = d.b[n:]
+	if d.intern == nil {
+		return string(raw)
+	}
+	if s, ok := d.intern[string(raw)]; ok {
+		return s
+	}
+	if len(d.intern) >= maxInterned {
+		clear(d.intern)
+	}
+	s := string(raw)
+	d.intern[s] = s
+	return s
+}
+
 // decodePoints decodes count points from payload, appending to dst.
-func decodePoints(dst []engine.Point, payload []byte, count int) ([]engine.Point, error) {
+// intern, when not nil, is used and filled to share repeated names.
+func decodePoints(dst []engine.Point, payload []byte, count int, intern map[string]string) ([]engine.Point, error) {
 	if count < 0 || count > len(payload)/4+1 {
 		return dst, errCorrupt
 	}
-	d := decoder{b: payload}
+	d := decoder{b: payload, intern: intern}
 	var prevAsset string
 	var prevTS, prevIngest int64
 	for i := 0; i < count; i++ {
@@ -174,10 +202,10 @@ func decodePoints(dst []engine.Point, payload []byte, count int) ([]engine.Point
 			}
 			p.Asset = prevAsset
 		} else {
-			p.Asset = d.string()
+			p.Asset = d.name()
 			prevAsset = p.Asset
 		}
-		p.Tag = d.string()
+		p.Tag = d.name()
 		switch engine.Kind(flags & 7) {
 		case engine.KindNull:
 		case engine.KindFloat:
@@ -220,7 +248,7 @@ func decodePoints(dst []engine.Point, payload []byte, count int) ([]engine.Point
 			}
 			p.Attrs = make(map[string]string, n)
 			for j := uint64(0); j < n && !d.err; j++ {
-				k := d.string()
+				k := d.name()
 				p.Attrs[k] = d.string()
 			}
 		}

@@ -87,14 +87,14 @@ func FuzzDecode(f *testing.F) {
 	f.Add(encodePoints(nil, batch(10, 1)), 1)
 	f.Add([]byte{0x13, 0, 0}, 1)
 	f.Fuzz(func(t *testing.T, payload []byte, count int) {
-		pts, err := decodePoints(nil, payload, count)
+		pts, err := decodePoints(nil, payload, count, map[string]string{})
 		if err != nil {
 			return
 		}
 		if len(pts) != count {
 			t.Fatalf("decoded %d points, asked for %d", len(pts), count)
 		}
-		again, err := decodePoints(nil, encodePoints(nil, pts), count)
+		again, err := decodePoints(nil, encodePoints(nil, pts), count, nil)
 		if err != nil || len(again) != count {
 			t.Fatalf("re-encoding a decoded payload fails: %v", err)
 		}

@@ -99,6 +99,7 @@ type Queue struct {
 	rseg  *segment
 	roff  int64
 	rbuf  []byte
+	names map[string]string // interned names for decoding
 
 	mu             sync.Mutex // shared state
 	segs           []*segment
@@ -643,7 +644,10 @@ func (q *Queue) pop() (engine.Batch, bool) {
 		if !ok {
 			return engine.Batch{}, false
 		}
-		pts, err := decodePoints(engine.GetPoints(int(h.points)), payload, int(h.points))
+		if q.names == nil {
+			q.names = make(map[string]string)
+		}
+		pts, err := decodePoints(engine.GetPoints(int(h.points)), payload, int(h.points), q.names)
 		if err != nil {
 			// The checksum matched but the payload does not decode: written
 			// by an incompatible version, or a checksum collision.

@@ -375,11 +375,11 @@ func TestDirectoryIsLocked(t *testing.T) {
 func TestDecodeRejectsGarbage(t *testing.T) {
 	payload := encodePoints(nil, batch(0, 20))
 	for cut := 0; cut < len(payload); cut++ {
-		if _, err := decodePoints(nil, payload[:cut], 20); err == nil {
+		if _, err := decodePoints(nil, payload[:cut], 20, nil); err == nil {
 			t.Fatalf("truncated payload (%d of %d bytes) decoded", cut, len(payload))
 		}
 	}
-	if _, err := decodePoints(nil, payload, 21); err == nil {
+	if _, err := decodePoints(nil, payload, 21, nil); err == nil {
 		t.Fatal("wrong count decoded")
 	}
 }
