@@ -27,6 +27,7 @@ Usage:
   flowd validate [flags] FILE|DIR...  check pipeline files; exit 1 with file:line:col diagnostics
   flowd fmt [-w] [-check] FILE...     format pipeline files canonically
   flowd components [NAME]             list components, or show one's reference
+  flowd bench [--duration D] [--json] SCENARIO   run a benchmark scenario
   flowd version                       print the version
 
 Run 'flowd COMMAND -h' for a command's flags.
@@ -44,6 +45,7 @@ func commands() map[string]command {
 		"validate":   cmdValidate,
 		"fmt":        cmdFmt,
 		"components": cmdComponents,
+		"bench":      cmdBench,
 		"version":    cmdVersion,
 	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: service.log_level)")
 	logFormat := fs.String("log-format", "auto", "text, json, or auto (text on a terminal, JSON otherwise)")
 	quiet := fs.Bool("quiet", false, "no live status line on a terminal")
+	finalStatus := fs.String("final-status", "", "on exit, write the final /api/status JSON to this file (tests and benchmarks)")
 	vars := varFlags{}
 	fs.Var(vars, "var", "set a variable: --var name=value (repeatable)")
 	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: flowd run [flags] FILE|DIR..."); fs.PrintDefaults() }
@@ -103,6 +105,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	err = rt.Run(ctx, *drain)
 	out.clear()
+	if *finalStatus != "" {
+		if b, err := json.MarshalIndent(rt.Status(), "", "  "); err == nil {
+			if err := os.WriteFile(*finalStatus, b, 0o644); err != nil {
+				logger.Error("cannot write final status", "err", err)
+			}
+		}
+	}
 	t := rt.Totals()
 	logger.Info("flowd stopped", "points_in", t.In, "points_delivered", t.Delivered, "points_dropped", t.Dropped)
 	if err != nil {

@@ -57,7 +57,10 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	vars := varFlags{}
 	fs.Var(vars, "var", "set a variable: --var name=value (repeatable)")
-	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: flowd validate [--var name=value] FILE|DIR..."); fs.PrintDefaults() }
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: flowd validate [--var name=value] FILE|DIR...")
+		fs.PrintDefaults()
+	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}

@@ -152,7 +152,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	g := NewGenerator(s.cfg)
 	per := g.PointsPerStep()
 	var sent int64
-	ts := time.Now().Truncate(s.cfg.Interval)
+	ts := time.Now()
 	var tick *time.Ticker
 	if !s.cfg.Fast {
 		tick = time.NewTicker(s.cfg.Interval)
@@ -174,8 +174,8 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 			}
 		}
 		g.Advance()
-		ts = ts.Add(s.cfg.Interval)
 		if tick == nil {
+			ts = ts.Add(s.cfg.Interval)
 			if ctx.Err() != nil {
 				return nil
 			}
@@ -185,12 +185,12 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		case <-ctx.Done():
 			return nil
 		case now := <-tick.C:
-			// Fell behind (a slow pipeline): skip the missed samples, count them.
-			if behind := now.Sub(ts); behind > s.cfg.Interval {
-				missed := int64(behind / s.cfg.Interval)
+			// A pipeline slower than the interval makes the ticker drop ticks:
+			// those samples are skipped (and counted), never queued up.
+			if missed := int64(now.Sub(ts)/s.cfg.Interval) - 1; missed > 0 {
 				s.skipped.Add(float64(missed))
-				ts = ts.Add(time.Duration(missed) * s.cfg.Interval)
 			}
+			ts = now
 		}
 	}
 }

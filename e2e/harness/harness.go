@@ -152,22 +152,7 @@ func Start(t testing.TB, args ...string) *Proc {
 // StartEnv is Start with extra environment variables (NAME=value).
 func StartEnv(t testing.TB, env []string, args ...string) *Proc {
 	t.Helper()
-	port := FreePort(t)
-	p := &Proc{t: t, Addr: fmt.Sprintf("127.0.0.1:%d", port), Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan struct{})}
-	full := append([]string{"run", "--http", p.Addr, "--log-format", "json"}, args...)
-	p.Cmd = exec.Command(Flowd(t), full...)
-	p.Cmd.Env = append(os.Environ(), env...)
-	p.Cmd.Stdout, p.Cmd.Stderr = p.Stdout, p.Stderr
-	if err := p.Cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.err = p.Cmd.Wait(); close(p.done) }()
-	t.Cleanup(func() {
-		p.Kill()
-		if t.Failed() {
-			t.Logf("flowd stderr (last 4 KiB):\n%s", tail(p.Stderr.String(), 4096))
-		}
-	})
+	p := LaunchEnv(t, env, args...)
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		select {
@@ -184,6 +169,35 @@ func StartEnv(t testing.TB, env []string, args ...string) *Proc {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// Launch runs `flowd run --http 127.0.0.1:PORT args...` without waiting for
+// it to answer: for runs that may end by themselves at once.
+func Launch(t testing.TB, args ...string) *Proc {
+	t.Helper()
+	return LaunchEnv(t, nil, args...)
+}
+
+// LaunchEnv is Launch with extra environment variables (NAME=value).
+func LaunchEnv(t testing.TB, env []string, args ...string) *Proc {
+	t.Helper()
+	port := FreePort(t)
+	p := &Proc{t: t, Addr: fmt.Sprintf("127.0.0.1:%d", port), Stdout: &syncBuffer{}, Stderr: &syncBuffer{}, done: make(chan struct{})}
+	full := append([]string{"run", "--http", p.Addr, "--log-format", "json"}, args...)
+	p.Cmd = exec.Command(Flowd(t), full...)
+	p.Cmd.Env = append(os.Environ(), env...)
+	p.Cmd.Stdout, p.Cmd.Stderr = p.Stdout, p.Stderr
+	if err := p.Cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.err = p.Cmd.Wait(); close(p.done) }()
+	t.Cleanup(func() {
+		p.Kill()
+		if t.Failed() {
+			t.Logf("flowd stderr (last 4 KiB):\n%s", tail(p.Stderr.String(), 4096))
+		}
+	})
+	return p
 }
 
 func tail(s string, n int) string {

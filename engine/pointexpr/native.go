@@ -1,0 +1,466 @@
+package pointexpr
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/expr-lang/expr/ast"
+	"github.com/flowd/flowd/engine"
+)
+
+// evalFn is a natively compiled expression node.
+type evalFn func(p *engine.Point) (engine.Value, error)
+
+// compileNode turns a checked expr AST into closures over the point, or
+// returns nil when the tree uses something only the VM does. The semantics
+// follow expr's runtime: int op int stays int (but / is always float), ints
+// and floats compare as numbers, == between different kinds is false.
+func compileNode(n ast.Node) evalFn {
+	switch n := n.(type) {
+	case *ast.NilNode:
+		return constant(engine.Null())
+	case *ast.IntegerNode:
+		return constant(engine.Int(int64(n.Value)))
+	case *ast.FloatNode:
+		return constant(engine.Float(n.Value))
+	case *ast.BoolNode:
+		return constant(engine.Bool(n.Value))
+	case *ast.StringNode:
+		return constant(engine.String(n.Value))
+	case *ast.ConstantNode:
+		switch n.Value.(type) {
+		case nil, int, int64, float64, bool, string:
+			return constant(engine.ValueOf(n.Value))
+		}
+		return nil
+	case *ast.IdentifierNode:
+		return identifier(n.Value)
+	case *ast.ChainNode:
+		return compileNode(n.Node)
+	case *ast.MemberNode:
+		id, ok := n.Node.(*ast.IdentifierNode)
+		key, ok2 := n.Property.(*ast.StringNode)
+		if !ok || !ok2 || id.Value != "attrs" || n.Method {
+			return nil
+		}
+		k := key.Value
+		return func(p *engine.Point) (engine.Value, error) {
+			return engine.String(p.Attrs[k]), nil
+		}
+	case *ast.UnaryNode:
+		return unary(n)
+	case *ast.BinaryNode:
+		return binary(n)
+	case *ast.ConditionalNode:
+		c, a, b := compileNode(n.Cond), compileNode(n.Exp1), compileNode(n.Exp2)
+		if c == nil || a == nil || b == nil {
+			return nil
+		}
+		return func(p *engine.Point) (engine.Value, error) {
+			cv, err := c(p)
+			if err != nil {
+				return cv, err
+			}
+			t, ok := cv.AsBool()
+			if !ok {
+				return engine.Null(), fmt.Errorf("condition is %s, not bool", cv.Kind())
+			}
+			if t {
+				return a(p)
+			}
+			return b(p)
+		}
+	case *ast.CallNode:
+		return call(n)
+	case *ast.BuiltinNode:
+		return builtin(n)
+	}
+	return nil
+}
+
+func constant(v engine.Value) evalFn {
+	return func(*engine.Point) (engine.Value, error) { return v, nil }
+}
+
+var qualityNames = [...]engine.Value{engine.String("good"), engine.String("uncertain"), engine.String("bad")}
+
+func identifier(name string) evalFn {
+	switch name {
+	case "asset":
+		return func(p *engine.Point) (engine.Value, error) { return engine.String(p.Asset), nil }
+	case "tag":
+		return func(p *engine.Point) (engine.Value, error) { return engine.String(p.Tag), nil }
+	case "value":
+		return func(p *engine.Point) (engine.Value, error) { return p.Value, nil }
+	case "quality":
+		return func(p *engine.Point) (engine.Value, error) {
+			if int(p.Quality) < len(qualityNames) {
+				return qualityNames[p.Quality], nil
+			}
+			return engine.String(p.Quality.String()), nil
+		}
+	case "status":
+		return func(p *engine.Point) (engine.Value, error) { return engine.Int(int64(p.Status)), nil }
+	case "ts":
+		return func(p *engine.Point) (engine.Value, error) { return engine.Int(tsMillis(p.TS)), nil }
+	}
+	return nil
+}
+
+var errNotBool = errors.New("operand is not a bool")
+
+func unary(n *ast.UnaryNode) evalFn {
+	x := compileNode(n.Node)
+	if x == nil {
+		return nil
+	}
+	switch n.Operator {
+	case "!", "not":
+		return func(p *engine.Point) (engine.Value, error) {
+			v, err := x(p)
+			if err != nil {
+				return v, err
+			}
+			b, ok := v.AsBool()
+			if !ok {
+				return engine.Null(), fmt.Errorf("invalid operation: !%s", v.Kind())
+			}
+			return engine.Bool(!b), nil
+		}
+	case "-":
+		return func(p *engine.Point) (engine.Value, error) {
+			v, err := x(p)
+			if err != nil {
+				return v, err
+			}
+			switch v.Kind() {
+			case engine.KindInt:
+				i, _ := v.Int64()
+				return engine.Int(-i), nil
+			case engine.KindFloat:
+				f, _ := v.Float64()
+				return engine.Float(-f), nil
+			}
+			return engine.Null(), fmt.Errorf("invalid operation: -%s", v.Kind())
+		}
+	case "+":
+		return func(p *engine.Point) (engine.Value, error) {
+			v, err := x(p)
+			if err == nil && !v.IsNumeric() {
+				return engine.Null(), fmt.Errorf("invalid operation: +%s", v.Kind())
+			}
+			return v, err
+		}
+	}
+	return nil
+}
+
+func binary(n *ast.BinaryNode) evalFn {
+	l, r := compileNode(n.Left), compileNode(n.Right)
+	if l == nil || r == nil {
+		return nil
+	}
+	switch n.Operator {
+	case "and", "&&":
+		return func(p *engine.Point) (engine.Value, error) {
+			a, err := l(p)
+			if err != nil {
+				return a, err
+			}
+			ab, ok := a.AsBool()
+			if !ok {
+				return engine.Null(), errNotBool
+			}
+			if !ab {
+				return a, nil
+			}
+			b, err := r(p)
+			if err != nil {
+				return b, err
+			}
+			if _, ok := b.AsBool(); !ok {
+				return engine.Null(), errNotBool
+			}
+			return b, nil
+		}
+	case "or", "||":
+		return func(p *engine.Point) (engine.Value, error) {
+			a, err := l(p)
+			if err != nil {
+				return a, err
+			}
+			ab, ok := a.AsBool()
+			if !ok {
+				return engine.Null(), errNotBool
+			}
+			if ab {
+				return a, nil
+			}
+			b, err := r(p)
+			if err != nil {
+				return b, err
+			}
+			if _, ok := b.AsBool(); !ok {
+				return engine.Null(), errNotBool
+			}
+			return b, nil
+		}
+	case "??":
+		return func(p *engine.Point) (engine.Value, error) {
+			a, err := l(p)
+			if err != nil || !a.IsNull() {
+				return a, err
+			}
+			return r(p)
+		}
+	}
+	op, ok := binOps[n.Operator]
+	if !ok {
+		return nil
+	}
+	return func(p *engine.Point) (engine.Value, error) {
+		a, err := l(p)
+		if err != nil {
+			return a, err
+		}
+		b, err := r(p)
+		if err != nil {
+			return b, err
+		}
+		return apply(op, a, b)
+	}
+}
+
+type binOp uint8
+
+const (
+	opEq binOp = iota
+	opNe
+	opLt
+	opLe
+	opGt
+	opGe
+	opAdd
+	opSub
+	opMul
+	opDiv
+	opMod
+	opPow
+	opContains
+	opStartsWith
+	opEndsWith
+)
+
+var binOps = map[string]binOp{
+	"==": opEq, "!=": opNe, "<": opLt, "<=": opLe, ">": opGt, ">=": opGe,
+	"+": opAdd, "-": opSub, "*": opMul, "/": opDiv, "%": opMod, "**": opPow, "^": opPow,
+	"contains": opContains, "startsWith": opStartsWith, "endsWith": opEndsWith,
+}
+
+var opNames = [...]string{"==", "!=", "<", "<=", ">", ">=", "+", "-", "*", "/", "%", "**", "contains", "startsWith", "endsWith"}
+
+func invalid(op binOp, a, b engine.Value) error {
+	return fmt.Errorf("invalid operation: %s %s %s", a.Kind(), opNames[op], b.Kind())
+}
+
+// apply evaluates a binary operator on two values.
+func apply(op binOp, a, b engine.Value) (engine.Value, error) {
+	switch op {
+	case opEq:
+		return engine.Bool(equal(a, b)), nil
+	case opNe:
+		return engine.Bool(!equal(a, b)), nil
+	}
+	if a.IsNumeric() && b.IsNumeric() {
+		if a.Kind() == engine.KindInt && b.Kind() == engine.KindInt {
+			x, _ := a.Int64()
+			y, _ := b.Int64()
+			switch op {
+			case opLt:
+				return engine.Bool(x < y), nil
+			case opLe:
+				return engine.Bool(x <= y), nil
+			case opGt:
+				return engine.Bool(x > y), nil
+			case opGe:
+				return engine.Bool(x >= y), nil
+			case opAdd:
+				return engine.Int(x + y), nil
+			case opSub:
+				return engine.Int(x - y), nil
+			case opMul:
+				return engine.Int(x * y), nil
+			case opDiv:
+				return engine.Float(float64(x) / float64(y)), nil
+			case opMod:
+				if y == 0 {
+					return engine.Null(), errors.New("integer divide by zero")
+				}
+				return engine.Int(x % y), nil
+			case opPow:
+				return engine.Float(math.Pow(float64(x), float64(y))), nil
+			}
+			return engine.Null(), invalid(op, a, b)
+		}
+		x, _ := a.Float64()
+		y, _ := b.Float64()
+		switch op {
+		case opLt:
+			return engine.Bool(x < y), nil
+		case opLe:
+			return engine.Bool(x <= y), nil
+		case opGt:
+			return engine.Bool(x > y), nil
+		case opGe:
+			return engine.Bool(x >= y), nil
+		case opAdd:
+			return engine.Float(x + y), nil
+		case opSub:
+			return engine.Float(x - y), nil
+		case opMul:
+			return engine.Float(x * y), nil
+		case opDiv:
+			return engine.Float(x / y), nil
+		case opPow:
+			return engine.Float(math.Pow(x, y)), nil
+		}
+		return engine.Null(), invalid(op, a, b)
+	}
+	s, ok1 := a.Str()
+	t, ok2 := b.Str()
+	if !ok1 || !ok2 {
+		return engine.Null(), invalid(op, a, b)
+	}
+	switch op {
+	case opLt:
+		return engine.Bool(s < t), nil
+	case opLe:
+		return engine.Bool(s <= t), nil
+	case opGt:
+		return engine.Bool(s > t), nil
+	case opGe:
+		return engine.Bool(s >= t), nil
+	case opAdd:
+		return engine.String(s + t), nil
+	case opContains:
+		return engine.Bool(strings.Contains(s, t)), nil
+	case opStartsWith:
+		return engine.Bool(strings.HasPrefix(s, t)), nil
+	case opEndsWith:
+		return engine.Bool(strings.HasSuffix(s, t)), nil
+	}
+	return engine.Null(), invalid(op, a, b)
+}
+
+// equal is expr's ==: numbers by value across int and float, otherwise the
+// same kind and the same value.
+func equal(a, b engine.Value) bool {
+	if a.IsNumeric() && b.IsNumeric() {
+		if a.Kind() == engine.KindInt && b.Kind() == engine.KindInt {
+			x, _ := a.Int64()
+			y, _ := b.Int64()
+			return x == y
+		}
+		x, _ := a.Float64()
+		y, _ := b.Float64()
+		return x == y
+	}
+	return a.Kind() == b.Kind() && a.Equal(b)
+}
+
+func call(n *ast.CallNode) evalFn {
+	id, ok := n.Callee.(*ast.IdentifierNode)
+	if !ok {
+		return nil
+	}
+	if id.Value == "now" && len(n.Arguments) == 0 {
+		return func(*engine.Point) (engine.Value, error) { return engine.Int(time.Now().UnixMilli()), nil }
+	}
+	f, ok := numFuncs[id.Value]
+	if !ok || len(n.Arguments) > 5 {
+		return nil
+	}
+	arity := len(n.Arguments)
+	fits := false
+	for _, a := range f.arity {
+		fits = fits || a == arity
+	}
+	if !fits {
+		return nil
+	}
+	var args [5]evalFn
+	for i, a := range n.Arguments {
+		if args[i] = compileNode(a); args[i] == nil {
+			return nil
+		}
+	}
+	name, fid := id.Value, f.id
+	return func(p *engine.Point) (engine.Value, error) {
+		var a [5]float64
+		for i := 0; i < arity; i++ {
+			v, err := args[i](p)
+			if err != nil {
+				return v, err
+			}
+			x, ok := v.Float64()
+			if !ok || v.Kind() == engine.KindBool {
+				return engine.Null(), fmt.Errorf("%s: argument %d is %s, not a number", name, i+1, v.Kind())
+			}
+			a[i] = x
+		}
+		return engine.Float(numCall(fid, arity, &a)), nil
+	}
+}
+
+func builtin(n *ast.BuiltinNode) evalFn {
+	if len(n.Arguments) != 1 {
+		return nil
+	}
+	x := compileNode(n.Arguments[0])
+	if x == nil {
+		return nil
+	}
+	var f func(float64) float64
+	switch n.Name {
+	case "abs":
+		return func(p *engine.Point) (engine.Value, error) {
+			v, err := x(p)
+			if err != nil {
+				return v, err
+			}
+			switch v.Kind() {
+			case engine.KindInt:
+				i, _ := v.Int64()
+				if i < 0 {
+					i = -i
+				}
+				return engine.Int(i), nil
+			case engine.KindFloat:
+				f, _ := v.Float64()
+				return engine.Float(math.Abs(f)), nil
+			}
+			return engine.Null(), fmt.Errorf("invalid argument for abs (type %s)", v.Kind())
+		}
+	case "ceil":
+		f = math.Ceil
+	case "floor":
+		f = math.Floor
+	default:
+		return nil
+	}
+	name := n.Name
+	return func(p *engine.Point) (engine.Value, error) {
+		v, err := x(p)
+		if err != nil {
+			return v, err
+		}
+		if !v.IsNumeric() {
+			return engine.Null(), fmt.Errorf("invalid argument for %s (type %s)", name, v.Kind())
+		}
+		g, _ := v.Float64()
+		return engine.Float(f(g)), nil
+	}
+}
