@@ -369,6 +369,12 @@ func (n *node) runSinkFeeder() {
 // runSinkWriter delivers batches from the buffer.
 func (n *node) runSinkWriter() {
 	ctx := n.p.hard
+	if isDurable(n.buf) {
+		// A durable buffer keeps its backlog for the next run: on shutdown
+		// the writer stops at once instead of draining it (a sink that is
+		// down would otherwise hold the exit until the drain deadline).
+		ctx = n.p.soft
+	}
 	defer func() {
 		// Whatever the deadline left behind is counted, never silently lost;
 		// a durable buffer keeps it for the next run.
