@@ -72,6 +72,7 @@ func readOut(t *testing.T, path string) []int {
 }
 
 type bufCase struct {
+	noKeep   bool   // without the keep-alive source: flowd ends when "in" does and the backlog is delivered
 	source   string // HCL of the source block, named "in"
 	out      string
 	maxSize  string
@@ -79,11 +80,7 @@ type bufCase struct {
 }
 
 func bufPipeline(c bufCase) string {
-	return fmt.Sprintf(`pipeline "buf" {
-  stall_timeout = "2s"
-  latency_slo   = "48h"
-%s
-
+	keep := `
   # keeps flowd running after the file source has ended
   source "sim" "keep" {
     assets   = 1
@@ -92,7 +89,15 @@ func bufPipeline(c bufCase) string {
   }
   sink "discard" "keep" {
     inputs = [source.keep]
-  }
+  }`
+	if c.noKeep {
+		keep = ""
+	}
+	return fmt.Sprintf(`pipeline "buf" {
+  stall_timeout = "2s"
+  latency_slo   = "48h"
+%s
+%s
   sink "file" "out" {
     inputs = [source.in]
     path   = %q
@@ -104,7 +109,7 @@ func bufPipeline(c bufCase) string {
     }
   }
 }
-`, c.source, c.out, c.maxSize, c.whenFull)
+`, c.source, keep, c.out, c.maxSize, c.whenFull)
 }
 
 func fileSource(path string) string {

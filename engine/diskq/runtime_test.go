@@ -91,7 +91,14 @@ func TestSourceAckedOnceOnDiskAndBacklogSurvivesShutdown(t *testing.T) {
 		t.Fatalf("totals during the outage: %+v", tot)
 	}
 	cancel()
-	<-done // the drain deadline passes: the sink is still down
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("shutdown with the backlog on disk: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("shutdown waited on a sink that is down although its backlog is on disk")
+	}
 	if tot := rt.Totals(); tot.Dropped != 0 {
 		t.Fatalf("shutdown counted %d buffered points as dropped", tot.Dropped)
 	}
