@@ -125,3 +125,22 @@ func TestSourceAckedOnceOnDiskAndBacklogSurvivesShutdown(t *testing.T) {
 		}
 	}
 }
+
+// A configuration that fails to build releases the disk buffers it opened.
+func TestFailedBuildReleasesDiskBuffers(t *testing.T) {
+	dir := t.TempDir()
+	buf := engine.BufferConfig{Type: "disk", MaxSize: 1 << 20, WhenFull: "block", Fsync: "batch", Dir: dir}
+	pc := &engine.PipelineConfig{Name: "p", Nodes: []*engine.NodeConfig{
+		{Kind: engine.KindSource, Name: "src", Component: &ackSource{}, Env: &engine.Env{}},
+		{Kind: engine.KindSink, Name: "out", Component: &sink{}, Inputs: []string{"source.src"}, Env: &engine.Env{Logger: quiet}, Buffer: buf},
+		{Kind: engine.KindSink, Name: "bad", Component: &sink{}, Inputs: []string{"source.missing"}, Env: &engine.Env{Logger: quiet}},
+	}}
+	if _, err := engine.New([]*engine.PipelineConfig{pc}, engine.Options{Logger: quiet, NewDiskBuffer: diskq.NewBuffer}); err == nil {
+		t.Fatal("a pipeline with an unknown input was built")
+	}
+	q, err := diskq.Open(diskq.Options{Dir: dir, Logger: quiet})
+	if err != nil {
+		t.Fatalf("the failed build kept the buffer locked: %v", err)
+	}
+	q.Close()
+}
