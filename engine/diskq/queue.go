@@ -92,7 +92,13 @@ type Queue struct {
 	wfile    *os.File
 	wseg     *segment
 	lastSync time.Time
+	unsynced bool
 	enc      []byte
+
+	// fsync = "interval": a syncer fsyncs what the last appends left.
+	stopSync chan struct{}
+	syncDone chan struct{}
+	stopOnce sync.Once
 
 	rmu   sync.Mutex // the reader: Pop, TryPop and drop_oldest
 	rfile *os.File
@@ -175,7 +181,34 @@ func Open(opts Options) (*Queue, error) {
 		q.closeFiles()
 		return nil, err
 	}
+	if opts.Fsync == "interval" {
+		q.stopSync, q.syncDone = make(chan struct{}), make(chan struct{})
+		go q.syncer()
+	}
 	return q, nil
+}
+
+// syncer fsyncs appends an idle writer left unsynced (fsync = "interval").
+func (q *Queue) syncer() {
+	defer close(q.syncDone)
+	t := time.NewTicker(q.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-q.stopSync:
+			return
+		case <-t.C:
+			q.wmu.Lock()
+			if q.unsynced && q.wfile != nil && time.Since(q.lastSync) >= q.opts.SyncInterval {
+				if err := q.wfile.Sync(); err != nil {
+					q.log.Error("disk buffer: fsync failed", "err", err)
+				} else {
+					q.unsynced, q.lastSync = false, time.Now()
+				}
+			}
+			q.wmu.Unlock()
+		}
+	}
 }
 
 // recover scans the directory: it drops delivered segments, cuts a torn tail,
@@ -422,9 +455,9 @@ func (q *Queue) append(rec []byte, points, ingest int64) error {
 			return err
 		}
 	case "interval":
-		if now := time.Now(); now.Sub(q.lastSync) >= q.opts.SyncInterval {
-			q.wfile.Sync()
-			q.lastSync = now
+		q.unsynced = true
+		if now := time.Now(); now.Sub(q.lastSync) >= q.opts.SyncInterval && q.wfile.Sync() == nil {
+			q.unsynced, q.lastSync = false, now
 		}
 	}
 	q.mu.Lock()
@@ -737,6 +770,9 @@ func (q *Queue) Durable() bool { return true }
 // Close syncs, persists the committed position and releases the directory.
 // In-flight batches not acknowledged by then are replayed on the next open.
 func (q *Queue) Close() error {
+	if q.stopSync != nil {
+		q.stopOnce.Do(func() { close(q.stopSync); <-q.syncDone })
+	}
 	q.wmu.Lock()
 	defer q.wmu.Unlock()
 	q.rmu.Lock()

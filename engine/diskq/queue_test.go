@@ -573,3 +573,26 @@ func drainNoAck(t *testing.T, q *Queue) []int {
 		b.Ack(engine.ErrShutdown)
 	}
 }
+
+func TestIntervalSyncsAnIdleTail(t *testing.T) {
+	q := open(t, t.TempDir(), func(o *Options) { o.Fsync = "interval"; o.SyncInterval = 300 * time.Millisecond })
+	push(t, q, 0, 10) // synced at once: the first sync is due
+	push(t, q, 10, 10)
+	q.wmu.Lock()
+	pending := q.unsynced
+	q.wmu.Unlock()
+	if !pending {
+		t.Fatal("the second append within the interval was synced at once")
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		q.wmu.Lock()
+		pending = q.unsynced
+		q.wmu.Unlock()
+		if !pending {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal("the idle tail was never fsynced")
+}
