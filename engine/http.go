@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -18,7 +19,8 @@ import (
 //go:embed web
 var webFS embed.FS
 
-// Handler serves /metrics, /healthz, /readyz, /api/status and the status page.
+// Handler serves /metrics, /healthz, /readyz, /api/status, /api/history
+// (the last ten minutes of rates and latency per pipeline) and the status page.
 func (rt *Runtime) Handler() http.Handler {
 	reg := rt.opts.Metrics
 	if reg == nil {
@@ -49,6 +51,20 @@ func (rt *Runtime) Handler() http.Handler {
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
 		enc.Encode(rt.Status())
+	})
+	mux.HandleFunc("GET /api/history", func(w http.ResponseWriter, r *http.Request) {
+		var since int64
+		if v := r.URL.Query().Get("since"); v != "" {
+			n, err := strconv.ParseInt(v, 10, 64)
+			if err != nil {
+				http.Error(w, "since: want Unix milliseconds", http.StatusBadRequest)
+				return
+			}
+			since = n
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		json.NewEncoder(w).Encode(rt.History(since))
 	})
 	static, _ := fs.Sub(webFS, "web")
 	mux.Handle("GET /", http.FileServerFS(static))

@@ -60,6 +60,8 @@ type pipeline struct {
 	soft  context.Context
 	hard  context.Context
 	log   *slog.Logger
+
+	history historyRing
 }
 
 // node is a running component.

@@ -214,7 +214,7 @@ func (rt *Runtime) startSampler() func() {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		t := time.NewTicker(time.Second)
+		t := time.NewTicker(historyEvery)
 		defer t.Stop()
 		for {
 			select {
@@ -227,6 +227,7 @@ func (rt *Runtime) startSampler() func() {
 						n.rateOut.sample(n.emitted.Load()+n.delivered.Load(), now)
 					}
 				}
+				rt.recordHistory(now)
 			}
 		}
 	}()

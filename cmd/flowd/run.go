@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
 	"strings"
@@ -27,7 +28,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long queued points may take to reach the sinks")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: service.log_level)")
 	logFormat := fs.String("log-format", "auto", "text, json, or auto (text on a terminal, JSON otherwise)")
-	quiet := fs.Bool("quiet", false, "no live status line on a terminal")
+	quiet := fs.Bool("quiet", false, "no live status lines on a terminal, no periodic status records otherwise")
+	statusEvery := fs.Duration("status-interval", time.Minute, "when not on a terminal, log a status record per pipeline this often (0: never)")
 	finalStatus := fs.String("final-status", "", "on exit, write the final /api/status JSON to this file (tests and benchmarks)")
 	vars := varFlags{}
 	fs.Var(vars, "var", "set a variable: --var name=value (repeatable)")
@@ -98,12 +100,20 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		names[i] = p.Name
 	}
 	logger.Info("flowd running", "version", version, "pipelines", strings.Join(names, ","))
-	if tty && !*quiet {
-		done := make(chan struct{})
-		defer close(done)
-		go out.progress(rt, done)
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	switch {
+	case *quiet:
+	case tty:
+		wg.Add(1)
+		go func() { defer wg.Done(); out.progress(rt, func() int { return termWidth(stderr) }, done) }()
+	case *statusEvery > 0:
+		wg.Add(1)
+		go func() { defer wg.Done(); logStatusEvery(logger, rt, *statusEvery, done) }()
 	}
 	err = rt.Run(ctx, *drain)
+	close(done)
+	wg.Wait()
 	out.clear()
 	if *finalStatus != "" {
 		if b, err := json.MarshalIndent(rt.Status(), "", "  "); err == nil {
@@ -126,44 +136,69 @@ func isTerminal(w io.Writer) bool {
 	return ok && term.IsTerminal(int(f.Fd()))
 }
 
-// statusWriter keeps a live status line at the bottom of a terminal: log
-// lines are written above it.
+// termWidth is the terminal's width in columns, or 0 when unknown.
+func termWidth(w io.Writer) int {
+	if f, ok := w.(*os.File); ok {
+		if cols, _, err := term.GetSize(int(f.Fd())); err == nil {
+			return cols
+		}
+	}
+	return 0
+}
+
+// statusWriter keeps live status lines at the bottom of a terminal: log
+// records are written above them, and each update redraws them in place.
 type statusWriter struct {
-	mu   sync.Mutex
-	w    io.Writer
-	line string
+	mu    sync.Mutex
+	w     io.Writer
+	lines []string // drawn now; the cursor sits at the end of the last one
+}
+
+func (s *statusWriter) eraseLocked() {
+	if len(s.lines) == 0 {
+		return
+	}
+	seq := "\r"
+	if n := len(s.lines) - 1; n > 0 {
+		seq += fmt.Sprintf("\033[%dA", n)
+	}
+	io.WriteString(s.w, seq+"\033[J")
+}
+
+func (s *statusWriter) drawLocked() {
+	if len(s.lines) > 0 {
+		io.WriteString(s.w, strings.Join(s.lines, "\n"))
+	}
 }
 
 func (s *statusWriter) Write(p []byte) (int, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.line != "" {
-		io.WriteString(s.w, "\r\033[K")
-	}
+	s.eraseLocked()
 	n, err := s.w.Write(p)
-	if s.line != "" {
-		io.WriteString(s.w, s.line)
-	}
+	s.drawLocked()
 	return n, err
 }
 
-func (s *statusWriter) set(line string) {
+// set replaces the status lines.
+func (s *statusWriter) set(lines []string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.line = line
-	io.WriteString(s.w, "\r\033[K"+line)
+	s.eraseLocked()
+	s.lines = lines
+	s.drawLocked()
 }
 
+// clear removes the status lines from the screen.
 func (s *statusWriter) clear() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.line != "" {
-		io.WriteString(s.w, "\r\033[K")
-		s.line = ""
-	}
+	s.eraseLocked()
+	s.lines = nil
 }
 
-func (s *statusWriter) progress(rt *engine.Runtime, done <-chan struct{}) {
+// progress redraws the status lines every second until done is closed.
+func (s *statusWriter) progress(rt *engine.Runtime, width func() int, done <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -171,39 +206,135 @@ func (s *statusWriter) progress(rt *engine.Runtime, done <-chan struct{}) {
 		case <-done:
 			return
 		case <-t.C:
-			s.set(progressLine(rt))
+			s.set(statusLines(rt.Status(), width()))
 		}
 	}
 }
 
-// progressLine summarises every pipeline on one line.
-func progressLine(rt *engine.Runtime) string {
-	st := rt.Status()
-	var parts []string
-	for _, p := range st.Pipelines {
-		var in, out, backlog float64
-		var p99 float64
-		var failing []string
-		for _, c := range p.Components {
-			switch c.Kind {
-			case engine.KindSource:
-				in += c.RateIn
-			case engine.KindSink:
-				out += c.RateOut
-				backlog += float64(c.Buffer.Points)
-				p99 = max(p99, c.Latency.P99ms)
+// pipelineSummary is what one status line or status log record says.
+type pipelineSummary struct {
+	name               string
+	in, out, p99, slo  float64
+	backlog            int64
+	sloBreached, ready bool
+	failing            []engine.ComponentStatus
+}
+
+func summarize(p engine.PipelineStatus) pipelineSummary {
+	ps := pipelineSummary{name: p.Name, slo: p.LatencySLOms, sloBreached: p.SLOBreached, ready: p.Ready}
+	for _, c := range p.Components {
+		switch c.Kind {
+		case engine.KindSource:
+			ps.in += c.RateOut
+		case engine.KindSink:
+			ps.out += c.RateOut
+			if c.Buffer != nil {
+				ps.backlog += c.Buffer.Points
 			}
-			if c.State == engine.StateFailing || c.State == engine.StateConnecting {
-				failing = append(failing, c.ID)
+			if c.Latency != nil && c.Latency.Count > 0 {
+				ps.p99 = max(ps.p99, c.Latency.P99ms)
 			}
 		}
-		s := fmt.Sprintf("%s: in %s/s out %s/s p99 %s backlog %s", p.Name, human(in), human(out), msText(p99), human(backlog))
-		if len(failing) > 0 {
-			s += " ✗ " + strings.Join(failing, ",")
+		if c.State == engine.StateFailing || c.State == engine.StateConnecting {
+			ps.failing = append(ps.failing, c)
 		}
-		parts = append(parts, s)
 	}
-	return strings.Join(parts, " │ ")
+	return ps
+}
+
+// maxFailingShown caps the per-component lines under a pipeline's line.
+const maxFailingShown = 3
+
+// statusLines renders one line per pipeline (in and out rates, p99 latency,
+// backlog, health) and, under it, one line per failing component with its
+// last error. No line is wider than width, so the terminal never wraps one.
+func statusLines(st engine.Status, width int) []string {
+	if width < 20 {
+		width = 80
+	}
+	pad := 0
+	for _, p := range st.Pipelines {
+		pad = max(pad, len([]rune(p.Name)))
+	}
+	var lines []string
+	for _, p := range st.Pipelines {
+		ps := summarize(p)
+		health := "ok"
+		switch {
+		case ps.sloBreached:
+			health = fmt.Sprintf("✗ p99 above SLO %s", msText(ps.slo))
+		case len(ps.failing) > 0:
+			health = fmt.Sprintf("✗ %d failing", len(ps.failing))
+		case !ps.ready:
+			health = "… starting"
+		}
+		line := fmt.Sprintf("%-*s  in %6s/s  out %6s/s  p99 %6s  backlog %6s  %s",
+			pad, ps.name, human(ps.in), human(ps.out), msText(ps.p99), human(float64(ps.backlog)), health)
+		lines = append(lines, fit(line, width))
+		for i, c := range ps.failing {
+			if i == maxFailingShown {
+				lines = append(lines, fit(fmt.Sprintf("%*s  … and %d more", pad, "", len(ps.failing)-i), width))
+				break
+			}
+			l := fmt.Sprintf("%*s  ✗ %s %s", pad, "", c.ID, c.State)
+			if c.LastError != "" {
+				l += ": " + strings.Join(strings.Fields(c.LastError), " ")
+			}
+			lines = append(lines, fit(l, width))
+		}
+	}
+	return lines
+}
+
+// fit cuts s to at most width-1 runes (the last column stays free, as some
+// terminals wrap when it is written).
+func fit(s string, width int) string {
+	r := []rune(s)
+	if len(r) < width {
+		return s
+	}
+	return string(r[:width-2]) + "…"
+}
+
+// logStatus writes one structured status record per pipeline; it replaces the
+// live lines when the output is not a terminal (journald, kubectl logs).
+func logStatus(logger *slog.Logger, st engine.Status) {
+	for _, p := range st.Pipelines {
+		ps := summarize(p)
+		attrs := []any{"pipeline", ps.name, "in_per_s", round1(ps.in), "out_per_s", round1(ps.out),
+			"p99_ms", round1(ps.p99), "backlog", ps.backlog, "ready", ps.ready}
+		if ps.sloBreached {
+			attrs = append(attrs, "slo_breached", true)
+		}
+		if len(ps.failing) > 0 {
+			ids := make([]string, len(ps.failing))
+			for i, c := range ps.failing {
+				ids[i] = c.ID
+			}
+			attrs = append(attrs, "failing", strings.Join(ids, ","))
+		}
+		if ps.ready {
+			logger.Info("status", attrs...)
+		} else {
+			logger.Warn("status", attrs...)
+		}
+	}
+}
+
+func round1(v float64) float64 { return math.Round(v*10) / 10 }
+
+// logStatusEvery logs the status every interval until done is closed.
+func logStatusEvery(logger *slog.Logger, rt *engine.Runtime, every time.Duration, done <-chan struct{}) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
+			logStatus(logger, rt.Status())
+		}
+	}
 }
 
 func human(v float64) string {
