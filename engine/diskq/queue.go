@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -222,12 +223,18 @@ func (q *Queue) recover() error {
 	if !ok && len(ids) > 0 {
 		cur = cursor{seg: ids[0], off: segHdrSize}
 	}
+	seals, _ := filepath.Glob(filepath.Join(q.dir, "*"+sealSuffix))
+	for _, sp := range seals {
+		if _, err := os.Stat(strings.TrimSuffix(sp, sealSuffix) + segSuffix); os.IsNotExist(err) {
+			os.Remove(sp) // its segment was deleted
+		}
+	}
 	var last uint64
 	for i, id := range ids {
 		last = id
 		path := filepath.Join(q.dir, segName(id))
 		if id < cur.seg {
-			os.Remove(path)
+			removeSegment(q.dir, id)
 			continue
 		}
 		isLast := i == len(ids)-1
@@ -257,11 +264,14 @@ func (q *Queue) recover() error {
 			size = r.validEnd
 		} else if r.invalid {
 			q.log.Warn("disk buffer: segment has an invalid record; it will be skipped when replay reaches it", "segment", segName(id), "offset", r.validEnd)
+			if total, ok := readSeal(q.dir, id); ok && total-r.before > r.points {
+				r.points = total - r.before
+			}
 		}
 		f.Close()
 		from = min(from, size)
 		if size-from <= 0 || size <= segHdrSize {
-			os.Remove(path)
+			removeSegment(q.dir, id)
 			continue
 		}
 		s := &segment{id: id, size: size, points: r.points}
@@ -318,6 +328,9 @@ func (q *Queue) newWriteSegment(id uint64) error {
 			q.wfile.Sync()
 		}
 		q.wfile.Close()
+		if err := writeSeal(q.dir, q.wseg.id, q.wseg.points); err != nil {
+			q.log.Warn("disk buffer: cannot write segment seal", "segment", segName(q.wseg.id), "err", err)
+		}
 	}
 	s := &segment{id: id, size: segHdrSize}
 	q.wfile, q.wseg = f, s
@@ -648,7 +661,7 @@ func (q *Queue) advanceLocked() {
 		if !deleted {
 			q.writeCursorLocked()
 		}
-		os.Remove(filepath.Join(q.dir, segName(s.id)))
+		removeSegment(q.dir, s.id)
 		q.segs[0] = nil
 		q.segs = q.segs[1:]
 		deleted = true

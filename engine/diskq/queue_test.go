@@ -172,6 +172,9 @@ func TestReplayResumesFromCommittedPosition(t *testing.T) {
 			t.Fatalf("replay out of order at %d: %d", i, s)
 		}
 	}
+	if seals, _ := filepath.Glob(filepath.Join(dir, "*"+sealSuffix)); len(seals) > 0 {
+		t.Errorf("seals of delivered segments left behind: %v", seals)
+	}
 	if after := segFiles(t, dir); after > 1 || before < 2 {
 		t.Fatalf("segments: %d before, %d after everything was delivered", before, after)
 	}
@@ -232,6 +235,13 @@ func TestTornTailIsCutOff(t *testing.T) {
 }
 
 func TestCorruptSegmentSkippedAndReported(t *testing.T) {
+	t.Run("payload", func(t *testing.T) { corruptSegment(t, 30) })
+	t.Run("header", func(t *testing.T) { corruptSegment(t, 1) })
+}
+
+// corruptSegment damages the record in the middle of the second segment at
+// byte at of the record (0-19: its header).
+func corruptSegment(t *testing.T, at int) {
 	dir := t.TempDir()
 	var dropped atomic.Int64
 	mod := func(o *Options) {
@@ -252,8 +262,15 @@ func TestCorruptSegmentSkippedAndReported(t *testing.T) {
 	}
 	victim := filepath.Join(dir, segName(ids[1]))
 	data, _ := os.ReadFile(victim)
-	data[len(data)/2] ^= 0xff
+	off := int(segHdrSize)
+	for off < len(data)/2 {
+		off += recHdrSize + int(parseHeader(data[off:]).length)
+	}
+	data[off+at] ^= 0xff
 	os.WriteFile(victim, data, 0o644)
+	if _, ok := readSeal(dir, ids[1]); !ok {
+		t.Fatal("the finished segment has no seal")
+	}
 
 	q = open(t, dir, mod)
 	seqs := drain(t, q)

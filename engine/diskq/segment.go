@@ -32,6 +32,7 @@ const (
 	// maxPayload bounds a record so a corrupt length cannot ask for gigabytes.
 	maxPayload = 256 << 20
 	segSuffix  = ".seg"
+	sealSuffix = ".pts"
 	cursorName = "cursor"
 	corruptDir = "corrupt"
 )
@@ -140,6 +141,7 @@ type scanResult struct {
 	validEnd    int64
 	fileSize    int64
 	points      int64 // in records that end after from
+	before      int64 // points in records that end at or before from
 	bytes       int64 // of records that end after from
 	firstIngest int64 // of the first record that ends after from
 	invalid     bool
@@ -194,11 +196,39 @@ func scanSegment(f *os.File, from int64, verify bool) (scanResult, error) {
 			}
 			r.points += int64(h.points)
 			r.bytes += end - off
+		} else {
+			r.before += int64(h.points)
 		}
 		off = end
 		r.validEnd = off
 	}
 	return r, nil
+}
+
+// A seal records how many points a finished segment holds, so that if a
+// record header in it is damaged later, the points behind it can still be
+// counted as lost.
+func sealName(id uint64) string { return fmt.Sprintf("%020d%s", id, sealSuffix) }
+
+func writeSeal(dir string, id uint64, points int64) error {
+	var b [12]byte
+	binary.LittleEndian.PutUint64(b[:], uint64(points))
+	binary.LittleEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
+	return os.WriteFile(filepath.Join(dir, sealName(id)), b[:], 0o644)
+}
+
+func readSeal(dir string, id uint64) (int64, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, sealName(id)))
+	if err != nil || len(b) != 12 || crc32.Checksum(b[:8], castagnoli) != binary.LittleEndian.Uint32(b[8:]) {
+		return 0, false
+	}
+	return int64(binary.LittleEndian.Uint64(b)), true
+}
+
+// removeSegment deletes a segment and its seal.
+func removeSegment(dir string, id uint64) {
+	os.Remove(filepath.Join(dir, sealName(id)))
+	os.Remove(filepath.Join(dir, segName(id)))
 }
 
 // syncDir makes a directory's entries (created, renamed files) durable.
