@@ -385,6 +385,7 @@ func TestDeadLetters(t *testing.T) {
 		`{"asset":"a","tag":"t","value":3,"quality":"excellent","ts":"2026-11-22T10:00:02Z"}`,
 		`{"asset":"a","tag":"t","value":4,"quality":"good","ts":"2026-11-22T10:00:03Z"}`,
 		`{"asset":"a","value":5`,
+		`{"asset":"a","tag":"t","value":"offline","quality":"good","ts":"2026-11-22T10:00:04Z"}`, // value * 2 fails
 	}
 	var content strings.Builder
 	for i := 0; i < 10; i++ { // repeated so the paced source runs for a while
@@ -400,8 +401,12 @@ func TestDeadLetters(t *testing.T) {
     path = %q
     rate = 30
   }
-  sink "file" "good" {
+  transform "expr" "scale" {
     inputs = [source.in]
+    set    = { value = "value * 2" }
+  }
+  sink "file" "good" {
+    inputs = [transform.scale]
     path   = %q
   }
   # the dead-letter sink needs an input of its own: an empty file
@@ -418,8 +423,14 @@ func TestDeadLetters(t *testing.T) {
 	if code := p.Wait(60 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
-	if got := readOut(t, good); len(got) != 30 {
+	got := readOut(t, good)
+	if len(got) != 30 {
 		t.Fatalf("good sink has %d points, want 30", len(got))
+	}
+	for i, v := range got {
+		if want := []int{2, 4, 8}[i%3]; v != want {
+			t.Fatalf("good point %d is %d, want %d (scaled)", i, v, want)
+		}
 	}
 	f, err := os.ReadFile(bad)
 	if err != nil {
@@ -433,15 +444,26 @@ func TestDeadLetters(t *testing.T) {
 		}
 		dead = append(dead, o)
 	}
-	if len(dead) != 30 {
-		t.Fatalf("%d dead letters, want 30", len(dead))
-	}
+	decode, expr := 0, 0
 	for i, d := range dead {
-		want := lines[[]int{1, 3, 5}[i%3]]
-		if d.Value != want || d.Attrs["dead_letter_reason"] != "decode" || d.Attrs["dead_letter_component"] != "source.in" ||
-			!strings.Contains(d.Attrs["dead_letter_error"], "in.jsonl:") {
-			t.Fatalf("dead letter %d: %+v, want the payload %q with reason and component", i, d, want)
+		switch d.Attrs["dead_letter_reason"] {
+		case "decode":
+			want := lines[[]int{1, 3, 5}[decode%3]]
+			decode++
+			if d.Value != want || d.Attrs["dead_letter_component"] != "source.in" || !strings.Contains(d.Attrs["dead_letter_error"], "in.jsonl:") {
+				t.Fatalf("dead letter %d: %+v, want the payload %q from source.in with the line", i, d, want)
+			}
+		case "expr":
+			expr++
+			if d.Value != "offline" || d.Tag != "t" || d.Attrs["dead_letter_component"] != "transform.scale" || d.Attrs["dead_letter_error"] == "" {
+				t.Fatalf("dead letter %d: %+v, want the point from transform.scale with its error", i, d)
+			}
+		default:
+			t.Fatalf("dead letter %d without a known reason: %+v", i, d)
 		}
 	}
-	t.Logf("30 good points delivered, 30 malformed lines in the dead-letter sink, e.g. %v", dead[0].Attrs)
+	if decode != 30 || expr != 10 {
+		t.Fatalf("%d decode and %d expr dead letters, want 30 and 10", decode, expr)
+	}
+	t.Logf("30 good points delivered; 30 malformed lines and 10 expression failures in the dead-letter sink, e.g. %v and %v", dead[0].Attrs, dead[len(dead)-1].Attrs)
 }
