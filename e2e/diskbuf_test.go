@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -144,6 +145,16 @@ func sinkStatus(t *testing.T, p *harness.Proc) (engine.PipelineStatus, engine.Co
 	return engine.PipelineStatus{}, engine.ComponentStatus{}
 }
 
+func readyz(t *testing.T, p *harness.Proc) int {
+	t.Helper()
+	resp, err := http.Get("http://" + p.Addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	return resp.StatusCode
+}
+
 func metric(t *testing.T, p *harness.Proc, name string, match ...string) float64 {
 	t.Helper()
 	m, err := p.Metrics()
@@ -182,6 +193,9 @@ func fillDiskBuffer(t *testing.T, dir, dataDir, out, maxSize string, n int) {
 		ps, _ := sinkStatus(t, p)
 		return !ps.Ready && strings.Contains(strings.Join(ps.Problems, ";"), "stall_timeout")
 	}, "readiness to fail while the sink is down and its buffer holds points")
+	if code := readyz(t, p); code == http.StatusOK {
+		t.Fatalf("/readyz answers %d while the sink is stalled", code)
+	}
 	ps, c := sinkStatus(t, p)
 	if c.Buffer.Type != "disk" || c.Buffer.Bytes <= 0 || c.Buffer.OldestSeconds <= 0 {
 		t.Fatalf("buffer status %+v", c.Buffer)
@@ -214,7 +228,7 @@ func TestDiskBufferSurvivesSIGKILL(t *testing.T) {
 		return c.Buffer.Points == 0
 	}, "the backlog to drain")
 	ps, c := sinkStatus(t, p)
-	if !ps.Ready {
+	if !ps.Ready || readyz(t, p) != http.StatusOK {
 		t.Errorf("not ready after the backlog drained: %v", ps.Problems)
 	}
 	if c.Buffer.Bytes != 0 {
