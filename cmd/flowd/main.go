@@ -28,6 +28,7 @@ Usage:
   flowd fmt [-w] [-check] FILE...     format pipeline files canonically
   flowd components [NAME]             list components, or show one's reference
   flowd bench [--duration D] [--json] SCENARIO   run a benchmark scenario
+  flowd sim mqtt [flags]              simulated devices publishing to an MQTT broker
   flowd version                       print the version
 
 Run 'flowd COMMAND -h' for a command's flags.
@@ -46,6 +47,7 @@ func commands() map[string]command {
 		"fmt":        cmdFmt,
 		"components": cmdComponents,
 		"bench":      cmdBench,
+		"sim":        cmdSim,
 		"version":    cmdVersion,
 	}
 }

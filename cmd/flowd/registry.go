@@ -2,10 +2,13 @@ package main
 
 import (
 	"github.com/flowd/flowd/connectors/file"
+	mqttsource "github.com/flowd/flowd/connectors/mqtt"
 	"github.com/flowd/flowd/connectors/sim"
 	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/sinks/cassandra"
 	"github.com/flowd/flowd/sinks/discard"
 	filesink "github.com/flowd/flowd/sinks/file"
+	mqttsink "github.com/flowd/flowd/sinks/mqtt"
 	"github.com/flowd/flowd/sinks/stdout"
 	"github.com/flowd/flowd/transforms/cov"
 	"github.com/flowd/flowd/transforms/expr"
@@ -20,14 +23,17 @@ func registry() *engine.Registry {
 		// sources
 		sim.Spec,
 		file.Spec,
+		mqttsource.Spec,
 		// transforms
 		expr.Spec,
 		cov.Spec,
 		window.Spec,
 		lookup.Spec,
 		// sinks
+		cassandra.Spec,
 		filesink.Spec,
 		stdout.Spec,
 		discard.Spec,
+		mqttsink.Spec,
 	)
 }

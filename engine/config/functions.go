@@ -1,8 +1,10 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
@@ -51,3 +53,19 @@ func fileFunc(baseDir string) function.Function {
 		},
 	})
 }
+
+// ordinalFunc is ordinal("flowd-2"): the number after the last '-' of a name,
+// as a StatefulSet pod's hostname carries its ordinal, for a shard index.
+var ordinalFunc = function.New(&function.Spec{
+	Params: []function.Parameter{{Name: "name", Type: cty.String}},
+	Type:   function.StaticReturnType(cty.Number),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		name := args[0].AsString()
+		i := strings.LastIndexByte(name, '-')
+		n, err := strconv.Atoi(name[i+1:])
+		if err != nil || n < 0 {
+			return cty.NilVal, function.NewArgError(0, fmt.Errorf("%q does not end in -N (a StatefulSet pod name like flowd-0)", name))
+		}
+		return cty.NumberIntVal(int64(n)), nil
+	},
+})
