@@ -25,11 +25,17 @@ import (
 // writePoints writes n canonical points whose value is their sequence number.
 func writePoints(t *testing.T, dir string, n int) string {
 	t.Helper()
+	return writePointsAt(t, dir, n, time.Now().Add(-time.Hour), time.Millisecond)
+}
+
+// writePointsAt writes n points timestamped base, base+step, …
+func writePointsAt(t *testing.T, dir string, n int, base time.Time, step time.Duration) string {
+	t.Helper()
 	var b strings.Builder
-	base := time.Now().Add(-time.Hour).UTC()
+	base = base.UTC()
 	for i := 0; i < n; i++ {
 		fmt.Fprintf(&b, `{"asset":"a","tag":"t%d","value":%d,"quality":"good","ts":%q}`+"\n",
-			i%50, i, base.Add(time.Duration(i)*time.Millisecond).Format(time.RFC3339Nano))
+			i%50, i, base.Add(time.Duration(i)*step).Format(time.RFC3339Nano))
 	}
 	return harness.WriteFile(t, dir, "in.jsonl", b.String())
 }
@@ -482,13 +488,23 @@ func TestDeadLetters(t *testing.T) {
 	t.Logf("30 good points delivered; 30 malformed lines and 10 expression failures in the dead-letter sink, e.g. %v and %v", dead[0].Attrs, dead[len(dead)-1].Attrs)
 }
 
-// MQTT QoS 1 → disk-buffered sink while flowd is SIGKILLed every 20 s for
-// 2 minutes. The source acknowledges a message (PUBACK) once its point is in
+// MQTT QoS 1 → disk-buffered sink while flowd is SIGKILLed every 20 s (for
+// a minute here, 2 minutes in the soak version). The source acknowledges a message (PUBACK) once its point is in
 // the disk buffer; the sink is down for the first half, so what is acked
 // lives only on disk across the kills. Every published value must arrive;
 // duplicates (redeliveries of what was written but not yet acked, and replays
 // past the last persisted read position) are counted.
-func TestDiskBufferMQTTKillLoop(t *testing.T) {
+func TestDiskBufferMQTTKillLoop(t *testing.T) { mqttKillLoop(t, 3) }
+
+// TestDiskBufferMQTTKillLoopSoak is the full 2 minutes: six kills (make soak).
+func TestDiskBufferMQTTKillLoopSoak(t *testing.T) {
+	if os.Getenv("FLOWD_SOAK") == "" {
+		t.Skip("set FLOWD_SOAK=1 (make soak) for six kills over 2 minutes")
+	}
+	mqttKillLoop(t, 6)
+}
+
+func mqttKillLoop(t *testing.T, kills int) {
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()
@@ -528,7 +544,6 @@ func TestDiskBufferMQTTKillLoop(t *testing.T) {
 			}
 		}
 	}()
-	const kills = 6
 	for i := 1; i <= kills; i++ {
 		time.Sleep(20 * time.Second)
 		_, c := sinkStatus(t, p)
@@ -550,4 +565,123 @@ func TestDiskBufferMQTTKillLoop(t *testing.T) {
 	if code := p.Stop(30 * time.Second); code != 0 {
 		t.Errorf("exit code %d", code)
 	}
+}
+
+// An MQTT sink with a disk buffer publishes through toxiproxy: 2 s of latency
+// each way, and twice all connections cut and the broker unreachable for
+// 300 ms. Every point reaches a
+// subscriber (another flowd pipeline, straight to the broker), and the sink's
+// latency shows the delay.
+func TestDiskBufferMQTTSinkFaults(t *testing.T) {
+	broker := harness.Require(t, "FLOWD_TEST_MQTT")
+	run := mqttRun(t)
+	dir := t.TempDir()
+	proxy := harness.NewFaultProxy(t, "mqtt", strings.TrimPrefix(broker, "mqtt://"))
+	out := filepath.Join(dir, "out.jsonl")
+	sub := harness.Start(t, harness.WriteFile(t, dir, "sub.hcl", fmt.Sprintf(`pipeline "sub" {
+  source "mqtt" "in" {
+    broker    = %q
+    topics    = ["e2e/%s/#"]
+    client_id = "%s-sub"
+  }
+  sink "file" "out" {
+    inputs = [source.in]
+    path   = %q
+  }
+}
+`, broker, run, run, out)))
+	waitConnected(t, sub, "source.in")
+
+	// A sink writes one batch at a time and waits for every PUBACK, so with
+	// a 4 s round trip big batches keep the run short.
+	const n = 10_000
+	proxy.Latency(2*time.Second, 0)
+	in := writePointsAt(t, dir, n, time.Now(), time.Microsecond)
+	pub := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), harness.WriteFile(t, dir, "pub.hcl", fmt.Sprintf(`pipeline "pub" {
+  latency_slo = "1h"
+  source "file" "in" {
+    path       = %q
+    batch_size = 2500
+  }
+  sink "mqtt" "out" {
+    inputs      = [source.in]
+    broker      = "mqtt://%s"
+    client_id   = "%s-pub"
+    topic       = "e2e/%s/points"
+    format      = "json_batch"
+    qos         = 1
+    backoff_max = "1s"
+    buffer {
+      type = "disk"
+    }
+  }
+}
+`, in, proxy.Addr(), run, run)))
+
+	stopResets := make(chan struct{})
+	resetsDone := make(chan int)
+	go func() {
+		// Twice, every connection through the proxy is cut and the broker
+		// is unreachable for 300 ms.
+		resets := 0
+		for _, at := range []time.Duration{6 * time.Second, 10 * time.Second} {
+			select {
+			case <-stopResets:
+				resetsDone <- resets
+				return
+			case <-time.After(at):
+				proxy.Down()
+				time.Sleep(300 * time.Millisecond)
+				proxy.Up()
+				resets++
+			}
+		}
+		<-stopResets
+		resetsDone <- resets
+	}()
+	var maxEngineP99, maxP50 float64
+	var reconnects int64
+	states := map[string]bool{}
+	deadline := time.Now().Add(3 * time.Minute)
+	for i := 0; !pub.Exited(); i++ {
+		if time.Now().After(deadline) {
+			t.Fatal("the publishing flowd did not finish within 3 minutes")
+		}
+		if st, err := pub.Status(); err == nil {
+			for _, ps := range st.Pipelines {
+				for _, c := range ps.Components {
+					if c.ID == "sink.out" && c.Latency != nil {
+						maxEngineP99 = max(maxEngineP99, c.Latency.EngineP99ms)
+						maxP50 = max(maxP50, c.Latency.P50ms)
+						reconnects = max(reconnects, c.Restarts)
+						states[string(c.State)] = true
+						if i%10 == 0 {
+							t.Logf("sink %s: received %d, delivered %d, buffer %d points, reconnects %d, last error %q",
+								c.State, c.Received, c.Delivered, c.Buffer.Points, c.Restarts, c.LastError)
+						}
+					}
+				}
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	close(stopResets)
+	resets := <-resetsDone
+	if code := pub.Wait(time.Second); code != 0 {
+		t.Fatalf("publishing flowd exited %d", code)
+	}
+	var distinct, dups, missing int
+	harness.Eventually(t, time.Minute, func() bool {
+		distinct, dups, missing = countFile(t, out, 0, n)
+		return missing == 0
+	}, "all %d points at the subscriber", n)
+	t.Logf("%d points through 2 s latency each way and %d connection cuts (sink reconnects %d, states seen %v): %d delivered, %d duplicates; sink latency p50 up to %.0f ms, in-engine p99 up to %.0f ms",
+		n, resets, reconnects, states, distinct, dups, maxP50, maxEngineP99)
+	if maxEngineP99 < 4000 {
+		t.Errorf("in-engine p99 latency %.0f ms does not show the 2 s + 2 s round trip", maxEngineP99)
+	}
+	if resets == 0 {
+		t.Error("no connection was reset")
+	}
+	sub.Stop(30 * time.Second)
 }
