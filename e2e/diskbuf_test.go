@@ -224,7 +224,15 @@ func TestDiskBufferSurvivesSIGKILL(t *testing.T) {
 	// Replay with the sink back, killed again mid-delivery.
 	cfg := harness.WriteFile(t, dir, "replay.hcl", bufPipeline(bufCase{source: keepAlive, out: out, maxSize: "64MiB", whenFull: "block"}))
 	p := harness.Start(t, "--data-dir", dataDir, cfg)
-	harness.Eventually(t, 60*time.Second, func() bool { return len(readOut(t, out)) > 0 }, "delivery to start")
+	// Kill as soon as the first line is out, while the backlog replays.
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(2 * time.Millisecond) {
+		if st, err := os.Stat(out); err == nil && st.Size() > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("delivery did not start")
+		}
+	}
 	p.Kill()
 	first := len(readOut(t, out))
 

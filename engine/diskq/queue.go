@@ -116,8 +116,7 @@ type Queue struct {
 	inflightBytes  int64
 	inflight       []*entry
 	commit         cursor
-	cursorAt       time.Time
-	cursorDirty    bool
+	curF           *os.File // the cursor file, rewritten in place on every commit
 	nextIngest     int64
 	inputClosed    bool
 	closed         bool
@@ -298,7 +297,15 @@ func (q *Queue) recover() error {
 	if q.unreadPoints > 0 {
 		q.log.Info("disk buffer: replaying backlog", "points", q.unreadPoints, "bytes", q.unreadBytes, "segments", len(q.segs)-1)
 	}
-	return writeCursor(q.dir, q.commit, q.opts.Fsync != "never")
+	if err := writeCursor(q.dir, q.commit, q.opts.Fsync != "never"); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(q.dir, cursorName), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	q.curF = f
+	return nil
 }
 
 // newWriteSegment creates segment id and makes it the append target.
@@ -648,7 +655,6 @@ func (q *Queue) advanceLocked() {
 	n := copy(q.inflight, q.inflight[i:])
 	clear(q.inflight[n:])
 	q.inflight = q.inflight[:n]
-	q.cursorDirty = true
 	deleted := false
 	for len(q.segs) > 1 {
 		s := q.segs[0]
@@ -666,21 +672,23 @@ func (q *Queue) advanceLocked() {
 		q.segs = q.segs[1:]
 		deleted = true
 	}
-	if q.cursorDirty && time.Since(q.cursorAt) >= 250*time.Millisecond {
+	if !deleted {
 		q.writeCursorLocked()
 	}
 }
 
+// writeCursorLocked persists the committed position: one 20-byte write in
+// place, so a crash replays at most the batch being acknowledged. A write
+// torn by a power cut fails its checksum, and the next open starts at the
+// oldest segment still on disk: more duplicates, nothing lost.
 func (q *Queue) writeCursorLocked() {
-	if q.closed {
+	if q.closed || q.curF == nil {
 		return
 	}
-	if err := writeCursor(q.dir, q.commit, false); err != nil {
+	b := encodeCursor(q.commit)
+	if _, err := q.curF.WriteAt(b[:], 0); err != nil {
 		q.log.Warn("disk buffer: cannot persist read position", "err", err)
-		return
 	}
-	q.cursorDirty = false
-	q.cursorAt = time.Now()
 }
 
 // pop reads and decodes the next batch (the reader lock is held).
@@ -795,7 +803,13 @@ func (q *Queue) Close() error {
 		q.mu.Unlock()
 		return nil
 	}
-	err := writeCursor(q.dir, q.commit, true)
+	var err error
+	if q.curF != nil {
+		b := encodeCursor(q.commit)
+		if _, err = q.curF.WriteAt(b[:], 0); err == nil {
+			err = q.curF.Sync()
+		}
+	}
 	q.closed = true
 	q.mu.Unlock()
 	if q.wfile != nil {
@@ -816,6 +830,10 @@ func (q *Queue) closeFiles() {
 	if q.rfile != nil {
 		q.rfile.Close()
 		q.rfile = nil
+	}
+	if q.curF != nil {
+		q.curF.Close()
+		q.curF = nil
 	}
 	if q.lockF != nil {
 		syscall.Flock(int(q.lockF.Fd()), syscall.LOCK_UN)

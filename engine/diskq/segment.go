@@ -258,11 +258,17 @@ func readCursor(dir string) (cursor, bool) {
 	return cursor{seg: binary.LittleEndian.Uint64(b), off: int64(binary.LittleEndian.Uint64(b[8:]))}, true
 }
 
-func writeCursor(dir string, c cursor, sync bool) error {
+func encodeCursor(c cursor) [20]byte {
 	var b [20]byte
 	binary.LittleEndian.PutUint64(b[:], c.seg)
 	binary.LittleEndian.PutUint64(b[8:], uint64(c.off))
 	binary.LittleEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
+	return b
+}
+
+// writeCursor replaces the cursor file atomically (at open).
+func writeCursor(dir string, c cursor, sync bool) error {
+	b := encodeCursor(c)
 	tmp := filepath.Join(dir, cursorName+".tmp")
 	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
 	if err != nil {
