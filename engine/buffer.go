@@ -20,11 +20,25 @@ type Buffer interface {
 	Stats() BufferStats
 }
 
+// durableBuffer is implemented by buffers whose contents outlive the process
+// (the disk buffer): what they hold at shutdown stays for the next run instead
+// of being counted as dropped, and they are closed once the sink has stopped.
+type durableBuffer interface {
+	Durable() bool
+	Close() error
+}
+
+func isDurable(b Buffer) bool {
+	d, ok := b.(durableBuffer)
+	return ok && d.Durable()
+}
+
 // BufferStats describes a buffer's backlog.
 type BufferStats struct {
 	Points int64 `json:"points"`
 	Bytes  int64 `json:"bytes"`
-	// OldestIngest is the engine clock of the oldest buffered point, 0 when empty.
+	// OldestIngest is the engine clock of the oldest buffered point, 0 when
+	// empty; negative for a point a disk buffer kept from a previous run.
 	OldestIngest int64 `json:"-"`
 }
 

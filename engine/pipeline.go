@@ -376,9 +376,24 @@ func (n *node) runSinkFeeder() {
 // runSinkWriter delivers batches from the buffer.
 func (n *node) runSinkWriter() {
 	ctx := n.p.hard
+	if isDurable(n.buf) {
+		// A durable buffer keeps its backlog for the next run: on shutdown
+		// the writer stops at once instead of draining it (a sink that is
+		// down would otherwise hold the exit until the drain deadline).
+		ctx = n.p.soft
+	}
 	defer func() {
-		// Whatever the deadline left behind is counted, never silently lost.
+		// Whatever the deadline left behind is counted, never silently lost;
+		// a durable buffer keeps it for the next run.
 		<-n.fed
+		if d, ok := n.buf.(durableBuffer); ok && d.Durable() {
+			if err := d.Close(); err != nil {
+				n.p.log.Warn("closing buffer", "component", n.id, "err", err)
+			}
+			n.close()
+			n.setState(StateStopped, nil)
+			return
+		}
 		for {
 			b, ok := n.buf.TryPop()
 			if !ok {
@@ -444,8 +459,7 @@ func (n *node) deliver(ctx context.Context, b Batch) bool {
 			break
 		}
 		if ctx.Err() != nil {
-			n.dropped(len(b.Points), "shutdown")
-			b.Ack(ErrShutdown)
+			n.shutdownAck(b)
 			return false
 		}
 		n.setState(StateFailing, err)
@@ -453,8 +467,7 @@ func (n *node) deliver(ctx context.Context, b Batch) bool {
 			n.p.log.Error("write failed; retrying", "component", n.id, "points", len(b.Points), "err", err)
 		}
 		if !bo.wait(ctx) {
-			n.dropped(len(b.Points), "shutdown")
-			b.Ack(ErrShutdown)
+			n.shutdownAck(b)
 			return false
 		}
 	}
@@ -471,6 +484,15 @@ func (n *node) deliver(ctx context.Context, b Batch) bool {
 	n.lastDelivery.Store(mono)
 	b.Ack(nil)
 	return true
+}
+
+// shutdownAck settles a batch the deadline cut off: counted as dropped,
+// unless a durable buffer keeps it for the next run.
+func (n *node) shutdownAck(b Batch) {
+	if !isDurable(n.buf) {
+		n.dropped(len(b.Points), "shutdown")
+	}
+	b.Ack(ErrShutdown)
 }
 
 // backoff is exponential with full jitter, 100 ms to 30 s.

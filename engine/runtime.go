@@ -42,6 +42,11 @@ func New(cfgs []*PipelineConfig, opts Options) (*Runtime, error) {
 	for _, pc := range cfgs {
 		p, err := rt.build(pc)
 		if err != nil {
+			// Release the disk buffers already opened, so a corrected
+			// configuration (or a rollback) can open them again.
+			for _, p := range rt.pipelines {
+				p.closeBuffers()
+			}
 			return nil, err
 		}
 		rt.pipelines = append(rt.pipelines, p)
@@ -49,11 +54,24 @@ func New(cfgs []*PipelineConfig, opts Options) (*Runtime, error) {
 	return rt, nil
 }
 
-func (rt *Runtime) build(pc *PipelineConfig) (*pipeline, error) {
+func (p *pipeline) closeBuffers() {
+	for _, n := range p.nodes {
+		if d, ok := n.buf.(durableBuffer); ok {
+			d.Close()
+		}
+	}
+}
+
+func (rt *Runtime) build(pc *PipelineConfig) (_ *pipeline, err error) {
 	if pc.QueueSize <= 0 {
 		pc.QueueSize = 8
 	}
 	p := &pipeline{cfg: pc, rt: rt, byID: map[string]*node{}, log: rt.log.With("pipeline", pc.Name)}
+	defer func() {
+		if err != nil {
+			p.closeBuffers()
+		}
+	}()
 	for _, nc := range pc.Nodes {
 		n := &node{p: p, cfg: nc, id: nc.ID(), drops: map[string]*atomic.Int64{}, state: StateStarting}
 		if nc.Env != nil {

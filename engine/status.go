@@ -89,7 +89,7 @@ func (rt *Runtime) Status() Status {
 				if b.Type == "" {
 					b.Type = "memory"
 				}
-				if bs.OldestIngest > 0 {
+				if bs.OldestIngest != 0 {
 					b.OldestSeconds = time.Duration(now - bs.OldestIngest).Seconds()
 				}
 				cs.Buffer = b

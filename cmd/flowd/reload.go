@@ -13,6 +13,7 @@ import (
 
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/config"
+	"github.com/flowd/flowd/engine/diskq"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -108,7 +109,7 @@ type loaded struct {
 }
 
 func (s *supervisor) build(l *loaded) (*engine.Runtime, error) {
-	opts := engine.Options{Logger: s.logger, DataDir: s.service.DataDir, Metrics: l.metrics}
+	opts := engine.Options{Logger: s.logger, DataDir: s.service.DataDir, Metrics: l.metrics, NewDiskBuffer: diskq.NewBuffer}
 	if s.newRuntime != nil {
 		return s.newRuntime(l, opts)
 	}

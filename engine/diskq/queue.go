@@ -1,0 +1,854 @@
+// Package diskq is flowd's store-and-forward disk buffer: a bounded queue of
+// point batches in segmented, append-only, checksummed files that survives
+// restarts, SIGKILL and power cuts, and replays in order.
+//
+// Push encodes a batch into one record, appends it to the current segment,
+// fsyncs (per policy) and only then acknowledges the batch upstream. Pop reads
+// the backlog one record at a time, so a backlog of any size costs a few
+// buffers of memory. The Ack of a popped batch advances the committed
+// position, which is persisted in the cursor file; segments wholly before it
+// are deleted. On open, a torn record at the tail of the last segment (a crash
+// mid-append) is cut off; a record that fails its checksum anywhere else marks
+// its segment corrupt: the segment is hard-linked into corrupt/ for
+// inspection, reported, its remaining points counted as dropped, and
+// replay continues with the next segment.
+package diskq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/flowd/flowd/engine"
+)
+
+// Options configure a Queue.
+type Options struct {
+	Dir string
+	// MaxBytes bounds the backlog on disk; 0 means unbounded.
+	MaxBytes int64
+	// SegmentBytes is the size at which a new segment is started; 0 derives
+	// it from MaxBytes (an eighth, between 256 KiB and 64 MiB).
+	SegmentBytes int64
+	// WhenFull is block (the default), drop_oldest or drop_newest.
+	WhenFull string
+	// Fsync is batch (the default: every Push is on stable storage before it
+	// is acknowledged), interval (every SyncInterval) or never (left to the
+	// kernel: survives a crash of flowd, not of the machine).
+	Fsync        string
+	SyncInterval time.Duration
+	Logger       *slog.Logger
+	// OnDrop counts points dropped by the when_full policy (reason
+	// "buffer_full") or lost in a corrupt segment (reason "corrupt").
+	OnDrop func(points int, reason string)
+}
+
+type segment struct {
+	id   uint64
+	size int64 // bytes of valid data, header included
+	// points in the segment's records from where reading started; readPoints
+	// of them have been read.
+	points, readPoints int64
+}
+
+const (
+	statePending = iota
+	stateDone
+	stateFailed
+)
+
+// entry is a record that has been read and not yet committed.
+type entry struct {
+	end    cursor
+	points int64
+	bytes  int64
+	ingest int64 // wall clock
+	state  uint8
+}
+
+// Counters are the queue's lifetime counters.
+type Counters struct {
+	CorruptSegments int64
+	CorruptPoints   int64
+	TornBytes       int64
+	DroppedFull     int64
+}
+
+// Queue is a disk buffer. It implements engine.Buffer.
+type Queue struct {
+	opts    Options
+	log     *slog.Logger
+	dir     string
+	lockF   *os.File
+	segSize int64
+
+	wmu      sync.Mutex // the writer: Push
+	wfile    *os.File
+	wseg     *segment
+	lastSync time.Time
+	unsynced bool
+	enc      []byte
+
+	// fsync = "interval": a syncer fsyncs what the last appends left.
+	stopSync chan struct{}
+	syncDone chan struct{}
+	stopOnce sync.Once
+
+	rmu   sync.Mutex // the reader: Pop, TryPop and drop_oldest
+	rfile *os.File
+	rseg  *segment
+	roff  int64
+	rbuf  []byte
+	names map[string]string // interned names for decoding
+
+	mu             sync.Mutex // shared state
+	segs           []*segment
+	unreadPoints   int64
+	unreadBytes    int64
+	inflightPoints int64
+	inflightBytes  int64
+	inflight       []*entry
+	commit         cursor
+	curF           *os.File // the cursor file, rewritten in place on every commit
+	nextIngest     int64
+	inputClosed    bool
+	closed         bool
+	counters       Counters
+
+	notEmpty chan struct{}
+	notFull  chan struct{}
+}
+
+// Open opens (or creates) the queue in opts.Dir, recovering what a previous
+// run left there.
+func Open(opts Options) (*Queue, error) {
+	if opts.Dir == "" {
+		return nil, errors.New("diskq: no directory")
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.OnDrop == nil {
+		opts.OnDrop = func(int, string) {}
+	}
+	if opts.SyncInterval <= 0 {
+		opts.SyncInterval = time.Second
+	}
+	switch opts.WhenFull {
+	case "":
+		opts.WhenFull = "block"
+	case "block", "drop_oldest", "drop_newest":
+	default:
+		return nil, fmt.Errorf("diskq: unknown when_full %q", opts.WhenFull)
+	}
+	switch opts.Fsync {
+	case "":
+		opts.Fsync = "batch"
+	case "batch", "interval", "never":
+	default:
+		return nil, fmt.Errorf("diskq: unknown fsync %q", opts.Fsync)
+	}
+	seg := opts.SegmentBytes
+	if seg <= 0 {
+		seg = 64 << 20
+		if opts.MaxBytes > 0 {
+			seg = min(max(opts.MaxBytes/8, 256<<10), 64<<20)
+		}
+	}
+	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
+		return nil, err
+	}
+	lf, err := os.OpenFile(filepath.Join(opts.Dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		lf.Close()
+		return nil, fmt.Errorf("diskq: %s is in use by another process: %w", opts.Dir, err)
+	}
+	q := &Queue{
+		opts: opts, log: opts.Logger.With("buffer", opts.Dir), dir: opts.Dir, lockF: lf, segSize: seg,
+		notEmpty: make(chan struct{}, 1), notFull: make(chan struct{}, 1),
+	}
+	if err := q.recover(); err != nil {
+		q.closeFiles()
+		return nil, err
+	}
+	if opts.Fsync == "interval" {
+		q.stopSync, q.syncDone = make(chan struct{}), make(chan struct{})
+		go q.syncer()
+	}
+	return q, nil
+}
+
+// syncer fsyncs appends an idle writer left unsynced (fsync = "interval").
+func (q *Queue) syncer() {
+	defer close(q.syncDone)
+	t := time.NewTicker(q.opts.SyncInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-q.stopSync:
+			return
+		case <-t.C:
+			q.wmu.Lock()
+			if q.unsynced && q.wfile != nil && time.Since(q.lastSync) >= q.opts.SyncInterval {
+				if err := q.wfile.Sync(); err != nil {
+					q.log.Error("disk buffer: fsync failed", "err", err)
+				} else {
+					q.unsynced, q.lastSync = false, time.Now()
+				}
+			}
+			q.wmu.Unlock()
+		}
+	}
+}
+
+// recover scans the directory: it drops delivered segments, cuts a torn tail,
+// counts the backlog and starts a fresh segment for appends.
+func (q *Queue) recover() error {
+	ids, err := listSegments(q.dir)
+	if err != nil {
+		return err
+	}
+	cur, ok := readCursor(q.dir)
+	if !ok && len(ids) > 0 {
+		cur = cursor{seg: ids[0], off: segHdrSize}
+	}
+	seals, _ := filepath.Glob(filepath.Join(q.dir, "*"+sealSuffix))
+	for _, sp := range seals {
+		if _, err := os.Stat(strings.TrimSuffix(sp, sealSuffix) + segSuffix); os.IsNotExist(err) {
+			os.Remove(sp) // its segment was deleted
+		}
+	}
+	var last uint64
+	for i, id := range ids {
+		last = id
+		path := filepath.Join(q.dir, segName(id))
+		if id < cur.seg {
+			removeSegment(q.dir, id)
+			continue
+		}
+		isLast := i == len(ids)-1
+		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		if err != nil {
+			return err
+		}
+		from := segHdrSize
+		if id == cur.seg {
+			from = max(cur.off, segHdrSize)
+		}
+		r, err := scanSegment(f, from, isLast)
+		if err != nil {
+			f.Close()
+			return fmt.Errorf("diskq: scan %s: %w", path, err)
+		}
+		size := r.fileSize
+		if isLast && r.invalid {
+			torn := r.fileSize - r.validEnd
+			q.counters.TornBytes += torn
+			q.log.Warn("disk buffer: incomplete record at the end of the last segment cut off (interrupted append)", "segment", segName(id), "offset", r.validEnd, "bytes", torn)
+			if err := f.Truncate(r.validEnd); err != nil {
+				f.Close()
+				return err
+			}
+			f.Sync()
+			size = r.validEnd
+		} else if r.invalid {
+			q.log.Warn("disk buffer: segment has an invalid record; it will be skipped when replay reaches it", "segment", segName(id), "offset", r.validEnd)
+			if total, ok := readSeal(q.dir, id); ok && total-r.before > r.points {
+				r.points = total - r.before
+			}
+		}
+		f.Close()
+		from = min(from, size)
+		if size-from <= 0 || size <= segHdrSize {
+			removeSegment(q.dir, id)
+			continue
+		}
+		s := &segment{id: id, size: size, points: r.points}
+		if len(q.segs) == 0 {
+			q.rseg, q.roff = s, from
+			q.nextIngest = r.firstIngest
+		}
+		q.segs = append(q.segs, s)
+		q.unreadBytes += size - from
+		q.unreadPoints += r.points
+	}
+	if err := q.newWriteSegment(max(last, cur.seg) + 1); err != nil {
+		return err
+	}
+	if q.rseg == nil {
+		q.rseg, q.roff = q.wseg, segHdrSize
+	}
+	q.commit = cursor{seg: q.rseg.id, off: q.roff}
+	roff := q.roff
+	if err := q.openReader(q.rseg); err != nil {
+		return err
+	}
+	q.roff = roff
+	if q.unreadPoints > 0 {
+		q.log.Info("disk buffer: replaying backlog", "points", q.unreadPoints, "bytes", q.unreadBytes, "segments", len(q.segs)-1)
+	}
+	if err := writeCursor(q.dir, q.commit, q.opts.Fsync != "never"); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(q.dir, cursorName), os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	q.curF = f
+	return nil
+}
+
+// newWriteSegment creates segment id and makes it the append target.
+func (q *Queue) newWriteSegment(id uint64) error {
+	path := filepath.Join(q.dir, segName(id))
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	if _, err := f.WriteAt([]byte(segMagic), 0); err != nil {
+		f.Close()
+		os.Remove(path)
+		return err
+	}
+	if q.opts.Fsync != "never" {
+		if err := f.Sync(); err != nil {
+			f.Close()
+			return err
+		}
+		if err := syncDir(q.dir); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	if q.wfile != nil {
+		if q.opts.Fsync != "never" {
+			q.wfile.Sync()
+		}
+		q.wfile.Close()
+		if err := writeSeal(q.dir, q.wseg.id, q.wseg.points); err != nil {
+			q.log.Warn("disk buffer: cannot write segment seal", "segment", segName(q.wseg.id), "err", err)
+		}
+	}
+	s := &segment{id: id, size: segHdrSize}
+	q.wfile, q.wseg = f, s
+	q.mu.Lock()
+	q.segs = append(q.segs, s)
+	q.mu.Unlock()
+	return nil
+}
+
+func (q *Queue) openReader(s *segment) error {
+	f, err := os.Open(filepath.Join(q.dir, segName(s.id)))
+	if err != nil {
+		return err
+	}
+	if q.rfile != nil {
+		q.rfile.Close()
+	}
+	q.rfile, q.rseg, q.roff = f, s, segHdrSize
+	return nil
+}
+
+func signal(c chan struct{}) {
+	select {
+	case c <- struct{}{}:
+	default:
+	}
+}
+
+// Push appends a batch and acknowledges it upstream once it is on disk (per
+// the fsync policy). When the backlog is at MaxBytes, WhenFull applies.
+func (q *Queue) Push(ctx context.Context, b engine.Batch) error {
+	if len(b.Points) == 0 {
+		b.Ack(nil)
+		return nil
+	}
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	if q.wfile == nil {
+		return errors.New("diskq: closed")
+	}
+	rec := q.encode(b.Points)
+	size := int64(len(rec))
+	for q.opts.MaxBytes > 0 {
+		q.mu.Lock()
+		used := q.unreadBytes + q.inflightBytes
+		q.mu.Unlock()
+		if used == 0 || used+size <= q.opts.MaxBytes {
+			break
+		}
+		if q.opts.WhenFull == "drop_newest" {
+			q.dropped(len(b.Points), "buffer_full")
+			b.Ack(nil)
+			return nil
+		}
+		if q.opts.WhenFull == "drop_oldest" {
+			if q.dropOldest() {
+				continue
+			}
+			break // everything left is being delivered: take it anyway
+		}
+		select {
+		case <-q.notFull:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	var bo time.Duration
+	for {
+		err := q.append(rec, int64(len(b.Points)), ingestWall(b.Points[0].Ingest))
+		if err == nil {
+			break
+		}
+		// A full or failing disk: nothing was acknowledged, retry until the
+		// disk recovers or the pipeline stops.
+		q.log.Error("disk buffer: append failed; retrying", "err", err)
+		bo = min(max(2*bo, 100*time.Millisecond), 5*time.Second)
+		t := time.NewTimer(bo)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		}
+	}
+	up := b.Detach()
+	b.Ack(nil)
+	up.Ack(nil)
+	signal(q.notEmpty)
+	return nil
+}
+
+func (q *Queue) dropped(n int, reason string) {
+	if n <= 0 {
+		return
+	}
+	q.mu.Lock()
+	if reason == "corrupt" {
+		q.counters.CorruptPoints += int64(n)
+	} else {
+		q.counters.DroppedFull += int64(n)
+	}
+	q.mu.Unlock()
+	q.opts.OnDrop(n, reason)
+}
+
+// encode builds a record in q.enc (the writer lock is held).
+func (q *Queue) encode(points []engine.Point) []byte {
+	b := append(q.enc[:0], make([]byte, recHdrSize)...)
+	b = encodePoints(b, points)
+	h := recHeader{length: uint32(len(b) - recHdrSize), points: uint32(len(points)), ingest: ingestWall(points[0].Ingest)}
+	putHeader(b, h)
+	h.crc = recordCRC(b[:recHdrSize], b[recHdrSize:])
+	putHeader(b, h)
+	q.enc = b
+	return b
+}
+
+// append writes one record (the writer lock is held).
+func (q *Queue) append(rec []byte, points, ingest int64) error {
+	size := int64(len(rec))
+	if q.wseg.size > segHdrSize && q.wseg.size+size > q.segSize {
+		if err := q.newWriteSegment(q.wseg.id + 1); err != nil {
+			return err
+		}
+	}
+	off := q.wseg.size
+	if _, err := q.wfile.WriteAt(rec, off); err != nil {
+		q.wfile.Truncate(off) // no partial record left behind
+		return err
+	}
+	switch q.opts.Fsync {
+	case "batch":
+		if err := q.wfile.Sync(); err != nil {
+			q.wfile.Truncate(off)
+			return err
+		}
+	case "interval":
+		q.unsynced = true
+		if now := time.Now(); now.Sub(q.lastSync) >= q.opts.SyncInterval && q.wfile.Sync() == nil {
+			q.unsynced, q.lastSync = false, now
+		}
+	}
+	q.mu.Lock()
+	if q.unreadPoints == 0 {
+		q.nextIngest = ingest
+	}
+	q.wseg.size = off + size
+	q.wseg.points += points
+	q.unreadBytes += size
+	q.unreadPoints += points
+	q.mu.Unlock()
+	return nil
+}
+
+// next reads the next record, moving it from unread to in flight (the reader
+// lock is held). It skips corrupt segments; ok is false when nothing is left.
+func (q *Queue) next() (e *entry, h recHeader, payload []byte, ok bool) {
+	for {
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return nil, h, nil, false
+		}
+		seg, size := q.rseg, q.rseg.size
+		var nextSeg *segment
+		for _, s := range q.segs {
+			if s.id > seg.id {
+				nextSeg = s
+				break
+			}
+		}
+		q.mu.Unlock()
+		if q.roff >= size {
+			if nextSeg == nil {
+				return nil, h, nil, false
+			}
+			if err := q.openReader(nextSeg); err != nil {
+				q.rseg, q.roff = nextSeg, segHdrSize
+				q.skipCorrupt(nextSeg, nextSeg.size, err)
+			}
+			continue
+		}
+		h, p, err := readRecord(q.rfile, q.roff, size, q.rbuf)
+		if err != nil {
+			q.skipCorrupt(seg, size, err)
+			continue
+		}
+		if cap(p) > cap(q.rbuf) {
+			q.rbuf = p[:0]
+		}
+		start := q.roff
+		q.roff += recHdrSize + int64(h.length)
+		e := &entry{end: cursor{seg: seg.id, off: q.roff}, points: int64(h.points), bytes: q.roff - start, ingest: h.ingest}
+		q.mu.Lock()
+		seg.readPoints += e.points
+		q.unreadPoints -= e.points
+		q.unreadBytes -= e.bytes
+		q.inflightPoints += e.points
+		q.inflightBytes += e.bytes
+		q.inflight = append(q.inflight, e)
+		q.peekLocked()
+		q.mu.Unlock()
+		return e, h, p, true
+	}
+}
+
+// peekLocked records the ingest time of the next unread record (for the
+// oldest-age statistic).
+func (q *Queue) peekLocked() {
+	q.nextIngest = 0
+	if q.unreadPoints <= 0 {
+		return
+	}
+	f, off, size := q.rfile, q.roff, q.rseg.size
+	var tmp *os.File
+	if off >= size {
+		for _, s := range q.segs {
+			if s.id > q.rseg.id {
+				var err error
+				if tmp, err = os.Open(filepath.Join(q.dir, segName(s.id))); err != nil {
+					return
+				}
+				f, off, size = tmp, segHdrSize, s.size
+				break
+			}
+		}
+		if tmp == nil {
+			return
+		}
+		defer tmp.Close()
+	}
+	if size-off < recHdrSize {
+		return
+	}
+	var hb [recHdrSize]byte
+	if _, err := f.ReadAt(hb[:], off); err == nil {
+		if h := parseHeader(hb[:]); h.plausible() {
+			q.nextIngest = h.ingest
+		}
+	}
+}
+
+// skipCorrupt isolates the rest of a segment that failed to read (the reader
+// lock is held).
+func (q *Queue) skipCorrupt(seg *segment, size int64, cause error) {
+	isolated := filepath.Join(q.dir, corruptDir, segName(seg.id))
+	if err := os.MkdirAll(filepath.Join(q.dir, corruptDir), 0o755); err == nil {
+		os.Remove(isolated)
+		if os.Link(filepath.Join(q.dir, segName(seg.id)), isolated) != nil {
+			isolated = ""
+		}
+	}
+	q.mu.Lock()
+	lost := max(seg.points-seg.readPoints, 0)
+	seg.readPoints = seg.points
+	skipped := max(size-q.roff, 0)
+	q.unreadPoints -= lost
+	q.unreadBytes -= skipped
+	q.counters.CorruptSegments++
+	q.inflight = append(q.inflight, &entry{end: cursor{seg: seg.id, off: size}, state: stateDone})
+	q.advanceLocked()
+	q.mu.Unlock()
+	q.log.Error("disk buffer: corrupt segment skipped", "segment", segName(seg.id), "offset", q.roff,
+		"bytes_skipped", skipped, "points_lost", lost, "isolated_as", isolated, "err", cause)
+	q.roff = size
+	q.dropped(int(lost), "corrupt")
+	signal(q.notFull)
+}
+
+// dropOldest discards the oldest unread record (drop_oldest policy; the
+// writer lock is held). It returns false when nothing unread is left.
+func (q *Queue) dropOldest() bool {
+	q.rmu.Lock()
+	e, _, _, ok := q.next()
+	q.rmu.Unlock()
+	if !ok {
+		return false
+	}
+	q.ack(e, nil)
+	q.dropped(int(e.points), "buffer_full")
+	return true
+}
+
+// ack settles an in-flight record: nil commits it (once every record before
+// it is committed too); an error leaves it for the next run to replay.
+func (q *Queue) ack(e *entry, err error) {
+	q.mu.Lock()
+	if e.state != statePending {
+		q.mu.Unlock()
+		return
+	}
+	if err != nil {
+		e.state = stateFailed
+	} else {
+		e.state = stateDone
+		q.inflightPoints -= e.points
+		q.inflightBytes -= e.bytes
+	}
+	q.advanceLocked()
+	q.mu.Unlock()
+	signal(q.notFull)
+}
+
+// advanceLocked moves the committed position over settled records, deletes
+// the segments before it and persists it now and then.
+func (q *Queue) advanceLocked() {
+	i := 0
+	for i < len(q.inflight) && q.inflight[i].state == stateDone {
+		q.commit = q.inflight[i].end
+		i++
+	}
+	if i == 0 {
+		return
+	}
+	n := copy(q.inflight, q.inflight[i:])
+	clear(q.inflight[n:])
+	q.inflight = q.inflight[:n]
+	deleted := false
+	for len(q.segs) > 1 {
+		s := q.segs[0]
+		if s.id > q.commit.seg || (s.id == q.commit.seg && q.commit.off < s.size) {
+			break
+		}
+		// Everything in s is delivered. The cursor moves on before the file
+		// goes, so a crash in between never points at a missing segment's
+		// data as undelivered.
+		if !deleted {
+			q.writeCursorLocked()
+		}
+		removeSegment(q.dir, s.id)
+		q.segs[0] = nil
+		q.segs = q.segs[1:]
+		deleted = true
+	}
+	if !deleted {
+		q.writeCursorLocked()
+	}
+}
+
+// writeCursorLocked persists the committed position: one 20-byte write in
+// place, so a crash replays at most the batch being acknowledged. A write
+// torn by a power cut fails its checksum, and the next open starts at the
+// oldest segment still on disk: more duplicates, nothing lost.
+func (q *Queue) writeCursorLocked() {
+	if q.closed || q.curF == nil {
+		return
+	}
+	b := encodeCursor(q.commit)
+	if _, err := q.curF.WriteAt(b[:], 0); err != nil {
+		q.log.Warn("disk buffer: cannot persist read position", "err", err)
+	}
+}
+
+// pop reads and decodes the next batch (the reader lock is held).
+func (q *Queue) pop() (engine.Batch, bool) {
+	for {
+		e, h, payload, ok := q.next()
+		if !ok {
+			return engine.Batch{}, false
+		}
+		if q.names == nil {
+			q.names = make(map[string]string)
+		}
+		pts, err := decodePoints(engine.GetPoints(int(h.points)), payload, int(h.points), q.names)
+		if err != nil {
+			// The checksum matched but the payload does not decode: written
+			// by an incompatible version, or a checksum collision.
+			engine.PutPoints(pts)
+			q.log.Error("disk buffer: record does not decode; skipped", "segment", segName(e.end.seg), "offset", e.end.off-e.bytes, "points", e.points, "err", err)
+			q.ack(e, nil)
+			q.dropped(int(e.points), "corrupt")
+			continue
+		}
+		return engine.NewBatch(pts, func(err error) { q.ack(e, err) }), true
+	}
+}
+
+// TryPop returns the next batch without waiting.
+func (q *Queue) TryPop() (engine.Batch, bool) {
+	q.rmu.Lock()
+	defer q.rmu.Unlock()
+	return q.pop()
+}
+
+// Pop waits for the next batch; false once the input is closed and the
+// backlog is empty, or ctx is done.
+func (q *Queue) Pop(ctx context.Context) (engine.Batch, bool) {
+	for {
+		q.rmu.Lock()
+		b, ok := q.pop()
+		q.rmu.Unlock()
+		if ok {
+			return b, true
+		}
+		q.mu.Lock()
+		done := q.inputClosed || q.closed
+		q.mu.Unlock()
+		if done {
+			// Re-check: a Push may have landed between pop and the flag.
+			q.rmu.Lock()
+			b, ok = q.pop()
+			q.rmu.Unlock()
+			return b, ok
+		}
+		select {
+		case <-q.notEmpty:
+		case <-ctx.Done():
+			return engine.Batch{}, false
+		}
+	}
+}
+
+// CloseInput tells Pop that no more pushes will come.
+func (q *Queue) CloseInput() {
+	q.mu.Lock()
+	q.inputClosed = true
+	q.mu.Unlock()
+	signal(q.notEmpty)
+}
+
+// Stats reports the backlog: unread and in-flight points and bytes, and the
+// ingest time of the oldest.
+func (q *Queue) Stats() engine.BufferStats {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	s := engine.BufferStats{Points: q.unreadPoints + q.inflightPoints, Bytes: q.unreadBytes + q.inflightBytes}
+	oldest := q.nextIngest
+	for _, e := range q.inflight {
+		if e.state != stateDone && e.ingest != 0 {
+			oldest = e.ingest
+			break
+		}
+	}
+	if s.Points > 0 && oldest != 0 {
+		s.OldestIngest = ingestMono(oldest) // negative: from before this process started
+	}
+	return s
+}
+
+// Counters returns the lifetime counters.
+func (q *Queue) Counters() Counters {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.counters
+}
+
+// Durable tells the engine that what the queue still holds at shutdown is
+// kept for the next run rather than lost.
+func (q *Queue) Durable() bool { return true }
+
+// Close syncs, persists the committed position and releases the directory.
+// In-flight batches not acknowledged by then are replayed on the next open.
+func (q *Queue) Close() error {
+	if q.stopSync != nil {
+		q.stopOnce.Do(func() { close(q.stopSync); <-q.syncDone })
+	}
+	q.wmu.Lock()
+	defer q.wmu.Unlock()
+	q.rmu.Lock()
+	defer q.rmu.Unlock()
+	q.mu.Lock()
+	if q.closed {
+		q.mu.Unlock()
+		return nil
+	}
+	var err error
+	if q.curF != nil {
+		b := encodeCursor(q.commit)
+		if _, err = q.curF.WriteAt(b[:], 0); err == nil {
+			err = q.curF.Sync()
+		}
+	}
+	q.closed = true
+	q.mu.Unlock()
+	if q.wfile != nil {
+		if serr := q.wfile.Sync(); err == nil {
+			err = serr
+		}
+	}
+	q.closeFiles()
+	signal(q.notEmpty)
+	return err
+}
+
+func (q *Queue) closeFiles() {
+	if q.wfile != nil {
+		q.wfile.Close()
+		q.wfile = nil
+	}
+	if q.rfile != nil {
+		q.rfile.Close()
+		q.rfile = nil
+	}
+	if q.curF != nil {
+		q.curF.Close()
+		q.curF = nil
+	}
+	if q.lockF != nil {
+		syscall.Flock(int(q.lockF.Fd()), syscall.LOCK_UN)
+		q.lockF.Close()
+		q.lockF = nil
+	}
+}
+
+// NewBuffer builds a disk buffer from a sink's buffer block; it is the
+// engine.Options.NewDiskBuffer hook.
+func NewBuffer(cfg engine.BufferConfig, env *engine.Env) (engine.Buffer, error) {
+	opts := Options{Dir: cfg.Dir, MaxBytes: int64(cfg.MaxSize), WhenFull: cfg.WhenFull, Fsync: cfg.Fsync}
+	if env != nil {
+		opts.Logger = env.Logger
+		opts.OnDrop = func(n int, reason string) { env.Drop(n, reason) }
+	}
+	return Open(opts)
+}
