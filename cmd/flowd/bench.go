@@ -13,6 +13,8 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -293,6 +295,17 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 				fmt.Fprintf(stderr, "flowd bench %s: needs %s; start the services first: eval \"$(e2e/services.sh up)\"\n", sc.name, v)
 				return exitUsage
 			}
+		}
+	}
+	for _, sc := range list {
+		missing, err := missingComponents(filepath.Join(*dir, sc.pipeline))
+		if err != nil {
+			fmt.Fprintf(stderr, "flowd bench %s: %v\n", sc.name, err)
+			return exitUsage
+		}
+		if len(missing) > 0 {
+			fmt.Fprintf(stderr, "flowd bench %s: needs %s, which this build does not have\n", sc.name, strings.Join(missing, ", "))
+			return exitInvalid
 		}
 	}
 	code := exitOK
@@ -871,4 +884,27 @@ func procPeakRSS(pid int) (int64, error) {
 		}
 	}
 	return 0, errors.New("no VmHWM")
+}
+
+var blockRe = regexp.MustCompile(`(?m)^\s*(source|transform|sink)\s+"([^"]+)"`)
+
+// missingComponents names the component types a pipeline file uses that
+// this build does not have, so a scenario says what it needs instead of
+// failing inside flowd.
+func missingComponents(path string) ([]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	reg := registry()
+	kinds := map[string]engine.ComponentKind{"source": engine.KindSource, "transform": engine.KindTransform, "sink": engine.KindSink}
+	var missing []string
+	for _, m := range blockRe.FindAllStringSubmatch(string(b), -1) {
+		if _, ok := reg.Lookup(kinds[m[1]], m[2]); !ok {
+			if n := m[1] + " " + m[2]; !slices.Contains(missing, n) {
+				missing = append(missing, n)
+			}
+		}
+	}
+	return missing, nil
 }
