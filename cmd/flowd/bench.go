@@ -705,6 +705,9 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 	if exitErr != nil {
 		return res, fmt.Errorf("flowd exited with %v", exitErr)
 	}
+	if in == 0 {
+		return res, errors.New("no point reached flowd's sources (see the log above)")
+	}
 	return res, nil
 }
 
