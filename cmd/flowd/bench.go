@@ -360,7 +360,15 @@ func printBench(w io.Writer, r *benchResult) {
 	row("points per cpu-second", func(r *benchResult) string { return fmt.Sprintf("%.0f", r.PointsPerCPUSecond) })
 	row("points lost", func(r *benchResult) string { return strconv.FormatInt(r.PointsLost, 10) })
 	if t := r.Truth; t != nil {
-		fmt.Fprintf(tw, "ground truth\tpublished %d, received %d, delivered %d, in topic %d\t\n", t.Published, t.Received, t.Delivered, t.InTopic)
+		var parts []string
+		if t.Published > 0 {
+			parts = append(parts, fmt.Sprintf("published %d", t.Published))
+		}
+		parts = append(parts, fmt.Sprintf("received %d", t.Received), fmt.Sprintf("delivered %d", t.Delivered))
+		if t.Topic != "" {
+			parts = append(parts, fmt.Sprintf("read back from Kafka %d", t.InTopic))
+		}
+		fmt.Fprintf(tw, "counts\t%s\t\n", strings.Join(parts, ", "))
 	}
 	if r.Peer != nil {
 		fmt.Fprintf(tw, "flowd vs peer\t%.1f× points per cpu-second, %.1f× less memory\t\n", r.PeerCPURatio, r.PeerRSSRatio)
