@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -59,7 +60,8 @@ func telegrafOPCUA(assets, tags int, interval string) func(r *benchRun) string {
 				fmt.Fprintf(&b, "    {name=%q, namespace=\"2\", identifier_type=\"s\", identifier=%q},\n", id, id)
 			}
 		}
-		b.WriteString("  ]\n")
+		// The simulated PLC (gopcua's server) has no RegisterNodes service.
+		b.WriteString("  ]\n  [inputs.opcua.request_workarounds]\n    use_unregistered_reads = true\n")
 		return b.String()
 	}
 }
@@ -187,7 +189,7 @@ func runPeer(ctx context.Context, sc scenario, duration time.Duration, logw io.W
 	elapsed := time.Since(t0).Seconds()
 	rss, _ := procPeakRSS(pid)
 	res := &benchResult{
-		Scenario: "telegraf", DurationS: elapsed,
+		Scenario: "telegraf " + telegrafVersion(bin), DurationS: elapsed,
 		PointsInPerS: float64(end1-end0) / elapsed, PointsOutPS: float64(end1-end0) / elapsed,
 		CPUCores: (cpu1 - cpu0) / elapsed, RSSPeakMB: float64(rss) / 1e6,
 		Truth: &benchTruth{Topic: r.topic},
@@ -209,7 +211,10 @@ func runPeer(ctx context.Context, sc scenario, duration time.Duration, logw io.W
 	if err != nil {
 		return res, err
 	}
-	res.PointsOut, res.Truth.InTopic = records, records
+	res.PointsOut, res.PointsIn, res.Truth.InTopic = records, records, records
+	if records == 0 {
+		return res, errors.New("telegraf delivered nothing (see its log above)")
+	}
 	if sc.publishers != nil {
 		res.Truth.Published = published
 		res.PointsIn = published
@@ -236,4 +241,13 @@ func waitStable(ctx context.Context, brokers, topic string, quiet, timeout time.
 			return
 		}
 	}
+}
+
+// telegrafVersion asks the binary; a module build says "unknown", so the
+// cache file name (telegraf-X.Y.Z) is used then.
+func telegrafVersion(bin string) string {
+	if v, ok := strings.CutPrefix(filepath.Base(bin), "telegraf-"); ok {
+		return v
+	}
+	return "?"
 }
