@@ -36,7 +36,7 @@ docs-check:
 	@tmp=$$(mktemp -d); $(GO) run ./cmd/flowd components --markdown $$tmp && diff -ru docs/components $$tmp || { echo "docs/components is stale: run make docs"; exit 1; }; rm -rf $$tmp
 
 ## bench: every benchmark scenario at full length (flowd bench, JSON in out/bench/), then the Go micro-benchmarks (-benchmem)
-BENCH_SCENARIOS ?= engine aio-single aio-multi trackers neuron max peer
+BENCH_SCENARIOS ?= engine aio-single aio-multi trackers neuron max max-engine peer
 BENCH_DURATION  ?= 60s
 bench: build
 	@mkdir -p out/bench

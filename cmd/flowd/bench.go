@@ -169,6 +169,10 @@ func scenarios() []scenario {
 			},
 		},
 		{
+			name: "max-engine", summary: "sim (as fast as taken) → expr → cov → discard: the engine's ceiling without a broker",
+			anchor: "target: ≥ 1,000,000 points/s", pipeline: "max-engine.hcl",
+		},
+		{
 			name: "peer-opcua", summary: "1,000 OPC UA nodes polled every 200 ms → Kafka, flowd then Telegraf",
 			anchor:   "Telegraf 1.37.2 (inputs.opcua → outputs.kafka), same work, same invocation",
 			pipeline: "peer-opcua.hcl", needs: []string{"FLOWD_TEST_KAFKA", "FLOWD_TEST_TELEGRAF"},
