@@ -17,11 +17,11 @@ run: build
 test: build lint docs-check
 	./$(BIN) validate pipelines
 	@for f in pipelines/*/*.hcl; do [ -e "$$f" ] || continue; ./$(BIN) validate "$$f" >/dev/null || exit 1; done
-	eval "$$(e2e/services.sh up)" && $(GO) test -race -count=1 -timeout 30m $(PKGS)
+	eval "$$(e2e/services.sh up)" && FLOWD_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 ## unit: the tests that need no external server (those skip, saying why)
 unit: build
-	$(GO) test -race -count=1 $(PKGS)
+	FLOWD_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 $(PKGS)
 
 lint:
 	$(GO) vet $(PKGS)

@@ -42,8 +42,15 @@ func TestComponentDocsInSync(t *testing.T) {
 	}
 }
 
+// exampleFixtures are the files an example reads at validation (components
+// that load a table or a certificate check it exists before anything starts).
+var exampleFixtures = map[string]map[string]string{
+	"transform-lookup": {"tags.csv": "asset,tag,unit,site\nline1,temperature,degC,north\n"},
+}
+
 // TestComponentExamplesValidate wraps every component's documented example
-// in a minimal pipeline and runs `flowd validate` on it.
+// in a minimal pipeline and runs `flowd validate` on it, from a directory
+// holding the files the example names.
 func TestComponentExamplesValidate(t *testing.T) {
 	reg := registry()
 	specs := reg.All()
@@ -59,7 +66,14 @@ func TestComponentExamplesValidate(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			path := filepath.Join(t.TempDir(), "example.hcl")
+			dir := t.TempDir()
+			t.Chdir(dir)
+			for name, content := range exampleFixtures[string(s.Kind)+"-"+s.Type] {
+				if err := os.WriteFile(filepath.Join(dir, name), []byte(content), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			path := filepath.Join(dir, "example.hcl")
 			if err := os.WriteFile(path, []byte(src), 0o644); err != nil {
 				t.Fatal(err)
 			}

@@ -77,6 +77,10 @@ func examplePipeline(reg *engine.Registry, s *engine.Spec) (string, error) {
 		fmt.Fprintf(&b, "  source %q %q {}\n\n", typ, feed)
 	}
 	for _, line := range strings.Split(src, "\n") {
+		if line == "" {
+			b.WriteString("\n") // no trailing whitespace on blank lines
+			continue
+		}
 		b.WriteString("  " + line + "\n")
 	}
 	if s.Kind != engine.KindSink {

@@ -7,6 +7,10 @@ import (
 	"github.com/flowd/flowd/sinks/discard"
 	filesink "github.com/flowd/flowd/sinks/file"
 	"github.com/flowd/flowd/sinks/stdout"
+	"github.com/flowd/flowd/transforms/cov"
+	"github.com/flowd/flowd/transforms/expr"
+	"github.com/flowd/flowd/transforms/lookup"
+	"github.com/flowd/flowd/transforms/window"
 )
 
 // registry lists every component this build has. Adding a component means
@@ -16,6 +20,11 @@ func registry() *engine.Registry {
 		// sources
 		sim.Spec,
 		file.Spec,
+		// transforms
+		expr.Spec,
+		cov.Spec,
+		window.Spec,
+		lookup.Spec,
 		// sinks
 		filesink.Spec,
 		stdout.Spec,

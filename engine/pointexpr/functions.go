@@ -1,6 +1,7 @@
 package pointexpr
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"strings"
@@ -161,19 +162,40 @@ func Options() []expr.Option {
 			return engine.ValueOf(p[0]).String(), nil
 		}, new(func(any) string)),
 		expr.Function("substr", func(p ...any) (any, error) {
-			s, _ := p[0].(string)
-			start, _ := p[1].(int)
-			n, _ := p[2].(int)
+			s, err1 := argString("substr", p, 0)
+			start, err2 := argInt("substr", p, 1)
+			n, err3 := argInt("substr", p, 2)
+			if err := errors.Join(err1, err2, err3); err != nil {
+				return nil, err
+			}
 			return substr(s, start, n), nil
 		}, new(func(string, int, int) string)),
 		expr.Function("field", func(p ...any) (any, error) {
-			s, _ := p[0].(string)
-			sep, _ := p[1].(string)
-			i, _ := p[2].(int)
+			s, err1 := argString("field", p, 0)
+			sep, err2 := argString("field", p, 1)
+			i, err3 := argInt("field", p, 2)
+			if err := errors.Join(err1, err2, err3); err != nil {
+				return nil, err
+			}
 			return field(s, sep, i), nil
 		}, new(func(string, string, int) string)),
 	)
 	return opts
+}
+
+func argString(fn string, p []any, i int) (string, error) {
+	if s, ok := p[i].(string); ok {
+		return s, nil
+	}
+	return "", fmt.Errorf("%s: argument %d is %s, not a string", fn, i+1, kindOfAny(p[i]))
+}
+
+func argInt(fn string, p []any, i int) (int, error) {
+	f, ok := toFloat(p[i])
+	if !ok || f != math.Trunc(f) || math.Abs(f) > 1<<53 {
+		return 0, fmt.Errorf("%s: argument %d is not a whole number", fn, i+1)
+	}
+	return int(f), nil
 }
 
 // substr returns up to n bytes of s from start; a negative start counts from

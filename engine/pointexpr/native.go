@@ -221,6 +221,12 @@ func binary(n *ast.BinaryNode) evalFn {
 	if !ok {
 		return nil
 	}
+	if f := fieldEquals(op, n.Left, n.Right); f != nil {
+		return f
+	}
+	if f := fieldEquals(op, n.Right, n.Left); f != nil {
+		return f
+	}
 	return func(p *engine.Point) (engine.Value, error) {
 		a, err := l(p)
 		if err != nil {
@@ -232,6 +238,36 @@ func binary(n *ast.BinaryNode) evalFn {
 		}
 		return apply(op, a, b)
 	}
+}
+
+// fieldEquals specialises the most common conditions, a string field
+// compared with a string literal (quality == 'good', tag != 'x'), to a direct
+// comparison on the point.
+func fieldEquals(op binOp, field, lit ast.Node) evalFn {
+	if op != opEq && op != opNe {
+		return nil
+	}
+	id, ok := field.(*ast.IdentifierNode)
+	str, ok2 := lit.(*ast.StringNode)
+	if !ok || !ok2 {
+		return nil
+	}
+	want := op == opEq
+	s := str.Value
+	switch id.Value {
+	case "asset":
+		return func(p *engine.Point) (engine.Value, error) { return engine.Bool((p.Asset == s) == want), nil }
+	case "tag":
+		return func(p *engine.Point) (engine.Value, error) { return engine.Bool((p.Tag == s) == want), nil }
+	case "quality":
+		q, ok := engine.ParseQuality(s)
+		if !ok || q.String() != s {
+			// Not one of the three names: never equal.
+			return func(*engine.Point) (engine.Value, error) { return engine.Bool(!want), nil }
+		}
+		return func(p *engine.Point) (engine.Value, error) { return engine.Bool((p.Quality == q) == want), nil }
+	}
+	return nil
 }
 
 type binOp uint8

@@ -227,3 +227,17 @@ func BenchmarkVM(b *testing.B) {
 		set.Eval(p)
 	}
 }
+
+func TestStringFunctionsCheckDynamicArguments(t *testing.T) {
+	p := mustCompile(t, "substr(tag, value, 4)", engine.KindString)
+	if s, err := p.EvalString(pt(engine.Int(2))); err != nil || s != "mper" {
+		t.Fatalf("substr with an int value: %q, %v", s, err)
+	}
+	if _, err := p.EvalString(pt(engine.Float(1.5))); err == nil {
+		t.Fatal("substr with a fractional start: want an error")
+	}
+	p = mustCompile(t, "field(value, '/', 0)", engine.KindString)
+	if _, err := p.EvalString(pt(engine.Int(1))); err == nil || !strings.Contains(err.Error(), "not a string") {
+		t.Fatalf("field of an int: %v", err)
+	}
+}

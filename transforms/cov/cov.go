@@ -1,0 +1,377 @@
+// Package cov is the change-of-value transform: per (asset, tag) it passes a
+// point only when its value moved beyond a deadband, its quality changed, or
+// a heartbeat is due. Time is the points' own ts, so a replay gives the same
+// result as the live run.
+package cov
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"hash/maphash"
+	"log/slog"
+	"math"
+	"math/bits"
+	"os"
+	"path"
+	"path/filepath"
+	"time"
+
+	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/codec"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config is the cov transform's configuration.
+type Config struct {
+	Deadband  float64       `hcl:"deadband" default:"0" doc:"a numeric value passes when |value - last reported| is strictly greater than this (0: any change)"`
+	Mode      string        `hcl:"mode" default:"absolute" enum:"absolute|percent" doc:"absolute, or percent of |last reported| (any change passes when the last reported value is 0)"`
+	Heartbeat time.Duration `hcl:"heartbeat" doc:"pass an unchanged value when its ts is at least this long after the last reported one (0: never)"`
+	StateTTL  time.Duration `hcl:"state_ttl" default:"24h" doc:"forget a tag unseen for this long (by the points' ts); its next value passes as a first value"`
+	MaxTags   int           `hcl:"max_tags" default:"1000000" doc:"most (asset, tag) pairs tracked; beyond that, points of new tags pass unfiltered and are counted in flowd_cov_untracked_total"`
+	StateFile string        `hcl:"state_file" doc:"keep the last reported values in this file (relative to the data directory) across restarts, so a restart does not re-send every tag"`
+	Override  []Override    `hcl:"override,block" doc:"per-tag settings; the first block whose match fits a point wins"`
+}
+
+// Override changes the settings for the tags matching a glob.
+type Override struct {
+	Match     string        `hcl:"match,required" doc:"glob (path.Match syntax) on \"asset/tag\": \"line1/*\", \"*/temperature\", \"*/valve_?\""`
+	Deadband  float64       `hcl:"deadband" default:"-1" doc:"deadband for these tags (unset, shown as -1: the transform's)"`
+	Mode      string        `hcl:"mode" enum:"absolute|percent" doc:"mode for these tags (unset: the transform's)"`
+	Heartbeat time.Duration `hcl:"heartbeat" doc:"heartbeat for these tags (unset or 0: the transform's)"`
+}
+
+// Spec declares the cov transform.
+var Spec = engine.TransformSpec(engine.Info{
+	Type:    "cov",
+	Summary: "Change of value: passes a tag's point only when it moved beyond a deadband, its quality changed, or a heartbeat is due.",
+	Description: "Per (asset, tag): the first value passes; a numeric value (ints and floats compare as numbers) passes when " +
+		"its distance from the last reported value is strictly greater than the deadband (in percent mode, that percentage " +
+		"of |last reported|, and any change when the last reported value is 0); a non-numeric value passes when it differs; " +
+		"a quality change always passes; with a heartbeat, a value whose ts is at least heartbeat after the last reported " +
+		"one passes. Time is the points' own ts, so a replay gives the same result. Points held back count as acknowledged.",
+	Example: `transform "cov" "changes" {
+  inputs    = [transform.scale]
+  deadband  = 0.5
+  mode      = "absolute"
+  heartbeat = "60s"
+
+  override {
+    match    = "*/valve_*"
+    deadband = 0
+  }
+}`,
+}, New)
+
+type params struct {
+	deadband  float64
+	percent   bool
+	heartbeat int64
+}
+
+// The state is keyed by a hash of (asset, tag): a uint64 map lookup is much
+// cheaper than hashing a two-string struct key. Entries keep their names, and
+// the rare collision chains through next.
+type entry struct {
+	asset   string
+	tag     string
+	next    *entry
+	hash    uint64
+	last    engine.Value
+	quality engine.Quality
+	lastTS  int64 // ts of the last reported point
+	seenTS  int64 // ts of the last point seen
+	par     *params
+}
+
+// Transform filters unchanged values.
+type Transform struct {
+	cfg       Config
+	env       *engine.Env
+	def       params
+	overrides []params
+	state     map[uint64]*entry
+	count     int
+	seed      maphash.Seed
+	ttl       int64
+	maxTS     int64
+	sweptTS   int64
+	statePath string
+	loaded    bool
+
+	tags      prometheus.Gauge
+	untracked prometheus.Counter
+}
+
+// New validates the config.
+func New(c *Config, env *engine.Env) (engine.Transform, error) {
+	if c.Deadband < 0 || math.IsNaN(c.Deadband) {
+		return nil, &engine.FieldError{Field: "deadband", Offset: -1, Err: errors.New("must not be negative")}
+	}
+	if c.MaxTags < 1 {
+		return nil, &engine.FieldError{Field: "max_tags", Offset: -1, Err: errors.New("must be at least 1")}
+	}
+	if c.StateTTL <= 0 {
+		return nil, &engine.FieldError{Field: "state_ttl", Offset: -1, Err: errors.New("must be positive")}
+	}
+	t := &Transform{cfg: *c, env: env, state: map[uint64]*entry{}, seed: maphash.MakeSeed(), ttl: int64(c.StateTTL)}
+	t.def = params{deadband: c.Deadband, percent: c.Mode == "percent", heartbeat: int64(c.Heartbeat)}
+	for i, o := range c.Override {
+		if _, err := path.Match(o.Match, ""); err != nil {
+			return nil, &engine.FieldError{Field: "override", Offset: -1, Err: fmt.Errorf("block %d: match %q: %w", i+1, o.Match, err)}
+		}
+		if (o.Deadband < 0 && o.Deadband != -1) || math.IsNaN(o.Deadband) {
+			return nil, &engine.FieldError{Field: "override", Offset: -1, Err: fmt.Errorf("block %d: deadband must not be negative", i+1)}
+		}
+		p := t.def
+		if o.Deadband >= 0 {
+			p.deadband = o.Deadband
+		}
+		if o.Mode != "" {
+			p.percent = o.Mode == "percent"
+		}
+		if o.Heartbeat > 0 {
+			p.heartbeat = int64(o.Heartbeat)
+		}
+		t.overrides = append(t.overrides, p)
+	}
+	if c.StateFile != "" {
+		t.statePath = c.StateFile
+		if !filepath.IsAbs(t.statePath) {
+			t.statePath = filepath.Join(env.DataDir, t.statePath)
+		}
+	}
+	t.tags = prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowd_cov_tags", Help: "(asset, tag) pairs the change-of-value transform tracks."})
+	t.untracked = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_cov_untracked_total",
+		Help: "Points passed unfiltered because max_tags pairs were already tracked."})
+	env.MustRegister(t.tags, t.untracked)
+	return t, nil
+}
+
+// paramsFor resolves the settings of a new (asset, tag).
+func (t *Transform) paramsFor(asset, tag string) *params {
+	if len(t.overrides) > 0 {
+		name := asset + "/" + tag
+		for i, o := range t.cfg.Override {
+			if ok, _ := path.Match(o.Match, name); ok {
+				return &t.overrides[i]
+			}
+		}
+	}
+	return &t.def
+}
+
+// Process keeps the points that pass, in place.
+func (t *Transform) Process(ctx context.Context, in []engine.Point) []engine.Point {
+	if !t.loaded {
+		t.loaded = true
+		t.load()
+	}
+	out := in[:0]
+	maxTS := t.maxTS
+	for i := range in {
+		p := &in[i]
+		if p.TS > maxTS {
+			maxTS = p.TS
+		}
+		if t.pass(p) {
+			out = append(out, *p)
+		}
+	}
+	t.maxTS = maxTS
+	if maxTS-t.sweptTS > t.ttl/4 {
+		t.sweep()
+	}
+	t.tags.Set(float64(t.count))
+	return out
+}
+
+func (t *Transform) hash(asset, tag string) uint64 {
+	return bits.RotateLeft64(maphash.String(t.seed, asset), 17) ^ maphash.String(t.seed, tag)
+}
+
+// lookup finds the entry of (asset, tag), or nil.
+func (t *Transform) lookup(h uint64, asset, tag string) *entry {
+	for e := t.state[h]; e != nil; e = e.next {
+		if e.tag == tag && e.asset == asset {
+			return e
+		}
+	}
+	return nil
+}
+
+// insert adds a new entry for p; false when max_tags are already tracked.
+func (t *Transform) insert(h uint64, p *engine.Point) *entry {
+	if t.count >= t.cfg.MaxTags {
+		t.sweep()
+		if t.count >= t.cfg.MaxTags {
+			return nil
+		}
+	}
+	e := &entry{asset: p.Asset, tag: p.Tag, hash: h, par: t.paramsFor(p.Asset, p.Tag)}
+	e.next = t.state[h]
+	t.state[h] = e
+	t.count++
+	e.report(p)
+	return e
+}
+
+// pass decides for one point and updates its tag's state.
+func (t *Transform) pass(p *engine.Point) bool {
+	h := t.hash(p.Asset, p.Tag)
+	e := t.lookup(h, p.Asset, p.Tag)
+	if e == nil {
+		if t.insert(h, p) == nil {
+			t.untracked.Inc()
+		}
+		return true
+	}
+	e.seenTS = p.TS
+	if changed(e, p) {
+		e.report(p)
+		return true
+	}
+	return false
+}
+
+func (e *entry) report(p *engine.Point) {
+	e.last, e.quality, e.lastTS, e.seenTS = p.Value, p.Quality, p.TS, p.TS
+}
+
+// changed applies the change-of-value rules.
+func changed(e *entry, p *engine.Point) bool {
+	if p.Quality != e.quality {
+		return true
+	}
+	if hb := e.par.heartbeat; hb > 0 && p.TS-e.lastTS >= hb {
+		return true
+	}
+	v, last := p.Value, e.last
+	if !v.IsNumeric() || !last.IsNumeric() {
+		return !v.Equal(last)
+	}
+	if v.Kind() == engine.KindInt && last.Kind() == engine.KindInt && e.par.deadband == 0 && !e.par.percent {
+		return !v.Equal(last)
+	}
+	x, _ := v.Float64()
+	l, _ := last.Float64()
+	if math.IsNaN(x) || math.IsNaN(l) {
+		return math.IsNaN(x) != math.IsNaN(l)
+	}
+	d := math.Abs(x - l)
+	if e.par.percent {
+		if l == 0 {
+			return x != 0
+		}
+		return d > e.par.deadband/100*math.Abs(l)
+	}
+	return d > e.par.deadband
+}
+
+// sweep forgets tags unseen for state_ttl (by the points' ts).
+func (t *Transform) sweep() {
+	t.sweptTS = t.maxTS
+	limit := t.maxTS - t.ttl
+	for h, head := range t.state {
+		var keep *entry
+		for e := head; e != nil; {
+			next := e.next
+			if e.seenTS >= limit {
+				e.next = keep
+				keep = e
+			} else {
+				t.count--
+			}
+			e = next
+		}
+		if keep == nil {
+			delete(t.state, h)
+		} else if keep != head {
+			t.state[h] = keep
+		}
+	}
+}
+
+func (t *Transform) log() *slog.Logger {
+	if t.env != nil && t.env.Logger != nil {
+		return t.env.Logger
+	}
+	return slog.Default()
+}
+
+// load reads the state file, if any; a missing file is a first start.
+func (t *Transform) load() {
+	if t.statePath == "" {
+		return
+	}
+	f, err := os.Open(t.statePath)
+	if err != nil {
+		if !os.IsNotExist(err) {
+			t.log().Warn("cannot read cov state; every tag passes once", "file", t.statePath, "err", err)
+		}
+		return
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 64*1024), 1<<20)
+	var pts []engine.Point
+	bad := 0
+	for sc.Scan() {
+		var err error
+		n := len(pts)
+		if pts, err = codec.DecodePoints(pts, sc.Bytes()); err != nil {
+			pts = pts[:n]
+			bad++
+		}
+	}
+	for i := range pts {
+		p := &pts[i]
+		h := t.hash(p.Asset, p.Tag)
+		if t.lookup(h, p.Asset, p.Tag) != nil {
+			continue
+		}
+		if t.insert(h, p) == nil {
+			break
+		}
+		t.maxTS = max(t.maxTS, p.TS)
+	}
+	t.sweptTS = t.maxTS
+	if bad > 0 || sc.Err() != nil {
+		t.log().Warn("cov state file partly unreadable", "file", t.statePath, "bad_lines", bad, "err", sc.Err())
+	}
+}
+
+// Close writes the state file (atomically: a temporary file renamed over it).
+func (t *Transform) Close(ctx context.Context) error {
+	if t.statePath == "" || !t.loaded {
+		return nil
+	}
+	if err := os.MkdirAll(filepath.Dir(t.statePath), 0o755); err != nil {
+		return err
+	}
+	tmp := t.statePath + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	var b []byte
+	for _, head := range t.state {
+		for e := head; e != nil; e = e.next {
+			p := engine.Point{Asset: e.asset, Tag: e.tag, Value: e.last, Quality: e.quality, TS: e.lastTS}
+			b = codec.AppendPoint(b[:0], &p)
+			b = append(b, '\n')
+			w.Write(b)
+		}
+	}
+	err = errors.Join(w.Flush(), f.Sync(), f.Close())
+	if err == nil {
+		err = os.Rename(tmp, t.statePath)
+	}
+	if err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("cov state %s: %w", t.statePath, err)
+	}
+	return nil
+}

@@ -1,0 +1,18 @@
+variable "input" {}
+variable "output" {}
+
+pipeline "golden" {
+  source "file" "in" {
+    path = var.input
+  }
+
+  transform "cov" "changes" {
+    inputs   = [source.in]
+    deadband = 0.5
+  }
+
+  sink "file" "out" {
+    inputs = [transform.changes]
+    path   = var.output
+  }
+}
