@@ -79,7 +79,7 @@ func telegrafMQTT(r *benchRun) string {
   qos = 1
   client_id = %q
   persistent_session = false
-  max_undelivered_messages = 1000
+  max_undelivered_messages = 20000
   data_format = "json_v2"
   [[inputs.mqtt_consumer.json_v2]]
     measurement_name = "points"
