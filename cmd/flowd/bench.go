@@ -677,7 +677,13 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 	select {
 	case exitErr = <-exited:
 	case <-time.After(2 * time.Minute):
-		return res, errors.New("flowd did not drain within 2 minutes")
+		// A goroutine dump in the log says what it is stuck on.
+		cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-exited:
+		case <-time.After(5 * time.Second):
+		}
+		return res, errors.New("flowd did not exit within 2 minutes of SIGTERM (goroutine dump in the log above)")
 	}
 	final, err := readFinalStatus(finalPath)
 	if err != nil {
