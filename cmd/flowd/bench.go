@@ -604,6 +604,9 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 			}
 			pubs = append(pubs, p)
 		}
+		// Publishers of many series take a while to set up; measure
+		// only once points flow.
+		waitReceived(ctx, addr, 1, 3*time.Minute)
 	}
 	// Warm up, then measure a steady window.
 	warm := min(10*time.Second, duration/5)
@@ -766,8 +769,8 @@ func waitSourcesUp(ctx context.Context, addr string, timeout time.Duration) erro
 	return errors.New("flowd's sources did not come up")
 }
 
-// waitReceived waits until flowd's sources have taken in n points (or the
-// count stops moving for 10 s).
+// waitReceived waits until flowd's sources have taken in n points (or,
+// once some came, the count stops moving for 10 s).
 func waitReceived(ctx context.Context, addr string, n int64, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	var last int64 = -1
@@ -781,7 +784,7 @@ func waitReceived(ctx context.Context, addr string, n int64, timeout time.Durati
 			}
 			if in != last {
 				last, still = in, time.Now()
-			} else if time.Since(still) > 10*time.Second {
+			} else if in > 0 && time.Since(still) > 10*time.Second {
 				return
 			}
 		}
