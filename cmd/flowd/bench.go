@@ -673,7 +673,7 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 	}
 	pubs = nil
 	if sc.publishers != nil {
-		waitReceived(ctx, addr, published, time.Minute)
+		waitReceived(ctx, addr, published, 3*time.Minute)
 	}
 	cmd.Process.Signal(syscall.SIGTERM)
 	var exitErr error
@@ -770,7 +770,7 @@ func waitSourcesUp(ctx context.Context, addr string, timeout time.Duration) erro
 }
 
 // waitReceived waits until flowd's sources have taken in n points (or,
-// once some came, the count stops moving for 10 s).
+// once some came, the count stops moving for 30 s).
 func waitReceived(ctx context.Context, addr string, n int64, timeout time.Duration) {
 	deadline := time.Now().Add(timeout)
 	var last int64 = -1
@@ -784,7 +784,7 @@ func waitReceived(ctx context.Context, addr string, n int64, timeout time.Durati
 			}
 			if in != last {
 				last, still = in, time.Now()
-			} else if in > 0 && time.Since(still) > 10*time.Second {
+			} else if in > 0 && time.Since(still) > 30*time.Second {
 				return
 			}
 		}
