@@ -265,6 +265,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	duration := fs.Duration("duration", 60*time.Second, "how long to measure")
 	asJSON := fs.Bool("json", false, "print one JSON object per scenario instead of a table")
 	dir := fs.String("pipelines", "pipelines/bench", "directory of the scenario pipeline files")
+	withPeer := fs.Bool("peer", true, "also run the scenario's peer (Telegraf) where it has one")
 	pprofOut := fs.String("cpuprofile", "", "write a CPU profile of flowd's measured window to this file (flowd run --pprof)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: flowd bench [--duration D] [--json] SCENARIO\n\nScenarios:")
@@ -315,6 +316,9 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	code := exitOK
 	for _, sc := range list {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+		if !*withPeer {
+			sc.peer = nil
+		}
 		res, err := runBench(ctx, sc, *dir, *duration, *pprofOut, stderr)
 		stop()
 		if err != nil {
