@@ -106,7 +106,7 @@ func scenarios() []scenario {
 			},
 		},
 		{
-			name: "aio-multi", summary: "5 PLCs, 85 assets × 1,000 tags @ 1 Hz (50 % changing) + 2 MQTT clients × 10,000/s → cov → Kafka",
+			name: "aio-multi", summary: "5 PLCs, 85 assets × 1,000 tags @ 1 Hz (50 % changing, polled) + 2 MQTT clients × 10,000/s → cov → Kafka",
 			anchor:   "Azure IoT Operations, five 8-core nodes: 2.5–3 cores, 25–30 GB, < 10 s",
 			pipeline: "aio-multi.hcl", needs: []string{"FLOWD_TEST_KAFKA", "FLOWD_TEST_MQTT"},
 			plcPorts: 5, kafkaTopic: true,

@@ -1,7 +1,10 @@
 # bench scenario "aio-multi": Azure IoT Operations' five-node example on one
 # flowd. 85 assets × 1,000 tags at 1 Hz, half of them changing, across 5
-# simulated PLCs (subscriptions), plus 2 MQTT clients × 10,000 JSON values/s
-# (~180 B, a third changing) → change of value → Kafka.
+# simulated PLCs, plus 2 MQTT clients × 10,000 JSON values/s
+# (~180 B, a third changing) → change of value → Kafka. The PLCs are polled
+# every second: with subscriptions of 17,000 items per PLC the OPC UA source
+# deadlocks in gopcua v0.8.0 (Client.Subscribe waits on the publish loop,
+# which waits for notifications nobody reads until every subscription exists).
 
 variable "plc1" {
   default = "opc.tcp://127.0.0.1:4841"
@@ -44,7 +47,7 @@ pipeline "aio-multi" {
 
   source "opcua" "plc1" {
     endpoint = var.plc1
-    mode     = "subscribe"
+    mode     = "poll"
     interval = "1s"
     browse {
       max_depth = 2
@@ -54,7 +57,7 @@ pipeline "aio-multi" {
 
   source "opcua" "plc2" {
     endpoint = var.plc2
-    mode     = "subscribe"
+    mode     = "poll"
     interval = "1s"
     browse {
       max_depth = 2
@@ -64,7 +67,7 @@ pipeline "aio-multi" {
 
   source "opcua" "plc3" {
     endpoint = var.plc3
-    mode     = "subscribe"
+    mode     = "poll"
     interval = "1s"
     browse {
       max_depth = 2
@@ -74,7 +77,7 @@ pipeline "aio-multi" {
 
   source "opcua" "plc4" {
     endpoint = var.plc4
-    mode     = "subscribe"
+    mode     = "poll"
     interval = "1s"
     browse {
       max_depth = 2
@@ -84,7 +87,7 @@ pipeline "aio-multi" {
 
   source "opcua" "plc5" {
     endpoint = var.plc5
-    mode     = "subscribe"
+    mode     = "poll"
     interval = "1s"
     browse {
       max_depth = 2
