@@ -22,14 +22,13 @@ pipeline "max" {
   latency_slo = "1s"
 
   source "mqtt" "devices" {
-    broker          = var.mqtt
-    topics          = ["${var.mqtt_topics}/#"]
-    qos             = 1
-    clean_start     = true
-    group           = "bench"
-    connections     = 4
-    receive_maximum = 4000
-    format          = "json"
+    broker      = var.mqtt
+    topics      = ["${var.mqtt_topics}/#"]
+    qos         = 1
+    clean_start = true
+    group       = "bench"
+    connections = 4
+    format      = "json"
   }
 
   transform "expr" "scale" {
