@@ -4,7 +4,7 @@ BIN     := bin/flowd
 PKGS    := ./...
 SHELL   := /bin/bash
 
-.PHONY: build run test unit e2e lint bench soak docs services-up services-down clean
+.PHONY: build run test unit e2e lint bench soak docs services-up services-down clean deploy-check
 
 build:
 	$(GO) build -o $(BIN) ./cmd/flowd
@@ -14,9 +14,8 @@ run: build
 	./$(BIN) run pipelines/demo.hcl
 
 ## test: every test; installs and starts the real servers the e2e tests need
-test: build lint docs-check
-	./$(BIN) validate pipelines
-	@for f in pipelines/*/*.hcl; do [ -e "$$f" ] || continue; ./$(BIN) validate "$$f" >/dev/null || exit 1; done
+test: build lint docs-check deploy-check
+	@for f in pipelines/*.hcl pipelines/*/*.hcl; do [ -e "$$f" ] || continue; echo "validate $$f"; ./$(BIN) validate "$$f" >/dev/null || exit 1; done
 	eval "$$(e2e/services.sh up)" && FLOWD_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 30m $(PKGS)
 
 ## unit: the tests that need no external server (those skip, saying why)
@@ -35,8 +34,13 @@ docs:
 docs-check:
 	@tmp=$$(mktemp -d); $(GO) run ./cmd/flowd components --markdown $$tmp && diff -ru docs/components $$tmp || { echo "docs/components is stale: run make docs"; exit 1; }; rm -rf $$tmp
 
+## deploy-check: static amd64/arm64 builds, helm lint + template, kubeconform against
+## offline Kubernetes schemas, the chart's pipelines validated, the systemd unit verified
+deploy-check:
+	deploy/check.sh
+
 ## bench: every benchmark scenario at full length (flowd bench, JSON in out/bench/), then the Go micro-benchmarks (-benchmem)
-BENCH_SCENARIOS ?= engine aio-single aio-multi trackers neuron max max-engine peer
+BENCH_SCENARIOS ?= engine kafka_json kafka_json_batch aio-single aio-multi trackers neuron max max-engine peer
 BENCH_DURATION  ?= 60s
 bench: build
 	@mkdir -p out/bench

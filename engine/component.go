@@ -52,6 +52,15 @@ type Sink interface {
 	Write(ctx context.Context, points []Point) error
 }
 
+// WriteSizer is implemented by sinks that write large batches more
+// efficiently than small ones (Cassandra groups the rows of one partition).
+// When more batches are already queued for such a sink, the engine hands them
+// to a single Write until it holds at least WriteSize points (it never waits
+// for more), and acknowledges each of them once that Write succeeds.
+type WriteSizer interface {
+	WriteSize() int
+}
+
 // Connector is implemented by components that open a connection before use.
 // The engine retries Connect with backoff until it succeeds or shutdown.
 type Connector interface {
@@ -111,6 +120,10 @@ type Env struct {
 	// Metrics registers the component's own metrics; pipeline and component
 	// labels are added. Nil means the metrics are kept but not exported.
 	Metrics prometheus.Registerer
+	// Shard is this replica's share of the assets (service.shard): a source
+	// that addresses assets reads only those Shard.Owns. The zero value owns
+	// every asset.
+	Shard Shard
 
 	node *node // set when the pipeline is built
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	dto "github.com/prometheus/client_model/go"
 )
 
 //go:embed web
@@ -22,17 +23,28 @@ var webFS embed.FS
 // Handler serves /metrics, /healthz, /readyz, /api/status, /api/history
 // (the last ten minutes of rates and latency per pipeline) and the status page.
 func (rt *Runtime) Handler() http.Handler {
-	reg := rt.opts.Metrics
-	if reg == nil {
-		reg = prometheus.NewRegistry()
-	}
-	reg.MustRegister(rt.Collector(), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return NewHandler(func() *Runtime { return rt })
+}
+
+// NewHandler is Handler for whichever runtime current returns at each
+// request, so one listener keeps serving while a reload swaps runtimes.
+// /metrics gathers the process's own metrics, extra (metrics that outlive
+// runtimes, like reload counts) and the current runtime's (engine counters
+// and its components' metrics).
+func NewHandler(current func() *Runtime, extra ...prometheus.Gatherer) http.Handler {
+	base := prometheus.NewRegistry()
+	base.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	gather := prometheus.GathererFunc(func() ([]*dto.MetricFamily, error) {
+		g := append(prometheus.Gatherers{base, current().gatherer()}, extra...)
+		return g.Gather()
+	})
 	mux := http.NewServeMux()
-	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gather, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Write([]byte("ok\n"))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		rt := current()
 		st := rt.Status()
 		if !st.Ready {
 			w.WriteHeader(http.StatusServiceUnavailable)
@@ -50,7 +62,7 @@ func (rt *Runtime) Handler() http.Handler {
 		w.Header().Set("Cache-Control", "no-store")
 		enc := json.NewEncoder(w)
 		enc.SetIndent("", "  ")
-		enc.Encode(rt.Status())
+		enc.Encode(current().Status())
 	})
 	mux.HandleFunc("GET /api/history", func(w http.ResponseWriter, r *http.Request) {
 		var since int64
@@ -64,21 +76,40 @@ func (rt *Runtime) Handler() http.Handler {
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.Header().Set("Cache-Control", "no-store")
-		json.NewEncoder(w).Encode(rt.History(since))
+		json.NewEncoder(w).Encode(current().History(since))
 	})
 	static, _ := fs.Sub(webFS, "web")
 	mux.Handle("GET /", http.FileServerFS(static))
 	return mux
 }
 
+// gatherer is the runtime's metrics: the engine's counters and the
+// components' own metrics (Options.Metrics).
+func (rt *Runtime) gatherer() prometheus.Gatherer {
+	rt.regOnce.Do(func() {
+		r := prometheus.NewRegistry()
+		r.MustRegister(rt.Collector())
+		rt.reg = prometheus.Gatherers{r}
+		if rt.opts.Metrics != nil {
+			rt.reg = append(rt.reg, rt.opts.Metrics)
+		}
+	})
+	return rt.reg
+}
+
 // Serve listens on addr until ctx is done. It returns once the listener is
 // bound (or failed to bind); the server stops when ctx is cancelled.
 func (rt *Runtime) Serve(ctx context.Context, addr string) (net.Addr, <-chan error, error) {
+	return Serve(ctx, addr, rt.Handler())
+}
+
+// Serve serves h on addr until ctx is done, as Runtime.Serve.
+func Serve(ctx context.Context, addr string, h http.Handler) (net.Addr, <-chan error, error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := &http.Server{Handler: rt.Handler(), ReadHeaderTimeout: 5 * time.Second}
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
 	errc := make(chan error, 1)
 	go func() {
 		err := srv.Serve(ln)

@@ -80,6 +80,7 @@ type node struct {
 	fed    chan struct{} // closed when the sink feeder has stopped
 
 	received, emitted, delivered atomic.Int64
+	rejected                     atomic.Int64 // points passed to reject, for the delivered count
 	lastDelivery                 atomic.Int64 // engine clock
 	dropMu                       sync.Mutex
 	drops                        map[string]*atomic.Int64
@@ -136,6 +137,7 @@ func (n *node) reject(points []Point, reason string, err error) {
 		return
 	}
 	n.dropped(len(points), reason)
+	n.rejected.Add(int64(len(points)))
 	if n.logLimit.allow() {
 		n.p.log.Warn("points rejected", "component", n.id, "reason", reason, "points", len(points), "err", err)
 	}
@@ -161,10 +163,13 @@ func (n *node) reject(points []Point, reason string, err error) {
 		p.Attrs = attrs
 		cp = append(cp, p)
 	}
+	// Dead letters take backpressure like any other input: the dead-letter
+	// sink's channel stays open until every other node has finished, so this
+	// send cannot hit a closed channel; only the drain deadline drops them.
 	select {
 	case dl.in <- Batch{Points: cp}:
-	default:
-		dl.dropped(len(cp), "dead_letter_full")
+	case <-n.p.hard.Done():
+		dl.dropped(len(cp), "shutdown")
 		PutPoints(cp)
 	}
 }
@@ -393,14 +398,46 @@ func (n *node) runSinkWriter() {
 		if !ok {
 			return
 		}
-		if !n.deliver(ctx, b) {
+		if !n.deliver(ctx, n.coalesce(b)) {
 			return
 		}
 	}
 }
 
+// coalesce merges the batches already queued behind b into one, for a sink
+// that writes large batches better (WriteSizer). It never waits for more.
+func (n *node) coalesce(b Batch) Batch {
+	ws, ok := n.sink.(WriteSizer)
+	if !ok || len(b.Points) >= ws.WriteSize() {
+		return b
+	}
+	parts := []Batch{b}
+	total := len(b.Points)
+	for total < ws.WriteSize() {
+		next, ok := n.buf.TryPop()
+		if !ok {
+			break
+		}
+		parts = append(parts, next)
+		total += len(next.Points)
+	}
+	if len(parts) == 1 {
+		return b
+	}
+	pts := GetPoints(total)
+	for _, p := range parts {
+		pts = append(pts, p.Points...)
+	}
+	return NewBatch(pts, func(err error) {
+		for _, p := range parts {
+			p.Ack(err)
+		}
+	})
+}
+
 func (n *node) deliver(ctx context.Context, b Batch) bool {
 	var bo backoff
+	rejected := n.rejected.Load()
 	for {
 		err := n.sink.Write(ctx, b.Points)
 		if err == nil {
@@ -428,7 +465,9 @@ func (n *node) deliver(ctx context.Context, b Batch) bool {
 	wall := WallFromMono(mono)
 	n.lat.observeTS(b.Points, wall)
 	n.eng.observeIngest(b.Points, mono)
-	n.delivered.Add(int64(len(b.Points)))
+	// Points the sink rejected during the write (to the dead-letter sink) are
+	// counted as dropped, not delivered.
+	n.delivered.Add(int64(len(b.Points)) - (n.rejected.Load() - rejected))
 	n.lastDelivery.Store(mono)
 	b.Ack(nil)
 	return true

@@ -28,7 +28,9 @@ type Runtime struct {
 	opts      Options
 	log       *slog.Logger
 	pipelines []*pipeline
-	started   time.Time
+	started   atomic.Int64 // unix nanoseconds; set by Run, read by Status
+	regOnce   sync.Once
+	reg       prometheus.Gatherers
 }
 
 // New wires validated pipelines into a runtime. Nothing runs until Run.
@@ -130,7 +132,7 @@ func (rt *Runtime) build(pc *PipelineConfig) (*pipeline, error) {
 // stop, queued points flow to the sinks; after drainTimeout whatever remains
 // is acknowledged with ErrShutdown and counted as dropped.
 func (rt *Runtime) Run(ctx context.Context, drainTimeout time.Duration) error {
-	rt.started = time.Now()
+	rt.started.Store(time.Now().UnixNano())
 	hard, cancelHard := context.WithCancel(context.Background())
 	defer cancelHard()
 	var wg sync.WaitGroup

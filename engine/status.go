@@ -63,7 +63,10 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 // Status snapshots every pipeline.
 func (rt *Runtime) Status() Status {
-	st := Status{UptimeSeconds: time.Since(rt.started).Seconds(), Ready: true}
+	st := Status{Ready: true}
+	if t := rt.started.Load(); t != 0 {
+		st.UptimeSeconds = time.Since(time.Unix(0, t)).Seconds()
+	}
 	now := Now()
 	for _, p := range rt.pipelines {
 		ps := PipelineStatus{Name: p.cfg.Name, LatencySLOms: ms(p.cfg.LatencySLO), Ready: true}

@@ -93,6 +93,20 @@ func scenarios() []scenario {
 			anchor: "-", pipeline: "engine.hcl",
 		},
 		{
+			name: "kafka_json", summary: "sim (fast) → kafka, a record per point keyed by asset/tag, into the local broker",
+			anchor: "-", pipeline: "kafka_json.hcl", needs: []string{"FLOWD_TEST_KAFKA"},
+			vars: func(r *benchRun) map[string]string {
+				return map[string]string{"kafka_brokers": r.env("FLOWD_TEST_KAFKA")}
+			},
+		},
+		{
+			name: "kafka_json_batch", summary: "sim (fast) → kafka, a record per batch of 5,000 points, into the local broker",
+			anchor: "-", pipeline: "kafka_json_batch.hcl", needs: []string{"FLOWD_TEST_KAFKA"},
+			vars: func(r *benchRun) map[string]string {
+				return map[string]string{"kafka_brokers": r.env("FLOWD_TEST_KAFKA")}
+			},
+		},
+		{
 			name: "aio-single", summary: "125 assets × 50 tags @ 2 Hz over OPC UA → cov → Event Hubs (AMQP)",
 			anchor:   "Azure IoT Operations, one 4-core node: 2.4–2.6 cores, 6–8 GB, < 10 s",
 			pipeline: "aio-single.hcl", needs: []string{"FLOWD_TEST_EVENTHUBS", "FLOWD_TEST_EVENTHUBS_CA"},

@@ -53,9 +53,17 @@ func TestValidateReportsEveryProblemWithFileLineCol(t *testing.T) {
 	if n := strings.Count(stderr, ": error: "); n != 4 {
 		t.Errorf("%d errors reported, want exactly 4:\n%s", n, stderr)
 	}
-	code, stdout, stderr := runCLI("validate", filepath.Join(harness.RepoRoot(), "pipelines"))
-	if code != exitOK || !strings.Contains(stdout, "valid:") {
-		t.Fatalf("pipelines/ do not validate: exit %d\n%s%s", code, stdout, stderr)
+	// Every example pipeline is a configuration of its own.
+	files, _ := filepath.Glob(filepath.Join(harness.RepoRoot(), "pipelines", "*.hcl"))
+	more, _ := filepath.Glob(filepath.Join(harness.RepoRoot(), "pipelines", "*", "*.hcl"))
+	for _, f := range append(files, more...) {
+		code, stdout, stderr := runCLI("validate", f)
+		if code != exitOK || !strings.Contains(stdout, "valid:") {
+			t.Errorf("%s does not validate: exit %d\n%s%s", f, code, stdout, stderr)
+		}
+	}
+	if len(files) < 2 {
+		t.Fatalf("only %d pipelines found", len(files))
 	}
 }
 
@@ -220,4 +228,58 @@ func countLines(t *testing.T, path string) int64 {
 		n++
 	}
 	return n
+}
+
+// Lines that do not decode are counted and reach the dead-letter sink with
+// the reason and the component; the good ones go on.
+func TestDeadLettersCarryReasonAndComponent(t *testing.T) {
+	dir := t.TempDir()
+	in := harness.WriteFile(t, dir, "in.jsonl", `{"tag":"ok1","value":1,"ts":"2026-11-22T10:00:00Z"}
+{"tag":"broken",
+not json at all
+{"tag":"ok2","value":2,"ts":"2026-11-22T10:00:01Z"}
+`)
+	out, dead := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "dead.jsonl")
+	pipe := harness.WriteFile(t, dir, "p.hcl", `pipeline "dl" {
+  dead_letter = sink.dead
+  source "file" "in" {
+    path = "`+in+`"
+  }
+  sink "file" "out" {
+    inputs = [source.in]
+    path   = "`+out+`"
+  }
+  sink "file" "dead" {
+    path = "`+dead+`"
+  }
+}
+`)
+	p := harness.Launch(t, pipe)
+	if code := p.Wait(60 * time.Second); code != 0 {
+		t.Fatalf("exit %d\n%s", code, p.Stderr.String())
+	}
+	if n := countLines(t, out); n != 2 {
+		t.Fatalf("%d good points delivered, want 2", n)
+	}
+	b, err := os.ReadFile(dead)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 2 {
+		t.Fatalf("%d dead letters, want 2:\n%s", len(lines), b)
+	}
+	for i, want := range []string{`{\"tag\":\"broken\",`, "not json at all"} {
+		var pt struct {
+			Value string            `json:"value"`
+			Attrs map[string]string `json:"attrs"`
+		}
+		if err := json.Unmarshal([]byte(lines[i]), &pt); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(lines[i], want) || pt.Attrs["dead_letter_reason"] != "decode" ||
+			pt.Attrs["dead_letter_component"] != "source.in" || !strings.Contains(pt.Attrs["dead_letter_error"], "in.jsonl:") {
+			t.Fatalf("dead letter %d: %s", i, lines[i])
+		}
+	}
 }

@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
 	"strings"
 
 	"github.com/flowd/flowd/engine"
@@ -103,9 +106,18 @@ func plainType(reg *engine.Registry, kind engine.ComponentKind) (string, error) 
 		for _, f := range config.Fields(spec.ConfigType()) {
 			required = required || f.Required
 		}
-		if !required {
+		if required {
+			continue
+		}
+		// Defaults alone must make a valid component (an MQTT source, say,
+		// has no required attribute but needs a broker).
+		cfg := reflect.New(spec.ConfigType())
+		if config.ApplyDefaults(cfg.Elem()) != nil {
+			continue
+		}
+		if _, err := spec.Build(cfg.Interface(), &engine.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err == nil {
 			return t, nil
 		}
 	}
-	return "", fmt.Errorf("no %s type without required attributes is registered", kind)
+	return "", fmt.Errorf("no %s type builds from its defaults alone", kind)
 }

@@ -26,8 +26,10 @@ Usage:
   flowd run [flags] FILE|DIR...       run pipelines until their sources end or SIGINT/SIGTERM
   flowd validate [flags] FILE|DIR...  check pipeline files; exit 1 with file:line:col diagnostics
   flowd fmt [-w] [-check] FILE...     format pipeline files canonically
+  flowd sim plc|… [flags]             run a simulator (plc: an OPC UA server with changing tags)
   flowd components [NAME]             list components, or show one's reference
   flowd bench [--duration D] [--json] SCENARIO   run a benchmark scenario
+  flowd sim mqtt [flags]              simulated devices publishing to an MQTT broker
   flowd version                       print the version
 
 Run 'flowd COMMAND -h' for a command's flags.
@@ -46,6 +48,7 @@ func commands() map[string]command {
 		"fmt":        cmdFmt,
 		"components": cmdComponents,
 		"bench":      cmdBench,
+		"sim":        cmdSim,
 		"version":    cmdVersion,
 	}
 }

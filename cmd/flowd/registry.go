@@ -2,10 +2,16 @@ package main
 
 import (
 	"github.com/flowd/flowd/connectors/file"
+	mqttsource "github.com/flowd/flowd/connectors/mqtt"
+	"github.com/flowd/flowd/connectors/opcua"
 	"github.com/flowd/flowd/connectors/sim"
 	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/sinks/cassandra"
 	"github.com/flowd/flowd/sinks/discard"
+	"github.com/flowd/flowd/sinks/eventhubs"
 	filesink "github.com/flowd/flowd/sinks/file"
+	"github.com/flowd/flowd/sinks/kafka"
+	mqttsink "github.com/flowd/flowd/sinks/mqtt"
 	"github.com/flowd/flowd/sinks/stdout"
 	"github.com/flowd/flowd/transforms/cov"
 	"github.com/flowd/flowd/transforms/expr"
@@ -20,6 +26,8 @@ func registry() *engine.Registry {
 		// sources
 		sim.Spec,
 		file.Spec,
+		mqttsource.Spec,
+		opcua.Spec,
 		// transforms
 		expr.Spec,
 		cov.Spec,
@@ -29,5 +37,9 @@ func registry() *engine.Registry {
 		filesink.Spec,
 		stdout.Spec,
 		discard.Spec,
+		mqttsink.Spec,
+		cassandra.Spec,
+		eventhubs.Spec,
+		kafka.Spec,
 	)
 }

@@ -24,7 +24,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
 	httpAddr := fs.String("http", "", "address for /metrics, /healthz, /readyz, /api/status and the status page (default: service.http_addr, 127.0.0.1:9180; \"off\" disables)")
 	dataDir := fs.String("data-dir", "", "directory for buffers and state (default: service.data_dir)")
-	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGINT/SIGTERM, how long queued points may take to reach the sinks")
+	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGINT/SIGTERM or a reload, how long queued points may take to reach the sinks")
+	watch := fs.Duration("watch", 2*time.Second, "how often to look for changed configuration files and reload them (0: reload on SIGHUP only)")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: service.log_level)")
 	logFormat := fs.String("log-format", "auto", "text, json, or auto (text on a terminal, JSON otherwise)")
 	quiet := fs.Bool("quiet", false, "no live status lines on a terminal, no periodic status records otherwise")
@@ -54,6 +55,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(handler)
 
 	metrics := prometheus.NewRegistry()
+	hash, _ := configHash(fs.Args())
 	cfg, ok := load(fs.Args(), vars, *dataDir, logger, metrics, stderr)
 	if !ok {
 		return exitInvalid
@@ -67,7 +69,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	rt, err := engine.New(cfg.Pipelines, engine.Options{Logger: logger, DataDir: cfg.Service.DataDir, Metrics: metrics})
+	sup := &supervisor{
+		paths: fs.Args(), vars: vars, dataDir: *dataDir, logger: logger, level: level, levelFlag: *logLevel,
+		drain: *drain, watch: *watch, service: cfg.Service, hash: hash, metrics: newReloadMetrics(),
+		running: &loaded{cfg: cfg, metrics: metrics},
+	}
+	rt, err := sup.build(sup.running)
 	if err != nil {
 		logger.Error("cannot build pipelines", "err", err)
 		return exitInvalid
@@ -79,6 +86,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		<-ctx.Done()
 		stop() // a second signal ends flowd at once
 	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	sup.cur.Store(rt)
 
 	addr := cfg.Service.HTTPAddr
 	if *httpAddr != "" {
@@ -87,7 +98,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	if addr != "off" {
-		bound, _, err := rt.Serve(httpCtx, addr)
+		bound, _, err := engine.Serve(httpCtx, addr, engine.NewHandler(sup.cur.Load, sup.metrics.reg))
 		if err != nil {
 			logger.Error("cannot listen", "addr", addr, "err", err)
 			return exitInvalid
@@ -114,15 +125,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	case *quiet:
 	case tty:
 		wg.Add(1)
-		go func() { defer wg.Done(); out.progress(rt, func() int { return termWidth(stderr) }, done) }()
+		go func() { defer wg.Done(); out.progress(sup.cur.Load, func() int { return termWidth(stderr) }, done) }()
 	case *statusEvery > 0:
 		wg.Add(1)
-		go func() { defer wg.Done(); logStatusEvery(logger, rt, *statusEvery, done) }()
+		go func() { defer wg.Done(); logStatusEvery(logger, sup.cur.Load, *statusEvery, done) }()
 	}
-	err = rt.Run(ctx, *drain)
+	err = sup.run(ctx, rt, hup)
 	close(done)
 	wg.Wait()
 	out.clear()
+	rt = sup.cur.Load()
 	if *finalStatus != "" {
 		if b, err := json.MarshalIndent(rt.Status(), "", "  "); err == nil {
 			if err := os.WriteFile(*finalStatus, b, 0o644); err != nil {
@@ -133,7 +145,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	t := rt.Totals()
 	logger.Info("flowd stopped", "points_in", t.In, "points_delivered", t.Delivered, "points_dropped", t.Dropped)
 	if err != nil {
-		logger.Error("drain incomplete", "err", err)
+		logger.Error("stopped with an error", "err", err)
 		return exitInvalid
 	}
 	return exitOK
@@ -206,7 +218,7 @@ func (s *statusWriter) clear() {
 }
 
 // progress redraws the status lines every second until done is closed.
-func (s *statusWriter) progress(rt *engine.Runtime, width func() int, done <-chan struct{}) {
+func (s *statusWriter) progress(current func() *engine.Runtime, width func() int, done <-chan struct{}) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	for {
@@ -214,7 +226,7 @@ func (s *statusWriter) progress(rt *engine.Runtime, width func() int, done <-cha
 		case <-done:
 			return
 		case <-t.C:
-			s.set(statusLines(rt.Status(), width()))
+			s.set(statusLines(current().Status(), width()))
 		}
 	}
 }
@@ -332,7 +344,7 @@ func logStatus(logger *slog.Logger, st engine.Status) {
 func round1(v float64) float64 { return math.Round(v*10) / 10 }
 
 // logStatusEvery logs the status every interval until done is closed.
-func logStatusEvery(logger *slog.Logger, rt *engine.Runtime, every time.Duration, done <-chan struct{}) {
+func logStatusEvery(logger *slog.Logger, current func() *engine.Runtime, every time.Duration, done <-chan struct{}) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -340,7 +352,7 @@ func logStatusEvery(logger *slog.Logger, rt *engine.Runtime, every time.Duration
 		case <-done:
 			return
 		case <-t.C:
-			logStatus(logger, rt.Status())
+			logStatus(logger, current().Status())
 		}
 	}
 }

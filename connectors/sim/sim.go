@@ -57,7 +57,7 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	}
 	skipped := prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_sim_skipped_ticks_total", Help: "Samples the sim source skipped because the pipeline was slower than its interval."})
 	env.MustRegister(skipped)
-	return &Source{cfg: *c, env: env, skipped: skipped}, nil
+	return &Source{cfg: *c, env: env, skipped: skipped, shard: env.Shard}, nil
 }
 
 // Source generates points.
@@ -65,6 +65,7 @@ type Source struct {
 	cfg     Config
 	env     *engine.Env
 	skipped prometheus.Counter
+	shard   engine.Shard
 }
 
 var tagNames = []string{"temperature", "pressure", "setpoint", "vibration", "running", "cycles", "mode"}
@@ -74,17 +75,25 @@ var modes = []string{"auto", "manual", "maintenance", "idle"}
 type Generator struct {
 	cfg    Config
 	rng    *rand.Rand
-	assets []string
+	assets []string // the assets generated (this shard's)
+	index  []int    // each one's number among all assets, from 0
 	tags   []string
 	last   []engine.Value
 	step   int64
 }
 
 // NewGenerator prepares a generator for a config.
-func NewGenerator(c Config) *Generator {
+func NewGenerator(c Config) *Generator { return NewShardGenerator(c, engine.Shard{}) }
+
+// NewShardGenerator prepares a generator of the assets a shard owns.
+func NewShardGenerator(c Config, shard engine.Shard) *Generator {
 	g := &Generator{cfg: c, rng: rand.New(rand.NewPCG(c.Seed, c.Seed^0x9e3779b97f4a7c15))}
 	for a := 1; a <= c.Assets; a++ {
-		g.assets = append(g.assets, fmt.Sprintf("%s%d", c.AssetPrefix, a))
+		name := fmt.Sprintf("%s%d", c.AssetPrefix, a)
+		if shard.Owns(name) {
+			g.assets = append(g.assets, name)
+			g.index = append(g.index, a-1)
+		}
 	}
 	for t := 0; t < c.Tags; t++ {
 		name := tagNames[t%len(tagNames)]
@@ -93,9 +102,12 @@ func NewGenerator(c Config) *Generator {
 		}
 		g.tags = append(g.tags, name)
 	}
-	g.last = make([]engine.Value, c.Assets*c.Tags)
+	g.last = make([]engine.Value, len(g.assets)*c.Tags)
 	return g
 }
+
+// Assets lists the generated asset names.
+func (g *Generator) Assets() []string { return g.assets }
 
 // PointsPerStep is assets × tags.
 func (g *Generator) PointsPerStep() int { return len(g.last) }
@@ -107,7 +119,7 @@ func (g *Generator) Fill(dst []engine.Point, from, n int, ts int64) []engine.Poi
 		a, t := i/g.cfg.Tags, i%g.cfg.Tags
 		v := g.last[i]
 		if v.IsNull() || g.cfg.ChangeRatio >= 1 || g.rng.Float64() < g.cfg.ChangeRatio {
-			v = g.value(a, t, v)
+			v = g.value(g.index[a], t, v)
 			g.last[i] = v
 		}
 		dst = append(dst, engine.Point{Asset: g.assets[a], Tag: g.tags[t], Value: v, TS: ts})
@@ -149,8 +161,17 @@ func (g *Generator) value(a, t int, last engine.Value) engine.Value {
 
 // Run emits every tag each interval until ctx is done or count is reached.
 func (s *Source) Run(ctx context.Context, out engine.Output) error {
-	g := NewGenerator(s.cfg)
+	g := NewShardGenerator(s.cfg, s.shard)
 	per := g.PointsPerStep()
+	if per == 0 {
+		// Possible with more replicas than assets: this one idles.
+		s.env.Logger.Warn("this shard owns none of the assets", "shard", s.shard.String(), "assets", s.cfg.Assets)
+		<-ctx.Done()
+		return nil
+	}
+	if s.shard.Enabled() {
+		s.env.Logger.Info("reading this shard's assets", "shard", s.shard.String(), "assets", len(g.Assets()), "of", s.cfg.Assets)
+	}
 	var sent int64
 	ts := time.Now()
 	var tick *time.Ticker

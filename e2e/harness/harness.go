@@ -311,3 +311,46 @@ func labelsMatch(m *dto.Metric, match []string) bool {
 	}
 	return true
 }
+
+// Services runs e2e/services.sh with args (e.g. "down", "kafka"), for tests
+// that stop and start a server mid-run; it fails the test if the script does.
+func Services(t testing.TB, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(RepoRoot(), "e2e", "services.sh"), args...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("services.sh %v: %v\n%s", args, err, out)
+	}
+}
+
+// ReadJSONL decodes a JSON-lines file as flowd writes it: a missing file has
+// no lines, and a last line still being written is left out; any other line
+// that does not decode fails the test.
+func ReadJSONL[T any](t testing.TB, path string) []T {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if os.IsNotExist(err) {
+		return nil
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := bytes.Split(b, []byte("\n"))
+	var out []T
+	for i, line := range lines {
+		if len(line) == 0 {
+			continue
+		}
+		var v T
+		if err := json.Unmarshal(line, &v); err != nil {
+			if i == len(lines)-1 {
+				break // not yet terminated by a newline
+			}
+			t.Fatalf("%s:%d: %v: %q", path, i+1, err, line)
+		}
+		out = append(out, v)
+	}
+	return out
+}

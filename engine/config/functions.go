@@ -1,13 +1,40 @@
 package config
 
 import (
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/function"
+	"github.com/zclconf/go-cty/cty/function/stdlib"
 )
+
+// stringFuncs are cty's standard string functions, for composing endpoints
+// and lists from variables: split(",", var.brokers), lower(…), format(…).
+var stringFuncs = map[string]function.Function{
+	"split":     stdlib.SplitFunc,
+	"join":      stdlib.JoinFunc,
+	"lower":     stdlib.LowerFunc,
+	"upper":     stdlib.UpperFunc,
+	"trimspace": stdlib.TrimSpaceFunc,
+	"replace":   stdlib.ReplaceFunc,
+	"format":    stdlib.FormatFunc,
+	"coalesce":  stdlib.CoalesceFunc,
+}
+
+// functions are the functions a config file can call; file() resolves
+// relative paths against the file's own directory.
+func (l *Loader) functions(dir string) map[string]function.Function {
+	fns := maps.Clone(stringFuncs)
+	fns["env"] = envFunc(l.opts.LookupEnv)
+	fns["file"] = fileFunc(dir)
+	fns["ordinal"] = ordinalFunc
+	return fns
+}
 
 // envFunc is env("NAME") or env("NAME", "default"): an unset variable with no
 // default is an error, so a missing secret stops the load instead of
@@ -51,3 +78,19 @@ func fileFunc(baseDir string) function.Function {
 		},
 	})
 }
+
+// ordinalFunc is ordinal("flowd-2"): the number after the last '-' of a name,
+// as a StatefulSet pod's hostname carries its ordinal, for a shard index.
+var ordinalFunc = function.New(&function.Spec{
+	Params: []function.Parameter{{Name: "name", Type: cty.String}},
+	Type:   function.StaticReturnType(cty.Number),
+	Impl: func(args []cty.Value, _ cty.Type) (cty.Value, error) {
+		name := args[0].AsString()
+		i := strings.LastIndexByte(name, '-')
+		n, err := strconv.Atoi(name[i+1:])
+		if err != nil || n < 0 {
+			return cty.NilVal, function.NewArgError(0, fmt.Errorf("%q does not end in -N (a StatefulSet pod name like flowd-0)", name))
+		}
+		return cty.NumberIntVal(int64(n)), nil
+	},
+})

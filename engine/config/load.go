@@ -24,7 +24,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/zclconf/go-cty/cty"
 	"github.com/zclconf/go-cty/cty/convert"
-	"github.com/zclconf/go-cty/cty/function"
 )
 
 // Service is the optional service block.
@@ -32,6 +31,8 @@ type Service struct {
 	HTTPAddr string `hcl:"http_addr" default:"127.0.0.1:9180" doc:"address of the metrics, health and status endpoint; loopback unless you mean to expose it"`
 	DataDir  string `hcl:"data_dir" default:"./data" doc:"where disk buffers, certificates and component state live"`
 	LogLevel string `hcl:"log_level" default:"info" enum:"debug|info|warn|error" doc:"log level"`
+	// Shard splits assets across replicas that run the same configuration.
+	Shard *engine.Shard `hcl:"shard,block" doc:"this replica's share of the assets when several replicas read the same plant: sources that address assets (opcua, sim) read only the assets whose name hashes to this index"`
 }
 
 // Pipeline holds the pipeline block's own attributes.
@@ -172,7 +173,7 @@ func (l *Loader) load(files []*hcl.File, names []string) (*Config, hcl.Diagnosti
 	evalCtx := func(dir string) *hcl.EvalContext {
 		return &hcl.EvalContext{
 			Variables: map[string]cty.Value{"var": varVal},
-			Functions: map[string]function.Function{"env": envFunc(l.opts.LookupEnv), "file": fileFunc(dir)},
+			Functions: l.functions(dir),
 		}
 	}
 
@@ -191,13 +192,25 @@ func (l *Loader) load(files []*hcl.File, names []string) (*Config, hcl.Diagnosti
 			serviceAt = b.DefRange.Ptr()
 			c, d := b.Body.Content(Schema(reflect.TypeFor[Service]()))
 			diags = append(diags, d...)
-			diags = append(diags, DecodeContent(c, reflect.ValueOf(&cfg.Service).Elem(), evalCtx(fc.dir))...)
+			d = DecodeContent(c, reflect.ValueOf(&cfg.Service).Elem(), evalCtx(fc.dir))
+			diags = append(diags, d...)
+			if sh := cfg.Service.Shard; sh != nil && !d.HasErrors() {
+				if err := sh.Valid(); err != nil {
+					sb := c.Blocks.OfType("shard")[0]
+					diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid shard",
+						Detail: err.Error() + ".", Subject: sb.DefRange.Ptr(), Context: sb.Body.MissingItemRange().Ptr()})
+				}
+			}
 		}
 	}
 	if l.opts.DataDir != "" {
 		cfg.Service.DataDir = l.opts.DataDir
 	}
 
+	var shard engine.Shard
+	if cfg.Service.Shard != nil {
+		shard = *cfg.Service.Shard
+	}
 	seen := map[string]hcl.Range{}
 	for _, fc := range fcs {
 		for _, b := range fc.content.Blocks.OfType("pipeline") {
@@ -207,7 +220,7 @@ func (l *Loader) load(files []*hcl.File, names []string) (*Config, hcl.Diagnosti
 				continue
 			}
 			seen[name] = b.DefRange
-			p, d := l.pipeline(name, b, evalCtx(fc.dir), cfg.Service.DataDir)
+			p, d := l.pipeline(name, b, evalCtx(fc.dir), cfg.Service.DataDir, shard)
 			diags = append(diags, d...)
 			if p != nil {
 				cfg.Pipelines = append(cfg.Pipelines, p)
@@ -244,7 +257,7 @@ func (l *Loader) variables(fcs []fileContent) (map[string]cty.Value, hcl.Diagnos
 	var diags hcl.Diagnostics
 	vars := map[string]cty.Value{}
 	at := map[string]hcl.Range{}
-	fnCtx := &hcl.EvalContext{Functions: map[string]function.Function{"env": envFunc(l.opts.LookupEnv)}}
+	fnCtx := &hcl.EvalContext{}
 	for _, fc := range fcs {
 		for _, b := range fc.content.Blocks.OfType("variable") {
 			name := b.Labels[0]
@@ -257,7 +270,7 @@ func (l *Loader) variables(fcs []fileContent) (map[string]cty.Value, hcl.Diagnos
 			diags = append(diags, d...)
 			val := cty.NilVal
 			if a, ok := c.Attributes["default"]; ok {
-				fnCtx.Functions["file"] = fileFunc(fc.dir)
+				fnCtx.Functions = l.functions(fc.dir)
 				v, d := a.Expr.Value(fnCtx)
 				diags = append(diags, d...)
 				val = v
@@ -332,7 +345,7 @@ var pipelineSchema = func() *hcl.BodySchema {
 	return s
 }()
 
-func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, dataDir string) (*engine.PipelineConfig, hcl.Diagnostics) {
+func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, dataDir string, shard engine.Shard) (*engine.PipelineConfig, hcl.Diagnostics) {
 	content, diags := block.Body.Content(pipelineSchema)
 	var attrs Pipeline
 	if err := ApplyDefaults(reflect.ValueOf(&attrs).Elem()); err != nil {
@@ -393,6 +406,13 @@ func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, d
 			}
 		}
 	}
+	for _, c := range comps {
+		if c.kind == engine.KindSink && c.content != nil && c.content.Attributes["inputs"] == nil && c.name != pc.DeadLetter {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing required argument",
+				Detail:  fmt.Sprintf("The argument \"inputs\" is required: sink %q reads from nothing and is not the pipeline's dead_letter sink.", c.name),
+				Subject: c.block.Body.MissingItemRange().Ptr()})
+		}
+	}
 	diags = append(diags, cycles(comps, byID)...)
 
 	// Consumers: a source or transform nothing reads from is almost always a mistake.
@@ -420,7 +440,7 @@ func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, d
 			continue
 		}
 		env := &engine.Env{
-			Pipeline: name, Kind: c.kind, Type: c.typ, Name: c.name, DataDir: dataDir,
+			Pipeline: name, Kind: c.kind, Type: c.typ, Name: c.name, DataDir: dataDir, Shard: shard,
 			Logger: l.opts.Logger.With("pipeline", name, "component", c.id()),
 		}
 		if l.opts.Metrics != nil {
@@ -460,7 +480,9 @@ func (l *Loader) decodeComponent(c *component, ctx *hcl.EvalContext) hcl.Diagnos
 	c.spec = spec
 	schema := Schema(spec.ConfigType())
 	if c.kind != engine.KindSource {
-		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: "inputs", Required: true})
+		// Required, except for a sink that only takes dead letters: checked
+		// once dead_letter is resolved.
+		schema.Attributes = append(schema.Attributes, hcl.AttributeSchema{Name: "inputs", Required: c.kind == engine.KindTransform})
 	}
 	if c.kind == engine.KindSink {
 		schema.Blocks = append(schema.Blocks, hcl.BlockHeaderSchema{Type: "buffer"})

@@ -294,3 +294,36 @@ func FuzzLoad(f *testing.F) {
 		}
 	})
 }
+
+func TestDeadLetterSinkNeedsNoInputs(t *testing.T) {
+	cfg, diags := load(t, `pipeline "p" {
+  dead_letter = sink.dlq
+  source "sim" "a" {}
+  sink "file" "out" {
+    inputs = [source.a]
+    path   = "x"
+  }
+  sink "file" "dlq" {
+    path = "dead.jsonl"
+  }
+}`)
+	if diags.HasErrors() {
+		t.Fatal(diags)
+	}
+	if cfg.Pipelines[0].DeadLetter != "dlq" {
+		t.Fatalf("dead letter = %q", cfg.Pipelines[0].DeadLetter)
+	}
+	_, diags = load(t, `pipeline "p" {
+  source "sim" "a" {}
+  sink "file" "out" {
+    inputs = [source.a]
+    path   = "x"
+  }
+  sink "file" "orphan" {
+    path = "y"
+  }
+}`)
+	if got := errorsAt(diags); len(got) != 1 || !strings.HasSuffix(got[0], "Missing required argument") {
+		t.Fatalf("a sink with no inputs that is not the dead-letter sink: %v", got)
+	}
+}

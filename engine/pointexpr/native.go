@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"reflect"
 	"strings"
 	"time"
 
@@ -217,6 +218,11 @@ func binary(n *ast.BinaryNode) evalFn {
 			return r(p)
 		}
 	}
+	if n.Operator == "+" {
+		if f := concat(n); f != nil {
+			return f
+		}
+	}
 	op, ok := binOps[n.Operator]
 	if !ok {
 		return nil
@@ -238,6 +244,56 @@ func binary(n *ast.BinaryNode) evalFn {
 		}
 		return apply(op, a, b)
 	}
+}
+
+// concat compiles a chain of strings joined by + ('plant/' + asset + '/' +
+// tag, every operand statically a string) into one concatenation: a single
+// allocation for the result instead of one per +.
+func concat(n *ast.BinaryNode) evalFn {
+	var parts []evalFn
+	var walk func(ast.Node) bool
+	walk = func(x ast.Node) bool {
+		if b, ok := x.(*ast.BinaryNode); ok && b.Operator == "+" && isString(b) {
+			return walk(b.Left) && walk(b.Right)
+		}
+		f := compileNode(x)
+		if f == nil || !isString(x) {
+			return false
+		}
+		parts = append(parts, f)
+		return true
+	}
+	if !isString(n) || !walk(n) || len(parts) < 3 {
+		return nil
+	}
+	return func(p *engine.Point) (engine.Value, error) {
+		var small [8]string
+		strs := small[:0]
+		size := 0
+		for _, f := range parts {
+			v, err := f(p)
+			if err != nil {
+				return v, err
+			}
+			s, ok := v.Str()
+			if !ok {
+				return engine.Null(), fmt.Errorf("invalid operation: string + %s", v.Kind())
+			}
+			strs = append(strs, s)
+			size += len(s)
+		}
+		var b strings.Builder
+		b.Grow(size)
+		for _, s := range strs {
+			b.WriteString(s)
+		}
+		return engine.String(b.String()), nil
+	}
+}
+
+func isString(x ast.Node) bool {
+	t := x.Type()
+	return t != nil && t.Kind() == reflect.String
 }
 
 // fieldEquals specialises the most common conditions, a string field

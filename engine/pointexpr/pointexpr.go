@@ -108,6 +108,13 @@ func isNumberKind(k reflect.Kind) bool {
 	return false
 }
 
+// CompileError turns an error of expr.Compile into an *engine.FieldError
+// pointing at the column inside the expression, for components that compile
+// expressions over an environment of their own (with Options()).
+func CompileError(field string, x *engine.Expr, err error) error {
+	return compileError(field, x, err)
+}
+
 // compileError converts expr's error (which carries a rune offset) into a
 // FieldError with a byte offset into the expression source.
 func compileError(field string, x *engine.Expr, err error) error {

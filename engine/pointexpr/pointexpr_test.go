@@ -241,3 +241,36 @@ func TestStringFunctionsCheckDynamicArguments(t *testing.T) {
 		t.Fatalf("field of an int: %v", err)
 	}
 }
+
+// A chain of strings joined by + (a topic, a key) is one concatenation: one
+// allocation for the result, whatever the number of operands.
+func TestConcatOneAlloc(t *testing.T) {
+	p := pt(engine.Float(1))
+	for src, want := range map[string]string{
+		"'plant/' + asset + '/' + tag":                                "plant/line1/temperature",
+		"'p/' + asset + '/' + tag + '/' + quality + '/' + attrs.unit": "p/line1/temperature/good/C",
+		"asset + '-' + (tag + '-' + attrs.site)":                      "line1-temperature-north",
+		"'a' + 'b' + 'c' + 'd' + 'e' + 'f' + 'g' + 'h' + 'i' + asset": "abcdefghiline1",
+	} {
+		x := mustCompile(t, src, engine.KindString)
+		if !x.Native() {
+			t.Errorf("%s: not native", src)
+		}
+		got, err := x.EvalString(p)
+		if err != nil || got != want {
+			t.Errorf("%s = %q (%v), want %q", src, got, err, want)
+		}
+		if n := testing.AllocsPerRun(100, func() { x.EvalString(p) }); n > 1 {
+			t.Errorf("%s: %v allocations per evaluation, want at most 1", src, n)
+		}
+	}
+}
+
+func BenchmarkConcat(b *testing.B) {
+	x := mustCompile(b, "'plant/' + asset + '/' + tag", engine.KindString)
+	p := pt(engine.Float(70))
+	b.ReportAllocs()
+	for b.Loop() {
+		x.EvalString(p)
+	}
+}

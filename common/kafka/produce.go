@@ -1,0 +1,442 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/codec"
+	"github.com/flowd/flowd/engine/pointexpr"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Formats a Kafka-speaking sink writes.
+const (
+	FormatJSON      = "json"       // one record per point
+	FormatJSONBatch = "json_batch" // one record per batch: a JSON array of points
+	FormatAssetJSON = "asset_json" // one record per asset per batch
+)
+
+// Key modes: where a record's key comes from when no literal key is set.
+const (
+	KeyNone     = "none"
+	KeyAsset    = "asset"
+	KeyTag      = "tag"
+	KeyAssetTag = "asset_tag" // "asset/tag"
+)
+
+// Header names set on records when headers are on.
+const (
+	HeaderTS    = "ts"    // source timestamp, RFC 3339 UTC
+	HeaderAsset = "asset" // the point's (or the record's) asset
+	HeaderTag   = "tag"   // the point's tag (json format)
+)
+
+// Encoding says how points become records.
+type Encoding struct {
+	Topic string
+	// TopicExpr, when set, gives the topic per point (json), or per group of
+	// points with the same topic (json_batch, asset_json).
+	TopicExpr *pointexpr.Program
+	Format    string // json, json_batch, asset_json
+	Key       string // literal key, used when set
+	KeyBy     string // none, asset, tag, asset_tag (ignored when Key is set)
+	// KeyExpr, when set, gives the key per point (json) or per asset from its
+	// first point (asset_json).
+	KeyExpr *pointexpr.Program
+	Headers bool
+	// MaxRecordBytes bounds a record's value: json_batch splits a batch into
+	// several arrays under it; a single point over it is rejected.
+	MaxRecordBytes int
+}
+
+// CheckEncoding validates the combination of format and key mode; the error
+// names the attribute to blame.
+func CheckEncoding(e *Encoding) (field string, err error) {
+	switch e.Format {
+	case FormatJSON, FormatJSONBatch, FormatAssetJSON:
+	default:
+		return "format", fmt.Errorf("unknown format %q", e.Format)
+	}
+	if e.KeyExpr != nil {
+		switch {
+		case e.Key != "" || (e.KeyBy != "" && e.KeyBy != KeyNone):
+			return "key_expr", errors.New("set one of key, key_by and key_expr")
+		case e.Format == FormatJSONBatch:
+			return "key_expr", errors.New("json_batch writes one record per batch, so it can only have a literal key")
+		}
+	}
+	if e.Topic != "" && e.TopicExpr != nil {
+		return "topic_expr", errors.New("set topic or topic_expr, not both")
+	}
+	if e.Topic == "" && e.TopicExpr == nil {
+		return "topic", errors.New("set topic or topic_expr")
+	}
+	switch e.KeyBy {
+	case "", KeyNone:
+	case KeyAsset, KeyTag, KeyAssetTag:
+		if e.Key != "" {
+			return "key_by", errors.New("set key or key_by, not both")
+		}
+		if e.Format == FormatJSONBatch {
+			return "key_by", errors.New("json_batch writes one record per batch, so it can only have a literal key")
+		}
+		if e.Format == FormatAssetJSON && e.KeyBy != KeyAsset {
+			return "key_by", errors.New("asset_json writes one record per asset: key_by can only be \"asset\"")
+		}
+	default:
+		return "key_by", fmt.Errorf("unknown key_by %q", e.KeyBy)
+	}
+	if e.MaxRecordBytes < 64 {
+		return "max_message_bytes", errors.New("must be at least 64")
+	}
+	return "", nil
+}
+
+// span locates a record's parts in the encoding buffer.
+type span struct {
+	topic           string // "": Encoding.Topic
+	val, valEnd     int
+	key, keyEnd     int // keyEnd < 0: no key
+	ts, tsEnd       int
+	asset, assetEnd int
+	tag, tagEnd     int
+}
+
+// Writer produces batches of points through a franz-go client and waits for
+// every record's acknowledgement. It is used by one goroutine at a time.
+type Writer struct {
+	Client *kgo.Client
+	Enc    Encoding
+
+	lastTS     int64 // the last header timestamp formatted, and its text
+	lastTSText []byte
+	topics     map[string]string // interned topic names from TopicExpr
+	ptopics    []string
+	scratch    []engine.Point
+	buf        []byte
+	spans      []span
+	recs       []kgo.Record
+	hdrs       []kgo.RecordHeader
+}
+
+// ErrTooLarge marks points whose encoding exceeds the record size limit.
+var ErrTooLarge = errors.New("record larger than max_message_bytes")
+
+// Write encodes points, produces every record and returns the number of
+// records once all are acknowledged. Points that can never be written (a single point larger than
+// the record limit) go to reject and count as handled. Any other failure
+// returns an error so the caller retries the whole batch. Records stay
+// buffered in the client after ctx ends; their memory is then not reused.
+func (w *Writer) Write(ctx context.Context, points []engine.Point, reject func([]engine.Point, error)) (int, error) {
+	w.encode(points, reject)
+	if len(w.spans) == 0 {
+		return 0, nil
+	}
+	n := len(w.spans)
+	if cap(w.recs) < n {
+		w.recs = make([]kgo.Record, n)
+	}
+	w.recs = w.recs[:n]
+	nh := 0
+	if w.Enc.Headers {
+		nh = 3 * n
+	}
+	if cap(w.hdrs) < nh {
+		w.hdrs = make([]kgo.RecordHeader, nh)
+	}
+	w.hdrs = w.hdrs[:0]
+	buf := w.buf
+	for i := range w.spans {
+		sp := &w.spans[i]
+		r := &w.recs[i]
+		*r = kgo.Record{Topic: w.Enc.Topic, Value: buf[sp.val:sp.valEnd:sp.valEnd]}
+		if sp.topic != "" {
+			r.Topic = sp.topic
+		}
+		if sp.keyEnd >= 0 {
+			r.Key = buf[sp.key:sp.keyEnd:sp.keyEnd]
+		}
+		if w.Enc.Headers {
+			h0 := len(w.hdrs)
+			if sp.tsEnd > sp.ts {
+				w.hdrs = append(w.hdrs, kgo.RecordHeader{Key: HeaderTS, Value: buf[sp.ts:sp.tsEnd:sp.tsEnd]})
+			}
+			if sp.assetEnd > sp.asset {
+				w.hdrs = append(w.hdrs, kgo.RecordHeader{Key: HeaderAsset, Value: buf[sp.asset:sp.assetEnd:sp.assetEnd]})
+			}
+			if sp.tagEnd > sp.tag {
+				w.hdrs = append(w.hdrs, kgo.RecordHeader{Key: HeaderTag, Value: buf[sp.tag:sp.tagEnd:sp.tagEnd]})
+			}
+			if len(w.hdrs) > h0 {
+				r.Headers = w.hdrs[h0:len(w.hdrs):len(w.hdrs)]
+			}
+		}
+	}
+	err := produceAll(ctx, w.Client, w.recs)
+	if ctx.Err() != nil {
+		// The client may still hold these records: do not reuse their memory.
+		w.buf, w.recs, w.hdrs = nil, nil, nil
+	}
+	return n, err
+}
+
+// produceAll produces every record, then waits until every promise has run.
+// The promise only counts and records the first error: it never blocks.
+func produceAll(ctx context.Context, cl *kgo.Client, recs []kgo.Record) error {
+	var (
+		left  atomic.Int64
+		once  sync.Once
+		first error
+		done  = make(chan struct{})
+	)
+	left.Store(int64(len(recs)) + 1)
+	promise := func(r *kgo.Record, err error) {
+		if err != nil {
+			once.Do(func() { first = err })
+		}
+		if left.Add(-1) == 0 {
+			close(done)
+		}
+	}
+	for i := range recs {
+		cl.Produce(ctx, &recs[i], promise)
+	}
+	promise(nil, nil)
+	select {
+	case <-done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	if first != nil {
+		return fmt.Errorf("produce to %s: %w", recs[0].Topic, first)
+	}
+	return nil
+}
+
+// ErrExpr marks points whose topic or key expression failed.
+var ErrExpr = errors.New("expression failed")
+
+// encode fills w.buf and w.spans.
+func (w *Writer) encode(points []engine.Point, reject func([]engine.Point, error)) {
+	w.buf = w.buf[:0]
+	w.spans = w.spans[:0]
+	if w.Enc.TopicExpr == nil || w.Enc.Format == FormatJSON {
+		w.encodeTopic(points, "", reject)
+		return
+	}
+	// One group of points per topic, in order of first appearance.
+	w.ptopics = w.ptopics[:0]
+	var order []string
+	for i := range points {
+		t, err := w.topicOf(&points[i])
+		if err != nil {
+			if reject != nil {
+				reject(points[i:i+1], err)
+			}
+		}
+		w.ptopics = append(w.ptopics, t)
+		if t != "" && !contains(order, t) {
+			order = append(order, t)
+		}
+	}
+	if cap(w.scratch) < len(points) {
+		w.scratch = make([]engine.Point, 0, len(points))
+	}
+	w.scratch = w.scratch[:0]
+	for _, t := range order {
+		from := len(w.scratch)
+		for i := range points {
+			if w.ptopics[i] == t {
+				w.scratch = append(w.scratch, points[i])
+			}
+		}
+		w.encodeTopic(w.scratch[from:], t, reject)
+	}
+}
+
+func contains(s []string, x string) bool {
+	for _, v := range s {
+		if v == x {
+			return true
+		}
+	}
+	return false
+}
+
+// topicOf evaluates the topic expression, interning the result.
+func (w *Writer) topicOf(p *engine.Point) (string, error) {
+	t, err := w.Enc.TopicExpr.EvalString(p)
+	if err == nil && t == "" {
+		err = errors.New("empty topic")
+	}
+	if err != nil {
+		return "", fmt.Errorf("%w: topic_expr: %v", ErrExpr, err)
+	}
+	if w.topics == nil {
+		w.topics = map[string]string{}
+	}
+	if in, ok := w.topics[t]; ok {
+		return in, nil
+	}
+	if len(w.topics) > 10000 {
+		clear(w.topics)
+	}
+	w.topics[t] = t
+	return t, nil
+}
+
+// encodeTopic encodes points bound for one topic ("": the fixed topic, or
+// per point from TopicExpr in the json format).
+func (w *Writer) encodeTopic(points []engine.Point, topic string, reject func([]engine.Point, error)) {
+	switch w.Enc.Format {
+	case FormatJSONBatch:
+		w.encodeBatch(points, topic, reject)
+	case FormatAssetJSON:
+		codec.GroupByAsset(points, func(asset string, pts []engine.Point) error {
+			sp := span{topic: topic, val: len(w.buf), keyEnd: -1}
+			w.buf = codec.AppendAssetJSON(w.buf, asset, pts)
+			sp.valEnd = len(w.buf)
+			if sp.valEnd-sp.val > w.Enc.MaxRecordBytes {
+				w.buf = w.buf[:sp.val]
+				if reject != nil {
+					reject(pts, ErrTooLarge)
+				}
+				return nil
+			}
+			if err := w.key(&sp, &pts[0]); err != nil {
+				w.buf = w.buf[:sp.val]
+				if reject != nil {
+					reject(pts, err)
+				}
+				return nil
+			}
+			if w.Enc.Headers {
+				w.headers(&sp, pts[0].TS, asset, "")
+			}
+			w.spans = append(w.spans, sp)
+			return nil
+		})
+	default:
+		for i := range points {
+			p := &points[i]
+			sp := span{topic: topic, val: len(w.buf), keyEnd: -1}
+			if w.Enc.TopicExpr != nil {
+				t, err := w.topicOf(p)
+				if err != nil {
+					if reject != nil {
+						reject(points[i:i+1], err)
+					}
+					continue
+				}
+				sp.topic = t
+			}
+			w.buf = codec.AppendPoint(w.buf, p)
+			sp.valEnd = len(w.buf)
+			if sp.valEnd-sp.val > w.Enc.MaxRecordBytes {
+				w.buf = w.buf[:sp.val]
+				if reject != nil {
+					reject(points[i:i+1], ErrTooLarge)
+				}
+				continue
+			}
+			if err := w.key(&sp, p); err != nil {
+				w.buf = w.buf[:sp.val]
+				if reject != nil {
+					reject(points[i:i+1], err)
+				}
+				continue
+			}
+			if w.Enc.Headers {
+				w.headers(&sp, p.TS, p.Asset, p.Tag)
+			}
+			w.spans = append(w.spans, sp)
+		}
+	}
+}
+
+// headers appends the header values of a record to the buffer.
+func (w *Writer) headers(sp *span, ts int64, asset, tag string) {
+	// Points of a batch often share a timestamp: format it once.
+	if ts != w.lastTS || w.lastTSText == nil {
+		w.lastTS = ts
+		w.lastTSText = codec.AppendTime(w.lastTSText[:0], ts)
+	}
+	text := w.lastTSText[1 : len(w.lastTSText)-1] // without the quotes
+	sp.ts = len(w.buf)
+	w.buf = append(w.buf, text...)
+	sp.tsEnd = len(w.buf)
+	sp.asset = len(w.buf)
+	w.buf = append(w.buf, asset...)
+	sp.assetEnd = len(w.buf)
+	sp.tag = len(w.buf)
+	w.buf = append(w.buf, tag...)
+	sp.tagEnd = len(w.buf)
+}
+
+// key appends the record key of p (nil for a whole batch) to the buffer.
+func (w *Writer) key(sp *span, p *engine.Point) error {
+	var asset, tag string
+	if p != nil {
+		asset, tag = p.Asset, p.Tag
+	}
+	switch {
+	case w.Enc.Key != "":
+		sp.key = len(w.buf)
+		w.buf = append(w.buf, w.Enc.Key...)
+	case w.Enc.KeyExpr != nil && p != nil:
+		k, err := w.Enc.KeyExpr.EvalString(p)
+		if err != nil {
+			return fmt.Errorf("%w: key_expr: %v", ErrExpr, err)
+		}
+		sp.key = len(w.buf)
+		w.buf = append(w.buf, k...)
+	case w.Enc.KeyBy == KeyAsset:
+		sp.key = len(w.buf)
+		w.buf = append(w.buf, asset...)
+	case w.Enc.KeyBy == KeyTag:
+		sp.key = len(w.buf)
+		w.buf = append(w.buf, tag...)
+	case w.Enc.KeyBy == KeyAssetTag:
+		sp.key = len(w.buf)
+		w.buf = append(w.buf, asset...)
+		w.buf = append(w.buf, '/')
+		w.buf = append(w.buf, tag...)
+	default:
+		return nil
+	}
+	sp.keyEnd = len(w.buf)
+	return nil
+}
+
+// encodeBatch writes points as JSON arrays no larger than MaxRecordBytes,
+// halving a chunk that does not fit.
+func (w *Writer) encodeBatch(points []engine.Point, topic string, reject func([]engine.Point, error)) {
+	if len(points) == 0 {
+		return
+	}
+	sp := span{topic: topic, val: len(w.buf), keyEnd: -1}
+	w.buf = codec.AppendBatch(w.buf, points)
+	sp.valEnd = len(w.buf)
+	if sp.valEnd-sp.val > w.Enc.MaxRecordBytes {
+		w.buf = w.buf[:sp.val]
+		if len(points) == 1 {
+			if reject != nil {
+				reject(points, ErrTooLarge)
+			}
+			return
+		}
+		half := len(points) / 2
+		w.encodeBatch(points[:half], topic, reject)
+		w.encodeBatch(points[half:], topic, reject)
+		return
+	}
+	w.key(&sp, nil)
+	if w.Enc.Headers {
+		w.headers(&sp, points[0].TS, "", "")
+	}
+	w.spans = append(w.spans, sp)
+}

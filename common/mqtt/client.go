@@ -1,0 +1,340 @@
+// Package mqtt holds the MQTT v5 client settings shared by the mqtt source and
+// the mqtt sink: broker URLs, TLS, credentials, client id, persistent
+// sessions, keepalive and reconnect backoff, on top of paho.golang's autopaho.
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+)
+
+// TLS is the `tls` block of the mqtt source and sink.
+type TLS struct {
+	CAFile             string `hcl:"ca_file" doc:"PEM file of the CA(s) that sign the broker certificate (default: the system roots)"`
+	CertFile           string `hcl:"cert_file" doc:"PEM client certificate, for brokers that authenticate clients by certificate"`
+	KeyFile            string `hcl:"key_file" doc:"PEM private key of cert_file"`
+	ServerName         string `hcl:"server_name" doc:"name to verify the broker certificate against (default: the host of the broker URL)"`
+	InsecureSkipVerify bool   `hcl:"insecure_skip_verify" doc:"do not verify the broker certificate (tests only)"`
+}
+
+// Settings are the connection settings both components share; each
+// component copies its attributes into them.
+type Settings struct {
+	Brokers        []string
+	ClientID       string
+	Username       string
+	Password       string
+	CleanStart     bool
+	SessionExpiry  time.Duration
+	KeepAlive      time.Duration
+	ConnectTimeout time.Duration
+	BackoffMin     time.Duration
+	BackoffMax     time.Duration
+	TLS            *TLS
+	// ReceiveMaximum is how many QoS 1/2 messages the broker may have
+	// unacknowledged towards this client: the source's flow control.
+	ReceiveMaximum uint16
+}
+
+// FieldError blames one attribute (the components turn it into an
+// engine.FieldError).
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// ParseBrokers checks broker URLs: mqtt://, mqtts://, ws://, wss:// with a port.
+func ParseBrokers(brokers []string) ([]*url.URL, error) {
+	if len(brokers) == 0 {
+		return nil, &FieldError{"broker", errors.New("at least one broker URL is required")}
+	}
+	var out []*url.URL
+	for _, b := range brokers {
+		u, err := url.Parse(b)
+		if err != nil {
+			return nil, &FieldError{"broker", fmt.Errorf("%q is not a URL: %w", b, err)}
+		}
+		switch u.Scheme {
+		case "mqtt", "tcp":
+			u.Scheme = "mqtt"
+			if u.Port() == "" {
+				u.Host = net.JoinHostPort(u.Hostname(), "1883")
+			}
+		case "mqtts", "ssl", "tls":
+			u.Scheme = "mqtts"
+			if u.Port() == "" {
+				u.Host = net.JoinHostPort(u.Hostname(), "8883")
+			}
+		case "ws", "wss":
+		default:
+			return nil, &FieldError{"broker", fmt.Errorf("%q: scheme must be mqtt, mqtts, ws or wss", b)}
+		}
+		if u.Hostname() == "" {
+			return nil, &FieldError{"broker", fmt.Errorf("%q has no host", b)}
+		}
+		out = append(out, u)
+	}
+	return out, nil
+}
+
+// TLSConfig builds the TLS configuration (nil when no broker needs TLS and
+// no tls block is given).
+func (s *Settings) TLSConfig(urls []*url.URL) (*tls.Config, error) {
+	secure := false
+	for _, u := range urls {
+		secure = secure || u.Scheme == "mqtts" || u.Scheme == "wss"
+	}
+	if s.TLS == nil && !secure {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	t := s.TLS
+	if t == nil {
+		return cfg, nil
+	}
+	cfg.ServerName = t.ServerName
+	cfg.InsecureSkipVerify = t.InsecureSkipVerify
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, &FieldError{"tls.ca_file", err}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, &FieldError{"tls.ca_file", fmt.Errorf("%s holds no PEM certificate", t.CAFile)}
+		}
+		cfg.RootCAs = pool
+	}
+	if (t.CertFile == "") != (t.KeyFile == "") {
+		return nil, &FieldError{"tls.cert_file", errors.New("cert_file and key_file go together")}
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, &FieldError{"tls.cert_file", err}
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return cfg, nil
+}
+
+// Validate checks the settings before anything connects.
+func (s *Settings) Validate() error {
+	urls, err := ParseBrokers(s.Brokers)
+	if err != nil {
+		return err
+	}
+	if _, err := s.TLSConfig(urls); err != nil {
+		return err
+	}
+	switch {
+	case s.ClientID == "":
+		return &FieldError{"client_id", errors.New("must not be empty")}
+	case len(s.ClientID) > 65535:
+		return &FieldError{"client_id", errors.New("too long")}
+	case s.KeepAlive < 0 || s.KeepAlive > 65535*time.Second:
+		return &FieldError{"keepalive", errors.New("must be between 0s and 18h")}
+	case s.SessionExpiry < 0 || s.SessionExpiry > time.Duration(1<<32-1)*time.Second:
+		return &FieldError{"session_expiry", errors.New("must be between 0s and 136 years")}
+	}
+	return nil
+}
+
+// Handlers are the callbacks of one connection.
+type Handlers struct {
+	// OnPublish receives every message; it must not block (the connection's
+	// reader, and with it the keepalive, waits for it).
+	OnPublish func(autopaho.PublishReceived)
+	// OnUp runs on every (re)connection, e.g. to subscribe; it must not block.
+	OnUp func(cm *autopaho.ConnectionManager, ack *paho.Connack)
+	// OnError reports a failed connection attempt or a lost connection with a
+	// readable explanation (see Explain).
+	OnError func(err error)
+	// OnDown runs when an established connection is lost.
+	OnDown func()
+}
+
+// Connect starts a managed connection with the settings; it keeps
+// reconnecting with backoff until ctx is cancelled or Disconnect is called.
+// manualAcks makes received QoS 1/2 messages wait for Client.Ack.
+func Connect(ctx context.Context, s *Settings, clientID string, manualAcks bool, h Handlers, log *slog.Logger) (*autopaho.ConnectionManager, error) {
+	urls, err := ParseBrokers(s.Brokers)
+	if err != nil {
+		return nil, err
+	}
+	tlsCfg, err := s.TLSConfig(urls)
+	if err != nil {
+		return nil, err
+	}
+	expiry := uint32(s.SessionExpiry / time.Second)
+	cfg := autopaho.ClientConfig{
+		ServerUrls:                    urls,
+		TlsCfg:                        tlsCfg,
+		KeepAlive:                     uint16(s.KeepAlive / time.Second),
+		CleanStartOnInitialConnection: s.CleanStart,
+		SessionExpiryInterval:         expiry,
+		ReconnectBackoff:              Backoff(s.BackoffMin, s.BackoffMax),
+		ConnectTimeout:                s.ConnectTimeout,
+		ConnectUsername:               s.Username,
+		ConnectPassword:               []byte(s.Password),
+		OnConnectionUp:                h.OnUp,
+		OnConnectionDown: func() bool {
+			if h.OnDown != nil {
+				h.OnDown()
+			}
+			return true
+		},
+		OnConnectError: func(err error) {
+			if h.OnError != nil {
+				h.OnError(Explain(err))
+			}
+		},
+		ClientConfig: paho.ClientConfig{
+			ClientID:                   clientID,
+			EnableManualAcknowledgment: manualAcks,
+			SendAcksInterval:           10 * time.Millisecond,
+			OnClientError: func(err error) {
+				if h.OnError != nil && ctx.Err() == nil {
+					h.OnError(fmt.Errorf("connection lost: %w", Explain(err)))
+				}
+			},
+			OnServerDisconnect: func(d *paho.Disconnect) {
+				if h.OnError != nil {
+					h.OnError(fmt.Errorf("broker disconnected the client: reason %d %s", d.ReasonCode, reasonText(d)))
+				}
+			},
+		},
+	}
+	if s.ReceiveMaximum > 0 {
+		rm := s.ReceiveMaximum
+		cfg.ConnectPacketBuilder = func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+			if c.Properties == nil {
+				c.Properties = &paho.ConnectProperties{}
+			}
+			c.Properties.ReceiveMaximum = &rm
+			return c, nil
+		}
+	}
+	if manualAcks {
+		// The subscriber writes little but PUBACKs, one write call each in
+		// paho: coalesce them (WebSocket brokers keep autopaho's dialer).
+		if dial, ok := coalescingDialer(urls, tlsCfg, s.ConnectTimeout); ok {
+			cfg.AttemptConnection = func(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+				return dial(ctx, u)
+			}
+		}
+	}
+	if h.OnPublish != nil {
+		on := h.OnPublish
+		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
+			func(pr paho.PublishReceived) (bool, error) {
+				on(autopaho.PublishReceived{PublishReceived: pr})
+				return true, nil
+			},
+		}
+	}
+	if log != nil {
+		l := pahoLogger{log.With("client_id", clientID)}
+		cfg.Errors, cfg.PahoErrors = l, l
+	}
+	return autopaho.NewConnection(ctx, cfg)
+}
+
+// pahoLogger passes paho's internal error log to slog at debug level (the
+// errors that matter reach OnError and are logged by the components).
+type pahoLogger struct{ l *slog.Logger }
+
+func (p pahoLogger) Println(v ...any) {
+	p.l.Debug("mqtt client: " + strings.TrimSuffix(fmt.Sprintln(v...), "\n"))
+}
+
+func (p pahoLogger) Printf(format string, v ...any) {
+	p.l.Debug("mqtt client: " + fmt.Sprintf(format, v...))
+}
+
+func reasonText(d *paho.Disconnect) string {
+	if d.Properties != nil {
+		return d.Properties.ReasonString
+	}
+	return ""
+}
+
+// Backoff returns a reconnect delay function: none before the first
+// attempt, then doubling from min up to max with ±20 % jitter.
+func Backoff(lo, hi time.Duration) func(int) time.Duration {
+	if lo <= 0 {
+		lo = 100 * time.Millisecond
+	}
+	hi = max(hi, lo)
+	return func(attempt int) time.Duration {
+		if attempt <= 0 {
+			return 0
+		}
+		d := lo
+		for i := 1; i < attempt && d < hi; i++ {
+			d *= 2
+		}
+		return time.Duration(float64(min(d, hi)) * (0.8 + 0.4*rand.Float64()))
+	}
+}
+
+// Explain turns a connection error into one clear sentence: a refused
+// login, an untrusted certificate, a wrong host name, an unreachable broker.
+func Explain(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ce *autopaho.ConnackError
+	if errors.As(err, &ce) {
+		switch ce.ReasonCode {
+		case 0x86:
+			return fmt.Errorf("broker refused the login: bad user name or password (CONNACK 0x86)")
+		case 0x87:
+			return fmt.Errorf("broker refused the login: not authorized, check user name and password (CONNACK 0x87)")
+		case 0x85:
+			return fmt.Errorf("broker refused the client id (CONNACK 0x85)")
+		}
+		msg := fmt.Sprintf("broker refused the connection (CONNACK 0x%02x)", ce.ReasonCode)
+		if ce.Reason != "" {
+			msg += ": " + ce.Reason
+		}
+		return errors.New(msg)
+	}
+	var ua x509.UnknownAuthorityError
+	if errors.As(err, &ua) {
+		return fmt.Errorf("broker certificate is not trusted (signed by an unknown authority; set tls.ca_file to its CA): %w", err)
+	}
+	var hn x509.HostnameError
+	if errors.As(err, &hn) {
+		return fmt.Errorf("broker certificate does not match the host (set tls.server_name): %w", err)
+	}
+	var ci x509.CertificateInvalidError
+	if errors.As(err, &ci) {
+		return fmt.Errorf("broker certificate is invalid: %w", err)
+	}
+	var ve *tls.CertificateVerificationError
+	if errors.As(err, &ve) {
+		return fmt.Errorf("broker certificate verification failed: %w", err)
+	}
+	var oe *net.OpError
+	if errors.As(err, &oe) && strings.Contains(err.Error(), "refused") {
+		return fmt.Errorf("broker unreachable: %w", err)
+	}
+	return err
+}

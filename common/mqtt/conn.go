@@ -1,0 +1,149 @@
+package mqtt
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/net/proxy"
+)
+
+// maxPending bounds the bytes a coalescingConn holds before Write waits.
+const maxPending = 256 << 10
+
+// coalescingConn coalesces small writes into few system calls: Write
+// appends to a buffer and returns, and one goroutine writes whatever has
+// accumulated meanwhile in a single call. paho writes each PUBACK on its own
+// (one write call per acknowledged message); behind this a flush of a
+// thousand acks costs a handful of writes. Writes keep their order. A write
+// error is returned by the next Write (and the reader sees the broken
+// connection too). It is safe for concurrent use, as paho requires.
+type coalescingConn struct {
+	net.Conn
+
+	mu      sync.Mutex
+	cond    sync.Cond
+	buf     []byte
+	spare   []byte
+	err     error
+	closing bool
+	done    chan struct{}
+	once    sync.Once
+	closed  error
+}
+
+func newCoalescingConn(c net.Conn) *coalescingConn {
+	cc := &coalescingConn{Conn: c, done: make(chan struct{})}
+	cc.cond.L = &cc.mu
+	go cc.flush()
+	return cc
+}
+
+// Write queues p for the flushing goroutine; it waits only while more than
+// maxPending bytes are queued (a peer that stopped reading).
+func (c *coalescingConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for len(c.buf) >= maxPending && c.err == nil && !c.closing {
+		c.cond.Wait()
+	}
+	switch {
+	case c.err != nil:
+		return 0, c.err
+	case c.closing:
+		return 0, net.ErrClosed
+	}
+	c.buf = append(c.buf, p...)
+	c.cond.Broadcast()
+	return len(p), nil
+}
+
+// flush writes what accumulated, until Close; it ends after writing what was
+// queued before Close.
+func (c *coalescingConn) flush() {
+	defer close(c.done)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		for len(c.buf) == 0 && !c.closing {
+			c.cond.Wait()
+		}
+		if len(c.buf) == 0 || c.err != nil {
+			return // closing, nothing left, or nothing can be written
+		}
+		out := c.buf
+		c.buf = c.spare[:0]
+		c.mu.Unlock()
+		_, err := c.Conn.Write(out)
+		c.mu.Lock()
+		c.spare = out[:0]
+		if err != nil {
+			c.err = err
+			c.buf = nil
+		}
+		c.cond.Broadcast()
+	}
+}
+
+// Close writes what is queued (for at most a second: a DISCONNECT must not
+// hang on a dead peer), stops the flushing goroutine and closes the
+// connection.
+func (c *coalescingConn) Close() error {
+	c.once.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		c.cond.Broadcast()
+		c.mu.Unlock()
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(time.Second))
+		<-c.done
+		c.closed = c.Conn.Close()
+	})
+	return c.closed
+}
+
+// coalescingDialer returns an autopaho AttemptConnection function that dials
+// TCP or TLS (honouring all_proxy, as autopaho does) with the connect
+// timeout and wraps the connection in a coalescingConn. ok is false when a
+// broker uses another scheme (WebSocket): autopaho then dials on its own.
+func coalescingDialer(urls []*url.URL, tlsCfg *tls.Config, timeout time.Duration) (func(context.Context, *url.URL) (net.Conn, error), bool) {
+	for _, u := range urls {
+		switch strings.ToLower(u.Scheme) {
+		case "mqtt", "tcp", "", "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+		default:
+			return nil, false
+		}
+	}
+	return func(ctx context.Context, u *url.URL) (net.Conn, error) {
+		if timeout > 0 {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		conn, err := proxy.Dial(ctx, "tcp", u.Host)
+		if err != nil {
+			return nil, err
+		}
+		switch strings.ToLower(u.Scheme) {
+		case "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
+			cfg := tlsCfg
+			if cfg == nil {
+				cfg = &tls.Config{}
+			}
+			if cfg.ServerName == "" {
+				cfg = cfg.Clone()
+				cfg.ServerName = u.Hostname()
+			}
+			tc := tls.Client(conn, cfg)
+			if err := tc.HandshakeContext(ctx); err != nil {
+				_ = conn.Close()
+				return nil, err
+			}
+			conn = tc
+		}
+		return newCoalescingConn(conn), nil
+	}, true
+}

@@ -1,0 +1,400 @@
+package mqtt
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/codec"
+)
+
+// Decoder turns MQTT messages into points. It is not safe for concurrent
+// use (it reuses its expression VM); clone gives another goroutine its own.
+type Decoder struct {
+	format     string
+	maxPayload int
+	asset      field // asset for points that carry none
+	tag        field // tag for points that carry none (raw: always)
+	mapping    map[string]*msgExpr
+	ev         *evaluator
+}
+
+// clone returns a decoder sharing the compiled expressions, with its own VM.
+func (d *Decoder) clone() *Decoder {
+	c := *d
+	c.ev = &evaluator{}
+	return &c
+}
+
+// ErrTooLarge is returned for a payload above max_payload.
+var ErrTooLarge = errors.New("payload too large")
+
+// field yields a string from a message: a literal, the topic itself, or an
+// expression over the topic levels.
+type field struct {
+	set   bool
+	lit   string
+	topic bool // the whole topic
+	expr  *msgExpr
+}
+
+func (d *Decoder) str(f *field, topic string) (string, error) {
+	switch {
+	case f.expr != nil:
+		return d.ev.evalString(f.expr, topic, nil)
+	case f.topic:
+		return topic, nil
+	}
+	return f.lit, nil
+}
+
+// assetTag fills a point's asset and tag from asset/asset_expr and tag_expr
+// where the payload gave none.
+func (d *Decoder) assetTag(p *engine.Point, topic string) error {
+	var err error
+	if p.Asset == "" && d.asset.set {
+		if p.Asset, err = d.str(&d.asset, topic); err != nil {
+			return err
+		}
+	}
+	if p.Tag == "" && d.tag.set {
+		if p.Tag, err = d.str(&d.tag, topic); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Decode appends the points of one message to dst. now is the receive time
+// (Unix ns), used when the payload carries no timestamp.
+func (d *Decoder) Decode(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
+	if d.maxPayload > 0 && len(payload) > d.maxPayload {
+		return dst, fmt.Errorf("%w: %d bytes, max_payload is %d", ErrTooLarge, len(payload), d.maxPayload)
+	}
+	d.ev.reset()
+	switch d.format {
+	case "raw":
+		p := engine.Point{Value: engine.String(string(payload)), TS: now}
+		if err := d.assetTag(&p, topic); err != nil {
+			return dst, err
+		}
+		if p.Tag == "" {
+			return dst, codec.ErrNoTag
+		}
+		return append(dst, p), nil
+	case "map":
+		return d.decodeMap(dst, topic, payload, now)
+	}
+	return d.decodeJSON(dst, topic, payload, now)
+}
+
+// wire is a point object in a payload.
+type wire struct {
+	Asset   string            `json:"asset"`
+	Tag     string            `json:"tag"`
+	Value   json.RawMessage   `json:"value"`
+	Quality string            `json:"quality"`
+	Status  uint32            `json:"status"`
+	TS      json.RawMessage   `json:"ts"`
+	Attrs   map[string]string `json:"attrs"`
+}
+
+func (d *Decoder) decodeJSON(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
+	data := bytes.TrimSpace(payload)
+	if len(data) == 0 {
+		return dst, errors.New("empty payload")
+	}
+	n := len(dst)
+	switch data[0] {
+	case '[':
+		var items []wire
+		if err := json.Unmarshal(data, &items); err != nil {
+			return dst[:n], fmt.Errorf("invalid JSON: %w", err)
+		}
+		if len(items) == 0 {
+			return dst, errors.New("empty array")
+		}
+		for i := range items {
+			p, err := d.point(&items[i], topic, now)
+			if err != nil {
+				return dst[:n], fmt.Errorf("item %d: %w", i, err)
+			}
+			dst = append(dst, p)
+		}
+		return dst, nil
+	case '{':
+		var w wire
+		if err := json.Unmarshal(data, &w); err != nil {
+			return dst, fmt.Errorf("invalid JSON: %w", err)
+		}
+		if w.Tag != "" || w.Value != nil {
+			p, err := d.point(&w, topic, now)
+			if err != nil {
+				return dst, err
+			}
+			return append(dst, p), nil
+		}
+		return d.decodeTagMap(dst, topic, data, now)
+	}
+	// A bare scalar: one value of the tag named by tag_expr.
+	v, err := scalar(data)
+	if err != nil {
+		return dst, err
+	}
+	p := engine.Point{Value: v, TS: now}
+	if err := d.assetTag(&p, topic); err != nil {
+		return dst, err
+	}
+	if p.Tag == "" {
+		return dst, errors.New("payload is a bare value and tag_expr is not set")
+	}
+	return append(dst, p), nil
+}
+
+// scalar parses a JSON number, bool, string or null; objects and arrays are
+// the wrong type for a value.
+func scalar(raw json.RawMessage) (engine.Value, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && (raw[0] == '{' || raw[0] == '[') {
+		return engine.Value{}, errors.New("value must be a number, bool, string or null, not an object or array")
+	}
+	if len(raw) > 0 && raw[0] != '"' && raw[0] != 't' && raw[0] != 'f' && raw[0] != 'n' && !json.Valid(raw) {
+		return engine.Value{}, fmt.Errorf("value %.40q is not valid JSON", raw)
+	}
+	return codec.ParseValue(raw)
+}
+
+func (d *Decoder) point(w *wire, topic string, now int64) (engine.Point, error) {
+	v, err := scalar(w.Value)
+	if err != nil {
+		return engine.Point{}, err
+	}
+	q, ok := engine.ParseQuality(w.Quality)
+	if !ok {
+		return engine.Point{}, fmt.Errorf("quality %q is not good, uncertain or bad", w.Quality)
+	}
+	ts, err := codec.ParseTS(w.TS)
+	if err != nil {
+		return engine.Point{}, err
+	}
+	if ts == 0 {
+		ts = now
+	}
+	p := engine.Point{Asset: w.Asset, Tag: w.Tag, Value: v, Quality: q, Status: w.Status, TS: ts}
+	if p.Status != 0 && w.Quality == "" {
+		p.Quality = engine.QualityFromStatus(p.Status)
+	}
+	if err := d.assetTag(&p, topic); err != nil {
+		return engine.Point{}, err
+	}
+	if p.Tag == "" {
+		return engine.Point{}, codec.ErrNoTag
+	}
+	if len(w.Attrs) > 0 {
+		p.Attrs = w.Attrs
+	}
+	return p, nil
+}
+
+// gatewayValue is one entry of the tag-map shape OPC UA gateways publish:
+// {"Temp": {"Value": 21.5, "SourceTimestamp": "…", "StatusCode": 0}}.
+type gatewayValue struct {
+	Value           json.RawMessage `json:"Value"`
+	SourceTimestamp json.RawMessage `json:"SourceTimestamp"`
+	StatusCode      json.RawMessage `json:"StatusCode"`
+}
+
+func (d *Decoder) decodeTagMap(dst []engine.Point, topic string, data []byte, now int64) ([]engine.Point, error) {
+	n := len(dst)
+	var tags map[string]json.RawMessage
+	if err := json.Unmarshal(data, &tags); err != nil {
+		return dst, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if len(tags) == 0 {
+		return dst, errors.New("object has neither tag nor value, nor any tag entries")
+	}
+	asset := ""
+	if d.asset.set {
+		var err error
+		if asset, err = d.str(&d.asset, topic); err != nil {
+			return dst, err
+		}
+	}
+	for tag, raw := range tags {
+		if tag == "" {
+			return dst[:n], errors.New("tag map has an empty tag name")
+		}
+		p := engine.Point{Asset: asset, Tag: tag, TS: now}
+		raw = bytes.TrimSpace(raw)
+		if len(raw) > 0 && raw[0] == '{' {
+			var g gatewayValue
+			if err := json.Unmarshal(raw, &g); err != nil {
+				return dst[:n], fmt.Errorf("tag %q: %w", tag, err)
+			}
+			if g.Value == nil {
+				return dst[:n], fmt.Errorf("tag %q: no Value", tag)
+			}
+			v, err := scalar(g.Value)
+			if err != nil {
+				return dst[:n], fmt.Errorf("tag %q: %w", tag, err)
+			}
+			p.Value = v
+			if ts, err := codec.ParseTS(g.SourceTimestamp); err != nil {
+				return dst[:n], fmt.Errorf("tag %q: %w", tag, err)
+			} else if ts != 0 {
+				p.TS = ts
+			}
+			if code, err := statusCode(g.StatusCode); err != nil {
+				return dst[:n], fmt.Errorf("tag %q: %w", tag, err)
+			} else {
+				p.Status = code
+				p.Quality = engine.QualityFromStatus(code)
+			}
+		} else {
+			v, err := scalar(raw)
+			if err != nil {
+				return dst[:n], fmt.Errorf("tag %q: %w", tag, err)
+			}
+			p.Value = v
+		}
+		dst = append(dst, p)
+	}
+	return dst, nil
+}
+
+// statusCode reads an OPC UA status code: a number, or {"Code": n, …}.
+func statusCode(raw json.RawMessage) (uint32, error) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return 0, nil
+	}
+	if raw[0] == '{' {
+		var s struct {
+			Code uint32 `json:"Code"`
+		}
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return 0, fmt.Errorf("StatusCode: %w", err)
+		}
+		return s.Code, nil
+	}
+	var c uint32
+	if err := json.Unmarshal(raw, &c); err != nil {
+		return 0, fmt.Errorf("StatusCode: %w", err)
+	}
+	return c, nil
+}
+
+func (d *Decoder) decodeMap(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		return dst, fmt.Errorf("invalid JSON object: %w", err)
+	}
+	if dec.More() {
+		return dst, errors.New("invalid JSON: data after the object")
+	}
+	if doc == nil {
+		return dst, errors.New("payload is null, not a JSON object")
+	}
+	if _, err := numbers(doc); err != nil {
+		return dst, err
+	}
+	p := engine.Point{TS: now}
+	for _, name := range mapOrder {
+		e := d.mapping[name]
+		if e == nil {
+			continue
+		}
+		v, err := d.ev.eval(e, topic, doc)
+		if err != nil {
+			return dst, err
+		}
+		switch name {
+		case "asset":
+			p.Asset = valueString(v)
+		case "tag":
+			p.Tag = valueString(v)
+		case "value":
+			if v == nil {
+				return dst, errors.New("map.value: no value (the payload has no such field, or it is null)")
+			}
+			val, err := anyValue(v)
+			if err != nil {
+				return dst, fmt.Errorf("map.value: %w", err)
+			}
+			p.Value = val
+		case "quality":
+			if v == nil {
+				continue
+			}
+			s := valueString(v)
+			q, ok := engine.ParseQuality(s)
+			if !ok {
+				return dst, fmt.Errorf("map.quality: %q is not good, uncertain or bad", s)
+			}
+			p.Quality = q
+		case "ts":
+			ts, err := tsOf(v)
+			if err != nil {
+				return dst, fmt.Errorf("map.ts: %w", err)
+			}
+			if ts != 0 {
+				p.TS = ts
+			}
+		}
+	}
+	if err := d.assetTag(&p, topic); err != nil {
+		return dst, err
+	}
+	if p.Tag == "" {
+		return dst, codec.ErrNoTag
+	}
+	return append(dst, p), nil
+}
+
+// mapOrder is the order map entries are evaluated in.
+var mapOrder = [...]string{"asset", "tag", "value", "quality", "ts"}
+
+// tsOf reads a timestamp: an RFC 3339 string or Unix milliseconds.
+func tsOf(v any) (int64, error) {
+	switch t := v.(type) {
+	case nil:
+		return 0, nil
+	case string:
+		ts, err := time.Parse(time.RFC3339Nano, t)
+		if err != nil {
+			return 0, fmt.Errorf("ts %q is not RFC 3339", t)
+		}
+		return ts.UnixNano(), nil
+	case int:
+		return int64(t) * 1e6, nil
+	case float64:
+		return int64(t * 1e6), nil
+	}
+	return 0, fmt.Errorf("ts must be an RFC 3339 string or Unix milliseconds, not %T", v)
+}
+
+func anyValue(v any) (engine.Value, error) {
+	switch t := v.(type) {
+	case nil:
+		return engine.Null(), nil
+	case bool:
+		return engine.Bool(t), nil
+	case string:
+		return engine.String(t), nil
+	case int:
+		return engine.Int(int64(t)), nil
+	case int64:
+		return engine.Int(t), nil
+	case float64:
+		return engine.Float(t), nil
+	}
+	if _, ok := v.(map[string]any); ok {
+		return engine.Value{}, errors.New("must be a number, bool, string or null, not an object")
+	}
+	return engine.Value{}, fmt.Errorf("must be a number, bool, string or null, not %T", v)
+}

@@ -1,0 +1,315 @@
+package mqtt
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strconv"
+	"strings"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/vm"
+	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/pointexpr"
+)
+
+// topicEnv is what asset_expr and tag_expr see: the topic's levels.
+type topicEnv struct {
+	Topic []string `expr:"topic"`
+}
+
+// msgEnv is what the map block's expressions see: the topic's levels and
+// the decoded JSON payload (numbers as int or float64).
+type msgEnv struct {
+	Topic   []string       `expr:"topic"`
+	Payload map[string]any `expr:"payload"`
+}
+
+// want is the kind of result an attribute needs.
+type want int
+
+const (
+	wantString want = iota // asset, tag, quality
+	wantValue              // a scalar
+	wantTS                 // RFC 3339 string or Unix milliseconds
+)
+
+// msgExpr is a compiled expression over a message. Expressions made of
+// quoted strings and topic levels joined by + run natively (no allocation
+// for a single level); anything else runs on expr's VM.
+type msgExpr struct {
+	field string
+	src   string
+	prog  *vm.Program
+	parts []part // native form; nil when the VM is needed
+}
+
+// part is a literal or a topic level (index, negative from the end).
+type part struct {
+	lit   string
+	level int
+	isLit bool
+}
+
+// compileExpr compiles x for the attribute field with expr-lang; payload
+// says whether the payload is in scope (the map block). Compile errors are
+// *engine.FieldError values pointing at the column inside the expression.
+func compileExpr(field string, x engine.Expr, payload bool, w want) (*msgExpr, error) {
+	if strings.TrimSpace(x.Src) == "" {
+		return nil, engine.ExprError(field, &x, -1, errors.New("empty expression"))
+	}
+	opts := pointexpr.Options()
+	if payload {
+		opts = append(opts, expr.Env(msgEnv{}))
+	} else {
+		opts = append(opts, expr.Env(topicEnv{}))
+	}
+	prog, err := expr.Compile(x.Src, opts...)
+	if err != nil {
+		return nil, pointexpr.CompileError(field, &x, err)
+	}
+	if t := prog.Node().Type(); t != nil && t.Kind() != reflect.Interface {
+		ok := true
+		switch w {
+		case wantString:
+			ok = t.Kind() == reflect.String
+		case wantValue:
+			k := t.Kind()
+			ok = k == reflect.String || k == reflect.Bool || isNumber(k)
+		case wantTS:
+			ok = t.Kind() == reflect.String || isNumber(t.Kind())
+		}
+		if !ok {
+			return nil, engine.ExprError(field, &x, 0, fmt.Errorf("the expression gives a %s, which cannot be a %s", t, w))
+		}
+	}
+	e := &msgExpr{field: field, src: x.Src, prog: prog}
+	if parts, ok := flatten(prog.Node(), nil); ok {
+		e.parts = parts
+	}
+	return e, nil
+}
+
+func (w want) String() string {
+	switch w {
+	case wantValue:
+		return "value"
+	case wantTS:
+		return "timestamp"
+	}
+	return "string"
+}
+
+func isNumber(k reflect.Kind) bool {
+	switch k {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
+}
+
+// flatten reads a tree of quoted strings and topic[N] joined by + into its
+// parts; ok is false for anything else.
+func flatten(n ast.Node, out []part) ([]part, bool) {
+	switch n := n.(type) {
+	case *ast.StringNode:
+		return append(out, part{lit: n.Value, isLit: true}), true
+	case *ast.MemberNode:
+		id, ok := n.Node.(*ast.IdentifierNode)
+		idx, ok2 := n.Property.(*ast.IntegerNode)
+		if !ok || !ok2 || id.Value != "topic" || n.Method || n.Optional {
+			return nil, false
+		}
+		return append(out, part{level: idx.Value}), true
+	case *ast.BinaryNode:
+		if n.Operator != "+" {
+			return nil, false
+		}
+		out, ok := flatten(n.Left, out)
+		if !ok {
+			return nil, false
+		}
+		return flatten(n.Right, out)
+	}
+	return nil, false
+}
+
+// evaluator runs a decoder's expressions: it owns the VM and the reused
+// environment, so each goroutine needs its own (Decoder.clone).
+type evaluator struct {
+	vm     vm.VM
+	topic  topicEnv
+	msg    msgEnv
+	levels []string // topic levels of the current message, split on demand
+	split  bool
+	buf    []byte
+}
+
+// reset prepares for a new message.
+func (ev *evaluator) reset() { ev.split = false }
+
+func (ev *evaluator) topicLevels(topic string) []string {
+	if !ev.split {
+		ev.levels = ev.levels[:0]
+		for {
+			i := strings.IndexByte(topic, '/')
+			if i < 0 {
+				break
+			}
+			ev.levels = append(ev.levels, topic[:i])
+			topic = topic[i+1:]
+		}
+		ev.levels = append(ev.levels, topic)
+		ev.split = true
+	}
+	return ev.levels
+}
+
+// level returns topic level i (negative: from the end) without splitting.
+func level(topic string, i int) (string, bool) {
+	if i < 0 {
+		n := strings.Count(topic, "/") + 1
+		i += n
+		if i < 0 {
+			return "", false
+		}
+	}
+	for ; i > 0; i-- {
+		j := strings.IndexByte(topic, '/')
+		if j < 0 {
+			return "", false
+		}
+		topic = topic[j+1:]
+	}
+	if j := strings.IndexByte(topic, '/'); j >= 0 {
+		return topic[:j], true
+	}
+	return topic, true
+}
+
+// eval evaluates e for a message; payload is nil outside the map format.
+func (ev *evaluator) eval(e *msgExpr, topic string, payload map[string]any) (any, error) {
+	if e.parts != nil {
+		s, err := ev.native(e, topic)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	}
+	var env any
+	if payload != nil {
+		ev.msg.Topic, ev.msg.Payload = ev.topicLevels(topic), payload
+		env = &ev.msg
+	} else {
+		ev.topic.Topic = ev.topicLevels(topic)
+		env = &ev.topic
+	}
+	out, err := ev.vm.Run(e.prog, env)
+	ev.msg.Payload = nil
+	if err != nil {
+		return nil, fmt.Errorf("%s: %s", e.field, firstLine(err.Error()))
+	}
+	return out, nil
+}
+
+// evalString evaluates e and renders the result as a string (nil is "").
+func (ev *evaluator) evalString(e *msgExpr, topic string, payload map[string]any) (string, error) {
+	if e.parts != nil {
+		return ev.native(e, topic)
+	}
+	v, err := ev.eval(e, topic, payload)
+	if err != nil {
+		return "", err
+	}
+	return valueString(v), nil
+}
+
+func (ev *evaluator) native(e *msgExpr, topic string) (string, error) {
+	if len(e.parts) == 1 {
+		return ev.part(e, &e.parts[0], topic)
+	}
+	b := ev.buf[:0]
+	for i := range e.parts {
+		s, err := ev.part(e, &e.parts[i], topic)
+		if err != nil {
+			return "", err
+		}
+		b = append(b, s...)
+	}
+	ev.buf = b
+	return string(b), nil
+}
+
+func (ev *evaluator) part(e *msgExpr, p *part, topic string) (string, error) {
+	if p.isLit {
+		return p.lit, nil
+	}
+	s, ok := level(topic, p.level)
+	if !ok {
+		return "", fmt.Errorf("%s: topic %q has no level %d", e.field, topic, p.level)
+	}
+	return s, nil
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func valueString(v any) string {
+	switch t := v.(type) {
+	case string:
+		return t
+	case nil:
+		return ""
+	case bool:
+		return strconv.FormatBool(t)
+	case int:
+		return strconv.Itoa(t)
+	case float64:
+		return strconv.FormatFloat(t, 'g', -1, 64)
+	}
+	return fmt.Sprint(v)
+}
+
+// numbers replaces the json.Number values of a decoded document with int
+// (integers that fit) or float64, so expressions can compute with them.
+func numbers(v any) (any, error) {
+	switch t := v.(type) {
+	case json.Number:
+		s := t.String()
+		if !strings.ContainsAny(s, ".eE") {
+			if i, err := strconv.ParseInt(s, 10, 0); err == nil {
+				return int(i), nil
+			}
+		}
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return nil, fmt.Errorf("number %s: %w", s, err)
+		}
+		return f, nil
+	case map[string]any:
+		for k, x := range t {
+			y, err := numbers(x)
+			if err != nil {
+				return nil, err
+			}
+			t[k] = y
+		}
+	case []any:
+		for i, x := range t {
+			y, err := numbers(x)
+			if err != nil {
+				return nil, err
+			}
+			t[i] = y
+		}
+	}
+	return v, nil
+}

@@ -1,0 +1,557 @@
+// Package mqtt is an MQTT v5 source with at-least-once delivery: a QoS 1/2
+// message is acknowledged to the broker only once every sink has taken its
+// points, and the broker's receive-maximum turns withheld acks into flow
+// control.
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+	mqttc "github.com/flowd/flowd/common/mqtt"
+	"github.com/flowd/flowd/engine"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Subscription is one topic filter with its own QoS.
+type Subscription struct {
+	Topic string `hcl:"topic,required" doc:"topic filter (+ and # wildcards)"`
+	QoS   int    `hcl:"qos" default:"1" doc:"0, 1 or 2"`
+}
+
+// Config is the mqtt source's configuration.
+type Config struct {
+	Broker         string                 `hcl:"broker" doc:"broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…"`
+	Brokers        []string               `hcl:"brokers" doc:"several broker URLs, tried in turn (failover); adds to broker"`
+	ClientID       string                 `hcl:"client_id" doc:"client id (default flowd-<pipeline>-<name>); with connections > 1, -<n> is appended. Keep it stable: the broker keeps the session (unacknowledged messages) under it"`
+	Username       string                 `hcl:"username" doc:"user name; use env(\"…\") or file(\"…\") for secrets"`
+	Password       string                 `hcl:"password" doc:"password; use env(\"…\") or file(\"…\")"`
+	CleanStart     bool                   `hcl:"clean_start" doc:"discard the broker session at start; false keeps unacknowledged messages across restarts"`
+	SessionExpiry  time.Duration          `hcl:"session_expiry" default:"1h" doc:"how long the broker keeps the session while flowd is away"`
+	KeepAlive      time.Duration          `hcl:"keepalive" default:"30s" doc:"MQTT keepalive"`
+	ConnectTimeout time.Duration          `hcl:"connect_timeout" default:"10s" doc:"time allowed for one connection attempt"`
+	BackoffMin     time.Duration          `hcl:"backoff_min" default:"200ms" doc:"first reconnect delay"`
+	BackoffMax     time.Duration          `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay (the delay doubles up to it)"`
+	TLS            *mqttc.TLS             `hcl:"tls,block" doc:"TLS settings for mqtts:// and wss://"`
+	Topics         []string               `hcl:"topics" doc:"topic filters, subscribed with qos"`
+	Subscriptions  []Subscription         `hcl:"subscription,block" doc:"topic filters with their own QoS"`
+	QoS            int                    `hcl:"qos" default:"1" doc:"QoS of topics: 0 (at most once), 1 or 2 (at least once)"`
+	Group          string                 `hcl:"group" doc:"shared subscription group: subscribe to $share/<group>/<filter> so several connections or gateways split the load"`
+	Connections    int                    `hcl:"connections" default:"1" doc:"subscriber connections in this process, each with its own decoder and ack queue (needs group when more than 1)"`
+	ReceiveMaximum int                    `hcl:"receive_maximum" default:"1000" doc:"unacknowledged QoS 1/2 messages the broker may send per connection: the flow control under backpressure"`
+	BatchSize      int                    `hcl:"batch_size" default:"1000" doc:"most points handed to the pipeline at once"`
+	Linger         time.Duration          `hcl:"linger" default:"20ms" doc:"longest wait to fill a batch"`
+	Format         string                 `hcl:"format" default:"json" enum:"json|map|raw" doc:"json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value"`
+	Asset          string                 `hcl:"asset" doc:"asset of points that carry none (a literal)"`
+	AssetExpr      engine.Expr            `hcl:"asset_expr" doc:"asset of points that carry none: an expression over topic (the topic's levels, a list of strings), e.g. topic[1] or 'plant-' + topic[1]"`
+	TagExpr        engine.Expr            `hcl:"tag_expr" doc:"tag of points that carry none (raw: of every point): an expression over topic, e.g. topic[2] or join(topic[2:], '.'); default for raw: the whole topic"`
+	Map            map[string]engine.Expr `hcl:"map" doc:"format map: asset, tag, value, quality and ts, each an expression over payload (the decoded JSON object, numbers as int or float) and topic (the topic's levels), e.g. value = \"payload.sensor.reading * 0.1\"; a value that is missing or null rejects the message"`
+	MaxPayload     engine.Size            `hcl:"max_payload" default:"1MiB" doc:"larger messages are rejected (counted, logged, acknowledged)"`
+}
+
+// Spec declares the mqtt source.
+var Spec = engine.SourceSpec(engine.Info{
+	Type:    "mqtt",
+	Summary: "Subscribes to MQTT v5 topics, at least once: messages are acknowledged only after every sink took their points.",
+	Description: "QoS 1/2 messages are acknowledged (in receive order, as MQTT requires) once the pipeline has delivered them; " +
+		"until then the broker's receive maximum stops it from sending more, so memory stays bounded whatever the outage, " +
+		"while the keepalive keeps the session up. With clean_start = false (the default) a restarted flowd gets back every " +
+		"message it had not acknowledged. Malformed payloads are counted in flowd_points_dropped_total{reason=\"decode\"}, " +
+		"logged, sent to the dead-letter sink when there is one, and acknowledged. asset_expr, tag_expr and the map block are " +
+		"expressions (expr-lang, with the functions of the expr transform) over topic, the topic's levels (topic[1], topic[-1]), " +
+		"and in the map block payload, the decoded JSON object: map = { tag = \"payload.sensor\", value = \"payload.reading * 0.1\" }.",
+	Example: `source "mqtt" "sensors" {
+  broker      = "mqtt://127.0.0.1:1883"
+  topics      = ["plant/+/telemetry"]
+  qos         = 1
+  group       = "edge"
+  connections = 4
+  format      = "json"
+  asset_expr  = "topic[1]"
+}`,
+}, New)
+
+// Source subscribes and emits.
+type Source struct {
+	cfg      Config
+	env      *engine.Env
+	settings mqttc.Settings
+	dec      *Decoder
+	subs     []paho.SubscribeOptions
+	clientID string
+
+	messages  *prometheus.CounterVec
+	okCount   prometheus.Counter
+	rejCount  prometheus.Counter
+	ackFailed prometheus.Counter
+	unacked   atomic.Int64
+	rejectLog logLimiter
+	up        atomic.Int32
+	lastErr   atomic.Pointer[string]
+}
+
+func fieldErr(err error) error {
+	var fe *mqttc.FieldError
+	if errors.As(err, &fe) {
+		return &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err}
+	}
+	return err
+}
+
+// New validates the config and builds the source.
+func New(c *Config, env *engine.Env) (engine.Source, error) {
+	bad := func(field, format string, args ...any) error {
+		return &engine.FieldError{Field: field, Offset: -1, Err: fmt.Errorf(format, args...)}
+	}
+	s := &Source{cfg: *c, env: env}
+	brokers := append([]string(nil), c.Brokers...)
+	if c.Broker != "" {
+		brokers = append([]string{c.Broker}, brokers...)
+	}
+	s.clientID = c.ClientID
+	if s.clientID == "" {
+		s.clientID = "flowd-" + env.Pipeline + "-" + env.Name
+	}
+	s.settings = mqttc.Settings{
+		Brokers: brokers, ClientID: s.clientID, Username: c.Username, Password: c.Password,
+		CleanStart: c.CleanStart, SessionExpiry: c.SessionExpiry, KeepAlive: c.KeepAlive,
+		ConnectTimeout: c.ConnectTimeout, BackoffMin: c.BackoffMin, BackoffMax: c.BackoffMax, TLS: c.TLS,
+		ReceiveMaximum: uint16(c.ReceiveMaximum),
+	}
+	if err := s.settings.Validate(); err != nil {
+		return nil, fieldErr(err)
+	}
+	switch {
+	case c.QoS < 0 || c.QoS > 2:
+		return nil, bad("qos", "must be 0, 1 or 2")
+	case len(c.Topics) == 0 && len(c.Subscriptions) == 0:
+		return nil, bad("topics", "subscribe to at least one topic (topics or a subscription block)")
+	case c.Connections < 1 || c.Connections > 64:
+		return nil, bad("connections", "must be between 1 and 64")
+	case c.Connections > 1 && c.Group == "":
+		return nil, bad("connections", "more than one connection needs a shared subscription group (group = \"…\"), or every connection would get every message")
+	case c.ReceiveMaximum < 1 || c.ReceiveMaximum > 65535:
+		return nil, bad("receive_maximum", "must be between 1 and 65535")
+	case c.BatchSize < 1:
+		return nil, bad("batch_size", "must be at least 1")
+	case c.Linger < 0:
+		return nil, bad("linger", "must not be negative")
+	}
+	add := func(topic string, qos int, field string) error {
+		if topic == "" {
+			return bad(field, "empty topic filter")
+		}
+		if qos < 0 || qos > 2 {
+			return bad(field, "qos must be 0, 1 or 2")
+		}
+		if c.Group != "" {
+			topic = "$share/" + c.Group + "/" + topic
+		}
+		s.subs = append(s.subs, paho.SubscribeOptions{Topic: topic, QoS: byte(qos)})
+		return nil
+	}
+	for _, t := range c.Topics {
+		if err := add(t, c.QoS, "topics"); err != nil {
+			return nil, err
+		}
+	}
+	for _, sub := range c.Subscriptions {
+		if err := add(sub.Topic, sub.QoS, "subscription"); err != nil {
+			return nil, err
+		}
+	}
+	dec, err := newDecoder(c)
+	if err != nil {
+		return nil, err
+	}
+	s.dec = dec
+	s.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flowd_mqtt_messages_total", Help: "MQTT messages received by the source, by result (ok, rejected; ack_failed: an ack paho could not match, redelivered later).",
+	}, []string{"result"})
+	s.okCount, s.rejCount = s.messages.WithLabelValues("ok"), s.messages.WithLabelValues("rejected")
+	s.ackFailed = s.messages.WithLabelValues("ack_failed")
+	unacked := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "flowd_mqtt_unacked_messages", Help: "QoS 1/2 messages received and not yet acknowledged (bounded by receive_maximum per connection).",
+	}, func() float64 { return float64(s.unacked.Load()) })
+	env.MustRegister(s.messages, unacked)
+	return s, nil
+}
+
+func newDecoder(c *Config) (*Decoder, error) {
+	d := &Decoder{format: c.Format, maxPayload: int(c.MaxPayload), ev: &evaluator{}}
+	if c.AssetExpr.Src != "" {
+		if c.Asset != "" {
+			return nil, &engine.FieldError{Field: "asset_expr", Offset: -1, Err: errors.New("set asset or asset_expr, not both")}
+		}
+		e, err := compileExpr("asset_expr", c.AssetExpr, false, wantString)
+		if err != nil {
+			return nil, err
+		}
+		d.asset = field{set: true, expr: e}
+	} else if c.Asset != "" {
+		d.asset = field{set: true, lit: c.Asset}
+	}
+	if c.TagExpr.Src != "" {
+		e, err := compileExpr("tag_expr", c.TagExpr, false, wantString)
+		if err != nil {
+			return nil, err
+		}
+		d.tag = field{set: true, expr: e}
+	} else if c.Format == "raw" {
+		d.tag = field{set: true, topic: true}
+	}
+	if c.Format == "map" {
+		if len(c.Map) == 0 {
+			return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("format map needs the map attribute (at least value)")}
+		}
+		if _, ok := c.Map["value"]; !ok {
+			return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map needs a value entry")}
+		}
+		for k := range c.Map {
+			if !slices.Contains(mapOrder[:], k) {
+				return nil, &engine.FieldError{Field: "map", Offset: -1, Err: fmt.Errorf("unknown entry %q: use asset, tag, value, quality or ts", k)}
+			}
+		}
+		d.mapping = map[string]*msgExpr{}
+		for _, k := range mapOrder {
+			x, ok := c.Map[k]
+			if !ok {
+				continue
+			}
+			w := wantString
+			switch k {
+			case "value":
+				w = wantValue
+			case "ts":
+				w = wantTS
+			}
+			e, err := compileExpr("map."+k, x, true, w)
+			if err != nil {
+				return nil, err
+			}
+			d.mapping[k] = e
+		}
+	} else if len(c.Map) > 0 {
+		return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map is only used with format = \"map\"")}
+	}
+	return d, nil
+}
+
+// message is a received publish waiting in a connection's queue.
+type message struct {
+	cli  *paho.Client
+	pub  *paho.Publish
+	conn *conn // holds one of conn.window's slots until acknowledged (QoS 1/2)
+}
+
+// conn is one subscriber connection with its own queue and batcher, so
+// messages keep their receive order per session.
+type conn struct {
+	s          *Source
+	id         string
+	dec        *Decoder // this connection's own (its expression VM is not shared)
+	in         chan message
+	cm         *autopaho.ConnectionManager
+	stopping   atomic.Bool
+	subscribed atomic.Bool
+	// window holds a slot per unacknowledged QoS 1/2 message: the receive
+	// maximum enforced on our side too, so memory stays bounded even when a
+	// broker sends more than it was allowed to.
+	window   chan struct{}
+	overSent atomic.Bool
+}
+
+// Run connects every subscriber connection and emits batches until ctx ends
+// or a batch fails downstream (then the unacknowledged messages come back
+// from the broker after the engine restarts the source).
+func (s *Source) Run(ctx context.Context, out engine.Output) error {
+	cctx, cancelConns := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelConns()
+	// Batchers stop on shutdown or when a batch failed downstream.
+	bctx, stopBatchers := context.WithCancel(ctx)
+	defer stopBatchers()
+	failed := make(chan error, 1)
+	var pending atomic.Int64 // batches emitted and not yet done
+	var wg sync.WaitGroup
+	conns := make([]*conn, 0, s.cfg.Connections)
+	stop := func() {
+		for _, c := range conns {
+			c.stopping.Store(true)
+		}
+		stopBatchers()
+		wg.Wait()
+	}
+	qcap := 2*s.cfg.ReceiveMaximum + s.cfg.BatchSize
+	s.up.Store(0)
+	s.unacked.Store(0)
+	s.env.SetState(engine.StateConnecting, nil)
+	for i := range s.cfg.Connections {
+		c := &conn{s: s, id: s.clientID, dec: s.dec.clone(), in: make(chan message, qcap), window: make(chan struct{}, s.cfg.ReceiveMaximum)}
+		if s.cfg.Connections > 1 {
+			c.id = fmt.Sprintf("%s-%d", s.clientID, i+1)
+		}
+		cm, err := mqttc.Connect(cctx, &s.settings, c.id, true, mqttc.Handlers{
+			OnPublish: func(pr autopaho.PublishReceived) { c.receive(bctx, pr) },
+			OnUp:      func(cm *autopaho.ConnectionManager, ack *paho.Connack) { c.connected(cctx, cm, ack) },
+			OnError:   s.connError,
+			OnDown: func() {
+				if c.subscribed.Swap(false) {
+					s.up.Add(-1)
+				}
+				s.env.SetState(engine.StateConnecting, nil)
+			},
+		}, s.env.Logger)
+		if err != nil {
+			stop()
+			return fieldErr(err)
+		}
+		c.cm = cm
+		conns = append(conns, c)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.batch(bctx, out, &pending, failed)
+		}()
+	}
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-failed:
+	}
+	stop()
+	// Let the pipeline drain what was emitted so its acks reach the broker
+	// before the connections close; what is not acked is redelivered later.
+	for deadline := time.Now().Add(10 * time.Second); pending.Load() > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // paho sends queued acks every 10ms
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	for _, c := range conns {
+		_ = c.cm.Disconnect(dctx)
+	}
+	return err
+}
+
+func (s *Source) connError(err error) {
+	msg := err.Error()
+	s.env.SetState(engine.StateFailing, err)
+	if prev := s.lastErr.Swap(&msg); prev == nil || *prev != msg {
+		if s.env.Logger != nil {
+			s.env.Logger.Error("mqtt connection failed", "err", msg)
+		}
+	}
+}
+
+func (c *conn) connected(ctx context.Context, cm *autopaho.ConnectionManager, ack *paho.Connack) {
+	s := c.s
+	go func() {
+		sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		defer cancel()
+		sa, err := cm.Subscribe(sctx, &paho.Subscribe{Subscriptions: s.subs})
+		if err != nil {
+			s.connError(fmt.Errorf("subscribe: %w", err))
+			return
+		}
+		for i, code := range sa.Reasons {
+			if code >= 0x80 && i < len(s.subs) {
+				s.connError(fmt.Errorf("subscribe %q refused by the broker (reason 0x%02x)", s.subs[i].Topic, code))
+				return
+			}
+		}
+		s.lastErr.Store(nil)
+		if !c.subscribed.Swap(true) {
+			s.up.Add(1)
+		}
+		if int(s.up.Load()) >= s.cfg.Connections {
+			s.env.SetState(engine.StateConnected, nil)
+		}
+		if s.env.Logger != nil {
+			s.env.Logger.Info("mqtt connected",
+				"client_id", c.id, "session_present", ack.SessionPresent)
+		}
+	}()
+}
+
+// receive runs on the connection's reader: it must not block, or the
+// keepalive stalls. A QoS 1/2 message takes a slot of the window, which a
+// broker keeping to receive_maximum never fills, and the queue has room for
+// more than the window; QoS 0 has no flow control, so a full queue waits here
+// (TCP backpressure), as does a broker that overruns receive_maximum.
+func (c *conn) receive(ctx context.Context, pr autopaho.PublishReceived) {
+	if c.stopping.Load() {
+		return // not acknowledged: the broker redelivers it
+	}
+	m := message{cli: pr.Client, pub: pr.Packet, conn: c}
+	if m.pub.QoS > 0 {
+		select {
+		case c.window <- struct{}{}:
+		default:
+			if !c.overSent.Swap(true) && c.s.env.Logger != nil {
+				c.s.env.Logger.Warn("broker sent more unacknowledged messages than receive_maximum; reading paused until acks free the window",
+					"client_id", c.id, "receive_maximum", c.s.cfg.ReceiveMaximum)
+			}
+			select {
+			case c.window <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		c.s.unacked.Add(1)
+	}
+	select {
+	case c.in <- m:
+	default:
+		select {
+		case c.in <- m:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// batch decodes queued messages into batches of up to batch_size points or
+// linger old, emits them and acknowledges their messages when done.
+func (c *conn) batch(ctx context.Context, out engine.Output, pending *atomic.Int64, failed chan<- error) {
+	s := c.s
+	var pts []engine.Point
+	var msgs []message
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	defer timer.Stop()
+	flush := func() {
+		if len(msgs) == 0 {
+			return
+		}
+		batchMsgs := msgs
+		msgs = nil
+		if len(pts) == 0 { // every message was rejected
+			engine.PutPoints(pts)
+			pts = nil
+			s.ackAll(batchMsgs)
+			return
+		}
+		pending.Add(1)
+		emitted := pts
+		pts = nil
+		err := out.Emit(ctx, emitted, func(err error) {
+			defer pending.Add(-1)
+			if err != nil {
+				select {
+				case failed <- fmt.Errorf("pipeline did not take %d messages (they stay unacknowledged and will be redelivered): %w", len(batchMsgs), err):
+				default:
+				}
+				return
+			}
+			s.ackAll(batchMsgs)
+		})
+		if err != nil {
+			select {
+			case failed <- err:
+			default:
+			}
+		}
+	}
+	for {
+		select {
+		case m := <-c.in:
+			if pts == nil {
+				pts = engine.GetPoints(s.cfg.BatchSize)
+				timer.Reset(s.cfg.Linger)
+			}
+			n := len(pts)
+			var err error
+			pts, err = c.dec.Decode(pts, m.pub.Topic, m.pub.Payload, time.Now().UnixNano())
+			if err != nil {
+				pts = pts[:n]
+				s.reject(m, err)
+			} else {
+				s.okCount.Inc()
+			}
+			msgs = append(msgs, m)
+			if len(pts) >= s.cfg.BatchSize {
+				timer.Stop()
+				flush()
+			}
+		case <-timer.C:
+			flush()
+		case <-ctx.Done():
+			// Emit what was decoded: the pipeline drains it and the acks
+			// still reach the broker.
+			flush()
+			if pts != nil {
+				engine.PutPoints(pts)
+			}
+			return
+		}
+	}
+}
+
+// ackAll acknowledges messages on the connection they came from; paho sends
+// the acks in receive order. An ack for a connection that has since closed
+// is lost, and the broker redelivers the message on the new connection.
+func (s *Source) ackAll(msgs []message) {
+	failed := 0
+	for _, m := range msgs {
+		if m.pub.QoS > 0 && m.cli != nil {
+			s.unacked.Add(-1)
+			if err := m.cli.Ack(m.pub); err != nil {
+				failed++
+			}
+			if m.conn != nil {
+				<-m.conn.window
+			}
+		}
+	}
+	if failed > 0 {
+		s.ackFailed.Add(float64(failed))
+	}
+}
+
+// reject counts a message that cannot be decoded, hands it to the
+// dead-letter sink as a raw point, and lets it be acknowledged in order.
+func (s *Source) reject(m message, err error) {
+	s.rejCount.Inc()
+	payload := m.pub.Payload
+	if len(payload) > 1024 {
+		payload = payload[:1024]
+	}
+	p := engine.Point{Tag: m.pub.Topic, Value: engine.String(string(payload)), Quality: engine.Bad, TS: time.Now().UnixNano(),
+		Attrs: map[string]string{"mqtt_topic": m.pub.Topic}}
+	s.env.Reject([]engine.Point{p}, "decode", fmt.Errorf("topic %s: %w", m.pub.Topic, err))
+	if ok, suppressed := s.rejectLog.allow(time.Now()); ok && s.env.Logger != nil {
+		s.env.Logger.Warn("mqtt payload rejected", "topic", m.pub.Topic, "bytes", len(m.pub.Payload), "err", err.Error(), "suppressed_before", suppressed)
+	}
+}
+
+// logLimiter lets a burst of lines through per window and counts the rest.
+type logLimiter struct {
+	mu         sync.Mutex
+	window     time.Time
+	n          int
+	suppressed int
+}
+
+const rejectLogsPerWindow = 20
+
+func (l *logLimiter) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.window) > 10*time.Second {
+		l.window, l.n = now, 0
+	}
+	if l.n >= rejectLogsPerWindow {
+		l.suppressed++
+		return false, 0
+	}
+	l.n++
+	s := l.suppressed
+	l.suppressed = 0
+	return true, s
+}

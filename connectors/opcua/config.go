@@ -1,0 +1,210 @@
+package opcua
+
+import (
+	"fmt"
+	"path"
+	"time"
+
+	"github.com/flowd/flowd/engine"
+	"github.com/gopcua/opcua/ua"
+
+	uacommon "github.com/flowd/flowd/common/opcua"
+)
+
+// Config is the opcua source's configuration.
+type Config struct {
+	Endpoint string        `hcl:"endpoint,required" doc:"server endpoint URL, opc.tcp://host:port[/path]"`
+	Mode     string        `hcl:"mode" default:"poll" enum:"poll|subscribe" doc:"poll: the Read service every interval; subscribe: monitored items reported by the server"`
+	Interval time.Duration `hcl:"interval" default:"1s" doc:"poll: time between reads; subscribe: publishing interval"`
+	Asset    string        `hcl:"asset" doc:"asset of the points from nodes and node blocks (browse takes the parent object's name unless browse.asset_from = \"source\")"`
+
+	Nodes  map[string]string `hcl:"nodes" doc:"tag name → node id, e.g. { temperature = \"ns=2;s=Line1.Temperature\" }"`
+	Node   []NodeConfig      `hcl:"node,block" doc:"one node with per-node settings; the label is the tag name"`
+	Browse *BrowseConfig     `hcl:"browse,block" doc:"discover the variables below a folder"`
+
+	SamplingInterval time.Duration `hcl:"sampling_interval" default:"0s" doc:"subscribe: how often the server samples each node (0: the publishing interval)"`
+	QueueSize        int           `hcl:"queue_size" default:"10" doc:"subscribe: values the server queues per node between publishes"`
+	DiscardOldest    bool          `hcl:"discard_oldest" default:"true" doc:"subscribe: when a node's queue is full, drop the oldest value (false: the newest)"`
+	Deadband         float64       `hcl:"deadband" default:"0" doc:"report a numeric value only when it moved more than this from the last reported one"`
+	DeadbandType     string        `hcl:"deadband_type" default:"none" enum:"none|absolute|percent" doc:"absolute is asked of the server (DataChangeFilter) and also checked client-side, so servers that refuse or ignore filters still behave; percent is of the last reported value, client-side"`
+
+	Timestamp       string `hcl:"timestamp" default:"source" enum:"source|server|receive" doc:"point ts: the source timestamp (falling back to the server's, then receive time), the server timestamp, or receive time"`
+	Arrays          string `hcl:"arrays" default:"explode" enum:"explode|json" doc:"array values: one point per element tagged tag[i], or one JSON string"`
+	MaxNodesPerRead int    `hcl:"max_nodes_per_read" default:"0" doc:"largest Read request; 0 uses the server's OperationLimits/MaxNodesPerRead (1000 when it states none)"`
+	MaxItemsPerSub  int    `hcl:"max_items_per_subscription" default:"1000" doc:"subscribe: monitored items per subscription (keeps each publish answer small)"`
+
+	SecurityPolicy  string `hcl:"security_policy" default:"None" enum:"None|Basic256Sha256|Aes128_Sha256_RsaOaep|Aes256_Sha256_RsaPss|Basic256|Basic128Rsa15" doc:"security policy of the endpoint to use"`
+	SecurityMode    string `hcl:"security_mode" default:"None" enum:"None|Sign|SignAndEncrypt" doc:"message security mode"`
+	Username        string `hcl:"username" doc:"user name for username/password authentication (anonymous when empty)"`
+	Password        string `hcl:"password" doc:"password; use env(\"NAME\") or file(\"path\") rather than a literal"`
+	UserCertificate string `hcl:"user_certificate" doc:"X.509 user authentication: certificate file (DER or PEM)"`
+	UserPrivateKey  string `hcl:"user_private_key" doc:"X.509 user authentication: private key file (PEM)"`
+	Certificate     string `hcl:"certificate" doc:"application instance certificate file; default: generated on first run into <pki_dir>/own"`
+	PrivateKey      string `hcl:"private_key" doc:"private key of certificate"`
+	PKIDir          string `hcl:"pki_dir" doc:"certificate store with own/, trusted/ and rejected/ (default <data_dir>/pki/opcua)"`
+	TrustServerCert string `hcl:"trust_server_cert" doc:"SHA-1 fingerprint of the server certificate to trust (instead of copying it to trusted/)"`
+	AutoAccept      bool   `hcl:"auto_accept" doc:"trust any server certificate and store it in trusted/ — for labs only"`
+	ApplicationURI  string `hcl:"application_uri" default:"urn:flowd:client" doc:"application URI in the generated certificate"`
+
+	RequestTimeout time.Duration `hcl:"request_timeout" default:"10s" doc:"timeout of one request (connect, read, browse)"`
+	ReconnectMin   time.Duration `hcl:"reconnect_min" default:"1s" doc:"first delay before reconnecting; doubles up to reconnect_max, with jitter"`
+	ReconnectMax   time.Duration `hcl:"reconnect_max" default:"30s" doc:"longest delay between reconnection attempts"`
+}
+
+// NodeConfig is a node block.
+type NodeConfig struct {
+	Name             string        `hcl:"name,label"`
+	ID               string        `hcl:"id,required" doc:"node id, e.g. ns=2;s=Line1.Temperature"`
+	Asset            string        `hcl:"asset" doc:"asset for this node (default: the source's asset)"`
+	SamplingInterval time.Duration `hcl:"sampling_interval" doc:"overrides the source's sampling_interval"`
+	QueueSize        int           `hcl:"queue_size" doc:"overrides the source's queue_size"`
+	Deadband         float64       `hcl:"deadband" doc:"overrides the source's deadband"`
+	DeadbandType     string        `hcl:"deadband_type" doc:"overrides the source's deadband_type (none, absolute, percent)"`
+}
+
+// BrowseConfig is the browse block.
+type BrowseConfig struct {
+	Root      string   `hcl:"root" default:"i=85" doc:"node to start from: a node id (default the Objects folder) or a path of browse names below Objects, \"/Plant/Line1\" (\"/2:Plant\" names the namespace)"`
+	MaxDepth  int      `hcl:"max_depth" default:"4" doc:"levels to descend (0: unlimited)"`
+	Include   []string `hcl:"include" doc:"glob patterns on the browse path (Asset1/Tag*) or name; when set, only matching variables"`
+	Exclude   []string `hcl:"exclude" doc:"glob patterns of variables to leave out"`
+	AssetFrom string   `hcl:"asset_from" default:"parent" enum:"parent|source" doc:"asset of discovered variables: the parent object's browse name, or the source's asset"`
+}
+
+type nodeSpec struct {
+	tag, asset string
+	id         *ua.NodeID
+	sampling   time.Duration
+	queue      int
+	deadband   float64
+	dbType     string
+}
+
+func fieldErr(field string, err error) error {
+	return &engine.FieldError{Field: field, Offset: -1, Err: err}
+}
+
+// validate checks the config and resolves static nodes.
+func (c *Config) validate() ([]nodeSpec, error) {
+	if c.Interval <= 0 {
+		return nil, fieldErr("interval", fmt.Errorf("must be positive"))
+	}
+	if _, err := uacommon.PolicyURI(c.SecurityPolicy); err != nil {
+		return nil, fieldErr("security_policy", err)
+	}
+	mode, err := uacommon.Mode(c.SecurityMode)
+	if err != nil {
+		return nil, fieldErr("security_mode", err)
+	}
+	if (c.SecurityPolicy == "None") != (mode == ua.MessageSecurityModeNone) {
+		return nil, fieldErr("security_mode", fmt.Errorf("security_policy %s needs security_mode %s", c.SecurityPolicy,
+			map[bool]string{true: "None", false: "Sign or SignAndEncrypt"}[c.SecurityPolicy == "None"]))
+	}
+	if c.Username != "" && c.UserCertificate != "" {
+		return nil, fieldErr("user_certificate", fmt.Errorf("set either username or user_certificate, not both"))
+	}
+	if (c.UserCertificate == "") != (c.UserPrivateKey == "") {
+		return nil, fieldErr("user_private_key", fmt.Errorf("user_certificate and user_private_key go together"))
+	}
+	if (c.Certificate == "") != (c.PrivateKey == "") {
+		return nil, fieldErr("private_key", fmt.Errorf("certificate and private_key go together"))
+	}
+	if c.Username != "" && c.SecurityPolicy == "None" {
+		return nil, fieldErr("username", fmt.Errorf("a password would travel in clear text: choose a security_policy other than None"))
+	}
+	if c.QueueSize < 1 {
+		return nil, fieldErr("queue_size", fmt.Errorf("must be at least 1"))
+	}
+	if c.MaxNodesPerRead < 0 {
+		return nil, fieldErr("max_nodes_per_read", fmt.Errorf("must not be negative"))
+	}
+	if c.MaxItemsPerSub < 1 {
+		return nil, fieldErr("max_items_per_subscription", fmt.Errorf("must be at least 1"))
+	}
+	if c.Deadband < 0 {
+		return nil, fieldErr("deadband", fmt.Errorf("must not be negative"))
+	}
+	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {
+		return nil, fieldErr("reconnect_max", fmt.Errorf("need 0 < reconnect_min ≤ reconnect_max"))
+	}
+	var specs []nodeSpec
+	base := nodeSpec{asset: c.Asset, sampling: c.SamplingInterval, queue: c.QueueSize, deadband: c.Deadband, dbType: c.DeadbandType}
+	for _, tagName := range sortedKeys(c.Nodes) {
+		nid, err := ua.ParseNodeID(c.Nodes[tagName])
+		if err != nil {
+			return nil, fieldErr("nodes", fmt.Errorf("%s: bad node id %q: %v", tagName, c.Nodes[tagName], err))
+		}
+		s := base
+		s.tag, s.id = tagName, nid
+		specs = append(specs, s)
+	}
+	for _, n := range c.Node {
+		nid, err := ua.ParseNodeID(n.ID)
+		if err != nil {
+			return nil, fieldErr("node", fmt.Errorf("%s: bad node id %q: %v", n.Name, n.ID, err))
+		}
+		s := base
+		s.tag, s.id = n.Name, nid
+		if n.Asset != "" {
+			s.asset = n.Asset
+		}
+		if n.SamplingInterval > 0 {
+			s.sampling = n.SamplingInterval
+		}
+		if n.QueueSize > 0 {
+			s.queue = n.QueueSize
+		}
+		if n.DeadbandType != "" {
+			switch n.DeadbandType {
+			case "none", "absolute", "percent":
+			default:
+				return nil, fieldErr("node", fmt.Errorf("%s: deadband_type must be none, absolute or percent", n.Name))
+			}
+			s.dbType = n.DeadbandType
+			s.deadband = n.Deadband
+		} else if n.Deadband > 0 {
+			s.deadband = n.Deadband
+			if s.dbType == "none" {
+				s.dbType = "absolute"
+			}
+		}
+		specs = append(specs, s)
+	}
+	if c.Browse != nil {
+		if uacommon.IsBrowsePath(c.Browse.Root) {
+			if _, _, err := uacommon.ParseBrowsePath(c.Browse.Root); err != nil {
+				return nil, fieldErr("browse", fmt.Errorf("root: %v", err))
+			}
+		} else if _, err := ua.ParseNodeID(c.Browse.Root); err != nil {
+			return nil, fieldErr("browse", fmt.Errorf("root: bad node id %q: %v", c.Browse.Root, err))
+		}
+		for _, p := range append(append([]string(nil), c.Browse.Include...), c.Browse.Exclude...) {
+			if _, err := path.Match(p, ""); err != nil {
+				return nil, fieldErr("browse", fmt.Errorf("bad pattern %q: %v", p, err))
+			}
+		}
+	}
+	if len(specs) == 0 && c.Browse == nil {
+		return nil, fieldErr("nodes", fmt.Errorf("no nodes: set nodes, node blocks or a browse block"))
+	}
+	return specs, nil
+}
+
+func (b *BrowseConfig) match(p []string, name string) bool {
+	full := path.Join(p...)
+	m := func(pats []string) bool {
+		for _, pat := range pats {
+			if ok, _ := path.Match(pat, full); ok {
+				return true
+			}
+			if ok, _ := path.Match(pat, name); ok {
+				return true
+			}
+		}
+		return false
+	}
+	if len(b.Include) > 0 && !m(b.Include) {
+		return false
+	}
+	return !m(b.Exclude)
+}

@@ -1,0 +1,309 @@
+// Package opcua is the OPC UA source: it polls nodes with the Read service or
+// subscribes to them as monitored items, selects nodes by list, per-node
+// blocks or browsing, maps values and status codes to points, and owns its
+// reconnection (backoff with jitter, subscriptions recreated, tags marked bad
+// while the server is away).
+package opcua
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	gopcua "github.com/gopcua/opcua"
+	"github.com/gopcua/opcua/ua"
+	"github.com/prometheus/client_golang/prometheus"
+
+	uacommon "github.com/flowd/flowd/common/opcua"
+	"github.com/flowd/flowd/engine"
+)
+
+// Spec declares the opcua source.
+var Spec = engine.SourceSpec(engine.Info{
+	Type:    "opcua",
+	Summary: "Reads tags from OPC UA servers (PLCs) by polling or subscription.",
+	Description: "Nodes come from `nodes`, `node` blocks and `browse`. Values map to points (numbers, bool, string, " +
+		"DateTime as RFC 3339; arrays exploded or as JSON); the status code gives the quality and is kept. Security: " +
+		"policies None, Basic256Sha256, Aes128_Sha256_RsaOaep, Aes256_Sha256_RsaPss with Sign or SignAndEncrypt; " +
+		"anonymous, username/password or X.509 users. The application certificate is created on first run in " +
+		"<pki_dir>/own; server certificates must be in <pki_dir>/trusted or named by trust_server_cert (untrusted " +
+		"ones are stored in rejected/). The source reconnects by itself with exponential backoff and jitter, " +
+		"recreates its subscriptions, and emits every tag with quality bad (BadNotConnected) when the connection drops.",
+	Example: `source "opcua" "line1" {
+  endpoint = "opc.tcp://127.0.0.1:4840"
+  mode     = "subscribe"
+  interval = "500ms"
+  asset    = "line1"
+  nodes = {
+    temperature = "ns=2;s=Asset1.Tag1"
+    pressure    = "ns=2;s=Asset1.Tag2"
+  }
+}`,
+}, New)
+
+type metrics struct {
+	connected   prometheus.Gauge
+	reconnects  prometheus.Counter
+	readSeconds prometheus.Histogram
+	points      prometheus.Counter
+	skipped     prometheus.Counter
+	dropped     prometheus.Counter
+	nodes       prometheus.Gauge
+	badItems    prometheus.Counter
+}
+
+// New validates the config and builds the source.
+func New(c *Config, env *engine.Env) (engine.Source, error) {
+	specs, err := c.validate()
+	if err != nil {
+		return nil, err
+	}
+	policy, _ := uacommon.PolicyURI(c.SecurityPolicy)
+	mode, _ := uacommon.Mode(c.SecurityMode)
+	m := metrics{
+		connected:   prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowd_opcua_connected", Help: "1 while the OPC UA session is up."}),
+		reconnects:  prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_reconnects_total", Help: "Connections lost or failed, each followed by a reconnection attempt."}),
+		readSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "flowd_opcua_read_seconds", Help: "Duration of one Read request (poll mode).", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)}),
+		points:      prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_points_total", Help: "Points read from the server."}),
+		skipped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_skipped_polls_total", Help: "Poll cycles skipped because the previous one overran the interval."}),
+		dropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_dropped_notifications_total", Help: "Values the server discarded from a full monitored item queue (overflow bit)."}),
+		nodes:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowd_opcua_nodes", Help: "Nodes read or monitored in the current session."}),
+		badItems:    prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_failed_items_total", Help: "Monitored items the server refused."}),
+	}
+	env.MustRegister(m.connected, m.reconnects, m.readSeconds, m.points, m.skipped, m.dropped, m.nodes, m.badItems)
+	log := env.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	pki := c.PKIDir
+	if pki == "" {
+		pki = filepath.Join(env.DataDir, "pki", "opcua")
+	}
+	if c.AutoAccept {
+		log.Warn("auto_accept is on: any server certificate will be trusted; use it only in a lab")
+	}
+	return &Source{cfg: *c, env: env, log: log, specs: specs, policy: policy, mode: mode, pki: uacommon.PKI{Dir: pki}, m: m}, nil
+}
+
+// Source is a running opcua source.
+type Source struct {
+	cfg    Config
+	env    *engine.Env
+	log    *slog.Logger
+	specs  []nodeSpec
+	policy string
+	mode   ua.MessageSecurityMode
+	pki    uacommon.PKI
+	m      metrics
+	known  []*tagState // tags of the last session, marked bad when it drops
+}
+
+// tagState is one node being read, with its client-side filter state.
+type tagState struct {
+	nodeSpec
+	last     engine.Value
+	lastQ    engine.Quality
+	reported bool
+}
+
+// Run connects, reads until ctx ends, and reconnects on its own.
+func (s *Source) Run(ctx context.Context, out engine.Output) error {
+	attempt := 0
+	for {
+		connected, err := s.session(ctx, out)
+		if ctx.Err() != nil {
+			return nil
+		}
+		s.m.connected.Set(0)
+		s.m.reconnects.Inc()
+		s.env.SetState(engine.StateConnecting, err)
+		if connected {
+			attempt = 0
+			s.log.Warn("connection lost; reconnecting", "endpoint", s.cfg.Endpoint, "err", err)
+			s.markBad(ctx, out)
+		} else {
+			s.log.Error("cannot connect: "+err.Error(), "endpoint", s.cfg.Endpoint, "attempt", attempt+1)
+		}
+		d := backoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax, attempt)
+		attempt++
+		t := time.NewTimer(d)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// backoff is min·2^attempt capped at max, with the upper half jittered.
+func backoff(lo, hi time.Duration, attempt int) time.Duration {
+	d := float64(lo) * math.Pow(2, float64(min(attempt, 30)))
+	if d > float64(hi) {
+		d = float64(hi)
+	}
+	return time.Duration(d/2 + rand.Float64()*d/2)
+}
+
+// markBad emits every known tag with quality bad: the gap starts here.
+func (s *Source) markBad(ctx context.Context, out engine.Output) {
+	now := time.Now().UnixNano()
+	for i := 0; i < len(s.known); i += 1000 {
+		chunk := s.known[i:min(i+1000, len(s.known))]
+		pts := engine.GetPoints(len(chunk))
+		for _, t := range chunk {
+			pts = append(pts, engine.Point{Asset: t.asset, Tag: t.tag, Quality: engine.Bad, Status: uacommon.StatusBadNotConnected, TS: now})
+			t.reported = false
+		}
+		if err := out.Emit(ctx, pts, nil); err != nil {
+			return
+		}
+	}
+}
+
+// session runs one connection; connected reports whether it got as far as
+// reading.
+func (s *Source) session(ctx context.Context, out engine.Output) (connected bool, err error) {
+	c, err := s.connect(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		defer cancel()
+		c.Close(cctx)
+	}()
+	tags, err := s.resolve(ctx, c)
+	if err != nil {
+		return false, err
+	}
+	if len(tags) == 0 {
+		return false, errors.New("no nodes to read (browse found no variable matching include/exclude)")
+	}
+	s.known = tags
+	s.m.nodes.Set(float64(len(tags)))
+	if s.cfg.Mode == "subscribe" {
+		return s.subscribe(ctx, c, tags, out)
+	}
+	return s.poll(ctx, c, tags, out)
+}
+
+func (s *Source) setConnected(n int) {
+	s.m.connected.Set(1)
+	s.env.SetState(engine.StateConnected, nil)
+	s.log.Info("connected", "endpoint", s.cfg.Endpoint, "mode", s.cfg.Mode, "nodes", n,
+		"security", uacommon.PolicyName(s.policy)+"/"+uacommon.ModeName(s.mode))
+}
+
+// resolve turns the static node list and the browse block into tags.
+func (s *Source) resolve(ctx context.Context, c *gopcua.Client) ([]*tagState, error) {
+	tags := make([]*tagState, 0, len(s.specs))
+	for _, sp := range s.specs {
+		tags = append(tags, &tagState{nodeSpec: sp})
+	}
+	if b := s.cfg.Browse; b != nil {
+		root, _ := ua.ParseNodeID(b.Root)
+		if uacommon.IsBrowsePath(b.Root) {
+			rctx, cancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
+			nid, err := uacommon.ResolveBrowsePath(rctx, c, b.Root)
+			cancel()
+			if err != nil {
+				return nil, err
+			}
+			root = nid
+		}
+		base := nodeSpec{asset: s.cfg.Asset, sampling: s.cfg.SamplingInterval, queue: s.cfg.QueueSize, deadband: s.cfg.Deadband, dbType: s.cfg.DeadbandType}
+		err := uacommon.Browse(ctx, c, root, b.MaxDepth, func(v uacommon.Var) {
+			if !b.match(v.Path, v.Name) {
+				return
+			}
+			sp := base
+			sp.tag, sp.id = v.Name, v.NodeID
+			if b.AssetFrom == "parent" {
+				sp.asset = v.Parent
+			}
+			tags = append(tags, &tagState{nodeSpec: sp})
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	return tags, nil
+}
+
+// pass applies the client-side deadband; it also records what was reported.
+func (t *tagState) pass(v engine.Value, q engine.Quality) bool {
+	if t.dbType == "none" || t.dbType == "" {
+		return true
+	}
+	ok := !t.reported || q != t.lastQ
+	if !ok {
+		a, an := v.Float64()
+		b, bn := t.last.Float64()
+		switch {
+		case an && bn && v.Kind() != engine.KindBool:
+			d := math.Abs(a - b)
+			if t.dbType == "percent" {
+				ok = b == 0 && d > 0 || b != 0 && d > math.Abs(b)*t.deadband/100
+			} else {
+				ok = d > t.deadband
+			}
+		default:
+			ok = !v.Equal(t.last)
+		}
+	}
+	if ok {
+		t.last, t.lastQ, t.reported = v, q, true
+	}
+	return ok
+}
+
+// appendValue converts a data value to points (more than one for an
+// exploded array).
+func (s *Source) appendValue(dst []engine.Point, t *tagState, dv *ua.DataValue, now time.Time) []engine.Point {
+	if dv == nil {
+		return append(dst, engine.Point{Asset: t.asset, Tag: t.tag, Quality: engine.Bad, Status: uacommon.StatusBadNoValue, TS: now.UnixNano()})
+	}
+	status := uint32(dv.Status)
+	q := engine.QualityFromStatus(status)
+	ts := uacommon.Timestamp(dv, s.cfg.Timestamp, now)
+	var v engine.Value
+	if dv.Value != nil {
+		x := dv.Value.Value()
+		var ok bool
+		if v, ok = uacommon.Scalar(x); !ok {
+			elems, isArr := uacommon.Array(x)
+			switch {
+			case isArr && s.cfg.Arrays == "explode":
+				for i, e := range elems {
+					dst = append(dst, engine.Point{Asset: t.asset, Tag: t.tag + "[" + strconv.Itoa(i) + "]", Value: e, Quality: q, Status: status, TS: ts})
+				}
+				return dst
+			case isArr:
+				v = uacommon.ArrayJSON(elems)
+			default:
+				v = engine.String(fmt.Sprint(x))
+			}
+		}
+	}
+	if !t.pass(v, q) {
+		return dst
+	}
+	return append(dst, engine.Point{Asset: t.asset, Tag: t.tag, Value: v, Quality: q, Status: status, TS: ts})
+}
+
+func sortedKeys(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}

@@ -1,0 +1,167 @@
+// Package cassandra is a sink that writes points into an Apache Cassandra tag
+// history table: one partition per (asset, tag, time bucket), rows clustered
+// by ts DESC, typed value columns, TimeWindowCompactionStrategy.
+package cassandra
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	gocql "github.com/apache/cassandra-gocql-driver/v2"
+	"github.com/flowd/flowd/engine"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config is the Cassandra sink's configuration.
+type Config struct {
+	Hosts          []string          `hcl:"hosts,required" doc:"contact points, host or host:port (port 9042 when omitted); the other nodes are discovered"`
+	Keyspace       string            `hcl:"keyspace" default:"flowd" doc:"keyspace of the table"`
+	Table          string            `hcl:"table" default:"points" doc:"tag history table"`
+	Consistency    string            `hcl:"consistency" default:"LOCAL_QUORUM" enum:"ANY|ONE|TWO|THREE|QUORUM|ALL|LOCAL_QUORUM|EACH_QUORUM|LOCAL_ONE" doc:"write consistency; a batch is acknowledged upstream only once Cassandra confirmed every row at this level"`
+	LocalDC        string            `hcl:"local_dc" doc:"data center to send requests to (DC-aware routing); empty: every node"`
+	Username       string            `hcl:"username" doc:"user for PasswordAuthenticator (with password)"`
+	Password       string            `hcl:"password" doc:"password; use env(\"NAME\") or file(\"path\") rather than a literal"`
+	TLS            *TLSConfig        `hcl:"tls,block" doc:"connect with TLS"`
+	Bucket         time.Duration     `hcl:"bucket" default:"24h" doc:"time bucket of a partition (whole minutes); also the TimeWindowCompactionStrategy window"`
+	TTL            time.Duration     `hcl:"ttl" doc:"time to live of written rows (whole seconds; 0: keep forever, or the table's default_time_to_live)"`
+	MaxInFlight    int               `hcl:"max_in_flight" default:"64" doc:"most write requests outstanding at once"`
+	MaxBatchRows   int               `hcl:"max_batch_rows" default:"100" doc:"rows of one partition grouped into an unlogged batch (never across partitions); 1 disables batches"`
+	CoalescePoints int               `hcl:"coalesce_points" default:"50000" doc:"when batches queue up behind a write, merge them into one write of at least this many points, so rows of one partition share an unlogged batch (0: write batches as they come)"`
+	Retries        int               `hcl:"retries" default:"3" doc:"driver-level retries of a failed write (writes are idempotent); after that the engine retries the whole batch with backoff"`
+	Timeout        time.Duration     `hcl:"timeout" default:"12s" doc:"client-side timeout of one request (keep it above the server's write_request_timeout)"`
+	ConnectTimeout time.Duration     `hcl:"connect_timeout" default:"10s" doc:"timeout of connection setup"`
+	Connections    int               `hcl:"connections" default:"2" doc:"connections per host"`
+	CreateSchema   bool              `hcl:"create_schema" doc:"create the keyspace and the table when missing (CREATE … IF NOT EXISTS)"`
+	Replication    map[string]string `hcl:"replication" doc:"keyspace replication for create_schema; default { class = \"SimpleStrategy\", replication_factor = \"1\" }"`
+}
+
+// TLSConfig configures TLS to the nodes.
+type TLSConfig struct {
+	CAFile             string `hcl:"ca_file" doc:"PEM file of the CA certificates that sign the nodes' certificates (default: the system roots)"`
+	CertFile           string `hcl:"cert_file" doc:"client certificate (PEM), for client_encryption_options.require_client_auth"`
+	KeyFile            string `hcl:"key_file" doc:"client key (PEM)"`
+	ServerName         string `hcl:"server_name" doc:"name to verify the nodes' certificates against (default: the host)"`
+	InsecureSkipVerify bool   `hcl:"insecure_skip_verify" doc:"do not verify the nodes' certificates (testing only)"`
+}
+
+// Spec declares the Cassandra sink.
+var Spec = engine.SinkSpec(engine.Info{
+	Type:    "cassandra",
+	Summary: "Writes points into an Apache Cassandra tag history table (partition per asset, tag and time bucket).",
+	Description: "Rows are inserted with prepared, idempotent statements, routed token-aware to a replica, at most " +
+		"max_in_flight at once; rows of one partition may travel in an unlogged batch, never rows of different partitions. " +
+		"A batch is acknowledged upstream only after Cassandra confirmed every row at the configured consistency; " +
+		"otherwise the engine retries it, which is safe because a row is keyed by (asset, tag, bucket, ts). " +
+		"Timestamps are stored with millisecond precision. Rows Cassandra rejects as invalid are counted and go to the " +
+		"dead-letter sink instead of blocking the pipeline. See the README for the table's CQL.",
+	Example: `sink "cassandra" "history" {
+  inputs        = [source.plant]
+  hosts         = ["10.0.0.11", "10.0.0.12", "10.0.0.13"]
+  local_dc      = "dc1"
+  keyspace      = "plant"
+  table         = "tag_history"
+  bucket        = "24h"
+  ttl           = "2160h"
+  create_schema = true
+  replication   = { class = "NetworkTopologyStrategy", dc1 = "3" }
+}`,
+}, New)
+
+var identRe = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]{0,47}$`)
+
+func fieldErr(field string, format string, args ...any) error {
+	return &engine.FieldError{Field: field, Offset: -1, Err: fmt.Errorf(format, args...)}
+}
+
+// New validates the config and builds the sink; it connects on Connect.
+func New(c *Config, env *engine.Env) (engine.Sink, error) {
+	if err := validate(c); err != nil {
+		return nil, err
+	}
+	cons, err := gocql.ParseConsistencyWrapper(c.Consistency)
+	if err != nil {
+		return nil, fieldErr("consistency", "%v", err)
+	}
+	s := &Sink{cfg: *c, env: env, cons: cons, schema: newSchema(c)}
+	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "flowd_cassandra_requests_total",
+		Help: "Write requests sent to Cassandra, by type (insert or unlogged batch) and result (ok or error).",
+	}, []string{"type", "result"})
+	s.rows = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flowd_cassandra_rows_written_total",
+		Help: "Rows Cassandra acknowledged at the configured consistency.",
+	})
+	s.retries = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "flowd_cassandra_retries_total",
+		Help: "Driver-level retries of failed write requests.",
+	})
+	env.MustRegister(s.requests, s.rows, s.retries)
+	return s, nil
+}
+
+func validate(c *Config) error {
+	if len(c.Hosts) == 0 {
+		return fieldErr("hosts", "at least one host is needed")
+	}
+	for _, h := range c.Hosts {
+		if h == "" {
+			return fieldErr("hosts", "empty host")
+		}
+		if _, port, err := net.SplitHostPort(h); err == nil {
+			if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+				return fieldErr("hosts", "%q: bad port", h)
+			}
+		}
+	}
+	if !identRe.MatchString(c.Keyspace) {
+		return fieldErr("keyspace", "%q is not a valid name (a letter, then letters, digits or _; at most 48)", c.Keyspace)
+	}
+	if !identRe.MatchString(c.Table) {
+		return fieldErr("table", "%q is not a valid name (a letter, then letters, digits or _; at most 48)", c.Table)
+	}
+	switch {
+	case c.Bucket < time.Minute || c.Bucket%time.Minute != 0:
+		return fieldErr("bucket", "must be a whole number of minutes, at least 1m (got %s)", c.Bucket)
+	case c.TTL < 0 || c.TTL%time.Second != 0:
+		return fieldErr("ttl", "must be a whole number of seconds, 0 or more (got %s)", c.TTL)
+	case c.TTL > 20*365*24*time.Hour:
+		return fieldErr("ttl", "at most 20 years (Cassandra's limit)")
+	case c.MaxInFlight < 1:
+		return fieldErr("max_in_flight", "must be at least 1")
+	case c.MaxBatchRows < 1:
+		return fieldErr("max_batch_rows", "must be at least 1")
+	case c.CoalescePoints < 0:
+		return fieldErr("coalesce_points", "must be 0 or more")
+	case c.Retries < 0:
+		return fieldErr("retries", "must be 0 or more")
+	case c.Timeout <= 0:
+		return fieldErr("timeout", "must be positive")
+	case c.ConnectTimeout <= 0:
+		return fieldErr("connect_timeout", "must be positive")
+	case c.Connections < 1:
+		return fieldErr("connections", "must be at least 1")
+	case (c.Username == "") != (c.Password == ""):
+		return fieldErr("password", "username and password go together")
+	}
+	if c.TLS != nil && (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		return fieldErr("tls", "cert_file and key_file go together")
+	}
+	if len(c.Replication) > 0 {
+		if c.Replication["class"] == "" {
+			return fieldErr("replication", "needs a class (SimpleStrategy or NetworkTopologyStrategy)")
+		}
+		for k, v := range c.Replication {
+			if !identRe.MatchString(k) || strings.ContainsAny(v, "'\\") {
+				return fieldErr("replication", "bad entry %q = %q", k, v)
+			}
+		}
+	}
+	return nil
+}
+
+var errNoSession = errors.New("cassandra: not connected")

@@ -1,0 +1,250 @@
+package eventhubs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azeventhubs/v2"
+	ckafka "github.com/flowd/flowd/common/kafka"
+	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/codec"
+)
+
+type amqpTransport struct {
+	s    *Sink
+	prod *azeventhubs.ProducerClient
+
+	buf    []byte
+	events []event
+	order  []string         // partition keys in order of first appearance
+	byKey  map[string][]int // event indices per key
+}
+
+// event is one encoded event: body = buf[body:end].
+type event struct {
+	key        string
+	body, end  int
+	ts         int64
+	asset, tag string
+	points     []engine.Point // for rejection
+}
+
+func (t *amqpTransport) connect(ctx context.Context) error {
+	s := t.s
+	opts := &azeventhubs.ProducerClientOptions{
+		ApplicationID: "flowd",
+		RetryOptions:  azeventhubs.RetryOptions{MaxRetries: int32(s.cfg.Retries)},
+	}
+	if s.cfg.TLS != nil {
+		tc, err := ckafka.TLSConfig(s.cfg.TLS)
+		if err != nil {
+			return err
+		}
+		opts.TLSConfig = tc
+	}
+	var (
+		prod *azeventhubs.ProducerClient
+		err  error
+	)
+	if s.cfg.Credential != nil {
+		cred, cerr := newCredential(s.cfg.Credential)
+		if cerr != nil {
+			return cerr
+		}
+		prod, err = azeventhubs.NewProducerClient(s.cs.Host, s.hub, cred, opts)
+	} else {
+		hub := s.hub
+		if s.cs.EntityPath != "" {
+			hub = "" // the SDK takes the hub from EntityPath and refuses a second one
+		}
+		prod, err = azeventhubs.NewProducerClientFromConnectionString(s.cfg.ConnectionString, hub, opts)
+	}
+	if err != nil {
+		return fmt.Errorf("eventhubs: %w", err)
+	}
+	t.prod = prod
+	if s.cfg.CheckHub {
+		props, err := prod.GetEventHubProperties(ctx, nil)
+		if err != nil {
+			return fmt.Errorf("eventhubs: event hub %q on %s: %w", s.hub, s.cs.Host, err)
+		}
+		if s.env.Logger != nil {
+			s.env.Logger.Info("event hub found", "hub", props.Name, "partitions", len(props.PartitionIDs))
+		}
+	}
+	return nil
+}
+
+func (t *amqpTransport) close(ctx context.Context) error {
+	if t.prod == nil {
+		return nil
+	}
+	err := t.prod.Close(ctx)
+	t.prod = nil
+	return err
+}
+
+// write sends one batch per partition key (several when a key's events do not
+// fit one), each batch carrying its key, and returns once every batch is
+// acknowledged.
+func (t *amqpTransport) write(ctx context.Context, points []engine.Point) (int, int, error) {
+	t.encode(points)
+	sent, batches := 0, 0
+	for _, key := range t.order {
+		n, b, err := t.sendKey(ctx, key, t.byKey[key])
+		sent += n
+		batches += b
+		if err != nil {
+			return sent, batches, err
+		}
+	}
+	return sent, batches, nil
+}
+
+func (t *amqpTransport) newBatch(ctx context.Context, key string) (*azeventhubs.EventDataBatch, error) {
+	var opts *azeventhubs.EventDataBatchOptions
+	if key != "" {
+		k := key // every batch of this key carries it, the first and the ones after a full batch
+		opts = &azeventhubs.EventDataBatchOptions{PartitionKey: &k}
+	}
+	b, err := t.prod.NewEventDataBatch(ctx, opts)
+	if err != nil {
+		return nil, fmt.Errorf("eventhubs: new batch: %w", err)
+	}
+	return b, nil
+}
+
+func (t *amqpTransport) sendKey(ctx context.Context, key string, idx []int) (int, int, error) {
+	batch, err := t.newBatch(ctx, key)
+	if err != nil {
+		return 0, 0, err
+	}
+	sent, batches := 0, 0
+	send := func() error {
+		if batch.NumEvents() == 0 {
+			return nil
+		}
+		n := int(batch.NumEvents())
+		if err := t.prod.SendEventDataBatch(ctx, batch, nil); err != nil {
+			return fmt.Errorf("eventhubs: send %d events: %w", n, err)
+		}
+		sent += n
+		batches++
+		return nil
+	}
+	for _, i := range idx {
+		ev := &t.events[i]
+		ed := &azeventhubs.EventData{Body: t.buf[ev.body:ev.end:ev.end]}
+		if t.s.cfg.Properties {
+			ed.Properties = map[string]any{ckafka.HeaderTS: time.Unix(0, ev.ts).UTC().Format(time.RFC3339Nano)}
+			if ev.asset != "" {
+				ed.Properties[ckafka.HeaderAsset] = ev.asset
+			}
+			if ev.tag != "" {
+				ed.Properties[ckafka.HeaderTag] = ev.tag
+			}
+		}
+		err := batch.AddEventData(ed, nil)
+		if errors.Is(err, azeventhubs.ErrEventDataTooLarge) {
+			if batch.NumEvents() == 0 {
+				t.s.reject(ev.points, fmt.Errorf("event of %d bytes does not fit the link's max message size", ev.end-ev.body))
+				continue
+			}
+			if err := send(); err != nil {
+				return sent, batches, err
+			}
+			if batch, err = t.newBatch(ctx, key); err != nil {
+				return sent, batches, err
+			}
+			err = batch.AddEventData(ed, nil)
+			if errors.Is(err, azeventhubs.ErrEventDataTooLarge) {
+				t.s.reject(ev.points, fmt.Errorf("event of %d bytes does not fit the link's max message size", ev.end-ev.body))
+				continue
+			}
+		}
+		if err != nil {
+			return sent, batches, fmt.Errorf("eventhubs: add event: %w", err)
+		}
+	}
+	return sent, batches, send()
+}
+
+// encode turns points into events grouped by partition key.
+func (t *amqpTransport) encode(points []engine.Point) {
+	t.buf = t.buf[:0]
+	t.events = t.events[:0]
+	t.order = t.order[:0]
+	if t.byKey == nil {
+		t.byKey = map[string][]int{}
+	}
+	clear(t.byKey)
+	enc := &t.s.enc
+	add := func(ev event) {
+		if ev.end-ev.body > enc.MaxRecordBytes {
+			t.buf = t.buf[:ev.body]
+			t.s.reject(ev.points, ckafka.ErrTooLarge)
+			return
+		}
+		switch {
+		case enc.Key != "":
+			ev.key = enc.Key
+		case enc.KeyExpr != nil && len(ev.points) > 0:
+			k, err := enc.KeyExpr.EvalString(&ev.points[0])
+			if err != nil {
+				t.buf = t.buf[:ev.body]
+				t.s.reject(ev.points, fmt.Errorf("%w: partition_key_expr: %v", ckafka.ErrExpr, err))
+				return
+			}
+			ev.key = k
+		case enc.KeyBy == ckafka.KeyAsset:
+			ev.key = ev.asset
+		case enc.KeyBy == ckafka.KeyTag:
+			ev.key = ev.tag
+		case enc.KeyBy == ckafka.KeyAssetTag:
+			ev.key = ev.asset + "/" + ev.tag
+		}
+		if _, ok := t.byKey[ev.key]; !ok {
+			t.order = append(t.order, ev.key)
+		}
+		t.byKey[ev.key] = append(t.byKey[ev.key], len(t.events))
+		t.events = append(t.events, ev)
+	}
+	switch enc.Format {
+	case ckafka.FormatJSONBatch:
+		var batch func(pts []engine.Point)
+		batch = func(pts []engine.Point) {
+			if len(pts) == 0 {
+				return
+			}
+			ev := event{body: len(t.buf), ts: pts[0].TS, points: pts}
+			t.buf = codec.AppendBatch(t.buf, pts)
+			ev.end = len(t.buf)
+			if ev.end-ev.body > enc.MaxRecordBytes && len(pts) > 1 {
+				t.buf = t.buf[:ev.body]
+				batch(pts[:len(pts)/2])
+				batch(pts[len(pts)/2:])
+				return
+			}
+			add(ev)
+		}
+		batch(points)
+	case ckafka.FormatAssetJSON:
+		codec.GroupByAsset(points, func(asset string, pts []engine.Point) error {
+			ev := event{body: len(t.buf), ts: pts[0].TS, asset: asset, points: pts}
+			t.buf = codec.AppendAssetJSON(t.buf, asset, pts)
+			ev.end = len(t.buf)
+			add(ev)
+			return nil
+		})
+	default:
+		for i := range points {
+			p := &points[i]
+			ev := event{body: len(t.buf), ts: p.TS, asset: p.Asset, tag: p.Tag, points: points[i : i+1]}
+			t.buf = codec.AppendPoint(t.buf, p)
+			ev.end = len(t.buf)
+			add(ev)
+		}
+	}
+}

@@ -1,0 +1,290 @@
+// Package eventhubs is a sink that sends points to Azure Event Hubs, over
+// AMQP (azeventhubs/v2) or over the namespace's Kafka endpoint (franz-go,
+// with Event Hubs' client limits applied).
+package eventhubs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+
+	ckafka "github.com/flowd/flowd/common/kafka"
+	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/pointexpr"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Config is the Event Hubs sink's configuration.
+type Config struct {
+	Transport        string `hcl:"transport" default:"amqp" enum:"amqp|kafka" doc:"amqp: the Event Hubs protocol (azeventhubs); kafka: the namespace's Kafka endpoint (port 9093, SASL_SSL)"`
+	ConnectionString string `hcl:"connection_string" doc:"namespace or hub connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…[;EntityPath=hub]); the emulator form with UseDevelopmentEmulator=true is accepted (amqp). Use env(\"NAME\") or file(\"path\")"`
+	Namespace        string `hcl:"namespace" doc:"fully qualified namespace (myns.servicebus.windows.net) when authenticating with a credential block instead of a connection string"`
+	EventHub         string `hcl:"event_hub" doc:"event hub name; default: the connection string's EntityPath"`
+
+	Format           string      `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: an event per point; json_batch: an event per batch (a JSON array, split to fit); asset_json: an event per asset per batch"`
+	PartitionKey     string      `hcl:"partition_key" doc:"literal partition key for every event"`
+	PartitionKeyExpr engine.Expr `hcl:"partition_key_expr" doc:"expression giving the partition key per point (json) or per asset from its first point (asset_json), e.g. \"asset + '/' + tag\""`
+	PartitionKeyBy   string      `hcl:"partition_key_by" default:"none" enum:"none|asset|tag|asset_tag" doc:"partition key from the point's asset, tag or \"asset/tag\" (one batch per key); not with a literal partition_key"`
+	Properties       bool        `hcl:"properties" default:"true" doc:"application properties (amqp) or headers (kafka): ts (source timestamp, RFC 3339), asset and tag"`
+
+	MaxMessageBytes engine.Size   `hcl:"max_message_bytes" default:"1000000" doc:"largest event body; a json_batch is split below it, a single point above it is rejected (counted). AMQP batches are also bounded by the link's max message size"`
+	DeliveryTimeout time.Duration `hcl:"delivery_timeout" default:"60s" doc:"how long a batch may take, retries included, before the engine gets it back to retry with backoff"`
+	Retries         int           `hcl:"retries" default:"3" doc:"amqp: the SDK's retries of a failed send or connection"`
+
+	Compression        string `hcl:"compression" default:"none" enum:"none|gzip" doc:"kafka transport: record compression; Event Hubs accepts gzip on premium and dedicated tiers only"`
+	MaxBufferedRecords int    `hcl:"max_buffered_records" default:"100000" doc:"kafka transport: records buffered before producing blocks (backpressure)"`
+
+	CheckHub bool `hcl:"check_hub" default:"true" doc:"at start, check that the event hub exists (a clear error when it does not)"`
+
+	TLS        *ckafka.TLS `hcl:"tls,block" doc:"TLS settings for private endpoints and local test hubs (ca_file, server_name)"`
+	Credential *Credential `hcl:"credential,block" doc:"Microsoft Entra ID authentication instead of a connection string"`
+}
+
+// Credential selects an Azure identity (azidentity).
+type Credential struct {
+	Type         string `hcl:"type" default:"default" enum:"default|workload|managed|client_secret" doc:"default: the SDK's chain (environment, workload identity, managed identity, Azure CLI); workload: AKS workload identity; managed: a managed identity; client_secret: an app registration"`
+	TenantID     string `hcl:"tenant_id" doc:"tenant (client_secret)"`
+	ClientID     string `hcl:"client_id" doc:"application or user-assigned identity client id"`
+	ClientSecret string `hcl:"client_secret" doc:"client secret (client_secret); use env() or file()"`
+}
+
+// Spec declares the Event Hubs sink.
+var Spec = engine.SinkSpec(engine.Info{
+	Type:    "eventhubs",
+	Summary: "Sends points to Azure Event Hubs over AMQP or its Kafka endpoint; a batch is acknowledged when the hub has it.",
+	Description: "AMQP: events are packed into batches from NewEventDataBatch, sized to the link's max message size; " +
+		"a full batch is sent and a new one started with the same partition key; one batch per partition key. " +
+		"Kafka: franz-go with Event Hubs' client limits (request size under 1,046,528 bytes, metadata age and " +
+		"idle timeout under 240 s, request timeout over 20 s, no snappy). Either way the sink returns only when " +
+		"every event is acknowledged; a failure hands the points back to the engine for retry (at-least-once).",
+	Example: `sink "eventhubs" "cloud" {
+  inputs           = [transform.changes]
+  namespace        = "plant.servicebus.windows.net"
+  event_hub        = "telemetry"
+  partition_key_by = "asset"
+  credential {
+    type = "workload"
+  }
+}`,
+}, New)
+
+// New validates the config and builds the sink; connections open on Connect.
+func New(c *Config, env *engine.Env) (engine.Sink, error) {
+	fe := func(field string, err error) error { return &engine.FieldError{Field: field, Offset: -1, Err: err} }
+	enc := ckafka.Encoding{
+		Format: c.Format, Key: c.PartitionKey, KeyBy: c.PartitionKeyBy,
+		Headers: c.Properties, MaxRecordBytes: int(c.MaxMessageBytes),
+	}
+	if c.PartitionKeyExpr.Src != "" {
+		p, err := pointexpr.Compile("partition_key_expr", c.PartitionKeyExpr, engine.KindString)
+		if err != nil {
+			return nil, err
+		}
+		enc.KeyExpr = p
+	}
+	var cs ConnString
+	switch {
+	case c.ConnectionString != "" && c.Credential != nil:
+		return nil, fe("credential", errors.New("set connection_string or a credential block, not both"))
+	case c.ConnectionString != "":
+		var err error
+		if cs, err = ParseConnectionString(c.ConnectionString); err != nil {
+			return nil, fe("connection_string", err)
+		}
+	case c.Credential != nil:
+		if c.Namespace == "" {
+			return nil, fe("namespace", errors.New("a credential needs the namespace (myns.servicebus.windows.net)"))
+		}
+		if c.Credential.Type == "client_secret" && (c.Credential.TenantID == "" || c.Credential.ClientID == "" || c.Credential.ClientSecret == "") {
+			return nil, fe("credential", errors.New("client_secret needs tenant_id, client_id and client_secret"))
+		}
+		cs.Host = c.Namespace
+	default:
+		return nil, fe("connection_string", errors.New("set connection_string, or namespace with a credential block"))
+	}
+	hub := c.EventHub
+	if hub == "" {
+		hub = cs.EntityPath
+	}
+	if hub == "" {
+		return nil, fe("event_hub", errors.New("no event hub: set event_hub or use a connection string with EntityPath"))
+	}
+	if cs.EntityPath != "" && c.EventHub != "" && cs.EntityPath != c.EventHub {
+		return nil, fe("event_hub", fmt.Errorf("the connection string is for hub %q", cs.EntityPath))
+	}
+	enc.Topic = hub
+	if field, err := ckafka.CheckEncoding(&enc); err != nil {
+		field = strings.Replace(field, "key_", "partition_key_", 1)
+		return nil, fe(field, err)
+	}
+	if c.TLS != nil {
+		if _, err := ckafka.TLSConfig(c.TLS); err != nil {
+			return nil, fe("tls", err)
+		}
+	}
+	if c.DeliveryTimeout <= 0 {
+		return nil, fe("delivery_timeout", errors.New("must be positive"))
+	}
+	if c.Transport == "kafka" {
+		if cs.Emulator {
+			return nil, fe("transport", errors.New("the emulator connection string has no Kafka endpoint"))
+		}
+		// A record must fit a record batch, which must fit a request.
+		enc.MaxRecordBytes = min(enc.MaxRecordBytes, KafkaMaxRecordBytes)
+	}
+	s := &Sink{cfg: *c, env: env, cs: cs, hub: hub, enc: enc}
+	s.events = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_eventhubs_events_sent_total", Help: "Events the Event Hubs sink sent and had acknowledged."})
+	s.batches = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_eventhubs_batches_sent_total", Help: "AMQP batches (or Kafka records) the Event Hubs sink sent."})
+	s.failures = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_eventhubs_send_failures_total", Help: "Writes that failed and were handed back for retry."})
+	env.MustRegister(s.events, s.batches, s.failures)
+	return s, nil
+}
+
+// Sink sends to Event Hubs through one of two transports.
+type Sink struct {
+	cfg Config
+	env *engine.Env
+	cs  ConnString
+	hub string
+	enc ckafka.Encoding
+
+	t transport
+
+	events, batches, failures prometheus.Counter
+}
+
+// transport is what the two protocols implement.
+type transport interface {
+	connect(ctx context.Context) error
+	write(ctx context.Context, points []engine.Point) (events, batches int, err error)
+	close(ctx context.Context) error
+}
+
+// Connect opens the transport and checks the hub.
+func (s *Sink) Connect(ctx context.Context) error {
+	if s.t != nil {
+		return nil
+	}
+	var t transport
+	if s.cfg.Transport == "kafka" {
+		t = &kafkaTransport{s: s}
+	} else {
+		t = &amqpTransport{s: s}
+	}
+	if err := t.connect(ctx); err != nil {
+		t.close(ctx)
+		return err
+	}
+	s.t = t
+	return nil
+}
+
+// Write sends the points and returns when the hub has acknowledged all of them.
+func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
+	if s.t == nil {
+		return errors.New("eventhubs: not connected")
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DeliveryTimeout)
+	defer cancel()
+	ev, b, err := s.t.write(ctx, points)
+	s.events.Add(float64(ev))
+	s.batches.Add(float64(b))
+	if err != nil {
+		s.failures.Inc()
+		return err
+	}
+	return nil
+}
+
+func (s *Sink) reject(points []engine.Point, err error) {
+	reason := "too_large"
+	if errors.Is(err, ckafka.ErrExpr) {
+		reason = "expr"
+	}
+	s.env.Reject(points, reason, fmt.Errorf("eventhubs: %w", err))
+}
+
+// Close closes the transport.
+func (s *Sink) Close(ctx context.Context) error {
+	if s.t == nil {
+		return nil
+	}
+	err := s.t.close(ctx)
+	s.t = nil
+	return err
+}
+
+// ConnString is a parsed Event Hubs connection string.
+type ConnString struct {
+	Endpoint   string // sb://host[:port]/
+	Host       string // host[:port]
+	KeyName    string
+	Key        string
+	SAS        string // SharedAccessSignature
+	EntityPath string
+	Emulator   bool
+}
+
+// ParseConnectionString reads the parts flowd needs from a connection string.
+func ParseConnectionString(s string) (ConnString, error) {
+	var cs ConnString
+	for _, part := range strings.Split(s, ";") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(part, "=")
+		if !ok {
+			return cs, fmt.Errorf("connection string: %q is not key=value", part)
+		}
+		switch strings.ToLower(k) {
+		case "endpoint":
+			cs.Endpoint = v
+		case "sharedaccesskeyname":
+			cs.KeyName = v
+		case "sharedaccesskey":
+			cs.Key = v
+		case "sharedaccesssignature":
+			cs.SAS = v
+		case "entitypath":
+			cs.EntityPath = v
+		case "usedevelopmentemulator":
+			cs.Emulator = strings.EqualFold(v, "true")
+		}
+	}
+	if cs.Endpoint == "" {
+		return cs, errors.New("connection string has no Endpoint")
+	}
+	host := cs.Endpoint
+	if i := strings.Index(host, "://"); i >= 0 {
+		host = host[i+3:]
+	}
+	cs.Host = strings.TrimSuffix(host, "/")
+	if cs.Host == "" {
+		return cs, fmt.Errorf("connection string: no host in Endpoint %q", cs.Endpoint)
+	}
+	if cs.SAS == "" && (cs.KeyName == "" || cs.Key == "") {
+		return cs, errors.New("connection string needs SharedAccessKeyName and SharedAccessKey (or SharedAccessSignature)")
+	}
+	return cs, nil
+}
+
+// KafkaBroker is the Kafka endpoint of the namespace: its host on port 9093,
+// or the port the Endpoint names (a local test broker).
+func (cs ConnString) KafkaBroker() string {
+	if _, _, err := net.SplitHostPort(cs.Host); err == nil {
+		return cs.Host
+	}
+	return net.JoinHostPort(cs.Host, "9093")
+}
+
+// hostname is the host without a port.
+func (cs ConnString) hostname() string {
+	if h, _, err := net.SplitHostPort(cs.Host); err == nil {
+		return h
+	}
+	return cs.Host
+}

@@ -1,0 +1,115 @@
+package eventhubs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	ckafka "github.com/flowd/flowd/common/kafka"
+	"github.com/flowd/flowd/engine"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
+)
+
+// Event Hubs' Kafka endpoint limits, applied to every client of the kafka
+// transport (see Microsoft's "Apache Kafka client configurations for Event
+// Hubs"): requests under 1,046,528 bytes, metadata refreshed and idle
+// connections closed before the service's 240 s idle cut, a request timeout
+// over 20 s, and no compression unless asked (gzip only, on premium and
+// dedicated tiers; franz-go would default to snappy, which the service rejects).
+const (
+	MaxRequestBytes     = 1_040_000 // < 1,046,528
+	MaxBatchBytes       = 1_000_000
+	KafkaMaxRecordBytes = 990_000
+	MetadataMaxAge      = 180 * time.Second // < 240 s
+	ConnIdleTimeout     = 180 * time.Second // < 240 s
+	RequestTimeout      = 30 * time.Second  // > 20 s
+)
+
+// KafkaSettings are the franz-go settings of the kafka transport.
+func KafkaSettings(c *Config, cs ConnString) ckafka.Settings {
+	set := ckafka.Settings{
+		Brokers:            []string{cs.KafkaBroker()},
+		ClientID:           "flowd",
+		TLS:                c.TLS,
+		Compression:        c.Compression,
+		Acks:               "all",
+		Idempotent:         false,
+		MaxRequestBytes:    MaxRequestBytes,
+		BatchMaxBytes:      MaxBatchBytes,
+		MaxBufferedRecords: c.MaxBufferedRecords,
+		DeliveryTimeout:    c.DeliveryTimeout,
+		RequestTimeout:     RequestTimeout,
+		MetadataMaxAge:     MetadataMaxAge,
+		ConnIdleTimeout:    ConnIdleTimeout,
+	}
+	if set.Compression == "" {
+		set.Compression = "none"
+	}
+	if set.TLS == nil {
+		set.TLS = &ckafka.TLS{}
+	}
+	if c.ConnectionString != "" {
+		set.SASL = &ckafka.SASL{Mechanism: "PLAIN", Username: "$ConnectionString", Password: c.ConnectionString}
+	}
+	return set
+}
+
+type kafkaTransport struct {
+	s  *Sink
+	cl *kgo.Client
+	w  *ckafka.Writer
+}
+
+func (t *kafkaTransport) connect(ctx context.Context) error {
+	s := t.s
+	set := KafkaSettings(&s.cfg, s.cs)
+	set.Logger = s.env.Logger
+	var extra []kgo.Opt
+	if s.cfg.Credential != nil {
+		cred, err := newCredential(s.cfg.Credential)
+		if err != nil {
+			return err
+		}
+		scope := "https://" + s.cs.hostname() + "/.default"
+		extra = append(extra, kgo.SASL(oauth.Oauth(func(ctx context.Context) (oauth.Auth, error) {
+			tok, err := token(ctx, cred, scope)
+			return oauth.Auth{Token: tok}, err
+		})))
+	}
+	cl, err := set.NewClient(extra...)
+	if err != nil {
+		return err
+	}
+	t.cl = cl
+	if s.cfg.CheckHub {
+		if err := ckafka.EnsureTopic(ctx, cl, s.hub, false, 0, 0); err != nil {
+			var nt *ckafka.NoTopicError
+			if errors.As(err, &nt) {
+				return fmt.Errorf("eventhubs: event hub %q not found on %s (create it in the namespace)", s.hub, s.cs.KafkaBroker())
+			}
+			return err
+		}
+	}
+	enc := s.enc
+	enc.Topic = s.hub
+	t.w = &ckafka.Writer{Client: cl, Enc: enc}
+	return nil
+}
+
+func (t *kafkaTransport) write(ctx context.Context, points []engine.Point) (int, int, error) {
+	n, err := t.w.Write(ctx, points, t.s.reject)
+	if err != nil {
+		return 0, 0, err
+	}
+	return n, n, nil
+}
+
+func (t *kafkaTransport) close(ctx context.Context) error {
+	if t.cl != nil {
+		t.cl.Close()
+		t.cl = nil
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+// Package kafka is a sink that produces points to an Apache Kafka topic with
+// franz-go, acknowledging a batch only when every record of it is acknowledged
+// by the brokers.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	ckafka "github.com/flowd/flowd/common/kafka"
+	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/pointexpr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Config is the Kafka sink's configuration.
+type Config struct {
+	Brokers   []string    `hcl:"brokers,required" doc:"seed brokers, host:port"`
+	Topic     string      `hcl:"topic" doc:"topic to produce to (this or topic_expr)"`
+	TopicExpr engine.Expr `hcl:"topic_expr" doc:"expression giving the topic per point, e.g. \"'plant.' + asset\" (json: per record; json_batch and asset_json: one record per topic). Such topics are not checked at start: a missing one fails the batch until it exists"`
+	Format    string      `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: a record per point; json_batch: a record per batch (a JSON array, split to stay under max_message_bytes); asset_json: a record per asset per batch"`
+	Key       string      `hcl:"key" doc:"literal record key for every record"`
+	KeyExpr   engine.Expr `hcl:"key_expr" doc:"expression giving the record key per point (json) or per asset from its first point (asset_json), e.g. \"asset + '/' + tag\""`
+	KeyBy     string      `hcl:"key_by" default:"none" enum:"none|asset|tag|asset_tag" doc:"key records by the point's asset, tag, or \"asset/tag\" (keeps per-key order within a partition); not with a literal key"`
+	Headers   bool        `hcl:"headers" default:"true" doc:"add headers: ts (source timestamp, RFC 3339) with asset and tag (json), asset and the first point's ts (asset_json), the first point's ts (json_batch)"`
+
+	Partitioner string `hcl:"partitioner" default:"default" enum:"default|sticky_key|round_robin|least_backup" doc:"default: keyed records hash like the Java client (murmur2), unkeyed ones fill batches of ~64 KiB per partition; sticky_key: keyed hash, unkeyed sticky; round_robin; least_backup: the partition with the fewest buffered records"`
+	Acks        string `hcl:"acks" default:"all" enum:"all|leader|none" doc:"all: every in-sync replica, with the idempotent producer; leader; none (fire and forget — points count as delivered when sent)"`
+	Idempotent  bool   `hcl:"idempotent" default:"true" doc:"idempotent producer (needs acks = \"all\"): the client's own retries never duplicate or reorder; a batch the engine retries after delivery_timeout may land twice (at-least-once)"`
+	Compression string `hcl:"compression" default:"none" enum:"none|gzip|snappy|lz4|zstd" doc:"record batch compression"`
+
+	Linger             time.Duration `hcl:"linger" default:"0s" doc:"how long a partition's batch may wait to fill before it is sent"`
+	BatchMaxBytes      engine.Size   `hcl:"batch_max_bytes" default:"1MiB" doc:"largest record batch per partition in a produce request; the broker's max.message.bytes bounds it"`
+	MaxMessageBytes    engine.Size   `hcl:"max_message_bytes" default:"1000000" doc:"largest record value; a json_batch is split below it, a single point above it is rejected (counted)"`
+	MaxBufferedRecords int           `hcl:"max_buffered_records" default:"100000" doc:"records the client buffers before Produce blocks (backpressure to the pipeline)"`
+	DeliveryTimeout    time.Duration `hcl:"delivery_timeout" default:"30s" doc:"the client retries a record for this long; then the batch fails and the engine retries it with backoff"`
+	RequestTimeout     time.Duration `hcl:"request_timeout" default:"10s" doc:"how long the broker may take to answer a produce request (its acks wait)"`
+
+	CreateTopic       bool `hcl:"create_topic" doc:"create the topic at start when it does not exist (otherwise a missing topic is an error)"`
+	Partitions        int  `hcl:"partitions" default:"-1" doc:"partitions of a created topic (-1: the broker's num.partitions)"`
+	ReplicationFactor int  `hcl:"replication_factor" default:"-1" doc:"replication factor of a created topic (-1: the broker's default)"`
+
+	ClientID string       `hcl:"client_id" default:"flowd" doc:"client id the brokers see"`
+	TLS      *ckafka.TLS  `hcl:"tls,block" doc:"connect with TLS"`
+	SASL     *ckafka.SASL `hcl:"sasl,block" doc:"authenticate with SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"`
+}
+
+// Spec declares the Kafka sink.
+var Spec = engine.SinkSpec(engine.Info{
+	Type:    "kafka",
+	Summary: "Produces points to a Kafka topic (franz-go); a batch is acknowledged when every record is.",
+	Description: "Every record of a batch is produced, then the sink waits for all acknowledgements: the batch " +
+		"is acknowledged upstream only when all are in, and on any failure (after the client's own retries " +
+		"within delivery_timeout) the engine retries the same points with backoff — at-least-once, never a " +
+		"silent drop. The client's buffer (max_buffered_records) blocks producing when full, which is the " +
+		"pipeline's backpressure. The topic must exist at start unless create_topic is set.",
+	Example: `sink "kafka" "cloud" {
+  inputs  = [transform.changes]
+  brokers = ["127.0.0.1:9092"]
+  topic   = "plant.telemetry"
+  format  = "json"
+  key_by  = "asset_tag"
+}`,
+}, New)
+
+// New validates the config and builds the sink; the client is made on Connect.
+func New(c *Config, env *engine.Env) (engine.Sink, error) {
+	enc := ckafka.Encoding{
+		Topic: c.Topic, Format: c.Format, Key: c.Key, KeyBy: c.KeyBy,
+		Headers: c.Headers, MaxRecordBytes: int(c.MaxMessageBytes),
+	}
+	if c.TopicExpr.Src != "" {
+		p, err := pointexpr.Compile("topic_expr", c.TopicExpr, engine.KindString)
+		if err != nil {
+			return nil, err
+		}
+		enc.TopicExpr = p
+	}
+	if c.KeyExpr.Src != "" {
+		p, err := pointexpr.Compile("key_expr", c.KeyExpr, engine.KindString)
+		if err != nil {
+			return nil, err
+		}
+		enc.KeyExpr = p
+	}
+	if field, err := ckafka.CheckEncoding(&enc); err != nil {
+		return nil, &engine.FieldError{Field: field, Offset: -1, Err: err}
+	}
+	switch {
+	case c.CreateTopic && c.Topic == "":
+		return nil, &engine.FieldError{Field: "create_topic", Offset: -1, Err: errors.New("creates the fixed topic only; topic_expr topics must exist")}
+	case len(c.Brokers) == 0:
+		return nil, &engine.FieldError{Field: "brokers", Offset: -1, Err: errors.New("needs at least one broker")}
+	case c.Idempotent && c.Acks != "all":
+		return nil, &engine.FieldError{Field: "idempotent", Offset: -1, Err: errors.New("the idempotent producer needs acks = \"all\" (set idempotent = false)")}
+	case c.MaxBufferedRecords < 1:
+		return nil, &engine.FieldError{Field: "max_buffered_records", Offset: -1, Err: errors.New("must be at least 1")}
+	case c.DeliveryTimeout <= 0:
+		return nil, &engine.FieldError{Field: "delivery_timeout", Offset: -1, Err: errors.New("must be positive")}
+	case c.BatchMaxBytes < 1024 || c.BatchMaxBytes > 1<<30:
+		return nil, &engine.FieldError{Field: "batch_max_bytes", Offset: -1, Err: errors.New("must be between 1KiB and 1GiB")}
+	}
+	if c.TLS != nil {
+		if _, err := ckafka.TLSConfig(c.TLS); err != nil {
+			return nil, &engine.FieldError{Field: "tls", Offset: -1, Err: err}
+		}
+	}
+	if c.SASL != nil {
+		if _, err := ckafka.Mechanism(c.SASL); err != nil {
+			return nil, &engine.FieldError{Field: "sasl", Offset: -1, Err: err}
+		}
+	}
+	set := Settings(c)
+	set.Logger = env.Logger
+	if _, err := set.Opts(); err != nil {
+		return nil, &engine.FieldError{Field: "brokers", Offset: -1, Err: err}
+	}
+	s := &Sink{cfg: *c, env: env, set: set, enc: enc}
+	s.records = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_kafka_records_produced_total", Help: "Records the Kafka sink produced and had acknowledged."})
+	s.failures = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_kafka_produce_failures_total", Help: "Batches whose produce failed and were handed back for retry."})
+	env.MustRegister(s.records, s.failures)
+	return s, nil
+}
+
+// Settings maps the config onto the shared client settings.
+func Settings(c *Config) ckafka.Settings {
+	return ckafka.Settings{
+		Brokers: c.Brokers, ClientID: c.ClientID, TLS: c.TLS, SASL: c.SASL,
+		Compression: c.Compression, Acks: c.Acks, Idempotent: c.Idempotent, Partitioner: c.Partitioner,
+		Linger: c.Linger, BatchMaxBytes: int32(c.BatchMaxBytes), MaxBufferedRecords: c.MaxBufferedRecords,
+		DeliveryTimeout: c.DeliveryTimeout, RequestTimeout: c.RequestTimeout,
+	}
+}
+
+// Sink produces to Kafka.
+type Sink struct {
+	cfg      Config
+	env      *engine.Env
+	set      ckafka.Settings
+	enc      ckafka.Encoding
+	cl       *kgo.Client
+	w        *ckafka.Writer
+	records  prometheus.Counter
+	failures prometheus.Counter
+}
+
+// Connect makes the client and checks (or creates) the topic.
+func (s *Sink) Connect(ctx context.Context) error {
+	if s.cl != nil {
+		return nil
+	}
+	cl, err := s.set.NewClient()
+	if err != nil {
+		return err
+	}
+	if s.cfg.Topic != "" {
+		if err := ckafka.EnsureTopic(ctx, cl, s.cfg.Topic, s.cfg.CreateTopic, int32(s.cfg.Partitions), int16(s.cfg.ReplicationFactor)); err != nil {
+			cl.Close()
+			return err
+		}
+	}
+	s.cl = cl
+	s.w = &ckafka.Writer{Client: cl, Enc: s.enc}
+	return nil
+}
+
+// Write produces the points and returns when every record is acknowledged.
+func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
+	if s.cl == nil {
+		return errors.New("kafka: not connected")
+	}
+	n, err := s.w.Write(ctx, points, s.reject)
+	if err != nil {
+		s.failures.Inc()
+		return err
+	}
+	s.records.Add(float64(n))
+	return nil
+}
+
+func (s *Sink) reject(points []engine.Point, err error) {
+	if errors.Is(err, ckafka.ErrTooLarge) {
+		s.env.Reject(points, "too_large", fmt.Errorf("kafka: %w (%d bytes)", err, s.cfg.MaxMessageBytes))
+		return
+	}
+	s.env.Reject(points, "expr", fmt.Errorf("kafka: %w", err))
+}
+
+// Close closes the client; records still buffered (after a failed Write) are
+// failed, and the engine has those points for retry or shutdown accounting.
+func (s *Sink) Close(ctx context.Context) error {
+	if s.cl == nil {
+		return nil
+	}
+	s.cl.Close()
+	s.cl, s.w = nil, nil
+	return nil
+}

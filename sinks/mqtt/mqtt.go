@@ -1,0 +1,317 @@
+// Package mqtt is an MQTT v5 sink: points are published as JSON to a fixed
+// or per-point topic, and a batch counts as delivered once the broker has
+// acknowledged every message of it (PUBACK / PUBCOMP at QoS 1 / 2).
+package mqtt
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/eclipse/paho.golang/autopaho"
+	"github.com/eclipse/paho.golang/paho"
+	mqttc "github.com/flowd/flowd/common/mqtt"
+	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/codec"
+	"github.com/flowd/flowd/engine/pointexpr"
+)
+
+// Config is the mqtt sink's configuration.
+type Config struct {
+	Broker         string        `hcl:"broker" doc:"broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…"`
+	Brokers        []string      `hcl:"brokers" doc:"several broker URLs, tried in turn (failover); adds to broker"`
+	ClientID       string        `hcl:"client_id" doc:"client id (default flowd-<pipeline>-sink-<name>)"`
+	Username       string        `hcl:"username" doc:"user name; use env(\"…\") or file(\"…\") for secrets"`
+	Password       string        `hcl:"password" doc:"password; use env(\"…\") or file(\"…\")"`
+	CleanStart     bool          `hcl:"clean_start" default:"true" doc:"start a new broker session on the first connection (unacknowledged batches are retried by the engine either way)"`
+	SessionExpiry  time.Duration `hcl:"session_expiry" default:"0s" doc:"how long the broker keeps the session after a disconnect"`
+	KeepAlive      time.Duration `hcl:"keepalive" default:"30s" doc:"MQTT keepalive"`
+	ConnectTimeout time.Duration `hcl:"connect_timeout" default:"10s" doc:"time allowed for one connection attempt"`
+	BackoffMin     time.Duration `hcl:"backoff_min" default:"200ms" doc:"first reconnect delay"`
+	BackoffMax     time.Duration `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay"`
+	TLS            *mqttc.TLS    `hcl:"tls,block" doc:"TLS settings for mqtts:// and wss://"`
+	Topic          string        `hcl:"topic" doc:"topic to publish to (a literal)"`
+	TopicExpr      engine.Expr   `hcl:"topic_expr" doc:"topic per point: an expression over the point (asset, tag, value, quality, attrs.NAME, …), e.g. 'plant/' + asset + '/' + tag; a point whose topic cannot be computed or is empty is rejected (dead letter, reason topic)"`
+	QoS            int           `hcl:"qos" default:"1" doc:"0, 1 or 2; at 1 and 2 a batch is acknowledged upstream only after every PUBACK/PUBCOMP"`
+	Retain         bool          `hcl:"retain" doc:"publish retained messages"`
+	Format         string        `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: a message per point; json_batch: a message per topic per batch (an array); asset_json: a message per asset per batch"`
+	MaxInflight    int           `hcl:"max_inflight" default:"256" doc:"publishes waiting for their acknowledgement at once"`
+	UserProperties bool          `hcl:"user_properties" default:"true" doc:"format json: add the point's source timestamp (ts), asset and tag as MQTT v5 user properties"`
+}
+
+// Spec declares the mqtt sink.
+var Spec = engine.SinkSpec(engine.Info{
+	Type:    "mqtt",
+	Summary: "Publishes points to an MQTT v5 broker; a batch is delivered once the broker acknowledged every message.",
+	Description: "The topic is a literal (topic) or computed per point (topic_expr). With format json each point is one " +
+		"message carrying its source timestamp as a user property; json_batch and asset_json group a batch per topic / per asset.",
+	Example: `sink "mqtt" "uns" {
+  inputs     = [transform.scale]
+  broker     = "mqtt://127.0.0.1:1883"
+  topic_expr = "'plant/' + asset + '/' + tag"
+  qos        = 1
+}`,
+}, New)
+
+// Sink publishes.
+type Sink struct {
+	cfg      Config
+	env      *engine.Env
+	settings mqttc.Settings
+	clientID string
+	topic    *pointexpr.Program // nil: cfg.Topic
+
+	mu      sync.Mutex
+	cm      *autopaho.ConnectionManager
+	cancel  context.CancelFunc
+	lastErr atomic.Pointer[string]
+	buf     []byte
+}
+
+// New validates the config and builds the sink; it connects on Connect.
+func New(c *Config, env *engine.Env) (engine.Sink, error) {
+	bad := func(field, format string, args ...any) error {
+		return &engine.FieldError{Field: field, Offset: -1, Err: fmt.Errorf(format, args...)}
+	}
+	s := &Sink{cfg: *c, env: env}
+	brokers := append([]string(nil), c.Brokers...)
+	if c.Broker != "" {
+		brokers = append([]string{c.Broker}, brokers...)
+	}
+	s.clientID = c.ClientID
+	if s.clientID == "" {
+		s.clientID = "flowd-" + env.Pipeline + "-sink-" + env.Name
+	}
+	s.settings = mqttc.Settings{
+		Brokers: brokers, ClientID: s.clientID, Username: c.Username, Password: c.Password,
+		CleanStart: c.CleanStart, SessionExpiry: c.SessionExpiry, KeepAlive: c.KeepAlive,
+		ConnectTimeout: c.ConnectTimeout, BackoffMin: c.BackoffMin, BackoffMax: c.BackoffMax, TLS: c.TLS,
+	}
+	if err := s.settings.Validate(); err != nil {
+		var fe *mqttc.FieldError
+		if errors.As(err, &fe) {
+			return nil, &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err}
+		}
+		return nil, err
+	}
+	switch {
+	case c.QoS < 0 || c.QoS > 2:
+		return nil, bad("qos", "must be 0, 1 or 2")
+	case c.MaxInflight < 1:
+		return nil, bad("max_inflight", "must be at least 1")
+	case c.Topic == "" && c.TopicExpr.Src == "":
+		return nil, bad("topic", "set topic or topic_expr")
+	case c.Topic != "" && c.TopicExpr.Src != "":
+		return nil, bad("topic_expr", "set topic or topic_expr, not both")
+	case strings.ContainsAny(c.Topic, "+#"):
+		return nil, bad("topic", "a topic to publish to cannot hold the wildcards + or #")
+	}
+	if c.TopicExpr.Src != "" {
+		p, err := pointexpr.Compile("topic_expr", c.TopicExpr, engine.KindString)
+		if err != nil {
+			return nil, err
+		}
+		s.topic = p
+	}
+	return s, nil
+}
+
+// TopicFor renders the topic of a point. An empty topic is an error: it
+// cannot be published to.
+func (s *Sink) TopicFor(p *engine.Point) (string, error) {
+	if s.topic == nil {
+		return s.cfg.Topic, nil
+	}
+	t, err := s.topic.EvalString(p)
+	if err != nil {
+		return "", err
+	}
+	if t == "" {
+		return "", errors.New("topic_expr gives an empty topic")
+	}
+	if strings.ContainsAny(t, "+#") {
+		return "", fmt.Errorf("topic_expr gives %q: a topic to publish to cannot hold the wildcards + or #", t)
+	}
+	return t, nil
+}
+
+// Connect starts the managed connection (once) and waits for it to be up.
+func (s *Sink) Connect(ctx context.Context) error {
+	s.mu.Lock()
+	cm := s.cm
+	if cm == nil {
+		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		var err error
+		cm, err = mqttc.Connect(cctx, &s.settings, s.clientID, false, mqttc.Handlers{
+			OnError: s.connError,
+			OnUp: func(*autopaho.ConnectionManager, *paho.Connack) {
+				s.lastErr.Store(nil)
+				s.env.SetState(engine.StateConnected, nil)
+			},
+			OnDown: func() { s.env.SetState(engine.StateConnecting, nil) },
+		}, s.env.Logger)
+		if err != nil {
+			cancel()
+			s.mu.Unlock()
+			return err
+		}
+		s.cm, s.cancel = cm, cancel
+	}
+	s.mu.Unlock()
+	wctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout+time.Second)
+	defer cancel()
+	if err := cm.AwaitConnection(wctx); err != nil {
+		if p := s.lastErr.Load(); p != nil {
+			return errors.New(*p)
+		}
+		return fmt.Errorf("not connected to the broker yet: %w", err)
+	}
+	return nil
+}
+
+func (s *Sink) connError(err error) {
+	msg := err.Error()
+	s.env.SetState(engine.StateFailing, err)
+	if prev := s.lastErr.Swap(&msg); (prev == nil || *prev != msg) && s.env.Logger != nil {
+		s.env.Logger.Error("mqtt connection failed", "err", msg)
+	}
+}
+
+// Message is one MQTT message the sink publishes.
+type Message struct {
+	topic   string
+	payload []byte
+	ts      int64
+	asset   string
+	tag     string
+}
+
+// Messages encodes points into the messages Write publishes (exported for
+// the benchmarks). Payloads are slices of buf. Points whose topic cannot be
+// computed are rejected (counted, sent to the dead-letter sink) and left out.
+func (s *Sink) Messages(buf []byte, points []engine.Point) ([]Message, []byte) {
+	msgs := make([]Message, 0, 16)
+	switch s.cfg.Format {
+	case "json_batch":
+		groups := map[string][]int{}
+		var order []string
+		for i := range points {
+			t, err := s.TopicFor(&points[i])
+			if err != nil {
+				s.env.Reject(points[i:i+1], "topic", err)
+				continue
+			}
+			if _, ok := groups[t]; !ok {
+				order = append(order, t)
+			}
+			groups[t] = append(groups[t], i)
+		}
+		for _, t := range order {
+			start := len(buf)
+			buf = append(buf, '[')
+			for j, i := range groups[t] {
+				if j > 0 {
+					buf = append(buf, ',')
+				}
+				buf = codec.AppendPoint(buf, &points[i])
+			}
+			buf = append(buf, ']')
+			msgs = append(msgs, Message{topic: t, payload: buf[start:len(buf):len(buf)]})
+		}
+	case "asset_json":
+		codec.GroupByAsset(points, func(asset string, pts []engine.Point) error {
+			t, err := s.TopicFor(&pts[0])
+			if err != nil {
+				s.env.Reject(pts, "topic", err)
+				return nil
+			}
+			start := len(buf)
+			buf = codec.AppendAssetJSON(buf, asset, pts)
+			msgs = append(msgs, Message{topic: t, payload: buf[start:len(buf):len(buf)]})
+			return nil
+		})
+	default:
+		for i := range points {
+			p := &points[i]
+			t, err := s.TopicFor(p)
+			if err != nil {
+				s.env.Reject(points[i:i+1], "topic", err)
+				continue
+			}
+			start := len(buf)
+			buf = codec.AppendPoint(buf, p)
+			msgs = append(msgs, Message{topic: t, payload: buf[start:len(buf):len(buf)], ts: p.TS, asset: p.Asset, tag: p.Tag})
+		}
+	}
+	return msgs, buf
+}
+
+// Write publishes the points and returns once the broker acknowledged every
+// message (QoS 1/2) or they were written (QoS 0).
+func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
+	s.mu.Lock()
+	cm := s.cm
+	s.mu.Unlock()
+	if cm == nil {
+		return errors.New("mqtt sink is not connected")
+	}
+	// Payloads must stay valid until their publish returns: encode into a
+	// buffer that is only reused by the next Write.
+	msgs, buf := s.Messages(s.buf[:0], points)
+	s.buf = buf
+	sem := make(chan struct{}, s.cfg.MaxInflight)
+	var wg sync.WaitGroup
+	var firstErr atomic.Pointer[error]
+	for i := range msgs {
+		if firstErr.Load() != nil {
+			break
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return ctx.Err()
+		}
+		wg.Add(1)
+		go func(m *Message) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			pub := &paho.Publish{Topic: m.topic, QoS: byte(s.cfg.QoS), Retain: s.cfg.Retain, Payload: m.payload,
+				Properties: &paho.PublishProperties{ContentType: "application/json"}}
+			if s.cfg.UserProperties && s.cfg.Format == "json" {
+				pub.Properties.User = paho.UserProperties{
+					{Key: "ts", Value: time.Unix(0, m.ts).UTC().Format(time.RFC3339Nano)},
+					{Key: "asset", Value: m.asset},
+					{Key: "tag", Value: m.tag},
+				}
+			}
+			if _, err := cm.Publish(ctx, pub); err != nil {
+				err = fmt.Errorf("publish to %s: %w", m.topic, mqttc.Explain(err))
+				firstErr.CompareAndSwap(nil, &err)
+			}
+		}(&msgs[i])
+	}
+	wg.Wait()
+	if p := firstErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Close disconnects.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	cm, cancel := s.cm, s.cancel
+	s.cm, s.cancel = nil, nil
+	s.mu.Unlock()
+	if cm == nil {
+		return nil
+	}
+	err := cm.Disconnect(ctx)
+	cancel()
+	return err
+}

@@ -1,0 +1,140 @@
+package mqtt
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowd/flowd/engine"
+)
+
+func sink(t testing.TB, c Config) *Sink {
+	t.Helper()
+	c.Broker = "mqtt://127.0.0.1:1883"
+	if c.Format == "" {
+		c.Format = "json"
+	}
+	c.QoS, c.MaxInflight, c.KeepAlive = 1, 16, 30*time.Second
+	s, err := New(&c, &engine.Env{Pipeline: "p", Name: "n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.(*Sink)
+}
+
+func points() []engine.Point {
+	ts := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixNano()
+	return []engine.Point{
+		{Asset: "line1", Tag: "temp", Value: engine.Float(21.5), TS: ts, Attrs: map[string]string{"cell": "c1"}},
+		{Asset: "line2", Tag: "temp", Value: engine.Int(7), TS: ts},
+		{Asset: "line1", Tag: "run", Value: engine.Bool(true), TS: ts, Quality: engine.Bad},
+	}
+}
+
+func topicOf(t *testing.T, s *Sink, p *engine.Point) string {
+	t.Helper()
+	got, err := s.TopicFor(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+func TestTopicFor(t *testing.T) {
+	s := sink(t, Config{TopicExpr: engine.Expr{Src: "'plant/' + asset + '/' + tag + '/' + quality + '/' + attrs.cell"}})
+	pts := points()
+	if got := topicOf(t, s, &pts[0]); got != "plant/line1/temp/good/c1" {
+		t.Errorf("got %q", got)
+	}
+	if got := topicOf(t, s, &pts[1]); got != "plant/line2/temp/good/" {
+		t.Errorf("got %q", got)
+	}
+	lit := sink(t, Config{Topic: "fixed/topic"})
+	if got := topicOf(t, lit, &pts[0]); got != "fixed/topic" {
+		t.Errorf("got %q", got)
+	}
+	// Anything pointexpr takes: functions, conditions.
+	s = sink(t, Config{TopicExpr: engine.Expr{Src: "'plant/' + upper(asset) + (quality == 'good' ? '/data' : '/suspect')"}})
+	if got := topicOf(t, s, &pts[2]); got != "plant/LINE1/suspect" {
+		t.Errorf("got %q", got)
+	}
+	// An empty or wildcard topic is an error, and Messages leaves that point out.
+	s = sink(t, Config{TopicExpr: engine.Expr{Src: "attrs.cell"}})
+	if _, err := s.TopicFor(&pts[1]); err == nil {
+		t.Error("an empty topic should be an error")
+	}
+	if msgs, _ := s.Messages(nil, pts); len(msgs) != 1 || msgs[0].topic != "c1" {
+		t.Errorf("messages: %+v", msgs)
+	}
+	s = sink(t, Config{TopicExpr: engine.Expr{Src: "asset + '/#'"}})
+	if _, err := s.TopicFor(&pts[1]); err == nil {
+		t.Error("a wildcard topic should be an error")
+	}
+}
+
+func TestMessagesFormats(t *testing.T) {
+	pts := points()
+	s := sink(t, Config{TopicExpr: engine.Expr{Src: "'p/' + asset"}})
+	msgs, _ := s.Messages(nil, pts)
+	if len(msgs) != 3 || msgs[0].topic != "p/line1" || !strings.HasPrefix(string(msgs[0].payload), `{"asset":"line1","tag":"temp","value":21.5,`) {
+		t.Errorf("json: %+v", msgs)
+	}
+	s = sink(t, Config{TopicExpr: engine.Expr{Src: "'p/' + asset"}, Format: "json_batch"})
+	msgs, _ = s.Messages(nil, pts)
+	if len(msgs) != 2 || msgs[0].topic != "p/line1" || strings.Count(string(msgs[0].payload), `"tag"`) != 2 || msgs[1].topic != "p/line2" {
+		t.Errorf("json_batch: %d messages %+v", len(msgs), msgs)
+	}
+	s = sink(t, Config{Topic: "assets", Format: "asset_json"})
+	msgs, _ = s.Messages(nil, points())
+	if len(msgs) != 2 || !strings.HasPrefix(string(msgs[0].payload), `{"asset":"line1","points":{`) {
+		t.Errorf("asset_json: %+v", msgs)
+	}
+	// Payloads are distinct slices of one buffer: none overwrites another.
+	if string(msgs[1].payload[:18]) != `{"asset":"line2","` {
+		t.Errorf("payload overwritten: %s", msgs[1].payload)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for field, c := range map[string]Config{
+		"topic":      {Broker: "mqtt://h", QoS: 1, MaxInflight: 1},
+		"topic_expr": {Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "'a/' + asset + tgs"}},
+		"qos":        {Broker: "mqtt://h", QoS: 5, MaxInflight: 1, Topic: "t"},
+		"broker":     {Broker: "udp://h", QoS: 1, MaxInflight: 1, Topic: "t"},
+	} {
+		_, err := New(&c, &engine.Env{Pipeline: "p", Name: "n"})
+		var fe *engine.FieldError
+		if !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("%s: got %v", field, err)
+		}
+	}
+	c := Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "'a/' + asset + tgs"}}
+	_, err := New(&c, &engine.Env{})
+	var fe *engine.FieldError
+	if !errors.As(err, &fe) || fe.Offset != 15 || fe.Expr == nil {
+		t.Errorf("compile error should point at the unknown name (offset 15): %#v", fe)
+	}
+	c = Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "ts"}}
+	if _, err := New(&c, &engine.Env{}); err == nil {
+		t.Error("a topic_expr giving an int should be refused")
+	}
+	c = Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, Topic: "a/+"}
+	if _, err := New(&c, &engine.Env{}); err == nil {
+		t.Error("a wildcard in topic should be refused")
+	}
+}
+
+func BenchmarkMessagesJSON(b *testing.B) {
+	s := sink(b, Config{TopicExpr: engine.Expr{Src: "'plant/' + asset + '/' + tag"}})
+	pts := make([]engine.Point, 0, 1000)
+	for range 333 {
+		pts = append(pts, points()...)
+	}
+	var buf []byte
+	b.ReportAllocs()
+	for b.Loop() {
+		_, buf = s.Messages(buf[:0], pts)
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pts)), "ns/point")
+}
