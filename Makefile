@@ -39,8 +39,16 @@ docs-check:
 deploy-check:
 	deploy/check.sh
 
-## bench: Go micro-benchmarks of every component (-benchmem)
-bench:
+## bench: every benchmark scenario at full length (flowd bench, JSON in out/bench/), then the Go micro-benchmarks (-benchmem)
+BENCH_SCENARIOS ?= engine kafka_json kafka_json_batch aio-single aio-multi trackers neuron max max-engine peer
+BENCH_DURATION  ?= 60s
+bench: build
+	@mkdir -p out/bench
+	eval "$$(e2e/services.sh up)" && for s in $(BENCH_SCENARIOS); do \
+	  echo "== flowd bench --duration $(BENCH_DURATION) $$s"; \
+	  ./$(BIN) bench --duration $(BENCH_DURATION) --json $$s > out/bench/$$s.json 2> out/bench/$$s.log; rc=$$?; \
+	  cat out/bench/$$s.json; [ $$rc -eq 0 ] || { echo "flowd bench $$s failed (exit $$rc), see out/bench/$$s.log"; fail=1; }; \
+	done; [ -z "$$fail" ]
 	$(GO) test -run '^$$' -bench . -benchmem $(PKGS)
 
 ## soak: long-running tests (long outages, soaks); not part of make test

@@ -30,6 +30,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logFormat := fs.String("log-format", "auto", "text, json, or auto (text on a terminal, JSON otherwise)")
 	quiet := fs.Bool("quiet", false, "no live status lines on a terminal, no periodic status records otherwise")
 	statusEvery := fs.Duration("status-interval", time.Minute, "when not on a terminal, log a status record per pipeline this often (0: never)")
+	pprofAddr := fs.String("pprof", "", "serve Go's runtime profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
 	finalStatus := fs.String("final-status", "", "on exit, write the final /api/status JSON to this file (tests and benchmarks)")
 	vars := varFlags{}
 	fs.Var(vars, "var", "set a variable: --var name=value (repeatable)")
@@ -103,6 +104,14 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return exitInvalid
 		}
 		logger.Info("serving status", "url", "http://"+bound.String()+"/")
+	}
+	if *pprofAddr != "" {
+		bound, err := servePprof(httpCtx, *pprofAddr)
+		if err != nil {
+			logger.Error("cannot serve profiles", "err", err)
+			return exitUsage
+		}
+		logger.Info("serving profiles", "url", "http://"+bound.String()+"/debug/pprof/")
 	}
 
 	names := make([]string, len(cfg.Pipelines))

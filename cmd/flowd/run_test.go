@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -223,5 +225,25 @@ func BenchmarkStatusLines(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		statusLines(st, 120)
+	}
+}
+
+func TestPprofLoopbackOnly(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if _, err := servePprof(ctx, "0.0.0.0:0"); err == nil {
+		t.Fatal("a non-loopback --pprof address was accepted")
+	}
+	addr, err := servePprof(ctx, "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.Get("http://" + addr.String() + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("cmdline: %s", resp.Status)
 	}
 }

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// A peerShape is a scenario's work as Telegraf does it: the harness writes
+// Telegraf's configuration, runs it on the same generators as flowd and
+// measures its process the same way.
+type peerShape struct {
+	config func(r *benchRun) string
+}
+
+const telegrafAgent = `[agent]
+  interval = %q
+  flush_interval = "1s"
+  metric_batch_size = 5000
+  metric_buffer_limit = 200000
+  omit_hostname = true
+  quiet = true
+
+[[outputs.kafka]]
+  brokers = [%q]
+  topic = %q
+  data_format = "json"
+  required_acks = -1
+  max_retry = 10
+`
+
+// telegrafOPCUA polls every tag of a simulated PLC (assets × tags) each
+// interval, as flowd's peer-opcua pipeline does.
+func telegrafOPCUA(assets, tags int, interval string) func(r *benchRun) string {
+	return func(r *benchRun) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, telegrafAgent, interval, r.env("FLOWD_TEST_KAFKA"), r.topic)
+		fmt.Fprintf(&b, `
+[[inputs.opcua]]
+  name = "opcua"
+  endpoint = %q
+  security_policy = "None"
+  security_mode = "None"
+  auth_method = "Anonymous"
+  timestamp = "source"
+  request_timeout = "10s"
+  nodes = [
+`, r.opc(0))
+		for a := 1; a <= assets; a++ {
+			for t := 1; t <= tags; t++ {
+				id := fmt.Sprintf("Asset%d.Tag%d", a, t)
+				fmt.Fprintf(&b, "    {name=%q, namespace=\"2\", identifier_type=\"s\", identifier=%q},\n", id, id)
+			}
+		}
+		// The simulated PLC (gopcua's server) has no RegisterNodes service.
+		b.WriteString("  ]\n  [inputs.opcua.request_workarounds]\n    use_unregistered_reads = true\n")
+		return b.String()
+	}
+}
+
+// telegrafMQTT consumes the JSON points of the run's publishers, as flowd's
+// peer-mqtt pipeline does.
+func telegrafMQTT(r *benchRun) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, telegrafAgent, "1s", r.env("FLOWD_TEST_KAFKA"), r.topic)
+	server := strings.Replace(r.env("FLOWD_TEST_MQTT"), "mqtt://", "tcp://", 1)
+	fmt.Fprintf(&b, `
+[[inputs.mqtt_consumer]]
+  servers = [%q]
+  topics = [%q]
+  qos = 1
+  client_id = %q
+  persistent_session = false
+  max_undelivered_messages = 20000
+  data_format = "json_v2"
+  [[inputs.mqtt_consumer.json_v2]]
+    measurement_name = "points"
+    timestamp_path = "ts"
+    timestamp_format = "2006-01-02T15:04:05.999999999Z07:00"
+    [[inputs.mqtt_consumer.json_v2.tag]]
+      path = "asset"
+    [[inputs.mqtt_consumer.json_v2.tag]]
+      path = "tag"
+    [[inputs.mqtt_consumer.json_v2.field]]
+      path = "value"
+      type = "float"
+`, server, r.mqttTopics("peer-mqtt")+"/#", "telegraf-bench-"+r.id)
+	return b.String()
+}
+
+func createTopic(ctx context.Context, brokers, topic string, partitions int32) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		return err
+	}
+	defer cl.Close()
+	resp, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, -1, nil, topic)
+	if err != nil {
+		return err
+	}
+	return resp.Err
+}
+
+// runPeer runs the scenario's work on Telegraf and measures it like flowd:
+// CPU and peak RSS from /proc, points from the Kafka topic it writes.
+func runPeer(ctx context.Context, sc scenario, duration time.Duration, logw io.Writer) (*benchResult, error) {
+	bin := os.Getenv("FLOWD_TEST_TELEGRAF")
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	r, err := newBenchRun(sc)
+	if err != nil {
+		return nil, err
+	}
+	r.topic += "-telegraf"
+	brokers := r.env("FLOWD_TEST_KAFKA")
+	if err := createTopic(ctx, brokers, r.topic, 3); err != nil {
+		return nil, fmt.Errorf("create %s: %w", r.topic, err)
+	}
+	defer deleteTopic(brokers, r.topic)
+	servers, err := startServers(ctx, sc, r, self, logw)
+	defer func() {
+		for _, s := range servers {
+			s.stop(10 * time.Second)
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	dir, err := os.MkdirTemp("", "flowd-bench-telegraf")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	conf := filepath.Join(dir, "telegraf.conf")
+	if err := os.WriteFile(conf, []byte(sc.peer.config(r)), 0o600); err != nil {
+		return nil, err
+	}
+	tg, err := startChild(bin, []string{"--config", conf}, logw)
+	if err != nil {
+		return nil, err
+	}
+	defer tg.stop(time.Minute)
+	pid := tg.cmd.Process.Pid
+	// Telegraf has no readiness endpoint: give it time to connect and
+	// subscribe before anything is published.
+	if !sleepCtx(ctx, 5*time.Second) {
+		return nil, ctx.Err()
+	}
+	var pubs []*child
+	defer func() {
+		for _, p := range pubs {
+			p.stop(30 * time.Second)
+		}
+	}()
+	if sc.publishers != nil {
+		for _, a := range sc.publishers(r) {
+			p, err := startChild(self, a, logw)
+			if err != nil {
+				return nil, err
+			}
+			pubs = append(pubs, p)
+		}
+	}
+	if !sleepCtx(ctx, min(10*time.Second, duration/5)) {
+		return nil, ctx.Err()
+	}
+	end0, err := endOffsets(ctx, brokers, r.topic)
+	if err != nil {
+		return nil, err
+	}
+	cpu0, _ := procCPU(pid)
+	t0 := time.Now()
+	sleepCtx(ctx, duration)
+	end1, err := endOffsets(ctx, brokers, r.topic)
+	if err != nil {
+		return nil, err
+	}
+	cpu1, _ := procCPU(pid)
+	elapsed := time.Since(t0).Seconds()
+	rss, _ := procPeakRSS(pid)
+	res := &benchResult{
+		Scenario: "telegraf " + telegrafVersion(bin), DurationS: elapsed,
+		PointsInPerS: float64(end1-end0) / elapsed, PointsOutPS: float64(end1-end0) / elapsed,
+		CPUCores: (cpu1 - cpu0) / elapsed, RSSPeakMB: float64(rss) / 1e6,
+		Truth: &benchTruth{Topic: r.topic},
+	}
+	if cpu1 > cpu0 {
+		res.PointsPerCPUSecond = float64(end1-end0) / (cpu1 - cpu0)
+	}
+	var published int64
+	for _, p := range pubs {
+		p.stop(30 * time.Second)
+		n, _ := p.published()
+		published += n
+	}
+	pubs = nil
+	// Let Telegraf flush what it holds, then stop it (it flushes on exit).
+	waitStable(ctx, brokers, r.topic, 5*time.Second, time.Minute)
+	tg.stop(time.Minute)
+	records, _, err := countTopic(ctx, brokers, r.topic, countRecords)
+	if err != nil {
+		return res, err
+	}
+	res.PointsOut, res.PointsIn, res.Truth.InTopic = records, records, records
+	if records == 0 {
+		return res, errors.New("telegraf delivered nothing (see its log above)")
+	}
+	if sc.publishers != nil {
+		res.Truth.Published = published
+		res.PointsIn = published
+		if miss := published - records; miss > 0 {
+			res.PointsLost = miss
+			res.Problems = append(res.Problems, fmt.Sprintf("publishers sent %d values, the topic holds %d", published, records))
+		}
+	}
+	return res, nil
+}
+
+// waitStable waits until topic's end offsets have not moved for quiet.
+func waitStable(ctx context.Context, brokers, topic string, quiet, timeout time.Duration) {
+	deadline := time.Now().Add(timeout)
+	last, since := int64(-1), time.Now()
+	for time.Now().Before(deadline) {
+		n, err := endOffsets(ctx, brokers, topic)
+		if err == nil && n != last {
+			last, since = n, time.Now()
+		} else if time.Since(since) >= quiet {
+			return
+		}
+		if !sleepCtx(ctx, 500*time.Millisecond) {
+			return
+		}
+	}
+}
+
+// telegrafVersion asks the binary; a module build says "unknown", so the
+// cache file name (telegraf-X.Y.Z) is used then.
+func telegrafVersion(bin string) string {
+	if v, ok := strings.CutPrefix(filepath.Base(bin), "telegraf-"); ok {
+		return v
+	}
+	return "?"
+}
