@@ -55,6 +55,7 @@ type metrics struct {
 	points      prometheus.Counter
 	skipped     prometheus.Counter
 	dropped     prometheus.Counter
+	lost        prometheus.Counter
 	nodes       prometheus.Gauge
 	badItems    prometheus.Counter
 }
@@ -74,10 +75,11 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		points:      prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_points_total", Help: "Points read from the server."}),
 		skipped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_skipped_polls_total", Help: "Poll cycles skipped because the previous one overran the interval."}),
 		dropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_dropped_notifications_total", Help: "Values the server discarded from a full monitored item queue (overflow bit)."}),
+		lost:        prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_lost_notifications_total", Help: "Subscribed values received while the pipeline stayed full for a whole publishing interval, and so not emitted (also counted in flowd_points_dropped_total, reason backpressure)."}),
 		nodes:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowd_opcua_nodes", Help: "Nodes read or monitored in the current session."}),
 		badItems:    prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_failed_items_total", Help: "Monitored items the server refused."}),
 	}
-	env.MustRegister(m.connected, m.reconnects, m.readSeconds, m.points, m.skipped, m.dropped, m.nodes, m.badItems)
+	env.MustRegister(m.connected, m.reconnects, m.readSeconds, m.points, m.skipped, m.dropped, m.lost, m.nodes, m.badItems)
 	log := env.Logger
 	if log == nil {
 		log = slog.Default()
