@@ -40,7 +40,7 @@ func BenchmarkPollCycle(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close(ctx)
-	tags, err := src.resolve(ctx, c)
+	tags, _, err := src.resolve(ctx, c)
 	if err != nil {
 		b.Fatal(err)
 	}

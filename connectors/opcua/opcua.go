@@ -35,7 +35,9 @@ var Spec = engine.SourceSpec(engine.Info{
 		"anonymous, username/password or X.509 users. The application certificate is created on first run in " +
 		"<pki_dir>/own; server certificates must be in <pki_dir>/trusted or named by trust_server_cert (untrusted " +
 		"ones are stored in rejected/). The source reconnects by itself with exponential backoff and jitter, " +
-		"recreates its subscriptions, and emits every tag with quality bad (BadNotConnected) when the connection drops.",
+		"recreates its subscriptions, and emits every tag with quality bad (BadNotConnected) when the connection drops. " +
+		"With service.shard, a replica reads only the nodes whose asset its shard owns (explicit nodes by their asset, " +
+		"browsed variables by their parent object), so replicas split a plant by asset.",
 	Example: `source "opcua" "line1" {
   endpoint = "opc.tcp://127.0.0.1:4840"
   mode     = "subscribe"
@@ -182,9 +184,20 @@ func (s *Source) session(ctx context.Context, out engine.Output) (connected bool
 		defer cancel()
 		c.Close(cctx)
 	}()
-	tags, err := s.resolve(ctx, c)
+	tags, others, err := s.resolve(ctx, c)
 	if err != nil {
 		return false, err
+	}
+	if len(tags) == 0 && others > 0 {
+		// Every asset belongs to other replicas: nothing to read, which is
+		// not a failure. Idle until stopped.
+		s.known = nil
+		s.m.nodes.Set(0)
+		s.env.SetState(engine.StateConnected, nil)
+		s.log.Info("shard "+s.env.Shard.String()+" owns none of this source's assets; idle", "endpoint", s.cfg.Endpoint, "other_shards_nodes", others)
+		c.Close(ctx)
+		<-ctx.Done()
+		return true, ctx.Err()
 	}
 	if len(tags) == 0 {
 		return false, errors.New("no nodes to read (browse found no variable matching include/exclude)")
@@ -204,10 +217,18 @@ func (s *Source) setConnected(n int) {
 		"security", uacommon.PolicyName(s.policy)+"/"+uacommon.ModeName(s.mode))
 }
 
-// resolve turns the static node list and the browse block into tags.
-func (s *Source) resolve(ctx context.Context, c *gopcua.Client) ([]*tagState, error) {
-	tags := make([]*tagState, 0, len(s.specs))
+// resolve turns the static node list and the browse block into tags,
+// keeping only those of assets this replica's shard owns; others counts the
+// nodes left to other shards.
+func (s *Source) resolve(ctx context.Context, c *gopcua.Client) (tags []*tagState, others int, err error) {
+	shard := s.env.Shard
+	tags = make([]*tagState, 0, len(s.specs))
+	// others: nodes of assets another shard reads
 	for _, sp := range s.specs {
+		if !shard.Owns(sp.asset) {
+			others++
+			continue
+		}
 		tags = append(tags, &tagState{nodeSpec: sp})
 	}
 	if b := s.cfg.Browse; b != nil {
@@ -217,12 +238,12 @@ func (s *Source) resolve(ctx context.Context, c *gopcua.Client) ([]*tagState, er
 			nid, err := uacommon.ResolveBrowsePath(rctx, c, b.Root)
 			cancel()
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			root = nid
 		}
 		base := nodeSpec{asset: s.cfg.Asset, sampling: s.cfg.SamplingInterval, queue: s.cfg.QueueSize, deadband: s.cfg.Deadband, dbType: s.cfg.DeadbandType}
-		err := uacommon.Browse(ctx, c, root, b.MaxDepth, func(v uacommon.Var) {
+		err = uacommon.Browse(ctx, c, root, b.MaxDepth, func(v uacommon.Var) {
 			if !b.match(v.Path, v.Name) {
 				return
 			}
@@ -231,13 +252,20 @@ func (s *Source) resolve(ctx context.Context, c *gopcua.Client) ([]*tagState, er
 			if b.AssetFrom == "parent" {
 				sp.asset = v.Parent
 			}
+			if !shard.Owns(sp.asset) {
+				others++
+				return
+			}
 			tags = append(tags, &tagState{nodeSpec: sp})
 		})
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return tags, nil
+	if shard.Enabled() {
+		s.log.Info("shard "+shard.String()+": reading the nodes of the assets it owns", "nodes", len(tags), "other_shards_nodes", others)
+	}
+	return tags, others, nil
 }
 
 // pass applies the client-side deadband; it also records what was reported.
