@@ -2,9 +2,12 @@ package opcua
 
 import (
 	"context"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	gopcua "github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/ua"
 
 	"github.com/flowd/flowd/common/opcua/simplc"
@@ -40,7 +43,7 @@ func BenchmarkPollCycle(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer c.Close(ctx)
-	tags, err := src.resolve(ctx, c)
+	tags, _, err := src.resolve(ctx, c)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -71,4 +74,39 @@ func (d *discardOut) Emit(ctx context.Context, pts []engine.Point, done func(err
 	d.n += len(pts)
 	engine.PutPoints(pts)
 	return nil
+}
+
+// BenchmarkReceive measures the subscribe path from gopcua's notification
+// channel to the pipeline: one iteration is one data change notification of
+// 1,000 items through the receiver and the emitter.
+func BenchmarkReceive(b *testing.B) {
+	const items = 1000
+	src := newSource(b, Config{Endpoint: "opc.tcp://127.0.0.1:1", Nodes: map[string]string{"x": "ns=2;s=x"}, Interval: time.Hour})
+	tags := make([]*tagState, items)
+	dc := &ua.DataChangeNotification{}
+	now := time.Now()
+	for i := range tags {
+		tags[i] = &tagState{nodeSpec: nodeSpec{tag: "Tag" + strconv.Itoa(i), asset: "Asset1"}}
+		dc.MonitoredItems = append(dc.MonitoredItems, &ua.MonitoredItemNotification{ClientHandle: uint32(i),
+			Value: &ua.DataValue{EncodingMask: ua.DataValueValue | ua.DataValueSourceTimestamp, Value: ua.MustVariant(float64(i)), SourceTimestamp: now}})
+	}
+	notifs := make(chan *gopcua.PublishNotificationData)
+	queue := make(chan []engine.Point, 4)
+	stop := make(chan struct{})
+	errc := make(chan error, 2)
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &discardOut{}
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); src.receive(ctx, stop, notifs, queue, tags, errc) }()
+	go func() { defer wg.Done(); src.emit(ctx, queue, out, errc) }()
+	n := &gopcua.PublishNotificationData{Value: dc}
+	b.ReportAllocs()
+	for b.Loop() {
+		notifs <- n
+	}
+	close(stop)
+	cancel()
+	wg.Wait()
+	b.ReportMetric(float64(b.N*items)/b.Elapsed().Seconds(), "points/s")
 }

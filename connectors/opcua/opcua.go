@@ -35,7 +35,9 @@ var Spec = engine.SourceSpec(engine.Info{
 		"anonymous, username/password or X.509 users. The application certificate is created on first run in " +
 		"<pki_dir>/own; server certificates must be in <pki_dir>/trusted or named by trust_server_cert (untrusted " +
 		"ones are stored in rejected/). The source reconnects by itself with exponential backoff and jitter, " +
-		"recreates its subscriptions, and emits every tag with quality bad (BadNotConnected) when the connection drops.",
+		"recreates its subscriptions, and emits every tag with quality bad (BadNotConnected) when the connection drops. " +
+		"With service.shard, a replica reads only the nodes whose asset its shard owns (explicit nodes by their asset, " +
+		"browsed variables by their parent object), so replicas split a plant by asset.",
 	Example: `source "opcua" "line1" {
   endpoint = "opc.tcp://127.0.0.1:4840"
   mode     = "subscribe"
@@ -55,6 +57,7 @@ type metrics struct {
 	points      prometheus.Counter
 	skipped     prometheus.Counter
 	dropped     prometheus.Counter
+	lost        prometheus.Counter
 	nodes       prometheus.Gauge
 	badItems    prometheus.Counter
 }
@@ -74,10 +77,11 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		points:      prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_points_total", Help: "Points read from the server."}),
 		skipped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_skipped_polls_total", Help: "Poll cycles skipped because the previous one overran the interval."}),
 		dropped:     prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_dropped_notifications_total", Help: "Values the server discarded from a full monitored item queue (overflow bit)."}),
+		lost:        prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_lost_notifications_total", Help: "Subscribed values received while the pipeline stayed full for a whole publishing interval, and so not emitted (also counted in flowd_points_dropped_total, reason backpressure)."}),
 		nodes:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowd_opcua_nodes", Help: "Nodes read or monitored in the current session."}),
 		badItems:    prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_failed_items_total", Help: "Monitored items the server refused."}),
 	}
-	env.MustRegister(m.connected, m.reconnects, m.readSeconds, m.points, m.skipped, m.dropped, m.nodes, m.badItems)
+	env.MustRegister(m.connected, m.reconnects, m.readSeconds, m.points, m.skipped, m.dropped, m.lost, m.nodes, m.badItems)
 	log := env.Logger
 	if log == nil {
 		log = slog.Default()
@@ -180,9 +184,20 @@ func (s *Source) session(ctx context.Context, out engine.Output) (connected bool
 		defer cancel()
 		c.Close(cctx)
 	}()
-	tags, err := s.resolve(ctx, c)
+	tags, others, err := s.resolve(ctx, c)
 	if err != nil {
 		return false, err
+	}
+	if len(tags) == 0 && others > 0 {
+		// Every asset belongs to other replicas: nothing to read, which is
+		// not a failure. Idle until stopped.
+		s.known = nil
+		s.m.nodes.Set(0)
+		s.env.SetState(engine.StateConnected, nil)
+		s.log.Info("shard "+s.env.Shard.String()+" owns none of this source's assets; idle", "endpoint", s.cfg.Endpoint, "other_shards_nodes", others)
+		c.Close(ctx)
+		<-ctx.Done()
+		return true, ctx.Err()
 	}
 	if len(tags) == 0 {
 		return false, errors.New("no nodes to read (browse found no variable matching include/exclude)")
@@ -202,10 +217,18 @@ func (s *Source) setConnected(n int) {
 		"security", uacommon.PolicyName(s.policy)+"/"+uacommon.ModeName(s.mode))
 }
 
-// resolve turns the static node list and the browse block into tags.
-func (s *Source) resolve(ctx context.Context, c *gopcua.Client) ([]*tagState, error) {
-	tags := make([]*tagState, 0, len(s.specs))
+// resolve turns the static node list and the browse block into tags,
+// keeping only those of assets this replica's shard owns; others counts the
+// nodes left to other shards.
+func (s *Source) resolve(ctx context.Context, c *gopcua.Client) (tags []*tagState, others int, err error) {
+	shard := s.env.Shard
+	tags = make([]*tagState, 0, len(s.specs))
+	// others: nodes of assets another shard reads
 	for _, sp := range s.specs {
+		if !shard.Owns(sp.asset) {
+			others++
+			continue
+		}
 		tags = append(tags, &tagState{nodeSpec: sp})
 	}
 	if b := s.cfg.Browse; b != nil {
@@ -215,12 +238,12 @@ func (s *Source) resolve(ctx context.Context, c *gopcua.Client) ([]*tagState, er
 			nid, err := uacommon.ResolveBrowsePath(rctx, c, b.Root)
 			cancel()
 			if err != nil {
-				return nil, err
+				return nil, 0, err
 			}
 			root = nid
 		}
 		base := nodeSpec{asset: s.cfg.Asset, sampling: s.cfg.SamplingInterval, queue: s.cfg.QueueSize, deadband: s.cfg.Deadband, dbType: s.cfg.DeadbandType}
-		err := uacommon.Browse(ctx, c, root, b.MaxDepth, func(v uacommon.Var) {
+		err = uacommon.Browse(ctx, c, root, b.MaxDepth, func(v uacommon.Var) {
 			if !b.match(v.Path, v.Name) {
 				return
 			}
@@ -229,13 +252,20 @@ func (s *Source) resolve(ctx context.Context, c *gopcua.Client) ([]*tagState, er
 			if b.AssetFrom == "parent" {
 				sp.asset = v.Parent
 			}
+			if !shard.Owns(sp.asset) {
+				others++
+				return
+			}
 			tags = append(tags, &tagState{nodeSpec: sp})
 		})
 		if err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return tags, nil
+	if shard.Enabled() {
+		s.log.Info("shard "+shard.String()+": reading the nodes of the assets it owns", "nodes", len(tags), "other_shards_nodes", others)
+	}
+	return tags, others, nil
 }
 
 // pass applies the client-side deadband; it also records what was reported.

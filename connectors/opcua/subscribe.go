@@ -21,18 +21,33 @@ const createChunk = 500
 // subscribe creates subscriptions of at most max_items_per_subscription
 // items, checks every item's result, and turns data change notifications
 // into points until the connection drops.
+//
+// gopcua delivers notifications from its single publish loop, and that loop
+// must keep turning: while it waits for a notification to be taken it sends
+// no publish request, and Client.Subscribe (which has no context) waits for
+// it too. So notifications are taken by a receiver that never blocks for
+// long, and handed to an emitter that blocks on the engine. When the engine
+// is full, the receiver waits at most one publishing interval for room, then
+// drops the notification and counts its values as lost: the publish loop
+// slows to that pace, the server's queues fill (their overflow is counted
+// too), and the pipeline's backpressure reaches the server.
 func (s *Source) subscribe(ctx context.Context, c *gopcua.Client, tags []*tagState, out engine.Output) (bool, error) {
-	// Notifications are consumed from the start: the library's publish loop
-	// blocks until its notification is taken, and while it is blocked it
-	// cannot take part in creating further subscriptions.
-	notifs := make(chan *gopcua.PublishNotificationData, 4)
+	nsubs := (len(tags) + s.cfg.MaxItemsPerSub - 1) / s.cfg.MaxItemsPerSub
+	notifs := make(chan *gopcua.PublishNotificationData, 16)
+	queue := make(chan []engine.Point, 2*nsubs+4)
+	stop := make(chan struct{})
+	errc := make(chan error, 2)
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// The receiver drains notifs until stop, even after ctx ends: a
+	// Client.Subscribe still in flight returns only once the publish loop
+	// has handed over its notification.
+	defer close(stop)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	errc := make(chan error, 1)
-	wg.Add(1)
-	go func() { defer wg.Done(); errc <- s.consume(cctx, notifs, tags, out) }()
+	wg.Add(2)
+	go func() { defer wg.Done(); s.receive(cctx, stop, notifs, queue, tags, errc) }()
+	go func() { defer wg.Done(); s.emit(cctx, queue, out, errc) }()
 
 	failed := 0
 	for start := 0; start < len(tags); start += s.cfg.MaxItemsPerSub {
@@ -50,6 +65,9 @@ func (s *Source) subscribe(ctx context.Context, c *gopcua.Client, tags []*tagSta
 				return false, err
 			}
 			failed += n
+		}
+		if ctx.Err() != nil {
+			return false, ctx.Err()
 		}
 	}
 	if failed == len(tags) {
@@ -72,18 +90,28 @@ func (s *Source) subscribe(ctx context.Context, c *gopcua.Client, tags []*tagSta
 	}
 }
 
-// consume turns data change notifications into points until ctx ends or a
-// notification reports an error.
-func (s *Source) consume(ctx context.Context, notifs <-chan *gopcua.PublishNotificationData, tags []*tagState, out engine.Output) error {
+// receive turns data change notifications into point batches for emit. It
+// takes every notification gopcua offers until stop, waiting at most one
+// publishing interval for room in queue; what finds no room is counted as
+// lost. After ctx ends or a notification reports an error it only drains.
+func (s *Source) receive(ctx context.Context, stop <-chan struct{}, notifs <-chan *gopcua.PublishNotificationData, queue chan<- []engine.Point, tags []*tagState, errc chan<- error) {
+	wait := time.NewTimer(s.cfg.Interval)
+	wait.Stop()
+	draining := false
 	for {
 		var n *gopcua.PublishNotificationData
 		select {
-		case <-ctx.Done():
-			return nil
+		case <-stop:
+			return
 		case n = <-notifs:
 		}
+		if draining || ctx.Err() != nil {
+			continue
+		}
 		if n.Error != nil {
-			return fmt.Errorf("subscription: %w", n.Error)
+			errc <- fmt.Errorf("subscription: %w", n.Error)
+			draining = true
+			continue
 		}
 		dc, ok := n.Value.(*ua.DataChangeNotification)
 		if !ok || len(dc.MonitoredItems) == 0 {
@@ -106,11 +134,50 @@ func (s *Source) consume(ctx context.Context, notifs <-chan *gopcua.PublishNotif
 			engine.PutPoints(pts)
 			continue
 		}
-		if err := out.Emit(ctx, pts, nil); err != nil {
-			if ctx.Err() != nil {
-				return nil
+		select {
+		case queue <- pts:
+			continue
+		default:
+		}
+		wait.Reset(s.cfg.Interval)
+		select {
+		case queue <- pts:
+			wait.Stop()
+			continue
+		case <-ctx.Done():
+			wait.Stop()
+			engine.PutPoints(pts)
+			continue
+		case <-wait.C:
+		}
+		// The pipeline stayed full for a whole publishing interval: these
+		// values are lost. Their tags report the next value whatever the
+		// deadband, since the last reported one never left.
+		s.m.lost.Add(float64(len(pts)))
+		s.env.Drop(len(pts), "backpressure")
+		for _, it := range dc.MonitoredItems {
+			if h := int(it.ClientHandle); h >= 0 && h < len(tags) {
+				tags[h].reported = false
 			}
-			return err
+		}
+		engine.PutPoints(pts)
+	}
+}
+
+// emit hands point batches to the pipeline, blocking while it is full.
+func (s *Source) emit(ctx context.Context, queue <-chan []engine.Point, out engine.Output, errc chan<- error) {
+	for {
+		var pts []engine.Point
+		select {
+		case <-ctx.Done():
+			return
+		case pts = <-queue:
+		}
+		if err := out.Emit(ctx, pts, nil); err != nil {
+			if ctx.Err() == nil {
+				errc <- err
+			}
+			return
 		}
 	}
 }

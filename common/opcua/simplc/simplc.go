@@ -120,6 +120,7 @@ type PLC struct {
 	byStr   map[string]int // string id → tag index, or -1-asset for folders
 	rng     *mrand.Rand
 	writes  atomic.Int64
+	dropped atomic.Int64
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
 	histMu  sync.Mutex
@@ -418,23 +419,56 @@ func (p *PLC) writeAll(now time.Time, all bool) {
 	}
 }
 
-// notify tells the subscriptions watching a tag (by either id form).
+// notifyWait bounds how long a value waits for room in a subscription's
+// notification queue before the PLC drops it.
+const notifyWait = 100 * time.Millisecond
+
+// notify tells the subscriptions watching a tag (by either id form). It does
+// what the server's ChangeNotification does, except that it never waits for a
+// subscription indefinitely: the library sends on the subscription's queue
+// (100 notifications) while holding the monitored item lock, and a
+// subscription whose run loop has ended (its client went away mid-publish)
+// never empties it, while its cleanup waits for that same lock. A value that
+// finds no room within notifyWait is dropped, as a server drops values from
+// a full monitored item queue.
 func (p *PLC) notify(tg *tag) {
 	mis := p.srv.MonitoredItemService
 	if mis == nil {
 		return
 	}
 	mis.Mu.Lock()
-	_, s := mis.Nodes[tg.strKey]
-	_, n := mis.Nodes[tg.numKey]
-	mis.Mu.Unlock()
-	if s {
-		p.srv.ChangeNotification(tg.strID)
-	}
-	if n {
-		p.srv.ChangeNotification(tg.numID)
+	defer mis.Mu.Unlock()
+	for _, k := range [2]struct {
+		key string
+		id  *ua.NodeID
+	}{{tg.strKey, tg.strID}, {tg.numKey, tg.numID}} {
+		for _, item := range mis.Nodes[k.key] {
+			if item == nil || item.Sub == nil || item.Req == nil || item.Req.ItemToMonitor == nil || item.Req.RequestedParameters == nil {
+				continue
+			}
+			val := &ua.MonitoredItemNotification{
+				ClientHandle: item.Req.RequestedParameters.ClientHandle,
+				Value:        p.ns.Attribute(k.id, item.Req.ItemToMonitor.AttributeID),
+			}
+			select {
+			case item.Sub.NotifyChannel <- val:
+				continue
+			default:
+			}
+			t := time.NewTimer(notifyWait)
+			select {
+			case item.Sub.NotifyChannel <- val:
+			case <-t.C:
+				p.dropped.Add(1)
+			}
+			t.Stop()
+		}
 	}
 }
+
+// Dropped is how many values found a subscription's queue full (its client
+// not publishing) and were not notified.
+func (p *PLC) Dropped() int64 { return p.dropped.Load() }
 
 func (p *PLC) run(ctx context.Context) {
 	t := time.NewTicker(p.cfg.Interval)
