@@ -174,9 +174,11 @@ func kafkaOutage(t *testing.T, outage time.Duration) {
 // MQTT QoS 1 → disk-buffered Kafka sink while flowd is SIGKILLed every 20 s
 // (a minute here, 2 minutes in the soak version). The MQTT source PUBACKs a
 // message once its point is in the disk buffer, so a kill loses nothing that
-// the broker considers delivered: every published value must reach the topic
-// at least once; duplicates (redelivered MQTT messages and replayed batches)
-// are counted.
+// the broker considers delivered. For the first half flowd reaches Kafka
+// only through a fault proxy that is down (see TestKafkaSinkFaults for the
+// FAULTS listener), so what is acked lives only on disk across the kills.
+// Every published value must reach the topic at least once; duplicates
+// (redelivered MQTT messages and replayed batches) are counted.
 func TestKafkaMQTTKillLoop(t *testing.T) { kafkaKillLoop(t, 3) }
 
 // TestKafkaMQTTKillLoopSoak is the full 2 minutes: six kills (make soak).
@@ -190,13 +192,15 @@ func TestKafkaMQTTKillLoopSoak(t *testing.T) {
 func kafkaKillLoop(t *testing.T, kills int) {
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	brokers := harness.Require(t, "FLOWD_TEST_KAFKA")
+	proxy := kafkaFaultProxy(t)
+	proxy.Down()
 	topic := kafkaTopic(t, brokers, 3)
 	run := mqttRun(t)
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
 	cfg := harness.WriteFile(t, dir, "p.hcl", `pipeline "buf" {
   latency_slo = "48h"`+sourceHCL(broker, "e2e/"+run, run, `    session_expiry = "10m"`)+
-		kafkaBufSink("source.in", brokers, topic, "")+"}\n")
+		kafkaBufSink("source.in", proxy.Addr(), topic, "")+"}\n")
 	p := harness.Start(t, "--data-dir", dataDir, cfg)
 	waitConnected(t, p, "source.in")
 
@@ -223,6 +227,9 @@ func kafkaKillLoop(t *testing.T, kills int) {
 		_, c := sinkStatus(t, p)
 		p.Kill()
 		t.Logf("kill %d: %d received, %d delivered, %d points in the disk buffer", i, c.Received, c.Delivered, c.Buffer.Points)
+		if i == kills/2 {
+			proxy.Up()
+		}
 		p = harness.Start(t, "--data-dir", dataDir, cfg)
 	}
 	close(stop)
@@ -270,19 +277,9 @@ func kafkaKillLoop(t *testing.T, kills int) {
 // in the sink that exists only for tests.
 func TestKafkaSinkFaults(t *testing.T) {
 	brokers := harness.Require(t, "FLOWD_TEST_KAFKA")
-	upstream := harness.Require(t, "FLOWD_TEST_KAFKA_FAULTS")
-	listen := harness.Require(t, "FLOWD_TEST_KAFKA_FAULTS_PROXY")
-	if c, err := net.DialTimeout("tcp", upstream, 5*time.Second); err == nil {
-		c.Close()
-	} else {
-		// A broker started by an older services script has no FAULTS
-		// listener; the script restarts it with the current configuration.
-		t.Logf("Kafka FAULTS listener %s: %v; restarting the service", upstream, err)
-		harness.Services(t, "up", "kafka")
-	}
+	proxy := kafkaFaultProxy(t)
 	topic := kafkaTopic(t, brokers, 3)
 	dir := t.TempDir()
-	proxy := harness.NewFaultProxyAt(t, "kafka", listen, upstream)
 	proxy.Latency(2*time.Second, 0)
 
 	// The sink produces one batch at a time and waits for its acks, so with
@@ -380,6 +377,23 @@ func TestKafkaSinkFaults(t *testing.T) {
 	if resets == 0 {
 		t.Error("no connection was cut")
 	}
+}
+
+// kafkaFaultProxy is a fault proxy on the Kafka service's FAULTS listener:
+// it listens where that listener is advertised, so every connection a client
+// makes goes through it.
+func kafkaFaultProxy(t *testing.T) *harness.FaultProxy {
+	upstream := harness.Require(t, "FLOWD_TEST_KAFKA_FAULTS")
+	listen := harness.Require(t, "FLOWD_TEST_KAFKA_FAULTS_PROXY")
+	if c, err := net.DialTimeout("tcp", upstream, 5*time.Second); err == nil {
+		c.Close()
+	} else {
+		// A broker started by an older services script has no FAULTS
+		// listener; the script restarts it with the current configuration.
+		t.Logf("Kafka FAULTS listener %s: %v; restarting the service", upstream, err)
+		harness.Services(t, "up", "kafka")
+	}
+	return harness.NewFaultProxyAt(t, "kafka", listen, upstream)
 }
 
 func keysOf(m map[string]bool) string {
