@@ -112,3 +112,20 @@ func (f *FaultProxy) Up() {
 
 // Stop ends the proxy.
 func (f *FaultProxy) Stop() { f.proxy.Stop() }
+
+// NewFaultProxyAt is NewFaultProxy on a fixed listen address (host:port),
+// for servers that tell clients where to connect next (a Kafka broker's
+// advertised listener).
+func NewFaultProxyAt(t testing.TB, name, listen, upstream string) *FaultProxy {
+	t.Helper()
+	faultServerOnce.Do(func() {
+		faultServer = toxiproxy.NewServer(toxiproxy.NewMetricsContainer(prometheus.NewRegistry()), zerolog.Nop())
+	})
+	p := toxiproxy.NewProxy(faultServer, name, listen, upstream)
+	if err := p.Start(); err != nil {
+		t.Fatalf("toxiproxy %s on %s: %v", name, listen, err)
+	}
+	fp := &FaultProxy{t: t, proxy: p}
+	t.Cleanup(fp.Stop)
+	return fp
+}

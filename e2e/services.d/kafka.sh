@@ -4,6 +4,10 @@
 #                                password the connection string below)
 #   SASL_PLAINTEXT 127.0.0.1:19095 (SCRAM-SHA-256/512; the tests add their users)
 #   CONTROLLER 127.0.0.1:19093
+#   FAULTS     127.0.0.1:19096 (PLAINTEXT, advertised as 127.0.0.1:19097: a
+#              test's fault proxy listens on 19097 and forwards to 19096, so
+#              every connection a client opens after the metadata request
+#              goes through the proxy too)
 
 KAFKA_VERSION=3.9.1
 KAFKA_EH_CONNSTR='Endpoint=sb://localhost:19094/;SharedAccessKeyName=RootManageSharedAccessKey;SharedAccessKey=Zmxvd2QtZTJlLWthZmthLWtleQ=='
@@ -38,11 +42,11 @@ kafka_config() {
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:19093
-listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093,EH://127.0.0.1:19094,SCRAM://127.0.0.1:19095
-advertised.listeners=PLAINTEXT://127.0.0.1:19092,EH://127.0.0.1:19094,SCRAM://127.0.0.1:19095
+listeners=PLAINTEXT://127.0.0.1:19092,CONTROLLER://127.0.0.1:19093,EH://127.0.0.1:19094,SCRAM://127.0.0.1:19095,FAULTS://127.0.0.1:19096
+advertised.listeners=PLAINTEXT://127.0.0.1:19092,EH://127.0.0.1:19094,SCRAM://127.0.0.1:19095,FAULTS://127.0.0.1:19097
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EH:SASL_SSL,SCRAM:SASL_PLAINTEXT
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,EH:SASL_SSL,SCRAM:SASL_PLAINTEXT,FAULTS:PLAINTEXT
 listener.name.eh.sasl.enabled.mechanisms=PLAIN
 listener.name.eh.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_\$ConnectionString="$KAFKA_EH_CONNSTR";
 listener.name.eh.ssl.keystore.location=$dir/tls/server.p12
@@ -82,7 +86,7 @@ kafka_java() {
 }
 
 kafka_up() {
-  if port_open 19092 && port_open 19094 && port_open 19095; then return 0; fi
+  if port_open 19092 && port_open 19094 && port_open 19095 && port_open 19096; then return 0; fi
   # A broker started with an older configuration (fewer listeners): restart it.
   if port_open 19092; then kafka_down; fi
   kafka_install
@@ -97,7 +101,7 @@ kafka_up() {
   start_bg kafka java -Xmx512m -Xms128m -XX:+UseSerialGC -XX:TieredStopAtLevel=1 \
     -Djava.awt.headless=true -Dlog4j.configuration="file:$FLOWD_STATE/kafka/log4j.properties" \
     -cp "$(kafka_libs)/*" kafka.Kafka "$FLOWD_STATE/kafka/server.properties"
-  wait_port 19092 120 && wait_port 19094 30 && wait_port 19095 30
+  wait_port 19092 120 && wait_port 19094 30 && wait_port 19095 30 && wait_port 19096 30
 }
 
 kafka_down() { stop_bg kafka; }
@@ -108,4 +112,7 @@ kafka_env() {
   echo "export FLOWD_TEST_KAFKA_EH_CA=$FLOWD_STATE/kafka/tls/ca.pem"
   echo "export FLOWD_TEST_KAFKA_EH_CONNSTR='$KAFKA_EH_CONNSTR'"
   echo "export FLOWD_TEST_KAFKA_SCRAM=127.0.0.1:19095"
+  # listener for a fault proxy: upstream 19096, the proxy must listen on 19097
+  echo "export FLOWD_TEST_KAFKA_FAULTS=127.0.0.1:19096"
+  echo "export FLOWD_TEST_KAFKA_FAULTS_PROXY=127.0.0.1:19097"
 }
