@@ -16,7 +16,11 @@ run: build
 ## test: every test; installs and starts the real servers the e2e tests need
 test: build lint docs-check deploy-check
 	@for f in pipelines/*.hcl pipelines/*/*.hcl; do [ -e "$$f" ] || continue; echo "validate $$f"; ./$(BIN) validate "$$f" >/dev/null || exit 1; done
-	eval "$$(e2e/services.sh up)" && FLOWD_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 30m $(PKGS)
+	@# The e2e package stops and restarts the shared servers (outage tests), so it
+	@# runs after the other packages instead of beside them.
+	eval "$$(e2e/services.sh up)" && \
+	  FLOWD_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/e2e$$') && \
+	  FLOWD_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 40m ./e2e/...
 
 ## unit: the tests that need no external server (those skip, saying why)
 unit: build
