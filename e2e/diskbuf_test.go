@@ -626,27 +626,9 @@ func TestDiskBufferMQTTSinkFaults(t *testing.T) {
 }
 `, in, proxy.Addr(), run, run)))
 
-	stopResets := make(chan struct{})
-	resetsDone := make(chan int)
-	go func() {
-		// Twice, every connection through the proxy is cut and the broker
-		// is unreachable for 300 ms.
-		resets := 0
-		for _, at := range []time.Duration{6 * time.Second, 10 * time.Second} {
-			select {
-			case <-stopResets:
-				resetsDone <- resets
-				return
-			case <-time.After(at):
-				proxy.Down()
-				time.Sleep(300 * time.Millisecond)
-				proxy.Up()
-				resets++
-			}
-		}
-		<-stopResets
-		resetsDone <- resets
-	}()
+	// Twice, every connection through the proxy is cut and the broker
+	// is unreachable for 300 ms.
+	stopCuts := proxy.CutSchedule(300*time.Millisecond, 6*time.Second, 10*time.Second)
 	var maxEngineP99, maxP50 float64
 	var reconnects int64
 	states := map[string]bool{}
@@ -673,8 +655,7 @@ func TestDiskBufferMQTTSinkFaults(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	close(stopResets)
-	resets := <-resetsDone
+	resets := stopCuts()
 	if code := pub.Wait(time.Second); code != 0 {
 		t.Fatalf("publishing flowd exited %d", code)
 	}

@@ -296,25 +296,7 @@ func TestKafkaSinkFaults(t *testing.T) {
     delivery_timeout = "60s"`)+"}\n")
 	p := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), cfg)
 
-	stopResets := make(chan struct{})
-	resetsDone := make(chan int)
-	go func() {
-		resets := 0
-		for _, at := range []time.Duration{8 * time.Second, 12 * time.Second} {
-			select {
-			case <-stopResets:
-				resetsDone <- resets
-				return
-			case <-time.After(at):
-				proxy.Down()
-				time.Sleep(300 * time.Millisecond)
-				proxy.Up()
-				resets++
-			}
-		}
-		<-stopResets
-		resetsDone <- resets
-	}()
+	stopCuts := proxy.CutSchedule(300*time.Millisecond, 8*time.Second, 12*time.Second)
 	var maxEngineP99, maxP50 float64
 	var restarts int64
 	states := map[string]bool{}
@@ -344,8 +326,7 @@ func TestKafkaSinkFaults(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	close(stopResets)
-	resets := <-resetsDone
+	resets := stopCuts()
 	if code := p.Wait(time.Second); code != 0 {
 		t.Fatalf("flowd exited %d\n%s", code, p.Stderr.String())
 	}

@@ -129,3 +129,33 @@ func NewFaultProxyAt(t testing.TB, name, listen, upstream string) *FaultProxy {
 	t.Cleanup(fp.Stop)
 	return fp
 }
+
+// CutSchedule cuts every connection through the proxy at each step of
+// after (each measured from the end of the previous cut), keeping the
+// upstream unreachable for down each time. The returned stop ends the
+// schedule and reports how many cuts happened.
+func (f *FaultProxy) CutSchedule(down time.Duration, after ...time.Duration) (stop func() int) {
+	quit := make(chan struct{})
+	done := make(chan int)
+	go func() {
+		cuts := 0
+		for _, d := range after {
+			select {
+			case <-quit:
+				done <- cuts
+				return
+			case <-time.After(d):
+				f.Down()
+				time.Sleep(down)
+				f.Up()
+				cuts++
+			}
+		}
+		<-quit
+		done <- cuts
+	}()
+	return func() int {
+		close(quit)
+		return <-done
+	}
+}

@@ -82,3 +82,28 @@ func TestFaultProxy(t *testing.T) {
 		t.Fatal("reset_peer was dropped by Down/Up")
 	}
 }
+
+func TestFaultProxyCutSchedule(t *testing.T) {
+	p := NewFaultProxy(t, "cuts", echoServer(t))
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	stop := p.CutSchedule(200*time.Millisecond, 50*time.Millisecond, 50*time.Millisecond)
+	time.Sleep(150 * time.Millisecond) // inside the first cut
+	if _, err := roundTrip(c); err == nil {
+		t.Fatal("a connection open before the cut still works during it")
+	}
+	if n := stop(); n != 1 {
+		t.Fatalf("%d cuts reported while the first was under way, want 1", n)
+	}
+	if c2, err := net.DialTimeout("tcp", p.Addr(), time.Second); err != nil {
+		t.Fatalf("the proxy is not back up after the schedule stopped: %v", err)
+	} else {
+		c2.Close()
+	}
+	if n := p.CutSchedule(time.Millisecond, time.Hour)(); n != 0 {
+		t.Fatalf("a schedule stopped before its first cut reports %d cuts", n)
+	}
+}
