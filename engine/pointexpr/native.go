@@ -358,6 +358,36 @@ func invalid(op binOp, a, b engine.Value) error {
 	return fmt.Errorf("invalid operation: %s %s %s", a.Kind(), opNames[op], b.Kind())
 }
 
+// Results of arith.
+const (
+	notArith = iota
+	arithBool
+	arithNumber
+)
+
+// arith applies a comparison or +, - or * within one number type, giving
+// either a bool or a number of that type (ints stay ints); the caller makes
+// the value, so nothing here is called indirectly on the hot path.
+func arith[T int64 | float64](op binOp, x, y T) (kind int, b bool, n T) {
+	switch op {
+	case opLt:
+		return arithBool, x < y, 0
+	case opLe:
+		return arithBool, x <= y, 0
+	case opGt:
+		return arithBool, x > y, 0
+	case opGe:
+		return arithBool, x >= y, 0
+	case opAdd:
+		return arithNumber, false, x + y
+	case opSub:
+		return arithNumber, false, x - y
+	case opMul:
+		return arithNumber, false, x * y
+	}
+	return notArith, false, 0
+}
+
 // apply evaluates a binary operator on two values.
 func apply(op binOp, a, b engine.Value) (engine.Value, error) {
 	switch op {
@@ -370,50 +400,29 @@ func apply(op binOp, a, b engine.Value) (engine.Value, error) {
 		if a.Kind() == engine.KindInt && b.Kind() == engine.KindInt {
 			x, _ := a.Int64()
 			y, _ := b.Int64()
-			switch op {
-			case opLt:
-				return engine.Bool(x < y), nil
-			case opLe:
-				return engine.Bool(x <= y), nil
-			case opGt:
-				return engine.Bool(x > y), nil
-			case opGe:
-				return engine.Bool(x >= y), nil
-			case opAdd:
-				return engine.Int(x + y), nil
-			case opSub:
-				return engine.Int(x - y), nil
-			case opMul:
-				return engine.Int(x * y), nil
-			case opDiv:
-				return engine.Float(float64(x) / float64(y)), nil
-			case opMod:
+			switch kind, b, n := arith(op, x, y); kind {
+			case arithBool:
+				return engine.Bool(b), nil
+			case arithNumber:
+				return engine.Int(n), nil
+			}
+			if op == opMod {
 				if y == 0 {
 					return engine.Null(), errors.New("integer divide by zero")
 				}
 				return engine.Int(x % y), nil
-			case opPow:
-				return engine.Float(math.Pow(float64(x), float64(y))), nil
 			}
-			return engine.Null(), invalid(op, a, b)
+			// / and ** of ints give floats, as below.
 		}
 		x, _ := a.Float64()
 		y, _ := b.Float64()
+		switch kind, b, n := arith(op, x, y); kind {
+		case arithBool:
+			return engine.Bool(b), nil
+		case arithNumber:
+			return engine.Float(n), nil
+		}
 		switch op {
-		case opLt:
-			return engine.Bool(x < y), nil
-		case opLe:
-			return engine.Bool(x <= y), nil
-		case opGt:
-			return engine.Bool(x > y), nil
-		case opGe:
-			return engine.Bool(x >= y), nil
-		case opAdd:
-			return engine.Float(x + y), nil
-		case opSub:
-			return engine.Float(x - y), nil
-		case opMul:
-			return engine.Float(x * y), nil
 		case opDiv:
 			return engine.Float(x / y), nil
 		case opPow:
