@@ -49,7 +49,7 @@ func testSource(t *testing.T, batch int, linger time.Duration) *Source {
 
 func TestBatcherSizesLingerAndFailure(t *testing.T) {
 	s := testSource(t, 10, 20*time.Millisecond)
-	c := &conn{s: s, dec: s.dec.clone(), in: make(chan message, 100)}
+	c := &conn{s: s, dec: s.dec.Clone(), in: make(chan message, 100)}
 	out := &fakeOutput{}
 	var pending atomic.Int64
 	failed := make(chan error, 1)

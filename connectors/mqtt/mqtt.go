@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -16,6 +15,7 @@ import (
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 	mqttc "github.com/flowd/flowd/common/mqtt"
+	"github.com/flowd/flowd/common/payload"
 	"github.com/flowd/flowd/engine"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -184,64 +184,18 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	return s, nil
 }
 
+// Decoder is the shared payload decoder (common/payload), with topic as the
+// subject of asset_expr, tag_expr and the map block.
+type Decoder = payload.Decoder
+
+// ErrTooLarge is returned for a payload above max_payload.
+var ErrTooLarge = payload.ErrTooLarge
+
 func newDecoder(c *Config) (*Decoder, error) {
-	d := &Decoder{format: c.Format, maxPayload: int(c.MaxPayload), ev: &evaluator{}}
-	if c.AssetExpr.Src != "" {
-		if c.Asset != "" {
-			return nil, &engine.FieldError{Field: "asset_expr", Offset: -1, Err: errors.New("set asset or asset_expr, not both")}
-		}
-		e, err := compileExpr("asset_expr", c.AssetExpr, false, wantString)
-		if err != nil {
-			return nil, err
-		}
-		d.asset = field{set: true, expr: e}
-	} else if c.Asset != "" {
-		d.asset = field{set: true, lit: c.Asset}
-	}
-	if c.TagExpr.Src != "" {
-		e, err := compileExpr("tag_expr", c.TagExpr, false, wantString)
-		if err != nil {
-			return nil, err
-		}
-		d.tag = field{set: true, expr: e}
-	} else if c.Format == "raw" {
-		d.tag = field{set: true, topic: true}
-	}
-	if c.Format == "map" {
-		if len(c.Map) == 0 {
-			return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("format map needs the map attribute (at least value)")}
-		}
-		if _, ok := c.Map["value"]; !ok {
-			return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map needs a value entry")}
-		}
-		for k := range c.Map {
-			if !slices.Contains(mapOrder[:], k) {
-				return nil, &engine.FieldError{Field: "map", Offset: -1, Err: fmt.Errorf("unknown entry %q: use asset, tag, value, quality or ts", k)}
-			}
-		}
-		d.mapping = map[string]*msgExpr{}
-		for _, k := range mapOrder {
-			x, ok := c.Map[k]
-			if !ok {
-				continue
-			}
-			w := wantString
-			switch k {
-			case "value":
-				w = wantValue
-			case "ts":
-				w = wantTS
-			}
-			e, err := compileExpr("map."+k, x, true, w)
-			if err != nil {
-				return nil, err
-			}
-			d.mapping[k] = e
-		}
-	} else if len(c.Map) > 0 {
-		return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map is only used with format = \"map\"")}
-	}
-	return d, nil
+	return payload.New(payload.Options{
+		Format: c.Format, MaxPayload: int(c.MaxPayload), Subject: "topic",
+		Asset: c.Asset, AssetExpr: c.AssetExpr, TagExpr: c.TagExpr, Map: c.Map,
+	})
 }
 
 // message is a received publish waiting in a connection's queue.
@@ -293,7 +247,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	s.unacked.Store(0)
 	s.env.SetState(engine.StateConnecting, nil)
 	for i := range s.cfg.Connections {
-		c := &conn{s: s, id: s.clientID, dec: s.dec.clone(), in: make(chan message, qcap), window: make(chan struct{}, s.cfg.ReceiveMaximum)}
+		c := &conn{s: s, id: s.clientID, dec: s.dec.Clone(), in: make(chan message, qcap), window: make(chan struct{}, s.cfg.ReceiveMaximum)}
 		if s.cfg.Connections > 1 {
 			c.id = fmt.Sprintf("%s-%d", s.clientID, i+1)
 		}

@@ -1,4 +1,4 @@
-package mqtt
+package payload
 
 import (
 	"encoding/json"
@@ -27,6 +27,40 @@ type msgEnv struct {
 	Payload map[string]any `expr:"payload"`
 }
 
+// pathEnv and pathMsgEnv are topicEnv and msgEnv for an HTTP path.
+type pathEnv struct {
+	Path []string `expr:"path"`
+}
+
+type pathMsgEnv struct {
+	Path    []string       `expr:"path"`
+	Payload map[string]any `expr:"payload"`
+}
+
+// noEnv and payloadEnv are for sources without a subject (UDP).
+type noEnv struct{}
+
+type payloadEnv struct {
+	Payload map[string]any `expr:"payload"`
+}
+
+// envFor is the compile-time environment for a subject name.
+func envFor(subject string, payload bool) any {
+	switch {
+	case subject == "topic" && payload:
+		return msgEnv{}
+	case subject == "topic":
+		return topicEnv{}
+	case subject == "path" && payload:
+		return pathMsgEnv{}
+	case subject == "path":
+		return pathEnv{}
+	case payload:
+		return payloadEnv{}
+	}
+	return noEnv{}
+}
+
 // want is the kind of result an attribute needs.
 type want int
 
@@ -34,6 +68,7 @@ const (
 	wantString want = iota // asset, tag, quality
 	wantValue              // a scalar
 	wantTS                 // RFC 3339 string or Unix milliseconds
+	wantAny                // checked when evaluated (map.values: an object)
 )
 
 // msgExpr is a compiled expression over a message. Expressions made of
@@ -56,16 +91,12 @@ type part struct {
 // compileExpr compiles x for the attribute field with expr-lang; payload
 // says whether the payload is in scope (the map block). Compile errors are
 // *engine.FieldError values pointing at the column inside the expression.
-func compileExpr(field string, x engine.Expr, payload bool, w want) (*msgExpr, error) {
+func compileExpr(subject, field string, x engine.Expr, payload bool, w want) (*msgExpr, error) {
 	if strings.TrimSpace(x.Src) == "" {
 		return nil, engine.ExprError(field, &x, -1, errors.New("empty expression"))
 	}
 	opts := pointexpr.Options()
-	if payload {
-		opts = append(opts, expr.Env(msgEnv{}))
-	} else {
-		opts = append(opts, expr.Env(topicEnv{}))
-	}
+	opts = append(opts, expr.Env(envFor(subject, payload)))
 	prog, err := expr.Compile(x.Src, opts...)
 	if err != nil {
 		return nil, pointexpr.CompileError(field, &x, err)
@@ -80,13 +111,15 @@ func compileExpr(field string, x engine.Expr, payload bool, w want) (*msgExpr, e
 			ok = k == reflect.String || k == reflect.Bool || isNumber(k)
 		case wantTS:
 			ok = t.Kind() == reflect.String || isNumber(t.Kind())
+		case wantAny:
+			ok = t.Kind() == reflect.Map
 		}
 		if !ok {
 			return nil, engine.ExprError(field, &x, 0, fmt.Errorf("the expression gives a %s, which cannot be a %s", t, w))
 		}
 	}
 	e := &msgExpr{field: field, src: x.Src, prog: prog}
-	if parts, ok := flatten(prog.Node(), nil); ok {
+	if parts, ok := flatten(subject, prog.Node(), nil); ok && subject != "" {
 		e.parts = parts
 	}
 	return e, nil
@@ -98,6 +131,8 @@ func (w want) String() string {
 		return "value"
 	case wantTS:
 		return "timestamp"
+	case wantAny:
+		return "object of values"
 	}
 	return "string"
 }
@@ -112,16 +147,16 @@ func isNumber(k reflect.Kind) bool {
 	return false
 }
 
-// flatten reads a tree of quoted strings and topic[N] joined by + into its
-// parts; ok is false for anything else.
-func flatten(n ast.Node, out []part) ([]part, bool) {
+// flatten reads a tree of quoted strings and subject[N] (topic[N]) joined by
+// + into its parts; ok is false for anything else.
+func flatten(subject string, n ast.Node, out []part) ([]part, bool) {
 	switch n := n.(type) {
 	case *ast.StringNode:
 		return append(out, part{lit: n.Value, isLit: true}), true
 	case *ast.MemberNode:
 		id, ok := n.Node.(*ast.IdentifierNode)
 		idx, ok2 := n.Property.(*ast.IntegerNode)
-		if !ok || !ok2 || id.Value != "topic" || n.Method || n.Optional {
+		if !ok || !ok2 || id.Value != subject || n.Method || n.Optional {
 			return nil, false
 		}
 		return append(out, part{level: idx.Value}), true
@@ -129,11 +164,11 @@ func flatten(n ast.Node, out []part) ([]part, bool) {
 		if n.Operator != "+" {
 			return nil, false
 		}
-		out, ok := flatten(n.Left, out)
+		out, ok := flatten(subject, n.Left, out)
 		if !ok {
 			return nil, false
 		}
-		return flatten(n.Right, out)
+		return flatten(subject, n.Right, out)
 	}
 	return nil, false
 }
@@ -144,6 +179,10 @@ type evaluator struct {
 	vm     vm.VM
 	topic  topicEnv
 	msg    msgEnv
+	path   pathEnv
+	pmsg   pathMsgEnv
+	none   noEnv
+	pl     payloadEnv
 	levels []string // topic levels of the current message, split on demand
 	split  bool
 	buf    []byte
@@ -192,24 +231,36 @@ func level(topic string, i int) (string, bool) {
 }
 
 // eval evaluates e for a message; payload is nil outside the map format.
-func (ev *evaluator) eval(e *msgExpr, topic string, payload map[string]any) (any, error) {
+func (ev *evaluator) eval(subject string, e *msgExpr, topic string, payload map[string]any) (any, error) {
 	if e.parts != nil {
-		s, err := ev.native(e, topic)
+		s, err := ev.native(subject, e, topic)
 		if err != nil {
 			return nil, err
 		}
 		return s, nil
 	}
 	var env any
-	if payload != nil {
+	switch {
+	case subject == "topic" && payload != nil:
 		ev.msg.Topic, ev.msg.Payload = ev.topicLevels(topic), payload
 		env = &ev.msg
-	} else {
+	case subject == "topic":
 		ev.topic.Topic = ev.topicLevels(topic)
 		env = &ev.topic
+	case subject == "path" && payload != nil:
+		ev.pmsg.Path, ev.pmsg.Payload = ev.topicLevels(topic), payload
+		env = &ev.pmsg
+	case subject == "path":
+		ev.path.Path = ev.topicLevels(topic)
+		env = &ev.path
+	case payload != nil:
+		ev.pl.Payload = payload
+		env = &ev.pl
+	default:
+		env = &ev.none
 	}
 	out, err := ev.vm.Run(e.prog, env)
-	ev.msg.Payload = nil
+	ev.msg.Payload, ev.pmsg.Payload, ev.pl.Payload = nil, nil, nil
 	if err != nil {
 		return nil, fmt.Errorf("%s: %s", e.field, firstLine(err.Error()))
 	}
@@ -217,24 +268,24 @@ func (ev *evaluator) eval(e *msgExpr, topic string, payload map[string]any) (any
 }
 
 // evalString evaluates e and renders the result as a string (nil is "").
-func (ev *evaluator) evalString(e *msgExpr, topic string, payload map[string]any) (string, error) {
+func (ev *evaluator) evalString(subject string, e *msgExpr, topic string, payload map[string]any) (string, error) {
 	if e.parts != nil {
-		return ev.native(e, topic)
+		return ev.native(subject, e, topic)
 	}
-	v, err := ev.eval(e, topic, payload)
+	v, err := ev.eval(subject, e, topic, payload)
 	if err != nil {
 		return "", err
 	}
 	return valueString(v), nil
 }
 
-func (ev *evaluator) native(e *msgExpr, topic string) (string, error) {
+func (ev *evaluator) native(subject string, e *msgExpr, topic string) (string, error) {
 	if len(e.parts) == 1 {
-		return ev.part(e, &e.parts[0], topic)
+		return ev.part(subject, e, &e.parts[0], topic)
 	}
 	b := ev.buf[:0]
 	for i := range e.parts {
-		s, err := ev.part(e, &e.parts[i], topic)
+		s, err := ev.part(subject, e, &e.parts[i], topic)
 		if err != nil {
 			return "", err
 		}
@@ -244,13 +295,13 @@ func (ev *evaluator) native(e *msgExpr, topic string) (string, error) {
 	return string(b), nil
 }
 
-func (ev *evaluator) part(e *msgExpr, p *part, topic string) (string, error) {
+func (ev *evaluator) part(subject string, e *msgExpr, p *part, topic string) (string, error) {
 	if p.isLit {
 		return p.lit, nil
 	}
 	s, ok := level(topic, p.level)
 	if !ok {
-		return "", fmt.Errorf("%s: topic %q has no level %d", e.field, topic, p.level)
+		return "", fmt.Errorf("%s: %s %q has no level %d", e.field, subject, topic, p.level)
 	}
 	return s, nil
 }

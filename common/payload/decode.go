@@ -1,29 +1,37 @@
-package mqtt
+// Package payload decodes message payloads into points for the sources that
+// receive payloads (MQTT, HTTP, UDP): the json shapes, the map block of
+// expressions over any JSON object, and raw. Expressions see the message's
+// subject as a list of levels (an MQTT topic, an HTTP path) under a name the
+// source chooses, and in the map block the decoded payload.
+package payload
 
 import (
 	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
 )
 
-// Decoder turns MQTT messages into points. It is not safe for concurrent
-// use (it reuses its expression VM); clone gives another goroutine its own.
+// Decoder turns messages into points. It is not safe for concurrent use (it
+// reuses its expression VM); Clone gives another goroutine its own.
 type Decoder struct {
 	format     string
 	maxPayload int
-	asset      field // asset for points that carry none
-	tag        field // tag for points that carry none (raw: always)
+	subject    string // name of the subject's levels in expressions; "" for none
+	asset      field  // asset for points that carry none
+	tag        field  // tag for points that carry none (raw: always)
 	mapping    map[string]*msgExpr
+	values     *msgExpr // map.values, where the source allows it
 	ev         *evaluator
 }
 
-// clone returns a decoder sharing the compiled expressions, with its own VM.
-func (d *Decoder) clone() *Decoder {
+// Clone returns a decoder sharing the compiled expressions, with its own VM.
+func (d *Decoder) Clone() *Decoder {
 	c := *d
 	c.ev = &evaluator{}
 	return &c
@@ -44,7 +52,7 @@ type field struct {
 func (d *Decoder) str(f *field, topic string) (string, error) {
 	switch {
 	case f.expr != nil:
-		return d.ev.evalString(f.expr, topic, nil)
+		return d.ev.evalString(d.subject, f.expr, topic, nil)
 	case f.topic:
 		return topic, nil
 	}
@@ -68,8 +76,9 @@ func (d *Decoder) assetTag(p *engine.Point, topic string) error {
 	return nil
 }
 
-// Decode appends the points of one message to dst. now is the receive time
-// (Unix ns), used when the payload carries no timestamp.
+// Decode appends the points of one message to dst. topic is the message's
+// subject (an MQTT topic, an HTTP path); now is the receive time (Unix ns),
+// used when the payload carries no timestamp.
 func (d *Decoder) Decode(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
 	if d.maxPayload > 0 && len(payload) > d.maxPayload {
 		return dst, fmt.Errorf("%w: %d bytes, max_payload is %d", ErrTooLarge, len(payload), d.maxPayload)
@@ -309,7 +318,7 @@ func (d *Decoder) decodeMap(dst []engine.Point, topic string, payload []byte, no
 		if e == nil {
 			continue
 		}
-		v, err := d.ev.eval(e, topic, doc)
+		v, err := d.ev.eval(d.subject, e, topic, doc)
 		if err != nil {
 			return dst, err
 		}
@@ -350,10 +359,61 @@ func (d *Decoder) decodeMap(dst []engine.Point, topic string, payload []byte, no
 	if err := d.assetTag(&p, topic); err != nil {
 		return dst, err
 	}
+	if e := d.values; e != nil {
+		return d.mapValues(dst, e, topic, doc, p)
+	}
 	if p.Tag == "" {
 		return dst, codec.ErrNoTag
 	}
 	return append(dst, p), nil
+}
+
+// mapValues appends a point per entry of the object the values expression
+// gives (tag: value), sorted by tag; asset, quality and ts are shared.
+func (d *Decoder) mapValues(dst []engine.Point, e *msgExpr, topic string, doc map[string]any, p engine.Point) ([]engine.Point, error) {
+	v, err := d.ev.eval(d.subject, e, topic, doc)
+	if err != nil {
+		return dst, err
+	}
+	obj, ok := v.(map[string]any)
+	if !ok || len(obj) == 0 {
+		return dst, fmt.Errorf("map.values: want an object of tag: value entries, got %s", describe(v))
+	}
+	if err := d.assetTag(&p, topic); err != nil {
+		return dst, err
+	}
+	n := len(dst)
+	keys := make([]string, 0, len(obj))
+	for k := range obj {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if k == "" {
+			return dst[:n], errors.New("map.values: empty tag name")
+		}
+		val, err := anyValue(obj[k])
+		if err != nil {
+			return dst[:n], fmt.Errorf("map.values.%s: %w", k, err)
+		}
+		q := p
+		q.Tag, q.Value = k, val
+		if p.Tag != "" {
+			q.Tag = p.Tag + "." + k
+		}
+		dst = append(dst, q)
+	}
+	return dst, nil
+}
+
+func describe(v any) string {
+	switch v.(type) {
+	case nil:
+		return "nothing (the payload has no such field, or it is null)"
+	case map[string]any:
+		return "an empty object"
+	}
+	return fmt.Sprintf("a %T", v)
 }
 
 // mapOrder is the order map entries are evaluated in.
@@ -397,4 +457,119 @@ func anyValue(v any) (engine.Value, error) {
 		return engine.Value{}, errors.New("must be a number, bool, string or null, not an object")
 	}
 	return engine.Value{}, fmt.Errorf("must be a number, bool, string or null, not %T", v)
+}
+
+// Options configure a Decoder; the sources copy them from their own config,
+// whose attributes carry the same names.
+type Options struct {
+	Format     string // json | map | raw
+	MaxPayload int    // bytes; 0: no limit
+	// Subject names the message's subject in asset_expr, tag_expr and the map
+	// block ("topic", "path"), or "" when a source has none (then asset_expr
+	// and tag_expr are not allowed, and raw needs a literal tag).
+	Subject   string
+	Asset     string
+	AssetExpr engine.Expr
+	Tag       string // literal tag of points that carry none (sources without a subject)
+	TagExpr   engine.Expr
+	Map       map[string]engine.Expr
+	// Values allows the map entry values: an expression giving an object whose
+	// entries become one point each (tag: value), in place of value.
+	Values bool
+}
+
+// New validates the options and compiles their expressions; errors are
+// *engine.FieldError values naming the attribute.
+func New(o Options) (*Decoder, error) {
+	switch o.Subject {
+	case "", "topic", "path":
+	default:
+		return nil, fmt.Errorf("payload: unknown subject %q", o.Subject)
+	}
+	d := &Decoder{format: o.Format, maxPayload: o.MaxPayload, subject: o.Subject, ev: &evaluator{}}
+	if o.AssetExpr.Src != "" {
+		if o.Asset != "" {
+			return nil, &engine.FieldError{Field: "asset_expr", Offset: -1, Err: errors.New("set asset or asset_expr, not both")}
+		}
+		e, err := compileExpr(o.Subject, "asset_expr", o.AssetExpr, false, wantString)
+		if err != nil {
+			return nil, err
+		}
+		d.asset = field{set: true, expr: e}
+	} else if o.Asset != "" {
+		d.asset = field{set: true, lit: o.Asset}
+	}
+	if o.TagExpr.Src != "" {
+		if o.Tag != "" {
+			return nil, &engine.FieldError{Field: "tag_expr", Offset: -1, Err: errors.New("set tag or tag_expr, not both")}
+		}
+		e, err := compileExpr(o.Subject, "tag_expr", o.TagExpr, false, wantString)
+		if err != nil {
+			return nil, err
+		}
+		d.tag = field{set: true, expr: e}
+	} else if o.Tag != "" {
+		d.tag = field{set: true, lit: o.Tag}
+	} else if o.Format == "raw" {
+		if o.Subject == "" {
+			return nil, &engine.FieldError{Field: "tag", Offset: -1, Err: errors.New("format raw needs tag: the payload carries none")}
+		}
+		d.tag = field{set: true, topic: true}
+	}
+	if o.Format == "map" {
+		if len(o.Map) == 0 {
+			return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("format map needs the map attribute (at least value)")}
+		}
+		_, hasValues := o.Map["values"]
+		if _, ok := o.Map["value"]; !ok && !(o.Values && hasValues) {
+			if o.Values {
+				return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map needs a value or a values entry")}
+			}
+			return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map needs a value entry")}
+		}
+		if o.Values && hasValues {
+			if _, ok := o.Map["value"]; ok {
+				return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("set value or values, not both")}
+			}
+			x := o.Map["values"]
+			e, err := compileExpr(o.Subject, "map.values", x, true, wantAny)
+			if err != nil {
+				return nil, err
+			}
+			d.values = e
+		}
+		for k := range o.Map {
+			if o.Values && k == "values" {
+				continue
+			}
+			if !slices.Contains(mapOrder[:], k) {
+				if o.Values {
+					return nil, &engine.FieldError{Field: "map", Offset: -1, Err: fmt.Errorf("unknown entry %q: use asset, tag, value or values, quality or ts", k)}
+				}
+				return nil, &engine.FieldError{Field: "map", Offset: -1, Err: fmt.Errorf("unknown entry %q: use asset, tag, value, quality or ts", k)}
+			}
+		}
+		d.mapping = map[string]*msgExpr{}
+		for _, k := range mapOrder {
+			x, ok := o.Map[k]
+			if !ok {
+				continue
+			}
+			w := wantString
+			switch k {
+			case "value":
+				w = wantValue
+			case "ts":
+				w = wantTS
+			}
+			e, err := compileExpr(o.Subject, "map."+k, x, true, w)
+			if err != nil {
+				return nil, err
+			}
+			d.mapping[k] = e
+		}
+	} else if len(o.Map) > 0 {
+		return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map is only used with format = \"map\"")}
+	}
+	return d, nil
 }
