@@ -124,6 +124,9 @@ type Env struct {
 	// that addresses assets reads only those Shard.Owns. The zero value owns
 	// every asset.
 	Shard Shard
+	// AdminAddr is service.http_addr (metrics, health, status), so a source
+	// that listens itself can refuse to share its port.
+	AdminAddr string
 
 	node *node // set when the pipeline is built
 }

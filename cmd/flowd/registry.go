@@ -2,9 +2,11 @@ package main
 
 import (
 	"github.com/flowd/flowd/connectors/file"
+	httpsource "github.com/flowd/flowd/connectors/http"
 	mqttsource "github.com/flowd/flowd/connectors/mqtt"
 	"github.com/flowd/flowd/connectors/opcua"
 	"github.com/flowd/flowd/connectors/sim"
+	"github.com/flowd/flowd/connectors/udp"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/sinks/cassandra"
 	"github.com/flowd/flowd/sinks/discard"
@@ -28,6 +30,8 @@ func registry() *engine.Registry {
 		file.Spec,
 		mqttsource.Spec,
 		opcua.Spec,
+		httpsource.Spec,
+		udp.Spec,
 		// transforms
 		expr.Spec,
 		cov.Spec,

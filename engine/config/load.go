@@ -220,7 +220,7 @@ func (l *Loader) load(files []*hcl.File, names []string) (*Config, hcl.Diagnosti
 				continue
 			}
 			seen[name] = b.DefRange
-			p, d := l.pipeline(name, b, evalCtx(fc.dir), cfg.Service.DataDir, shard)
+			p, d := l.pipeline(name, b, evalCtx(fc.dir), cfg.Service.DataDir, shard, cfg.Service.HTTPAddr)
 			diags = append(diags, d...)
 			if p != nil {
 				cfg.Pipelines = append(cfg.Pipelines, p)
@@ -345,7 +345,7 @@ var pipelineSchema = func() *hcl.BodySchema {
 	return s
 }()
 
-func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, dataDir string, shard engine.Shard) (*engine.PipelineConfig, hcl.Diagnostics) {
+func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, dataDir string, shard engine.Shard, adminAddr string) (*engine.PipelineConfig, hcl.Diagnostics) {
 	content, diags := block.Body.Content(pipelineSchema)
 	var attrs Pipeline
 	if err := ApplyDefaults(reflect.ValueOf(&attrs).Elem()); err != nil {
@@ -440,7 +440,7 @@ func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, d
 			continue
 		}
 		env := &engine.Env{
-			Pipeline: name, Kind: c.kind, Type: c.typ, Name: c.name, DataDir: dataDir, Shard: shard,
+			Pipeline: name, Kind: c.kind, Type: c.typ, Name: c.name, DataDir: dataDir, Shard: shard, AdminAddr: adminAddr,
 			Logger: l.opts.Logger.With("pipeline", name, "component", c.id()),
 		}
 		if l.opts.Metrics != nil {
