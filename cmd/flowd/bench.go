@@ -82,6 +82,15 @@ func mqttArgs(r *benchRun, sc string, clients int, rate float64, change float64,
 		"--topic", r.mqttTopics(sc) + "/{client}/{asset}", "--client-prefix", "flowd-bench-" + r.id}
 }
 
+func httpArgs(r *benchRun, rate float64, clients int) []string {
+	return []string{"sim", "http", "--url", fmt.Sprintf("http://127.0.0.1:%d/uplink", r.port(0)),
+		"--rate", strconv.FormatFloat(rate, 'f', -1, 64), "--clients", strconv.Itoa(clients), "--meters", "1000000"}
+}
+
+func smartMeterVars(r *benchRun) map[string]string {
+	return map[string]string{"listen": fmt.Sprintf("127.0.0.1:%d", r.port(0)), "cassandra": r.env("FLOWD_TEST_CASSANDRA")}
+}
+
 func kafkaVars(r *benchRun) map[string]string {
 	return map[string]string{"kafka": r.env("FLOWD_TEST_KAFKA"), "topic": r.topic}
 }
@@ -216,6 +225,20 @@ func scenarios() []scenario {
 				return v
 			},
 			peer: &peerShape{config: telegrafMQTT},
+		},
+		{
+			name: "smart-meters", summary: "1,000,000 smart meters: 280 LoRaWAN uplinks/s × 3 readings over HTTP → expr → Cassandra",
+			anchor:   "ThingsBoard: 1 M smart meters, 840 points/s via HTTP/UDP integration",
+			pipeline: "smart-meters.hcl", needs: []string{"FLOWD_TEST_CASSANDRA"},
+			plcPorts: 1, publishers: func(r *benchRun) [][]string { return [][]string{httpArgs(r, 280, 16)} },
+			vars: smartMeterVars,
+		},
+		{
+			name: "smart-meters-stress", summary: "smart-meters with 64 clients posting as fast as they are answered (429 paces them)",
+			anchor:   "-",
+			pipeline: "smart-meters.hcl", needs: []string{"FLOWD_TEST_CASSANDRA"},
+			plcPorts: 1, publishers: func(r *benchRun) [][]string { return [][]string{httpArgs(r, 0, 64)} },
+			vars: smartMeterVars,
 		},
 		{
 			name: "peer", summary: "peer-opcua then peer-mqtt: flowd and Telegraf side by side on both shapes",

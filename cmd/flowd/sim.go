@@ -11,6 +11,7 @@ func simulators() map[string]command {
 	return map[string]command{
 		"mqtt": cmdSimMQTT,
 		"plc":  cmdSimPLC,
+		"http": cmdSimHTTP,
 	}
 }
 
@@ -19,6 +20,7 @@ const simUsage = `Usage: flowd sim KIND [flags]
 Kinds:
   plc    an OPC UA server with N assets × M tags changing at an interval (flowd sim plc -h)
   mqtt   MQTT clients publishing JSON values at a rate (flowd sim mqtt -h)
+  http   LoRaWAN uplinks POSTed at a rate, as a network server's HTTP integration (flowd sim http -h)
 `
 
 func cmdSim(args []string, stdout, stderr io.Writer) int {
