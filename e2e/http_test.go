@@ -393,3 +393,29 @@ func TestHTTPBadRequests(t *testing.T) {
 	}
 	_ = os.Remove(out)
 }
+
+// /readyz reports the listener: while another process holds the port the
+// source is failing and flowd not ready; once the port is free the engine's
+// retry binds it and flowd is ready, without a restart.
+func TestHTTPListenerInReadyz(t *testing.T) {
+	dir := t.TempDir()
+	squat, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := squat.Addr().(*net.TCPAddr).Port
+	cfg := harness.WriteFile(t, dir, "http.hcl", httpPipeline(port, 1000, filepath.Join(dir, "out.jsonl"), ""))
+	p := harness.StartEnv(t, []string{"E2E_HTTP_TOKEN=" + httpToken}, cfg)
+	harness.Eventually(t, 10*time.Second, func() bool {
+		return strings.Contains(readyzBody(t, p, "source.in"), "source.in is failing") && readyz(t, p) == 503
+	}, "/readyz to report the source failing while the port is taken")
+	squat.Close()
+	harness.Eventually(t, 30*time.Second, func() bool { return readyz(t, p) == 200 }, "/readyz ready once the port is free")
+	po := newPoster(port)
+	if c := po.send(0, 3); c != 200 {
+		t.Fatalf("after binding: %d", c)
+	}
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}

@@ -3,17 +3,29 @@ package httpsource
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
+	"math/big"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/flowd/flowd/common/tlsconf"
 	"github.com/flowd/flowd/engine"
 )
 
@@ -390,5 +402,74 @@ func benchHandler(b *testing.B, s *Source, path string, body []byte) {
 		if w.Code != 200 {
 			b.Fatal(w.Code, w.Body)
 		}
+	}
+}
+
+// writeCert writes a self-signed certificate for 127.0.0.1 and its key.
+func writeCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "flowd test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IsCA: true, BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600)
+	os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), 0o600)
+	cert, _ := x509.ParseCertificate(der)
+	pool = x509.NewCertPool()
+	pool.AddCert(cert)
+	return certFile, keyFile, pool
+}
+
+// With a tls block the source serves HTTPS only.
+func TestTLS(t *testing.T) {
+	certFile, keyFile, pool := writeCert(t, t.TempDir())
+	out := &output{}
+	src, err := New(config(func(c *Config) { c.TLS = &tlsconf.Server{CertFile: certFile, KeyFile: keyFile} }), &engine.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := src.(*Source)
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- s.Run(ctx, out) }()
+	defer func() {
+		cancel()
+		<-errc
+	}()
+	for s.Addr() == "" {
+		time.Sleep(time.Millisecond)
+	}
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	resp, err := c.Post("https://"+s.Addr()+"/", "application/json", strings.NewReader(`{"tag":"a","value":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 || out.count() != 1 {
+		t.Errorf("https: %d, %d points", resp.StatusCode, out.count())
+	}
+	if resp, err := http.Post("http://"+s.Addr()+"/", "application/json", strings.NewReader(`{"tag":"a","value":1}`)); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == 200 {
+			t.Error("plain HTTP accepted on a TLS listener")
+		}
+	}
+	if _, err := New(config(func(c *Config) { c.TLS = &tlsconf.Server{CertFile: keyFile, KeyFile: keyFile} }), &engine.Env{}); err == nil {
+		t.Error("a key as certificate accepted")
 	}
 }
