@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"net"
 	"net/http"
@@ -221,7 +222,10 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		ReadHeaderTimeout: s.cfg.ReadTimeout,
 		ReadTimeout:       s.cfg.ReadTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          nil,
+	}
+	if s.env.Logger != nil {
+		// Handshake and protocol errors of clients are theirs: debug level.
+		srv.ErrorLog = slog.NewLogLogger(s.env.Logger.Handler(), slog.LevelDebug)
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
