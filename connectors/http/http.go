@@ -304,7 +304,7 @@ func (s *Source) authorized(r *http.Request) bool {
 func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	subject, ok := strings.CutPrefix(r.URL.Path, s.prefix)
 	if !ok && r.URL.Path+"/" != s.prefix {
-		s.answer(w, http.StatusNotFound, "no such path: POST to "+s.prefix)
+		s.answer(w, http.StatusNotFound, "no such path") // the prefix is not told to strangers
 		return
 	}
 	if r.Method != http.MethodPost {
