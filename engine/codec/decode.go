@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/flowd/flowd/engine"
 )
@@ -125,7 +124,8 @@ func ParseValue(raw json.RawMessage) (engine.Value, error) {
 }
 
 // ParseTS reads an RFC 3339 string or a number of Unix milliseconds; absent
-// means 0 (the caller substitutes the receive time).
+// means 0 (the caller substitutes the receive time). A time outside the range
+// of Unix nanoseconds is an error wrapping ErrTimeRange, never wrapped around.
 func ParseTS(raw json.RawMessage) (int64, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -136,15 +136,7 @@ func ParseTS(raw json.RawMessage) (int64, error) {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return 0, err
 		}
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return 0, fmt.Errorf("ts %q is not RFC 3339", s)
-		}
-		return t.UnixNano(), nil
+		return ParseTime(s)
 	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil {
-		return 0, fmt.Errorf("ts %s is neither RFC 3339 nor Unix milliseconds", raw)
-	}
-	return int64(f * 1e6), nil
+	return ParseMillis(string(raw))
 }

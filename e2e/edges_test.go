@@ -1,0 +1,237 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	mqttc "github.com/flowd/flowd/common/mqtt"
+	"github.com/flowd/flowd/e2e/harness"
+)
+
+// Input at the edges, through the real binary: lines longer than max_line,
+// timestamps outside the range of Unix nanoseconds, millisecond timestamps,
+// and MQTT payloads of the wrong shape are each rejected with a reason (or
+// read exactly), never rewritten and never a restart loop.
+
+// deadLetter is a point as the dead-letter file sink writes it.
+type deadLetter struct {
+	Tag   string            `json:"tag"`
+	Value any               `json:"value"`
+	Attrs map[string]string `json:"attrs"`
+}
+
+// deadLetterPipeline reads source "in" into sink "out" and rejects into sink "dead".
+func deadLetterPipeline(source, out, dead string) string {
+	return fmt.Sprintf(`pipeline "edges" {
+  dead_letter = sink.dead
+%s
+  sink "file" "out" {
+    inputs = [source.in]
+    path   = %q
+  }
+  sink "file" "dead" {
+    path = %q
+  }
+}
+`, source, out, dead)
+}
+
+// A line longer than max_line is rejected on its own: every other line is
+// delivered once and the run ends at the end of the file.
+func TestFileSourceLongLine(t *testing.T) {
+	dir := t.TempDir()
+	var b strings.Builder
+	long := `{"asset":"a","tag":"long","value":"` + strings.Repeat("x", 3<<20) + `"}`
+	for i := 0; i < 100; i++ {
+		if i == 40 {
+			b.WriteString(long + "\n")
+		}
+		fmt.Fprintf(&b, `{"asset":"a","tag":"t","value":%d,"quality":"good","ts":"2026-11-22T10:00:00Z"}`+"\n", i)
+	}
+	in := harness.WriteFile(t, dir, "in.jsonl", b.String())
+	out, dead := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "dead.jsonl")
+	cfg := harness.WriteFile(t, dir, "p.hcl", deadLetterPipeline(fmt.Sprintf(`  source "file" "in" {
+    path       = %q
+    batch_size = 10
+    max_line   = "1MiB"
+  }`, in), out, dead))
+	p := harness.Launch(t, "--data-dir", filepath.Join(dir, "data"), cfg)
+	if code := p.Wait(60 * time.Second); code != 0 {
+		t.Fatalf("flowd did not end at the end of the file (exit code %d)", code)
+	}
+	seqs := readOut(t, out)
+	if len(seqs) != 100 {
+		t.Fatalf("%d points delivered, want 100 (each line once)", len(seqs))
+	}
+	for i, v := range seqs {
+		if v != i {
+			t.Fatalf("point %d is %d", i, v)
+		}
+	}
+	dl := harness.ReadJSONL[deadLetter](t, dead)
+	if len(dl) != 1 {
+		t.Fatalf("%d dead letters, want the one long line", len(dl))
+	}
+	a := dl[0].Attrs
+	if a["dead_letter_reason"] != "decode" || !strings.Contains(a["dead_letter_error"], "in.jsonl:41") ||
+		!strings.Contains(a["dead_letter_error"], "max_line") || !strings.HasPrefix(long, fmt.Sprint(dl[0].Value)) {
+		t.Fatalf("dead letter %+v, want reason decode, the line number 41, max_line and the line's first bytes", a)
+	}
+	t.Logf("long line rejected: %s", a["dead_letter_error"])
+}
+
+// Timestamps beyond 1677–2262 are rejected with a reason, not wrapped into
+// another century; numeric milliseconds are exact to the millisecond.
+func TestFileSourceTimestamps(t *testing.T) {
+	dir := t.TempDir()
+	lines := []string{
+		`{"asset":"a","tag":"t","value":0,"ts":"9999-12-31T23:59:59Z"}`,
+		`{"asset":"a","tag":"t","value":1,"ts":1700000000001}`,
+		`{"asset":"a","tag":"t","value":2,"ts":1e20}`,
+		`{"asset":"a","tag":"t","value":3,"ts":"2026-11-22T10:00:00.123456789Z"}`,
+		`{"asset":"a","tag":"t","value":4,"ts":"1500-01-01T00:00:00Z"}`,
+		`{"asset":"a","tag":"t","value":5,"ts":-1e20}`,
+		`{"asset":"a","tag":"t","value":6,"ts":1700000000000.5}`,
+	}
+	in := harness.WriteFile(t, dir, "in.jsonl", strings.Join(lines, "\n")+"\n")
+	out, dead := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "dead.jsonl")
+	cfg := harness.WriteFile(t, dir, "p.hcl", deadLetterPipeline(fmt.Sprintf(`  source "file" "in" {
+    path = %q
+  }`, in), out, dead))
+	p := harness.Launch(t, "--data-dir", filepath.Join(dir, "data"), cfg)
+	if code := p.Wait(60 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	got := harness.ReadJSONL[struct {
+		Value int    `json:"value"`
+		TS    string `json:"ts"`
+	}](t, out)
+	want := map[int]string{1: "2023-11-14T22:13:20.001Z", 3: "2026-11-22T10:00:00.123456789Z", 6: "2023-11-14T22:13:20.0005Z"}
+	if len(got) != len(want) {
+		t.Errorf("%d points delivered, want %d: %+v", len(got), len(want), got)
+	}
+	for _, g := range got {
+		if want[g.Value] != g.TS {
+			t.Errorf("value %d has ts %s, want %q", g.Value, g.TS, want[g.Value])
+		}
+	}
+	dl := harness.ReadJSONL[deadLetter](t, dead)
+	if len(dl) != 4 {
+		t.Fatalf("%d dead letters, want 4: %+v", len(dl), dl)
+	}
+	for _, d := range dl {
+		if d.Attrs["dead_letter_reason"] != "decode" || !strings.Contains(d.Attrs["dead_letter_error"], "range of Unix nanoseconds") {
+			t.Errorf("dead letter %+v, want reason decode and the range in the error", d)
+		}
+	}
+	t.Logf("e.g. %s", dl[0].Attrs["dead_letter_error"])
+}
+
+// MQTT payloads: json and map formats reject a point object without tag and
+// value, an object used as a tag, and out-of-range timestamps, with a reason;
+// millisecond timestamps are exact.
+func TestMQTTPayloadEdges(t *testing.T) {
+	broker := harness.Require(t, "FLOWD_TEST_MQTT")
+	run := mqttRun(t)
+	dir := t.TempDir()
+	out, dead := filepath.Join(dir, "out.jsonl"), filepath.Join(dir, "dead.jsonl")
+	cfg := harness.WriteFile(t, dir, "p.hcl", fmt.Sprintf(`pipeline "edges" {
+  dead_letter = sink.dead
+  source "mqtt" "json" {
+    broker    = %[1]q
+    topics    = [%[2]q]
+    client_id = "%[4]s-json"
+    qos       = 1
+  }
+  source "mqtt" "map" {
+    broker    = %[1]q
+    topics    = [%[3]q]
+    client_id = "%[4]s-map"
+    qos       = 1
+    format    = "map"
+    map = {
+      tag   = "payload.name"
+      value = "payload.v"
+      ts    = "payload.time"
+    }
+  }
+  sink "file" "out" {
+    inputs = [source.json, source.map]
+    path   = %[5]q
+  }
+  sink "file" "dead" {
+    path = %[6]q
+  }
+}
+`, broker, "e2e/"+run+"/json/#", "e2e/"+run+"/map/#", run, out, dead))
+	p := harness.Start(t, cfg)
+	waitConnected(t, p, "source.json")
+	waitConnected(t, p, "source.map")
+	s := mqttc.Settings{Brokers: []string{broker}, CleanStart: true, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pub, err := mqttc.NewPublisher(ctx, &s, run+"-pub", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := map[string]string{ // topic suffix → payload
+		"json/notag":   `{"asset":"a1","quality":"good"}`,
+		"json/y9999":   `{"tag":"t","value":1,"ts":"9999-12-31T23:59:59Z"}`,
+		"json/ms1e20":  `{"tag":"t","value":1,"ts":1e20}`,
+		"map/objtag":   `{"name":{"x":1},"v":1}`,
+		"map/ms1e20":   `{"name":"m","v":1,"time":1e20}`,
+		"map/y9999":    `{"name":"m","v":1,"time":"9999-12-31T23:59:59Z"}`,
+		"json/gateway": `{"T":{"Value":1,"SourceTimestamp":"9999-12-31T23:59:59Z"}}`,
+	}
+	good := map[string]string{
+		"json/ms": `{"tag":"ms","value":1,"ts":1700000000001}`,
+		"map/ms":  `{"name":"mapms","v":2,"time":1700000000001}`,
+	}
+	for _, set := range []map[string]string{bad, good} {
+		for topic, payload := range set {
+			if err := pub.Publish(ctx, "e2e/"+run+"/"+topic, []byte(payload), 1); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if err := pub.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 30*time.Second, func() bool {
+		return len(harness.ReadJSONL[deadLetter](t, dead)) >= len(bad) && len(harness.ReadJSONL[jsonPoint](t, out)) >= len(good)
+	}, "%d dead letters and %d points", len(bad), len(good))
+	time.Sleep(500 * time.Millisecond) // nothing more may come
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	pts := harness.ReadJSONL[struct {
+		Asset string `json:"asset"`
+		Tag   string `json:"tag"`
+		TS    string `json:"ts"`
+	}](t, out)
+	if len(pts) != len(good) {
+		t.Errorf("%d points delivered, want %d: %+v", len(pts), len(good), pts)
+	}
+	for _, pt := range pts {
+		if (pt.Tag != "ms" && pt.Tag != "mapms") || pt.TS != "2023-11-14T22:13:20.001Z" {
+			t.Errorf("point %+v, want tag ms or mapms at 2023-11-14T22:13:20.001Z", pt)
+		}
+	}
+	dl := harness.ReadJSONL[deadLetter](t, dead)
+	seen := map[string]bool{}
+	for _, d := range dl {
+		topic := strings.TrimPrefix(d.Attrs["mqtt_topic"], "e2e/"+run+"/")
+		if _, ok := bad[topic]; !ok || d.Attrs["dead_letter_reason"] != "decode" || d.Attrs["dead_letter_error"] == "" {
+			t.Errorf("unexpected dead letter %+v", d)
+		}
+		seen[topic] = true
+		t.Logf("%s: %s", topic, d.Attrs["dead_letter_error"])
+	}
+	if len(seen) != len(bad) || len(dl) != len(bad) {
+		t.Errorf("dead letters for %v (%d), want each of the %d bad payloads once", seen, len(dl), len(bad))
+	}
+}
