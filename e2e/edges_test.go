@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"bufio"
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -10,6 +12,7 @@ import (
 
 	mqttc "github.com/flowd/flowd/common/mqtt"
 	"github.com/flowd/flowd/e2e/harness"
+	"github.com/flowd/flowd/engine"
 )
 
 // Input at the edges, through the real binary: lines longer than max_line,
@@ -233,5 +236,67 @@ func TestMQTTPayloadEdges(t *testing.T) {
 	}
 	if len(seen) != len(bad) || len(dl) != len(bad) {
 		t.Errorf("dead letters for %v (%d), want each of the %d bad payloads once", seen, len(dl), len(bad))
+	}
+}
+
+// Points with 200 KB of attrs into a blocked sink with an 8 MiB memory
+// buffer: the buffer's size estimate counts the attrs, so it holds about 40
+// points, the file source waits, and flowd's memory stays bounded (before,
+// the estimate saw ~200 bytes a point and let the whole file in).
+func TestBlockedSinkAttrsBounded(t *testing.T) {
+	dir := t.TempDir()
+	const n = 600
+	f, err := os.Create(filepath.Join(dir, "in.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	blob := strings.Repeat("x", 200<<10)
+	w := bufio.NewWriter(f)
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(w, `{"asset":"a","tag":"t","value":%d,"ts":"2026-11-22T10:00:00Z","attrs":{"blob":"%s"}}`+"\n", i, blob)
+	}
+	if err := w.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	out, _ := block(t, dir)
+	cfg := harness.WriteFile(t, dir, "p.hcl", fmt.Sprintf(`pipeline "attrs" {
+  source "file" "in" {
+    path       = %q
+    batch_size = 1
+  }
+  sink "file" "out" {
+    inputs = [source.in]
+    path   = %q
+    buffer {
+      type     = "memory"
+      max_size = "8MiB"
+    }
+  }
+}
+`, f.Name(), out))
+	p := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), cfg)
+	var c engine.ComponentStatus
+	var peak int64
+	last := int64(-1)
+	harness.Eventually(t, 60*time.Second, func() bool { // until the source is held
+		time.Sleep(time.Second)
+		peak = max(peak, rssKB(p.Cmd.Process.Pid))
+		_, received, _ := componentStatus(t, p, "source.in")
+		held := received == last
+		last = received
+		return held && received > 0
+	}, "the source to be held by the full buffer")
+	_, c = sinkStatus(t, p)
+	_, received, _ := componentStatus(t, p, "source.in")
+	t.Logf("buffer %d points, %d bytes; source read %d of %d lines; RSS peak %d KiB", c.Buffer.Points, c.Buffer.Bytes, received, n, peak)
+	if c.Buffer.Bytes > 8<<20 || c.Buffer.Points > 41 {
+		t.Errorf("an 8 MiB buffer holds %d points of 200 KB, %d bytes estimated", c.Buffer.Points, c.Buffer.Bytes)
+	}
+	if received > 80 {
+		t.Errorf("the source read %d lines of 200 KB past a full 8 MiB buffer", received)
+	}
+	if peak > 100<<10 {
+		t.Errorf("RSS peak %d KiB with an 8 MiB buffer", peak)
 	}
 }
