@@ -79,7 +79,8 @@ func (w *wirePoint) point() (engine.Point, error) {
 }
 
 // ParseValue reads a JSON scalar: a number with a fraction or exponent is a
-// float, a whole number an int; objects and arrays are kept as JSON strings.
+// float, a whole number an int (a uint above math.MaxInt64, a float beyond
+// the uint64 range); objects and arrays are kept as JSON strings.
 func ParseValue(raw json.RawMessage) (engine.Value, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -114,6 +115,9 @@ func ParseValue(raw json.RawMessage) (engine.Value, error) {
 	}
 	i, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
+		if u, uerr := strconv.ParseUint(s, 10, 64); uerr == nil {
+			return engine.Uint(u), nil // above math.MaxInt64: exact, not a float
+		}
 		f, ferr := strconv.ParseFloat(s, 64)
 		if ferr != nil {
 			return engine.Value{}, fmt.Errorf("value %s is not a number", s)
