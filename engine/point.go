@@ -51,13 +51,15 @@ type Value struct {
 	str  string
 }
 
-func Null() Value               { return Value{} }
-func Float(f float64) Value     { return Value{kind: KindFloat, bits: math.Float64bits(f)} }
-func Int(i int64) Value         { return Value{kind: KindInt, bits: uint64(i)} }
-func String(s string) Value     { return Value{kind: KindString, str: s} }
-func (v Value) Kind() Kind      { return v.kind }
-func (v Value) IsNull() bool    { return v.kind == KindNull }
-func (v Value) IsNumeric() bool { return v.kind == KindFloat || v.kind == KindInt || v.kind == KindUint }
+func Null() Value            { return Value{} }
+func Float(f float64) Value  { return Value{kind: KindFloat, bits: math.Float64bits(f)} }
+func Int(i int64) Value      { return Value{kind: KindInt, bits: uint64(i)} }
+func String(s string) Value  { return Value{kind: KindString, str: s} }
+func (v Value) Kind() Kind   { return v.kind }
+func (v Value) IsNull() bool { return v.kind == KindNull }
+func (v Value) IsNumeric() bool {
+	return v.kind == KindFloat || v.kind == KindInt || v.kind == KindUint
+}
 
 // IsInteger reports whether the value is an int or a uint.
 func (v Value) IsInteger() bool { return v.kind == KindInt || v.kind == KindUint }
