@@ -85,3 +85,27 @@ func TestMemBufferBoundsAttrs(t *testing.T) {
 		t.Errorf("8 MiB buffer took %d points of 200 KB (%d bytes estimated)", accepted, st.Bytes)
 	}
 }
+
+// estimateBytes runs on every memory-buffer Push.
+func BenchmarkEstimateBytes(b *testing.B) {
+	shared := map[string]string{"site": "north", "line": "3"}
+	for _, c := range []struct {
+		name  string
+		attrs func(i int) map[string]string
+	}{
+		{"no attrs", func(int) map[string]string { return nil }},
+		{"shared attrs", func(int) map[string]string { return shared }},
+		{"own attrs", func(i int) map[string]string { return map[string]string{"site": "north", "seq": strconv.Itoa(i)} }},
+	} {
+		pts := make([]Point, 1000)
+		for i := range pts {
+			pts[i] = Point{Asset: "line1", Tag: "temperature", Value: Float(21.5), Attrs: c.attrs(i)}
+		}
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				estimateBytes(pts)
+			}
+		})
+	}
+}

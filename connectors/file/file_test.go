@@ -2,6 +2,7 @@ package file
 
 import (
 	"bufio"
+	"bytes"
 	"io"
 	"strings"
 	"testing"
@@ -39,6 +40,22 @@ func TestLineReaderLongLines(t *testing.T) {
 			if out[i] != want[i] {
 				t.Errorf("buffer %d line %d: %.20q… (%d bytes of %d), want %.20q… (%d bytes of %d)", bufSize, i,
 					out[i].line, len(out[i].line), out[i].size, want[i].line, len(want[i].line), want[i].size)
+			}
+		}
+	}
+}
+
+// BenchmarkLineReader reads 100-byte lines, the file source's inner loop
+// before decoding.
+func BenchmarkLineReader(b *testing.B) {
+	data := []byte(strings.Repeat(strings.Repeat("x", 99)+"\n", 10000))
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		r := &lineReader{r: bufio.NewReaderSize(bytes.NewReader(data), 64*1024), max: 1 << 20}
+		for {
+			if _, _, err := r.next(); err != nil {
+				break
 			}
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"math/big"
 	"testing"
 	"time"
+
+	"github.com/flowd/flowd/engine"
 )
 
 // Millisecond numbers convert with integer arithmetic: checked against
@@ -63,5 +65,14 @@ func BenchmarkParseTSMillis(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		ParseTS(raw)
+	}
+}
+
+func BenchmarkDecodePointMillis(b *testing.B) {
+	src := []byte(`{"asset":"line1","tag":"temperature","value":21.5,"quality":"good","ts":1700000000001}`)
+	dst := make([]engine.Point, 0, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		dst, _ = DecodePoints(dst[:0], src)
 	}
 }
