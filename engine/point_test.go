@@ -24,7 +24,7 @@ func TestUintValue(t *testing.T) {
 	if max.Equal(Uint(math.MaxUint64-1)) || !max.Equal(Uint(math.MaxUint64)) {
 		t.Error("uints must compare exactly")
 	}
-	if Uint(1<<63).Equal(Int(math.MaxInt64)) {
+	if Uint(1 << 63).Equal(Int(math.MaxInt64)) {
 		t.Error("2^63 equals 2^63-1 (compared as floats)")
 	}
 	if !Uint(1 << 63).Equal(Float(1 << 63)) {
