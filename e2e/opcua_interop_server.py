@@ -1,6 +1,7 @@
 """OPC UA interop server for flowd's e2e tests (asyncua, not gopcua).
 
-Objects/Interop holds one variable of each common type, a variable with a bad
+Objects/Interop holds one variable of each common type (with a UInt64 at its
+maximum and a ByteString that is not UTF-8), a variable with a bad
 status, and a counter that increments by one every 200 ms. Endpoints: None
 (anonymous) and Basic256Sha256 + SignAndEncrypt (username operator, password
 s3cret, or any X.509 user certificate). The server certificate is created on first start in --pki.
@@ -82,6 +83,10 @@ async def main(port: int, pki: str) -> None:
     await obj.add_variable(sid("Bool"), "Bool", ua.Variant(True, ua.VariantType.Boolean))
     await obj.add_variable(sid("String"), "String", ua.Variant("hello", ua.VariantType.String))
     await obj.add_variable(sid("UInt64"), "UInt64", ua.Variant(12345678901, ua.VariantType.UInt64))
+    # values a float or a string of the raw bytes would destroy
+    await obj.add_variable(sid("UInt64Max"), "UInt64Max", ua.Variant(18446744073709551615, ua.VariantType.UInt64))
+    await obj.add_variable(sid("ByteString"), "ByteString",
+                           ua.Variant(bytes([0xDE, 0xAD, 0xBE, 0xEF, 0x00, 0x7F]), ua.VariantType.ByteString))
     await obj.add_variable(
         sid("Time"), "Time",
         ua.Variant(datetime.datetime(2026, 11, 22, 10, 0, 0, tzinfo=datetime.timezone.utc), ua.VariantType.DateTime))

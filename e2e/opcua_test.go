@@ -1,7 +1,9 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -607,4 +609,114 @@ pipeline "plant" {
 		t.Fatalf("%d of %d writes lost", missing, total)
 	}
 	t.Logf("assets per replica %v; %d writes compared, none lost, none read twice", per, total)
+}
+
+// interopPython finds the Python of the asyncua install e2e/services.sh made.
+func interopPython(t *testing.T) string {
+	t.Helper()
+	cache := os.Getenv("FLOWD_CACHE")
+	if cache == "" {
+		base, err := os.UserCacheDir()
+		if err != nil {
+			t.Skip("no cache directory for the asyncua install")
+		}
+		cache = filepath.Join(base, "flowd")
+	}
+	found, _ := filepath.Glob(filepath.Join(cache, "asyncua-*", "bin", "python"))
+	if len(found) == 0 {
+		t.Skipf("no asyncua install under %s: run `e2e/services.sh up opcua`", cache)
+	}
+	return found[len(found)-1]
+}
+
+// startInteropServer runs a private copy of the asyncua interop server (this
+// checkout's script, so nodes added to it are there) on a free port.
+func startInteropServer(t *testing.T) string {
+	t.Helper()
+	port := harness.FreePort(t)
+	cmd := exec.Command(interopPython(t), filepath.Join(harness.RepoRoot(), "e2e", "opcua_interop_server.py"),
+		"--port", fmt.Sprint(port), "--pki", filepath.Join(t.TempDir(), "pki"))
+	var log strings.Builder
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() { cmd.Process.Kill(); <-done })
+	ep := fmt.Sprintf("opc.tcp://127.0.0.1:%d", port)
+	harness.Eventually(t, 60*time.Second, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := gopcua.GetEndpoints(ctx, ep)
+		return err == nil
+	}, "the asyncua server on %s", ep)
+	return ep
+}
+
+// A ByteString (de ad be ef 00 7f) and a UInt64 of 18446744073709551615 from
+// a server of another stack come out of the real binary unchanged: the bytes
+// as base64, the integer with every digit, in poll and subscribe mode and
+// through a disk buffer (binary records) into JSON lines.
+func TestOPCUAInteropLosslessValues(t *testing.T) {
+	harness.Require(t, "FLOWD_TEST_OPCUA_INTEROP") // the asyncua install
+	ep := startInteropServer(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	cfg := harness.WriteFile(t, dir, "p.hcl", fmt.Sprintf(`pipeline "lossless" {
+  source "opcua" "poll" {
+    endpoint = %[1]q
+    mode     = "poll"
+    interval = "200ms"
+    asset    = "poll"
+    nodes = {
+      bytes = "ns=2;s=Interop.ByteString"
+      u64   = "ns=2;s=Interop.UInt64Max"
+    }
+  }
+  source "opcua" "sub" {
+    endpoint = %[1]q
+    mode     = "subscribe"
+    interval = "100ms"
+    asset    = "sub"
+    nodes = {
+      bytes = "ns=2;s=Interop.ByteString"
+      u64   = "ns=2;s=Interop.UInt64Max"
+    }
+  }
+  sink "file" "out" {
+    inputs = [source.poll, source.sub]
+    path   = %[2]q
+    buffer {
+      type = "disk"
+    }
+  }
+}
+`, ep, out))
+	p := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), cfg)
+	type rawPoint struct {
+		Asset string          `json:"asset"`
+		Tag   string          `json:"tag"`
+		Value json.RawMessage `json:"value"`
+	}
+	harness.Eventually(t, 30*time.Second, func() bool {
+		seen := map[string]bool{}
+		for _, pt := range harness.ReadJSONL[rawPoint](t, out) {
+			seen[pt.Asset+"/"+pt.Tag] = true
+		}
+		return len(seen) == 4
+	}, "both values from both sources")
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	want := map[string]string{"bytes": `"3q2+7wB/"`, "u64": `18446744073709551615`}
+	for _, pt := range harness.ReadJSONL[rawPoint](t, out) {
+		if string(pt.Value) != want[pt.Tag] {
+			t.Errorf("%s/%s = %s, want %s", pt.Asset, pt.Tag, pt.Value, want[pt.Tag])
+		}
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.Trim(want["bytes"], `"`))
+	if err != nil || !bytes.Equal(b, []byte{0xde, 0xad, 0xbe, 0xef, 0x00, 0x7f}) {
+		t.Fatalf("base64 decodes to % x, %v", b, err)
+	}
 }

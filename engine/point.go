@@ -20,6 +20,10 @@ const (
 	KindInt
 	KindBool
 	KindString
+	// KindUint holds unsigned integers above math.MaxInt64 (an OPC UA
+	// UInt64, a JSON number up to 18446744073709551615); smaller ones are
+	// always KindInt, so each number has one form.
+	KindUint
 )
 
 func (k Kind) String() string {
@@ -32,26 +36,42 @@ func (k Kind) String() string {
 		return "bool"
 	case KindString:
 		return "string"
+	case KindUint:
+		return "uint"
 	}
 	return "null"
 }
 
-// Value is a small typed scalar: float, int, bool, string or null. It is a
+// Value is a small typed scalar: float, int, uint, bool, string or null. It is a
 // plain struct (no interface, no pointer for numbers) so points carry values
 // without heap allocations.
 type Value struct {
 	kind Kind
-	bits uint64 // float64 bits, int64 or bool
+	bits uint64 // float64 bits, int64, uint64 or bool
 	str  string
 }
 
-func Null() Value               { return Value{} }
-func Float(f float64) Value     { return Value{kind: KindFloat, bits: math.Float64bits(f)} }
-func Int(i int64) Value         { return Value{kind: KindInt, bits: uint64(i)} }
-func String(s string) Value     { return Value{kind: KindString, str: s} }
-func (v Value) Kind() Kind      { return v.kind }
-func (v Value) IsNull() bool    { return v.kind == KindNull }
-func (v Value) IsNumeric() bool { return v.kind == KindFloat || v.kind == KindInt }
+func Null() Value            { return Value{} }
+func Float(f float64) Value  { return Value{kind: KindFloat, bits: math.Float64bits(f)} }
+func Int(i int64) Value      { return Value{kind: KindInt, bits: uint64(i)} }
+func String(s string) Value  { return Value{kind: KindString, str: s} }
+func (v Value) Kind() Kind   { return v.kind }
+func (v Value) IsNull() bool { return v.kind == KindNull }
+func (v Value) IsNumeric() bool {
+	return v.kind == KindFloat || v.kind == KindInt || v.kind == KindUint
+}
+
+// IsInteger reports whether the value is an int or a uint.
+func (v Value) IsInteger() bool { return v.kind == KindInt || v.kind == KindUint }
+
+// Uint makes an unsigned integer value: KindInt up to math.MaxInt64,
+// KindUint above, so the whole uint64 range is exact.
+func Uint(u uint64) Value {
+	if u <= math.MaxInt64 {
+		return Int(int64(u))
+	}
+	return Value{kind: KindUint, bits: u}
+}
 
 func Bool(b bool) Value {
 	v := Value{kind: KindBool}
@@ -68,21 +88,39 @@ func (v Value) Float64() (float64, bool) {
 		return math.Float64frombits(v.bits), true
 	case KindInt:
 		return float64(int64(v.bits)), true
+	case KindUint:
+		return float64(v.bits), true
 	case KindBool:
 		return float64(v.bits), true
 	}
 	return 0, false
 }
 
-// Int64 returns an int value as is and truncates a float.
+// Int64 returns an int value as is and truncates a float. A uint (above
+// math.MaxInt64) gives math.MaxInt64 and false.
 func (v Value) Int64() (int64, bool) {
 	switch v.kind {
 	case KindInt:
 		return int64(v.bits), true
+	case KindUint:
+		return math.MaxInt64, false
 	case KindFloat:
 		return int64(math.Float64frombits(v.bits)), true
 	case KindBool:
 		return int64(v.bits), true
+	}
+	return 0, false
+}
+
+// Uint64 returns a uint, or an int that is not negative, exactly.
+func (v Value) Uint64() (uint64, bool) {
+	switch v.kind {
+	case KindUint:
+		return v.bits, true
+	case KindInt:
+		if int64(v.bits) >= 0 {
+			return v.bits, true
+		}
 	}
 	return 0, false
 }
@@ -101,11 +139,15 @@ func (v Value) Str() (string, bool) {
 	return "", false
 }
 
-// Equal reports whether two values are the same; ints and floats compare as numbers.
+// Equal reports whether two values are the same; ints and floats compare as
+// numbers, two integers exactly.
 func (v Value) Equal(o Value) bool {
 	if v.IsNumeric() && o.IsNumeric() {
 		if v.kind == o.kind {
 			return v.bits == o.bits
+		}
+		if v.IsInteger() && o.IsInteger() {
+			return false // an int and a uint never hold the same number
 		}
 		a, _ := v.Float64()
 		b, _ := o.Float64()
@@ -121,6 +163,8 @@ func (v Value) Any() any {
 		return math.Float64frombits(v.bits)
 	case KindInt:
 		return int64(v.bits)
+	case KindUint:
+		return v.bits
 	case KindBool:
 		return v.bits == 1
 	case KindString:
@@ -151,7 +195,7 @@ func ValueOf(x any) Value {
 	case int64:
 		return Int(t)
 	case uint:
-		return Int(int64(t))
+		return Uint(uint64(t))
 	case uint8:
 		return Int(int64(t))
 	case uint16:
@@ -159,10 +203,7 @@ func ValueOf(x any) Value {
 	case uint32:
 		return Int(int64(t))
 	case uint64:
-		if t > math.MaxInt64 {
-			return Float(float64(t))
-		}
-		return Int(int64(t))
+		return Uint(t)
 	case bool:
 		return Bool(t)
 	case string:
@@ -182,6 +223,8 @@ func (v Value) String() string {
 		return strconv.FormatFloat(math.Float64frombits(v.bits), 'g', -1, 64)
 	case KindInt:
 		return strconv.FormatInt(int64(v.bits), 10)
+	case KindUint:
+		return strconv.FormatUint(v.bits, 10)
 	case KindBool:
 		return strconv.FormatBool(v.bits == 1)
 	case KindString:

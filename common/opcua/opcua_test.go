@@ -1,6 +1,7 @@
 package opcua
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -71,13 +72,16 @@ func TestScalar(t *testing.T) {
 		want engine.Value
 	}{
 		{float32(0.1), engine.Float(0.1)},
-		{uint64(1) << 63, engine.Float(float64(uint64(1) << 63))},
+		{uint64(1) << 63, engine.Uint(1 << 63)},
+		{uint64(math.MaxUint64), engine.Uint(math.MaxUint64)},
+		{uint64(7), engine.Int(7)},
+		{[]byte{0xde, 0xad, 0xbe, 0xef, 0x00, 0x7f}, engine.String("3q2+7wB/")},
 		{int16(-3), engine.Int(-3)},
 		{time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), engine.String("2026-01-02T03:04:05Z")},
 		{ua.NewLocalizedText("x"), engine.String("x")},
 	} {
 		got, ok := Scalar(c.in)
-		if !ok || !got.Equal(c.want) {
+		if !ok || !got.Equal(c.want) || got.Kind() != c.want.Kind() {
 			t.Errorf("Scalar(%v) = %v, want %v", c.in, got, c.want)
 		}
 	}

@@ -1,9 +1,9 @@
 package opcua
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"math"
 	"reflect"
 	"strconv"
 	"time"
@@ -30,9 +30,11 @@ func DataValueOverflow(code ua.StatusCode) bool {
 	return c&0x0C00 == 0x0400 && c&OverflowBit != 0
 }
 
-// Scalar converts a scalar variant value to a point value. DateTime becomes
-// an RFC 3339 string; byte strings, GUIDs, node ids and localized text their
-// string form. ok is false for arrays and values it cannot map.
+// Scalar converts a scalar variant value to a point value. UInt64 is exact
+// over its whole range (engine.Uint); DateTime becomes an RFC 3339 string; a
+// ByteString its standard base64 (RFC 4648, padded), so any bytes survive;
+// GUIDs, node ids and localized text their string form. ok is false for
+// arrays and values it cannot map.
 func Scalar(x any) (engine.Value, bool) {
 	switch t := x.(type) {
 	case nil:
@@ -62,10 +64,7 @@ func Scalar(x any) (engine.Value, bool) {
 	case uint32:
 		return engine.Int(int64(t)), true
 	case uint64:
-		if t > math.MaxInt64 {
-			return engine.Float(float64(t)), true
-		}
-		return engine.Int(int64(t)), true
+		return engine.Uint(t), true
 	case bool:
 		return engine.Bool(t), true
 	case string:
@@ -73,7 +72,9 @@ func Scalar(x any) (engine.Value, bool) {
 	case time.Time:
 		return engine.String(t.UTC().Format(time.RFC3339Nano)), true
 	case []byte:
-		return engine.String(string(t)), true
+		// Raw bytes are no valid string (JSON would replace them); base64
+		// keeps every byte.
+		return engine.String(base64.StdEncoding.EncodeToString(t)), true
 	case *ua.LocalizedText:
 		if t == nil {
 			return engine.Null(), true

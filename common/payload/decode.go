@@ -10,8 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
-	"time"
+	"strings"
 
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
@@ -208,6 +209,9 @@ func (d *Decoder) point(w *wire, topic string, now int64) (engine.Point, error) 
 	return p, nil
 }
 
+// pointFields are the canonical point object's fields.
+var pointFields = [...]string{"asset", "tag", "value", "quality", "status", "ts", "attrs"}
+
 // gatewayValue is one entry of the tag-map shape OPC UA gateways publish:
 // {"Temp": {"Value": 21.5, "SourceTimestamp": "…", "StatusCode": 0}}.
 type gatewayValue struct {
@@ -224,6 +228,13 @@ func (d *Decoder) decodeTagMap(dst []engine.Point, topic string, data []byte, no
 	}
 	if len(tags) == 0 {
 		return dst, errors.New("object has neither tag nor value, nor any tag entries")
+	}
+	// A point object without its tag or value is not a tag map whose tags are
+	// named asset or quality: reading it so would invent points.
+	for _, k := range pointFields {
+		if _, ok := tags[k]; ok {
+			return dst, fmt.Errorf("object has %q but no tag and no value: not a point, and not a tag map (whose tags cannot be named %s)", k, strings.Join(pointFields[:], ", "))
+		}
 	}
 	asset := ""
 	if d.asset.set {
@@ -323,10 +334,17 @@ func (d *Decoder) decodeMap(dst []engine.Point, topic string, payload []byte, no
 			return dst, err
 		}
 		switch name {
-		case "asset":
-			p.Asset = valueString(v)
-		case "tag":
-			p.Tag = valueString(v)
+		case "asset", "tag":
+			// A name is a string or a number; an object or a list would
+			// become a name like "map[x:1]".
+			if k := reflect.ValueOf(v).Kind(); k == reflect.Map || k == reflect.Slice || k == reflect.Array || k == reflect.Struct {
+				return dst, fmt.Errorf("map.%s: must be a string or a number, not %s", name, jsonKind(v))
+			}
+			if name == "asset" {
+				p.Asset = valueString(v)
+			} else {
+				p.Tag = valueString(v)
+			}
 		case "value":
 			if v == nil {
 				return dst, errors.New("map.value: no value (the payload has no such field, or it is null)")
@@ -419,23 +437,33 @@ func describe(v any) string {
 // mapOrder is the order map entries are evaluated in.
 var mapOrder = [...]string{"asset", "tag", "value", "quality", "ts"}
 
-// tsOf reads a timestamp: an RFC 3339 string or Unix milliseconds.
+// tsOf reads a timestamp: an RFC 3339 string or Unix milliseconds, through
+// the same checks as the JSON formats (out-of-range times are rejected).
 func tsOf(v any) (int64, error) {
 	switch t := v.(type) {
 	case nil:
 		return 0, nil
 	case string:
-		ts, err := time.Parse(time.RFC3339Nano, t)
-		if err != nil {
-			return 0, fmt.Errorf("ts %q is not RFC 3339", t)
-		}
-		return ts.UnixNano(), nil
+		return codec.ParseTime(t)
 	case int:
-		return int64(t) * 1e6, nil
+		return codec.MillisToNanos(int64(t))
+	case int64:
+		return codec.MillisToNanos(t)
 	case float64:
-		return int64(t * 1e6), nil
+		return codec.FloatMillisToNanos(t)
 	}
 	return 0, fmt.Errorf("ts must be an RFC 3339 string or Unix milliseconds, not %T", v)
+}
+
+// jsonKind names the JSON type of a decoded value for messages.
+func jsonKind(v any) string {
+	switch v.(type) {
+	case map[string]any:
+		return "an object"
+	case []any:
+		return "an array"
+	}
+	return fmt.Sprintf("a %T", v)
 }
 
 func anyValue(v any) (engine.Value, error) {

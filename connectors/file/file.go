@@ -6,6 +6,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -18,15 +19,17 @@ type Config struct {
 	Path      string      `hcl:"path,required" doc:"JSONL file of canonical points, one per line"`
 	Rate      float64     `hcl:"rate" doc:"points per second to replay at (0: as fast as the pipeline takes them)"`
 	BatchSize int         `hcl:"batch_size" default:"1000" doc:"points per batch"`
-	MaxLine   engine.Size `hcl:"max_line" default:"1MiB" doc:"longest line accepted; longer lines are rejected"`
+	MaxLine   engine.Size `hcl:"max_line" default:"1MiB" doc:"longest line accepted; a longer line is rejected on its own and reading goes on"`
 }
 
 // Spec declares the file source.
 var Spec = engine.SourceSpec(engine.Info{
 	Type:    "file",
 	Summary: "Replays canonical JSONL points from a file; the source ends at the end of the file.",
-	Description: "Lines that do not decode are counted as dropped (reason decode) and go to the dead-letter sink " +
-		"when one is configured. A point without ts gets the time it was read.",
+	Description: "Lines that do not decode, lines longer than max_line and points whose ts lies outside 1677–2262 " +
+		"(the range of Unix nanoseconds) are counted as dropped (reason decode) and go to the dead-letter sink " +
+		"when one is configured (an over-long line as its first 1 KiB); the other lines are read on. " +
+		"A point without ts gets the time it was read; a numeric ts is Unix milliseconds, read exactly.",
 	Example: `source "file" "replay" {
   path = "testdata/points.jsonl"
   rate = 1000
@@ -57,8 +60,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		return err
 	}
 	defer f.Close()
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64*1024), int(s.cfg.MaxLine))
+	rd := &lineReader{r: bufio.NewReaderSize(f, 64*1024), max: int(s.cfg.MaxLine)}
 	batch := s.cfg.BatchSize
 	if s.cfg.Rate > 0 {
 		// Small batches keep a paced replay smooth.
@@ -89,9 +91,21 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		pts = engine.GetPoints(batch)
 		return err
 	}
-	for sc.Scan() {
+	for {
+		b, size, rerr := rd.next()
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			return fmt.Errorf("%s: line %d: %w", s.cfg.Path, line+1, rerr)
+		}
 		line++
-		b := sc.Bytes()
+		if size > rd.max {
+			// Only this line is lost: the rest of the file is read on.
+			s.env.Reject([]engine.Point{{Tag: "payload", Value: engine.String(string(b)), Quality: engine.Bad, TS: time.Now().UnixNano()}},
+				"decode", fmt.Errorf("%s:%d: line of %d bytes is longer than max_line (%d bytes)", s.cfg.Path, line, size, rd.max))
+			continue
+		}
 		if len(b) == 0 {
 			continue
 		}
@@ -119,12 +133,72 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 			return nil
 		}
 	}
-	if err := sc.Err(); err != nil {
-		return fmt.Errorf("%s: line %d: %w", s.cfg.Path, line+1, err)
-	}
 	if err := flush(); err != nil {
 		return err
 	}
 	engine.PutPoints(pts)
 	return nil
+}
+
+// rejectedPrefix is how much of an over-long line goes to the dead-letter
+// sink: enough to find it, not a copy of a runaway file.
+const rejectedPrefix = 1024
+
+// lineReader reads lines of at most max bytes. Unlike bufio.Scanner, a longer
+// line is skipped to its end and reported (its size and first bytes) instead
+// of ending the read.
+type lineReader struct {
+	r    *bufio.Reader
+	max  int
+	long []byte
+}
+
+// next returns the next line without its line ending and the line's size;
+// when size > max, line holds only its first bytes. The error is io.EOF
+// after the last line.
+func (l *lineReader) next() ([]byte, int, error) {
+	l.long = l.long[:0]
+	keep := max(l.max+2, rejectedPrefix) // a line that fits, with "\r\n"
+	size := 0
+	for {
+		chunk, err := l.r.ReadSlice('\n')
+		if err == nil && size == 0 {
+			// The common case: the whole line sits in the reader's buffer.
+			line := trimEOL(chunk)
+			if len(line) > l.max {
+				return line[:min(len(line), rejectedPrefix)], len(line), nil
+			}
+			return line, len(line), nil
+		}
+		size += len(chunk)
+		if room := keep - len(l.long); room > 0 {
+			l.long = append(l.long, chunk[:min(room, len(chunk))]...)
+		}
+		switch {
+		case err == bufio.ErrBufferFull:
+			continue
+		case err == io.EOF && size > 0: // a last line without a newline
+		case err != nil:
+			return nil, 0, err
+		}
+		line, n := l.long, size-(len(chunk)-len(trimEOL(chunk)))
+		if size <= keep { // held whole
+			line = trimEOL(line)
+			n = len(line)
+		}
+		if n > l.max {
+			line = line[:min(len(line), rejectedPrefix)]
+		}
+		return line, n, nil
+	}
+}
+
+func trimEOL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		b = b[:n-1]
+	}
+	if n := len(b); n > 0 && b[n-1] == '\r' {
+		b = b[:n-1]
+	}
+	return b
 }

@@ -83,6 +83,13 @@ func TestDecodeRejects(t *testing.T) {
 		"bad array item": `[{"tag":"a","value":1},{"tag":"b","value":{}}]`,
 		"tag map object": `{"T":{"Value":{"a":1}}}`,
 		"too large":      `{"tag":"a","value":"` + strings.Repeat("x", 1000) + `"}`,
+		// A point object without tag and value is no tag map of "asset" and "quality".
+		"no tag no value":  `{"asset":"a1","quality":"good"}`,
+		"only ts":          `{"ts":"2026-11-22T10:00:00Z","attrs":{"k":"v"}}`,
+		"year 9999":        `{"tag":"a","value":1,"ts":"9999-12-31T23:59:59Z"}`,
+		"year 1500":        `{"tag":"a","value":1,"ts":"1500-01-01T00:00:00Z"}`,
+		"ms overflow":      `{"tag":"a","value":1,"ts":1e20}`,
+		"gateway ts range": `{"T":{"Value":1,"SourceTimestamp":"9999-12-31T23:59:59Z"}}`,
 	} {
 		t.Run(name, func(t *testing.T) {
 			pts, err := d.Decode(make([]engine.Point, 0, 4), "t/x", []byte(payload), now)
@@ -125,6 +132,36 @@ func TestDecodeRawAndMap(t *testing.T) {
 	}
 	if _, err := m.Decode(nil, "plant/north/x", []byte(`{"sensor":{"name":"flow","reading":[1]}}`), now); err == nil {
 		t.Error("map: an array value should be an error")
+	}
+	for _, bad := range []string{
+		`{"sensor":{"name":{"x":1},"reading":1}}`, // an object as the tag
+		`{"sensor":{"name":["a"],"reading":1}}`,
+		`{"sensor":{"name":"flow","reading":1},"time":1e20}`, // out of range
+		`{"sensor":{"name":"flow","reading":1},"time":"9999-12-31T23:59:59Z"}`,
+	} {
+		if pts, err := m.Decode(nil, "plant/north/x", []byte(bad), now); err == nil {
+			t.Errorf("map: %s decoded to %+v", bad, pts)
+		}
+	}
+	pts, err = m.Decode(nil, "plant/north/x", []byte(`{"sensor":{"name":"flow","reading":1},"time":1700000000001}`), now)
+	if err != nil || pts[0].Time().Format(time.RFC3339Nano) != "2023-11-14T22:13:20.001Z" {
+		t.Errorf("map: ms timestamp: %+v %v", pts, err)
+	}
+}
+
+// Millisecond timestamps in the json format are exact (integer arithmetic).
+func TestDecodeMillisExact(t *testing.T) {
+	d := decoder(t, Config{})
+	for payload, want := range map[string]string{
+		`{"tag":"a","value":1,"ts":1700000000001}`:                         "2023-11-14T22:13:20.001Z",
+		`{"tag":"a","value":1,"ts":1700000000000.5}`:                       "2023-11-14T22:13:20.0005Z",
+		`{"T":{"Value":1,"SourceTimestamp":1700000000001}}`:                "2023-11-14T22:13:20.001Z",
+		`[{"tag":"a","value":1,"ts":1700000000123},{"tag":"b","value":2}]`: "2023-11-14T22:13:20.123Z",
+	} {
+		pts, err := d.Decode(nil, "t", []byte(payload), now)
+		if err != nil || pts[0].Time().Format(time.RFC3339Nano) != want {
+			t.Errorf("%s: %+v %v, want ts %s", payload, pts, err, want)
+		}
 	}
 }
 

@@ -278,6 +278,8 @@ func (t *tagState) pass(v engine.Value, q engine.Quality) bool {
 		a, an := v.Float64()
 		b, bn := t.last.Float64()
 		switch {
+		case v.IsInteger() && t.last.IsInteger() && t.deadband == 0 && t.dbType == "absolute":
+			ok = !v.Equal(t.last) // exact, also for a UInt64 beyond float64's precision
 		case an && bn && v.Kind() != engine.KindBool:
 			d := math.Abs(a - b)
 			if t.dbType == "percent" {

@@ -33,6 +33,8 @@ func TestCanonicalJSON(t *testing.T) {
 			`{"tag":"nan","value":null,"quality":"uncertain","ts":"1970-01-01T00:00:00Z"}`},
 		{engine.Point{Tag: "s\"\\\n\x01", Value: engine.String("ü\x00\xff"), Attrs: map[string]string{"z": "1", "a": "2"}},
 			`{"tag":"s\"\\\n\u0001","value":"ü\u0000\ufffd","quality":"good","ts":"1970-01-01T00:00:00Z","attrs":{"a":"2","z":"1"}}`},
+		{engine.Point{Tag: "u", Value: engine.Uint(math.MaxUint64)},
+			`{"tag":"u","value":18446744073709551615,"quality":"good","ts":"1970-01-01T00:00:00Z"}`},
 		{engine.Point{Tag: "b", Value: engine.Bool(true)},
 			`{"tag":"b","value":true,"quality":"good","ts":"1970-01-01T00:00:00Z"}`},
 	} {
@@ -63,6 +65,9 @@ func TestRoundTrip(t *testing.T) {
 		{Asset: "a", Tag: "z", Value: engine.String("text"), Quality: engine.Bad, TS: 1},
 		{Asset: "a", Tag: "w", Value: engine.Null(), TS: 2},
 		{Asset: "a", Tag: "v", Value: engine.Float(1e300), TS: 3},
+		{Asset: "a", Tag: "u", Value: engine.Uint(math.MaxUint64), TS: 4},
+		{Asset: "a", Tag: "u", Value: engine.Uint(1 << 63), TS: 5},
+		{Asset: "a", Tag: "m", Value: engine.Int(math.MinInt64), TS: 6},
 	}
 	out, err := DecodePoints(nil, AppendBatch(nil, in))
 	if err != nil {
@@ -76,6 +81,22 @@ func TestRoundTrip(t *testing.T) {
 		if a.Asset != b.Asset || a.Tag != b.Tag || !a.Value.Equal(b.Value) || a.Value.Kind() != b.Value.Kind() ||
 			a.Quality != b.Quality || a.Status != b.Status || a.TS != b.TS || len(a.Attrs) != len(b.Attrs) {
 			t.Errorf("point %d: sent %+v, got %+v", i, a, b)
+		}
+	}
+}
+
+// Whole numbers keep every digit: int64, then uint64, and only beyond that a float.
+func TestParseValueIntegers(t *testing.T) {
+	for raw, want := range map[string]engine.Value{
+		"9223372036854775807":  engine.Int(math.MaxInt64),
+		"9223372036854775808":  engine.Uint(1 << 63),
+		"18446744073709551615": engine.Uint(math.MaxUint64),
+		"18446744073709551616": engine.Float(18446744073709551616),
+		"-9223372036854775808": engine.Int(math.MinInt64),
+	} {
+		v, err := ParseValue([]byte(raw))
+		if err != nil || v.Kind() != want.Kind() || !v.Equal(want) || v.String() != want.String() {
+			t.Errorf("%s: %v (%s) %v, want %v (%s)", raw, v, v.Kind(), err, want, want.Kind())
 		}
 	}
 }

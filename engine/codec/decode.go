@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/flowd/flowd/engine"
 )
@@ -80,7 +79,8 @@ func (w *wirePoint) point() (engine.Point, error) {
 }
 
 // ParseValue reads a JSON scalar: a number with a fraction or exponent is a
-// float, a whole number an int; objects and arrays are kept as JSON strings.
+// float, a whole number an int (a uint above math.MaxInt64, a float beyond
+// the uint64 range); objects and arrays are kept as JSON strings.
 func ParseValue(raw json.RawMessage) (engine.Value, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -115,6 +115,9 @@ func ParseValue(raw json.RawMessage) (engine.Value, error) {
 	}
 	i, err := strconv.ParseInt(s, 10, 64)
 	if err != nil {
+		if u, uerr := strconv.ParseUint(s, 10, 64); uerr == nil {
+			return engine.Uint(u), nil // above math.MaxInt64: exact, not a float
+		}
 		f, ferr := strconv.ParseFloat(s, 64)
 		if ferr != nil {
 			return engine.Value{}, fmt.Errorf("value %s is not a number", s)
@@ -125,7 +128,8 @@ func ParseValue(raw json.RawMessage) (engine.Value, error) {
 }
 
 // ParseTS reads an RFC 3339 string or a number of Unix milliseconds; absent
-// means 0 (the caller substitutes the receive time).
+// means 0 (the caller substitutes the receive time). A time outside the range
+// of Unix nanoseconds is an error wrapping ErrTimeRange, never wrapped around.
 func ParseTS(raw json.RawMessage) (int64, error) {
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || string(raw) == "null" {
@@ -136,15 +140,7 @@ func ParseTS(raw json.RawMessage) (int64, error) {
 		if err := json.Unmarshal(raw, &s); err != nil {
 			return 0, err
 		}
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return 0, fmt.Errorf("ts %q is not RFC 3339", s)
-		}
-		return t.UnixNano(), nil
+		return ParseTime(s)
 	}
-	f, err := strconv.ParseFloat(string(raw), 64)
-	if err != nil {
-		return 0, fmt.Errorf("ts %s is neither RFC 3339 nor Unix milliseconds", raw)
-	}
-	return int64(f * 1e6), nil
+	return ParseMillis(string(raw))
 }

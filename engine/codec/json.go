@@ -109,6 +109,9 @@ func AppendValue(b []byte, v engine.Value) []byte {
 	case engine.KindInt:
 		i, _ := v.Int64()
 		return strconv.AppendInt(b, i, 10)
+	case engine.KindUint:
+		u, _ := v.Uint64()
+		return strconv.AppendUint(b, u, 10)
 	case engine.KindBool:
 		x, _ := v.AsBool()
 		return strconv.AppendBool(b, x)

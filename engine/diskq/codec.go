@@ -14,8 +14,8 @@ import (
 //	         point's, bit 4 has attrs, bits 5-6 quality
 //	asset    uvarint length + bytes (absent when bit 3 is set)
 //	tag      uvarint length + bytes
-//	value    float: 8 bytes little endian; int: varint; bool: 1 byte;
-//	         string: uvarint length + bytes; null: nothing
+//	value    float: 8 bytes little endian; int: varint; uint: uvarint;
+//	         bool: 1 byte; string: uvarint length + bytes; null: nothing
 //	status   uvarint
 //	ts       varint, delta from the previous point's ts
 //	ingest   varint, wall-clock nanoseconds, delta from the previous point's
@@ -83,6 +83,9 @@ func encodePoints(b []byte, points []engine.Point) []byte {
 		case engine.KindInt:
 			n, _ := v.Int64()
 			b = binary.AppendVarint(b, n)
+		case engine.KindUint:
+			u, _ := v.Uint64()
+			b = binary.AppendUvarint(b, u)
 		case engine.KindBool:
 			t, _ := v.AsBool()
 			if t {
@@ -216,6 +219,12 @@ func decodePoints(dst []engine.Point, payload []byte, count int, intern map[stri
 			d.b = d.b[8:]
 		case engine.KindInt:
 			p.Value = engine.Int(d.varint())
+		case engine.KindUint:
+			u := d.uvarint()
+			if u <= math.MaxInt64 {
+				return dst, errCorrupt // written as an int
+			}
+			p.Value = engine.Uint(u)
 		case engine.KindBool:
 			c := d.byte()
 			if c > 1 {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -98,6 +99,8 @@ func TestRoundTripKeepsEveryField(t *testing.T) {
 		{Asset: "", Tag: "b", Value: engine.Bool(true), TS: 2, Quality: engine.Bad, Status: 0x80000000},
 		{Asset: "b", Tag: "s", Value: engine.String("hé \x00 llo"), TS: -5, Attrs: map[string]string{"k": "v", "": "x"}},
 		{Asset: "b", Tag: "n", Value: engine.Null(), TS: 1 << 62},
+		{Asset: "b", Tag: "u", Value: engine.Uint(math.MaxUint64), TS: 7},
+		{Asset: "b", Tag: "u", Value: engine.Uint(1 << 63), TS: 8},
 	}
 	want := append([]engine.Point(nil), in...)
 	var acked atomic.Int32
@@ -111,7 +114,7 @@ func TestRoundTripKeepsEveryField(t *testing.T) {
 	if acked.Load() != 1 {
 		t.Fatal("Push did not acknowledge the batch upstream once on disk")
 	}
-	if s := q.Stats(); s.Points != 5 || s.Bytes <= 0 || s.OldestIngest == 0 {
+	if s := q.Stats(); s.Points != int64(len(in)) || s.Bytes <= 0 || s.OldestIngest == 0 {
 		t.Fatalf("stats %+v", s)
 	}
 	b, ok := q.TryPop()

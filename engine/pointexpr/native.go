@@ -141,7 +141,7 @@ func unary(n *ast.UnaryNode) evalFn {
 			case engine.KindInt:
 				i, _ := v.Int64()
 				return engine.Int(-i), nil
-			case engine.KindFloat:
+			case engine.KindFloat, engine.KindUint:
 				f, _ := v.Float64()
 				return engine.Float(-f), nil
 			}
@@ -457,8 +457,14 @@ func apply(op binOp, a, b engine.Value) (engine.Value, error) {
 }
 
 // equal is expr's ==: numbers by value across int and float, otherwise the
-// same kind and the same value.
+// same kind and the same value. A uint (above math.MaxInt64) equals only the
+// same uint.
 func equal(a, b engine.Value) bool {
+	if a.Kind() == engine.KindUint || b.Kind() == engine.KindUint {
+		if a.IsInteger() && b.IsInteger() || !a.IsNumeric() || !b.IsNumeric() {
+			return a.Kind() == b.Kind() && a.Equal(b)
+		}
+	}
 	if a.IsNumeric() && b.IsNumeric() {
 		if a.Kind() == engine.KindInt && b.Kind() == engine.KindInt {
 			x, _ := a.Int64()
@@ -542,6 +548,8 @@ func builtin(n *ast.BuiltinNode) evalFn {
 			case engine.KindFloat:
 				f, _ := v.Float64()
 				return engine.Float(math.Abs(f)), nil
+			case engine.KindUint:
+				return v, nil
 			}
 			return engine.Null(), fmt.Errorf("invalid argument for abs (type %s)", v.Kind())
 		}

@@ -1,7 +1,8 @@
 // Package pointexpr compiles expressions over a point (expr-lang/expr) once,
 // at load time, and evaluates them per point without allocating.
 //
-// Variables: asset, tag (string), value (float, int, bool, string or nil),
+// Variables: asset, tag (string), value (float, int, bool, string or nil; a
+// uint above math.MaxInt64 is exact natively and a float on the VM),
 // quality ("good", "uncertain" or "bad"), status (int: the source's status
 // code, 0 when none), ts (int: the source timestamp in Unix milliseconds) and
 // attrs (map of strings; a missing key reads as "").
@@ -44,7 +45,14 @@ type Env struct {
 func (e *Env) fill(p *engine.Point) {
 	e.Asset = p.Asset
 	e.Tag = p.Tag
-	e.Value = p.Value.Any()
+	if p.Value.Kind() == engine.KindUint {
+		// expr's VM converts uint64 operands to int (wrapping above
+		// math.MaxInt64); as a float the value compares and computes sanely.
+		f, _ := p.Value.Float64()
+		e.Value = f
+	} else {
+		e.Value = p.Value.Any()
+	}
 	e.Quality = p.Quality.String()
 	e.Status = int(p.Status)
 	e.TS = int(tsMillis(p.TS))

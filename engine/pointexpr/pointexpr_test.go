@@ -274,3 +274,31 @@ func BenchmarkConcat(b *testing.B) {
 		x.EvalString(p)
 	}
 }
+
+// A uint above math.MaxInt64 passes through exactly, compares exactly with
+// another uint natively, and computes as a float on both paths (expr's VM
+// would wrap a uint64 operand into a negative int).
+func TestUintValue(t *testing.T) {
+	max := engine.Uint(math.MaxUint64)
+	for _, c := range []struct {
+		src  string
+		want engine.Value
+	}{
+		{"value", max},
+		{"value > 1e19", engine.Bool(true)},
+		{"value > 0", engine.Bool(true)},
+		{"value == value", engine.Bool(true)},
+		{"value + 1", engine.Float(18446744073709551616)},
+		{"abs(value)", max},
+	} {
+		p := mustCompile(t, c.src, engine.KindNull)
+		got, err := p.Eval(pt(max))
+		if err != nil || got.Kind() != c.want.Kind() || !got.Equal(c.want) {
+			t.Errorf("%s: %v (%s) %v, want %v (%s)", c.src, got, got.Kind(), err, c.want, c.want.Kind())
+		}
+		vm, err := vmEval(p, pt(max))
+		if err != nil || !sameValue(vm, c.want) {
+			t.Errorf("%s on the VM: %v %v, want %v", c.src, vm, err, c.want)
+		}
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"math"
 	"math/big"
 	"math/rand/v2"
 	"os"
@@ -183,6 +184,8 @@ func TestBindTypedColumns(t *testing.T) {
 		{engine.Bool(true), 6, true},
 		{engine.String("auto"), 7, "auto"},
 		{engine.Null(), -1, nil},
+		// no CQL type holds it but varint (a schema change) and text
+		{engine.Uint(math.MaxUint64), 7, "18446744073709551615"},
 	}
 	for _, tc := range cases {
 		p := engine.Point{Asset: "line1", Tag: "t", Value: tc.v, Quality: engine.Uncertain, Status: 0x40000000, TS: ts.UnixNano()}

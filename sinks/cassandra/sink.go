@@ -246,6 +246,11 @@ func (s *Sink) bind(p *engine.Point) []any {
 	case engine.KindString:
 		str, _ := p.Value.Str()
 		vt = str
+	case engine.KindUint:
+		// Above bigint's range: CQL has no unsigned type and double would
+		// round it, so the exact decimal digits go to value_text (a varint
+		// column would need every existing table altered).
+		vt = p.Value.String()
 	}
 	var attrs any = gocql.UnsetValue
 	if len(p.Attrs) > 0 {

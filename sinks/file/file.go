@@ -2,8 +2,10 @@
 package file
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 
@@ -21,9 +23,12 @@ type Config struct {
 
 // Spec declares the file sink.
 var Spec = engine.SinkSpec(engine.Info{
-	Type:        "file",
-	Summary:     "Writes points to a local file as JSON lines, flushed per batch.",
-	Description: "Each batch is written with one write call, so a line is never split between batches.",
+	Type:    "file",
+	Summary: "Writes points to a local file as JSON lines, flushed per batch.",
+	Description: "Each batch is written with one write call, so a line is never split between batches. " +
+		"A write or fsync that fails (a full disk) is undone by truncating the file back to where the batch began, " +
+		"so the retry neither leaves a torn line nor writes a line twice; a torn last line left by a crash is " +
+		"cut off when the file is opened in append mode.",
 	Example: `sink "file" "local" {
   inputs = [source.plant]
   path   = "out/points.jsonl"
@@ -32,14 +37,18 @@ var Spec = engine.SinkSpec(engine.Info{
 
 // New builds the sink; the file is opened on Connect.
 func New(c *Config, env *engine.Env) (engine.Sink, error) {
-	return &Sink{cfg: *c}, nil
+	return &Sink{cfg: *c, env: env, undo: -1}, nil
 }
 
 // Sink writes JSONL.
 type Sink struct {
 	cfg Config
+	env *engine.Env
 	f   *os.File
 	buf []byte
+	// undo is the length to truncate back to before the next write: set when
+	// a write failed and cutting it off failed too.
+	undo int64
 }
 
 // Connect opens the file.
@@ -50,7 +59,7 @@ func (s *Sink) Connect(ctx context.Context) error {
 	if err := os.MkdirAll(filepath.Dir(s.cfg.Path), 0o755); err != nil {
 		return err
 	}
-	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
+	flags := os.O_CREATE | os.O_RDWR | os.O_APPEND // read: to find a torn last line
 	if s.cfg.Mode == "truncate" {
 		flags |= os.O_TRUNC
 	}
@@ -58,19 +67,68 @@ func (s *Sink) Connect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	cut, err := cutTornLine(f)
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("%s: %w", s.cfg.Path, err)
+	}
+	if cut > 0 && s.env != nil && s.env.Logger != nil {
+		s.env.Logger.Warn("file sink: cut off a torn last line left by an earlier run", "path", s.cfg.Path, "bytes", cut)
+	}
 	s.f = f
 	return nil
 }
 
-// Write appends one batch.
+// cutTornLine truncates a file that does not end with a newline back to its
+// last one, and returns the bytes removed.
+func cutTornLine(f *os.File) (int64, error) {
+	end, err := f.Seek(0, io.SeekEnd)
+	if err != nil || end == 0 {
+		return 0, err
+	}
+	var buf [4096]byte
+	for pos := end; pos > 0; {
+		n := min(pos, int64(len(buf)))
+		pos -= n
+		if _, err := f.ReadAt(buf[:n], pos); err != nil {
+			return 0, err
+		}
+		if i := bytes.LastIndexByte(buf[:n], '\n'); i >= 0 {
+			keep := pos + int64(i) + 1
+			if keep == end {
+				return 0, nil
+			}
+			return end - keep, f.Truncate(keep)
+		}
+	}
+	return end, f.Truncate(0)
+}
+
+// Write appends one batch. A failed write or fsync is cut off again, so the
+// engine's retry of the batch leaves exactly one copy of each line.
 func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
+	if s.undo >= 0 {
+		if err := s.f.Truncate(s.undo); err != nil {
+			return fmt.Errorf("truncate %s back to %d bytes after a failed write: %w", s.cfg.Path, s.undo, err)
+		}
+		s.undo = -1
+	}
+	// With O_APPEND the write goes to the end, wherever other writers left it.
+	start, err := s.f.Seek(0, io.SeekEnd)
+	if err != nil {
+		return fmt.Errorf("seek %s: %w", s.cfg.Path, err)
+	}
 	b := Encode(s.buf[:0], s.cfg.Format, points)
 	s.buf = b
-	if _, err := s.f.Write(b); err != nil {
-		return fmt.Errorf("write %s: %w", s.cfg.Path, err)
+	_, err = s.f.Write(b)
+	if err == nil && s.cfg.Sync {
+		err = s.f.Sync()
 	}
-	if s.cfg.Sync {
-		return s.f.Sync()
+	if err != nil {
+		if terr := s.f.Truncate(start); terr != nil {
+			s.undo = start
+		}
+		return fmt.Errorf("write %s: %w", s.cfg.Path, err)
 	}
 	return nil
 }

@@ -251,7 +251,7 @@ func changed(e *entry, p *engine.Point) bool {
 	if !v.IsNumeric() || !last.IsNumeric() {
 		return !v.Equal(last)
 	}
-	if v.Kind() == engine.KindInt && last.Kind() == engine.KindInt && e.par.deadband == 0 && !e.par.percent {
+	if v.IsInteger() && last.IsInteger() && e.par.deadband == 0 && !e.par.percent {
 		return !v.Equal(last)
 	}
 	x, _ := v.Float64()

@@ -3,6 +3,7 @@ package cov
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -71,6 +72,11 @@ func TestDeadbandEdgeCases(t *testing.T) {
 	})
 	run(t, "deadband 0: any change", build(t, Config{}), []step{
 		{i(1), 0, 0, true}, {i(1), 0, 1, false}, {f(1), 0, 2, false}, {i(2), 0, 3, true},
+	})
+	u := engine.Uint
+	run(t, "deadband 0: uints beyond float64's precision", build(t, Config{}), []step{
+		{u(math.MaxUint64), 0, 0, true}, {u(math.MaxUint64 - 1), 0, 1, true}, {u(math.MaxUint64 - 1), 0, 2, false},
+		{i(math.MaxInt64), 0, 3, true},
 	})
 	run(t, "percent", build(t, Config{Deadband: 10, Mode: "percent"}), []step{
 		{f(100), 0, 0, true}, {f(110), 0, 1, false}, {f(89.9), 0, 2, true}, // 10% of 100 is 10: 110 is equal, 89.9 beyond

@@ -9,9 +9,9 @@ import (
 	"math"
 	"sort"
 	"strings"
-	"time"
 
 	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/codec"
 	"github.com/flowd/flowd/engine/pointexpr"
 )
 
@@ -272,25 +272,19 @@ func (t *Transform) commit(p *engine.Point) {
 	t.attrsMap = nil
 }
 
-// toTS accepts Unix milliseconds (int or float) or an RFC 3339 string.
+// toTS accepts Unix milliseconds (int or float) or an RFC 3339 string; a
+// time outside the range of Unix nanoseconds is an error, not wrapped.
 func toTS(v engine.Value) (int64, error) {
 	switch v.Kind() {
 	case engine.KindInt:
 		ms, _ := v.Int64()
-		return ms * 1e6, nil
+		return codec.MillisToNanos(ms)
 	case engine.KindFloat:
 		f, _ := v.Float64()
-		if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 9e15 {
-			return 0, fmt.Errorf("%v is not a time", f)
-		}
-		return int64(f * 1e6), nil
+		return codec.FloatMillisToNanos(f)
 	case engine.KindString:
 		s, _ := v.Str()
-		t, err := time.Parse(time.RFC3339Nano, s)
-		if err != nil {
-			return 0, err
-		}
-		return t.UnixNano(), nil
+		return codec.ParseTime(s)
 	}
 	return 0, fmt.Errorf("%s is not a time (Unix ms or RFC 3339)", v.Kind())
 }

@@ -1,0 +1,39 @@
+package file
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/flowd/flowd/engine"
+)
+
+// Opening in append mode cuts off a torn last line an earlier run left (a
+// crash mid-write), so what follows starts on a line of its own.
+func TestConnectCutsTornLine(t *testing.T) {
+	for _, c := range []struct{ before, after string }{
+		{"", ""},
+		{"{\"a\":1}\n", "{\"a\":1}\n"},
+		{"{\"a\":1}\n{\"tag\":\"x\",\"va", "{\"a\":1}\n"},
+		{"{\"tag\":\"x\",\"va", ""},
+	} {
+		path := filepath.Join(t.TempDir(), "out.jsonl")
+		if err := os.WriteFile(path, []byte(c.before), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		s := &Sink{cfg: Config{Path: path, Format: "json", Mode: "append"}, undo: -1}
+		if err := s.Connect(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Write(context.Background(), []engine.Point{{Tag: "t", Value: engine.Int(1)}}); err != nil {
+			t.Fatal(err)
+		}
+		s.Close(context.Background())
+		got, _ := os.ReadFile(path)
+		want := c.after + `{"tag":"t","value":1,"quality":"good","ts":"1970-01-01T00:00:00Z"}` + "\n"
+		if string(got) != want {
+			t.Errorf("%q: file is %q, want %q", c.before, got, want)
+		}
+	}
+}
