@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/flowd/flowd/connectors/file"
+	"github.com/flowd/flowd/connectors/modbus"
 	mqttsource "github.com/flowd/flowd/connectors/mqtt"
 	"github.com/flowd/flowd/connectors/opcua"
 	"github.com/flowd/flowd/connectors/sim"
@@ -28,6 +29,7 @@ func registry() *engine.Registry {
 		file.Spec,
 		mqttsource.Spec,
 		opcua.Spec,
+		modbus.Spec,
 		// transforms
 		expr.Spec,
 		cov.Spec,

@@ -9,8 +9,9 @@ import (
 // plant equipment, one per file (sim_*.go).
 func simulators() map[string]command {
 	return map[string]command{
-		"mqtt": cmdSimMQTT,
-		"plc":  cmdSimPLC,
+		"mqtt":   cmdSimMQTT,
+		"modbus": cmdSimModbus,
+		"plc":    cmdSimPLC,
 	}
 }
 
@@ -19,6 +20,7 @@ const simUsage = `Usage: flowd sim KIND [flags]
 Kinds:
   plc    an OPC UA server with N assets × M tags changing at an interval (flowd sim plc -h)
   mqtt   MQTT clients publishing JSON values at a rate (flowd sim mqtt -h)
+  modbus Modbus TCP devices with registers of every type changing at an interval (flowd sim modbus -h)
 `
 
 func cmdSim(args []string, stdout, stderr io.Writer) int {
