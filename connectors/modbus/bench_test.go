@@ -80,7 +80,7 @@ func BenchmarkPollGroup(b *testing.B) {
 	ctx := context.Background()
 	b.ReportAllocs()
 	for b.Loop() {
-		if err := s.pollGroup(ctx, c, g, out); err != nil {
+		if err := s.pollGroup(ctx, c, s.devs[0], g, out); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -294,7 +295,7 @@ func (s *Source) poll(ctx context.Context, c *mb.ModbusClient, d *device, groups
 			if time.Now().Before(due[i]) {
 				continue
 			}
-			if err := s.pollGroup(ctx, c, g, out); err != nil {
+			if err := s.pollGroup(ctx, c, d, g, out); err != nil {
 				return err
 			}
 			due[i] = due[i].Add(g.interval)
@@ -308,14 +309,31 @@ func (s *Source) poll(ctx context.Context, c *mb.ModbusClient, d *device, groups
 }
 
 // pollGroup reads every block of a group and emits the points in one batch.
-func (s *Source) pollGroup(ctx context.Context, c *mb.ModbusClient, g *group, out engine.Output) error {
+func (s *Source) pollGroup(ctx context.Context, c *mb.ModbusClient, d *device, g *group, out engine.Output) error {
 	pts := engine.GetPoints(g.points)
-	for _, bl := range g.blocks {
+	for i := 0; i < len(g.blocks); i++ {
+		bl := g.blocks[i]
+		n := len(pts)
 		var err error
 		pts, err = s.readBlock(c, bl, pts)
 		if err != nil {
 			engine.PutPoints(pts)
 			return err
+		}
+		if len(bl.tags) > 1 && pts[n].Quality == engine.Bad && pts[n].Status == 2 {
+			parts := split(bl)
+			if len(parts) == 1 {
+				continue // one address: nothing to split
+			}
+			// The device refused a merged read (illegal data address): it has
+			// holes the plan spanned, or one tag's address does not exist.
+			// Split the read for good and read the parts now, so one bad
+			// address costs only its own tags.
+			s.log.Warn("device refused a merged read (illegal data address); splitting it", "device", d.name,
+				"read", fmt.Sprintf("%s %d+%d", bl.table, bl.start, bl.count), "into", len(parts))
+			g.blocks = slices.Replace(g.blocks, i, i+1, parts...)
+			pts = pts[:n]
+			i--
 		}
 	}
 	s.m.points.Add(float64(len(pts)))

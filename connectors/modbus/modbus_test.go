@@ -460,3 +460,46 @@ func TestShardByDevice(t *testing.T) {
 		}
 	}
 }
+
+// TestRefusedMergedReadIsSplit checks that a merged read the device refuses
+// (illegal data address: the plan spanned a hole) is split for good, so
+// only the tag whose address does not exist turns bad.
+func TestRefusedMergedReadIsSplit(t *testing.T) {
+	sim := startSim(t, simmodbus.Config{Interval: time.Hour})
+	dev := sim.Devices()[0]
+	s := mustLoad(t, fmt.Sprintf(`interval = "30ms"
+max_gap  = 40
+device "d" {
+  endpoint = %q
+  tag "a" {
+    address = 0
+  }
+  tag "b" {
+    address = 1
+    type    = "int16"
+  }
+  tag "hole" {
+    address = 30
+  }
+}`, dev.Addr()))
+	if p := s.Plan(); !strings.Contains(p, "read holding      0 +31") {
+		t.Fatalf("plan does not merge across the hole:\n%s", p)
+	}
+	out := &collect{}
+	run(t, s, out, 5*time.Second, func(p []engine.Point) bool { return len(p) >= 3*5 })
+	pts := out.snapshot()
+	for _, p := range pts {
+		if p.Tag == "hole" {
+			if p.Quality != engine.Bad || p.Status != 2 {
+				t.Fatalf("hole: %s %d", p.Quality, p.Status)
+			}
+		} else if p.Quality != engine.Good {
+			t.Fatalf("%s: %s %d: a bad address spoilt its neighbours", p.Tag, p.Quality, p.Status)
+		}
+	}
+	// 1 refused merged read, then 2 reads (0+2 and 30+1) per poll
+	polls := len(pts) / 3
+	if got := int(dev.Requests()); got < 1+2*polls || got > 1+2*(polls+1) {
+		t.Fatalf("%d requests for %d polls", got, polls)
+	}
+}

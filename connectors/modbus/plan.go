@@ -93,3 +93,37 @@ func describePlan(devs []*device, plans [][]*group) string {
 	fmt.Fprintf(&b, "%d devices, %d tags, %d reads per cycle\n", len(devs), tags, reqs)
 	return b.String()
 }
+
+// split divides a read the device refused: into its runs of adjacent tags
+// when it spans holes, else into one read per address.
+func split(bl *block) []*block {
+	var parts []*block
+	var cur *block
+	for _, t := range bl.tags {
+		if cur != nil && t.addr <= cur.start+cur.count-1 {
+			cur.count = max(cur.count, t.end()-cur.start)
+			cur.tags = append(cur.tags, t)
+			continue
+		}
+		if cur != nil && t.addr == cur.start+cur.count && !bl.gapless() {
+			cur.count = t.end() - cur.start
+			cur.tags = append(cur.tags, t)
+			continue
+		}
+		cur = &block{table: bl.table, start: t.addr, count: t.size, tags: []*tag{t}}
+		parts = append(parts, cur)
+	}
+	return parts
+}
+
+// gapless reports whether the block's tags cover every register it reads.
+func (bl *block) gapless() bool {
+	end := bl.start
+	for _, t := range bl.tags {
+		if t.addr > end {
+			return false
+		}
+		end = max(end, t.end())
+	}
+	return true
+}
