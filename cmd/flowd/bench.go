@@ -218,6 +218,14 @@ func scenarios() []scenario {
 			peer: &peerShape{config: telegrafMQTT},
 		},
 		{
+			name: "modbus", summary: "100 Modbus TCP devices × 100 registers @ 1 Hz (flowd sim modbus) → discard",
+			anchor: "-", pipeline: "modbus.hcl", plcPorts: 100,
+			servers: func(r *benchRun) [][]string {
+				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "1s"}}
+			},
+			vars: func(r *benchRun) map[string]string { return map[string]string{"base_port": strconv.Itoa(r.port(0))} },
+		},
+		{
 			name: "peer", summary: "peer-opcua then peer-mqtt: flowd and Telegraf side by side on both shapes",
 			parts: []string{"peer-opcua", "peer-mqtt"},
 		},

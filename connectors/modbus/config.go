@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -50,6 +51,7 @@ type TagConfig struct {
 	Type      string        `hcl:"type" doc:"int16, uint16, int32, uint32, int64, uint64, float32, float64, bool (a bit: coils, discrete inputs, or bit of a register), string; default uint16 for registers, bool for bits"`
 	Bit       int           `hcl:"bit" default:"-1" doc:"type bool on a register: the bit, 0 (least significant) – 15"`
 	Length    int           `hcl:"length" doc:"type string: its length in registers (two characters each)"`
+	Count     int           `hcl:"count" default:"1" doc:"an array: count values of the type at consecutive addresses, emitted as tag[0] … tag[count-1]"`
 	ByteOrder string        `hcl:"byte_order" doc:"overrides the device's byte_order (big, little)"`
 	WordOrder string        `hcl:"word_order" doc:"overrides the device's word_order (big, little)"`
 	Scale     float64       `hcl:"scale" default:"1" doc:"value = raw × scale + offset (numbers; a scaled value is a float)"`
@@ -283,7 +285,25 @@ func (c *Config) resolveDevice(dc *DeviceConfig) (*device, error) {
 		if t.table.bits() && t.size > d.maxBits || !t.table.bits() && t.size > d.maxRegs {
 			return nil, blame(tc.Pos, "length", "tag needs %d registers, more than one read may ask for (max_registers %d)", t.size, d.maxRegs)
 		}
-		d.tags = append(d.tags, t)
+		if tc.Count < 1 {
+			return nil, blame(tc.Pos, "count", "must be at least 1")
+		}
+		if tc.Count == 1 {
+			d.tags = append(d.tags, t)
+			continue
+		}
+		if t.bit >= 0 {
+			return nil, blame(tc.Pos, "count", "an array of bits of a register: declare each bit as a tag")
+		}
+		if last := t.addr + tc.Count*t.size; last > 0x10000 {
+			return nil, blame(tc.Pos, "count", "%d values from address %d run past address 65535", tc.Count, t.addr)
+		}
+		for k := 0; k < tc.Count; k++ {
+			e := *t
+			e.name = tc.Name + "[" + strconv.Itoa(k) + "]"
+			e.addr = t.addr + k*t.size
+			d.tags = append(d.tags, &e)
+		}
 	}
 	if err := checkOverlaps(d.tags); err != nil {
 		return nil, err

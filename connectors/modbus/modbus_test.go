@@ -503,3 +503,29 @@ device "d" {
 		t.Fatalf("%d requests for %d polls", got, polls)
 	}
 }
+
+// TestArrayTag checks that count reads consecutive values as tag[i], in
+// one read.
+func TestArrayTag(t *testing.T) {
+	sim := startSim(t, simmodbus.Config{Registers: 20, Interval: time.Hour})
+	dev := sim.Devices()[0]
+	s := mustLoad(t, fmt.Sprintf(`interval = "30ms"
+device "d" {
+  endpoint = %q
+  tag "r" {
+    address = 1000
+    count   = 20
+  }
+}`, dev.Addr()))
+	if p := s.Plan(); !strings.Contains(p, "read holding   1000 +20") {
+		t.Fatalf("plan:\n%s", p)
+	}
+	out := &collect{}
+	run(t, s, out, 5*time.Second, func(p []engine.Point) bool { return len(p) >= 20 })
+	for i, p := range out.snapshot()[:20] {
+		// register 1000+i holds uint16(k + i), k = 0 (the tick never advances)
+		if want := fmt.Sprintf("r[%d]", i); p.Tag != want || !p.Value.Equal(engine.Int(int64(i))) {
+			t.Fatalf("point %d: %s = %v, want %s = %d", i, p.Tag, p.Value, want, i)
+		}
+	}
+}

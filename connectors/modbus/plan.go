@@ -80,9 +80,14 @@ func describePlan(devs []*device, plans [][]*group) string {
 				if bl.table.bits() {
 					unit = "bits"
 				}
-				names := make([]string, len(bl.tags))
+				var names []string
 				for k, t := range bl.tags {
-					names[k] = t.name
+					if len(bl.tags) > 8 && k == 3 {
+						names = append(names, fmt.Sprintf("… (%d tags) …", len(bl.tags)-4))
+					}
+					if len(bl.tags) <= 8 || k < 3 || k == len(bl.tags)-1 {
+						names = append(names, t.name)
+					}
 				}
 				fmt.Fprintf(&b, "    read %-8s %5d +%-4d %-9s %s\n", bl.table, bl.start, bl.count, unit, strings.Join(names, " "))
 				reqs++
