@@ -226,6 +226,21 @@ func scenarios() []scenario {
 			vars: func(r *benchRun) map[string]string { return map[string]string{"base_port": strconv.Itoa(r.port(0))} },
 		},
 		{
+			name: "peer-modbus", summary: "100 Modbus TCP devices × 100 registers @ 1 Hz → Kafka, flowd then Telegraf",
+			anchor:   "Telegraf 1.37.2 (inputs.modbus → outputs.kafka), same work, same invocation",
+			pipeline: "peer-modbus.hcl", needs: []string{"FLOWD_TEST_KAFKA", "FLOWD_TEST_TELEGRAF"},
+			plcPorts: 100, kafkaTopic: true,
+			servers: func(r *benchRun) [][]string {
+				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "1s"}}
+			},
+			vars: func(r *benchRun) map[string]string {
+				v := kafkaVars(r)
+				v["base_port"] = strconv.Itoa(r.port(0))
+				return v
+			},
+			peer: &peerShape{config: telegrafModbus(100, 100), count: countTelegrafFields},
+		},
+		{
 			name: "peer", summary: "peer-opcua then peer-mqtt: flowd and Telegraf side by side on both shapes",
 			parts: []string{"peer-opcua", "peer-mqtt"},
 		},
