@@ -181,11 +181,17 @@ func (s *Source) runDevice(ctx context.Context, d *device, groups []*group, out 
 		c, err := s.open(d)
 		if err == nil {
 			s.connected(d, +1, nil)
-			attempt = 0
-			bad = false
+			d.answered = false
 			err = s.poll(ctx, c, d, groups, out)
 			c.Close()
 			s.connected(d, -1, err)
+			if d.answered {
+				// only a device that answered is back: one that takes the
+				// connection and stays silent keeps its backoff and its bad
+				// tags are not reported again
+				attempt = 0
+				bad = false
+			}
 		}
 		if ctx.Err() != nil {
 			return
@@ -336,6 +342,7 @@ func (s *Source) pollGroup(ctx context.Context, c *mb.ModbusClient, d *device, g
 			i--
 		}
 	}
+	d.answered = true
 	s.m.points.Add(float64(len(pts)))
 	return out.Emit(ctx, pts, nil)
 }

@@ -3,8 +3,11 @@ package modbus
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -72,8 +75,13 @@ func (c *collect) snapshot() []engine.Point {
 	return append([]engine.Point(nil), c.pts...)
 }
 
+type output interface {
+	engine.Output
+	snapshot() []engine.Point
+}
+
 // run runs s until cond holds on the points so far, or fails after max.
-func run(t *testing.T, s *Source, out *collect, max time.Duration, cond func([]engine.Point) bool) {
+func run(t *testing.T, s *Source, out output, max time.Duration, cond func([]engine.Point) bool) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -527,5 +535,78 @@ device "d" {
 		if want := fmt.Sprintf("r[%d]", i); p.Tag != want || !p.Value.Equal(engine.Int(int64(i))) {
 			t.Fatalf("point %d: %s = %v, want %s = %d", i, p.Tag, p.Value, want, i)
 		}
+	}
+}
+
+// slowOut blocks each Emit, as a full pipeline does.
+type slowOut struct {
+	collect
+	delay time.Duration
+}
+
+func (s *slowOut) Emit(ctx context.Context, pts []engine.Point, done func(error)) error {
+	time.Sleep(s.delay)
+	return s.collect.Emit(ctx, pts, done)
+}
+
+// TestOverrunSkipsAndCounts checks that polls held up by backpressure skip
+// the ticks they missed, and count them, instead of queueing up.
+func TestOverrunSkipsAndCounts(t *testing.T) {
+	sim := startSim(t, simmodbus.Config{Interval: time.Hour})
+	s := mustLoad(t, fmt.Sprintf(`interval = "10ms"
+device "d" {
+  endpoint = %q
+  tag "x" {
+    address = 0
+  }
+}`, sim.Devices()[0].Addr()))
+	out := &slowOut{delay: 55 * time.Millisecond}
+	run(t, s, out, 5*time.Second, func(p []engine.Point) bool { return len(p) >= 6 })
+	polls := len(out.snapshot())
+	skipped := testutil.ToFloat64(s.m.skipped)
+	// each 55 ms poll misses about 5 ticks of 10 ms
+	if skipped < float64(3*polls) {
+		t.Fatalf("%d polls, %v skipped ticks counted", polls, skipped)
+	}
+}
+
+// TestSilentDeviceTimesOut checks that a device that takes the connection
+// but never answers turns its tags bad with status 11 once, and is
+// reconnected.
+func TestSilentDeviceTimesOut(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go io.Copy(io.Discard, c) // read requests, never answer
+		}
+	}()
+	s := mustLoad(t, fmt.Sprintf(`interval = "20ms"
+timeout = "100ms"
+reconnect_min = "20ms"
+reconnect_max = "40ms"
+device "d" {
+  endpoint = %q
+  tag "x" {
+    address = 0
+  }
+}`, l.Addr()))
+	out := &collect{}
+	run(t, s, out, 5*time.Second, func(p []engine.Point) bool { return len(p) >= 1 && accepted.Load() >= 3 })
+	pts := out.snapshot()
+	if len(pts) != 1 || pts[0].Quality != engine.Bad || pts[0].Status != StatusNoResponse {
+		t.Fatalf("points %+v; want one bad point with status 11", pts)
+	}
+	if n := testutil.ToFloat64(s.m.reconnects); n < 2 {
+		t.Fatalf("reconnects %v", n)
 	}
 }
