@@ -159,7 +159,10 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		s.log.Info("shard "+s.env.Shard.String()+": polling the devices of the assets it owns", "devices", owned, "other_shards_devices", others)
 	}
 	if owned == 0 {
+		// every device belongs to other replicas: nothing to poll, which is
+		// not the end of the source
 		s.env.SetState(engine.StateConnected, nil)
+		<-ctx.Done()
 	}
 	wg.Wait()
 	return nil

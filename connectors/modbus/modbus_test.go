@@ -610,3 +610,27 @@ device "d" {
 		t.Fatalf("reconnects %v", n)
 	}
 }
+
+// TestShardOwningNothingIdles checks that a replica whose shard owns none
+// of the devices keeps running (an ended source would end the pipeline).
+func TestShardOwningNothingIdles(t *testing.T) {
+	base := mustLoad(t, "device \"only\" {\n endpoint = \"127.0.0.1:1\"\n tag \"x\" {\n  address = 0\n }\n}\n")
+	idx := 1 - engine.ShardOf("only", 2) // the shard that does not own it
+	cfg := base.cfg
+	src, err := New(&cfg, &engine.Env{Shard: engine.Shard{Index: idx, Count: 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, &collect{}) }()
+	select {
+	case <-done:
+		t.Fatal("Run returned while its context was live")
+	case <-time.After(200 * time.Millisecond):
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
