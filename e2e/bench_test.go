@@ -40,7 +40,7 @@ type benchOut struct {
 func TestBenchScenarios(t *testing.T) {
 	bin := harness.Flowd(t)
 	dir := filepath.Join(harness.RepoRoot(), "pipelines", "bench")
-	for _, sc := range []string{"engine", "kafka_json", "kafka_json_batch", "aio-single", "aio-multi", "trackers", "neuron", "max", "max-engine", "peer", "smart-meters", "smart-meters-stress"} {
+	for _, sc := range []string{"engine", "kafka_json", "kafka_json_batch", "aio-single", "aio-multi", "trackers", "neuron", "max", "max-engine", "peer", "smart-meters", "smart-meters-stress", "modbus", "peer-modbus"} {
 		t.Run(sc, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer
 			cmd := exec.Command(bin, "bench", "--duration", "10s", "--json", "--pipelines", dir, sc)

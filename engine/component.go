@@ -98,6 +98,25 @@ type FieldError struct {
 	Expr   *Expr
 	Offset int
 	Err    error
+	// Range, when set, is where the fault is (an attribute inside a nested
+	// block, see BlockPos); it wins over Field's attribute.
+	Range *hcl.Range
+}
+
+// BlockPos is where a nested config block and its attributes were written.
+// A block struct with a field `Pos BlockPos` (no hcl tag) gets it filled in,
+// so a constructor can blame an attribute several blocks deep.
+type BlockPos struct {
+	Block hcl.Range
+	Attrs map[string]hcl.Range
+}
+
+// At is the range of attribute name, or of the block when it was not written.
+func (p BlockPos) At(name string) *hcl.Range {
+	if r, ok := p.Attrs[name]; ok {
+		return &r
+	}
+	return &p.Block
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }

@@ -241,6 +241,39 @@ func scenarios() []scenario {
 			vars: smartMeterVars,
 		},
 		{
+			name: "modbus", summary: "100 Modbus TCP devices × 100 registers @ 1 Hz (flowd sim modbus) → discard",
+			anchor: "-", pipeline: "modbus.hcl", plcPorts: 100,
+			servers: func(r *benchRun) [][]string {
+				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "1s"}}
+			},
+			vars: func(r *benchRun) map[string]string { return map[string]string{"base_port": strconv.Itoa(r.port(0))} },
+		},
+		{
+			name: "modbus-10hz", summary: "the modbus scenario polled every 100 ms: 100,000 points/s, 1,000 reads/s",
+			anchor: "-", pipeline: "modbus.hcl", plcPorts: 100,
+			servers: func(r *benchRun) [][]string {
+				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "100ms"}}
+			},
+			vars: func(r *benchRun) map[string]string {
+				return map[string]string{"base_port": strconv.Itoa(r.port(0)), "interval": "100ms"}
+			},
+		},
+		{
+			name: "peer-modbus", summary: "100 Modbus TCP devices × 100 registers @ 1 Hz → Kafka, flowd then Telegraf",
+			anchor:   "Telegraf 1.37.2 (inputs.modbus → outputs.kafka), same work, same invocation",
+			pipeline: "peer-modbus.hcl", needs: []string{"FLOWD_TEST_KAFKA", "FLOWD_TEST_TELEGRAF"},
+			plcPorts: 100, kafkaTopic: true,
+			servers: func(r *benchRun) [][]string {
+				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "1s"}}
+			},
+			vars: func(r *benchRun) map[string]string {
+				v := kafkaVars(r)
+				v["base_port"] = strconv.Itoa(r.port(0))
+				return v
+			},
+			peer: &peerShape{config: telegrafModbus(100, 100), count: countTelegrafFields},
+		},
+		{
 			name: "peer", summary: "peer-opcua then peer-mqtt: flowd and Telegraf side by side on both shapes",
 			parts: []string{"peer-opcua", "peer-mqtt"},
 		},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,6 +20,8 @@ import (
 // measures its process the same way.
 type peerShape struct {
 	config func(r *benchRun) string
+	// count is the points in one of Telegraf's records (nil: one).
+	count func([]byte) int64
 }
 
 const telegrafAgent = `[agent]
@@ -207,10 +210,20 @@ func runPeer(ctx context.Context, sc scenario, duration time.Duration, logw io.W
 	// Let Telegraf flush what it holds, then stop it (it flushes on exit).
 	waitStable(ctx, brokers, r.topic, 5*time.Second, time.Minute)
 	tg.stop(time.Minute)
-	records, _, err := countTopic(ctx, brokers, r.topic, countRecords)
+	count := sc.peer.count
+	if count == nil {
+		count = countRecords
+	}
+	records, points, err := countTopic(ctx, brokers, r.topic, count)
 	if err != nil {
 		return res, err
 	}
+	if records > 0 && points != records {
+		// rates were taken from offsets, in records: scale them to points
+		f := float64(points) / float64(records)
+		res.PointsInPerS, res.PointsOutPS, res.PointsPerCPUSecond = res.PointsInPerS*f, res.PointsOutPS*f, res.PointsPerCPUSecond*f
+	}
+	records = points
 	res.PointsOut, res.PointsIn, res.Truth.InTopic = records, records, records
 	if records == 0 {
 		return res, errors.New("telegraf delivered nothing (see its log above)")
@@ -247,7 +260,50 @@ func waitStable(ctx context.Context, brokers, topic string, quiet, timeout time.
 // cache file name (telegraf-X.Y.Z) is used then.
 func telegrafVersion(bin string) string {
 	if v, ok := strings.CutPrefix(filepath.Base(bin), "telegraf-"); ok {
+		v, _, _ = strings.Cut(v, "-") // telegraf-VERSION-PLUGINDIGEST
 		return v
 	}
 	return "?"
+}
+
+// telegrafModbus polls devices simulated devices (flowd sim modbus on
+// consecutive ports) for registers holding registers each from address
+// 1000, as flowd's peer-modbus pipeline does: one inputs.modbus per device,
+// one request of all its registers.
+func telegrafModbus(devices, registers int) func(r *benchRun) string {
+	return func(r *benchRun) string {
+		var b strings.Builder
+		fmt.Fprintf(&b, telegrafAgent, "1s", r.env("FLOWD_TEST_KAFKA"), r.topic)
+		for d := 0; d < devices; d++ {
+			fmt.Fprintf(&b, `
+[[inputs.modbus]]
+  name = "dev%03d"
+  controller = "tcp://127.0.0.1:%d"
+  timeout = "2s"
+  configuration_type = "request"
+  [[inputs.modbus.request]]
+    slave_id = 1
+    byte_order = "ABCD"
+    register = "holding"
+    fields = [
+`, d, r.port(0)+d)
+			for i := 0; i < registers; i++ {
+				fmt.Fprintf(&b, "      { address=%d, name=\"r%d\", type=\"UINT16\" },\n", 1000+i, i)
+			}
+			b.WriteString("    ]\n")
+		}
+		return b.String()
+	}
+}
+
+// countTelegrafFields counts the fields of one of Telegraf's JSON metrics:
+// a modbus metric carries every register of a device's poll.
+func countTelegrafFields(v []byte) int64 {
+	var m struct {
+		Fields map[string]json.RawMessage `json:"fields"`
+	}
+	if json.Unmarshal(v, &m) != nil {
+		return 0
+	}
+	return int64(len(m.Fields))
 }

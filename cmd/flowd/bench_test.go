@@ -81,8 +81,9 @@ func TestTelegrafConfigs(t *testing.T) {
 		return map[string]string{"FLOWD_TEST_KAFKA": "127.0.0.1:19092", "FLOWD_TEST_MQTT": "mqtt://127.0.0.1:18830"}[k]
 	}, id: "test", ports: []int{4840}, topic: "t"}
 	for name, conf := range map[string]string{
-		"opcua": telegrafOPCUA(2, 3, "200ms")(r),
-		"mqtt":  telegrafMQTT(r),
+		"opcua":  telegrafOPCUA(2, 3, "200ms")(r),
+		"mqtt":   telegrafMQTT(r),
+		"modbus": telegrafModbus(2, 3)(r),
 	} {
 		if !strings.Contains(conf, "[[outputs.kafka]]") || !strings.Contains(conf, `topic = "t"`) {
 			t.Errorf("%s: no Kafka output on topic t:\n%s", name, conf)
@@ -100,5 +101,17 @@ func TestTelegrafConfigs(t *testing.T) {
 		if strings.Contains(string(out), "loading config file") || strings.Contains(string(out), "error parsing") {
 			t.Errorf("%s: telegraf rejects the config: %v\n%s", name, err, out)
 		}
+	}
+}
+
+// Telegraf's modbus metrics carry a device poll's registers as fields; the
+// bench counts points per field.
+func TestCountTelegrafFields(t *testing.T) {
+	rec := []byte(`{"fields":{"r0":1,"r1":2,"r2":3},"name":"modbus","tags":{"name":"dev000","slave_id":"1","type":"holding_register"},"timestamp":1}`)
+	if n := countTelegrafFields(rec); n != 3 {
+		t.Fatalf("counted %d fields, want 3", n)
+	}
+	if n := countTelegrafFields([]byte("not json")); n != 0 {
+		t.Fatalf("counted %d in a broken record", n)
 	}
 }

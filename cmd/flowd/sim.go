@@ -9,9 +9,10 @@ import (
 // plant equipment, one per file (sim_*.go).
 func simulators() map[string]command {
 	return map[string]command{
-		"mqtt": cmdSimMQTT,
-		"plc":  cmdSimPLC,
-		"http": cmdSimHTTP,
+		"mqtt":   cmdSimMQTT,
+		"modbus": cmdSimModbus,
+		"plc":    cmdSimPLC,
+		"http":   cmdSimHTTP,
 	}
 }
 
@@ -21,6 +22,7 @@ Kinds:
   plc    an OPC UA server with N assets × M tags changing at an interval (flowd sim plc -h)
   mqtt   MQTT clients publishing JSON values at a rate (flowd sim mqtt -h)
   http   LoRaWAN uplinks POSTed at a rate, as a network server's HTTP integration (flowd sim http -h)
+  modbus Modbus TCP devices with registers of every type changing at an interval (flowd sim modbus -h)
 `
 
 func cmdSim(args []string, stdout, stderr io.Writer) int {

@@ -57,8 +57,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("validate", flag.ContinueOnError)
 	vars := varFlags{}
 	fs.Var(vars, "var", "set a variable: --var name=value (repeatable)")
+	verbose := fs.Bool("verbose", false, "also print what components plan to do (e.g. the Modbus block reads)")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: flowd validate [--var name=value] FILE|DIR...")
+		fmt.Fprintln(stderr, "Usage: flowd validate [--verbose] [--var name=value] FILE|DIR...")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
@@ -76,6 +77,15 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	n := 0
 	for _, p := range cfg.Pipelines {
 		n += len(p.Nodes)
+		if !*verbose {
+			continue
+		}
+		for _, nd := range p.Nodes {
+			// components that plan their work up front say how
+			if pl, ok := nd.Component.(interface{ Plan() string }); ok {
+				fmt.Fprintf(stdout, "pipeline %q %s.%s:\n%s", p.Name, nd.Kind, nd.Name, pl.Plan())
+			}
+		}
 	}
 	fmt.Fprintf(stdout, "valid: %d pipeline(s), %d component(s)\n", len(cfg.Pipelines), n)
 	return exitOK

@@ -2,9 +2,11 @@
 # its Go module (the Go proxy) into $FLOWD_CACHE/bin with only the plugins
 # the benchmark uses. Not a server: bench starts it with a generated config.
 TELEGRAF_VERSION=1.37.2
-TELEGRAF_TAGS="custom,inputs.opcua,inputs.opcua_listener,inputs.mqtt_consumer,outputs.kafka,parsers.json_v2,serializers.json"
+TELEGRAF_TAGS="custom,inputs.opcua,inputs.opcua_listener,inputs.mqtt_consumer,inputs.modbus,outputs.kafka,parsers.json_v2,serializers.json"
 
-telegraf_bin() { echo "$FLOWD_CACHE/bin/telegraf-$TELEGRAF_VERSION"; }
+# The cached binary's name carries a digest of the plugin list, so adding a
+# plugin builds a new binary instead of reusing one without it.
+telegraf_bin() { echo "$FLOWD_CACHE/bin/telegraf-$TELEGRAF_VERSION-$(printf %s "$TELEGRAF_TAGS" | sha256sum | cut -c1-8)"; }
 
 telegraf_up() {
   local bin; bin=$(telegraf_bin)

@@ -70,6 +70,7 @@ var (
 	durationType = reflect.TypeFor[time.Duration]()
 	sizeType     = reflect.TypeFor[engine.Size]()
 	exprType     = reflect.TypeFor[engine.Expr]()
+	blockPosType = reflect.TypeFor[engine.BlockPos]()
 	fieldCache   sync.Map // reflect.Type → []Field
 )
 
@@ -232,6 +233,13 @@ func decodeBlocks(content *hcl.BodyContent, f Field, fv reflect.Value, ctx *hcl.
 		c, d := b.Body.Content(Schema(elem))
 		diags = append(diags, d...)
 		diags = append(diags, DecodeContent(c, ev, ctx)...)
+		if pf := ev.FieldByName("Pos"); pf.IsValid() && pf.Type() == blockPosType {
+			pos := engine.BlockPos{Block: b.DefRange, Attrs: make(map[string]hcl.Range, len(c.Attributes))}
+			for n, a := range c.Attributes {
+				pos.Attrs[n] = a.Expr.Range()
+			}
+			pf.Set(reflect.ValueOf(pos))
+		}
 		switch {
 		case isSlice && f.Type.Elem().Kind() == reflect.Pointer:
 			p := reflect.New(elem)

@@ -619,5 +619,8 @@ func buildDiag(c *component, err error) *hcl.Diagnostic {
 		}
 		d.Subject = &r
 	}
+	if fe.Range != nil {
+		d.Subject, d.Context = fe.Range, nil
+	}
 	return d
 }
