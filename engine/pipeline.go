@@ -93,6 +93,8 @@ type node struct {
 	rateIn    rateMeter
 	rateOut   rateMeter
 	reconnect atomic.Int64
+
+	taps atomic.Pointer[[]*tapSub] // nil unless someone taps this node (tap.go)
 }
 
 func (n *node) setState(s State, err error) {
@@ -203,6 +205,9 @@ func (n *node) Emit(_ context.Context, points []Point, done func(error)) error {
 func (n *node) fanout(b Batch) {
 	count := len(b.Points)
 	n.emitted.Add(int64(count))
+	if t := n.taps.Load(); t != nil {
+		n.tapOut(t, b.Points)
+	}
 	if len(n.outs) == 0 {
 		b.Ack(nil)
 		return
@@ -482,6 +487,9 @@ func (n *node) deliver(ctx context.Context, b Batch) bool {
 	// counted as dropped, not delivered.
 	n.delivered.Add(int64(len(b.Points)) - (n.rejected.Load() - rejected))
 	n.lastDelivery.Store(mono)
+	if t := n.taps.Load(); t != nil {
+		n.tapOut(t, b.Points)
+	}
 	b.Ack(nil)
 	return true
 }

@@ -31,6 +31,7 @@ type Runtime struct {
 	started   atomic.Int64 // unix nanoseconds; set by Run, read by Status
 	regOnce   sync.Once
 	reg       prometheus.Gatherers
+	tapMu     sync.Mutex // serialises attaching and detaching taps
 }
 
 // New wires validated pipelines into a runtime. Nothing runs until Run.
