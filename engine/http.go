@@ -109,7 +109,10 @@ func Serve(ctx context.Context, addr string, h http.Handler) (net.Addr, <-chan e
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	// Requests end with ctx, so streams (taps, server-sent events) do not
+	// hold up the shutdown.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, 1)
 	go func() {
 		err := srv.Serve(ln)

@@ -95,6 +95,8 @@ type node struct {
 	reconnect atomic.Int64
 
 	taps atomic.Pointer[[]*tapSub] // nil unless someone taps this node (tap.go)
+	// filteredN and dropsN account for what transforms filter (filtered.go).
+	filteredN, dropsN atomic.Int64
 }
 
 func (n *node) setState(s State, err error) {
@@ -122,6 +124,7 @@ func (n *node) dropped(count int, reason string) {
 	}
 	n.dropMu.Unlock()
 	c.Add(int64(count))
+	n.dropsN.Add(int64(count))
 }
 
 func (n *node) dropCounts() map[string]int64 {
@@ -331,7 +334,9 @@ func (n *node) runTransform() {
 				return
 			}
 			n.received.Add(int64(len(b.Points)))
+			drops := n.dropsN.Load()
 			out := n.transf.Process(ctx, b.Points)
+			n.countFiltered(len(b.Points), len(out), drops)
 			if len(out) == 0 {
 				b.Ack(nil)
 				continue
