@@ -56,6 +56,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(handler)
 
+	// Sinks printing to stdout take os.Stdout when they are built: capture it
+	// first when it shares the terminal with the status lines.
+	if tty && !*quiet && isTerminal(stdout) {
+		if restore, err := out.captureStdout(); err == nil {
+			defer restore()
+		}
+	}
 	metrics := prometheus.NewRegistry()
 	hash, _ := configHash(fs.Args())
 	cfg, ok := load(fs.Args(), vars, *dataDir, logger, metrics, stderr)
