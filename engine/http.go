@@ -78,6 +78,9 @@ func NewHandler(current func() *Runtime, extra ...prometheus.Gatherer) http.Hand
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(current().History(since))
 	})
+	mux.HandleFunc("GET /api/events", func(w http.ResponseWriter, r *http.Request) {
+		serveEvents(w, r, current)
+	})
 	static, _ := fs.Sub(webFS, "web")
 	mux.Handle("GET /", http.FileServerFS(static))
 	return mux
