@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -166,6 +167,18 @@ func TestTapRunningInstance(t *testing.T) {
 	m := regexp.MustCompile(`(\d+) points printed, (\d+) skipped`).FindStringSubmatch(stderr)
 	if m == nil || m[1] != strconv.Itoa(n) || m[2] == "0" {
 		t.Errorf("want the printed count %d and a non-zero skipped count on stderr:\n%s", n, stderr)
+	}
+
+	// Requests beyond what is safe are refused.
+	for _, q := range []string{"limit=0", "limit=1001", "interval=10ms", "sample=0"} {
+		resp, err := http.Get("http://" + p.Addr + "/api/tap?" + q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("/api/tap?%s: %s, want 400", q, resp.Status)
+		}
 	}
 
 	// An unknown component: exit 1, and the components there are.

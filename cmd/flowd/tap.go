@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -23,9 +24,10 @@ import (
 
 // Bounds a tap request cannot exceed, so a tap stays cheap on a busy gateway.
 const (
-	tapMaxLimit    = 10000                  // points per interval
+	tapMaxLimit    = 1000                   // points per interval
 	tapMinInterval = 100 * time.Millisecond // shortest rate-limit interval
 	tapQueue       = 1024                   // encoded points waiting for a slow reader
+	tapMaxStreams  = 8                      // taps open at once
 )
 
 // withTap adds GET /api/tap to the status handler. It lives here, not in the
@@ -65,7 +67,14 @@ func appendTapLine(b []byte, pipeline, component string, p *engine.Point) []byte
 // lines: ?component=PATTERN (repeatable; none: every component), sample=N
 // (one point in N), limit=N points per interval=D (default 100 per 500ms).
 func tapHandler(current func() *engine.Runtime) http.HandlerFunc {
+	var open atomic.Int32
 	return func(w http.ResponseWriter, r *http.Request) {
+		if open.Add(1) > tapMaxStreams {
+			open.Add(-1)
+			http.Error(w, fmt.Sprintf("%d taps are open already; close one", tapMaxStreams), http.StatusTooManyRequests)
+			return
+		}
+		defer open.Add(-1)
 		q := r.URL.Query()
 		cfg := engine.TapConfig{Patterns: q["component"], Sample: 1, Limit: 100, Interval: 500 * time.Millisecond}
 		var err error
