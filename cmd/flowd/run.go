@@ -35,6 +35,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	vars := varFlags{}
 	fs.Var(vars, "var", "set a variable: --var name=value (repeatable)")
 	dry := dryRunFlags(fs)
+	tapRemote := fs.Bool("tap-remote", false, "allow /api/tap (flowd tap) from other hosts, not only loopback: the points are data, so only on a trusted network")
 	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: flowd run [flags] FILE|DIR..."); fs.PrintDefaults() }
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
@@ -110,7 +111,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	if addr != "off" {
-		bound, _, err := engine.Serve(httpCtx, addr, withTap(sup.cur.Load, engine.NewHandler(sup.cur.Load, sup.metrics.reg)))
+		bound, _, err := engine.Serve(httpCtx, addr, withTap(sup.cur.Load, *tapRemote, engine.NewHandler(sup.cur.Load, sup.metrics.reg)))
 		if err != nil {
 			logger.Error("cannot listen", "addr", addr, "err", err)
 			return exitInvalid

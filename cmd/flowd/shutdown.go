@@ -21,7 +21,8 @@ var (
 // SIGINT/SIGTERM (sig is done) it says that the sinks are being drained and
 // that a second Ctrl-C quits at once; while the drain lasts it names each
 // sink still holding points and how many; a second signal ends the drain
-// (Runtime.Quit). It returns when done is closed.
+// (Runtime.Quit); a third, should a component not let go, exits the process
+// there and then. It returns when done is closed.
 func watchShutdown(sig context.Context, logger *slog.Logger, current func() *engine.Runtime, drain time.Duration, done <-chan struct{}) {
 	select {
 	case <-sig.Done():
@@ -33,6 +34,7 @@ func watchShutdown(sig context.Context, logger *slog.Logger, current func() *eng
 	defer signal.Stop(again)
 	logger.Info("stopping: sources stopped, queued points go to the sinks", "timeout", drain.String(), "hint", "press Ctrl-C again to quit now")
 	start := time.Now()
+	quitting := false
 	t := time.NewTimer(drainFirstReport)
 	defer t.Stop()
 	for {
@@ -40,11 +42,16 @@ func watchShutdown(sig context.Context, logger *slog.Logger, current func() *eng
 		case <-done:
 			return
 		case s := <-again:
+			if quitting {
+				logger.Error("third " + signalName(s) + ": exiting without waiting for the components")
+				os.Exit(exitInvalid)
+			}
+			quitting = true
 			rt := current()
 			logger.Warn("second "+signalName(s)+": quitting now; points not yet delivered are counted as dropped",
 				"undelivered", pendingTotal(rt.Status()))
 			rt.Quit()
-			return
+			t.Stop()
 		case <-t.C:
 			left := max(drain-time.Since(start), 0).Round(time.Second)
 			for _, w := range pendingSinks(current().Status()) {

@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -31,12 +32,30 @@ const (
 )
 
 // withTap adds GET /api/tap to the status handler. It lives here, not in the
-// engine, because it speaks the canonical JSON of engine/codec.
-func withTap(current func() *engine.Runtime, h http.Handler) http.Handler {
+// engine, because it speaks the canonical JSON of engine/codec. The points
+// are data, not status: unless remote is set, only clients on loopback may
+// tap (which includes kubectl port-forward and an SSH tunnel).
+func withTap(current func() *engine.Runtime, remote bool, h http.Handler) http.Handler {
+	tap := tapHandler(current)
 	mux := http.NewServeMux()
-	mux.Handle("GET /api/tap", tapHandler(current))
+	mux.HandleFunc("GET /api/tap", func(w http.ResponseWriter, r *http.Request) {
+		if !remote && !fromLoopback(r) {
+			http.Error(w, "tapping is allowed from loopback only (flowd run --tap-remote allows it from anywhere)", http.StatusForbidden)
+			return
+		}
+		tap(w, r)
+	})
 	mux.Handle("/", h)
 	return mux
+}
+
+func fromLoopback(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return false
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // tapEvent is one line of the /api/tap stream. Exactly one group is set: the
