@@ -207,7 +207,11 @@ Examples:
   flowd tap transform.changes                  # what the cov transform passes
   flowd tap --count 10 'demo/source.*'         # ten points from demo's sources
   flowd tap --meta --limit 5 --interval 1s     # five points a second, any component
-  flowd tap --http 10.0.0.5:9180 sink.cloud | jq .value
+  flowd tap --http 127.0.0.1:9181 sink.cloud | jq .value   # another instance
+
+flowd answers taps from loopback only (unless run with --tap-remote): tap a
+gateway through a tunnel, ssh -L 9180:127.0.0.1:9180 gateway, or
+kubectl port-forward pod/flowd-0 9180.
 
 Flags:
 `)
