@@ -169,6 +169,12 @@ func TestTapRunningInstance(t *testing.T) {
 		t.Errorf("want the printed count %d and a non-zero skipped count on stderr:\n%s", n, stderr)
 	}
 
+	// What arrives at the file sink is what cov passes on.
+	code, _, stderr = runFlowd(t, 30*time.Second, "tap", "--http", p.Addr, "--count", "1", "--inputs-of", "sink.local")
+	if code != 0 || !strings.Contains(stderr, "tapping tap/transform.changes\n") {
+		t.Errorf("tap --inputs-of sink.local: exit %d, want it to tap transform.changes:\n%s", code, stderr)
+	}
+
 	// Requests beyond what is safe are refused.
 	for _, q := range []string{"limit=0", "limit=1001", "interval=10ms", "sample=0"} {
 		resp, err := http.Get("http://" + p.Addr + "/api/tap?" + q)

@@ -17,8 +17,12 @@ import (
 // block (a reader that cannot keep up loses points, counted as skipped).
 type TapConfig struct {
 	// Patterns select components: "pipeline/kind.name" or "kind.name" (any
-	// pipeline), each part a path.Match glob. None selects every component.
+	// pipeline), each part a path.Match glob. None (and no InputsOf) selects
+	// every component.
 	Patterns []string
+	// InputsOf selects, in the same form, components whose inputs to tap:
+	// what arrives at them.
+	InputsOf []string
 	// Sample passes one point in this many (per component); 0 or 1: all.
 	Sample int
 	// Limit is the most points passed per Interval, over all the tap's
@@ -65,7 +69,7 @@ func (rt *Runtime) Tap(cfg TapConfig) (*TapHandle, error) {
 	if cfg.Emit == nil {
 		return nil, errors.New("tap: no Emit function")
 	}
-	for _, p := range cfg.Patterns {
+	for _, p := range append(cfg.Patterns[:len(cfg.Patterns):len(cfg.Patterns)], cfg.InputsOf...) {
 		if _, err := path.Match(p, ""); err != nil {
 			return nil, fmt.Errorf("tap: pattern %q: %w", p, err)
 		}
@@ -83,16 +87,35 @@ func (rt *Runtime) Tap(cfg TapConfig) (*TapHandle, error) {
 	h := &TapHandle{sub: sub, rt: rt}
 	rt.tapMu.Lock()
 	defer rt.tapMu.Unlock()
+	all := len(cfg.Patterns) == 0 && len(cfg.InputsOf) == 0
+	seen := map[*node]bool{}
+	add := func(n *node) {
+		if !seen[n] {
+			seen[n] = true
+			h.nodes = append(h.nodes, n)
+			h.Components = append(h.Components, n.p.cfg.Name+"/"+n.id)
+		}
+	}
 	for _, p := range rt.pipelines {
 		for _, n := range p.nodes {
-			if tapMatches(cfg.Patterns, p.cfg.Name, n.id) {
-				h.nodes = append(h.nodes, n)
-				h.Components = append(h.Components, p.cfg.Name+"/"+n.id)
+			if all || (len(cfg.Patterns) > 0 && tapMatches(cfg.Patterns, p.cfg.Name, n.id)) {
+				add(n)
+			}
+			if len(cfg.InputsOf) > 0 && tapMatches(cfg.InputsOf, p.cfg.Name, n.id) {
+				for _, in := range n.cfg.Inputs {
+					if up := p.byID[in]; up != nil {
+						add(up)
+					}
+				}
 			}
 		}
 	}
 	if len(h.nodes) == 0 {
-		return nil, fmt.Errorf("%w %s; components: %s", ErrNoComponent, strings.Join(cfg.Patterns, " "), strings.Join(rt.componentIDs(), " "))
+		asked := strings.Join(cfg.Patterns, " ")
+		if len(cfg.InputsOf) > 0 {
+			asked = strings.TrimSpace(asked + " inputs of " + strings.Join(cfg.InputsOf, " "))
+		}
+		return nil, fmt.Errorf("%w %s; components: %s", ErrNoComponent, asked, strings.Join(rt.componentIDs(), " "))
 	}
 	sort.Strings(h.Components)
 	for _, n := range h.nodes {
@@ -112,9 +135,6 @@ func (rt *Runtime) componentIDs() []string {
 }
 
 func tapMatches(patterns []string, pipeline, id string) bool {
-	if len(patterns) == 0 {
-		return true
-	}
 	for _, pat := range patterns {
 		name := id
 		if strings.Contains(pat, "/") {

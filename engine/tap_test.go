@@ -148,3 +148,32 @@ func TestTapUnknownComponent(t *testing.T) {
 		t.Fatalf("err = %v, want ErrNoComponent", err)
 	}
 }
+
+// InputsOf taps what arrives at a component: the outputs of its inputs.
+func TestTapInputsOf(t *testing.T) {
+	rt, err := New([]*PipelineConfig{tapPipeline(&countSink{})}, Options{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	emit := func(string, string, *Point) bool { return true }
+	for _, tc := range []struct {
+		patterns, inputsOf []string
+		want               []string
+	}{
+		{nil, []string{"sink.out"}, []string{"p/transform.even"}},
+		{nil, []string{"p/*"}, []string{"p/source.src", "p/transform.even"}},
+		{[]string{"sink.*"}, []string{"transform.even"}, []string{"p/sink.out", "p/source.src"}},
+	} {
+		h, err := rt.Tap(TapConfig{Patterns: tc.patterns, InputsOf: tc.inputsOf, Emit: emit})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.Close()
+		if !slices.Equal(h.Components, tc.want) {
+			t.Errorf("patterns %v, inputs of %v: tapping %v, want %v", tc.patterns, tc.inputsOf, h.Components, tc.want)
+		}
+	}
+	if _, err := rt.Tap(TapConfig{InputsOf: []string{"source.src"}, Emit: emit}); !errors.Is(err, ErrNoComponent) {
+		t.Errorf("inputs of a source: err = %v, want ErrNoComponent", err)
+	}
+}

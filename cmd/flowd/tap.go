@@ -83,7 +83,8 @@ func appendTapLine(b []byte, pipeline, component string, p *engine.Point) []byte
 }
 
 // tapHandler streams the points leaving the selected components as JSON
-// lines: ?component=PATTERN (repeatable; none: every component), sample=N
+// lines: ?component=PATTERN (repeatable), inputs_of=PATTERN (repeatable: the
+// components feeding it; with neither, every component), sample=N
 // (one point in N), limit=N points per interval=D (default 100 per 500ms).
 func tapHandler(current func() *engine.Runtime) http.HandlerFunc {
 	var open atomic.Int32
@@ -95,7 +96,7 @@ func tapHandler(current func() *engine.Runtime) http.HandlerFunc {
 		}
 		defer open.Add(-1)
 		q := r.URL.Query()
-		cfg := engine.TapConfig{Patterns: q["component"], Sample: 1, Limit: 100, Interval: 500 * time.Millisecond}
+		cfg := engine.TapConfig{Patterns: q["component"], InputsOf: q["inputs_of"], Sample: 1, Limit: 100, Interval: 500 * time.Millisecond}
 		var err error
 		if v := q.Get("sample"); v != "" {
 			if cfg.Sample, err = strconv.Atoi(v); err != nil || cfg.Sample < 1 {
@@ -193,20 +194,23 @@ func cmdTap(args []string, stdout, stderr io.Writer) int {
 	interval := fs.Duration("interval", 500*time.Millisecond, "rate-limit interval")
 	count := fs.Int("count", 0, "exit after this many points (0: until Ctrl-C)")
 	duration := fs.Duration("duration", 0, "exit after this long (0: until Ctrl-C)")
+	var inputsOf listFlag
+	fs.Var(&inputsOf, "inputs-of", "tap what arrives at these components: the outputs of their inputs (repeatable)")
 	meta := fs.Bool("meta", false, `print {"pipeline","component","point"} per line instead of the point alone`)
 	fs.Usage = func() {
 		fmt.Fprint(stderr, `Usage: flowd tap [flags] [COMPONENT...]
 
 Prints the points leaving components of a running flowd, one canonical JSON
 line each: what a source or transform passes on, what a sink delivered.
-COMPONENT is kind.name or pipeline/kind.name, with * globs; none taps every
-component. Tapping is sampled and rate limited, so it is safe in production;
+COMPONENT is kind.name or pipeline/kind.name, with * globs; --inputs-of taps
+what arrives at a component instead; with neither, every component is tapped. Tapping is sampled and rate limited, so it is safe in production;
 points beyond the limit are skipped (counted on stderr), never held up.
 
 Examples:
   flowd tap transform.changes                  # what the cov transform passes
   flowd tap --count 10 'demo/source.*'         # ten points from demo's sources
   flowd tap --meta --limit 5 --interval 1s     # five points a second, any component
+  flowd tap --inputs-of sink.cloud             # what reaches the cloud sink
   flowd tap --http 127.0.0.1:9181 sink.cloud | jq .value   # another instance
 
 flowd answers taps from loopback only (unless run with --tap-remote): tap a
@@ -227,6 +231,9 @@ Flags:
 	q := url.Values{}
 	for _, c := range fs.Args() {
 		q.Add("component", c)
+	}
+	for _, c := range inputsOf {
+		q.Add("inputs_of", c)
 	}
 	q.Set("sample", strconv.Itoa(*sample))
 	q.Set("limit", strconv.Itoa(*limit))
@@ -309,3 +316,9 @@ Flags:
 func reportSkipped(w io.Writer, printed int, skipped int64) {
 	fmt.Fprintf(w, "flowd tap: %d points printed, %d skipped by the sample or rate limit\n", printed, skipped)
 }
+
+// listFlag collects a repeatable string flag.
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
