@@ -81,13 +81,15 @@ type pendingSink struct {
 	lastErr      string
 }
 
-// pendingSinks lists the sinks holding points they have not delivered: taken
-// from their inputs, neither delivered nor dropped.
+// pendingSinks lists the sinks the drain waits for, holding points they have
+// not delivered: taken from their inputs, neither delivered nor dropped.
 func pendingSinks(st engine.Status) []pendingSink {
 	var out []pendingSink
 	for _, p := range st.Pipelines {
 		for _, c := range p.Components {
-			if c.Kind != engine.KindSink {
+			// A disk buffer keeps its backlog for the next run: the drain
+			// does not wait for it.
+			if c.Kind != engine.KindSink || (c.Buffer != nil && c.Buffer.Type == "disk") {
 				continue
 			}
 			n := c.Received - c.Delivered
