@@ -91,7 +91,6 @@ func (s *dryRunSink) Write(_ context.Context, points []engine.Point) error {
 	b := s.buf[:0]
 	for i := range points {
 		if d.points > 0 && d.printed >= d.points {
-			d.once.Do(func() { close(d.enough) })
 			break
 		}
 		b = appendTapLine(b, s.pipeline, s.id, &points[i])
