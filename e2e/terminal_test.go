@@ -146,3 +146,96 @@ pipeline "second" {
 		t.Errorf("status lines left on screen after exit: %q", last)
 	}
 }
+
+// TestStdoutSinkBesideStatusLine runs a stdout sink with stdout and stderr on
+// the same pseudo-terminal: every printed point starts on a line of its own
+// (after a newline, or where the status lines were just erased) and is whole,
+// never glued to a status line, while the status lines keep being redrawn.
+func TestStdoutSinkBesideStatusLine(t *testing.T) {
+	bin := harness.Flowd(t)
+	dir := t.TempDir()
+	pipe := harness.WriteFile(t, dir, "console.hcl", `
+pipeline "console" {
+  source "sim" "plant" {
+    assets   = 2
+    tags     = 3
+    interval = "100ms"
+  }
+  sink "stdout" "console" {
+    inputs = [source.plant]
+    format = "json"
+  }
+}
+`)
+	master, tty := openPTY(t, 30, 160)
+	defer master.Close()
+	cmd := exec.Command(bin, "run", "--http", fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), pipe)
+	cmd.Stdout, cmd.Stderr = tty, tty
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close()
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	}()
+	var screen screenBuffer
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			screen.mu.Lock()
+			screen.b.Write(buf[:n])
+			screen.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+
+	live := regexp.MustCompile(`console\s+in\s+[1-9]\d*/s\s+out\s+[1-9]\d*/s`)
+	harness.Eventually(t, 30*time.Second, func() bool {
+		s := screen.String()
+		return len(live.FindAllString(s, -1)) >= 3 && strings.Count(s, `{"asset"`) >= 50
+	}, "no status lines redrawn three times beside 50 printed points:\n%q", screen.String())
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(30 * time.Second):
+		t.Fatal("flowd did not stop on SIGTERM")
+	}
+	select {
+	case <-readDone:
+	case <-time.After(5 * time.Second):
+	}
+	out := screen.String()
+	points := 0
+	for i := 0; ; {
+		j := strings.Index(out[i:], `{"asset"`)
+		if j < 0 {
+			break
+		}
+		at := i + j
+		before := out[max(0, at-40):at]
+		if !strings.HasSuffix(before, "\n") && !strings.HasSuffix(before, "\033[J") {
+			t.Fatalf("a point does not start a line; it follows %q", before)
+		}
+		end := strings.IndexByte(out[at:], '\n')
+		if end < 0 {
+			t.Fatalf("a point's line never ends: %q", out[at:])
+		}
+		line := strings.TrimRight(out[at:at+end], "\r")
+		if strings.Contains(line, "\033") || !strings.HasSuffix(line, "}") {
+			t.Fatalf("a point's line is mixed with the status line: %q", line)
+		}
+		points++
+		i = at + end
+	}
+	t.Logf("%d points, each on its own line, beside %d status redraws", points, strings.Count(out, "\033[J"))
+}

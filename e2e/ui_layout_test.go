@@ -67,6 +67,8 @@ func TestStatusPageLayout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// No /api/events here: the page falls back to polling (the 404 closes
+	// its event stream), so this test also covers the fallback.
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { w.Write(page) })
 	mux.HandleFunc("GET /api/status", func(w http.ResponseWriter, _ *http.Request) { json.NewEncoder(w).Encode(layoutStatus()) })

@@ -3,15 +3,19 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"maps"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"github.com/flowd/flowd/e2e/harness"
 )
@@ -146,6 +150,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 
 	ctx := newBrowser(t, chromium, 1280, 1000)
+	net := watchNetwork(t, ctx)
 
 	// The first call starts the browser, which lives as long as ctx.
 	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+p.Addr+"/"), chromedp.WaitVisible("svg.graph")); err != nil {
@@ -153,7 +158,7 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 
 	// Wait until every component shows traffic and the latency chart has a
-	// few samples; the page polls /api/status and /api/history on its own.
+	// few samples; the page follows /api/events on its own.
 	var v pageView
 	ready := func() bool {
 		raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](readPage))
@@ -232,6 +237,8 @@ func TestStatusPageInChromium(t *testing.T) {
 		t.Errorf("pipeline problems shown as %q, want sink.blocked with its error", v.Broken.Problems)
 	}
 
+	checkLiveOverSSE(t, ctx, net)
+
 	out := t.ArtifactDir()
 	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -260,6 +267,15 @@ func TestStatusPageInChromium(t *testing.T) {
 	}
 	t.Logf("screenshot: %s (%d bytes)", small, len(png))
 
+	// With ?poll (or where the event stream cannot be had) the page polls.
+	if err := chromedp.Do(ctx, chromedp.Navigate("http://"+p.Addr+"/?poll"), chromedp.WaitVisible("svg.graph")); err != nil {
+		t.Fatalf("opening the polling page: %v", err)
+	}
+	harness.Eventually(t, 15*time.Second, func() bool {
+		tr := pageTransport(t, ctx)
+		return tr.Transport == "poll" && tr.Updates >= 2 && tr.StatusFetches >= 2
+	}, "the page with ?poll does not poll /api/status: %+v", pageTransport(t, ctx))
+
 	// sink.blocked never took its points: the drain times out and says so.
 	if code := p.Stop(30 * time.Second); code != 1 || !strings.Contains(p.Stderr.String(), "drain") {
 		t.Fatalf("flowd exited %d, want 1 after an incomplete drain:\n%s", code, p.Stderr.String())
@@ -287,4 +303,89 @@ func newBrowser(t *testing.T, chromium string, width, height int) context.Contex
 	ctx, cancel := chromedp.NewContext(allocCtx, chromedp.WithLogf(t.Logf))
 	t.Cleanup(func() { cancel(); cancelAlloc() })
 	return ctx
+}
+
+// transport is how the page gets its data, as the page itself records it.
+type transport struct {
+	Transport     string `json:"transport"`
+	Updates       int    `json:"updates"`
+	StatusFetches int    `json:"status_fetches"`
+}
+
+func pageTransport(t *testing.T, ctx context.Context) transport {
+	t.Helper()
+	raw, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => JSON.stringify({
+  transport: document.body.dataset.transport || '',
+  updates: parseInt(document.body.dataset.updates || '0'),
+  status_fetches: performance.getEntriesByType('resource').filter(e => new URL(e.name).pathname === '/api/status').length,
+}))()`))
+	if err != nil {
+		t.Fatalf("reading the page: %v", err)
+	}
+	var tr transport
+	if err := json.Unmarshal([]byte(raw), &tr); err != nil {
+		t.Fatalf("%q: %v", raw, err)
+	}
+	return tr
+}
+
+// netLog counts, from the browser's own network events (DevTools
+// protocol), the requests the page made and the server-sent events it got.
+type netLog struct {
+	mu       sync.Mutex
+	requests map[string]int // by path
+	events   map[string]int // server-sent events by name
+}
+
+func watchNetwork(t *testing.T, ctx context.Context) *netLog {
+	t.Helper()
+	l := &netLog{requests: map[string]int{}, events: map[string]int{}}
+	err := chromedp.Listen(ctx, func(ev any) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		switch ev := ev.(type) {
+		case *network.EventRequestWillBeSent:
+			if u, err := url.Parse(ev.Request.URL); err == nil {
+				l.requests[u.Path]++
+			}
+		case *network.EventEventSourceMessageReceived:
+			l.events[ev.EventName]++
+		}
+	})
+	if err != nil { // chromedp enables the Network domain of every tab
+		t.Fatalf("watching the browser's network events: %v", err)
+	}
+	return l
+}
+
+func (l *netLog) counts() (requests, events map[string]int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return maps.Clone(l.requests), maps.Clone(l.events)
+}
+
+// checkLiveOverSSE: the page keeps updating from one /api/events stream,
+// each update a server-sent event, and never polls /api/status or
+// /api/history.
+func checkLiveOverSSE(t *testing.T, ctx context.Context, net *netLog) {
+	t.Helper()
+	before := pageTransport(t, ctx)
+	_, ev0 := net.counts()
+	if before.Transport != "sse" {
+		t.Fatalf("page transport %+v, want server-sent events", before)
+	}
+	var after transport
+	var req, ev map[string]int
+	harness.Eventually(t, 15*time.Second, func() bool {
+		after = pageTransport(t, ctx)
+		req, ev = net.counts()
+		return after.Updates >= before.Updates+3 && ev["status"] >= ev0["status"]+3
+	}, "the page stopped updating: %+v, then %+v; events %v, then %v", before, after, ev0, ev)
+	if req["/api/status"] != 0 || req["/api/history"] != 0 || req["/api/events"] != 1 {
+		t.Errorf("requests made by the page: %v; want one /api/events stream and no polling", req)
+	}
+	if ev["history"] < 3 {
+		t.Errorf("server-sent events received: %v; want history events beside the status ones", ev)
+	}
+	t.Logf("page updated %d times; server-sent events %v; requests %v", after.Updates, ev, req)
 }

@@ -34,6 +34,10 @@ type nopTransform struct{}
 func (nopTransform) Process(_ context.Context, in []engine.Point) []engine.Point { return in }
 
 func benchPipeline(b *testing.B, src engine.Source, withTransform bool) {
+	benchPipelineTap(b, src, withTransform, nil)
+}
+
+func benchPipelineTap(b *testing.B, src engine.Source, withTransform bool, tap *engine.TapConfig) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	buf := engine.BufferConfig{Type: "memory", MaxPoints: 100000, WhenFull: "block"}
 	nodes := []*engine.NodeConfig{{Kind: engine.KindSource, Name: "src", Component: src, Env: &engine.Env{}}}
@@ -46,6 +50,13 @@ func benchPipeline(b *testing.B, src engine.Source, withTransform bool) {
 	rt, err := engine.New([]*engine.PipelineConfig{{Name: "bench", Nodes: nodes}}, engine.Options{Logger: log})
 	if err != nil {
 		b.Fatal(err)
+	}
+	if tap != nil {
+		h, err := rt.Tap(*tap)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer h.Close()
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -84,4 +95,19 @@ func BenchmarkSimToDiscard(b *testing.B) {
 		b.Fatal(err)
 	}
 	benchPipeline(b, src, false)
+}
+
+// BenchmarkEngineSmallBatches: one point per op at batches of 10, where the
+// per-batch cost (and the tap hook, one atomic load per batch and node) shows
+// most. Compare with the same benchmark before the tap hook existed.
+func BenchmarkEngineSmallBatches(b *testing.B) {
+	benchPipeline(b, &replaySource{batch: template(10), total: b.N}, true)
+}
+
+// BenchmarkEngineSmallBatchesTapped: the same, with every component tapped
+// at the default rate limit (100 points per 500 ms) into a discarding reader.
+func BenchmarkEngineSmallBatchesTapped(b *testing.B) {
+	benchPipelineTap(b, &replaySource{batch: template(10), total: b.N}, true, &engine.TapConfig{
+		Emit: func(string, string, *engine.Point) bool { return true },
+	})
 }

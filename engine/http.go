@@ -78,6 +78,9 @@ func NewHandler(current func() *Runtime, extra ...prometheus.Gatherer) http.Hand
 		w.Header().Set("Cache-Control", "no-store")
 		json.NewEncoder(w).Encode(current().History(since))
 	})
+	mux.HandleFunc("GET /api/events", func(w http.ResponseWriter, r *http.Request) {
+		serveEvents(w, r, current)
+	})
 	static, _ := fs.Sub(webFS, "web")
 	mux.Handle("GET /", http.FileServerFS(static))
 	return mux
@@ -109,7 +112,10 @@ func Serve(ctx context.Context, addr string, h http.Handler) (net.Addr, <-chan e
 	if err != nil {
 		return nil, nil, err
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	// Requests end with ctx, so streams (taps, server-sent events) do not
+	// hold up the shutdown.
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		BaseContext: func(net.Listener) context.Context { return ctx }}
 	errc := make(chan error, 1)
 	go func() {
 		err := srv.Serve(ln)

@@ -9,6 +9,7 @@ import (
 var (
 	descReceived  = prometheus.NewDesc("flowd_points_received_total", "Points a component received (sources: produced).", []string{"pipeline", "component"}, nil)
 	descEmitted   = prometheus.NewDesc("flowd_points_emitted_total", "Points a component passed downstream.", []string{"pipeline", "component"}, nil)
+	descFiltered  = prometheus.NewDesc("flowd_points_filtered_total", "Points a transform did not pass on by design (where false, unchanged values, folded into aggregates).", []string{"pipeline", "component"}, nil)
 	descDelivered = prometheus.NewDesc("flowd_points_delivered_total", "Points a sink delivered.", []string{"pipeline", "sink"}, nil)
 	descDropped   = prometheus.NewDesc("flowd_points_dropped_total", "Points dropped, by reason.", []string{"pipeline", "component", "reason"}, nil)
 	descE2E       = prometheus.NewDesc("flowd_e2e_latency_seconds", "Source timestamp to sink acknowledgement.", []string{"pipeline", "sink"}, nil)
@@ -28,7 +29,7 @@ func (rt *Runtime) Collector() prometheus.Collector { return (*collector)(rt) }
 type collector Runtime
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReceived, descEmitted, descDelivered, descDropped, descE2E, descEngine, descBufBytes, descBufPoints, descState, descReconn, descSLO} {
+	for _, d := range []*prometheus.Desc{descReceived, descEmitted, descFiltered, descDelivered, descDropped, descE2E, descEngine, descBufBytes, descBufPoints, descState, descReconn, descSLO} {
 		ch <- d
 	}
 }
@@ -61,6 +62,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 		for _, n := range p.nodes {
 			ch <- prometheus.MustNewConstMetric(descReceived, prometheus.CounterValue, float64(n.received.Load()), name, n.id)
 			ch <- prometheus.MustNewConstMetric(descEmitted, prometheus.CounterValue, float64(n.emitted.Load()), name, n.id)
+			if n.cfg.Kind == KindTransform {
+				ch <- prometheus.MustNewConstMetric(descFiltered, prometheus.CounterValue, float64(n.filtered()), name, n.id)
+			}
 			ch <- prometheus.MustNewConstMetric(descReconn, prometheus.CounterValue, float64(n.reconnect.Load()), name, n.id)
 			for reason, v := range n.dropCounts() {
 				ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(v), name, n.id, reason)

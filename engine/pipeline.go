@@ -93,6 +93,10 @@ type node struct {
 	rateIn    rateMeter
 	rateOut   rateMeter
 	reconnect atomic.Int64
+
+	taps atomic.Pointer[[]*tapSub] // nil unless someone taps this node (tap.go)
+	// filteredN and dropsN account for what transforms filter (filtered.go).
+	filteredN, dropsN atomic.Int64
 }
 
 func (n *node) setState(s State, err error) {
@@ -120,6 +124,7 @@ func (n *node) dropped(count int, reason string) {
 	}
 	n.dropMu.Unlock()
 	c.Add(int64(count))
+	n.dropsN.Add(int64(count))
 }
 
 func (n *node) dropCounts() map[string]int64 {
@@ -203,6 +208,9 @@ func (n *node) Emit(_ context.Context, points []Point, done func(error)) error {
 func (n *node) fanout(b Batch) {
 	count := len(b.Points)
 	n.emitted.Add(int64(count))
+	if t := n.taps.Load(); t != nil {
+		n.tapOut(t, b.Points)
+	}
 	if len(n.outs) == 0 {
 		b.Ack(nil)
 		return
@@ -326,7 +334,9 @@ func (n *node) runTransform() {
 				return
 			}
 			n.received.Add(int64(len(b.Points)))
+			drops := n.dropsN.Load()
 			out := n.transf.Process(ctx, b.Points)
+			n.countFiltered(len(b.Points), len(out), drops)
 			if len(out) == 0 {
 				b.Ack(nil)
 				continue
@@ -482,6 +492,9 @@ func (n *node) deliver(ctx context.Context, b Batch) bool {
 	// counted as dropped, not delivered.
 	n.delivered.Add(int64(len(b.Points)) - (n.rejected.Load() - rejected))
 	n.lastDelivery.Store(mono)
+	if t := n.taps.Load(); t != nil {
+		n.tapOut(t, b.Points)
+	}
 	b.Ack(nil)
 	return true
 }

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -31,14 +32,22 @@ type Runtime struct {
 	started   atomic.Int64 // unix nanoseconds; set by Run, read by Status
 	regOnce   sync.Once
 	reg       prometheus.Gatherers
+	tapMu     sync.Mutex // serialises attaching and detaching taps
+	quit      chan struct{}
+	quitOnce  sync.Once
 }
+
+// Quit ends a drain under way at once, as if its deadline had passed: what
+// the sinks have not taken is acknowledged as not delivered and counted as
+// dropped (a durable buffer keeps it). A second Ctrl-C calls it.
+func (rt *Runtime) Quit() { rt.quitOnce.Do(func() { close(rt.quit) }) }
 
 // New wires validated pipelines into a runtime. Nothing runs until Run.
 func New(cfgs []*PipelineConfig, opts Options) (*Runtime, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	rt := &Runtime{opts: opts, log: opts.Logger}
+	rt := &Runtime{opts: opts, log: opts.Logger, quit: make(chan struct{})}
 	for _, pc := range cfgs {
 		p, err := rt.build(pc)
 		if err != nil {
@@ -180,6 +189,11 @@ func (rt *Runtime) Run(ctx context.Context, drainTimeout time.Duration) error {
 		cancelHard()
 		<-done
 		return fmt.Errorf("drain deadline of %s exceeded", drainTimeout)
+	case <-rt.quit:
+		rt.log.Warn("quitting before the drain finished; acknowledging the rest as not delivered")
+		cancelHard()
+		<-done
+		return errors.New("quit before the drain finished")
 	}
 }
 

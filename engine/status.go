@@ -19,26 +19,42 @@ type PipelineStatus struct {
 	SLOBreached  bool              `json:"slo_breached"`
 	Ready        bool              `json:"ready"`
 	Problems     []string          `json:"problems,omitempty"`
+	Points       PointCounts       `json:"points"`
 	Components   []ComponentStatus `json:"components"`
+}
+
+// PointCounts accounts for a pipeline's points. Each sink gets its own copy
+// of what reaches it, so with one sink In = Filtered + Dropped + Delivered +
+// Pending, and with fan-out each sink's copy adds up on its own.
+type PointCounts struct {
+	In        int64 `json:"in"`        // produced by the sources
+	Filtered  int64 `json:"filtered"`  // not passed on by a transform on purpose
+	Dropped   int64 `json:"dropped"`   // by any component, every reason
+	Delivered int64 `json:"delivered"` // taken by the sinks, summed over sinks
+	Pending   int64 `json:"pending"`   // held by sinks, not yet delivered
 }
 
 // ComponentStatus describes one component.
 type ComponentStatus struct {
-	ID        string           `json:"id"`
-	Kind      ComponentKind    `json:"kind"`
-	Type      string           `json:"type"`
-	Inputs    []string         `json:"inputs,omitempty"`
-	State     State            `json:"state"`
-	LastError string           `json:"last_error,omitempty"`
-	Received  int64            `json:"received"`
-	Emitted   int64            `json:"emitted"`
-	Delivered int64            `json:"delivered,omitempty"`
-	Dropped   map[string]int64 `json:"dropped,omitempty"`
-	RateIn    float64          `json:"rate_in"`
-	RateOut   float64          `json:"rate_out"`
-	Restarts  int64            `json:"reconnects"`
-	Buffer    *BufferStatus    `json:"buffer,omitempty"`
-	Latency   *LatencyStatus   `json:"latency,omitempty"`
+	ID        string        `json:"id"`
+	Kind      ComponentKind `json:"kind"`
+	Type      string        `json:"type"`
+	Inputs    []string      `json:"inputs,omitempty"`
+	State     State         `json:"state"`
+	LastError string        `json:"last_error,omitempty"`
+	Received  int64         `json:"received"`
+	Emitted   int64         `json:"emitted"`
+	Delivered int64         `json:"delivered,omitempty"`
+	// Filtered is what a transform did not pass on by design: points its
+	// where was false for (expr), unchanged values it suppressed (cov),
+	// points folded into aggregates (window). Never counted as dropped.
+	Filtered int64            `json:"filtered,omitempty"`
+	Dropped  map[string]int64 `json:"dropped,omitempty"`
+	RateIn   float64          `json:"rate_in"`
+	RateOut  float64          `json:"rate_out"`
+	Restarts int64            `json:"reconnects"`
+	Buffer   *BufferStatus    `json:"buffer,omitempty"`
+	Latency  *LatencyStatus   `json:"latency,omitempty"`
 }
 
 // BufferStatus is a sink's backlog.
@@ -79,6 +95,21 @@ func (rt *Runtime) Status() Status {
 			}
 			if len(cs.Dropped) == 0 {
 				cs.Dropped = nil
+			}
+			var dropped int64
+			for _, d := range cs.Dropped {
+				dropped += d
+			}
+			ps.Points.Dropped += dropped
+			switch n.cfg.Kind {
+			case KindSource:
+				ps.Points.In += cs.Received
+			case KindTransform:
+				cs.Filtered = n.filtered()
+				ps.Points.Filtered += cs.Filtered
+			case KindSink:
+				ps.Points.Delivered += cs.Delivered
+				ps.Points.Pending += max(cs.Received-cs.Delivered-dropped, 0)
 			}
 			if state == StateFailing || state == StateConnecting || state == StateStarting {
 				ps.Problems = append(ps.Problems, n.id+" is "+string(state))
@@ -125,6 +156,7 @@ func (rt *Runtime) Status() Status {
 // Totals sums points in and out across pipelines (for progress lines and tests).
 type Totals struct {
 	In, Out, Delivered, Dropped, Backlog int64
+	Filtered                             int64
 	RateIn, RateOut                      float64
 	P99                                  time.Duration
 }
@@ -139,6 +171,8 @@ func (rt *Runtime) Totals() Totals {
 				t.Dropped += c
 			}
 			switch n.cfg.Kind {
+			case KindTransform:
+				t.Filtered += n.filtered()
 			case KindSource:
 				t.In += n.received.Load()
 				t.RateIn += n.rateIn.get()

@@ -30,6 +30,7 @@ Usage:
   flowd components [NAME]             list components, or show one's reference
   flowd bench [--duration D] [--json] SCENARIO   run a benchmark scenario
   flowd sim mqtt [flags]              simulated devices publishing to an MQTT broker
+  flowd tap [flags] [COMPONENT...]    print the points leaving components of a running flowd
   flowd version                       print the version
 
 Run 'flowd COMMAND -h' for a command's flags.
@@ -50,6 +51,7 @@ func commands() map[string]command {
 		"bench":      cmdBench,
 		"sim":        cmdSim,
 		"version":    cmdVersion,
+		"tap":        cmdTap,
 	}
 }
 

@@ -156,8 +156,7 @@ func (s *supervisor) run(ctx context.Context, rt *engine.Runtime, hup <-chan os.
 		s.logger.Info("draining the running configuration", "timeout", s.drain.String())
 		cancel()
 		err := <-done
-		t := rt.Totals()
-		s.logger.Info("previous configuration drained", "points_in", t.In, "points_delivered", t.Delivered, "points_dropped", t.Dropped)
+		s.logger.Info("previous configuration drained", summaryAttrs(rt)...)
 		if err != nil {
 			s.logger.Error("drain of the previous configuration incomplete", "err", err)
 		}

@@ -34,6 +34,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	finalStatus := fs.String("final-status", "", "on exit, write the final /api/status JSON to this file (tests and benchmarks)")
 	vars := varFlags{}
 	fs.Var(vars, "var", "set a variable: --var name=value (repeatable)")
+	dry := dryRunFlags(fs)
+	tapRemote := fs.Bool("tap-remote", false, "allow /api/tap (flowd tap) from other hosts, not only loopback: the points are data, so only on a trusted network")
 	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: flowd run [flags] FILE|DIR..."); fs.PrintDefaults() }
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
@@ -43,6 +45,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
+	dryRun := dry.start(stdout, httpAddr, watch, quiet)
 	tty := isTerminal(stderr)
 	out := &statusWriter{w: stderr}
 	level := new(slog.LevelVar)
@@ -54,11 +57,21 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	logger := slog.New(handler)
 
+	// Sinks printing to stdout take os.Stdout when they are built: capture it
+	// first when it shares the terminal with the status lines.
+	if tty && !*quiet && isTerminal(stdout) {
+		if restore, err := out.captureStdout(); err == nil {
+			defer restore()
+		}
+	}
 	metrics := prometheus.NewRegistry()
 	hash, _ := configHash(fs.Args())
 	cfg, ok := load(fs.Args(), vars, *dataDir, logger, metrics, stderr)
 	if !ok {
 		return exitInvalid
+	}
+	if dryRun != nil {
+		dryRun.replaceSinks(cfg)
 	}
 	lvl := cfg.Service.LogLevel
 	if *logLevel != "" {
@@ -80,15 +93,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	go func() {
-		<-ctx.Done()
-		stop() // a second signal ends flowd at once
-	}()
+	ctx, cancelDry := dryRun.bind(sig)
+	defer cancelDry()
 	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+	if dryRun == nil { // a reload would bring the real sinks back
+		signal.Notify(hup, syscall.SIGHUP)
+		defer signal.Stop(hup)
+	}
 	sup.cur.Store(rt)
 
 	addr := cfg.Service.HTTPAddr
@@ -98,7 +111,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	if addr != "off" {
-		bound, _, err := engine.Serve(httpCtx, addr, engine.NewHandler(sup.cur.Load, sup.metrics.reg))
+		bound, _, err := engine.Serve(httpCtx, addr, withTap(sup.cur.Load, *tapRemote, engine.NewHandler(sup.cur.Load, sup.metrics.reg)))
 		if err != nil {
 			logger.Error("cannot listen", "addr", addr, "err", err)
 			return exitInvalid
@@ -121,6 +134,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	logger.Info("flowd running", "version", version, "pipelines", strings.Join(names, ","))
 	done := make(chan struct{})
 	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); watchShutdown(sig, logger, sup.cur.Load, *drain, done) }()
 	switch {
 	case *quiet:
 	case tty:
@@ -142,8 +157,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	t := rt.Totals()
-	logger.Info("flowd stopped", "points_in", t.In, "points_delivered", t.Delivered, "points_dropped", t.Dropped)
+	logger.Info("flowd stopped", summaryAttrs(rt)...)
+	if dryRun != nil {
+		logger.Info("dry run: nothing was sent", "points_printed", dryRun.count())
+	}
 	if err != nil {
 		logger.Error("stopped with an error", "err", err)
 		return exitInvalid
