@@ -3,11 +3,22 @@ GO      ?= go
 BIN     := bin/flowd
 PKGS    := ./...
 SHELL   := /bin/bash
+# Stamped into the binary (flowd --version); outside a git checkout, "dev".
+VERSION ?= $(shell git describe --tags --always --dirty --match 'v*' 2>/dev/null || echo dev)
+COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null)
+DATE    ?= $(shell TZ=UTC git log -1 --date=format-local:%Y-%m-%dT%H:%M:%SZ --format=%cd 2>/dev/null)
+LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT) -X main.date=$(DATE)
+export VERSION COMMIT DATE
 
-.PHONY: build run test unit e2e lint bench soak docs services-up services-down clean deploy-check
+.PHONY: build run test unit e2e lint bench soak docs services-up services-down clean deploy-check dist
 
 build:
-	$(GO) build -o $(BIN) ./cmd/flowd
+	$(GO) build -ldflags="$(LDFLAGS)" -o $(BIN) ./cmd/flowd
+
+## dist: release tarballs for linux amd64/arm64/armv7 (static), CycloneDX SBOMs,
+## SHA256SUMS, in out/dist; deploy/README.md says how to verify and build the image
+dist:
+	deploy/dist.sh out/dist
 
 ## run: the demo pipeline, no external services, live progress on a terminal
 run: build

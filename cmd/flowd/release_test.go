@@ -1,0 +1,204 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/flowd/flowd/e2e/harness"
+)
+
+// flowdOut runs the real binary and returns its exit code, stdout and stderr.
+func flowdOut(t *testing.T, env []string, args ...string) (int, string, string) {
+	t.Helper()
+	cmd := exec.Command(harness.Flowd(t), args...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatal(err)
+	}
+	return code, out.String(), errb.String()
+}
+
+// Flags may follow positional arguments, for every command; "--" ends them.
+func TestFlagsAfterPositionalArguments(t *testing.T) {
+	dir := t.TempDir()
+	in := harness.WriteFile(t, dir, "in.jsonl", `{"asset":"a","tag":"t","value":1,"quality":"good","ts":"2026-11-22T10:00:00Z"}`+"\n")
+	out := filepath.Join(dir, "out.jsonl")
+	pipe := harness.WriteFile(t, dir, "p.hcl", `variable "out" {}
+
+pipeline "p" {
+  source "file" "in" {
+    path = "`+in+`"
+  }
+  sink "file" "out" {
+    inputs = [source.in]
+    path   = var.out
+  }
+}
+`)
+	// The variable has no default: the flag after the file must be seen.
+	if code, stdout, stderr := flowdOut(t, nil, "validate", pipe, "--var", "out="+out); code != 0 || !strings.Contains(stdout, "valid: 1 pipeline(s)") {
+		t.Fatalf("validate FILE --var: exit %d\n%s%s", code, stdout, stderr)
+	}
+	final := filepath.Join(dir, "final.json")
+	code, _, stderr := flowdOut(t, nil, "run", pipe, "--http", "off", "--var", "out="+out, "--final-status", final, "--log-format=json")
+	if code != 0 {
+		t.Fatalf("run FILE --http off …: exit %d\n%s", code, stderr)
+	}
+	if _, err := os.Stat(final); err != nil {
+		t.Errorf("--final-status after the file was ignored: %v", err)
+	}
+	if b, _ := os.ReadFile(out); !strings.Contains(string(b), `"tag":"t"`) {
+		t.Errorf("output %q lacks the point", b)
+	}
+	if code, stdout, _ := flowdOut(t, nil, "components", "cov", "--example"); code != 0 || !strings.HasPrefix(stdout, "pipeline ") {
+		t.Errorf("components cov --example: exit %d\n%s", code, stdout)
+	}
+	// After "--", a dash argument is a file name, not a flag.
+	if code, _, stderr := flowdOut(t, nil, "validate", "--", "--strict"); code != 1 || !strings.Contains(stderr, "--strict") {
+		t.Errorf("validate -- --strict: exit %d, want 1 naming the file\n%s", code, stderr)
+	}
+	// A bench scenario with its flags after it reaches the scenario (which
+	// then asks for its services) instead of printing the usage.
+	code, _, stderr = flowdOut(t, []string{"FLOWD_TEST_EVENTHUBS="}, "bench", "aio-single", "--duration", "1s", "--json")
+	if strings.Contains(stderr, "Usage: flowd bench") || !strings.Contains(stderr, "needs FLOWD_TEST_EVENTHUBS") {
+		t.Errorf("bench aio-single --duration 1s: exit %d\n%s", code, stderr)
+	}
+}
+
+// The version, commit and date come from the link flags the Makefile sets;
+// `flowd --version` and `flowd version` agree.
+func TestVersionFromBuildFlags(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a binary")
+	}
+	bin := filepath.Join(t.TempDir(), "flowd")
+	build := exec.Command("go", "build", "-ldflags", "-X main.version=v1.2.3 -X main.commit=0123456789abcdef0123456789abcdef01234567 -X main.date=2026-11-30T12:00:00Z", "-o", bin, "./cmd/flowd")
+	build.Dir = harness.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	var outs []string
+	for _, arg := range []string{"--version", "version"} {
+		out, err := exec.Command(bin, arg).Output()
+		if err != nil {
+			t.Fatalf("flowd %s: %v", arg, err)
+		}
+		outs = append(outs, string(out))
+	}
+	if outs[0] != outs[1] {
+		t.Errorf("--version and version differ:\n%s\n%s", outs[0], outs[1])
+	}
+	for _, want := range []string{"flowd v1.2.3\n", "commit: 0123456789abcdef0123456789abcdef01234567\n", "built: 2026-11-30T12:00:00Z\n", "go: go1."} {
+		if !strings.Contains(outs[0], want) {
+			t.Errorf("missing %q in:\n%s", want, outs[0])
+		}
+	}
+}
+
+// --help names every command with an example of it.
+func TestHelpListsEveryCommandWithExamples(t *testing.T) {
+	code, _, help := flowdOut(t, nil, "--help")
+	if code != 0 {
+		t.Fatalf("--help: exit %d", code)
+	}
+	cmds, examples, _ := strings.Cut(help, "Examples:")
+	for name := range commands() {
+		if !regexp.MustCompile(`(?m)^  ` + name + `\b`).MatchString(cmds) {
+			t.Errorf("command %s not listed:\n%s", name, help)
+		}
+		if !strings.Contains(examples, "flowd "+name) {
+			t.Errorf("no example of %s:\n%s", name, examples)
+		}
+	}
+}
+
+// The bash completion script, loaded into a real bash, completes commands,
+// flags (also of sim subcommands), component and scenario names and
+// pipeline files.
+func TestBashCompletion(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	code, script, stderr := flowdOut(t, nil, "completion", "bash")
+	if code != 0 {
+		t.Fatalf("completion bash: exit %d\n%s", code, stderr)
+	}
+	dir := t.TempDir()
+	f := harness.WriteFile(t, dir, "flowd.bash", script)
+	harness.WriteFile(t, dir, "plant.hcl", "")
+	harness.WriteFile(t, dir, "notes.txt", "")
+	complete := func(words ...string) []string {
+		t.Helper()
+		var line strings.Builder
+		line.WriteString("source " + f + "; COMP_WORDS=(flowd")
+		for _, w := range words {
+			line.WriteString(" '" + w + "'")
+		}
+		line.WriteString(")")
+		if words[len(words)-1] == "" {
+			line.WriteString("; COMP_WORDS+=('')")
+		}
+		line.WriteString("; COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _flowd; printf '%s\\n' \"${COMPREPLY[@]}\"")
+		cmd := exec.Command(bash, "--norc", "-c", line.String())
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("bash: %v\n%s", err, out)
+		}
+		got := strings.Fields(string(out))
+		sort.Strings(got)
+		return got
+	}
+	cases := []struct {
+		words []string
+		want  string
+	}{
+		{[]string{"va"}, "validate"},
+		{[]string{"--ver"}, "--version"},
+		{[]string{"run", "--ht"}, "--http"},
+		{[]string{"run", "pl"}, "plant.hcl"},
+		{[]string{"validate", "--st"}, "--strict"},
+		{[]string{"components", "op"}, "opcua"},
+		{[]string{"bench", "aio-s"}, "aio-single"},
+		{[]string{"sim", "p"}, "plc"},
+		{[]string{"sim", "plc", "--li"}, "--listen"},
+		{[]string{"completion", "fi"}, "fish"},
+	}
+	for _, c := range cases {
+		got := complete(c.words...)
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("flowd %s<TAB>: %q, want %q", strings.Join(c.words, " "), got, c.want)
+		}
+	}
+	if got := complete("run", ""); strings.Contains(strings.Join(got, " "), "notes.txt") || !strings.Contains(strings.Join(got, " "), "plant.hcl") {
+		t.Errorf("flowd run <TAB>: %q, want .hcl files and directories only", got)
+	}
+	for _, sh := range []string{"zsh", "fish"} {
+		code, script, _ := flowdOut(t, nil, "completion", sh)
+		flag := map[string]string{"zsh": "'--http:", "fish": "-l http -r"}[sh]
+		if code != 0 || !strings.Contains(script, flag) || !strings.Contains(script, "opcua") {
+			t.Errorf("completion %s: exit %d\n%s", sh, code, script)
+			continue
+		}
+		if path, err := exec.LookPath(sh); err == nil {
+			cmd := exec.Command(path, "-n")
+			cmd.Stdin = strings.NewReader(script)
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("%s -n: %v\n%s", sh, err, out)
+			}
+		}
+	}
+}
