@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,7 +17,14 @@ import (
 // flowdOut runs the real binary and returns its exit code, stdout and stderr.
 func flowdOut(t *testing.T, env []string, args ...string) (int, string, string) {
 	t.Helper()
+	return flowdIn(t, "", env, args...)
+}
+
+// flowdIn is flowdOut in the working directory dir.
+func flowdIn(t *testing.T, dir string, env []string, args ...string) (int, string, string) {
+	t.Helper()
 	cmd := exec.Command(harness.Flowd(t), args...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -200,5 +208,42 @@ func TestBashCompletion(t *testing.T) {
 				t.Errorf("%s -n: %v\n%s", sh, err, out)
 			}
 		}
+	}
+}
+
+// Every component's --example output, saved as one file, is one pipeline
+// that validates, and the component appears in it once: a cov example is not
+// fed by a second cov, the file source's example is not followed by the file
+// sink's.
+func TestEveryExampleSavesAsOneValidFile(t *testing.T) {
+	dir := t.TempDir()
+	// The lookup example reads this table, relative to the working directory.
+	harness.WriteFile(t, dir, "tags.csv", "asset,tag,unit,site\nline1,temperature,degC,north\n")
+	seen := map[string]bool{}
+	for _, s := range registry().All() {
+		for _, name := range []string{s.Type, string(s.Kind) + "." + s.Type} {
+			if seen[name] {
+				continue
+			}
+			seen[name] = true
+			code, src, stderr := flowdOut(t, nil, "components", "--example", name)
+			if code != 0 {
+				t.Errorf("components --example %s: exit %d\n%s", name, code, stderr)
+				continue
+			}
+			if n := strings.Count(src, "pipeline \""); n != 1 {
+				t.Errorf("components --example %s: %d pipelines, want 1:\n%s", name, n, src)
+			}
+			if n := strings.Count(src, fmt.Sprintf("%s %q ", s.Kind, s.Type)); n != 1 && name == string(s.Kind)+"."+s.Type {
+				t.Errorf("components --example %s: %d %s %q blocks, want 1:\n%s", name, n, s.Kind, s.Type, src)
+			}
+			f := harness.WriteFile(t, dir, strings.ReplaceAll(name, ".", "-")+".hcl", src)
+			if code, out, stderr := flowdIn(t, dir, nil, "validate", f); code != 0 {
+				t.Errorf("the example of %s does not validate: exit %d\n%s%s\n%s", name, code, out, stderr, src)
+			}
+		}
+	}
+	if _, _, stderr := flowdOut(t, nil, "components", "--example", "file"); !strings.Contains(stderr, "--example sink.file") {
+		t.Errorf("components --example file does not point to the sink's example:\n%s", stderr)
 	}
 }
