@@ -54,6 +54,7 @@ func TestValidateReportsEveryProblemWithFileLineCol(t *testing.T) {
 		t.Errorf("%d errors reported, want exactly 4:\n%s", n, stderr)
 	}
 	// Every example pipeline is a configuration of its own.
+	setValidateEnv(t)
 	files, _ := filepath.Glob(filepath.Join(harness.RepoRoot(), "pipelines", "*.hcl"))
 	more, _ := filepath.Glob(filepath.Join(harness.RepoRoot(), "pipelines", "*", "*.hcl"))
 	for _, f := range append(files, more...) {

@@ -247,3 +247,44 @@ func TestEveryExampleSavesAsOneValidFile(t *testing.T) {
 		t.Errorf("components --example file does not point to the sink's example:\n%s", stderr)
 	}
 }
+
+// setValidateEnv sets the placeholder secrets of pipelines/validate.env, as
+// the Makefile's validate loop does.
+func setValidateEnv(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(harness.RepoRoot(), "pipelines", "validate.env"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var env []string
+	for _, line := range strings.Split(string(b), "\n") {
+		name, value, ok := strings.Cut(line, "=")
+		if !ok || strings.HasPrefix(line, "#") {
+			continue
+		}
+		value = strings.Trim(value, `"`)
+		t.Setenv(name, value)
+		env = append(env, name+"="+value)
+	}
+	if len(env) == 0 {
+		t.Fatal("pipelines/validate.env sets nothing")
+	}
+	return env
+}
+
+// plant.hcl's Event Hubs connection string is a required secret: without it
+// validate fails at its file:line:col naming the variable (it used to fall
+// back to a fake one and fail only at run time); with it, plant.hcl is valid.
+func TestRequiredSecretFailsValidateNamingIt(t *testing.T) {
+	plant := filepath.Join(harness.RepoRoot(), "pipelines", "plant.hcl")
+	env := setValidateEnv(t)
+	os.Unsetenv("EVENTHUBS_CONNECTION_STRING") // flowdOut passes os.Environ() on
+	code, _, stderr := flowdOut(t, nil, "validate", plant)
+	if code != exitInvalid || !regexp.MustCompile(`plant\.hcl:\d+:\d+: error: `).MatchString(stderr) ||
+		!strings.Contains(stderr, "environment variable EVENTHUBS_CONNECTION_STRING is not set") {
+		t.Fatalf("validate plant.hcl without the secret: exit %d, want 1 naming EVENTHUBS_CONNECTION_STRING\n%s", code, stderr)
+	}
+	if code, stdout, stderr := flowdOut(t, env, "validate", plant); code != 0 {
+		t.Fatalf("validate plant.hcl with the placeholders: exit %d\n%s%s", code, stdout, stderr)
+	}
+}
