@@ -288,3 +288,105 @@ func TestRequiredSecretFailsValidateNamingIt(t *testing.T) {
 		t.Fatalf("validate plant.hcl with the placeholders: exit %d\n%s%s", code, stdout, stderr)
 	}
 }
+
+// validate's diagnostics for the mistakes a newcomer makes, through the real
+// binary: each at its file:line:col, with the fix where there is a likely one.
+func TestValidateNewcomerMistakes(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name, body string
+		want       []string // in stderr
+		errors     int
+		warnings   int
+	}{
+		{"scheme", `  source "opcua" "plc" {
+    endpoint = "10.0.0.1:4840"
+    nodes    = { t = "ns=2;s=T" }
+  }
+  source "mqtt" "m" {
+    broker = "http://u:s3cret@127.0.0.1:1883"
+    topics = ["a/#"]
+  }
+  sink "kafka" "k" {
+    inputs  = [source.plc, source.m]
+    brokers = ["kafka://127.0.0.1:9092"]
+    topic   = "t"
+  }
+`, []string{
+			`scheme.hcl:3:16: error: Invalid value for "endpoint"`, "has no scheme: want opc.tcp://",
+			`scheme.hcl:7:14: error: Invalid value for "broker"`, `scheme "http" of "http://xxxxx@127.0.0.1:1883"`,
+			`scheme.hcl:12:15: error: Invalid value for "brokers"`, "drop kafka://",
+		}, 3, 0},
+		{"assign", `  source "sim" "a" {}
+  transform "expr" "clean" {
+    inputs = [source.a]
+    where  = "quality = 'good'"
+  }
+  sink "stdout" "out" {
+    inputs = [transform.clean]
+  }
+`, []string{`assign.hcl:5:23: error: `, "did you mean == (a comparison)?"}, 1, 0},
+		{"case", `  source "sim" "a" {}
+  transform "expr" "clean" {
+    inputs = [source.a]
+    set    = { value = "c_to_F(value)" }
+  }
+  sink "stdout" "out" {
+    inputs = [transform.clean]
+  }
+`, []string{`case.hcl:5:25: error: `, "unknown name c_to_F; did you mean c_to_f?"}, 1, 0},
+		// A misspelt type is the one diagnostic: what feeds it is not
+		// "unused", what reads from it is not "undeclared".
+		{"type", `  source "sim" "a" {}
+  transform "exprr" "clean" {
+    inputs = [source.a]
+    where  = "quality == 'good'"
+  }
+  transform "cov" "changes" {
+    inputs = [transform.clean]
+  }
+  sink "stdout" "out" {
+    inputs = [transform.changes]
+  }
+`, []string{`type.hcl:3:13: error: Unknown transform type`, `Did you mean "expr"?`}, 1, 0},
+	}
+	for _, c := range cases {
+		f := harness.WriteFile(t, dir, c.name+".hcl", "pipeline \"p\" {\n"+c.body+"}\n")
+		code, _, stderr := flowdOut(t, nil, "validate", f)
+		if code != exitInvalid {
+			t.Errorf("%s: exit %d, want 1\n%s", c.name, code, stderr)
+		}
+		for _, w := range c.want {
+			if !strings.Contains(stderr, w) {
+				t.Errorf("%s: missing %q in:\n%s", c.name, w, stderr)
+			}
+		}
+		if n := strings.Count(stderr, ": error: "); n != c.errors {
+			t.Errorf("%s: %d errors, want %d:\n%s", c.name, n, c.errors, stderr)
+		}
+		if n := strings.Count(stderr, ": warning: "); n != c.warnings {
+			t.Errorf("%s: %d warnings, want %d:\n%s", c.name, n, c.warnings, stderr)
+		}
+		// The messages never repeat a password in a URL (the source
+		// snippet under them shows the file's own line as written).
+		if regexp.MustCompile(`(?m)^[^ ].*s3cret`).MatchString(stderr) {
+			t.Errorf("%s: a password in a URL is printed:\n%s", c.name, stderr)
+		}
+	}
+
+	// --strict: a warning fails validation, without it the file is valid.
+	f := harness.WriteFile(t, dir, "unused.hcl", `pipeline "p" {
+  source "sim" "a" {}
+  source "sim" "spare" {}
+  sink "stdout" "out" {
+    inputs = [source.a]
+  }
+}
+`)
+	if code, stdout, stderr := flowdOut(t, nil, "validate", f); code != 0 || !strings.Contains(stderr, "unused.hcl:3:3: warning: Unused source") {
+		t.Errorf("validate with a warning: exit %d, want 0 with the warning\n%s%s", code, stdout, stderr)
+	}
+	if code, stdout, stderr := flowdOut(t, nil, "validate", f, "--strict"); code != exitInvalid || !strings.Contains(stderr, "--strict makes warnings fail") || strings.Contains(stdout, "valid:") {
+		t.Errorf("validate --strict with a warning: exit %d, want 1\n%s%s", code, stdout, stderr)
+	}
+}

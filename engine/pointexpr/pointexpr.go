@@ -123,7 +123,7 @@ func compileError(field string, x *engine.Expr, err error) error {
 		return engine.ExprError(field, x, -1, err)
 	}
 	off := runeToByte(x.Src, fe.From)
-	return engine.ExprError(field, x, off, errors.New(fe.Message))
+	return engine.ExprError(field, x, off, errors.New(hint(x.Src, off, fe.Message)))
 }
 
 func runeToByte(s string, runes int) int {
