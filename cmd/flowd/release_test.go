@@ -390,3 +390,54 @@ func TestValidateNewcomerMistakes(t *testing.T) {
 		t.Errorf("validate --strict with a warning: exit %d, want 1\n%s%s", code, stdout, stderr)
 	}
 }
+
+// The sim source's bad samples reach a file with their status name, and a
+// quality filter removes exactly them.
+func TestSimBadQualityThroughThePipeline(t *testing.T) {
+	dir := t.TempDir()
+	all, good := filepath.Join(dir, "all.jsonl"), filepath.Join(dir, "good.jsonl")
+	pipe := harness.WriteFile(t, dir, "p.hcl", `pipeline "p" {
+  source "sim" "plant" {
+    assets    = 3
+    tags      = 7
+    count     = 2100
+    fast      = true
+    bad_ratio = 0.2
+  }
+  transform "expr" "good" {
+    inputs = [source.plant]
+    where  = "quality == 'good'"
+  }
+  sink "file" "all" {
+    inputs = [source.plant]
+    path   = "`+all+`"
+  }
+  sink "file" "good" {
+    inputs = [transform.good]
+    path   = "`+good+`"
+  }
+}
+`)
+	if code, _, stderr := flowdOut(t, nil, "run", pipe, "--http", "off"); code != 0 {
+		t.Fatalf("run: exit %d\n%s", code, stderr)
+	}
+	type pt struct {
+		Tag        string `json:"tag"`
+		Quality    string `json:"quality"`
+		Status     uint32 `json:"status"`
+		StatusName string `json:"status_name"`
+	}
+	allPts, goodPts := harness.ReadJSONL[pt](t, all), harness.ReadJSONL[pt](t, good)
+	bad := 0
+	for _, p := range allPts {
+		if p.Quality == "bad" {
+			bad++
+			if p.Status != 0x808C0000 || p.StatusName != "BadSensorFailure" {
+				t.Fatalf("bad point %+v, want status 2156658688 named BadSensorFailure", p)
+			}
+		}
+	}
+	if len(allPts) != 2100 || bad < 300 || bad > 540 || len(goodPts) != len(allPts)-bad {
+		t.Errorf("%d points, %d bad, %d passed the filter; want 2100, about 420, the rest", len(allPts), bad, len(goodPts))
+	}
+}
