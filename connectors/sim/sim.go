@@ -36,7 +36,7 @@ var Spec = engine.SourceSpec(engine.Info{
 	Description: "Assets are named asset1 … assetN (`asset_prefix`). Each tag follows one signal kind, chosen by its " +
 		"index, and is named after it, so expressions can rely on the names:\n\n" +
 		"| tag | signal | value |\n|---|---|---|\n" +
-		"| `temperature` | sine around 20–30 + 10 per asset | float |\n" +
+		"| `temperature` | sine: 20 ± 5 for asset1, 10 more per further asset | float |\n" +
 		"| `pressure` | ramp, wrapping at 100 | float |\n" +
 		"| `setpoint` | step: 50, 60 … 90, moving now and then | int |\n" +
 		"| `vibration` | noise | float |\n" +
