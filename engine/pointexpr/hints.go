@@ -29,9 +29,9 @@ var unknownName = regexp.MustCompile(`^unknown name (\S+)`)
 
 // hint adds a likely fix to an expr compile message: `=` where a
 // comparison was meant, or the known name nearest to an unknown one.
-func hint(src string, off int, msg string) string {
+func hint(src string, off int, msg string, known []string) string {
 	if m := unknownName.FindStringSubmatch(msg); m != nil {
-		if s := nearest(m[1]); s != "" {
+		if s := nearest(m[1], known); s != "" {
 			return fmt.Sprintf("%s; did you mean %s?", msg, s)
 		}
 		return msg
@@ -44,9 +44,9 @@ func hint(src string, off int, msg string) string {
 
 // nearest is the known name closest to s when it is a likely typo: equal
 // but for case, or within an edit distance of about a third of its length.
-func nearest(s string) string {
+func nearest(s string, known []string) string {
 	best, bestD := "", 1<<30
-	for _, c := range names {
+	for _, c := range known {
 		if strings.EqualFold(c, s) {
 			return c
 		}
@@ -54,7 +54,7 @@ func nearest(s string) string {
 			best, bestD = c, d
 		}
 	}
-	if bestD > max(2, len(s)/3) {
+	if best == "" || bestD > max(2, len(s)/3) {
 		return ""
 	}
 	return best
