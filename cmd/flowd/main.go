@@ -54,7 +54,7 @@ Examples:
   source <(flowd completion bash)                       completion in bash (zsh, fish alike)
   flowd version                                         version, commit and build date
 
-Run 'flowd COMMAND -h' for a command's flags.
+Run 'flowd COMMAND -h' (or 'flowd help COMMAND') for a command's flags.
 `
 
 func main() {
@@ -79,6 +79,9 @@ func commands() map[string]command {
 func cli(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && (args[0] == "--version" || args[0] == "-version" || args[0] == "-v") {
 		return cmdVersion(args[1:], stdout, stderr)
+	}
+	if len(args) > 1 && args[0] == "help" {
+		return cli(append(args[1:], "-h"), stdout, stderr) // flowd help run = flowd run -h
 	}
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stderr, usage)

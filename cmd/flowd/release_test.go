@@ -130,6 +130,9 @@ func TestHelpListsEveryCommandWithExamples(t *testing.T) {
 			t.Errorf("no example of %s:\n%s", name, examples)
 		}
 	}
+	if code, _, stderr := flowdOut(t, nil, "help", "validate"); code != 0 || !strings.Contains(stderr, "Usage: flowd validate") || !strings.Contains(stderr, "-strict") {
+		t.Errorf("help validate: exit %d\n%s", code, stderr)
+	}
 }
 
 // The bash completion script, loaded into a real bash, completes commands,
