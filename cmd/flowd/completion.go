@@ -33,7 +33,8 @@ func commandFlags(path []string) []complFlag {
 	var out, errb bytes.Buffer
 	cli(append(slices.Clone(path), "-h"), &out, &errb)
 	var flags []complFlag
-	lines := strings.Split(errb.String(), "\n")
+	// Usage goes to stderr by convention; read stdout too, in case.
+	lines := strings.Split(errb.String()+"\n"+out.String(), "\n")
 	for i, l := range lines {
 		m := flagLine.FindStringSubmatch(l)
 		if m == nil {
