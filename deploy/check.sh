@@ -3,8 +3,10 @@
 # network access at check time (tools and schemas come from the Go module
 # proxy once and are cached in $FLOWD_CACHE):
 #
-#  1. flowd cross-builds as a static binary (CGO_ENABLED=0) for linux/amd64
-#     and linux/arm64, what deploy/Dockerfile builds with buildx;
+#  1. make dist: release tarballs for linux/amd64, arm64 and armv7 whose
+#     checksums verify, with static binaries (what deploy/Dockerfile builds
+#     with buildx) that print the version stamped from git, and SBOMs that
+#     list the modules linked into each;
 #  2. helm lint --strict and helm template of deploy/helm/flowd, with the
 #     default values and each deploy/helm/flowd/ci/*-values.yaml;
 #  3. kubeconform -strict of every rendered manifest against Kubernetes'
@@ -59,28 +61,78 @@ if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   echo "$want" >"$stamp"
 fi
 
-# 1. Static cross builds.
-for arch in amd64 arm64; do
-  log "CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build ./cmd/flowd"
-  CGO_ENABLED=0 GOOS=linux GOARCH=$arch go build -trimpath -o "$tmp/flowd-$arch" ./cmd/flowd
-  python3 - "$tmp/flowd-$arch" "$arch" <<'PY'
+# 1. Release artefacts (make dist): checksums verify, each tarball holds a
+#    static binary for its architecture with the version stamped from git,
+#    the amd64 one (and the others, where qemu-user is installed) runs
+#    --version, and each SBOM lists exactly the modules `go version -m`
+#    reads from its binary.
+log "make dist into a temporary directory"
+make -s --no-print-directory dist DIST_DIR="$tmp/dist" >&2
+want_version=${VERSION:-$(git describe --tags --always --dirty --match 'v*' 2>/dev/null || echo dev)}
+(cd "$tmp/dist" && sha256sum --quiet -c SHA256SUMS) || { log "SHA256SUMS does not verify"; exit 1; }
+for suffix in amd64 arm64 armv7; do
+  name=flowd_${want_version}_linux_$suffix
+  [ -f "$tmp/dist/$name.tar.gz" ] || { log "no $name.tar.gz in:"; ls "$tmp/dist" >&2; exit 1; }
+  tar -C "$tmp/dist" -xzf "$tmp/dist/$name.tar.gz"
+  bin_=$tmp/dist/$name/flowd
+  for f in README.md completions/flowd.bash completions/_flowd completions/flowd.fish; do
+    [ -s "$tmp/dist/$name/$f" ] || { log "$name.tar.gz lacks $f"; exit 1; }
+  done
+  python3 - "$bin_" "$suffix" <<'PY'
 import struct, sys
 path, arch = sys.argv[1], sys.argv[2]
 with open(path, "rb") as f:
     elf = f.read(1 << 20)
-assert elf[:4] == b"\x7fELF" and elf[4] == 2, f"{path}: not a 64-bit ELF file"
+want_class, want_machine = {"amd64": (2, 62), "arm64": (2, 183), "armv7": (1, 40)}[arch]
+assert elf[:4] == b"\x7fELF" and elf[4] == want_class, f"{path}: not an ELF file of class {want_class}"
 machine = struct.unpack_from("<H", elf, 18)[0]
-want = {"amd64": 62, "arm64": 183}[arch]
-assert machine == want, f"{path}: ELF machine {machine}, want {want} ({arch})"
-phoff, = struct.unpack_from("<Q", elf, 32)
-phentsize, phnum = struct.unpack_from("<HH", elf, 54)
+assert machine == want_machine, f"{path}: ELF machine {machine}, want {want_machine} ({arch})"
+if want_class == 2:
+    phoff, = struct.unpack_from("<Q", elf, 32)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 54)
+else:
+    phoff, = struct.unpack_from("<I", elf, 28)
+    phentsize, phnum = struct.unpack_from("<HH", elf, 42)
 for i in range(phnum):
     ptype, = struct.unpack_from("<I", elf, phoff + i * phentsize)
     assert ptype != 3, f"{path}: has a PT_INTERP header: dynamically linked"
     assert ptype != 2, f"{path}: has a PT_DYNAMIC header: dynamically linked"
-print(f"deploy-check: {path.rsplit('/', 1)[-1]}: static ELF for {arch}", file=sys.stderr)
+print(f"deploy-check: {arch}: static ELF", file=sys.stderr)
 PY
-  go version -m "$tmp/flowd-$arch" | grep -q "CGO_ENABLED=0" || { log "flowd-$arch: not built with CGO_ENABLED=0"; exit 1; }
+  go version -m "$bin_" | grep -q "CGO_ENABLED=0" || { log "$name: not built with CGO_ENABLED=0"; exit 1; }
+  runner=()
+  case $suffix in
+    amd64) [ "$(uname -m)" = x86_64 ] || runner=(qemu-x86_64) ;;
+    arm64) [ "$(uname -m)" = aarch64 ] || runner=(qemu-aarch64) ;;
+    armv7) runner=(qemu-arm) ;;
+  esac
+  if [ ${#runner[@]} -eq 0 ] || command -v "${runner[0]}" >/dev/null; then
+    out=$("${runner[@]}" "$bin_" --version)
+    { grep -qx "flowd $want_version" <<<"$out" && grep -q "^commit: $(git rev-parse HEAD)\$" <<<"$out"; } ||
+      { log "$name: --version printed:"; echo "$out" >&2; exit 1; }
+    log "$name: --version: $(head -1 <<<"$out")"
+  else
+    # Without an emulator, the stamped strings are looked for in the binary
+    # (-trimpath keeps the link flags out of its build information).
+    { grep -qaF "$want_version" "$bin_" && grep -qaF "$(git rev-parse HEAD)" "$bin_"; } ||
+      { log "$name: version $want_version or commit not stamped"; exit 1; }
+    log "$name: no ${runner[0]}: ELF header and stamped version checked, not run"
+  fi
+  go version -m "$bin_" >"$tmp/dist/$name.modules"
+  python3 - "$tmp/dist/$name.cdx.json" "$tmp/dist/$name.modules" <<'PY'
+import json, sys
+bom = json.load(open(sys.argv[1]))
+assert bom["bomFormat"] == "CycloneDX", "not a CycloneDX document"
+sbom = {(c["name"], c["version"]) for c in bom["components"]}
+mods = set()
+for line in open(sys.argv[2]):
+    f = line.split()
+    if f and f[0] in ("dep", "=>"):
+        mods.add((f[1], f[2]))
+missing = mods - sbom
+assert mods and not missing, f"SBOM lacks modules linked into the binary: {sorted(missing)[:5]}"
+print(f"deploy-check: {sys.argv[1].rsplit('/', 1)[-1]}: {len(mods)} modules, as go version -m lists", file=sys.stderr)
+PY
 done
 
 # 2–4. Helm chart.

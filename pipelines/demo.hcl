@@ -10,6 +10,7 @@ pipeline "demo" {
     tags         = 7
     interval     = "500ms"
     change_ratio = 0.6
+    bad_ratio    = 0.02 # a failing sensor now and then, for the filter below
   }
 
   # Keep good values, report temperatures in °F and pressures in psi.

@@ -2,9 +2,12 @@
 # expressions, thinned by change-of-value, delivered to the cloud (Event Hubs
 # and Kafka) and to a tag-history store (Cassandra), with disk buffers so an
 # outage of the uplink loses nothing. Endpoints and secrets come from
-# variables (--var name=value or FLOWD_VAR_name) and the environment.
+# variables (--var name=value or FLOWD_VAR_name) and the environment; a
+# secret without a default (env("NAME")) must be set, or validate and run
+# stop naming it. make test validates with the placeholders in
+# pipelines/validate.env.
 #
-#   flowd validate pipelines/plant.hcl
+#   EVENTHUBS_CONNECTION_STRING=… flowd validate pipelines/plant.hcl
 #   EVENTHUBS_CONNECTION_STRING=… flowd run --var plc_endpoint=opc.tcp://10.1.2.3:4840 pipelines/plant.hcl
 
 service {
@@ -74,7 +77,7 @@ pipeline "plant" {
 
   sink "eventhubs" "cloud" {
     inputs            = [transform.changes]
-    connection_string = env("EVENTHUBS_CONNECTION_STRING", "Endpoint=sb://plant.servicebus.windows.net/;SharedAccessKeyName=send;SharedAccessKey=set-EVENTHUBS_CONNECTION_STRING;EntityPath=telemetry")
+    connection_string = env("EVENTHUBS_CONNECTION_STRING") # required: validate fails while it is unset
     format            = "asset_json"
     partition_key_by  = "asset"
     buffer {

@@ -54,6 +54,7 @@ func TestValidateReportsEveryProblemWithFileLineCol(t *testing.T) {
 		t.Errorf("%d errors reported, want exactly 4:\n%s", n, stderr)
 	}
 	// Every example pipeline is a configuration of its own.
+	setValidateEnv(t)
 	files, _ := filepath.Glob(filepath.Join(harness.RepoRoot(), "pipelines", "*.hcl"))
 	more, _ := filepath.Glob(filepath.Join(harness.RepoRoot(), "pipelines", "*", "*.hcl"))
 	for _, f := range append(files, more...) {
@@ -114,8 +115,8 @@ func TestGoldenFileToFile(t *testing.T) {
 	input := strings.Join([]string{
 		`{"asset":"line1","tag":"temperature","value":21.5,"quality":"good","ts":"2026-11-22T10:00:00.123Z"}`,
 		`{"tag":"no_asset","value":7,"quality":"good","ts":"2026-11-22T10:00:00.124Z"}`,
-		`{"asset":"line1","tag":"running","value":true,"quality":"uncertain","status":1083310080,"ts":"2026-11-22T10:00:00.125Z"}`,
-		`{"asset":"line1","tag":"mode","value":"auto \"quoted\" ü\n","quality":"bad","status":2147483648,"ts":"2026-11-22T10:00:00.126Z"}`,
+		`{"asset":"line1","tag":"running","value":true,"quality":"uncertain","status":1083310080,"status_name":"UncertainInitialValue","ts":"2026-11-22T10:00:00.125Z"}`,
+		`{"asset":"line1","tag":"mode","value":"auto \"quoted\" ü\n","quality":"bad","status":2147483648,"status_name":"Bad","ts":"2026-11-22T10:00:00.126Z"}`,
 		`{"asset":"line2","tag":"missing","value":null,"quality":"bad","ts":"2026-11-22T10:00:00.127456789Z"}`,
 		`{"asset":"line2","tag":"whole","value":42.0,"quality":"good","ts":"2026-11-22T10:00:01Z","attrs":{"site":"north","unit":"°C"}}`,
 		`{"asset":"line2","tag":"big","value":-9007199254740993,"quality":"good","ts":"2026-11-22T10:00:02.5Z"}`,

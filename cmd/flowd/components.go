@@ -57,16 +57,17 @@ func cmdComponents(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	if *example {
-		for i, s := range found {
-			src, err := examplePipeline(reg, s)
-			if err != nil {
-				fmt.Fprintln(stderr, "flowd components:", err)
-				return exitInvalid
-			}
-			if i > 0 {
-				fmt.Fprintln(stdout)
-			}
-			fmt.Fprint(stdout, src)
+		// One pipeline, so the output saved as a file is a valid
+		// configuration; a name shared by kinds (file: a source and a sink)
+		// takes the first, and says how to get the others.
+		src, err := examplePipeline(reg, found[0])
+		if err != nil {
+			fmt.Fprintln(stderr, "flowd components:", err)
+			return exitInvalid
+		}
+		fmt.Fprint(stdout, src)
+		for _, s := range found[1:] {
+			fmt.Fprintf(stderr, "flowd components: %s is also a %s: flowd components --example %s.%s\n", name, s.Kind, s.Kind, s.Type)
 		}
 		return exitOK
 	}

@@ -217,6 +217,7 @@ func TestShippedPipelinesValidate(t *testing.T) {
 	if len(files) == 0 {
 		t.Fatal("no pipelines found")
 	}
+	setValidateEnv(t)
 	for _, f := range files {
 		var stdout, stderr bytes.Buffer
 		if code := cli([]string{"validate", f}, &stdout, &stderr); code != exitOK {

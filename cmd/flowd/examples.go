@@ -61,7 +61,7 @@ func examplePipeline(reg *engine.Registry, s *engine.Spec) (string, error) {
 	needFeed := false
 	for _, ref := range refs {
 		kind, refName := engine.SplitID(ref)
-		typ, err := plainType(reg, kind)
+		typ, err := plainType(reg, kind, s.Type)
 		if err != nil {
 			return "", fmt.Errorf("example reads from %s: %w", ref, err)
 		}
@@ -73,7 +73,7 @@ func examplePipeline(reg *engine.Registry, s *engine.Spec) (string, error) {
 		}
 	}
 	if needFeed {
-		typ, err := plainType(reg, engine.KindSource)
+		typ, err := plainType(reg, engine.KindSource, s.Type)
 		if err != nil {
 			return "", err
 		}
@@ -87,7 +87,7 @@ func examplePipeline(reg *engine.Registry, s *engine.Spec) (string, error) {
 		b.WriteString("  " + line + "\n")
 	}
 	if s.Kind != engine.KindSink {
-		typ, err := plainType(reg, engine.KindSink)
+		typ, err := plainType(reg, engine.KindSink, s.Type)
 		if err != nil {
 			return "", err
 		}
@@ -98,9 +98,13 @@ func examplePipeline(reg *engine.Registry, s *engine.Spec) (string, error) {
 }
 
 // plainType is the first registered type of kind whose config has no
-// required attribute.
-func plainType(reg *engine.Registry, kind engine.ComponentKind) (string, error) {
+// required attribute, other than the example's own type (a cov example fed
+// by another cov would read as if that were part of the example).
+func plainType(reg *engine.Registry, kind engine.ComponentKind, not string) (string, error) {
 	for _, t := range reg.Types(kind) {
+		if t == not {
+			continue
+		}
 		spec, _ := reg.Lookup(kind, t)
 		required := false
 		for _, f := range config.Fields(spec.ConfigType()) {

@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"net/url"
 	"os"
@@ -44,8 +45,32 @@ func cmdSimPLC(args []string, stdout, stderr io.Writer) int {
 	pki := fs.String("pki", "", "directory keeping the server certificate across restarts (default: a new one each start)")
 	policies := fs.String("policies", "None", "security policies offered, comma-separated (gopcua v0.8.0's server opens channels with None only)")
 	noAnon := fs.Bool("no-anonymous", false, "refuse anonymous sessions")
+	serverLog := fs.Bool("server-log", false, "also print the OPC UA server library's own log lines")
 	users := userFlags{}
 	fs.Var(users, "user", "accept username:password (repeatable)")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, `Usage: flowd sim plc [flags]
+
+An OPC UA server (namespace urn:flowd:simplc, index 2) with --assets objects
+under Objects, each holding --tags variables whose values change every
+--interval. Node ids, for asset a and tag t counted from 1:
+
+  ns=2;s=Asset<a>.Tag<t>    a variable by string id: ns=2;s=Asset1.Tag1
+  ns=2;i=<1000000+k>        the same by number, k = (a-1)*tags + (t-1): ns=2;i=1000000
+  ns=2;i=<a>                the asset's folder, Objects/Asset<a>
+
+Browse paths are Objects/Asset1/Tag1 (an opcua source's browse {} block
+finds them all). Types cycle by tag: Tag1 double, Tag2 float, Tag3 int32, Tag4 bool,
+Tag5 string, Tag6 double, … Ctrl-C stops it at once, clients connected or not.
+
+Example:
+  flowd sim plc --assets 3 --tags 5 --interval 500ms
+  flowd components --example opcua   (a pipeline that reads it)
+
+Flags:
+`)
+		fs.PrintDefaults()
+	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
@@ -55,15 +80,16 @@ func cmdSimPLC(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	port, _ := strconv.Atoi(u.Port())
-	log := slog.New(slog.NewTextHandler(stderr, nil))
+	logger := slog.New(slog.NewTextHandler(stderr, nil))
+	if !*serverLog {
+		// gopcua's server writes progress lines ("doing objects.") through
+		// the standard logger whatever its configuration.
+		log.SetOutput(io.Discard)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var running []*simplc.PLC
-	defer func() {
-		for _, p := range running {
-			p.Close()
-		}
-	}()
+	defer func() { closeAll(running, stderr) }()
 	for i := 0; i < *plcs; i++ {
 		ep := fmt.Sprintf("opc.tcp://%s:%d%s", u.Hostname(), port+i, u.Path)
 		dir := *pki
@@ -73,7 +99,7 @@ func cmdSimPLC(args []string, stdout, stderr io.Writer) int {
 		p, err := simplc.New(simplc.Config{
 			Listen: ep, Assets: *assets, Tags: *tags, Interval: *interval, Change: *change, Seed: *seed + uint64(i),
 			MaxNodesPerRead: *maxRead, Policies: strings.Split(*policies, ","), Users: users, NoAnonymous: *noAnon,
-			CertDir: dir, Logger: log,
+			CertDir: dir, Logger: logger, ServerLog: *serverLog,
 		})
 		if err == nil {
 			err = p.Start(ctx)
@@ -83,8 +109,31 @@ func cmdSimPLC(args []string, stdout, stderr io.Writer) int {
 			return exitInvalid
 		}
 		running = append(running, p)
-		fmt.Fprintf(stdout, "%s ready: %d assets × %d tags, certificate sha1 %s\n", ep, *assets, *tags, uacommon.Thumbprint(p.Certificate()))
+		fmt.Fprintf(stdout, "%s ready: %d assets × %d tags (%s … %s), certificate sha1 %s\n", ep, *assets, *tags,
+			p.NodeID(0, 0), p.NodeID(*assets-1, *tags-1), uacommon.Thumbprint(p.Certificate()))
 	}
 	<-ctx.Done()
+	stop() // a second Ctrl-C ends the process at once
 	return exitOK
+}
+
+// closeAll stops the PLCs, waiting a moment at most: gopcua's server waits
+// up to 10 s for the channels of connected clients to end, which they only
+// do when the clients go; the process exit closes their sockets anyway.
+func closeAll(plcs []*simplc.PLC, stderr io.Writer) {
+	if len(plcs) == 0 {
+		return
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, p := range plcs {
+			p.Close()
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(time.Second):
+		fmt.Fprintln(stderr, "flowd sim plc: clients still connected; closing their connections")
+	}
 }

@@ -17,10 +17,16 @@ import (
 
 // load reads and validates pipeline files, printing every diagnostic.
 func load(paths []string, vars map[string]string, dataDir string, logger *slog.Logger, metrics prometheus.Registerer, stderr io.Writer) (*config.Config, bool) {
+	cfg, diags := loadDiags(paths, vars, dataDir, logger, metrics, stderr)
+	return cfg, !diags.HasErrors()
+}
+
+// loadDiags is load returning the diagnostics it printed.
+func loadDiags(paths []string, vars map[string]string, dataDir string, logger *slog.Logger, metrics prometheus.Registerer, stderr io.Writer) (*config.Config, hcl.Diagnostics) {
 	l := config.NewLoader(config.Options{Registry: registry(), Vars: vars, DataDir: dataDir, Logger: logger, Metrics: metrics})
 	cfg, diags := l.LoadFiles(paths)
 	printDiags(stderr, l.Files(), diags)
-	return cfg, !diags.HasErrors()
+	return cfg, diags
 }
 
 func printDiags(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics) {
@@ -58,8 +64,9 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 	vars := varFlags{}
 	fs.Var(vars, "var", "set a variable: --var name=value (repeatable)")
 	verbose := fs.Bool("verbose", false, "also print what components plan to do (e.g. the Modbus block reads)")
+	strict := fs.Bool("strict", false, "warnings fail too (exit 1), as in CI")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: flowd validate [--verbose] [--var name=value] FILE|DIR...")
+		fmt.Fprintln(stderr, "Usage: flowd validate [--strict] [--verbose] [--var name=value] FILE|DIR...")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
@@ -70,8 +77,12 @@ func cmdValidate(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	cfg, ok := load(fs.Args(), vars, "", quiet, nil, stderr)
-	if !ok {
+	cfg, diags := loadDiags(fs.Args(), vars, "", quiet, nil, stderr)
+	if diags.HasErrors() {
+		return exitInvalid
+	}
+	if *strict && len(diags) > 0 {
+		fmt.Fprintf(stderr, "%d warning(s), and --strict makes warnings fail\n", len(diags))
 		return exitInvalid
 	}
 	n := 0

@@ -28,8 +28,8 @@ type Subscription struct {
 
 // Config is the mqtt source's configuration.
 type Config struct {
-	Broker         string                 `hcl:"broker" doc:"broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…"`
-	Brokers        []string               `hcl:"brokers" doc:"several broker URLs, tried in turn (failover); adds to broker"`
+	Broker         string                 `hcl:"broker" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…"`
+	Brokers        []string               `hcl:"brokers" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"several broker URLs, tried in turn (failover); adds to broker"`
 	ClientID       string                 `hcl:"client_id" doc:"client id (default flowd-<pipeline>-<name>); with connections > 1, -<n> is appended. Keep it stable: the broker keeps the session (unacknowledged messages) under it"`
 	Username       string                 `hcl:"username" doc:"user name; use env(\"…\") or file(\"…\") for secrets"`
 	Password       string                 `hcl:"password" doc:"password; use env(\"…\") or file(\"…\")"`

@@ -13,7 +13,7 @@ import (
 
 // Config is the opcua source's configuration.
 type Config struct {
-	Endpoint string        `hcl:"endpoint,required" doc:"server endpoint URL, opc.tcp://host:port[/path]"`
+	Endpoint string        `hcl:"endpoint,required" scheme:"opc.tcp" doc:"server endpoint URL, opc.tcp://host:port[/path]"`
 	Mode     string        `hcl:"mode" default:"poll" enum:"poll|subscribe" doc:"poll: the Read service every interval; subscribe: monitored items reported by the server"`
 	Interval time.Duration `hcl:"interval" default:"1s" doc:"poll: time between reads; subscribe: publishing interval"`
 	Asset    string        `hcl:"asset" doc:"asset of the points from nodes and node blocks (browse takes the parent object's name unless browse.asset_from = \"source\")"`

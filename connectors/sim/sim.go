@@ -25,19 +25,34 @@ type Config struct {
 	BatchSize   int           `hcl:"batch_size" default:"1000" doc:"largest batch handed to the pipeline"`
 	Count       int64         `hcl:"count" doc:"stop after this many points (0: run until stopped)"`
 	Fast        bool          `hcl:"fast" doc:"do not wait for the interval: generate as fast as the pipeline takes points (timestamps still advance by interval)"`
+	BadRatio    float64       `hcl:"bad_ratio" doc:"fraction of samples (0–1) with quality bad, status BadSensorFailure, as a failing sensor reports them"`
+	Uncertain   float64       `hcl:"uncertain_ratio" doc:"fraction of samples (0–1) with quality uncertain, status UncertainLastUsableValue"`
 }
 
 // Spec declares the sim source.
 var Spec = engine.SourceSpec(engine.Info{
 	Type:    "sim",
 	Summary: "Generates realistic plant signals in-process (no external service).",
-	Description: "Each tag follows one signal kind, chosen by its index: sine (float), ramp (float), step (int), " +
-		"noise (float), boolean (bool), counter (int) and state (string). Timestamps are the sample times.",
+	Description: "Assets are named asset1 … assetN (`asset_prefix`). Each tag follows one signal kind, chosen by its " +
+		"index, and is named after it, so expressions can rely on the names:\n\n" +
+		"| tag | signal | value |\n|---|---|---|\n" +
+		"| `temperature` | sine: 20 ± 5 for asset1, 10 more per further asset | float |\n" +
+		"| `pressure` | ramp, wrapping at 100 | float |\n" +
+		"| `setpoint` | step: 50, 60 … 90, moving now and then | int |\n" +
+		"| `vibration` | noise | float |\n" +
+		"| `running` | boolean, flipping now and then | bool |\n" +
+		"| `cycles` | counter | int |\n" +
+		"| `mode` | state: `auto`, `manual`, `maintenance`, `idle` | string |\n\n" +
+		"Beyond 7 tags the names repeat with a suffix: `temperature_1`, `pressure_1`, … Timestamps are the sample times. " +
+		"Quality is good unless `bad_ratio` or `uncertain_ratio` make a random share of the samples bad " +
+		"(status BadSensorFailure) or uncertain (status UncertainLastUsableValue), so filters such as " +
+		"`where = \"quality == 'good'\"` have something to do.",
 	Example: `source "sim" "plant" {
   assets       = 3
-  tags         = 6
+  tags         = 7
   interval     = "500ms"
   change_ratio = 0.5
+  bad_ratio    = 0.02
 }`,
 }, New)
 
@@ -52,6 +67,10 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		return nil, &engine.FieldError{Field: "interval", Offset: -1, Err: fmt.Errorf("must be positive")}
 	case c.ChangeRatio < 0 || c.ChangeRatio > 1:
 		return nil, &engine.FieldError{Field: "change_ratio", Offset: -1, Err: fmt.Errorf("must be between 0 and 1")}
+	case c.BadRatio < 0 || c.BadRatio > 1:
+		return nil, &engine.FieldError{Field: "bad_ratio", Offset: -1, Err: fmt.Errorf("must be between 0 and 1")}
+	case c.Uncertain < 0 || c.Uncertain > 1 || c.BadRatio+c.Uncertain > 1:
+		return nil, &engine.FieldError{Field: "uncertain_ratio", Offset: -1, Err: fmt.Errorf("must be between 0 and 1, and with bad_ratio at most 1")}
 	case c.BatchSize < 1:
 		return nil, &engine.FieldError{Field: "batch_size", Offset: -1, Err: fmt.Errorf("must be at least 1")}
 	}
@@ -122,10 +141,26 @@ func (g *Generator) Fill(dst []engine.Point, from, n int, ts int64) []engine.Poi
 			v = g.value(g.index[a], t, v)
 			g.last[i] = v
 		}
-		dst = append(dst, engine.Point{Asset: g.assets[a], Tag: g.tags[t], Value: v, TS: ts})
+		p := engine.Point{Asset: g.assets[a], Tag: g.tags[t], Value: v, TS: ts}
+		// Only drawn when asked for, so the values of a seed stay the same.
+		if g.cfg.BadRatio > 0 || g.cfg.Uncertain > 0 {
+			switch r := g.rng.Float64(); {
+			case r < g.cfg.BadRatio:
+				p.Quality, p.Status = engine.Bad, statusBadSensorFailure
+			case r < g.cfg.BadRatio+g.cfg.Uncertain:
+				p.Quality, p.Status = engine.Uncertain, statusUncertainLastUsableValue
+			}
+		}
+		dst = append(dst, p)
 	}
 	return dst
 }
+
+// OPC UA status codes (Part 4, 7.34) of the simulated bad and uncertain samples.
+const (
+	statusBadSensorFailure         = 0x808C0000
+	statusUncertainLastUsableValue = 0x40900000
+)
 
 // Advance moves to the next sample time.
 func (g *Generator) Advance() { g.step++ }

@@ -26,7 +26,14 @@ func TestCanonicalJSON(t *testing.T) {
 		{engine.Point{Asset: "line1", Tag: "temperature", Value: engine.Float(21.5), TS: ts("2026-11-22T10:00:00.123Z")},
 			`{"asset":"line1","tag":"temperature","value":21.5,"quality":"good","ts":"2026-11-22T10:00:00.123Z"}`},
 		{engine.Point{Tag: "n", Value: engine.Int(-3), Quality: engine.Bad, Status: 0x80000000, TS: ts("2026-11-22T10:00:00Z")},
-			`{"tag":"n","value":-3,"quality":"bad","status":2147483648,"ts":"2026-11-22T10:00:00Z"}`},
+			`{"tag":"n","value":-3,"quality":"bad","status":2147483648,"status_name":"Bad","ts":"2026-11-22T10:00:00Z"}`},
+		{engine.Point{Tag: "nc", Value: engine.Null(), Quality: engine.Bad, Status: 0x808A0000, TS: ts("2026-11-22T10:00:00Z")},
+			`{"tag":"nc","value":null,"quality":"bad","status":2156527616,"status_name":"BadNotConnected","ts":"2026-11-22T10:00:00Z"}`},
+		// Info bits (here: limit high) keep the name; an unknown code has none.
+		{engine.Point{Tag: "lim", Value: engine.Int(1), Quality: engine.Uncertain, Status: 0x40920200, TS: 0},
+			`{"tag":"lim","value":1,"quality":"uncertain","status":1083310592,"status_name":"UncertainInitialValue","ts":"1970-01-01T00:00:00Z"}`},
+		{engine.Point{Tag: "unk", Value: engine.Int(1), Quality: engine.Bad, Status: 0x80FF0000, TS: 0},
+			`{"tag":"unk","value":1,"quality":"bad","status":2164195328,"ts":"1970-01-01T00:00:00Z"}`},
 		{engine.Point{Tag: "f", Value: engine.Float(3), TS: 0},
 			`{"tag":"f","value":3.0,"quality":"good","ts":"1970-01-01T00:00:00Z"}`},
 		{engine.Point{Tag: "nan", Value: engine.Float(math.NaN()), Quality: engine.Uncertain},
@@ -137,6 +144,17 @@ func TestAssetJSON(t *testing.T) {
 
 func BenchmarkAppendPoint(b *testing.B) {
 	p := engine.Point{Asset: "line1", Tag: "temperature", Value: engine.Float(21.5), TS: ts("2026-11-22T10:00:00.123Z")}
+	buf := make([]byte, 0, 256)
+	b.ReportAllocs()
+	for b.Loop() {
+		buf = AppendPoint(buf[:0], &p)
+	}
+	b.SetBytes(int64(len(buf)))
+}
+
+// A bad point carries its status name: one map lookup, no allocation.
+func BenchmarkAppendPointBadStatus(b *testing.B) {
+	p := engine.Point{Asset: "line1", Tag: "temperature", Value: engine.Null(), Quality: engine.Bad, Status: 0x808A0000, TS: ts("2026-11-22T10:00:00.123Z")}
 	buf := make([]byte, 0, 256)
 	b.ReportAllocs()
 	for b.Loop() {

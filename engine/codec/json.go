@@ -4,7 +4,9 @@
 //	{"asset":"line1","tag":"temperature","value":21.5,"quality":"good","ts":"2026-11-22T10:00:00.123Z"}
 //
 // asset and attrs are omitted when empty; status (the OPC UA status code) only
-// when non-zero; ts is RFC 3339 UTC with fractional seconds.
+// when non-zero, followed by status_name (BadNotConnected) when the code is a
+// known one; ts is RFC 3339 UTC with fractional seconds. Readers take the code
+// and ignore the name.
 package codec
 
 import (
@@ -35,6 +37,11 @@ func AppendPoint(b []byte, p *engine.Point) []byte {
 	if p.Status != 0 {
 		b = append(b, `,"status":`...)
 		b = strconv.AppendUint(b, uint64(p.Status), 10)
+		if name := StatusName(p.Status); name != "" {
+			b = append(b, `,"status_name":"`...)
+			b = append(b, name...)
+			b = append(b, '"')
+		}
 	}
 	b = append(b, `,"ts":`...)
 	b = AppendTime(b, p.TS)

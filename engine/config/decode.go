@@ -1,10 +1,13 @@
 package config
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"math/big"
+	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,6 +31,9 @@ type Field struct {
 	Default  string
 	Doc      string
 	Enum     []string
+	// Schemes are the URL schemes a string (or each string of a list) may
+	// have (tag scheme:"mqtt|mqtts"); "none" means host[:port] without one.
+	Schemes []string
 }
 
 // TypeName is how the reference docs name a field's type.
@@ -100,6 +106,9 @@ func Fields(t reflect.Type) []Field {
 		}
 		if e := sf.Tag.Get("enum"); e != "" {
 			f.Enum = strings.Split(e, "|")
+		}
+		if e := sf.Tag.Get("scheme"); e != "" {
+			f.Schemes = strings.Split(e, "|")
 		}
 		out = append(out, f)
 	}
@@ -324,7 +333,74 @@ func decodeAttr(attr *hcl.Attribute, f Field, fv reflect.Value, ctx *hcl.EvalCon
 			return hcl.Diagnostics{attrDiag(attr, "Invalid value for "+strconv.Quote(f.Name), detail)}
 		}
 	}
+	if len(f.Schemes) > 0 {
+		var list []string
+		switch {
+		case fv.Kind() == reflect.String:
+			list = []string{fv.String()}
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() == reflect.String:
+			list = fv.Interface().([]string)
+		}
+		for _, u := range list {
+			if err := checkScheme(u, f.Schemes); err != nil {
+				return hcl.Diagnostics{attrDiag(attr, "Invalid value for "+strconv.Quote(f.Name), err.Error())}
+			}
+		}
+	}
 	return nil
+}
+
+// checkScheme tells whether u is a URL with one of schemes and a host (or,
+// for "none", a host[:port] without a scheme), so a missing opc.tcp:// is a
+// validation error instead of a connection that fails forever at run time.
+// Credentials in u are never repeated.
+func checkScheme(u string, schemes []string) error {
+	shown := strconv.Quote(redactURL(u))
+	if schemes[0] == "none" {
+		if scheme, _, ok := strings.Cut(u, "://"); ok {
+			return fmt.Errorf("%s: want host or host:port, without a scheme (drop %s://)", shown, scheme)
+		}
+		return nil
+	}
+	want := strings.Join(schemes, "://, ") + "://"
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return fmt.Errorf("%s has no scheme: want %s followed by host:port, e.g. %s://%s", shown, want, schemes[0], redactURL(u))
+	}
+	if !slices.Contains(schemes, strings.ToLower(scheme)) {
+		detail := fmt.Sprintf("scheme %q of %s is not one of %s", scheme, shown, want)
+		if sug := Suggest(strings.ToLower(scheme), schemes); sug != "" {
+			detail += fmt.Sprintf(". Did you mean %q?", sug+"://")
+		}
+		return errors.New(detail)
+	}
+	p, err := url.Parse(u)
+	if err != nil {
+		return fmt.Errorf("%s is not a valid URL", shown)
+	}
+	if p.Hostname() == "" || strings.HasPrefix(rest, "/") {
+		return fmt.Errorf("%s has no host: want %s://host:port", shown, scheme)
+	}
+	return nil
+}
+
+// redactURL hides the user information of a URL (user:password@).
+func redactURL(u string) string {
+	scheme, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		rest = u
+	}
+	at := strings.LastIndex(rest, "@")
+	if slash := strings.Index(rest, "/"); slash >= 0 && slash < at {
+		at = -1
+	}
+	if at < 0 {
+		return u
+	}
+	if !ok {
+		return "xxxxx@" + rest[at+1:]
+	}
+	return scheme + "://xxxxx@" + rest[at+1:]
 }
 
 // exprFrom evaluates an attribute as a string expression and keeps where the

@@ -49,6 +49,9 @@ func writeFields(b *strings.Builder, prefix string, fields []Field) {
 			def = "`" + def + "`"
 		}
 		doc := f.Doc
+		if len(f.Schemes) > 0 && f.Schemes[0] != "none" {
+			doc += " (URL schemes: " + strings.Join(f.Schemes, "://, ") + "://; checked by validate)"
+		}
 		if len(f.Enum) > 0 {
 			doc += " (one of: " + strings.Join(f.Enum, ", ") + ")"
 		}

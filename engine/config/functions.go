@@ -52,7 +52,7 @@ func envFunc(lookup func(string) (string, bool)) function.Function {
 			if len(args) > 1 {
 				return args[1], nil
 			}
-			return cty.NilVal, function.NewArgErrorf(0, "environment variable %s is not set (give a default as env(%q, \"…\"))", name, name)
+			return cty.NilVal, function.NewArgErrorf(0, "environment variable %s is not set, and env(%q) has no default: set it, or give a default as env(%q, \"…\")", name, name, name)
 		},
 	})
 }

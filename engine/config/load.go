@@ -474,6 +474,13 @@ func (l *Loader) decodeComponent(c *component, ctx *hcl.EvalContext) hcl.Diagnos
 		if s := Suggest(c.typ, types); s != "" {
 			detail = fmt.Sprintf("There is no %s type %q. Did you mean %q?", c.kind, c.typ, s)
 		}
+		// Its inputs still count as read, so the misspelt type is the one
+		// diagnostic, not also an "unused" warning for what feeds it.
+		if content, _, d := c.block.Body.PartialContent(&hcl.BodySchema{Attributes: []hcl.AttributeSchema{{Name: "inputs"}}}); !d.HasErrors() {
+			if a, ok := content.Attributes["inputs"]; ok {
+				c.inputs, _ = parseRefs(a.Expr, false)
+			}
+		}
 		return hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Unknown " + string(c.kind) + " type",
 			Detail: detail, Subject: c.block.LabelRanges[0].Ptr()}}
 	}

@@ -87,7 +87,7 @@ func Compile(field string, x engine.Expr, want engine.Kind) (*Program, error) {
 	}
 	prog, err := expr.Compile(x.Src, opts...)
 	if err != nil {
-		return nil, compileError(field, &x, err)
+		return nil, compileError(field, &x, err, names)
 	}
 	if t := prog.Node().Type(); t != nil && t.Kind() != reflect.Interface {
 		ok := true
@@ -120,18 +120,18 @@ func isNumberKind(k reflect.Kind) bool {
 // pointing at the column inside the expression, for components that compile
 // expressions over an environment of their own (with Options()).
 func CompileError(field string, x *engine.Expr, err error) error {
-	return compileError(field, x, err)
+	return compileError(field, x, err, nil) // their names are not the point's
 }
 
 // compileError converts expr's error (which carries a rune offset) into a
 // FieldError with a byte offset into the expression source.
-func compileError(field string, x *engine.Expr, err error) error {
+func compileError(field string, x *engine.Expr, err error, known []string) error {
 	var fe *file.Error
 	if !errors.As(err, &fe) {
 		return engine.ExprError(field, x, -1, err)
 	}
 	off := runeToByte(x.Src, fe.From)
-	return engine.ExprError(field, x, off, errors.New(fe.Message))
+	return engine.ExprError(field, x, off, errors.New(hint(x.Src, off, fe.Message, known)))
 }
 
 func runeToByte(s string, runes int) int {

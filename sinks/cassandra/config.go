@@ -20,7 +20,7 @@ import (
 
 // Config is the Cassandra sink's configuration.
 type Config struct {
-	Hosts          []string          `hcl:"hosts,required" doc:"contact points, host or host:port (port 9042 when omitted); the other nodes are discovered"`
+	Hosts          []string          `hcl:"hosts,required" scheme:"none" doc:"contact points, host or host:port (port 9042 when omitted); the other nodes are discovered"`
 	Keyspace       string            `hcl:"keyspace" default:"flowd" doc:"keyspace of the table"`
 	Table          string            `hcl:"table" default:"points" doc:"tag history table"`
 	Consistency    string            `hcl:"consistency" default:"LOCAL_QUORUM" enum:"ANY|ONE|TWO|THREE|QUORUM|ALL|LOCAL_QUORUM|EACH_QUORUM|LOCAL_ONE" doc:"write consistency; a batch is acknowledged upstream only once Cassandra confirmed every row at this level"`

@@ -21,7 +21,7 @@ import (
 type Config struct {
 	Transport        string `hcl:"transport" default:"amqp" enum:"amqp|kafka" doc:"amqp: the Event Hubs protocol (azeventhubs); kafka: the namespace's Kafka endpoint (port 9093, SASL_SSL)"`
 	ConnectionString string `hcl:"connection_string" doc:"namespace or hub connection string (Endpoint=sb://…;SharedAccessKeyName=…;SharedAccessKey=…[;EntityPath=hub]); the emulator form with UseDevelopmentEmulator=true is accepted (amqp). Use env(\"NAME\") or file(\"path\")"`
-	Namespace        string `hcl:"namespace" doc:"fully qualified namespace (myns.servicebus.windows.net) when authenticating with a credential block instead of a connection string"`
+	Namespace        string `hcl:"namespace" scheme:"none" doc:"fully qualified namespace (myns.servicebus.windows.net) when authenticating with a credential block instead of a connection string"`
 	EventHub         string `hcl:"event_hub" doc:"event hub name; default: the connection string's EntityPath"`
 
 	Format           string      `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: an event per point; json_batch: an event per batch (a JSON array, split to fit); asset_json: an event per asset per batch"`

@@ -18,7 +18,7 @@ import (
 
 // Config is the Kafka sink's configuration.
 type Config struct {
-	Brokers   []string    `hcl:"brokers,required" doc:"seed brokers, host:port"`
+	Brokers   []string    `hcl:"brokers,required" scheme:"none" doc:"seed brokers, host:port"`
 	Topic     string      `hcl:"topic" doc:"topic to produce to (this or topic_expr)"`
 	TopicExpr engine.Expr `hcl:"topic_expr" doc:"expression giving the topic per point, e.g. \"'plant.' + asset\" (json: per record; json_batch and asset_json: one record per topic). Such topics are not checked at start: a missing one fails the batch until it exists"`
 	Format    string      `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: a record per point; json_batch: a record per batch (a JSON array, split to stay under max_message_bytes); asset_json: a record per asset per batch"`

@@ -22,8 +22,8 @@ import (
 
 // Config is the mqtt sink's configuration.
 type Config struct {
-	Broker         string        `hcl:"broker" doc:"broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…"`
-	Brokers        []string      `hcl:"brokers" doc:"several broker URLs, tried in turn (failover); adds to broker"`
+	Broker         string        `hcl:"broker" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…"`
+	Brokers        []string      `hcl:"brokers" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"several broker URLs, tried in turn (failover); adds to broker"`
 	ClientID       string        `hcl:"client_id" doc:"client id (default flowd-<pipeline>-sink-<name>)"`
 	Username       string        `hcl:"username" doc:"user name; use env(\"…\") or file(\"…\") for secrets"`
 	Password       string        `hcl:"password" doc:"password; use env(\"…\") or file(\"…\")"`

@@ -52,7 +52,7 @@ var Spec = engine.TransformSpec(engine.Info{
 		"a quality change always passes; with a heartbeat, a value whose ts is at least heartbeat after the last reported " +
 		"one passes. Time is the points' own ts, so a replay gives the same result. Points held back count as acknowledged.",
 	Example: `transform "cov" "changes" {
-  inputs    = [transform.scale]
+  inputs    = [source.line1]
   deadband  = 0.5
   mode      = "absolute"
   heartbeat = "60s"
