@@ -3,6 +3,7 @@ package opcua
 import (
 	"fmt"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/flowd/flowd/engine"
@@ -68,7 +69,29 @@ type BrowseConfig struct {
 	MaxDepth  int      `hcl:"max_depth" default:"4" doc:"levels to descend (0: unlimited)"`
 	Include   []string `hcl:"include" doc:"glob patterns on the browse path (Asset1/Tag*) or name; when set, only matching variables"`
 	Exclude   []string `hcl:"exclude" doc:"glob patterns of variables to leave out"`
-	AssetFrom string   `hcl:"asset_from" default:"parent" enum:"parent|source" doc:"asset of discovered variables: the parent object's browse name, or the source's asset"`
+	AssetFrom string   `hcl:"asset_from" default:"parent" enum:"parent|source" doc:"asset of discovered variables: the parent object's browse name (see asset_levels), or the source's asset"`
+	// Plant trees repeat names (Line1/Motor/Temp, Line2/Motor/Temp): the
+	// parent alone does not tell such nodes apart.
+	AssetLevels    int    `hcl:"asset_levels" default:"1" doc:"asset_from = \"parent\": how many object levels above a variable make its asset, joined by asset_separator: 1 the parent object (Motor), 2 with its parent (Line1/Motor), 0 every level below root"`
+	AssetSeparator string `hcl:"asset_separator" default:"/" doc:"joins the levels of asset_levels"`
+	OnDuplicate    string `hcl:"on_duplicate" default:"error" enum:"error|skip" doc:"two nodes that would make the same (asset, tag) series: error fails the session with an error naming both node ids; skip keeps the first one found and logs a warning naming both"`
+}
+
+// assetOf is the asset of a browsed variable under asset_from = "parent".
+func (b *BrowseConfig) assetOf(v uacommon.Var) string {
+	objs := v.Objects
+	switch {
+	case len(objs) == 0:
+		return v.Parent
+	case b.AssetLevels == 0 && len(objs) > 1:
+		objs = objs[1:] // every level below root
+	case b.AssetLevels > 0 && len(objs) > b.AssetLevels:
+		objs = objs[len(objs)-b.AssetLevels:]
+	}
+	if len(objs) == 1 {
+		return objs[0]
+	}
+	return strings.Join(objs, b.AssetSeparator)
 }
 
 type nodeSpec struct {
@@ -170,7 +193,18 @@ func (c *Config) validate() ([]nodeSpec, error) {
 		}
 		specs = append(specs, s)
 	}
+	seen := map[[2]string]string{}
+	for _, sp := range specs {
+		k := [2]string{sp.asset, sp.tag}
+		if prev, dup := seen[k]; dup {
+			return nil, fieldErr("node", fmt.Errorf("nodes %s and %s both make asset %q tag %q: give one a different tag or asset", prev, sp.id, sp.asset, sp.tag))
+		}
+		seen[k] = sp.id.String()
+	}
 	if c.Browse != nil {
+		if c.Browse.AssetLevels < 0 {
+			return nil, fieldErr("browse", fmt.Errorf("asset_levels must not be negative"))
+		}
 		if uacommon.IsBrowsePath(c.Browse.Root) {
 			if _, _, err := uacommon.ParseBrowsePath(c.Browse.Root); err != nil {
 				return nil, fieldErr("browse", fmt.Errorf("root: %v", err))

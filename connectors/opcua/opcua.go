@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	gopcua "github.com/gopcua/opcua"
@@ -243,21 +244,43 @@ func (s *Source) resolve(ctx context.Context, c *gopcua.Client) (tags []*tagStat
 			root = nid
 		}
 		base := nodeSpec{asset: s.cfg.Asset, sampling: s.cfg.SamplingInterval, queue: s.cfg.QueueSize, deadband: s.cfg.Deadband, dbType: s.cfg.DeadbandType}
+		// Every series has one node: two nodes under one (asset, tag)
+		// would interleave their values into one series. Checked over
+		// every node, whichever shard reads it, so replicas agree.
+		owner := make(map[[2]string]*ua.NodeID, len(s.specs))
+		for _, sp := range s.specs {
+			owner[[2]string{sp.asset, sp.tag}] = sp.id
+		}
+		var dupErr error
 		err = uacommon.Browse(ctx, c, root, b.MaxDepth, func(v uacommon.Var) {
-			if !b.match(v.Path, v.Name) {
+			if dupErr != nil || !b.match(v.Path, v.Name) {
 				return
 			}
 			sp := base
 			sp.tag, sp.id = v.Name, v.NodeID
 			if b.AssetFrom == "parent" {
-				sp.asset = v.Parent
+				sp.asset = b.assetOf(v)
 			}
+			k := [2]string{sp.asset, sp.tag}
+			if prev, dup := owner[k]; dup {
+				msg := fmt.Sprintf("nodes %s and %s (%s) both make asset %q tag %q", prev, sp.id, strings.Join(v.Path, "/"), sp.asset, sp.tag)
+				if b.OnDuplicate == "skip" {
+					s.log.Warn(msg+"; keeping the first (browse.on_duplicate = \"skip\")", "kept", prev.String(), "skipped", sp.id.String())
+					return
+				}
+				dupErr = fmt.Errorf("%s: set browse.asset_levels (e.g. %d) so each asset names its path, or exclude one", msg, max(b.AssetLevels+1, 2))
+				return
+			}
+			owner[k] = sp.id
 			if !shard.Owns(sp.asset) {
 				others++
 				return
 			}
 			tags = append(tags, &tagState{nodeSpec: sp})
 		})
+		if err == nil {
+			err = dupErr
+		}
 		if err != nil {
 			return nil, 0, err
 		}
