@@ -154,3 +154,100 @@ pipeline "twins" {
 		t.Errorf("skip: no warning naming both nodes: %v", warns)
 	}
 }
+
+// TestOPCUASubscribeHungServer stops a private asyncua server with SIGSTOP
+// (its TCP connections stay open, as behind a frozen PLC or a pulled cable
+// beyond a switch). With the default keep-alive and watchdog settings the
+// subscribe source notices within seconds: tags marked bad,
+// flowd_opcua_connected 0, /readyz 503, reconnect attempts spaced by the
+// backoff. After SIGCONT it reconnects and delivers again.
+func TestOPCUASubscribeHungServer(t *testing.T) {
+	srv := startInterop(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	cfg := harness.WriteFile(t, dir, "hung.hcl", fmt.Sprintf(`
+pipeline "hung" {
+  source "opcua" "plc" {
+    endpoint        = %q
+    mode            = "subscribe"
+    interval        = "200ms"
+    asset           = "plc"
+    request_timeout = "2s"
+    reconnect_min   = "500ms"
+    reconnect_max   = "4s"
+    nodes = {
+      counter = "ns=2;s=Interop.Counter"
+      double  = "ns=2;s=Interop.Double"
+    }
+  }
+  sink "file" "out" {
+    inputs = [source.plc]
+    path   = %q
+  }
+}
+`, srv.Endpoint, out))
+	p := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), cfg)
+	metric := func(name string) float64 {
+		m, err := p.Metrics()
+		if err != nil {
+			return -1
+		}
+		return harness.Sum(m, name)
+	}
+	quality := func(q string, after time.Time) int {
+		return countWhere(harness.ReadJSONL[jsonPoint](t, out), func(pt jsonPoint) bool { return pt.Quality == q && pt.TS.After(after) })
+	}
+	harness.Eventually(t, 30*time.Second, func() bool {
+		return quality("good", time.Time{}) >= 10 && metric("flowd_opcua_connected") == 1 && readyz(t, p) == 200
+	}, "no points from the private server")
+
+	if err := srv.Cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	stopped := time.Now()
+	// Bound: keepalive_count (5) × 200ms + watchdog_timeout (3s) + slack.
+	harness.Eventually(t, 15*time.Second, func() bool {
+		pts := harness.ReadJSONL[jsonPoint](t, out)
+		return countWhere(pts, func(pt jsonPoint) bool { return pt.Quality == "bad" && pt.Tag == "counter" }) >= 1 &&
+			countWhere(pts, func(pt jsonPoint) bool { return pt.Quality == "bad" && pt.Tag == "double" }) >= 1 &&
+			metric("flowd_opcua_connected") == 0 && readyz(t, p) == 503
+	}, "the hung server went unnoticed: no bad points, flowd_opcua_connected stays 1 or /readyz 200")
+	detected := time.Since(stopped)
+	t.Logf("hung server detected after %s", detected.Round(100*time.Millisecond))
+	if n := metric("flowd_opcua_watchdog_timeouts_total"); n != 1 {
+		t.Errorf("flowd_opcua_watchdog_timeouts_total = %v, want 1", n)
+	}
+	// While it stays hung the source keeps trying, spaced by the backoff
+	// (each attempt also waits request_timeout for an answer).
+	time.Sleep(8 * time.Second)
+	r := metric("flowd_opcua_reconnects_total")
+	if r < 2 || r > 8 {
+		t.Errorf("flowd_opcua_reconnects_total = %v after 8s of a hung server, want a few attempts (2–8)", r)
+	}
+	if readyz(t, p) != 503 {
+		t.Error("/readyz is not 503 while the server hangs")
+	}
+
+	if err := srv.Cmd.Process.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	resumed := time.Now()
+	harness.Eventually(t, 30*time.Second, func() bool {
+		return quality("good", resumed) >= 10 && metric("flowd_opcua_connected") == 1 && readyz(t, p) == 200
+	}, "no recovery after SIGCONT")
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("flowd exit code %d", code)
+	}
+	pts := harness.ReadJSONL[jsonPoint](t, out)
+	for _, tag := range []string{"counter", "double"} {
+		var seq []string
+		for _, pt := range pts {
+			if pt.Tag == tag && (len(seq) == 0 || seq[len(seq)-1] != pt.Quality) {
+				seq = append(seq, pt.Quality)
+			}
+		}
+		if strings.Join(seq, ",") != "good,bad,good" {
+			t.Errorf("%s: quality sequence %v, want good → bad → good", tag, seq)
+		}
+	}
+}

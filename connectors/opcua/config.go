@@ -34,6 +34,10 @@ type Config struct {
 	MaxNodesPerRead int    `hcl:"max_nodes_per_read" default:"0" doc:"largest Read request; 0 uses the server's OperationLimits/MaxNodesPerRead (1000 when it states none)"`
 	MaxItemsPerSub  int    `hcl:"max_items_per_subscription" default:"1000" doc:"subscribe: monitored items per subscription (keeps each publish answer small)"`
 
+	KeepAliveCount  uint32        `hcl:"keepalive_count" default:"5" doc:"subscribe: publishing intervals without data after which the server sends a keep-alive; after this long with nothing received the source probes the server (see watchdog_timeout)"`
+	LifetimeCount   uint32        `hcl:"lifetime_count" default:"0" doc:"subscribe: publishing intervals without publish requests after which the server deletes the subscription (0: a minute's worth, and at least 3 × keepalive_count, the least the specification allows); the watchdog, not the lifetime, detects a hung server"`
+	WatchdogTimeout time.Duration `hcl:"watchdog_timeout" default:"3s" doc:"subscribe: how long the probe (a Read of the server state) sent after keepalive_count silent publishing intervals may take; unanswered, the server counts as hung: tags are marked bad and the source reconnects"`
+
 	SecurityPolicy  string `hcl:"security_policy" default:"None" enum:"None|Basic256Sha256|Aes128_Sha256_RsaOaep|Aes256_Sha256_RsaPss|Basic256|Basic128Rsa15" doc:"security policy of the endpoint to use"`
 	SecurityMode    string `hcl:"security_mode" default:"None" enum:"None|Sign|SignAndEncrypt" doc:"message security mode"`
 	Username        string `hcl:"username" doc:"user name for username/password authentication (anonymous when empty)"`
@@ -146,6 +150,15 @@ func (c *Config) validate() ([]nodeSpec, error) {
 	}
 	if c.Deadband < 0 {
 		return nil, fieldErr("deadband", fmt.Errorf("must not be negative"))
+	}
+	if c.KeepAliveCount < 1 {
+		return nil, fieldErr("keepalive_count", fmt.Errorf("must be at least 1"))
+	}
+	if c.LifetimeCount != 0 && c.LifetimeCount < 3*c.KeepAliveCount {
+		return nil, fieldErr("lifetime_count", fmt.Errorf("must be at least 3 × keepalive_count (%d)", 3*c.KeepAliveCount))
+	}
+	if c.WatchdogTimeout <= 0 {
+		return nil, fieldErr("watchdog_timeout", fmt.Errorf("must be positive"))
 	}
 	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {
 		return nil, fieldErr("reconnect_max", fmt.Errorf("need 0 < reconnect_min ≤ reconnect_max"))

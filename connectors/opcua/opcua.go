@@ -16,6 +16,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	gopcua "github.com/gopcua/opcua"
@@ -61,6 +62,7 @@ type metrics struct {
 	lost        prometheus.Counter
 	nodes       prometheus.Gauge
 	badItems    prometheus.Counter
+	watchdog    prometheus.Counter
 }
 
 // New validates the config and builds the source.
@@ -81,8 +83,9 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		lost:        prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_lost_notifications_total", Help: "Subscribed values received while the pipeline stayed full for a whole publishing interval, and so not emitted (also counted in flowd_points_dropped_total, reason backpressure)."}),
 		nodes:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowd_opcua_nodes", Help: "Nodes read or monitored in the current session."}),
 		badItems:    prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_failed_items_total", Help: "Monitored items the server refused."}),
+		watchdog:    prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_watchdog_timeouts_total", Help: "Subscribe sessions ended because the server sent nothing for the keep-alive period and did not answer the probe Read within watchdog_timeout (a hung server)."}),
 	}
-	env.MustRegister(m.connected, m.reconnects, m.readSeconds, m.points, m.skipped, m.dropped, m.lost, m.nodes, m.badItems)
+	env.MustRegister(m.connected, m.reconnects, m.readSeconds, m.points, m.skipped, m.dropped, m.lost, m.nodes, m.badItems, m.watchdog)
 	log := env.Logger
 	if log == nil {
 		log = slog.Default()
@@ -107,7 +110,8 @@ type Source struct {
 	mode   ua.MessageSecurityMode
 	pki    uacommon.PKI
 	m      metrics
-	known  []*tagState // tags of the last session, marked bad when it drops
+	known  []*tagState  // tags of the last session, marked bad when it drops
+	heard  atomic.Int64 // subscribe: unix ns of the last notification or answered probe
 }
 
 // tagState is one node being read, with its client-side filter state.

@@ -100,6 +100,17 @@ func defaults(c *Config) {
 		if c.Browse.AssetFrom == "" {
 			c.Browse.AssetFrom = "parent"
 		}
+		if c.Browse.AssetLevels == 0 {
+			c.Browse.AssetLevels = 1
+		}
+		set(&c.Browse.AssetSeparator, "/")
+		set(&c.Browse.OnDuplicate, "error")
+	}
+	if c.KeepAliveCount == 0 {
+		c.KeepAliveCount = 5
+	}
+	if c.WatchdogTimeout == 0 {
+		c.WatchdogTimeout = 3 * time.Second
 	}
 }
 
