@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -11,6 +12,9 @@ import (
 	"testing"
 	"time"
 
+	gopcua "github.com/gopcua/opcua"
+
+	uacommon "github.com/flowd/flowd/common/opcua"
 	"github.com/flowd/flowd/e2e/harness"
 )
 
@@ -249,5 +253,129 @@ pipeline "hung" {
 		if strings.Join(seq, ",") != "good,bad,good" {
 			t.Errorf("%s: quality sequence %v, want good → bad → good", tag, seq)
 		}
+	}
+}
+
+// TestOPCUAAuthRefusedBacksOff runs two sources against a private asyncua
+// server that trusts only one client certificate: one source with that
+// certificate and a wrong password, one whose own (generated) certificate
+// the server distrusts. Each login refusal is logged once with the
+// auth_retry delay (default 5m) instead of being retried every reconnect_max;
+// the certificate error names flowd's certificate file and its thumbprint.
+func TestOPCUAAuthRefusedBacksOff(t *testing.T) {
+	dir := t.TempDir()
+	trust := filepath.Join(dir, "client-trust")
+	if err := os.MkdirAll(trust, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	der, key, err := uacommon.GenerateCert("urn:flowd:client", "flowd e2e", []string{"localhost"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile := harness.WriteFile(t, dir, "client.der", string(der))
+	keyFile := harness.WriteFile(t, dir, "client.pem", string(uacommon.KeyPEM(key)))
+	harness.WriteFile(t, trust, "client.der", string(der))
+	srv := startInterop(t, "--client-trust", trust)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	eps, err := gopcua.GetEndpoints(ctx, srv.Endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	thumb := ""
+	for _, e := range eps {
+		if len(e.ServerCertificate) > 0 {
+			thumb = uacommon.Thumbprint(e.ServerCertificate)
+		}
+	}
+	out := filepath.Join(dir, "out.jsonl")
+	cfg := harness.WriteFile(t, dir, "auth.hcl", fmt.Sprintf(`
+pipeline "auth" {
+  source "opcua" "wrongpw" {
+    endpoint          = %[1]q
+    security_policy   = "Basic256Sha256"
+    security_mode     = "SignAndEncrypt"
+    trust_server_cert = %[2]q
+    certificate       = %[3]q
+    private_key       = %[4]q
+    username          = "operator"
+    password          = "nope"
+    reconnect_min     = "200ms"
+    reconnect_max     = "500ms"
+    nodes = { counter = "ns=2;s=Interop.Counter" }
+  }
+  source "opcua" "distrusted" {
+    endpoint          = %[1]q
+    security_policy   = "Basic256Sha256"
+    security_mode     = "SignAndEncrypt"
+    trust_server_cert = %[2]q
+    reconnect_min     = "200ms"
+    reconnect_max     = "500ms"
+    nodes = { counter = "ns=2;s=Interop.Counter" }
+  }
+  source "opcua" "good" {
+    endpoint          = %[1]q
+    security_policy   = "Basic256Sha256"
+    security_mode     = "SignAndEncrypt"
+    trust_server_cert = %[2]q
+    certificate       = %[3]q
+    private_key       = %[4]q
+    username          = "operator"
+    password          = "s3cret"
+    asset             = "good"
+    nodes = { counter = "ns=2;s=Interop.Counter" }
+  }
+  sink "file" "out" {
+    inputs = [source.wrongpw, source.distrusted, source.good]
+    path   = %[5]q
+  }
+}
+`, srv.Endpoint, thumb, certFile, keyFile, out))
+	data := filepath.Join(dir, "data")
+	p := harness.Start(t, "--data-dir", data, cfg)
+	// The trusted certificate with the right password works: the refusals
+	// below are about identity, not the endpoint.
+	harness.Eventually(t, 30*time.Second, func() bool {
+		return countWhere(harness.ReadJSONL[jsonPoint](t, out), func(pt jsonPoint) bool { return pt.Asset == "good" }) >= 5 &&
+			len(errorLines(p.Stderr.String())["source.wrongpw"]) > 0 && len(errorLines(p.Stderr.String())["source.distrusted"]) > 0
+	}, "points from the good source and errors from the refused ones")
+	// With reconnect_max 500ms the old behaviour makes ~20 attempts here.
+	time.Sleep(8 * time.Second)
+	m, err := p.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("flowd exit code %d", code)
+	}
+	lines := errorLines(p.Stderr.String())
+	for _, src := range []string{"wrongpw", "distrusted"} {
+		got := lines["source."+src]
+		if len(got) != 1 {
+			t.Errorf("%s: %d login attempts in 8s, want 1 (then auth_retry): %q", src, len(got), got)
+			continue
+		}
+		if !strings.Contains(got[0], "next attempt in 4m") && !strings.Contains(got[0], "next attempt in 5m0s") || !strings.Contains(got[0], "(auth_retry)") {
+			t.Errorf("%s: error %q does not say when it tries again", src, got[0])
+		}
+		t.Logf("%s: %s", src, got[0])
+		if r := harness.Sum(m, "flowd_opcua_reconnects_total", "component=source."+src); r != 1 {
+			t.Errorf("%s: flowd_opcua_reconnects_total = %v, want 1", src, r)
+		}
+	}
+	if got := lines["source.wrongpw"]; len(got) > 0 && !strings.Contains(got[0], "wrong username or password") {
+		t.Errorf("wrongpw: %q does not say wrong username or password", got[0])
+	}
+	own := filepath.Join(data, "pki", "opcua", "own", "cert.der")
+	ownDER, err := os.ReadFile(own)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := lines["source.distrusted"]; len(got) > 0 && (!strings.Contains(got[0], own) || !strings.Contains(got[0], uacommon.Thumbprint(ownDER))) {
+		t.Errorf("distrusted: %q does not name %s and its thumbprint %s", got[0], own, uacommon.Thumbprint(ownDER))
+	}
+	if n := countWhere(harness.ReadJSONL[jsonPoint](t, out), func(pt jsonPoint) bool { return pt.Asset != "good" }); n != 0 {
+		t.Errorf("%d points from refused sources", n)
 	}
 }

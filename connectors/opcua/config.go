@@ -54,6 +54,7 @@ type Config struct {
 	RequestTimeout time.Duration `hcl:"request_timeout" default:"10s" doc:"timeout of one request (connect, read, browse)"`
 	ReconnectMin   time.Duration `hcl:"reconnect_min" default:"1s" doc:"first delay before reconnecting; doubles up to reconnect_max, with jitter"`
 	ReconnectMax   time.Duration `hcl:"reconnect_max" default:"30s" doc:"longest delay between reconnection attempts"`
+	AuthRetry      time.Duration `hcl:"auth_retry" default:"5m" doc:"delay before trying again after the server refused the user (BadUserAccessDenied, BadIdentityTokenRejected) or flowd's certificate: every attempt is a failed login on the PLC, and many lock the account"`
 }
 
 // NodeConfig is a node block.
@@ -150,6 +151,9 @@ func (c *Config) validate() ([]nodeSpec, error) {
 	}
 	if c.Deadband < 0 {
 		return nil, fieldErr("deadband", fmt.Errorf("must not be negative"))
+	}
+	if c.AuthRetry < c.ReconnectMin {
+		return nil, fieldErr("auth_retry", fmt.Errorf("must be at least reconnect_min"))
 	}
 	if c.KeepAliveCount < 1 {
 		return nil, fieldErr("keepalive_count", fmt.Errorf("must be at least 1"))

@@ -28,7 +28,7 @@ func TestBrowseAssetLevels(t *testing.T) {
 // Two node blocks that would write one series are a config error.
 func TestValidateDuplicateSeries(t *testing.T) {
 	c := Config{Interval: 1, SecurityPolicy: "None", SecurityMode: "None", QueueSize: 1, MaxItemsPerSub: 1,
-		ReconnectMin: 1, ReconnectMax: 1, KeepAliveCount: 1, WatchdogTimeout: 1, Asset: "m",
+		ReconnectMin: 1, ReconnectMax: 1, AuthRetry: 1, KeepAliveCount: 1, WatchdogTimeout: 1, Asset: "m",
 		Nodes: map[string]string{"temp": "ns=2;s=A.Temp"},
 		Node:  []NodeConfig{{Name: "temp", ID: "ns=2;s=B.Temp"}}}
 	_, err := c.validate()

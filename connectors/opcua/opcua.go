@@ -137,10 +137,16 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 			attempt = 0
 			s.log.Warn("connection lost; reconnecting", "endpoint", s.cfg.Endpoint, "err", err)
 			s.markBad(ctx, out)
-		} else {
-			s.log.Error("cannot connect: "+err.Error(), "endpoint", s.cfg.Endpoint, "attempt", attempt+1)
 		}
 		d := backoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax, attempt)
+		if ae := (authError{}); errors.As(err, &ae) {
+			// Retrying a refused login soon only adds failed logins.
+			d = s.cfg.AuthRetry - time.Duration(rand.Int64N(int64(s.cfg.AuthRetry/10)+1))
+			s.log.Error("cannot connect: "+err.Error()+"; next attempt in "+d.Round(time.Second).String()+" (auth_retry)",
+				"endpoint", s.cfg.Endpoint, "attempt", attempt+1)
+		} else if !connected {
+			s.log.Error("cannot connect: "+err.Error(), "endpoint", s.cfg.Endpoint, "attempt", attempt+1)
+		}
 		attempt++
 		t := time.NewTimer(d)
 		select {

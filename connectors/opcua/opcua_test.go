@@ -106,6 +106,9 @@ func defaults(c *Config) {
 		set(&c.Browse.AssetSeparator, "/")
 		set(&c.Browse.OnDuplicate, "error")
 	}
+	if c.AuthRetry == 0 {
+		c.AuthRetry = 5 * time.Minute
+	}
 	if c.KeepAliveCount == 0 {
 		c.KeepAliveCount = 5
 	}
