@@ -191,7 +191,13 @@ func (s *Source) session(ctx context.Context, out engine.Output) (connected bool
 		return false, err
 	}
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		// A hung server will not answer CloseSession: do not make the
+		// tags wait for it before they are marked bad.
+		d := 2 * time.Second
+		if errors.Is(err, errHung) {
+			d = 100 * time.Millisecond
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
 		defer cancel()
 		c.Close(cctx)
 	}()

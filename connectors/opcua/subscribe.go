@@ -136,8 +136,8 @@ func (s *Source) watchdog(ctx context.Context, c *gopcua.Client, silence time.Du
 	}
 	if err != nil {
 		s.m.watchdog.Inc()
-		return fmt.Errorf("server silent: nothing received for %s (keep-alive due every %s) and no answer to a Read within watchdog_timeout %s: %w",
-			quiet.Round(time.Millisecond), silence, s.cfg.WatchdogTimeout, err)
+		return fmt.Errorf("%w: nothing received for %s (keep-alive due every %s) and no answer to a Read within watchdog_timeout %s: %w",
+			errHung, quiet.Round(time.Millisecond), silence, s.cfg.WatchdogTimeout, err)
 	}
 	s.heard.Store(time.Now().UnixNano())
 	return nil
@@ -235,6 +235,9 @@ func (s *Source) emit(ctx context.Context, queue <-chan []engine.Point, out engi
 		}
 	}
 }
+
+// errHung marks a session ended by the watchdog.
+var errHung = errors.New("server silent")
 
 // deadStatus are the Read results that mean no answer came.
 var deadStatus = []ua.StatusCode{ua.StatusBadTimeout, ua.StatusBadRequestTimeout, ua.StatusBadServerNotConnected,
