@@ -144,6 +144,8 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 			d = s.cfg.AuthRetry - time.Duration(rand.Int64N(int64(s.cfg.AuthRetry/10)+1))
 			s.log.Error("cannot connect: "+err.Error()+"; next attempt in "+d.Round(time.Second).String()+" (auth_retry)",
 				"endpoint", s.cfg.Endpoint, "attempt", attempt+1)
+		} else if errors.Is(err, errDuplicate) {
+			s.log.Error("cannot read: "+err.Error(), "endpoint", s.cfg.Endpoint, "attempt", attempt+1)
 		} else if !connected {
 			s.log.Error("cannot connect: "+err.Error(), "endpoint", s.cfg.Endpoint, "attempt", attempt+1)
 		}
@@ -284,7 +286,7 @@ func (s *Source) resolve(ctx context.Context, c *gopcua.Client) (tags []*tagStat
 					s.log.Warn(msg+"; keeping the first (browse.on_duplicate = \"skip\")", "kept", prev.String(), "skipped", sp.id.String())
 					return
 				}
-				dupErr = fmt.Errorf("%s: set browse.asset_levels (e.g. %d) so each asset names its path, or exclude one", msg, max(b.AssetLevels+1, 2))
+				dupErr = fmt.Errorf("%w: %s: set browse.asset_levels (e.g. %d) so each asset names its path, or exclude one", errDuplicate, msg, max(b.AssetLevels+1, 2))
 				return
 			}
 			owner[k] = sp.id
@@ -306,6 +308,9 @@ func (s *Source) resolve(ctx context.Context, c *gopcua.Client) (tags []*tagStat
 	}
 	return tags, others, nil
 }
+
+// errDuplicate marks a browse that found two nodes for one series.
+var errDuplicate = errors.New("two nodes for one series")
 
 // pass applies the client-side deadband; it also records what was reported.
 func (t *tagState) pass(v engine.Value, q engine.Quality) bool {
