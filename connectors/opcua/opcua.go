@@ -39,7 +39,7 @@ var Spec = engine.SourceSpec(engine.Info{
 		"ones are stored in rejected/). The source reconnects by itself with exponential backoff and jitter, " +
 		"recreates its subscriptions, and emits every tag with quality bad (BadNotConnected) when the connection drops. " +
 		"With service.shard, a replica reads only the nodes whose asset its shard owns (explicit nodes by their asset, " +
-		"browsed variables by their parent object), so replicas split a plant by asset.",
+		"browsed variables by their asset: parent object or asset_levels of them), so replicas split a plant by asset.",
 	Example: `source "opcua" "line1" {
   endpoint = "opc.tcp://127.0.0.1:4840"
   mode     = "subscribe"
