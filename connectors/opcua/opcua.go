@@ -37,7 +37,9 @@ var Spec = engine.SourceSpec(engine.Info{
 		"anonymous, username/password or X.509 users. The application certificate is created on first run in " +
 		"<pki_dir>/own; server certificates must be in <pki_dir>/trusted or named by trust_server_cert (untrusted " +
 		"ones are stored in rejected/). The source reconnects by itself with exponential backoff and jitter, " +
-		"recreates its subscriptions, and emits every tag with quality bad (BadNotConnected) when the connection drops. " +
+		"recreates its subscriptions, and emits every tag with quality bad (BadNotConnected) when the connection drops; " +
+		"in subscribe mode a watchdog notices a server that stops answering with its connection open (keepalive_count, " +
+		"watchdog_timeout), and a refused user or certificate waits auth_retry before the next login. " +
 		"With service.shard, a replica reads only the nodes whose asset its shard owns (explicit nodes by their asset, " +
 		"browsed variables by their asset: parent object or asset_levels of them), so replicas split a plant by asset.",
 	Example: `source "opcua" "line1" {
