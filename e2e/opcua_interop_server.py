@@ -2,9 +2,13 @@
 
 Objects/Interop holds one variable of each common type (with a UInt64 at its
 maximum and a ByteString that is not UTF-8), a variable with a bad
-status, and a counter that increments by one every 200 ms. Endpoints: None
-(anonymous) and Basic256Sha256 + SignAndEncrypt (username operator, password
-s3cret, or any X.509 user certificate). The server certificate is created on first start in --pki.
+status, and a counter that increments by one every 200 ms. Objects/Twins holds
+A/Motor/Temp (1.0) and B/Motor/Temp (2.0): two nodes whose parent and name are
+alike. Endpoints: None (anonymous) and Basic256Sha256 + SignAndEncrypt
+(username operator, password s3cret, or any X.509 user certificate). The
+server certificate is created on first start in --pki. With --client-trust DIR
+the server accepts only client application certificates found in DIR (DER),
+and refuses others with BadCertificateUntrusted.
 """
 import argparse
 import asyncio
@@ -13,7 +17,10 @@ import logging
 import os
 
 from asyncua import Server, ua
+from asyncua.crypto.truststore import TrustStore
+from asyncua.crypto.validator import CertificateValidator, CertificateValidatorOptions
 from asyncua.server.users import User, UserRole
+from pathlib import Path
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -59,7 +66,7 @@ def ensure_cert(pki: str, uri: str) -> tuple:
     return cert_path, key_path
 
 
-async def main(port: int, pki: str) -> None:
+async def main(port: int, pki: str, client_trust: str) -> None:
     uri = "urn:flowd:interop:server"
     server = Server(user_manager=Users())
     await server.init()
@@ -71,6 +78,11 @@ async def main(port: int, pki: str) -> None:
     cert_path, key_path = ensure_cert(pki, uri)
     await server.load_certificate(cert_path)
     await server.load_private_key(key_path)
+    if client_trust:
+        store = TrustStore([Path(client_trust)], [])
+        await store.load()
+        server.set_certificate_validator(CertificateValidator(
+            CertificateValidatorOptions.TRUSTED | CertificateValidatorOptions.PEER_CLIENT, store))
     ns = await server.register_namespace("urn:flowd:interop")  # 2
     obj = await server.nodes.objects.add_object(ua.NodeId("Interop", ns), ua.QualifiedName("Interop", ns))
 
@@ -95,6 +107,13 @@ async def main(port: int, pki: str) -> None:
     await bad.write_value(ua.DataValue(ua.Variant(0.0, ua.VariantType.Double),
                                        StatusCode_=ua.StatusCode(ua.StatusCodes.BadSensorFailure)))
 
+    twins = await server.nodes.objects.add_object(ua.NodeId("Twins", ns), ua.QualifiedName("Twins", ns))
+    for name, value in (("A", 1.0), ("B", 2.0)):
+        o = await twins.add_object(ua.NodeId("Twins." + name, ns), ua.QualifiedName(name, ns))
+        m = await o.add_object(ua.NodeId(f"Twins.{name}.Motor", ns), ua.QualifiedName("Motor", ns))
+        await m.add_variable(ua.NodeId(f"Twins.{name}.Motor.Temp", ns), ua.QualifiedName("Temp", ns),
+                             ua.Variant(value, ua.VariantType.Double))
+
     async with server:
         n = 0
         while True:
@@ -107,6 +126,7 @@ if __name__ == "__main__":
     p = argparse.ArgumentParser()
     p.add_argument("--port", type=int, default=14840)
     p.add_argument("--pki", default="opcua-interop-pki")
+    p.add_argument("--client-trust", default="", help="accept only client certificates in this folder")
     logging.basicConfig(level=logging.WARNING)
     a = p.parse_args()
-    asyncio.run(main(a.port, a.pki))
+    asyncio.run(main(a.port, a.pki, a.client_trust))

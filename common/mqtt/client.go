@@ -156,18 +156,31 @@ func Connect(ctx context.Context, s *Settings, clientID string, manualAcks bool,
 		return nil, err
 	}
 	expiry := uint32(s.SessionExpiry / time.Second)
+	pace := newPacer(s.BackoffMin, s.BackoffMax)
 	cfg := autopaho.ClientConfig{
 		ServerUrls:                    urls,
 		TlsCfg:                        tlsCfg,
 		KeepAlive:                     uint16(s.KeepAlive / time.Second),
 		CleanStartOnInitialConnection: s.CleanStart,
 		SessionExpiryInterval:         expiry,
-		ReconnectBackoff:              Backoff(s.BackoffMin, s.BackoffMax),
+		ReconnectBackoff:              pace.delay,
 		ConnectTimeout:                s.ConnectTimeout,
 		ConnectUsername:               s.Username,
 		ConnectPassword:               []byte(s.Password),
-		OnConnectionUp:                h.OnUp,
+		OnConnectionUp: func(cm *autopaho.ConnectionManager, ack *paho.Connack) {
+			pace.up(time.Now())
+			if h.OnUp != nil {
+				h.OnUp(cm, ack)
+			}
+		},
 		OnConnectionDown: func() bool {
+			if pace.down(time.Now()) >= flapsToWarn && h.OnError != nil && ctx.Err() == nil {
+				// Mosquitto closes a taken-over session's connection without
+				// a DISCONNECT: repeated short connections are the sign.
+				h.OnError(fmt.Errorf("the broker keeps closing the connections of client id %q soon after accepting them: most likely "+
+					"another client (a second process?) uses the same client id and takes the session over; each process and connection "+
+					"needs its own client_id (reconnecting with growing backoff meanwhile)", clientID))
+			}
 			if h.OnDown != nil {
 				h.OnDown()
 			}
@@ -189,7 +202,7 @@ func Connect(ctx context.Context, s *Settings, clientID string, manualAcks bool,
 			},
 			OnServerDisconnect: func(d *paho.Disconnect) {
 				if h.OnError != nil {
-					h.OnError(fmt.Errorf("broker disconnected the client: reason %d %s", d.ReasonCode, reasonText(d)))
+					h.OnError(explainDisconnect(d, clientID))
 				}
 			},
 		},
@@ -239,6 +252,25 @@ func (p pahoLogger) Println(v ...any) {
 
 func (p pahoLogger) Printf(format string, v ...any) {
 	p.l.Debug("mqtt client: " + fmt.Sprintf(format, v...))
+}
+
+// reasonSessionTakenOver is the DISCONNECT reason a broker sends when
+// another client connected with the same client id.
+const reasonSessionTakenOver = 0x8E
+
+// explainDisconnect words a DISCONNECT from the broker; a session takeover
+// names the client id, since two processes (or two connections) sharing it
+// take the session from each other for as long as both run.
+func explainDisconnect(d *paho.Disconnect, clientID string) error {
+	if d.ReasonCode == reasonSessionTakenOver {
+		return fmt.Errorf("another client connected with client id %q and the broker handed it this session (DISCONNECT 0x8E session taken over): "+
+			"two processes or connections share this client_id; give each its own (reconnecting with backoff meanwhile)", clientID)
+	}
+	msg := fmt.Sprintf("broker disconnected the client: reason 0x%02X", d.ReasonCode)
+	if r := reasonText(d); r != "" {
+		msg += " " + r
+	}
+	return errors.New(msg)
 }
 
 func reasonText(d *paho.Disconnect) string {

@@ -20,6 +20,9 @@ type Var struct {
 	Parent string
 	// Path is the browse names from below the root down to the variable.
 	Path []string
+	// Objects is the browse names of the objects from the root down to the
+	// variable's parent (so never empty; the last is Parent).
+	Objects []string
 }
 
 // browseBatch is how many nodes one Browse request asks about: one, since a
@@ -93,6 +96,7 @@ func Browse(ctx context.Context, c *gopcua.Client, root *ua.NodeID, maxDepth int
 				if n := len(batch[i].path); n > 0 {
 					parent = batch[i].path[n-1]
 				}
+				objects := append([]string{rootName}, batch[i].path...)
 				for _, ref := range refs {
 					if ref.NodeID == nil || ref.NodeID.NodeID == nil || ref.BrowseName == nil {
 						continue
@@ -106,7 +110,7 @@ func Browse(ctx context.Context, c *gopcua.Client, root *ua.NodeID, maxDepth int
 					path := append(append([]string(nil), batch[i].path...), ref.BrowseName.Name)
 					switch ref.NodeClass {
 					case ua.NodeClassVariable:
-						fn(Var{NodeID: nid, Name: ref.BrowseName.Name, Parent: parent, Path: path})
+						fn(Var{NodeID: nid, Name: ref.BrowseName.Name, Parent: parent, Path: path, Objects: objects})
 					case ua.NodeClassObject:
 						next = append(next, browseItem{id: nid, path: path})
 					}

@@ -89,6 +89,9 @@ func (p PKI) rejected() string { return filepath.Join(p.Dir, "rejected") }
 // TrustedDir is where peer certificates are trusted.
 func (p PKI) TrustedDir() string { return p.trusted() }
 
+// OwnCertPath is where Own keeps this application's certificate (DER).
+func (p PKI) OwnCertPath() string { return filepath.Join(p.own(), "cert.der") }
+
 // Own loads this application's certificate and key, creating them (and the
 // directory layout) on first use.
 func (p PKI) Own(appURI, commonName string) ([]byte, *rsa.PrivateKey, error) {

@@ -38,7 +38,7 @@ type Config struct {
 	KeepAlive      time.Duration          `hcl:"keepalive" default:"30s" doc:"MQTT keepalive"`
 	ConnectTimeout time.Duration          `hcl:"connect_timeout" default:"10s" doc:"time allowed for one connection attempt"`
 	BackoffMin     time.Duration          `hcl:"backoff_min" default:"200ms" doc:"first reconnect delay"`
-	BackoffMax     time.Duration          `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay (the delay doubles up to it)"`
+	BackoffMax     time.Duration          `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay (the delay doubles up to it); a connection lost within a minute of coming up counts as a failed attempt, so a session taken over again and again (a duplicate client_id) reconnects at this pace"`
 	TLS            *mqttc.TLS             `hcl:"tls,block" doc:"TLS settings for mqtts:// and wss://"`
 	Topics         []string               `hcl:"topics" doc:"topic filters, subscribed with qos"`
 	Subscriptions  []Subscription         `hcl:"subscription,block" doc:"topic filters with their own QoS"`
@@ -94,7 +94,7 @@ type Source struct {
 	unacked   atomic.Int64
 	rejectLog logLimiter
 	up        atomic.Int32
-	lastErr   atomic.Pointer[string]
+	errLog    mqttc.ErrorLog
 }
 
 func fieldErr(err error) error {
@@ -297,10 +297,8 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 func (s *Source) connError(err error) {
 	msg := err.Error()
 	s.env.SetState(engine.StateFailing, err)
-	if prev := s.lastErr.Swap(&msg); prev == nil || *prev != msg {
-		if s.env.Logger != nil {
-			s.env.Logger.Error("mqtt connection failed", "err", msg)
-		}
+	if ok, repeats := s.errLog.Allow(msg, time.Now()); ok && s.env.Logger != nil {
+		s.env.Logger.Error("mqtt connection failed", "err", msg, "repeats", repeats)
 	}
 }
 
@@ -320,7 +318,6 @@ func (c *conn) connected(ctx context.Context, cm *autopaho.ConnectionManager, ac
 				return
 			}
 		}
-		s.lastErr.Store(nil)
 		if !c.subscribed.Swap(true) {
 			s.up.Add(1)
 		}

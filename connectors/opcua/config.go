@@ -3,6 +3,7 @@ package opcua
 import (
 	"fmt"
 	"path"
+	"strings"
 	"time"
 
 	"github.com/flowd/flowd/engine"
@@ -33,6 +34,10 @@ type Config struct {
 	MaxNodesPerRead int    `hcl:"max_nodes_per_read" default:"0" doc:"largest Read request; 0 uses the server's OperationLimits/MaxNodesPerRead (1000 when it states none)"`
 	MaxItemsPerSub  int    `hcl:"max_items_per_subscription" default:"1000" doc:"subscribe: monitored items per subscription (keeps each publish answer small)"`
 
+	KeepAliveCount  uint32        `hcl:"keepalive_count" default:"5" doc:"subscribe: publishing intervals without data after which the server sends a keep-alive; after this long with nothing received the source probes the server (see watchdog_timeout)"`
+	LifetimeCount   uint32        `hcl:"lifetime_count" default:"0" doc:"subscribe: publishing intervals without publish requests after which the server deletes the subscription (0: a minute's worth, and at least 3 × keepalive_count, the least the specification allows); the watchdog, not the lifetime, detects a hung server"`
+	WatchdogTimeout time.Duration `hcl:"watchdog_timeout" default:"3s" doc:"subscribe: how long the probe (a Read of the server state) sent after keepalive_count silent publishing intervals may take; unanswered, the server counts as hung: tags are marked bad and the source reconnects"`
+
 	SecurityPolicy  string `hcl:"security_policy" default:"None" enum:"None|Basic256Sha256|Aes128_Sha256_RsaOaep|Aes256_Sha256_RsaPss|Basic256|Basic128Rsa15" doc:"security policy of the endpoint to use"`
 	SecurityMode    string `hcl:"security_mode" default:"None" enum:"None|Sign|SignAndEncrypt" doc:"message security mode"`
 	Username        string `hcl:"username" doc:"user name for username/password authentication (anonymous when empty)"`
@@ -49,6 +54,7 @@ type Config struct {
 	RequestTimeout time.Duration `hcl:"request_timeout" default:"10s" doc:"timeout of one request (connect, read, browse)"`
 	ReconnectMin   time.Duration `hcl:"reconnect_min" default:"1s" doc:"first delay before reconnecting; doubles up to reconnect_max, with jitter"`
 	ReconnectMax   time.Duration `hcl:"reconnect_max" default:"30s" doc:"longest delay between reconnection attempts"`
+	AuthRetry      time.Duration `hcl:"auth_retry" default:"5m" doc:"delay before trying again after the server refused the user (BadUserAccessDenied, BadIdentityTokenRejected) or flowd's certificate: every attempt is a failed login on the PLC, and many lock the account"`
 }
 
 // NodeConfig is a node block.
@@ -68,7 +74,29 @@ type BrowseConfig struct {
 	MaxDepth  int      `hcl:"max_depth" default:"4" doc:"levels to descend (0: unlimited)"`
 	Include   []string `hcl:"include" doc:"glob patterns on the browse path (Asset1/Tag*) or name; when set, only matching variables"`
 	Exclude   []string `hcl:"exclude" doc:"glob patterns of variables to leave out"`
-	AssetFrom string   `hcl:"asset_from" default:"parent" enum:"parent|source" doc:"asset of discovered variables: the parent object's browse name, or the source's asset"`
+	AssetFrom string   `hcl:"asset_from" default:"parent" enum:"parent|source" doc:"asset of discovered variables: the parent object's browse name (see asset_levels), or the source's asset"`
+	// Plant trees repeat names (Line1/Motor/Temp, Line2/Motor/Temp): the
+	// parent alone does not tell such nodes apart.
+	AssetLevels    int    `hcl:"asset_levels" default:"1" doc:"asset_from = \"parent\": how many object levels above a variable make its asset, joined by asset_separator: 1 the parent object (Motor), 2 with its parent (Line1/Motor), 0 every level below root"`
+	AssetSeparator string `hcl:"asset_separator" default:"/" doc:"joins the levels of asset_levels"`
+	OnDuplicate    string `hcl:"on_duplicate" default:"error" enum:"error|skip" doc:"two nodes that would make the same (asset, tag) series: error fails the session with an error naming both node ids; skip keeps the first one found and logs a warning naming both"`
+}
+
+// assetOf is the asset of a browsed variable under asset_from = "parent".
+func (b *BrowseConfig) assetOf(v uacommon.Var) string {
+	objs := v.Objects
+	switch {
+	case len(objs) == 0:
+		return v.Parent
+	case b.AssetLevels == 0 && len(objs) > 1:
+		objs = objs[1:] // every level below root
+	case b.AssetLevels > 0 && len(objs) > b.AssetLevels:
+		objs = objs[len(objs)-b.AssetLevels:]
+	}
+	if len(objs) == 1 {
+		return objs[0]
+	}
+	return strings.Join(objs, b.AssetSeparator)
 }
 
 type nodeSpec struct {
@@ -124,6 +152,18 @@ func (c *Config) validate() ([]nodeSpec, error) {
 	if c.Deadband < 0 {
 		return nil, fieldErr("deadband", fmt.Errorf("must not be negative"))
 	}
+	if c.AuthRetry < c.ReconnectMin {
+		return nil, fieldErr("auth_retry", fmt.Errorf("must be at least reconnect_min"))
+	}
+	if c.KeepAliveCount < 1 {
+		return nil, fieldErr("keepalive_count", fmt.Errorf("must be at least 1"))
+	}
+	if c.LifetimeCount != 0 && c.LifetimeCount < 3*c.KeepAliveCount {
+		return nil, fieldErr("lifetime_count", fmt.Errorf("must be at least 3 × keepalive_count (%d)", 3*c.KeepAliveCount))
+	}
+	if c.WatchdogTimeout <= 0 {
+		return nil, fieldErr("watchdog_timeout", fmt.Errorf("must be positive"))
+	}
 	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {
 		return nil, fieldErr("reconnect_max", fmt.Errorf("need 0 < reconnect_min ≤ reconnect_max"))
 	}
@@ -170,7 +210,18 @@ func (c *Config) validate() ([]nodeSpec, error) {
 		}
 		specs = append(specs, s)
 	}
+	seen := map[[2]string]string{}
+	for _, sp := range specs {
+		k := [2]string{sp.asset, sp.tag}
+		if prev, dup := seen[k]; dup {
+			return nil, fieldErr("node", fmt.Errorf("nodes %s and %s both make asset %q tag %q: give one a different tag or asset", prev, sp.id, sp.asset, sp.tag))
+		}
+		seen[k] = sp.id.String()
+	}
 	if c.Browse != nil {
+		if c.Browse.AssetLevels < 0 {
+			return nil, fieldErr("browse", fmt.Errorf("asset_levels must not be negative"))
+		}
 		if uacommon.IsBrowsePath(c.Browse.Root) {
 			if _, _, err := uacommon.ParseBrowsePath(c.Browse.Root); err != nil {
 				return nil, fieldErr("browse", fmt.Errorf("root: %v", err))

@@ -52,11 +52,13 @@ func (s *Source) connect(ctx context.Context) (*gopcua.Client, error) {
 		gopcua.ProductURI("urn:flowd"),
 		gopcua.SessionName("flowd " + s.env.Pipeline + "/" + s.env.Name),
 	}
+	var own []byte
 	if s.policy != ua.SecurityPolicyURINone || s.cfg.UserCertificate != "" {
 		der, key, err := s.ownCert()
 		if err != nil {
 			return nil, fmt.Errorf("application certificate: %w", err)
 		}
+		own = der
 		opts = append(opts, gopcua.Certificate(der), gopcua.PrivateKey(key))
 	}
 	authType := ua.UserTokenTypeAnonymous
@@ -93,7 +95,7 @@ func (s *Source) connect(ctx context.Context) (*gopcua.Client, error) {
 	}
 	if err := c.Connect(rctx); err != nil {
 		c.Close(context.WithoutCancel(rctx))
-		return nil, explainConnect(err, s.cfg.Username)
+		return nil, s.explainConnect(err, own)
 	}
 	return c, nil
 }
@@ -107,16 +109,42 @@ func offersToken(ep *ua.EndpointDescription, t ua.UserTokenType) bool {
 	return false
 }
 
-// explainConnect turns the status codes of a refused session into a clear message.
-func explainConnect(err error, user string) error {
+// authError is a refusal of flowd's identity (its user or its application
+// certificate): retrying soon cannot help and may lock the account, so the
+// source waits auth_retry before the next attempt.
+type authError struct{ error }
+
+func (e authError) Unwrap() error { return e.error }
+
+var (
+	userRefused = []ua.StatusCode{ua.StatusBadUserAccessDenied, ua.StatusBadIdentityTokenRejected, ua.StatusBadIdentityTokenInvalid}
+	certRefused = []ua.StatusCode{ua.StatusBadCertificateUntrusted, ua.StatusBadSecurityChecksFailed, ua.StatusBadCertificateInvalid,
+		ua.StatusBadCertificateRevoked, ua.StatusBadCertificateIssuerRevoked, ua.StatusBadCertificateUseNotAllowed,
+		ua.StatusBadCertificateURIInvalid, ua.StatusBadCertificateTimeInvalid, ua.StatusBadCertificateRevocationUnknown}
+)
+
+// explainConnect turns the status codes of a refused session into a clear
+// message; own is flowd's application certificate (nil without security).
+func (s *Source) explainConnect(err error, own []byte) error {
+	var sc ua.StatusCode
+	if !errors.As(err, &sc) {
+		return fmt.Errorf("connect: %w", err)
+	}
 	switch {
-	case errors.Is(err, ua.StatusBadUserAccessDenied), errors.Is(err, ua.StatusBadIdentityTokenRejected), errors.Is(err, ua.StatusBadIdentityTokenInvalid):
-		if user != "" {
-			return fmt.Errorf("server refused user %q (%v): wrong username or password", user, err)
+	case isOneOf(sc, userRefused):
+		if s.cfg.Username != "" {
+			return authError{fmt.Errorf("server refused user %q (%w): wrong username or password", s.cfg.Username, err)}
 		}
-		return fmt.Errorf("server refused the user identity (%v)", err)
-	case errors.Is(err, ua.StatusBadCertificateUntrusted), errors.Is(err, ua.StatusBadSecurityChecksFailed):
-		return fmt.Errorf("server refused this client's certificate (%v): trust flowd's certificate on the server", err)
+		return authError{fmt.Errorf("server refused the user identity (%w)", err)}
+	case isOneOf(sc, certRefused) && own != nil:
+		where := s.cfg.Certificate
+		if where == "" {
+			where = s.pki.OwnCertPath()
+		}
+		return authError{fmt.Errorf("server refused flowd's application certificate %s (sha1 %s, %w): add it to the server's trusted certificates",
+			where, uacommon.Thumbprint(own), err)}
+	case isOneOf(sc, certRefused):
+		return authError{fmt.Errorf("server refused this client's certificate (%w)", err)}
 	}
 	return fmt.Errorf("connect: %w", err)
 }

@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"strings"
+	"sync/atomic"
 	"time"
 
 	gopcua "github.com/gopcua/opcua"
@@ -35,9 +37,11 @@ var Spec = engine.SourceSpec(engine.Info{
 		"anonymous, username/password or X.509 users. The application certificate is created on first run in " +
 		"<pki_dir>/own; server certificates must be in <pki_dir>/trusted or named by trust_server_cert (untrusted " +
 		"ones are stored in rejected/). The source reconnects by itself with exponential backoff and jitter, " +
-		"recreates its subscriptions, and emits every tag with quality bad (BadNotConnected) when the connection drops. " +
+		"recreates its subscriptions, and emits every tag with quality bad (BadNotConnected) when the connection drops; " +
+		"in subscribe mode a watchdog notices a server that stops answering with its connection open (keepalive_count, " +
+		"watchdog_timeout), and a refused user or certificate waits auth_retry before the next login. " +
 		"With service.shard, a replica reads only the nodes whose asset its shard owns (explicit nodes by their asset, " +
-		"browsed variables by their parent object), so replicas split a plant by asset.",
+		"browsed variables by their asset: parent object or asset_levels of them), so replicas split a plant by asset.",
 	Example: `source "opcua" "line1" {
   endpoint = "opc.tcp://127.0.0.1:4840"
   mode     = "subscribe"
@@ -60,6 +64,7 @@ type metrics struct {
 	lost        prometheus.Counter
 	nodes       prometheus.Gauge
 	badItems    prometheus.Counter
+	watchdog    prometheus.Counter
 }
 
 // New validates the config and builds the source.
@@ -80,8 +85,9 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		lost:        prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_lost_notifications_total", Help: "Subscribed values received while the pipeline stayed full for a whole publishing interval, and so not emitted (also counted in flowd_points_dropped_total, reason backpressure)."}),
 		nodes:       prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowd_opcua_nodes", Help: "Nodes read or monitored in the current session."}),
 		badItems:    prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_failed_items_total", Help: "Monitored items the server refused."}),
+		watchdog:    prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_opcua_watchdog_timeouts_total", Help: "Subscribe sessions ended because the server sent nothing for the keep-alive period and did not answer the probe Read within watchdog_timeout (a hung server)."}),
 	}
-	env.MustRegister(m.connected, m.reconnects, m.readSeconds, m.points, m.skipped, m.dropped, m.lost, m.nodes, m.badItems)
+	env.MustRegister(m.connected, m.reconnects, m.readSeconds, m.points, m.skipped, m.dropped, m.lost, m.nodes, m.badItems, m.watchdog)
 	log := env.Logger
 	if log == nil {
 		log = slog.Default()
@@ -106,7 +112,8 @@ type Source struct {
 	mode   ua.MessageSecurityMode
 	pki    uacommon.PKI
 	m      metrics
-	known  []*tagState // tags of the last session, marked bad when it drops
+	known  []*tagState  // tags of the last session, marked bad when it drops
+	heard  atomic.Int64 // subscribe: unix ns of the last notification or answered probe
 }
 
 // tagState is one node being read, with its client-side filter state.
@@ -132,10 +139,18 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 			attempt = 0
 			s.log.Warn("connection lost; reconnecting", "endpoint", s.cfg.Endpoint, "err", err)
 			s.markBad(ctx, out)
-		} else {
-			s.log.Error("cannot connect: "+err.Error(), "endpoint", s.cfg.Endpoint, "attempt", attempt+1)
 		}
 		d := backoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax, attempt)
+		if ae := (authError{}); errors.As(err, &ae) {
+			// Retrying a refused login soon only adds failed logins.
+			d = s.cfg.AuthRetry - time.Duration(rand.Int64N(int64(s.cfg.AuthRetry/10)+1))
+			s.log.Error("cannot connect: "+err.Error()+"; next attempt in "+d.Round(time.Second).String()+" (auth_retry)",
+				"endpoint", s.cfg.Endpoint, "attempt", attempt+1)
+		} else if errors.Is(err, errDuplicate) {
+			s.log.Error("cannot read: "+err.Error(), "endpoint", s.cfg.Endpoint, "attempt", attempt+1)
+		} else if !connected {
+			s.log.Error("cannot connect: "+err.Error(), "endpoint", s.cfg.Endpoint, "attempt", attempt+1)
+		}
 		attempt++
 		t := time.NewTimer(d)
 		select {
@@ -180,7 +195,13 @@ func (s *Source) session(ctx context.Context, out engine.Output) (connected bool
 		return false, err
 	}
 	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+		// A hung server will not answer CloseSession: do not make the
+		// tags wait for it before they are marked bad.
+		d := 2 * time.Second
+		if errors.Is(err, errHung) {
+			d = 100 * time.Millisecond
+		}
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), d)
 		defer cancel()
 		c.Close(cctx)
 	}()
@@ -243,21 +264,43 @@ func (s *Source) resolve(ctx context.Context, c *gopcua.Client) (tags []*tagStat
 			root = nid
 		}
 		base := nodeSpec{asset: s.cfg.Asset, sampling: s.cfg.SamplingInterval, queue: s.cfg.QueueSize, deadband: s.cfg.Deadband, dbType: s.cfg.DeadbandType}
+		// Every series has one node: two nodes under one (asset, tag)
+		// would interleave their values into one series. Checked over
+		// every node, whichever shard reads it, so replicas agree.
+		owner := make(map[[2]string]*ua.NodeID, len(s.specs))
+		for _, sp := range s.specs {
+			owner[[2]string{sp.asset, sp.tag}] = sp.id
+		}
+		var dupErr error
 		err = uacommon.Browse(ctx, c, root, b.MaxDepth, func(v uacommon.Var) {
-			if !b.match(v.Path, v.Name) {
+			if dupErr != nil || !b.match(v.Path, v.Name) {
 				return
 			}
 			sp := base
 			sp.tag, sp.id = v.Name, v.NodeID
 			if b.AssetFrom == "parent" {
-				sp.asset = v.Parent
+				sp.asset = b.assetOf(v)
 			}
+			k := [2]string{sp.asset, sp.tag}
+			if prev, dup := owner[k]; dup {
+				msg := fmt.Sprintf("nodes %s and %s (%s) both make asset %q tag %q", prev, sp.id, strings.Join(v.Path, "/"), sp.asset, sp.tag)
+				if b.OnDuplicate == "skip" {
+					s.log.Warn(msg+"; keeping the first (browse.on_duplicate = \"skip\")", "kept", prev.String(), "skipped", sp.id.String())
+					return
+				}
+				dupErr = fmt.Errorf("%w: %s: set browse.asset_levels (e.g. %d) so each asset names its path, or exclude one", errDuplicate, msg, max(b.AssetLevels+1, 2))
+				return
+			}
+			owner[k] = sp.id
 			if !shard.Owns(sp.asset) {
 				others++
 				return
 			}
 			tags = append(tags, &tagState{nodeSpec: sp})
 		})
+		if err == nil {
+			err = dupErr
+		}
 		if err != nil {
 			return nil, 0, err
 		}
@@ -267,6 +310,9 @@ func (s *Source) resolve(ctx context.Context, c *gopcua.Client) (tags []*tagStat
 	}
 	return tags, others, nil
 }
+
+// errDuplicate marks a browse that found two nodes for one series.
+var errDuplicate = errors.New("two nodes for one series")
 
 // pass applies the client-side deadband; it also records what was reported.
 func (t *tagState) pass(v engine.Value, q engine.Quality) bool {

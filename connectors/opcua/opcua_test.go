@@ -100,6 +100,20 @@ func defaults(c *Config) {
 		if c.Browse.AssetFrom == "" {
 			c.Browse.AssetFrom = "parent"
 		}
+		if c.Browse.AssetLevels == 0 {
+			c.Browse.AssetLevels = 1
+		}
+		set(&c.Browse.AssetSeparator, "/")
+		set(&c.Browse.OnDuplicate, "error")
+	}
+	if c.AuthRetry == 0 {
+		c.AuthRetry = 5 * time.Minute
+	}
+	if c.KeepAliveCount == 0 {
+		c.KeepAliveCount = 5
+	}
+	if c.WatchdogTimeout == 0 {
+		c.WatchdogTimeout = 3 * time.Second
 	}
 }
 
@@ -242,6 +256,9 @@ func TestConfigErrors(t *testing.T) {
 		{"password in clear", Config{Endpoint: "opc.tcp://x:1", Nodes: map[string]string{"a": "i=1"}, Username: "u"}, "username"},
 		{"cert without key", Config{Endpoint: "opc.tcp://x:1", Nodes: map[string]string{"a": "i=1"}, UserCertificate: "c.pem"}, "user_private_key"},
 		{"bad pattern", Config{Endpoint: "opc.tcp://x:1", Browse: &BrowseConfig{Include: []string{"["}}}, "browse"},
+		{"negative asset levels", Config{Endpoint: "opc.tcp://x:1", Browse: &BrowseConfig{AssetLevels: -1}}, "browse"},
+		{"lifetime below 3 keep-alives", Config{Endpoint: "opc.tcp://x:1", Nodes: map[string]string{"a": "i=1"}, KeepAliveCount: 10, LifetimeCount: 20}, "lifetime_count"},
+		{"auth retry shorter than backoff", Config{Endpoint: "opc.tcp://x:1", Nodes: map[string]string{"a": "i=1"}, ReconnectMin: time.Minute, ReconnectMax: time.Minute, AuthRetry: time.Second}, "auth_retry"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

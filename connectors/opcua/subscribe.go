@@ -8,6 +8,7 @@ import (
 	"time"
 
 	gopcua "github.com/gopcua/opcua"
+	"github.com/gopcua/opcua/id"
 	"github.com/gopcua/opcua/ua"
 
 	uacommon "github.com/flowd/flowd/common/opcua"
@@ -50,14 +51,17 @@ func (s *Source) subscribe(ctx context.Context, c *gopcua.Client, tags []*tagSta
 	go func() { defer wg.Done(); s.emit(cctx, queue, out, errc) }()
 
 	failed := 0
+	var silence time.Duration
 	for start := 0; start < len(tags); start += s.cfg.MaxItemsPerSub {
 		end := min(start+s.cfg.MaxItemsPerSub, len(tags))
 		rctx, rcancel := context.WithTimeout(ctx, s.cfg.RequestTimeout)
-		sub, err := c.Subscribe(rctx, &gopcua.SubscriptionParameters{Interval: s.cfg.Interval}, notifs)
+		sub, err := c.Subscribe(rctx, s.subParams(), notifs)
 		rcancel()
 		if err != nil {
 			return false, fmt.Errorf("create subscription: %w", err)
 		}
+		// The server owes a keep-alive after this long without data.
+		silence = max(silence, time.Duration(sub.RevisedMaxKeepAliveCount)*sub.RevisedPublishingInterval)
 		for cs := start; cs < end; cs += createChunk {
 			ce := min(cs+createChunk, end)
 			n, err := s.monitor(ctx, sub, tags, cs, ce)
@@ -74,7 +78,11 @@ func (s *Source) subscribe(ctx context.Context, c *gopcua.Client, tags []*tagSta
 		return false, errors.New("the server refused every monitored item")
 	}
 	s.setConnected(len(tags) - failed)
-	check := time.NewTicker(time.Second)
+	if silence <= 0 {
+		silence = time.Duration(s.cfg.KeepAliveCount) * s.cfg.Interval
+	}
+	s.heard.Store(time.Now().UnixNano())
+	check := time.NewTicker(min(time.Second, max(s.cfg.Interval, 10*time.Millisecond)))
 	defer check.Stop()
 	for {
 		select {
@@ -86,8 +94,53 @@ func (s *Source) subscribe(ctx context.Context, c *gopcua.Client, tags []*tagSta
 			if st := c.State(); st != gopcua.Connected {
 				return true, fmt.Errorf("connection %s", st)
 			}
+			if err := s.watchdog(ctx, c, silence); err != nil {
+				return true, err
+			}
 		}
 	}
+}
+
+// subParams asks for the configured keep-alive and lifetime rather than
+// gopcua's defaults (a keep-alive only every 3000 intervals).
+func (s *Source) subParams() *gopcua.SubscriptionParameters {
+	life := s.cfg.LifetimeCount
+	if life == 0 {
+		// A short lifetime would let the server delete a subscription while
+		// a busy client is still creating the others: at least a minute.
+		life = max(3*s.cfg.KeepAliveCount, uint32(min(time.Minute/s.cfg.Interval+1, 1<<20)))
+	}
+	return &gopcua.SubscriptionParameters{Interval: s.cfg.Interval, MaxKeepAliveCount: s.cfg.KeepAliveCount, LifetimeCount: life}
+}
+
+// watchdog notices a server that stopped answering while its TCP connection
+// stays open (a frozen PLC, a cable pulled behind a switch): gopcua retries
+// timed-out publish requests for ever and does not pass keep-alives on, so
+// once nothing was received for the keep-alive period the source reads the
+// server state; no answer within watchdog_timeout ends the session.
+func (s *Source) watchdog(ctx context.Context, c *gopcua.Client, silence time.Duration) error {
+	quiet := time.Since(time.Unix(0, s.heard.Load()))
+	if quiet < silence {
+		return nil
+	}
+	rctx, cancel := context.WithTimeout(ctx, s.cfg.WatchdogTimeout)
+	defer cancel()
+	_, err := c.Read(rctx, &ua.ReadRequest{NodesToRead: []*ua.ReadValueID{{
+		NodeID: ua.NewNumericNodeID(0, id.Server_ServerStatus_State), AttributeID: ua.AttributeIDValue}}})
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	var sc ua.StatusCode
+	if errors.As(err, &sc) && !isOneOf(sc, deadStatus) {
+		err = nil // a refusal is an answer: the server is alive
+	}
+	if err != nil {
+		s.m.watchdog.Inc()
+		return fmt.Errorf("%w: nothing received for %s (keep-alive due every %s) and no answer to a Read within watchdog_timeout %s: %w",
+			errHung, quiet.Round(time.Millisecond), silence, s.cfg.WatchdogTimeout, err)
+	}
+	s.heard.Store(time.Now().UnixNano())
+	return nil
 }
 
 // receive turns data change notifications into point batches for emit. It
@@ -105,6 +158,7 @@ func (s *Source) receive(ctx context.Context, stop <-chan struct{}, notifs <-cha
 			return
 		case n = <-notifs:
 		}
+		s.heard.Store(time.Now().UnixNano())
 		if draining || ctx.Err() != nil {
 			continue
 		}
@@ -181,6 +235,13 @@ func (s *Source) emit(ctx context.Context, queue <-chan []engine.Point, out engi
 		}
 	}
 }
+
+// errHung marks a session ended by the watchdog.
+var errHung = errors.New("server silent")
+
+// deadStatus are the Read results that mean no answer came.
+var deadStatus = []ua.StatusCode{ua.StatusBadTimeout, ua.StatusBadRequestTimeout, ua.StatusBadServerNotConnected,
+	ua.StatusBadConnectionClosed, ua.StatusBadSecureChannelClosed, ua.StatusBadNotConnected}
 
 // filterRefused are the statuses after which an item is created again
 // without a server-side filter (the client-side deadband still applies).

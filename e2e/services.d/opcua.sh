@@ -23,4 +23,6 @@ opcua_down() {
 
 opcua_env() {
   echo "export FLOWD_TEST_OPCUA_INTEROP=opc.tcp://127.0.0.1:$OPCUA_INTEROP_PORT"
+  # tests that must stop or reconfigure a server start a private one with it
+  echo "export FLOWD_TEST_OPCUA_PYTHON=$FLOWD_CACHE/asyncua-$OPCUA_ASYNCUA_VERSION/bin/python"
 }

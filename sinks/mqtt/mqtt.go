@@ -32,7 +32,7 @@ type Config struct {
 	KeepAlive      time.Duration `hcl:"keepalive" default:"30s" doc:"MQTT keepalive"`
 	ConnectTimeout time.Duration `hcl:"connect_timeout" default:"10s" doc:"time allowed for one connection attempt"`
 	BackoffMin     time.Duration `hcl:"backoff_min" default:"200ms" doc:"first reconnect delay"`
-	BackoffMax     time.Duration `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay"`
+	BackoffMax     time.Duration `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay; a connection lost within a minute of coming up counts as a failed attempt, so a session taken over again and again (a duplicate client_id) reconnects at this pace"`
 	TLS            *mqttc.TLS    `hcl:"tls,block" doc:"TLS settings for mqtts:// and wss://"`
 	Topic          string        `hcl:"topic" doc:"topic to publish to (a literal)"`
 	TopicExpr      engine.Expr   `hcl:"topic_expr" doc:"topic per point: an expression over the point (asset, tag, value, quality, attrs.NAME, …), e.g. 'plant/' + asset + '/' + tag; a point whose topic cannot be computed or is empty is rejected (dead letter, reason topic)"`
@@ -69,6 +69,7 @@ type Sink struct {
 	cm      *autopaho.ConnectionManager
 	cancel  context.CancelFunc
 	lastErr atomic.Pointer[string]
+	errLog  mqttc.ErrorLog
 	buf     []byte
 }
 
@@ -176,8 +177,9 @@ func (s *Sink) Connect(ctx context.Context) error {
 func (s *Sink) connError(err error) {
 	msg := err.Error()
 	s.env.SetState(engine.StateFailing, err)
-	if prev := s.lastErr.Swap(&msg); (prev == nil || *prev != msg) && s.env.Logger != nil {
-		s.env.Logger.Error("mqtt connection failed", "err", msg)
+	s.lastErr.Store(&msg)
+	if ok, repeats := s.errLog.Allow(msg, time.Now()); ok && s.env.Logger != nil {
+		s.env.Logger.Error("mqtt connection failed", "err", msg, "repeats", repeats)
 	}
 }
 
