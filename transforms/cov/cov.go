@@ -348,6 +348,25 @@ func (t *Transform) load() {
 	}
 }
 
+// Prepare checks, before the pipeline runs, that the state file can be
+// written where Close will write it (a temporary file beside it, renamed).
+func (t *Transform) Prepare() error {
+	if t.statePath == "" {
+		return nil
+	}
+	dir := filepath.Dir(t.statePath)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return &engine.FieldError{Field: "state_file", Offset: -1, Err: fmt.Errorf("cannot create the directory of %s: %w", t.statePath, err)}
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(t.statePath)+".probe-*")
+	if err != nil {
+		return &engine.FieldError{Field: "state_file", Offset: -1, Err: fmt.Errorf("%s cannot be written (the state would be lost at every stop): %w", t.statePath, err)}
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
+}
+
 // Close writes the state file (atomically: a temporary file renamed over it).
 func (t *Transform) Close(ctx context.Context) error {
 	if t.statePath == "" || !t.loaded {
