@@ -52,7 +52,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	} else {
 		handler = slog.NewTextHandler(out, &slog.HandlerOptions{Level: level})
 	}
-	logger := slog.New(handler)
+	logger := slog.New(engine.RedactHandler(handler))
 
 	metrics := prometheus.NewRegistry()
 	hash, _ := configHash(fs.Args())

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/config"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclwrite"
@@ -137,7 +138,8 @@ func cmdFmt(args []string, stdout, stderr io.Writer) int {
 // long line (minified, garbled) would otherwise repeat it whole per diagnostic.
 const maxDiagLine = 240
 
-// lineLimiter cuts lines longer than max bytes, marking the cut with "…".
+// lineLimiter cuts lines longer than max bytes, marking the cut with "…", and
+// redacts secrets (a URL's password from env()) in every line.
 type lineLimiter struct {
 	w   io.Writer
 	max int
@@ -163,7 +165,8 @@ func (l *lineLimiter) Write(p []byte) (int, error) {
 		l.buf = append(l.buf, c)
 	}
 	if i := bytes.LastIndexByte(l.buf, '\n'); i >= 0 {
-		if _, err := l.w.Write(l.buf[:i+1]); err != nil {
+		// Whole lines only: a secret is never split across two writes.
+		if _, err := io.WriteString(l.w, engine.Redact(string(l.buf[:i+1]))); err != nil {
 			return 0, err
 		}
 		l.buf = append(l.buf[:0], l.buf[i+1:]...)
@@ -173,7 +176,7 @@ func (l *lineLimiter) Write(p []byte) (int, error) {
 
 func (l *lineLimiter) flush() {
 	if len(l.buf) > 0 {
-		l.w.Write(l.buf)
+		io.WriteString(l.w, engine.Redact(string(l.buf)))
 		l.buf = l.buf[:0]
 	}
 }
