@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -69,4 +71,26 @@ func BenchmarkRedact(b *testing.B) {
 			Redact("failed to connect to mqtt://user:secret@127.0.0.1:1: dial tcp 127.0.0.1:1: connect: connection refused")
 		}
 	})
+}
+
+func TestAllowHostsStarTurnsTheCheckOff(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {})
+	for _, tc := range []struct {
+		allowed []string
+		host    string
+		want    int
+	}{
+		{nil, "evil.example", 403},
+		{[]string{"*"}, "evil.example", 200},
+		{[]string{"Gateway.Local."}, "gateway.local:9180", 200},
+		{[]string{"gateway.local"}, "x.gateway.local", 403},
+	} {
+		w := httptest.NewRecorder()
+		r := httptest.NewRequest("GET", "/metrics", nil)
+		r.Host = tc.host
+		AllowHosts(ok, tc.allowed).ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("allowed %v, Host %q: %d, want %d", tc.allowed, tc.host, w.Code, tc.want)
+		}
+	}
 }

@@ -98,7 +98,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	if addr != "off" {
-		bound, _, err := engine.Serve(httpCtx, addr, engine.NewHandler(sup.cur.Load, sup.metrics.reg))
+		bound, _, err := engine.Serve(httpCtx, addr, engine.AllowHosts(engine.NewHandler(sup.cur.Load, sup.metrics.reg), cfg.Service.AllowedHosts))
 		if err != nil {
 			logger.Error("cannot listen", "addr", addr, "err", err)
 			return exitInvalid

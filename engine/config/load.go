@@ -32,6 +32,9 @@ type Service struct {
 	HTTPAddr string `hcl:"http_addr" default:"127.0.0.1:9180" doc:"address of the metrics, health and status endpoint; loopback unless you mean to expose it"`
 	DataDir  string `hcl:"data_dir" default:"./data" doc:"where disk buffers, certificates and component state live"`
 	LogLevel string `hcl:"log_level" default:"info" enum:"debug|info|warn|error" doc:"log level"`
+	// AllowedHosts are the Host names the admin endpoint answers besides its
+	// own address and localhost (DNS rebinding guard).
+	AllowedHosts []string `hcl:"allowed_hosts" doc:"names (Host header) the HTTP endpoint answers besides the address it is reached at and localhost, e.g. [\"gateway7.plant.local\"]; other Hosts get 403, so a web page cannot read it through DNS rebinding; [\"*\"] turns the check off"`
 	// Shard splits assets across replicas that run the same configuration.
 	Shard *engine.Shard `hcl:"shard,block" doc:"this replica's share of the assets when several replicas read the same plant: sources that address assets (opcua, sim) read only the assets whose name hashes to this index"`
 }
