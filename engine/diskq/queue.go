@@ -58,6 +58,7 @@ type segment struct {
 	// points in the segment's records from where reading started; readPoints
 	// of them have been read; base points lie before where reading started.
 	points, readPoints, base int64
+	writing                  bool // the append target (q.mu)
 }
 
 const (
@@ -504,9 +505,13 @@ func (q *Queue) newWriteSegment(id uint64) error {
 			q.log.Warn("disk buffer: cannot write segment seal", "segment", segName(q.wseg.id), "err", err)
 		}
 	}
-	s := &segment{id: id, size: segHdrSize}
+	s := &segment{id: id, size: segHdrSize, writing: true}
+	prev := q.wseg
 	q.wfile, q.wseg = f, s
 	q.mu.Lock()
+	if prev != nil {
+		prev.writing = false
+	}
 	q.segs = append(q.segs, s)
 	q.mu.Unlock()
 	return nil
@@ -674,7 +679,7 @@ func (q *Queue) next() (e *entry, h recHeader, payload []byte, ok bool) {
 			q.mu.Unlock()
 			return nil, h, nil, false
 		}
-		seg, size := q.rseg, q.rseg.size
+		seg, size, writing := q.rseg, q.rseg.size, q.rseg.writing
 		var nextSeg *segment
 		for _, s := range q.segs {
 			if s.id > seg.id {
@@ -685,6 +690,13 @@ func (q *Queue) next() (e *entry, h recHeader, payload []byte, ok bool) {
 		q.mu.Unlock()
 		if q.roff >= size {
 			if nextSeg == nil {
+				if !writing && q.rfile != nil {
+					// Read to its end and never appended to again: close it,
+					// or its space stays taken once it is deleted (a full disk
+					// waits for exactly that space).
+					q.rfile.Close()
+					q.rfile = nil
+				}
 				return nil, h, nil, false
 			}
 			if err := q.openReader(nextSeg); err != nil {
@@ -827,16 +839,22 @@ func (q *Queue) advanceLocked() {
 	// of the first segment kept before any file goes, so it never names a
 	// deleted segment: at the next open, a segment missing at or after the
 	// cursor is damage.
+	// The write segment stays; without one (a full disk at open), the last
+	// delivered segment goes too, which frees the space appends wait for.
 	done := 0
-	for done < len(q.segs)-1 {
+	for done < len(q.segs) && !q.segs[done].writing {
 		s := q.segs[done]
 		if s.id > q.commit.seg || (s.id == q.commit.seg && q.commit.off < s.size) {
 			break
 		}
 		done++
 	}
-	if done > 0 && q.commit.seg < q.segs[done].id {
+	switch {
+	case done == 0:
+	case done < len(q.segs) && q.commit.seg < q.segs[done].id:
 		q.commit = cursor{seg: q.segs[done].id, off: segHdrSize}
+	case done == len(q.segs):
+		q.commit = cursor{seg: q.segs[done-1].id + 1, off: segHdrSize}
 	}
 	q.writeCursorLocked()
 	for _, s := range q.segs[:done] {
