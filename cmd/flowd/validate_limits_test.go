@@ -45,6 +45,47 @@ func TestValidateReportsEveryErrorOfAComponent(t *testing.T) {
 	}
 }
 
+// The same for transforms and sinks that check several attributes.
+func TestValidateReportsEveryErrorOfEachComponent(t *testing.T) {
+	dir := t.TempDir()
+	f := harness.WriteFile(t, dir, "p.hcl", `pipeline "p" {
+  source "sim" "s" {}
+  transform "cov" "c" {
+    inputs   = [source.s]
+    deadband = -1
+    max_tags = 0
+  }
+  transform "window" "w" {
+    inputs     = [transform.c]
+    size       = "0s"
+    aggregates = ["avg", "median"]
+    keep_tag   = true
+  }
+  sink "kafka" "k" {
+    inputs               = [transform.w]
+    brokers              = []
+    topic                = "t"
+    max_buffered_records = 0
+    batch_max_bytes      = 10
+  }
+}
+`)
+	code, _, stderr := runCLI("validate", f)
+	if code != exitInvalid {
+		t.Fatalf("exit %d\n%s", code, stderr)
+	}
+	for _, want := range []string{
+		"deadband: must not be negative", "max_tags: must be at least 1",
+		"size: must be positive", `aggregates: "median" is not one of`, "keep_tag: needs a single aggregate",
+		"brokers: needs at least one broker", "max_buffered_records: must be at least 1", "batch_max_bytes: must be between",
+		"8 error(s)",
+	} {
+		if !strings.Contains(stderr, want) {
+			t.Errorf("missing %q in:\n%s", want, stderr)
+		}
+	}
+}
+
 // Configs that would exhaust memory at run time are refused by validate,
 // with a diagnostic, not a Go stack trace.
 func TestValidateRefusesConfigsThatCannotRun(t *testing.T) {
