@@ -130,3 +130,56 @@ func TestDiskBufferFullFilesystemStartsAndDrains(t *testing.T) {
 		t.Errorf("exit code %d", code)
 	}
 }
+
+// After a clean stop (SIGTERM), damage in the last segment is damage, not
+// an interrupted append: its points are counted, not only its bytes.
+func TestDiskBufferDamageAfterCleanStopIsCounted(t *testing.T) {
+	const n = 100_000
+	dir := t.TempDir()
+	dataDir := filepath.Join(dir, "data")
+	out, unblock := block(t, dir)
+	in := writePoints(t, dir, n)
+	cfg := harness.WriteFile(t, dir, "fill.hcl", bufPipeline(bufCase{source: fileSource(in), out: out, maxSize: "2MiB", whenFull: "block"}))
+	p := harness.Start(t, "--data-dir", dataDir, cfg)
+	harness.Eventually(t, 60*time.Second, func() bool {
+		_, c := sinkStatus(t, p)
+		return c.Buffer.Points == int64(n)
+	}, "the disk buffer to hold all %d points", n)
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+	unblock()
+
+	bufDir := filepath.Join(dataDir, "buffers", "buf", "out")
+	if _, err := os.Stat(filepath.Join(bufDir, "clean")); err != nil {
+		t.Fatalf("no clean-stop mark: %v", err)
+	}
+	segs, _ := filepath.Glob(filepath.Join(bufDir, "*.seg"))
+	last := segs[len(segs)-1]
+	st, err := os.Stat(last)
+	if err != nil || st.Size() < 4096 {
+		t.Fatalf("last segment %v: %v", st, err)
+	}
+	if err := os.Truncate(last, st.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+
+	replay := harness.WriteFile(t, dir, "replay.hcl", bufPipeline(bufCase{source: keepAlive, out: out, maxSize: "2MiB", whenFull: "block"}))
+	p = harness.Start(t, "--data-dir", dataDir, replay)
+	harness.Eventually(t, 60*time.Second, func() bool {
+		_, c := sinkStatus(t, p)
+		return c.Buffer.Points == 0
+	}, "the backlog to drain")
+	lost := int(metric(t, p, "flowd_points_dropped_total", "component=sink.out", "reason=corrupt"))
+	seqs := readOut(t, out)
+	if lost <= 0 || len(seqs)+lost != n {
+		t.Fatalf("delivered %d, reported lost %d, of %d", len(seqs), lost, n)
+	}
+	if strings.Contains(p.Stderr.String(), "interrupted append") {
+		t.Error("damage after a clean stop taken for an interrupted append")
+	}
+	t.Logf("last segment %s cut in half after a clean stop: %d points lost and counted", filepath.Base(last), lost)
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Errorf("exit code %d", code)
+	}
+}
