@@ -372,7 +372,15 @@ func (q *Queue) recover() error {
 		from = min(from, size)
 		if size-from <= 0 || size <= segHdrSize {
 			os.Remove(filepath.Join(q.dir, segName(id)))
-			q.tombstone(id)
+			switch {
+			case i == len(order)-1 && !damaged:
+				// The last one (an empty tail): the write segment takes its
+				// id again, so no gap is left and no tombstone is needed.
+				os.Remove(filepath.Join(q.dir, sealName(id)))
+				last = id - 1
+			default:
+				q.tombstone(id)
+			}
 			continue
 		}
 		s := &segment{id: id, size: size, points: r.points, base: before}
