@@ -103,7 +103,7 @@ func (n *node) setState(s State, err error) {
 	n.stateMu.Lock()
 	n.state = s
 	if err != nil {
-		n.lastErr = err.Error()
+		n.lastErr = RedactError(err) // shown by /api/status and the status page
 		n.errAt = time.Now()
 	}
 	n.stateMu.Unlock()

@@ -82,6 +82,13 @@ func (rt *Runtime) build(pc *PipelineConfig) (_ *pipeline, err error) {
 		}
 	}()
 	for _, nc := range pc.Nodes {
+		if pr, ok := nc.Component.(Preparer); ok {
+			if err := pr.Prepare(); err != nil {
+				return nil, fmt.Errorf("%s: %w", nc.ID(), err)
+			}
+		}
+	}
+	for _, nc := range pc.Nodes {
 		n := &node{p: p, cfg: nc, id: nc.ID(), drops: map[string]*atomic.Int64{}, state: StateStarting}
 		if nc.Env != nil {
 			nc.Env.node = n

@@ -10,6 +10,8 @@ import (
 	"net/http/pprof"
 	"os"
 	"time"
+
+	"github.com/flowd/flowd/engine"
 )
 
 // servePprof serves Go's runtime profiles (/debug/pprof/) on addr until ctx
@@ -32,7 +34,7 @@ func servePprof(ctx context.Context, addr string) (net.Addr, error) {
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: engine.AllowHosts(mux, nil), ReadHeaderTimeout: 10 * time.Second}
 	go srv.Serve(ln)
 	go func() {
 		<-ctx.Done()

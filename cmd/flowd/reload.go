@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -200,8 +201,8 @@ func (s *supervisor) prepare(why, hash string) *loaded {
 		s.logger.Error("configuration rejected; the running configuration keeps going", "errors", len(diags.Errs()))
 		return nil
 	}
-	if cfg.Service.HTTPAddr != s.service.HTTPAddr || cfg.Service.DataDir != s.service.DataDir {
-		s.logger.Warn("service.http_addr and service.data_dir take effect at the next restart")
+	if cfg.Service.HTTPAddr != s.service.HTTPAddr || cfg.Service.DataDir != s.service.DataDir || !slices.Equal(cfg.Service.AllowedHosts, s.service.AllowedHosts) {
+		s.logger.Warn("service.http_addr, service.allowed_hosts and service.data_dir take effect at the next restart")
 	}
 	lvl := cfg.Service.LogLevel
 	if s.levelFlag != "" {

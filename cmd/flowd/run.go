@@ -55,7 +55,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	} else {
 		handler = slog.NewTextHandler(out, &slog.HandlerOptions{Level: level})
 	}
-	logger := slog.New(handler)
+	logger := slog.New(engine.RedactHandler(handler))
 
 	// Sinks printing to stdout take os.Stdout when they are built: capture it
 	// first when it shares the terminal with the status lines.
@@ -111,7 +111,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	if addr != "off" {
-		bound, _, err := engine.Serve(httpCtx, addr, withTap(sup.cur.Load, *tapRemote, engine.NewHandler(sup.cur.Load, sup.metrics.reg)))
+		bound, _, err := engine.Serve(httpCtx, addr, engine.AllowHosts(withTap(sup.cur.Load, *tapRemote, engine.NewHandler(sup.cur.Load, sup.metrics.reg)), cfg.Service.AllowedHosts))
 		if err != nil {
 			logger.Error("cannot listen", "addr", addr, "err", err)
 			return exitInvalid

@@ -65,7 +65,7 @@ func cmdSimMQTT(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, o.duration)
 		defer cancel()
 	}
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	log := slog.New(engine.RedactHandler(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
 	settings := mqttc.Settings{
 		Brokers: []string{o.broker}, Username: o.username, Password: o.password, CleanStart: true,
 		KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second, BackoffMin: 200 * time.Millisecond, BackoffMax: 5 * time.Second,

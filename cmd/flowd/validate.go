@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 
+	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/config"
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclwrite"
@@ -29,14 +30,16 @@ func loadDiags(paths []string, vars map[string]string, dataDir string, logger *s
 	return cfg, diags
 }
 
-func printDiags(w io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics) {
+func printDiags(out io.Writer, files map[string]*hcl.File, diags hcl.Diagnostics) {
 	if len(diags) == 0 {
 		return
 	}
 	color := false
-	if f, ok := w.(*os.File); ok {
+	if f, ok := out.(*os.File); ok {
 		color = term.IsTerminal(int(f.Fd()))
 	}
+	w := &lineLimiter{w: out, max: maxDiagLine}
+	defer w.flush()
 	dw := hcl.NewDiagnosticTextWriter(w, files, 100, color)
 	errs := 0
 	for _, d := range diags {
@@ -150,4 +153,51 @@ func cmdFmt(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return code
+}
+
+// maxDiagLine bounds a printed line: a source snippet of a file that is one
+// long line (minified, garbled) would otherwise repeat it whole per diagnostic.
+const maxDiagLine = 240
+
+// lineLimiter cuts lines longer than max bytes, marking the cut with "…", and
+// redacts secrets (a URL's password from env()) in every line.
+type lineLimiter struct {
+	w   io.Writer
+	max int
+	buf []byte
+	cut bool
+}
+
+func (l *lineLimiter) Write(p []byte) (int, error) {
+	for _, c := range p {
+		if c == '\n' {
+			l.buf = append(l.buf, c)
+			l.cut = false
+			continue
+		}
+		if l.cut {
+			continue
+		}
+		if n := len(l.buf) - 1 - bytes.LastIndexByte(l.buf, '\n'); n >= l.max && c&0xc0 != 0x80 {
+			l.buf = append(l.buf, "…"...)
+			l.cut = true
+			continue
+		}
+		l.buf = append(l.buf, c)
+	}
+	if i := bytes.LastIndexByte(l.buf, '\n'); i >= 0 {
+		// Whole lines only: a secret is never split across two writes.
+		if _, err := io.WriteString(l.w, engine.Redact(string(l.buf[:i+1]))); err != nil {
+			return 0, err
+		}
+		l.buf = append(l.buf[:0], l.buf[i+1:]...)
+	}
+	return len(p), nil
+}
+
+func (l *lineLimiter) flush() {
+	if len(l.buf) > 0 {
+		io.WriteString(l.w, engine.Redact(string(l.buf)))
+		l.buf = l.buf[:0]
+	}
 }

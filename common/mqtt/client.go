@@ -155,6 +155,19 @@ func Connect(ctx context.Context, s *Settings, clientID string, manualAcks bool,
 	if err != nil {
 		return nil, err
 	}
+	// The client library ignores a URL's userinfo for the login but prints
+	// the URL in its errors: take it out, and use it as the credentials when
+	// username is not set.
+	user, pass := s.Username, s.Password
+	for _, u := range urls {
+		if u.User != nil {
+			if user == "" {
+				user = u.User.Username()
+				pass, _ = u.User.Password()
+			}
+			u.User = nil
+		}
+	}
 	expiry := uint32(s.SessionExpiry / time.Second)
 	pace := newPacer(s.BackoffMin, s.BackoffMax)
 	cfg := autopaho.ClientConfig{
@@ -165,8 +178,8 @@ func Connect(ctx context.Context, s *Settings, clientID string, manualAcks bool,
 		SessionExpiryInterval:         expiry,
 		ReconnectBackoff:              pace.delay,
 		ConnectTimeout:                s.ConnectTimeout,
-		ConnectUsername:               s.Username,
-		ConnectPassword:               []byte(s.Password),
+		ConnectUsername:               user,
+		ConnectPassword:               []byte(pass),
 		OnConnectionUp: func(cm *autopaho.ConnectionManager, ack *paho.Connack) {
 			pace.up(time.Now())
 			if h.OnUp != nil {

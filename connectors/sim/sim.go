@@ -17,12 +17,12 @@ import (
 // Config is the sim source's configuration.
 type Config struct {
 	Assets      int           `hcl:"assets" default:"2" doc:"number of assets (asset1 … assetN)"`
-	Tags        int           `hcl:"tags" default:"6" doc:"tags per asset; the signal kinds cycle through sine, ramp, step, noise, boolean, counter, state"`
+	Tags        int           `hcl:"tags" default:"6" doc:"tags per asset; the signal kinds cycle through sine, ramp, step, noise, boolean, counter, state (assets × tags at most 1,000,000)"`
 	Interval    time.Duration `hcl:"interval" default:"1s" doc:"time between samples of every tag"`
 	ChangeRatio float64       `hcl:"change_ratio" default:"1" doc:"fraction of tags whose value changes each interval (0–1); the others repeat their last value"`
 	Seed        uint64        `hcl:"seed" default:"1" doc:"random seed; the same seed gives the same values"`
 	AssetPrefix string        `hcl:"asset_prefix" default:"asset" doc:"asset names are this prefix and a number"`
-	BatchSize   int           `hcl:"batch_size" default:"1000" doc:"largest batch handed to the pipeline"`
+	BatchSize   int           `hcl:"batch_size" default:"1000" doc:"largest batch handed to the pipeline (at most 1,000,000)"`
 	Count       int64         `hcl:"count" doc:"stop after this many points (0: run until stopped)"`
 	Fast        bool          `hcl:"fast" doc:"do not wait for the interval: generate as fast as the pipeline takes points (timestamps still advance by interval)"`
 	BadRatio    float64       `hcl:"bad_ratio" doc:"fraction of samples (0–1) with quality bad, status BadSensorFailure, as a failing sensor reports them"`
@@ -56,23 +56,47 @@ var Spec = engine.SourceSpec(engine.Info{
 }`,
 }, New)
 
+// Resource limits checked by validate: beyond them a config cannot run on
+// any gateway (the series alone would not fit in memory).
+const (
+	MaxSeries    = 1_000_000
+	MaxBatchSize = 1_000_000
+)
+
 // New validates the config and builds the source.
 func New(c *Config, env *engine.Env) (engine.Source, error) {
-	switch {
-	case c.Assets < 1:
-		return nil, &engine.FieldError{Field: "assets", Offset: -1, Err: fmt.Errorf("must be at least 1")}
-	case c.Tags < 1:
-		return nil, &engine.FieldError{Field: "tags", Offset: -1, Err: fmt.Errorf("must be at least 1")}
-	case c.Interval <= 0:
-		return nil, &engine.FieldError{Field: "interval", Offset: -1, Err: fmt.Errorf("must be positive")}
-	case c.ChangeRatio < 0 || c.ChangeRatio > 1:
-		return nil, &engine.FieldError{Field: "change_ratio", Offset: -1, Err: fmt.Errorf("must be between 0 and 1")}
-	case c.BadRatio < 0 || c.BadRatio > 1:
-		return nil, &engine.FieldError{Field: "bad_ratio", Offset: -1, Err: fmt.Errorf("must be between 0 and 1")}
-	case c.Uncertain < 0 || c.Uncertain > 1 || c.BadRatio+c.Uncertain > 1:
-		return nil, &engine.FieldError{Field: "uncertain_ratio", Offset: -1, Err: fmt.Errorf("must be between 0 and 1, and with bad_ratio at most 1")}
-	case c.BatchSize < 1:
-		return nil, &engine.FieldError{Field: "batch_size", Offset: -1, Err: fmt.Errorf("must be at least 1")}
+	var bad engine.Problems
+	if c.Assets < 1 {
+		bad.Addf("assets", "must be at least 1")
+	}
+	if c.Tags < 1 {
+		bad.Addf("tags", "must be at least 1")
+	}
+	// Every series keeps its last value, and every interval produces a point
+	// per series: bound them before anything is allocated.
+	if c.Assets > 0 && c.Tags > 0 && int64(c.Assets)*int64(c.Tags) > MaxSeries {
+		bad.Addf("tags", "assets × tags = %d × %d = %d series; at most %d are supported", c.Assets, c.Tags, int64(c.Assets)*int64(c.Tags), MaxSeries)
+	}
+	if c.Interval <= 0 {
+		bad.Addf("interval", "must be positive")
+	}
+	if c.ChangeRatio < 0 || c.ChangeRatio > 1 {
+		bad.Addf("change_ratio", "must be between 0 and 1")
+	}
+	if c.BadRatio < 0 || c.BadRatio > 1 {
+		bad.Addf("bad_ratio", "must be between 0 and 1")
+	}
+	if c.Uncertain < 0 || c.Uncertain > 1 || c.BadRatio+c.Uncertain > 1 {
+		bad.Addf("uncertain_ratio", "must be between 0 and 1, and with bad_ratio at most 1")
+	}
+	if c.BatchSize < 1 || c.BatchSize > MaxBatchSize {
+		bad.Addf("batch_size", "must be between 1 and %d", MaxBatchSize)
+	}
+	if c.Count < 0 {
+		bad.Addf("count", "must not be negative")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	skipped := prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_sim_skipped_ticks_total", Help: "Samples the sim source skipped because the pipeline was slower than its interval."})
 	env.MustRegister(skipped)

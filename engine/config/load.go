@@ -17,6 +17,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/flowd/flowd/engine"
 	"github.com/hashicorp/hcl/v2"
@@ -31,6 +32,9 @@ type Service struct {
 	HTTPAddr string `hcl:"http_addr" default:"127.0.0.1:9180" doc:"address of the metrics, health and status endpoint; loopback unless you mean to expose it"`
 	DataDir  string `hcl:"data_dir" default:"./data" doc:"where disk buffers, certificates and component state live"`
 	LogLevel string `hcl:"log_level" default:"info" enum:"debug|info|warn|error" doc:"log level"`
+	// AllowedHosts are the Host names the admin endpoint answers besides its
+	// own address and localhost (DNS rebinding guard).
+	AllowedHosts []string `hcl:"allowed_hosts" doc:"names (Host header) the HTTP endpoint answers besides the address it is reached at and localhost, e.g. [\"gateway7.plant.local\"]; other Hosts get 403, so a web page cannot read it through DNS rebinding; [\"*\"] turns the check off"`
 	// Shard splits assets across replicas that run the same configuration.
 	Shard *engine.Shard `hcl:"shard,block" doc:"this replica's share of the assets when several replicas read the same plant: sources that address assets (opcua, sim) read only the assets whose name hashes to this index"`
 }
@@ -116,7 +120,12 @@ func (l *Loader) LoadFiles(paths []string) (*Config, hcl.Diagnostics) {
 	var parsed []*hcl.File
 	var names []string
 	for _, name := range files {
-		f, d := l.parser.ParseHCLFile(name)
+		src, err := os.ReadFile(name)
+		if err != nil {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Cannot read configuration", Detail: err.Error()})
+			continue
+		}
+		f, d := l.parse(src, name)
 		diags = append(diags, d...)
 		if f != nil {
 			parsed = append(parsed, f)
@@ -124,20 +133,93 @@ func (l *Loader) LoadFiles(paths []string) (*Config, hcl.Diagnostics) {
 		}
 	}
 	if diags.HasErrors() {
-		return nil, diags
+		return nil, CapDiagnostics(diags)
 	}
 	cfg, d := l.load(parsed, names)
-	return cfg, append(diags, d...)
+	return cfg, CapDiagnostics(append(diags, d...))
 }
 
 // LoadSource parses and validates one in-memory file.
 func (l *Loader) LoadSource(filename string, src []byte) (*Config, hcl.Diagnostics) {
-	f, diags := l.parser.ParseHCL(src, filename)
+	f, diags := l.parse(src, filename)
 	if diags.HasErrors() || f == nil {
-		return nil, diags
+		return nil, CapDiagnostics(diags)
 	}
 	cfg, d := l.load([]*hcl.File{f}, []string{filename})
-	return cfg, append(diags, d...)
+	return cfg, CapDiagnostics(append(diags, d...))
+}
+
+// parse parses one file; a file that is not UTF-8 text (a binary, a file in
+// another encoding) is one diagnostic, not one per byte HCL cannot read.
+func (l *Loader) parse(src []byte, name string) (*hcl.File, hcl.Diagnostics) {
+	if i := notText(src); i >= 0 {
+		pos := hcl.InitialPos
+		for _, c := range src[:i] {
+			pos.Byte++
+			pos.Column++
+			if c == '\n' {
+				pos.Line++
+				pos.Column = 1
+			}
+		}
+		end := pos
+		end.Byte++
+		end.Column++
+		return nil, hcl.Diagnostics{{Severity: hcl.DiagError, Summary: "Not a text file",
+			Detail:  fmt.Sprintf("Byte %d (0x%02x) is not UTF-8 text; a pipeline file is HCL text in UTF-8. Is this the right file?", i, src[i]),
+			Subject: &hcl.Range{Filename: name, Start: pos, End: end}}}
+	}
+	return l.parser.ParseHCL(src, name)
+}
+
+// notText returns the offset of the first NUL byte or invalid UTF-8
+// sequence in src, or -1.
+func notText(src []byte) int {
+	for i := 0; i < len(src); {
+		r, n := utf8.DecodeRune(src[i:])
+		if r == 0 || (r == utf8.RuneError && n <= 1) {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// MaxDiagnosticsPerFile bounds the diagnostics reported for one file: past
+// it, one more says how many were left out (a garbled file cannot flood a
+// terminal or a log).
+const MaxDiagnosticsPerFile = 25
+
+// CapDiagnostics keeps at most MaxDiagnosticsPerFile diagnostics per file,
+// in order, and adds one per file that had more.
+func CapDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
+	perFile := map[string]int{}
+	var out hcl.Diagnostics
+	var files []string
+	for _, d := range diags {
+		name := ""
+		if d.Subject != nil {
+			name = d.Subject.Filename
+		}
+		if perFile[name] == 0 {
+			files = append(files, name)
+		}
+		perFile[name]++
+		if perFile[name] <= MaxDiagnosticsPerFile {
+			out = append(out, d)
+		}
+	}
+	for _, name := range files {
+		if n := perFile[name] - MaxDiagnosticsPerFile; n > 0 {
+			d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Too many errors",
+				Detail: fmt.Sprintf("%d more diagnostic(s) in this file not shown; fix the ones above first.", n)}
+			if name != "" {
+				d.Subject = &hcl.Range{Filename: name, Start: hcl.InitialPos, End: hcl.InitialPos}
+			}
+			out = append(out, d)
+		}
+	}
+	return out
 }
 
 var rootSchema = &hcl.BodySchema{Blocks: []hcl.BlockHeaderSchema{
@@ -331,7 +413,10 @@ type component struct {
 	cfg     reflect.Value
 	inputs  []ref
 	buffer  engine.BufferConfig
-	ok      bool // decoded without errors
+	// bufferDiags are the buffer block's range errors (they do not keep the
+	// sink from being built).
+	bufferDiags hcl.Diagnostics
+	ok          bool // decoded without errors
 }
 
 func (c *component) id() string { return engine.ID(c.kind, c.name) }
@@ -353,6 +438,11 @@ func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, d
 	}
 	diags = append(diags, DecodeContent(content, reflect.ValueOf(&attrs).Elem(), ctx)...)
 	pc := &engine.PipelineConfig{Name: name, LatencySLO: attrs.LatencySLO, StallTimeout: attrs.StallTimeout, QueueSize: attrs.QueueSize}
+	if a, ok := content.Attributes["queue_size"]; ok && (attrs.QueueSize < 1 || attrs.QueueSize > maxQueueSize) {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid queue_size",
+			Detail:  fmt.Sprintf("queue_size = %d: must be between 1 and %d batches.", attrs.QueueSize, maxQueueSize),
+			Subject: a.Expr.Range().Ptr(), Context: a.Range.Ptr()})
+	}
 
 	var comps []*component
 	byID := map[string]*component{}
@@ -446,9 +536,11 @@ func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, d
 		if l.opts.Metrics != nil {
 			env.Metrics = prometheus.WrapRegistererWith(prometheus.Labels{"pipeline": name, "component": c.id()}, l.opts.Metrics)
 		}
-		obj, err := c.spec.Build(c.cfg.Interface(), env)
+		obj, err := build(c, env)
 		if err != nil {
-			diags = append(diags, buildDiag(c, err))
+			for _, e := range engine.SplitErrors(err) {
+				diags = append(diags, buildDiag(c, e))
+			}
 			continue
 		}
 		nc := &engine.NodeConfig{Kind: c.kind, Type: c.typ, Name: c.name, Component: obj, Env: env, Buffer: c.buffer}
@@ -523,10 +615,43 @@ func (l *Loader) decodeComponent(c *component, ctx *hcl.EvalContext) hcl.Diagnos
 			}
 			bc, d := b.Body.Content(Schema(bv.Type()))
 			diags = append(diags, d...)
-			diags = append(diags, DecodeContent(bc, bv, ctx)...)
+			d = DecodeContent(bc, bv, ctx)
+			diags = append(diags, d...)
+			if !d.HasErrors() {
+				c.bufferDiags = checkBuffer(&c.buffer, bc)
+			}
 		}
 	}
 	c.ok = !diags.HasErrors()
+	return append(diags, c.bufferDiags...)
+}
+
+// maxQueueSize bounds a pipeline's queue_size (batches per component input,
+// allocated up front).
+const maxQueueSize = 1 << 16
+
+// maxBufferPoints bounds a memory buffer's max_points: far above any real
+// backlog, low enough that the bound itself cannot exhaust memory unnoticed.
+const maxBufferPoints = 100_000_000
+
+// checkBuffer reports every out-of-range value of a buffer block. These do
+// not stop the sink itself from being built, so its own problems are
+// reported too.
+func checkBuffer(b *engine.BufferConfig, bc *hcl.BodyContent) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	bad := func(attr, detail string) {
+		d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid buffer " + attr, Detail: detail}
+		if a, ok := bc.Attributes[attr]; ok {
+			d.Subject, d.Context = a.Expr.Range().Ptr(), a.Range.Ptr()
+		}
+		diags = append(diags, d)
+	}
+	if b.MaxPoints < 0 || b.MaxPoints > maxBufferPoints {
+		bad("max_points", fmt.Sprintf("max_points = %d: must be between 0 (no point bound) and %d.", b.MaxPoints, maxBufferPoints))
+	}
+	if b.MaxSize < 0 {
+		bad("max_size", fmt.Sprintf("max_size = %d: must not be negative.", b.MaxSize))
+	}
 	return diags
 }
 
@@ -600,6 +725,17 @@ func cycles(comps []*component, byID map[string]*component) hcl.Diagnostics {
 		}
 	}
 	return diags
+}
+
+// build runs a component's constructor. A panic in it becomes an error, so
+// that no configuration ends in a Go stack trace.
+func build(c *component, env *engine.Env) (obj any, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			obj, err = nil, fmt.Errorf("cannot be built with this configuration: %v", r)
+		}
+	}()
+	return c.spec.Build(c.cfg.Interface(), env)
 }
 
 // buildDiag turns a constructor error into a diagnostic on the attribute it

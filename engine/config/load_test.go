@@ -37,6 +37,10 @@ var lastExprConf *exprConf
 
 var exprSpec = engine.TransformSpec(engine.Info{Type: "check", Summary: "test"}, func(c *exprConf, env *engine.Env) (engine.Transform, error) {
 	lastExprConf = c
+	if strings.Contains(c.Where.Src, "PANIC") {
+		var m map[string]int
+		m["constructor bug"]++ // a nil-map write: a panic, as a constructor bug would
+	}
 	if i := strings.Index(c.Where.Src, "BAD"); i >= 0 {
 		return nil, engine.ExprError("where", &c.Where, i, errors.New("unknown name BAD"))
 	}
@@ -325,5 +329,27 @@ func TestDeadLetterSinkNeedsNoInputs(t *testing.T) {
 }`)
 	if got := errorsAt(diags); len(got) != 1 || !strings.HasSuffix(got[0], "Missing required argument") {
 		t.Fatalf("a sink with no inputs that is not the dead-letter sink: %v", got)
+	}
+}
+
+// A constructor that panics is a diagnostic on its block, never a crash.
+func TestConstructorPanicIsADiagnostic(t *testing.T) {
+	_, diags := load(t, `pipeline "p" {
+  source "sim" "s" {}
+  transform "check" "c" {
+    inputs = [source.s]
+    where  = "PANIC"
+  }
+  sink "file" "f" {
+    inputs = [transform.c]
+    path   = "x.jsonl"
+  }
+}
+`)
+	if !diags.HasErrors() || !strings.Contains(diags.Error(), "cannot be built with this configuration") {
+		t.Fatalf("diagnostics: %v", diags)
+	}
+	if got := errorsAt(diags); len(got) != 1 || !strings.HasPrefix(got[0], "3:3 ") {
+		t.Fatalf("errors at %v, want one on the transform block", got)
 	}
 }

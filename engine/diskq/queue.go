@@ -7,11 +7,13 @@
 // the backlog one record at a time, so a backlog of any size costs a few
 // buffers of memory. The Ack of a popped batch advances the committed
 // position, which is persisted in the cursor file; segments wholly before it
-// are deleted. On open, a torn record at the tail of the last segment (a crash
-// mid-append) is cut off; a record that fails its checksum anywhere else marks
-// its segment corrupt: the segment is hard-linked into corrupt/ for
-// inspection, reported, its remaining points counted as dropped, and
-// replay continues with the next segment.
+// are deleted. On open, a torn record at the tail of the last segment of a run
+// that did not stop cleanly (a crash mid-append) is cut off; any other
+// unreadable data (a record that fails its checksum, a segment cut short or
+// deleted) marks its segment corrupt: the segment is hard-linked into corrupt/
+// for inspection, reported, the points it held counted as dropped (from its
+// seal, or estimated and labelled so when the seal is gone), and replay
+// continues with the next segment.
 package diskq
 
 import (
@@ -21,7 +23,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
+	"sort"
 	"sync"
 	"syscall"
 	"time"
@@ -54,8 +56,9 @@ type segment struct {
 	id   uint64
 	size int64 // bytes of valid data, header included
 	// points in the segment's records from where reading started; readPoints
-	// of them have been read.
-	points, readPoints int64
+	// of them have been read; base points lie before where reading started.
+	points, readPoints, base int64
+	writing                  bool // the append target (q.mu)
 }
 
 const (
@@ -77,8 +80,11 @@ type entry struct {
 type Counters struct {
 	CorruptSegments int64
 	CorruptPoints   int64
-	TornBytes       int64
-	DroppedFull     int64
+	// CorruptPointsEstimated is the part of CorruptPoints that is an
+	// estimate: points of damaged segments whose seal is gone too.
+	CorruptPointsEstimated int64
+	TornBytes              int64
+	DroppedFull            int64
 }
 
 // Queue is a disk buffer. It implements engine.Buffer.
@@ -91,7 +97,8 @@ type Queue struct {
 
 	wmu      sync.Mutex // the writer: Push
 	wfile    *os.File
-	wseg     *segment
+	wseg     *segment // nil until a full disk lets the first segment be created
+	nextSeg  uint64   // the id of the write segment still to create
 	lastSync time.Time
 	unsynced bool
 	enc      []byte
@@ -212,7 +219,15 @@ func (q *Queue) syncer() {
 }
 
 // recover scans the directory: it drops delivered segments, cuts a torn tail,
-// counts the backlog and starts a fresh segment for appends.
+// reports every segment that is damaged or missing, counts the backlog and
+// starts a fresh segment for appends.
+//
+// What cannot be read is counted as dropped (reason "corrupt"), logged at
+// ERROR with the file and hard-linked into corrupt/. The count comes from the
+// segment's seal (exact); where the seal is gone too, it is estimated from the
+// points per byte of the readable records and logged as points_lost_estimated.
+// Only the last segment of a run that did not stop cleanly may end in an
+// incomplete record: an interrupted append, never acknowledged, cut off.
 func (q *Queue) recover() error {
 	ids, err := listSegments(q.dir)
 	if err != nil {
@@ -222,58 +237,153 @@ func (q *Queue) recover() error {
 	if !ok && len(ids) > 0 {
 		cur = cursor{seg: ids[0], off: segHdrSize}
 	}
-	seals, _ := filepath.Glob(filepath.Join(q.dir, "*"+sealSuffix))
-	for _, sp := range seals {
-		if _, err := os.Stat(strings.TrimSuffix(sp, sealSuffix) + segSuffix); os.IsNotExist(err) {
-			os.Remove(sp) // its segment was deleted
-		}
+	cleanLast, clean := readCleanMark(q.dir)
+	exists := make(map[uint64]bool, len(ids))
+	known := make(map[uint64]bool) // ids at or after the cursor that existed
+	for _, id := range ids {
+		exists[id] = true
 	}
-	var last uint64
-	for i, id := range ids {
-		last = id
-		path := filepath.Join(q.dir, segName(id))
+	for id := range listSeals(q.dir) {
+		if id < cur.seg {
+			if !exists[id] {
+				os.Remove(filepath.Join(q.dir, sealName(id))) // delivered
+			}
+			continue
+		}
+		known[id] = true
+	}
+	for _, id := range ids {
 		if id < cur.seg {
 			removeSegment(q.dir, id)
 			continue
 		}
-		isLast := i == len(ids)-1
-		f, err := os.OpenFile(path, os.O_RDWR, 0)
+		known[id] = true
+	}
+	if clean && cleanLast > 0 && cleanLast >= cur.seg {
+		known[cleanLast] = true
+	}
+	order := make([]uint64, 0, len(known))
+	for id := range known {
+		order = append(order, id)
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+
+	// First pass: scan what is there (the points per byte of readable
+	// records are the basis of an estimate where a count is lost).
+	scans := make(map[uint64]scanResult, len(ids))
+	var ratePoints, rateBytes int64
+	for i, id := range order {
+		if !exists[id] {
+			continue
+		}
+		_, sealed := readSeal(q.dir, id)
+		tail := i == len(order)-1 && !clean && !sealed
+		f, err := os.OpenFile(filepath.Join(q.dir, segName(id)), os.O_RDWR, 0)
 		if err != nil {
 			return err
 		}
-		from := segHdrSize
-		if id == cur.seg {
-			from = max(cur.off, segHdrSize)
-		}
-		r, err := scanSegment(f, from, isLast)
-		if err != nil {
-			f.Close()
-			return fmt.Errorf("diskq: scan %s: %w", path, err)
-		}
-		size := r.fileSize
-		if isLast && r.invalid {
+		r, err := scanSegment(f, q.startOf(id, cur), tail || (clean && id == cleanLast))
+		if err == nil && tail && r.invalid {
 			torn := r.fileSize - r.validEnd
 			q.counters.TornBytes += torn
-			q.log.Warn("disk buffer: incomplete record at the end of the last segment cut off (interrupted append)", "segment", segName(id), "offset", r.validEnd, "bytes", torn)
-			if err := f.Truncate(r.validEnd); err != nil {
-				f.Close()
-				return err
-			}
-			f.Sync()
-			size = r.validEnd
-		} else if r.invalid {
-			q.log.Warn("disk buffer: segment has an invalid record; it will be skipped when replay reaches it", "segment", segName(id), "offset", r.validEnd)
-			if total, ok := readSeal(q.dir, id); ok && total-r.before > r.points {
-				r.points = total - r.before
+			q.log.Warn("disk buffer: incomplete record at the end of the last segment cut off (interrupted append)", "file", f.Name(), "offset", r.validEnd, "bytes", torn)
+			if err = f.Truncate(r.validEnd); err == nil {
+				f.Sync()
+				r.fileSize, r.invalid = r.validEnd, false
 			}
 		}
 		f.Close()
-		from = min(from, size)
-		if size-from <= 0 || size <= segHdrSize {
-			removeSegment(q.dir, id)
+		if err != nil {
+			return fmt.Errorf("diskq: scan %s: %w", segName(id), err)
+		}
+		scans[id] = r
+		if r.validEnd > segHdrSize {
+			ratePoints += r.before + r.points
+			rateBytes += r.validEnd - segHdrSize
+		}
+	}
+	estimate := func(bytes int64) int64 {
+		if rateBytes == 0 || bytes <= 0 {
+			return 0
+		}
+		return (bytes*ratePoints + rateBytes - 1) / rateBytes
+	}
+
+	// Second pass: account for every segment in order.
+	prev := cur.seg
+	var last uint64
+	for i, id := range order {
+		last = id
+		if gap := id - prev - 1; id > prev+1 {
+			q.lost(prev+1, fmt.Sprintf("%d segment(s) missing from here on (deleted, seals missing too)", gap), 0,
+				int64(gap)*estimate(q.segSize-segHdrSize), true, "", false)
+			for g := prev + 1; g < id && g-prev <= maxTombstones; g++ {
+				q.tombstone(g)
+			}
+		}
+		prev = id
+		from := q.startOf(id, cur)
+		before := int64(0)
+		if id == cur.seg {
+			before = max(cur.before, 0)
+		}
+		total, sealed := readSeal(q.dir, id)
+		if !exists[id] {
+			switch {
+			case sealed && total-before <= 0:
+				// A tombstone, or a segment whose points were all delivered.
+			case sealed:
+				q.lost(id, "segment missing (deleted)", 0, max(total-before, 0), id == cur.seg && cur.before < 0 && cur.off > segHdrSize, "", false)
+			default:
+				q.lost(id, "segment missing (deleted, seal missing too)", 0, estimate(q.segSize-from), true, "", false)
+			}
+			q.tombstone(id)
 			continue
 		}
-		s := &segment{id: id, size: size, points: r.points}
+		r := scans[id]
+		before = max(before, r.before)
+		damaged := r.invalid || (r.validEnd < segHdrSize && (sealed || i < len(order)-1 || clean))
+		var lost int64
+		estimated := false
+		switch {
+		case sealed:
+			lost = max(total-before-r.points, 0)
+			damaged = damaged || lost > 0
+			// A cursor of an older version does not say how many points lie
+			// before it; when the damage is before it too, lost is at most this.
+			estimated = lost > 0 && id == cur.seg && cur.before < 0 && r.validEnd < from
+		case damaged:
+			unread := r.fileSize - max(r.validEnd, from)
+			if r.validEnd < segHdrSize {
+				unread = max(q.segSize, r.fileSize) - from // cut short: its size is lost too
+			}
+			lost, estimated = estimate(unread), true
+		}
+		size := max(r.validEnd, 0)
+		if damaged {
+			what := "damaged segment: records after the offset cannot be read"
+			if r.validEnd < segHdrSize {
+				what = "damaged segment: cut short or overwritten"
+			} else if !r.invalid {
+				what = "damaged segment: cut short (fewer points than its seal)"
+			}
+			q.lost(id, what, size, lost, estimated, q.quarantine(id), true)
+		}
+		from = min(from, size)
+		if size-from <= 0 || size <= segHdrSize {
+			os.Remove(filepath.Join(q.dir, segName(id)))
+			switch {
+			case i == len(order)-1 && !damaged:
+				// The last one (an empty tail): the write segment takes its
+				// id again, so no gap is left and no tombstone is needed.
+				os.Remove(filepath.Join(q.dir, sealName(id)))
+				last = id - 1
+			default:
+				q.tombstone(id)
+			}
+			continue
+		}
+		s := &segment{id: id, size: size, points: r.points, base: before}
 		if len(q.segs) == 0 {
 			q.rseg, q.roff = s, from
 			q.nextIngest = r.firstIngest
@@ -282,30 +392,94 @@ func (q *Queue) recover() error {
 		q.unreadBytes += size - from
 		q.unreadPoints += r.points
 	}
-	if err := q.newWriteSegment(max(last, cur.seg) + 1); err != nil {
-		return err
+	q.nextSeg = max(last, cur.seg) + 1
+	if err := q.newWriteSegment(q.nextSeg); err != nil {
+		// A full disk must not keep the backlog that would free it from
+		// draining: appends create the segment once there is room.
+		q.log.Warn("disk buffer: cannot start a new segment; appends wait for space, the backlog drains", "err", err)
 	}
-	if q.rseg == nil {
+	switch {
+	case q.rseg != nil:
+	case q.wseg != nil:
 		q.rseg, q.roff = q.wseg, segHdrSize
+	default: // nothing to read, no segment yet: a stand-in without a file
+		q.rseg, q.roff = &segment{id: q.nextSeg - 1, size: segHdrSize}, segHdrSize
 	}
-	q.commit = cursor{seg: q.rseg.id, off: q.roff}
-	roff := q.roff
-	if err := q.openReader(q.rseg); err != nil {
-		return err
+	q.commit = cursor{seg: q.rseg.id, off: q.roff, before: q.rseg.base}
+	if q.rseg == q.wseg || q.rseg.size > segHdrSize {
+		roff := q.roff
+		if err := q.openReader(q.rseg); err != nil {
+			return err
+		}
+		q.roff = roff
 	}
-	q.roff = roff
 	if q.unreadPoints > 0 {
-		q.log.Info("disk buffer: replaying backlog", "points", q.unreadPoints, "bytes", q.unreadBytes, "segments", len(q.segs)-1)
+		q.log.Info("disk buffer: replaying backlog", "points", q.unreadPoints, "bytes", q.unreadBytes, "segments", len(q.segs))
 	}
-	if err := writeCursor(q.dir, q.commit, q.opts.Fsync != "never"); err != nil {
-		return err
-	}
-	f, err := os.OpenFile(filepath.Join(q.dir, cursorName), os.O_RDWR, 0)
+	f, err := openCursor(q.dir, q.commit, q.opts.Fsync != "never")
 	if err != nil {
-		return err
+		q.log.Warn("disk buffer: cannot persist read position yet", "err", err)
 	}
 	q.curF = f
+	// From here on appends may follow: the next run must not take this
+	// run's last segment for a cleanly finished one.
+	if clean {
+		if err := os.Remove(filepath.Join(q.dir, cleanName)); err != nil {
+			return err
+		}
+		syncDir(q.dir)
+	}
 	return nil
+}
+
+// maxTombstones bounds the tombstones written for one run of missing ids.
+const maxTombstones = 1 << 12
+
+// tombstone leaves an empty seal for a segment removed (or found missing) at
+// open while at or after the cursor: the ids stay contiguous, so the next open
+// neither reports the loss again nor takes the gap for a deleted segment.
+// Tombstones go once the cursor passes them.
+func (q *Queue) tombstone(id uint64) {
+	writeSeal(q.dir, id, 0)
+}
+
+// startOf is where reading starts in segment id.
+func (q *Queue) startOf(id uint64, cur cursor) int64 {
+	if id == cur.seg {
+		return max(cur.off, segHdrSize)
+	}
+	return segHdrSize
+}
+
+// lost reports points of segment id that cannot be read (at open).
+func (q *Queue) lost(id uint64, what string, offset, points int64, estimated bool, isolated string, present bool) {
+	q.counters.CorruptSegments++
+	args := []any{"file", filepath.Join(q.dir, segName(id))}
+	if present {
+		args = append(args, "offset", offset, "isolated_as", isolated)
+	}
+	if estimated {
+		q.counters.CorruptPointsEstimated += points
+		args = append(args, "points_lost_estimated", points)
+	} else {
+		args = append(args, "points_lost", points)
+	}
+	q.log.Error("disk buffer: "+what, args...)
+	q.dropped(int(points), "corrupt")
+}
+
+// quarantine hard-links a damaged segment into corrupt/ for inspection and
+// returns the link's path ("" when that failed).
+func (q *Queue) quarantine(id uint64) string {
+	isolated := filepath.Join(q.dir, corruptDir, segName(id))
+	if err := os.MkdirAll(filepath.Join(q.dir, corruptDir), 0o755); err != nil {
+		return ""
+	}
+	os.Remove(isolated)
+	if os.Link(filepath.Join(q.dir, segName(id)), isolated) != nil {
+		return ""
+	}
+	return isolated
 }
 
 // newWriteSegment creates segment id and makes it the append target.
@@ -339,9 +513,13 @@ func (q *Queue) newWriteSegment(id uint64) error {
 			q.log.Warn("disk buffer: cannot write segment seal", "segment", segName(q.wseg.id), "err", err)
 		}
 	}
-	s := &segment{id: id, size: segHdrSize}
+	s := &segment{id: id, size: segHdrSize, writing: true}
+	prev := q.wseg
 	q.wfile, q.wseg = f, s
 	q.mu.Lock()
+	if prev != nil {
+		prev.writing = false
+	}
 	q.segs = append(q.segs, s)
 	q.mu.Unlock()
 	return nil
@@ -375,7 +553,10 @@ func (q *Queue) Push(ctx context.Context, b engine.Batch) error {
 	}
 	q.wmu.Lock()
 	defer q.wmu.Unlock()
-	if q.wfile == nil {
+	q.mu.Lock()
+	closed := q.closed
+	q.mu.Unlock()
+	if closed {
 		return errors.New("diskq: closed")
 	}
 	rec := q.encode(b.Points)
@@ -458,6 +639,11 @@ func (q *Queue) encode(points []engine.Point) []byte {
 // append writes one record (the writer lock is held).
 func (q *Queue) append(rec []byte, points, ingest int64) error {
 	size := int64(len(rec))
+	if q.wseg == nil {
+		if err := q.newWriteSegment(q.nextSeg); err != nil {
+			return err
+		}
+	}
 	if q.wseg.size > segHdrSize && q.wseg.size+size > q.segSize {
 		if err := q.newWriteSegment(q.wseg.id + 1); err != nil {
 			return err
@@ -501,7 +687,7 @@ func (q *Queue) next() (e *entry, h recHeader, payload []byte, ok bool) {
 			q.mu.Unlock()
 			return nil, h, nil, false
 		}
-		seg, size := q.rseg, q.rseg.size
+		seg, size, writing := q.rseg, q.rseg.size, q.rseg.writing
 		var nextSeg *segment
 		for _, s := range q.segs {
 			if s.id > seg.id {
@@ -512,6 +698,13 @@ func (q *Queue) next() (e *entry, h recHeader, payload []byte, ok bool) {
 		q.mu.Unlock()
 		if q.roff >= size {
 			if nextSeg == nil {
+				if !writing && q.rfile != nil {
+					// Read to its end and never appended to again: close it,
+					// or its space stays taken once it is deleted (a full disk
+					// waits for exactly that space).
+					q.rfile.Close()
+					q.rfile = nil
+				}
 				return nil, h, nil, false
 			}
 			if err := q.openReader(nextSeg); err != nil {
@@ -533,6 +726,7 @@ func (q *Queue) next() (e *entry, h recHeader, payload []byte, ok bool) {
 		e := &entry{end: cursor{seg: seg.id, off: q.roff}, points: int64(h.points), bytes: q.roff - start, ingest: h.ingest}
 		q.mu.Lock()
 		seg.readPoints += e.points
+		e.end.before = seg.base + seg.readPoints
 		q.unreadPoints -= e.points
 		q.unreadBytes -= e.bytes
 		q.inflightPoints += e.points
@@ -583,13 +777,7 @@ func (q *Queue) peekLocked() {
 // skipCorrupt isolates the rest of a segment that failed to read (the reader
 // lock is held).
 func (q *Queue) skipCorrupt(seg *segment, size int64, cause error) {
-	isolated := filepath.Join(q.dir, corruptDir, segName(seg.id))
-	if err := os.MkdirAll(filepath.Join(q.dir, corruptDir), 0o755); err == nil {
-		os.Remove(isolated)
-		if os.Link(filepath.Join(q.dir, segName(seg.id)), isolated) != nil {
-			isolated = ""
-		}
-	}
+	isolated := q.quarantine(seg.id)
 	q.mu.Lock()
 	lost := max(seg.points-seg.readPoints, 0)
 	seg.readPoints = seg.points
@@ -597,7 +785,7 @@ func (q *Queue) skipCorrupt(seg *segment, size int64, cause error) {
 	q.unreadPoints -= lost
 	q.unreadBytes -= skipped
 	q.counters.CorruptSegments++
-	q.inflight = append(q.inflight, &entry{end: cursor{seg: seg.id, off: size}, state: stateDone})
+	q.inflight = append(q.inflight, &entry{end: cursor{seg: seg.id, off: size, before: seg.base + seg.points}, state: stateDone})
 	q.advanceLocked()
 	q.mu.Unlock()
 	q.log.Error("disk buffer: corrupt segment skipped", "segment", segName(seg.id), "offset", q.roff,
@@ -655,35 +843,50 @@ func (q *Queue) advanceLocked() {
 	n := copy(q.inflight, q.inflight[i:])
 	clear(q.inflight[n:])
 	q.inflight = q.inflight[:n]
-	deleted := false
-	for len(q.segs) > 1 {
-		s := q.segs[0]
+	// Segments wholly delivered are deleted. The cursor moves to the start
+	// of the first segment kept before any file goes, so it never names a
+	// deleted segment: at the next open, a segment missing at or after the
+	// cursor is damage.
+	// The write segment stays; without one (a full disk at open), the last
+	// delivered segment goes too, which frees the space appends wait for.
+	done := 0
+	for done < len(q.segs) && !q.segs[done].writing {
+		s := q.segs[done]
 		if s.id > q.commit.seg || (s.id == q.commit.seg && q.commit.off < s.size) {
 			break
 		}
-		// Everything in s is delivered. The cursor moves on before the file
-		// goes, so a crash in between never points at a missing segment's
-		// data as undelivered.
-		if !deleted {
-			q.writeCursorLocked()
-		}
+		done++
+	}
+	switch {
+	case done == 0:
+	case done < len(q.segs) && q.commit.seg < q.segs[done].id:
+		q.commit = cursor{seg: q.segs[done].id, off: segHdrSize}
+	case done == len(q.segs):
+		q.commit = cursor{seg: q.segs[done-1].id + 1, off: segHdrSize}
+	}
+	q.writeCursorLocked()
+	for _, s := range q.segs[:done] {
 		removeSegment(q.dir, s.id)
-		q.segs[0] = nil
-		q.segs = q.segs[1:]
-		deleted = true
 	}
-	if !deleted {
-		q.writeCursorLocked()
-	}
+	n = copy(q.segs, q.segs[done:])
+	clear(q.segs[n:])
+	q.segs = q.segs[:n]
 }
 
-// writeCursorLocked persists the committed position: one 20-byte write in
+// writeCursorLocked persists the committed position: one 28-byte write in
 // place, so a crash replays at most the batch being acknowledged. A write
 // torn by a power cut fails its checksum, and the next open starts at the
 // oldest segment still on disk: more duplicates, nothing lost.
 func (q *Queue) writeCursorLocked() {
-	if q.closed || q.curF == nil {
+	if q.closed {
 		return
+	}
+	if q.curF == nil { // a full disk at open; there may be room now
+		f, err := openCursor(q.dir, q.commit, false)
+		if err != nil {
+			return
+		}
+		q.curF = f
 	}
 	b := encodeCursor(q.commit)
 	if _, err := q.curF.WriteAt(b[:], 0); err != nil {
@@ -804,22 +1007,51 @@ func (q *Queue) Close() error {
 		return nil
 	}
 	var err error
+	if q.wfile != nil {
+		err = q.wfile.Sync()
+	}
+	if q.curF == nil {
+		q.curF, _ = openCursor(q.dir, q.commit, false)
+	}
 	if q.curF != nil {
 		b := encodeCursor(q.commit)
-		if _, err = q.curF.WriteAt(b[:], 0); err == nil {
-			err = q.curF.Sync()
+		if _, werr := q.curF.WriteAt(b[:], 0); err == nil {
+			err = werr
 		}
+		if serr := q.curF.Sync(); err == nil {
+			err = serr
+		}
+	} else if err == nil {
+		err = errors.New("diskq: cannot persist the read position")
+	}
+	if err == nil {
+		err = q.markClean()
 	}
 	q.closed = true
 	q.mu.Unlock()
-	if q.wfile != nil {
-		if serr := q.wfile.Sync(); err == nil {
-			err = serr
-		}
-	}
 	q.closeFiles()
 	signal(q.notEmpty)
 	return err
+}
+
+// markClean seals the last segment and leaves the clean-stop mark (q.mu is
+// held, every write done and synced). Without it, the next open takes an
+// invalid tail of the last segment for an interrupted append.
+func (q *Queue) markClean() error {
+	var last uint64 // 0: no segment
+	if n := len(q.segs); n > 0 {
+		s := q.segs[n-1]
+		last = s.id
+		if _, ok := readSeal(q.dir, s.id); !ok {
+			if err := writeSeal(q.dir, s.id, s.base+s.points); err != nil {
+				return fmt.Errorf("diskq: seal %s: %w", segName(s.id), err)
+			}
+		}
+	}
+	if err := writeCleanMark(q.dir, last); err != nil {
+		return fmt.Errorf("diskq: clean-stop mark: %w", err)
+	}
+	return syncDir(q.dir)
 }
 
 func (q *Queue) closeFiles() {

@@ -212,7 +212,10 @@ func TestTornTailIsCutOff(t *testing.T) {
 	}
 	wseg := filepath.Join(dir, segName(q.wseg.id))
 	q.Close()
-	// An interrupted append: a header promising more than was written.
+	// A run killed mid-append leaves neither the clean-stop mark nor a seal
+	// of its last segment, and a header promising more than was written.
+	os.Remove(filepath.Join(dir, cleanName))
+	os.Remove(filepath.Join(dir, sealName(q.wseg.id)))
 	rec := (&Queue{}).encode(batch(100, 10))
 	f, err := os.OpenFile(wseg, os.O_WRONLY|os.O_APPEND, 0)
 	if err != nil {

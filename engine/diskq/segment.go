@@ -241,48 +241,96 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// cursor is the committed read position.
+// cursor is the committed read position. before is the number of points in
+// seg's records before off (-1 when unknown: a cursor written by an older
+// version), so that if seg is damaged below off, its loss is still exact.
 type cursor struct {
-	seg uint64
-	off int64
+	seg    uint64
+	off    int64
+	before int64
 }
+
+const (
+	cursorSizeV1 = 20 // seg, off, crc
+	cursorSize   = 28 // seg, off, before, crc
+)
 
 func readCursor(dir string) (cursor, bool) {
 	b, err := os.ReadFile(filepath.Join(dir, cursorName))
-	if err != nil || len(b) != 20 {
+	if err != nil {
 		return cursor{}, false
 	}
-	if crc32.Checksum(b[:16], castagnoli) != binary.LittleEndian.Uint32(b[16:]) {
-		return cursor{}, false
+	switch {
+	case len(b) >= cursorSize && crc32.Checksum(b[:24], castagnoli) == binary.LittleEndian.Uint32(b[24:]):
+		return cursor{seg: binary.LittleEndian.Uint64(b), off: int64(binary.LittleEndian.Uint64(b[8:])),
+			before: int64(binary.LittleEndian.Uint64(b[16:]))}, true
+	case len(b) >= cursorSizeV1 && crc32.Checksum(b[:16], castagnoli) == binary.LittleEndian.Uint32(b[16:]):
+		return cursor{seg: binary.LittleEndian.Uint64(b), off: int64(binary.LittleEndian.Uint64(b[8:])), before: -1}, true
 	}
-	return cursor{seg: binary.LittleEndian.Uint64(b), off: int64(binary.LittleEndian.Uint64(b[8:]))}, true
+	return cursor{}, false
 }
 
-func encodeCursor(c cursor) [20]byte {
-	var b [20]byte
+func encodeCursor(c cursor) [cursorSize]byte {
+	var b [cursorSize]byte
 	binary.LittleEndian.PutUint64(b[:], c.seg)
 	binary.LittleEndian.PutUint64(b[8:], uint64(c.off))
-	binary.LittleEndian.PutUint32(b[16:], crc32.Checksum(b[:16], castagnoli))
+	binary.LittleEndian.PutUint64(b[16:], uint64(c.before))
+	binary.LittleEndian.PutUint32(b[24:], crc32.Checksum(b[:24], castagnoli))
 	return b
 }
 
-// writeCursor replaces the cursor file atomically (at open).
-func writeCursor(dir string, c cursor, sync bool) error {
-	b := encodeCursor(c)
-	tmp := filepath.Join(dir, cursorName+".tmp")
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+// openCursor opens the cursor file for in-place writes and stores c in it.
+// An existing file is overwritten in place, so a full file system does not
+// stop a queue from opening (and draining) its backlog.
+func openCursor(dir string, c cursor, sync bool) (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(dir, cursorName), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	_, err = f.Write(b[:])
+	b := encodeCursor(c)
+	_, err = f.WriteAt(b[:], 0)
 	if err == nil && sync {
 		err = f.Sync()
 	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
 	if err != nil {
-		return err
+		f.Close()
+		return nil, err
 	}
-	return os.Rename(tmp, filepath.Join(dir, cursorName))
+	return f, nil
+}
+
+// A clean stop leaves a mark naming the last segment (which Close seals),
+// like Kafka's clean-shutdown file: without it, an invalid tail of the last
+// segment is an interrupted append; with it, any invalid data is damage.
+const cleanName = "clean"
+
+func writeCleanMark(dir string, last uint64) error {
+	var b [12]byte
+	binary.LittleEndian.PutUint64(b[:], last)
+	binary.LittleEndian.PutUint32(b[8:], crc32.Checksum(b[:8], castagnoli))
+	return os.WriteFile(filepath.Join(dir, cleanName), b[:], 0o644)
+}
+
+func readCleanMark(dir string) (uint64, bool) {
+	b, err := os.ReadFile(filepath.Join(dir, cleanName))
+	if err != nil || len(b) != 12 || crc32.Checksum(b[:8], castagnoli) != binary.LittleEndian.Uint32(b[8:]) {
+		return 0, false
+	}
+	return binary.LittleEndian.Uint64(b), true
+}
+
+// listSeals returns the seal files in dir by segment id.
+func listSeals(dir string) map[uint64]bool {
+	ents, _ := os.ReadDir(dir)
+	ids := make(map[uint64]bool)
+	for _, e := range ents {
+		name := e.Name()
+		if e.IsDir() || !strings.HasSuffix(name, sealSuffix) {
+			continue
+		}
+		if id, err := strconv.ParseUint(strings.TrimSuffix(name, sealSuffix), 10, 64); err == nil {
+			ids[id] = true
+		}
+	}
+	return ids
 }

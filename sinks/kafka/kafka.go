@@ -89,19 +89,27 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	if field, err := ckafka.CheckEncoding(&enc); err != nil {
 		return nil, &engine.FieldError{Field: field, Offset: -1, Err: err}
 	}
-	switch {
-	case c.CreateTopic && c.Topic == "":
-		return nil, &engine.FieldError{Field: "create_topic", Offset: -1, Err: errors.New("creates the fixed topic only; topic_expr topics must exist")}
-	case len(c.Brokers) == 0:
-		return nil, &engine.FieldError{Field: "brokers", Offset: -1, Err: errors.New("needs at least one broker")}
-	case c.Idempotent && c.Acks != "all":
-		return nil, &engine.FieldError{Field: "idempotent", Offset: -1, Err: errors.New("the idempotent producer needs acks = \"all\" (set idempotent = false)")}
-	case c.MaxBufferedRecords < 1:
-		return nil, &engine.FieldError{Field: "max_buffered_records", Offset: -1, Err: errors.New("must be at least 1")}
-	case c.DeliveryTimeout <= 0:
-		return nil, &engine.FieldError{Field: "delivery_timeout", Offset: -1, Err: errors.New("must be positive")}
-	case c.BatchMaxBytes < 1024 || c.BatchMaxBytes > 1<<30:
-		return nil, &engine.FieldError{Field: "batch_max_bytes", Offset: -1, Err: errors.New("must be between 1KiB and 1GiB")}
+	var bad engine.Problems
+	if c.CreateTopic && c.Topic == "" {
+		bad.Add("create_topic", errors.New("creates the fixed topic only; topic_expr topics must exist"))
+	}
+	if len(c.Brokers) == 0 {
+		bad.Add("brokers", errors.New("needs at least one broker"))
+	}
+	if c.Idempotent && c.Acks != "all" {
+		bad.Add("idempotent", errors.New("the idempotent producer needs acks = \"all\" (set idempotent = false)"))
+	}
+	if c.MaxBufferedRecords < 1 {
+		bad.Add("max_buffered_records", errors.New("must be at least 1"))
+	}
+	if c.DeliveryTimeout <= 0 {
+		bad.Add("delivery_timeout", errors.New("must be positive"))
+	}
+	if c.BatchMaxBytes < 1024 || c.BatchMaxBytes > 1<<30 {
+		bad.Add("batch_max_bytes", errors.New("must be between 1KiB and 1GiB"))
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	if c.TLS != nil {
 		if _, err := c.TLS.Config(); err != nil {

@@ -106,24 +106,30 @@ type Transform struct {
 
 // New validates the config.
 func New(c *Config, env *engine.Env) (engine.Transform, error) {
+	var bad engine.Problems
 	if c.Deadband < 0 || math.IsNaN(c.Deadband) {
-		return nil, &engine.FieldError{Field: "deadband", Offset: -1, Err: errors.New("must not be negative")}
+		bad.Add("deadband", errors.New("must not be negative"))
 	}
 	if c.MaxTags < 1 {
-		return nil, &engine.FieldError{Field: "max_tags", Offset: -1, Err: errors.New("must be at least 1")}
+		bad.Add("max_tags", errors.New("must be at least 1"))
 	}
 	if c.StateTTL <= 0 {
-		return nil, &engine.FieldError{Field: "state_ttl", Offset: -1, Err: errors.New("must be positive")}
+		bad.Add("state_ttl", errors.New("must be positive"))
+	}
+	for i, o := range c.Override {
+		if _, err := path.Match(o.Match, ""); err != nil {
+			bad.Add("override", fmt.Errorf("block %d: match %q: %w", i+1, o.Match, err))
+		}
+		if (o.Deadband < 0 && o.Deadband != -1) || math.IsNaN(o.Deadband) {
+			bad.Add("override", fmt.Errorf("block %d: deadband must not be negative", i+1))
+		}
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	t := &Transform{cfg: *c, env: env, state: map[uint64]*entry{}, seed: maphash.MakeSeed(), ttl: int64(c.StateTTL)}
 	t.def = params{deadband: c.Deadband, percent: c.Mode == "percent", heartbeat: int64(c.Heartbeat)}
-	for i, o := range c.Override {
-		if _, err := path.Match(o.Match, ""); err != nil {
-			return nil, &engine.FieldError{Field: "override", Offset: -1, Err: fmt.Errorf("block %d: match %q: %w", i+1, o.Match, err)}
-		}
-		if (o.Deadband < 0 && o.Deadband != -1) || math.IsNaN(o.Deadband) {
-			return nil, &engine.FieldError{Field: "override", Offset: -1, Err: fmt.Errorf("block %d: deadband must not be negative", i+1)}
-		}
+	for _, o := range c.Override {
 		p := t.def
 		if o.Deadband >= 0 {
 			p.deadband = o.Deadband
@@ -340,6 +346,25 @@ func (t *Transform) load() {
 	if bad > 0 || sc.Err() != nil {
 		t.log().Warn("cov state file partly unreadable", "file", t.statePath, "bad_lines", bad, "err", sc.Err())
 	}
+}
+
+// Prepare checks, before the pipeline runs, that the state file can be
+// written where Close will write it (a temporary file beside it, renamed).
+func (t *Transform) Prepare() error {
+	if t.statePath == "" {
+		return nil
+	}
+	dir := filepath.Dir(t.statePath)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return &engine.FieldError{Field: "state_file", Offset: -1, Err: fmt.Errorf("cannot create the directory of %s: %w", t.statePath, err)}
+	}
+	f, err := os.CreateTemp(dir, filepath.Base(t.statePath)+".probe-*")
+	if err != nil {
+		return &engine.FieldError{Field: "state_file", Offset: -1, Err: fmt.Errorf("%s cannot be written (the state would be lost at every stop): %w", t.statePath, err)}
+	}
+	f.Close()
+	os.Remove(f.Name())
+	return nil
 }
 
 // Close writes the state file (atomically: a temporary file renamed over it).

@@ -96,8 +96,9 @@ type Transform struct {
 
 // New validates the config.
 func New(c *Config, env *engine.Env) (engine.Transform, error) {
+	var bad engine.Problems
 	if c.Size <= 0 {
-		return nil, &engine.FieldError{Field: "size", Offset: -1, Err: errors.New("must be positive")}
+		bad.Add("size", errors.New("must be positive"))
 	}
 	t := &Transform{cfg: *c, env: env, size: int64(c.Size), fold: c.Late == "fold", seed: maphash.MakeSeed(),
 		state: map[uint64]*acc{}, now: engine.Now}
@@ -108,16 +109,20 @@ func New(c *Config, env *engine.Env) (engine.Transform, error) {
 	for _, n := range names {
 		i := slices.Index(aggNames, n)
 		if i < 0 {
-			return nil, &engine.FieldError{Field: "aggregates", Offset: -1,
-				Err: fmt.Errorf("%q is not one of %s", n, strings.Join(aggNames, ", "))}
+			bad.Add("aggregates", fmt.Errorf("%q is not one of %s", n, strings.Join(aggNames, ", ")))
+			continue
 		}
 		if slices.Contains(t.aggs, agg(i)) {
-			return nil, &engine.FieldError{Field: "aggregates", Offset: -1, Err: fmt.Errorf("%q is listed twice", n)}
+			bad.Add("aggregates", fmt.Errorf("%q is listed twice", n))
+			continue
 		}
 		t.aggs = append(t.aggs, agg(i))
 	}
-	if c.KeepTag && len(t.aggs) > 1 {
-		return nil, &engine.FieldError{Field: "keep_tag", Offset: -1, Err: errors.New("needs a single aggregate")}
+	if c.KeepTag && len(names) > 1 {
+		bad.Add("keep_tag", errors.New("needs a single aggregate"))
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	t.idle = int64(c.IdleTimeout)
 	if t.idle <= 0 {
