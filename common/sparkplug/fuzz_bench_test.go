@@ -1,0 +1,76 @@
+package sparkplug
+
+import (
+	"testing"
+
+	"github.com/flowd/flowd/common/sparkplug/sproto"
+	"github.com/flowd/flowd/engine"
+	"google.golang.org/protobuf/proto"
+)
+
+// FuzzDecode feeds arbitrary payloads after a valid birth: every message
+// either decodes into points with a tag or is rejected with a reason.
+func FuzzDecode(f *testing.F) {
+	var bm []*sproto.Payload_Metric
+	for i, c := range allTypes() {
+		m := mkMetric(c.name, uint64(i+1), c.dt)
+		c.set(m)
+		bm = append(bm, m)
+	}
+	b := birth(f, 0, 1, bm...)
+	f.Add("NBIRTH", b)
+	f.Add("NDATA", b[:len(b)/2])
+	f.Add("NDATA", marshal(f, &sproto.Payload{Seq: proto.Uint64(1), Metrics: []*sproto.Payload_Metric{{Alias: proto.Uint64(3), Value: &sproto.Payload_Metric_IntValue{IntValue: 1}}}}))
+	f.Add("NDEATH", marshal(f, &sproto.Payload{Metrics: []*sproto.Payload_Metric{bdSeqMetric(1, 0)}}))
+	f.Fuzz(func(t *testing.T, typ string, payload []byte) {
+		d := NewDecoder(NewState(Options{}), nil)
+		if _, err := d.Decode(nil, "spBv1.0/g/NBIRTH/n", b, 1); err != nil {
+			t.Fatal(err)
+		}
+		pts, err := d.Decode(nil, "spBv1.0/g/"+typ+"/n", payload, 1)
+		if err != nil {
+			if len(pts) != 0 || err.Error() == "" {
+				t.Fatalf("rejected with points %v or no reason", pts)
+			}
+			return
+		}
+		for _, p := range pts {
+			if p.Tag == "" {
+				t.Fatalf("point without a tag: %+v", p)
+			}
+		}
+	})
+}
+
+// BenchmarkDecodeDData decodes DDATA messages of 20 metrics by alias; the
+// metrics/s figure is per CPU-second of the benchmark's one goroutine.
+func BenchmarkDecodeDData(b *testing.B) {
+	d := NewDecoder(NewState(Options{NoSeqCheck: true}), nil)
+	var bm, dm []*sproto.Payload_Metric
+	for i := range 20 {
+		m := mkMetric("tag"+string(rune('a'+i)), uint64(i+1), sproto.DataType_Double)
+		m.Value = &sproto.Payload_Metric_DoubleValue{DoubleValue: float64(i)}
+		bm = append(bm, m)
+		dm = append(dm, &sproto.Payload_Metric{Alias: proto.Uint64(uint64(i + 1)), Timestamp: proto.Uint64(uint64(T0)),
+			Value: &sproto.Payload_Metric_DoubleValue{DoubleValue: float64(i) * 1.5}})
+	}
+	if _, err := d.Decode(nil, "spBv1.0/g/NBIRTH/n", birth(b, 0, 1), 1); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := d.Decode(nil, "spBv1.0/g/DBIRTH/n/dev", marshal(b, &sproto.Payload{Seq: proto.Uint64(1), Metrics: bm}), 1); err != nil {
+		b.Fatal(err)
+	}
+	data := marshal(b, &sproto.Payload{Timestamp: proto.Uint64(uint64(T0)), Seq: proto.Uint64(2), Metrics: dm})
+	pts := make([]engine.Point, 0, 64)
+	b.ReportAllocs()
+	b.SetBytes(int64(len(data)))
+	b.ResetTimer()
+	for b.Loop() {
+		var err error
+		pts, err = d.Decode(pts[:0], "spBv1.0/g/DDATA/n/dev", data, 1)
+		if err != nil || len(pts) != 20 {
+			b.Fatal(err, len(pts))
+		}
+	}
+	b.ReportMetric(float64(20*b.N)/b.Elapsed().Seconds(), "metrics/s")
+}
