@@ -259,3 +259,7 @@ func IsRebirthRequest(payload []byte) bool {
 func ms(ns int64) *uint64 { return proto.Uint64(uint64(ns / 1e6)) }
 
 func dt(t sproto.DataType) *uint32 { return proto.Uint32(uint32(t)) }
+
+// Stale forgets that the births were sent: the next Data starts with them
+// (after a failed publish, the host may have missed a message).
+func (e *EdgeNode) Stale() { e.alive = false }
