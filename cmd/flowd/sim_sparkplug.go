@@ -109,6 +109,13 @@ loop:
 		case <-ctx.Done():
 			break loop
 		case rebirth := <-births:
+			if !rebirth {
+				sctx, scancel := context.WithTimeout(cctx, 10*time.Second)
+				if _, err := cm.Subscribe(sctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: ncmd, QoS: 1}}}); err != nil {
+					log.Warn("subscribe", "topic", ncmd, "err", mqttc.Explain(err))
+				}
+				scancel()
+			}
 			mu.Lock()
 			var msgs []sparkplug.Message
 			if rebirth || !edge.Alive() {
