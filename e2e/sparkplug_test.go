@@ -182,7 +182,9 @@ func spCases() []spCase {
 		{"uint32", sproto.DataType_UInt32, i(math.MaxUint32), engine.Int(math.MaxUint32)},
 		{"uint64", sproto.DataType_UInt64, l(math.MaxUint64), engine.Uint(math.MaxUint64)},
 		{"float", sproto.DataType_Float, func(m *sproto.Payload_Metric) { m.Value = &sproto.Payload_Metric_FloatValue{FloatValue: -0.375} }, engine.Float(-0.375)},
-		{"double", sproto.DataType_Double, func(m *sproto.Payload_Metric) { m.Value = &sproto.Payload_Metric_DoubleValue{DoubleValue: 21.123456789012} }, engine.Float(21.123456789012)},
+		{"double", sproto.DataType_Double, func(m *sproto.Payload_Metric) {
+			m.Value = &sproto.Payload_Metric_DoubleValue{DoubleValue: 21.123456789012}
+		}, engine.Float(21.123456789012)},
 		{"boolean", sproto.DataType_Boolean, func(m *sproto.Payload_Metric) { m.Value = &sproto.Payload_Metric_BooleanValue{BooleanValue: true} }, engine.Bool(true)},
 		{"string", sproto.DataType_String, s("Grüße \"x\""), engine.String("Grüße \"x\"")},
 		{"text", sproto.DataType_Text, s("t"), engine.String("t")},
@@ -322,7 +324,7 @@ func TestSparkplugDataBeforeBirthRequestsRebirth(t *testing.T) {
 		Value: &sproto.Payload_Metric_DoubleValue{DoubleValue: 10}}
 	pub("spBv1.0/"+group+"/NBIRTH/n1", spBirth(0, 0, []*sproto.Payload_Metric{temp}))
 	pub("spBv1.0/"+group+"/NDATA/n1", &sproto.Payload{Seq: proto.Uint64(1), Metrics: val(1, 12)})
-	time.Sleep(200 * time.Millisecond) // past the rebirth interval
+	time.Sleep(200 * time.Millisecond)                                                            // past the rebirth interval
 	pub("spBv1.0/"+group+"/NDATA/n1", &sproto.Payload{Seq: proto.Uint64(9), Metrics: val(1, 13)}) // gap
 	pub("spBv1.0/"+group+"/NDATA/n1", &sproto.Payload{Seq: proto.Uint64(10), Metrics: val(1, 14)})
 	harness.Eventually(t, 20*time.Second, func() bool { return len(harness.ReadJSONL[spOut](t, out)) >= 3 }, "3 points")
