@@ -7,7 +7,7 @@ import (
 	"log/slog"
 	"math"
 	"math/rand/v2"
-	"sync"
+
 	"sync/atomic"
 	"time"
 
@@ -37,14 +37,11 @@ func simSparkplug(ctx context.Context, o *simMQTTOptions, s *mqttc.Settings, n i
 		}
 	}
 	var connErr atomic.Pointer[error]
-	var mu sync.Mutex // edge: the loop and the CONNECT of a reconnect
 	cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	cm, err := mqttc.Connect(cctx, s, id, false, mqttc.Handlers{
 		OnConnectPacket: func(c *paho.Connect) {
-			mu.Lock()
 			d := edge.Connecting(time.Now().UnixNano())
-			mu.Unlock()
 			c.WillMessage = &paho.WillMessage{Topic: d.Topic, Payload: d.Payload, QoS: 1}
 		},
 		OnUp: func(*autopaho.ConnectionManager, *paho.Connack) { signal(false) },
@@ -116,16 +113,12 @@ loop:
 				}
 				scancel()
 			}
-			mu.Lock()
 			var msgs []sparkplug.Message
 			if rebirth || !edge.Alive() {
 				msgs = edge.Births(time.Now().UnixNano())
 			}
-			mu.Unlock()
 			if err := publish(msgs); err != nil {
-				mu.Lock()
 				edge.Stale()
-				mu.Unlock()
 			}
 			continue
 		case <-tick.C:
@@ -154,13 +147,9 @@ loop:
 			i++
 		}
 		if len(batch) > 0 {
-			mu.Lock()
 			msgs, _ := edge.Data(batch, now)
-			mu.Unlock()
 			if err := publish(msgs); err != nil {
-				mu.Lock()
 				edge.Stale()
-				mu.Unlock()
 				if cctx.Err() != nil || !errors.Is(err, autopaho.ConnectionDownError) {
 					werr = err
 					break loop
@@ -176,9 +165,7 @@ loop:
 	// A clean disconnect does not send the will: publish the death.
 	dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 	defer dcancel()
-	mu.Lock()
 	d := edge.Death(time.Now().UnixNano())
-	mu.Unlock()
 	_, _ = cm.Publish(dctx, &paho.Publish{Topic: d.Topic, QoS: 1, Payload: d.Payload})
 	err = cm.Disconnect(dctx)
 	if werr != nil {

@@ -2,6 +2,7 @@ package sparkplug
 
 import (
 	"fmt"
+	"sync/atomic"
 
 	"github.com/flowd/flowd/common/sparkplug/sproto"
 	"github.com/flowd/flowd/engine"
@@ -18,10 +19,12 @@ type Message struct {
 // last values for births, and builds NBIRTH/DBIRTH, NDATA/DDATA, DDEATH
 // and NDEATH payloads with seq and bdSeq. Points with an empty asset are
 // the node's own metrics; every other asset is a device. It is not safe for
-// concurrent use: the messages must be published in the order they are
-// built, since seq runs across them.
+// concurrent use (except Connecting): the messages must be published in
+// the order they are built, since seq runs across them.
 type EdgeNode struct {
 	Group, Node string
+	sessions    atomic.Uint64 // CONNECTs built so far
+	pending     atomic.Uint64 // bdSeq+1 of a CONNECT not yet seen by sync; 0: none
 	bdSeq       uint64
 	seq         uint64
 	alive       bool // NBIRTH sent on this connection
@@ -59,22 +62,34 @@ func NewEdgeNode(group, node string) (*EdgeNode, error) {
 
 func newEdgeDevice() *edgeDevice { return &edgeDevice{metrics: map[string]*edgeMetric{}} }
 
-// Connecting starts a new MQTT session: it takes the next bdSeq and returns
-// the NDEATH to register as the connection's will. The births follow once
-// the connection is up (Births).
+// Connecting starts a new MQTT session: it takes the next bdSeq (0, 1, …
+// 255, 0, …) and returns the NDEATH to register as the connection's will.
+// It may be called from the MQTT client's goroutine while another method
+// runs: the next Births, Data or Alive takes the new session over, and the
+// births of the new session carry the same bdSeq.
 func (e *EdgeNode) Connecting(now int64) Message {
-	if e.alive || e.bdSeq > 0 || e.seq > 0 {
-		e.bdSeq = (e.bdSeq + 1) % 256
+	bd := (e.sessions.Add(1) - 1) % 256
+	e.pending.Store(bd + 1)
+	pl := &sproto.Payload{Timestamp: ms(now), Metrics: []*sproto.Payload_Metric{bdSeqMetric(bd, now)}}
+	return e.msg(NodeTopic(e.Group, NDEATH, e.Node), pl)
+}
+
+// sync takes over a session started by Connecting: births are due.
+func (e *EdgeNode) sync() {
+	if p := e.pending.Swap(0); p != 0 {
+		e.bdSeq, e.alive = p-1, false
 	}
-	e.alive = false
-	return e.Death(now)
 }
 
 // BdSeq is the current session's bdSeq.
-func (e *EdgeNode) BdSeq() uint64 { return e.bdSeq }
+func (e *EdgeNode) BdSeq() uint64 {
+	e.sync()
+	return e.bdSeq
+}
 
 // Death is the NDEATH of the current session.
 func (e *EdgeNode) Death(now int64) Message {
+	e.sync()
 	pl := &sproto.Payload{Timestamp: ms(now), Metrics: []*sproto.Payload_Metric{bdSeqMetric(e.bdSeq, now)}}
 	return e.msg(NodeTopic(e.Group, NDEATH, e.Node), pl)
 }
@@ -85,11 +100,15 @@ func bdSeqMetric(bdSeq uint64, now int64) *sproto.Payload_Metric {
 }
 
 // Alive reports whether the births were sent on this session.
-func (e *EdgeNode) Alive() bool { return e.alive }
+func (e *EdgeNode) Alive() bool {
+	e.sync()
+	return e.alive
+}
 
 // Births returns the NBIRTH (seq 0) and a DBIRTH per known device, with
 // every metric's last value: on connect and on a rebirth request.
 func (e *EdgeNode) Births(now int64) []Message {
+	e.sync()
 	e.seq = 0
 	metrics := []*sproto.Payload_Metric{
 		bdSeqMetric(e.bdSeq, now),
@@ -152,7 +171,7 @@ type Rejected struct {
 func (e *EdgeNode) Data(points []engine.Point, now int64) ([]Message, []Rejected) {
 	var out []Message
 	var rej []Rejected
-	if !e.alive {
+	if !e.Alive() {
 		out = append(out, e.Births(now)...)
 	}
 	cur := "" // device of the pending data metrics

@@ -306,3 +306,43 @@ func TestEdgeNodeRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// Each session's births carry the bdSeq of that session's will, and
+// Connecting may run beside the other methods (the MQTT client's goroutine
+// builds the CONNECT).
+func TestEdgeNodeBdSeqPerSession(t *testing.T) {
+	e, _ := NewEdgeNode("g", "n")
+	bd := func(m Message) int64 {
+		var pl sproto.Payload
+		if err := proto.Unmarshal(m.Payload, &pl); err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range pl.Metrics {
+			if x.GetName() == BdSeqMetric {
+				return int64(x.GetLongValue())
+			}
+		}
+		return -1
+	}
+	for want := range int64(3) {
+		will := e.Connecting(0)
+		if bd(will) != want {
+			t.Fatalf("will bdSeq %d, want %d", bd(will), want)
+		}
+		msgs, _ := e.Data([]engine.Point{{Tag: "x", Value: engine.Int(1)}}, 0)
+		if !strings.HasSuffix(msgs[0].Topic, "/NBIRTH/n") || bd(msgs[0]) != want {
+			t.Fatalf("session %d: first message %s with bdSeq %d", want, msgs[0].Topic, bd(msgs[0]))
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range 100 {
+			e.Connecting(0)
+		}
+	}()
+	for range 100 {
+		e.Data([]engine.Point{{Tag: "x", Value: engine.Int(2)}}, 0)
+	}
+	<-done
+}

@@ -28,9 +28,9 @@ func (s *Sink) sparkplugHandlers(h *mqttc.Handlers) {
 	e := s.sp
 	ncmd := sparkplug.NodeTopic(e.node.Group, sparkplug.NCMD, e.node.Node)
 	h.OnConnectPacket = func(c *paho.Connect) {
-		e.mu.Lock()
+		// Not under e.mu: a Write may hold it while its publish waits on
+		// the connection this CONNECT replaces.
 		death := e.node.Connecting(time.Now().UnixNano())
-		e.mu.Unlock()
 		c.WillMessage = &paho.WillMessage{Topic: death.Topic, Payload: death.Payload, QoS: 1}
 	}
 	up := h.OnUp
