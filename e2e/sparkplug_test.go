@@ -342,6 +342,45 @@ func TestSparkplugDataBeforeBirthRequestsRebirth(t *testing.T) {
 	}
 }
 
+// Malformed protobuf, a truncated birth and a value that does not match its
+// datatype are rejected with their reasons and dead-lettered; flowd goes on
+// and the next valid birth decodes.
+func TestSparkplugMalformedDeadLettered(t *testing.T) {
+	broker := harness.Require(t, "FLOWD_TEST_MQTT")
+	group := mqttRun(t)
+	cfg, out, dead := spSourcePipeline(t, broker, group, "")
+	p := harness.Start(t, cfg)
+	waitConnected(t, p, "source.in")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	raw, err := mqttc.NewPublisher(ctx, spSettings(broker), group+"-raw", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close(ctx)
+	temp := &sproto.Payload_Metric{Name: proto.String("temp"), Alias: proto.Uint64(1), Datatype: proto.Uint32(uint32(sproto.DataType_Double)),
+		Value: &sproto.Payload_Metric_DoubleValue{DoubleValue: 10}}
+	good, _ := proto.Marshal(spBirth(0, 0, []*sproto.Payload_Metric{temp}))
+	wrong, _ := proto.Marshal(spBirth(0, 0, []*sproto.Payload_Metric{{Name: proto.String("temp"), Datatype: proto.Uint32(uint32(sproto.DataType_Boolean)),
+		Value: &sproto.Payload_Metric_DoubleValue{DoubleValue: 1}}}))
+	for _, pl := range [][]byte{{0xff, 0xff, 0xff, 0xff}, good[:len(good)-4], wrong, good} {
+		if err := raw.Publish(ctx, "spBv1.0/"+group+"/NBIRTH/n1", pl, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	harness.Eventually(t, 20*time.Second, func() bool {
+		return len(harness.ReadJSONL[spOut](t, dead)) == 3 && len(harness.ReadJSONL[spOut](t, out)) == 1
+	}, "3 dead letters and the valid birth's point")
+	for i, want := range []string{"invalid Sparkplug B payload", "invalid Sparkplug B payload", "does not match datatype Boolean"} {
+		if d := harness.ReadJSONL[spOut](t, dead)[i]; !strings.Contains(d.Attrs["dead_letter_error"], want) {
+			t.Errorf("dead letter %d: %q, want %q", i, d.Attrs["dead_letter_error"], want)
+		}
+	}
+	if p.Exited() {
+		t.Fatal("flowd exited")
+	}
+}
+
 // NDEATH with the birth's bdSeq marks the node's and its devices' metrics
 // bad; a stale NDEATH (another bdSeq) changes nothing.
 func TestSparkplugDeathMarksBad(t *testing.T) {

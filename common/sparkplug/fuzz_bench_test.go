@@ -74,3 +74,24 @@ func BenchmarkDecodeDData(b *testing.B) {
 	}
 	b.ReportMetric(float64(20*b.N)/b.Elapsed().Seconds(), "metrics/s")
 }
+
+// BenchmarkEdgeNodeData encodes batches of 100 points (5 devices × 20
+// metrics) into DDATA messages, as the mqtt sink does.
+func BenchmarkEdgeNodeData(b *testing.B) {
+	e, _ := NewEdgeNode("g", "n")
+	e.Connecting(0)
+	pts := make([]engine.Point, 100)
+	for i := range pts {
+		pts[i] = engine.Point{Asset: "dev" + string(rune('a'+i/20)), Tag: "tag" + string(rune('a'+i%20)), Value: engine.Float(float64(i)), TS: T0 * 1e6}
+	}
+	e.Data(pts, T0*1e6) // births
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		msgs, _ := e.Data(pts, T0*1e6)
+		if len(msgs) != 5 {
+			b.Fatal(len(msgs))
+		}
+	}
+	b.ReportMetric(float64(100*b.N)/b.Elapsed().Seconds(), "metrics/s")
+}
