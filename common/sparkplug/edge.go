@@ -35,7 +35,7 @@ type EdgeNode struct {
 }
 
 type edgeDevice struct {
-	born    bool
+	pending bool // a DBIRTH is due in the batch being built
 	metrics map[string]*edgeMetric
 	order   []*edgeMetric
 }
@@ -116,7 +116,6 @@ func (e *EdgeNode) Births(now int64) []Message {
 	}
 	metrics = append(metrics, e.node.birthMetrics()...)
 	out := []Message{e.msg(NodeTopic(e.Group, NBIRTH, e.Node), &sproto.Payload{Timestamp: ms(now), Seq: proto.Uint64(0), Metrics: metrics})}
-	e.node.born = true
 	e.alive = true
 	for _, id := range e.order {
 		out = append(out, e.dbirth(id, now))
@@ -126,7 +125,6 @@ func (e *EdgeNode) Births(now int64) []Message {
 
 func (e *EdgeNode) dbirth(id string, now int64) Message {
 	d := e.devices[id]
-	d.born = true
 	return e.msg(DeviceTopic(e.Group, DBIRTH, e.Node, id), &sproto.Payload{Timestamp: ms(now), Seq: e.nextSeq(), Metrics: d.birthMetrics()})
 }
 
@@ -164,15 +162,73 @@ type Rejected struct {
 }
 
 // Data returns the messages that publish points: NDATA/DDATA with aliases,
-// preceded by a DBIRTH (a new device, or a new metric or datatype of a
-// device: DDEATH then DBIRTH) or by all births (a new metric of the node
-// itself, or no births on this session yet). Each point is published
-// exactly once, in a birth or in a data message, in order.
+// preceded by the births a batch needs: a DBIRTH per device that is new or
+// has new metrics, or all births when the node itself has a new metric or
+// none were sent on this session. A new metric's first point goes out in
+// its birth; a metric whose datatype changes is born again where the change
+// happens. Each point is published exactly once, in order per metric.
 func (e *EdgeNode) Data(points []engine.Point, now int64) ([]Message, []Rejected) {
 	var out []Message
 	var rej []Rejected
-	if !e.Alive() {
+	var skip []bool // points that are rejected or published in a birth
+	mark := func(i int) {
+		if skip == nil {
+			skip = make([]bool, len(points))
+		}
+		skip[i] = true
+	}
+	nodeBirth := !e.Alive()
+	var births []string // devices to be born, in order
+	for i := range points {
+		p := &points[i]
+		if p.Tag == "" {
+			rej = append(rej, Rejected{i, fmt.Errorf("a point needs a tag to be a metric")})
+			mark(i)
+			continue
+		}
+		id := p.Asset
+		d := e.node
+		if id != "" {
+			if err := CheckID("device", id); err != nil {
+				rej = append(rej, Rejected{i, fmt.Errorf("asset as Sparkplug device: %w", err)})
+				mark(i)
+				continue
+			}
+			if d = e.devices[id]; d == nil {
+				d = newEdgeDevice()
+				e.devices[id] = d
+				e.order = append(e.order, id)
+			}
+		}
+		if d.metrics[p.Tag] != nil {
+			continue
+		}
+		m := &edgeMetric{name: p.Tag, alias: e.nextAlias, dt: sproto.DataType_String}
+		if !p.Value.IsNull() {
+			m.dt = DataTypeOf(p.Value)
+		}
+		m.last, m.q, m.ts = p.Value, p.Quality, p.TS
+		e.nextAlias++
+		d.metrics[p.Tag] = m
+		d.order = append(d.order, m)
+		mark(i)
+		switch {
+		case id == "":
+			nodeBirth = true
+		case !d.pending:
+			d.pending = true
+			births = append(births, id)
+		}
+	}
+	if nodeBirth {
 		out = append(out, e.Births(now)...)
+	} else {
+		for _, id := range births {
+			out = append(out, e.dbirth(id, now))
+		}
+	}
+	for _, id := range births {
+		e.devices[id].pending = false
 	}
 	cur := "" // device of the pending data metrics
 	var pending []*sproto.Payload_Metric
@@ -188,49 +244,28 @@ func (e *EdgeNode) Data(points []engine.Point, now int64) ([]Message, []Rejected
 		pending = nil
 	}
 	for i := range points {
+		if skip != nil && skip[i] {
+			continue
+		}
 		p := &points[i]
 		id := p.Asset
 		d := e.node
 		if id != "" {
-			if err := CheckID("device", id); err != nil {
-				rej = append(rej, Rejected{i, fmt.Errorf("asset as Sparkplug device: %w", err)})
-				continue
-			}
-			if d = e.devices[id]; d == nil {
-				d = newEdgeDevice()
-				e.devices[id] = d
-				e.order = append(e.order, id)
-			}
-		}
-		if p.Tag == "" {
-			rej = append(rej, Rejected{i, fmt.Errorf("a point needs a tag to be a metric")})
-			continue
+			d = e.devices[id]
 		}
 		if id != cur {
 			flush()
 			cur = id
 		}
 		m := d.metrics[p.Tag]
-		newDT := m == nil || (!p.Value.IsNull() && DataTypeOf(p.Value) != m.dt)
-		if m == nil {
-			m = &edgeMetric{name: p.Tag, alias: e.nextAlias, dt: sproto.DataType_String}
-			e.nextAlias++
-			d.metrics[p.Tag] = m
-			d.order = append(d.order, m)
-		}
-		if !p.Value.IsNull() {
-			m.dt = DataTypeOf(p.Value)
-		}
 		m.last, m.q, m.ts = p.Value, p.Quality, p.TS
-		if newDT || !d.born {
-			// The point goes out in the birth, with every other metric.
+		if !p.Value.IsNull() && DataTypeOf(p.Value) != m.dt {
+			// A new datatype needs a new birth, which carries this point.
+			m.dt = DataTypeOf(p.Value)
 			flush()
 			if id == "" {
 				out = append(out, e.Births(now)...)
 			} else {
-				if d.born {
-					out = append(out, e.msg(DeviceTopic(e.Group, DDEATH, e.Node, id), &sproto.Payload{Timestamp: ms(now), Seq: e.nextSeq()}))
-				}
 				out = append(out, e.dbirth(id, now))
 			}
 			continue

@@ -3,6 +3,7 @@ package sparkplug
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"testing"
@@ -345,4 +346,35 @@ func TestEdgeNodeBdSeqPerSession(t *testing.T) {
 		e.Data([]engine.Point{{Tag: "x", Value: engine.Int(2)}}, 0)
 	}
 	<-done
+}
+
+// New metrics are born together: one DBIRTH per device per batch, carrying
+// the new metrics' first points; the other points go out as DDATA.
+func TestEdgeNodeOneBirthPerDevicePerBatch(t *testing.T) {
+	e, _ := NewEdgeNode("g", "n")
+	e.Connecting(0)
+	var batch []engine.Point
+	for i := range 10 {
+		batch = append(batch, engine.Point{Asset: "d1", Tag: fmt.Sprint("t", i), Value: engine.Int(int64(i))})
+	}
+	topics := func(msgs []Message) string {
+		var s []string
+		for _, m := range msgs {
+			s = append(s, strings.Split(m.Topic, "/")[2])
+		}
+		return strings.Join(s, " ")
+	}
+	msgs, _ := e.Data(batch, 0)
+	if got := topics(msgs); got != "NBIRTH DBIRTH" {
+		t.Fatalf("first batch: %s", got)
+	}
+	batch = append(batch, engine.Point{Asset: "d1", Tag: "new", Value: engine.Bool(true)}, engine.Point{Asset: "d2", Tag: "x", Value: engine.Float(1)})
+	msgs, _ = e.Data(batch, 0)
+	if got := topics(msgs); got != "DBIRTH DBIRTH DDATA" {
+		t.Fatalf("second batch: %s", got)
+	}
+	msgs, _ = e.Data([]engine.Point{{Asset: "d1", Tag: "t1", Value: engine.String("now a string")}, {Asset: "d1", Tag: "t2", Value: engine.Int(5)}}, 0)
+	if got := topics(msgs); got != "DBIRTH DDATA" {
+		t.Fatalf("datatype change: %s", got)
+	}
 }
