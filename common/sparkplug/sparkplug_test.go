@@ -378,3 +378,28 @@ func TestEdgeNodeOneBirthPerDevicePerBatch(t *testing.T) {
 		t.Fatalf("datatype change: %s", got)
 	}
 }
+
+// Data may name its metrics instead of using aliases; a name or alias of
+// another device is not this device's metric.
+func TestDataByNameAndForeignAlias(t *testing.T) {
+	d := NewDecoder(NewState(Options{}), nil)
+	if _, err := d.Decode(nil, "spBv1.0/g/NBIRTH/n", birth(t, 0, 1), 1); err != nil {
+		t.Fatal(err)
+	}
+	for i, dev := range []string{"a", "b"} {
+		m := mkMetric("level", uint64(10+i), sproto.DataType_Float)
+		m.Value = &sproto.Payload_Metric_FloatValue{FloatValue: 1}
+		if _, err := d.Decode(nil, "spBv1.0/g/DBIRTH/n/"+dev, marshal(t, &sproto.Payload{Seq: proto.Uint64(uint64(1 + i)), Metrics: []*sproto.Payload_Metric{m}}), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	byName := marshal(t, &sproto.Payload{Seq: proto.Uint64(3), Metrics: []*sproto.Payload_Metric{{Name: proto.String("level"), Value: &sproto.Payload_Metric_FloatValue{FloatValue: 2.5}}}})
+	pts, err := d.Decode(nil, "spBv1.0/g/DDATA/n/b", byName, 1)
+	if err != nil || len(pts) != 1 || pts[0].Asset != "g/n/b" || !pts[0].Value.Equal(engine.Float(2.5)) {
+		t.Fatalf("by name: %+v %v", pts, err)
+	}
+	foreign := marshal(t, &sproto.Payload{Seq: proto.Uint64(4), Metrics: []*sproto.Payload_Metric{{Alias: proto.Uint64(10), Value: &sproto.Payload_Metric_FloatValue{FloatValue: 3}}}})
+	if pts, err = d.Decode(nil, "spBv1.0/g/DDATA/n/b", foreign, 1); err == nil || len(pts) != 0 || !strings.Contains(err.Error(), `device "a"`) {
+		t.Fatalf("foreign alias: %+v %v", pts, err)
+	}
+}
