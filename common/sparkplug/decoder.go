@@ -100,6 +100,9 @@ func (e *RebirthError) Unwrap() error { return e.Err }
 type Decoder struct {
 	st    *State
 	asset func(topic string, t Topic) (string, error)
+	// protoData reads data messages into the generated types too (the
+	// reference the wire-level reading is fuzzed against).
+	protoData bool
 }
 
 // NewDecoder returns a decoder over st; asset overrides st's Options.Asset
@@ -138,13 +141,26 @@ func (d *Decoder) Decode(dst []engine.Point, topic string, payload []byte, now i
 	case NCMD, DCMD, STATE:
 		return dst, nil
 	}
-	var pl sproto.Payload
-	if err := proto.Unmarshal(payload, &pl); err != nil {
-		return dst, fmt.Errorf("invalid Sparkplug B payload: %w", err)
+	var pl *sproto.Payload // births, deaths and the rare data the wire reader leaves
+	var top wireTop
+	wire := (t.Type == NDATA || t.Type == DDATA) && !d.protoData
+	if wire {
+		if top, err = scanPayload(payload); err == errMergeProps {
+			wire = false
+		} else if err != nil {
+			return dst, fmt.Errorf("invalid Sparkplug B payload: %w", err)
+		}
+	}
+	if !wire {
+		pl = new(sproto.Payload)
+		if err := proto.Unmarshal(payload, pl); err != nil {
+			return dst, fmt.Errorf("invalid Sparkplug B payload: %w", err)
+		}
+		top = wireTop{ts: pl.GetTimestamp(), hasTS: pl.Timestamp != nil, seq: pl.GetSeq(), hasSeq: pl.Seq != nil}
 	}
 	ts := now
-	if pl.Timestamp != nil {
-		if ts, err = msToNs(*pl.Timestamp); err != nil {
+	if top.hasTS {
+		if ts, err = msToNs(top.ts); err != nil {
 			return dst, fmt.Errorf("payload timestamp: %w", err)
 		}
 	}
@@ -172,19 +188,19 @@ func (d *Decoder) Decode(dst []engine.Point, topic string, payload []byte, now i
 	start := len(dst)
 	switch t.Type {
 	case NBIRTH:
-		dst, err = d.nbirth(dst, n, topic, t, &pl, ts)
+		dst, err = d.nbirth(dst, n, topic, t, pl, ts)
 	case NDEATH:
-		dst = d.ndeath(dst, n, &pl, ts)
+		dst = d.ndeath(dst, n, pl, ts)
 	default:
 		if !n.born {
 			return dst, d.rebirth(n, t, fmt.Errorf("%s from edge node %s/%s, which is not alive (no NBIRTH since its death)", t.Type, t.Group, t.Node))
 		}
-		if err = d.checkSeq(n, t, &pl); err != nil {
+		if err = d.checkSeq(n, t, top.seq, top.hasSeq); err != nil {
 			return dst, err
 		}
 		switch t.Type {
 		case DBIRTH:
-			dst, err = d.dbirth(dst, n, topic, t, &pl, ts)
+			dst, err = d.dbirth(dst, n, topic, t, pl, ts)
 		case DDEATH:
 			dev := n.devices[t.Device]
 			if dev == nil || !dev.born {
@@ -193,7 +209,11 @@ func (d *Decoder) Decode(dst []engine.Point, topic string, payload []byte, now i
 			dev.born = false
 			dst = n.markBad(dst, t.Device, true, ts)
 		default: // NDATA, DDATA
-			dst, err = d.data(dst, n, t, &pl, ts)
+			if wire {
+				dst, err = d.dataWire(dst, n, t, payload, ts)
+			} else {
+				dst, err = d.data(dst, n, t, pl, ts)
+			}
 		}
 	}
 	if err != nil {
@@ -228,14 +248,13 @@ func (d *Decoder) rebirth(n *node, t Topic, err error) error {
 	return e
 }
 
-func (d *Decoder) checkSeq(n *node, t Topic, pl *sproto.Payload) error {
-	if pl.Seq == nil {
+func (d *Decoder) checkSeq(n *node, t Topic, seq uint64, hasSeq bool) error {
+	if !hasSeq {
 		if d.st.opts.NoSeqCheck {
 			return nil
 		}
 		return d.rebirth(n, t, fmt.Errorf("%s from %s/%s has no seq", t.Type, t.Group, t.Node))
 	}
-	seq := *pl.Seq
 	if seq > 255 {
 		return fmt.Errorf("seq %d is out of range 0..255", seq)
 	}

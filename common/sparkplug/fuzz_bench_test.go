@@ -95,3 +95,51 @@ func BenchmarkEdgeNodeData(b *testing.B) {
 	}
 	b.ReportMetric(float64(100*b.N)/b.Elapsed().Seconds(), "metrics/s")
 }
+
+// FuzzWireMatchesProto decodes data messages with the wire-level reader and
+// with the generated types: both accept or both reject, with equal points.
+func FuzzWireMatchesProto(f *testing.F) {
+	var bm []*sproto.Payload_Metric
+	var dm []*sproto.Payload_Metric
+	for i, c := range allTypes() {
+		m := mkMetric(c.name, uint64(i+1), c.dt)
+		c.set(m)
+		bm = append(bm, m)
+		x := &sproto.Payload_Metric{Alias: proto.Uint64(uint64(i + 1)), Timestamp: proto.Uint64(uint64(T0))}
+		c.set(x)
+		dm = append(dm, x)
+	}
+	birthMsg := marshal(f, &sproto.Payload{Seq: proto.Uint64(1), Metrics: bm})
+	f.Add(marshal(f, &sproto.Payload{Seq: proto.Uint64(2), Timestamp: proto.Uint64(uint64(T0)), Metrics: dm}))
+	f.Add(marshal(f, &sproto.Payload{Seq: proto.Uint64(2), Metrics: []*sproto.Payload_Metric{{Name: proto.String("i8"), Value: &sproto.Payload_Metric_IntValue{IntValue: 7},
+		Properties: &sproto.Payload_PropertySet{Keys: []string{"Quality"}, Values: []*sproto.Payload_PropertyValue{{Value: &sproto.Payload_PropertyValue_IntValue{IntValue: 64}}}}}}}))
+	f.Add(marshal(f, &sproto.Payload{Seq: proto.Uint64(2), Metrics: []*sproto.Payload_Metric{{Alias: proto.Uint64(3), Datatype: proto.Uint32(uint32(sproto.DataType_Template)),
+		Value: &sproto.Payload_Metric_TemplateValue{TemplateValue: &sproto.Payload_Template{Version: proto.String("1")}}}}}))
+	f.Fuzz(func(t *testing.T, payload []byte) {
+		var res [2][]engine.Point
+		var errs [2]error
+		for k := range 2 {
+			d := NewDecoder(NewState(Options{}), nil)
+			d.protoData = k == 1
+			if _, err := d.Decode(nil, "spBv1.0/g/NBIRTH/n", birth(t, 0, 1), 1); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := d.Decode(nil, "spBv1.0/g/DBIRTH/n/d", birthMsg, 1); err != nil {
+				t.Fatal(err)
+			}
+			res[k], errs[k] = d.Decode(nil, "spBv1.0/g/DDATA/n/d", payload, 1)
+		}
+		if (errs[0] == nil) != (errs[1] == nil) {
+			t.Fatalf("wire: %v; proto: %v", errs[0], errs[1])
+		}
+		if len(res[0]) != len(res[1]) {
+			t.Fatalf("wire %d points, proto %d", len(res[0]), len(res[1]))
+		}
+		for i := range res[0] {
+			a, b := res[0][i], res[1][i]
+			if a.Asset != b.Asset || a.Tag != b.Tag || !a.Value.Equal(b.Value) || a.Value.Kind() != b.Value.Kind() || a.Quality != b.Quality || a.TS != b.TS {
+				t.Fatalf("point %d: wire %+v, proto %+v", i, a, b)
+			}
+		}
+	})
+}

@@ -18,95 +18,133 @@ import (
 // skipped.
 var errSkip = fmt.Errorf("complex datatype")
 
+// Value field numbers of a Metric (the oneof value).
+const (
+	fInt     = 10
+	fLong    = 11
+	fFloat   = 12
+	fDouble  = 13
+	fBool    = 14
+	fString  = 15
+	fBytes   = 16
+	fDataSet = 17
+	fTmpl    = 18
+	fExt     = 19
+)
+
+// rawValue is a metric's value as it is on the wire: which oneof field, its
+// number bits (int, long, bool, float or double bits) or its bytes.
+type rawValue struct {
+	field int
+	u     uint64
+	b     []byte
+}
+
+func rawOf(m *sproto.Payload_Metric) rawValue {
+	switch v := m.Value.(type) {
+	case *sproto.Payload_Metric_IntValue:
+		return rawValue{field: fInt, u: uint64(v.IntValue)}
+	case *sproto.Payload_Metric_LongValue:
+		return rawValue{field: fLong, u: v.LongValue}
+	case *sproto.Payload_Metric_FloatValue:
+		return rawValue{field: fFloat, u: uint64(math.Float32bits(v.FloatValue))}
+	case *sproto.Payload_Metric_DoubleValue:
+		return rawValue{field: fDouble, u: math.Float64bits(v.DoubleValue)}
+	case *sproto.Payload_Metric_BooleanValue:
+		if v.BooleanValue {
+			return rawValue{field: fBool, u: 1}
+		}
+		return rawValue{field: fBool}
+	case *sproto.Payload_Metric_StringValue:
+		return rawValue{field: fString, b: []byte(v.StringValue)}
+	case *sproto.Payload_Metric_BytesValue:
+		return rawValue{field: fBytes, b: v.BytesValue}
+	case *sproto.Payload_Metric_DatasetValue:
+		return rawValue{field: fDataSet}
+	case *sproto.Payload_Metric_TemplateValue:
+		return rawValue{field: fTmpl}
+	case *sproto.Payload_Metric_ExtensionValue:
+		return rawValue{field: fExt}
+	}
+	return rawValue{}
+}
+
+var fieldNames = map[int]string{fInt: "int_value", fLong: "long_value", fFloat: "float_value", fDouble: "double_value",
+	fBool: "boolean_value", fString: "string_value", fBytes: "bytes_value"}
+
 // Value converts a metric's value to a point value by its datatype:
 // integers of every width exactly (UInt64 above 2^63-1 as an unsigned
 // value), Float and Double as floats, Boolean, String/Text/UUID as strings,
 // DateTime as an RFC 3339 UTC string with milliseconds, Bytes and File as
 // base64, arrays as a JSON array in a string, is_null as null.
 func Value(m *sproto.Payload_Metric, dt sproto.DataType) (engine.Value, error) {
-	if m.GetIsNull() {
+	return valueOf(rawOf(m), m.GetIsNull(), dt)
+}
+
+func valueOf(r rawValue, isNull bool, dt sproto.DataType) (engine.Value, error) {
+	if isNull {
 		return engine.Null(), nil
 	}
 	switch dt {
 	case sproto.DataType_DataSet, sproto.DataType_Template, sproto.DataType_PropertySet, sproto.DataType_PropertySetList:
 		return engine.Value{}, errSkip
 	}
-	switch v := m.Value.(type) {
-	case *sproto.Payload_Metric_IntValue:
+	switch r.field {
+	case fInt:
 		switch dt {
 		case sproto.DataType_Int8:
-			return engine.Int(int64(int8(v.IntValue))), nil
+			return engine.Int(int64(int8(r.u))), nil
 		case sproto.DataType_Int16:
-			return engine.Int(int64(int16(v.IntValue))), nil
+			return engine.Int(int64(int16(r.u))), nil
 		case sproto.DataType_Int32:
-			return engine.Int(int64(int32(v.IntValue))), nil
+			return engine.Int(int64(int32(r.u))), nil
 		case sproto.DataType_UInt8, sproto.DataType_UInt16, sproto.DataType_UInt32:
-			return engine.Int(int64(v.IntValue)), nil
+			return engine.Int(int64(uint32(r.u))), nil
 		}
-	case *sproto.Payload_Metric_LongValue:
+	case fLong:
 		switch dt {
 		case sproto.DataType_Int64:
-			return engine.Int(int64(v.LongValue)), nil
+			return engine.Int(int64(r.u)), nil
 		case sproto.DataType_UInt64, sproto.DataType_UInt32:
-			return engine.Uint(v.LongValue), nil
+			return engine.Uint(r.u), nil
 		case sproto.DataType_DateTime:
-			return engine.String(dateTime(int64(v.LongValue))), nil
+			return engine.String(dateTime(int64(r.u))), nil
 		}
-	case *sproto.Payload_Metric_FloatValue:
+	case fFloat:
 		if dt == sproto.DataType_Float {
-			return engine.Float(float64(v.FloatValue)), nil
+			return engine.Float(float64(math.Float32frombits(uint32(r.u)))), nil
 		}
-	case *sproto.Payload_Metric_DoubleValue:
+	case fDouble:
 		if dt == sproto.DataType_Double {
-			return engine.Float(v.DoubleValue), nil
+			return engine.Float(math.Float64frombits(r.u)), nil
 		}
-	case *sproto.Payload_Metric_BooleanValue:
+	case fBool:
 		if dt == sproto.DataType_Boolean {
-			return engine.Bool(v.BooleanValue), nil
+			return engine.Bool(r.u != 0), nil
 		}
-	case *sproto.Payload_Metric_StringValue:
+	case fString:
 		switch dt {
 		case sproto.DataType_String, sproto.DataType_Text, sproto.DataType_UUID:
-			return engine.String(v.StringValue), nil
+			return engine.String(string(r.b)), nil
 		}
-	case *sproto.Payload_Metric_BytesValue:
+	case fBytes:
 		switch dt {
 		case sproto.DataType_Bytes, sproto.DataType_File:
-			return engine.String(base64.StdEncoding.EncodeToString(v.BytesValue)), nil
+			return engine.String(base64.StdEncoding.EncodeToString(r.b)), nil
 		}
 		if dt >= sproto.DataType_Int8Array && dt <= sproto.DataType_DateTimeArray {
-			s, err := arrayJSON(v.BytesValue, dt)
+			s, err := arrayJSON(r.b, dt)
 			if err != nil {
 				return engine.Value{}, err
 			}
 			return engine.String(s), nil
 		}
-	case *sproto.Payload_Metric_DatasetValue, *sproto.Payload_Metric_TemplateValue, *sproto.Payload_Metric_ExtensionValue:
+	case fDataSet, fTmpl, fExt:
 		return engine.Value{}, errSkip
-	case nil:
+	case 0:
 		return engine.Value{}, errNoValue
 	}
-	return engine.Value{}, fmt.Errorf("value field %s does not match datatype %s", valueField(m), dt)
-}
-
-func valueField(m *sproto.Payload_Metric) string {
-	switch m.Value.(type) {
-	case *sproto.Payload_Metric_IntValue:
-		return "int_value"
-	case *sproto.Payload_Metric_LongValue:
-		return "long_value"
-	case *sproto.Payload_Metric_FloatValue:
-		return "float_value"
-	case *sproto.Payload_Metric_DoubleValue:
-		return "double_value"
-	case *sproto.Payload_Metric_BooleanValue:
-		return "boolean_value"
-	case *sproto.Payload_Metric_StringValue:
-		return "string_value"
-	case *sproto.Payload_Metric_BytesValue:
-		return "bytes_value"
-	}
-	return "?"
+	return engine.Value{}, fmt.Errorf("value field %s does not match datatype %s", fieldNames[r.field], dt)
 }
 
 func dateTime(ms int64) string {
