@@ -81,6 +81,10 @@ func NewState(o Options) *State {
 // that were left out: they have no point form.
 func (s *State) Skipped() int64 { return s.skipped.Load() }
 
+// maxUnborn bounds the edge nodes remembered only to rate-limit rebirth
+// requests (data from nodes never born): beyond it no request is sent.
+const maxUnborn = 1 << 16
+
 // RebirthError rejects a message the host cannot decode without a new birth
 // from its edge node: data before any birth, an unknown alias or name, a
 // sequence gap. Request is true when this error should make the host send
@@ -233,6 +237,12 @@ func (d *Decoder) rebirth(n *node, t Topic, err error) error {
 		st.mu.Lock()
 		key := nodeKey{strings.Clone(t.Group), strings.Clone(t.Node)}
 		if n = st.nodes[key]; n == nil {
+			if len(st.nodes) >= maxUnborn {
+				// Garbage or a misconfigured flood: no more memory, no
+				// more requests.
+				st.mu.Unlock()
+				return e
+			}
 			// Remember the node (not born) so requests are rate limited.
 			n = &node{bdSeq: -1}
 			st.nodes[key] = n
