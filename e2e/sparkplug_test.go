@@ -426,8 +426,7 @@ func TestSparkplugSharedGroupBirthAndDataOnDifferentConnections(t *testing.T) {
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	group := mqttRun(t)
 	cfg, out, dead := spSourcePipeline(t, broker, group, `    group = "spshare"
-    connections = 2
-    sparkplug_seq_check = false`)
+    connections = 2`)
 	p := harness.Start(t, cfg)
 	waitConnected(t, p, "source.in")
 	pub := spPublisher(t, broker, group+"-edge")

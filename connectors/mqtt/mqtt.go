@@ -52,7 +52,7 @@ type Config struct {
 	Format         string                 `hcl:"format" default:"json" enum:"json|map|raw|sparkplug" doc:"json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value; sparkplug: Sparkplug B v3.0 births, data and deaths (topics default to spBv1.0/#)"`
 	Rebirth        bool                   `hcl:"sparkplug_rebirth" default:"true" doc:"format sparkplug: on data that cannot be decoded without a new birth (before any birth, an unknown alias or metric, a sequence gap) publish an NCMD Node Control/Rebirth to that edge node"`
 	RebirthEvery   time.Duration          `hcl:"sparkplug_rebirth_interval" default:"5s" doc:"format sparkplug: least time between two rebirth requests to one edge node"`
-	SeqCheck       bool                   `hcl:"sparkplug_seq_check" default:"true" doc:"format sparkplug: reject a message whose seq is not the next of its edge node (and ask for a rebirth)"`
+	SeqCheck       bool                   `hcl:"sparkplug_seq_check" default:"true" doc:"format sparkplug: reject a message whose seq is not the next of its edge node (and ask for a rebirth); off with group, since a shared subscription neither delivers every message to one connection nor keeps order across connections"`
 	Asset          string                 `hcl:"asset" doc:"asset of points that carry none (a literal)"`
 	AssetExpr      engine.Expr            `hcl:"asset_expr" doc:"asset of points that carry none: an expression over topic (the topic's levels, a list of strings), e.g. topic[1] or 'plant-' + topic[1]"`
 	TagExpr        engine.Expr            `hcl:"tag_expr" doc:"tag of points that carry none (raw: of every point): an expression over topic, e.g. topic[2] or join(topic[2:], '.'); default for raw: the whole topic"`
@@ -209,7 +209,7 @@ func newDecoder(c *Config) (*Decoder, error) {
 	return payload.New(payload.Options{
 		Format: c.Format, MaxPayload: int(c.MaxPayload), Subject: "topic",
 		Asset: c.Asset, AssetExpr: c.AssetExpr, TagExpr: c.TagExpr, Map: c.Map,
-		Sparkplug: sparkplug.Options{NoSeqCheck: !c.SeqCheck, RebirthInterval: c.RebirthEvery},
+		Sparkplug: sparkplug.Options{NoSeqCheck: !c.SeqCheck || c.Group != "", RebirthInterval: c.RebirthEvery},
 	})
 }
 
