@@ -43,6 +43,15 @@ func (d *Decoder) Clone() *Decoder {
 	return &c
 }
 
+// Sparkplug is the Sparkplug host state shared by the clones (format
+// sparkplug), or nil.
+func (d *Decoder) Sparkplug() *sparkplug.State {
+	if d.sp == nil {
+		return nil
+	}
+	return d.sp.State()
+}
+
 // spAsset names the asset of a Sparkplug edge node or device at its birth:
 // asset or asset_expr over the birth's topic, by default group/node[/device].
 func (d *Decoder) spAsset(topic string, t sparkplug.Topic) (string, error) {

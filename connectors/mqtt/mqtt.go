@@ -193,7 +193,11 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		s.rebirths = prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flowd_sparkplug_rebirth_requests_total", Help: "Sparkplug NCMD Node Control/Rebirth requests the source published.",
 		})
-		env.MustRegister(s.rebirths)
+		st := dec.Sparkplug()
+		skipped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flowd_sparkplug_metrics_skipped_total", Help: "Sparkplug metric values of types without a point form (DataSet, Template, PropertySet) that the source left out.",
+		}, func() float64 { return float64(st.Skipped()) })
+		env.MustRegister(s.rebirths, skipped)
 	}
 	return s, nil
 }
