@@ -403,3 +403,25 @@ func TestDataByNameAndForeignAlias(t *testing.T) {
 		t.Fatalf("foreign alias: %+v %v", pts, err)
 	}
 }
+
+// Complex types have no point form: born (their alias stays taken), their
+// values counted as skipped, the other metrics of the message decoded.
+func TestComplexTypesSkipped(t *testing.T) {
+	st := NewState(Options{})
+	d := NewDecoder(st, nil)
+	tm := mkMetric("udt", 1, sproto.DataType_Template)
+	tm.Value = &sproto.Payload_Metric_TemplateValue{TemplateValue: &sproto.Payload_Template{IsDefinition: proto.Bool(true)}}
+	x := mkMetric("x", 2, sproto.DataType_Int32)
+	x.Value = &sproto.Payload_Metric_IntValue{IntValue: 1}
+	pts, err := d.Decode(nil, "spBv1.0/g/NBIRTH/n", birth(t, 0, 1, tm, x), 1)
+	if err != nil || len(pts) != 1 || pts[0].Tag != "x" || st.Skipped() != 1 {
+		t.Fatalf("birth: %+v %v skipped %d", pts, err, st.Skipped())
+	}
+	data := marshal(t, &sproto.Payload{Seq: proto.Uint64(1), Metrics: []*sproto.Payload_Metric{
+		{Alias: proto.Uint64(1), Value: &sproto.Payload_Metric_TemplateValue{TemplateValue: &sproto.Payload_Template{}}},
+		{Alias: proto.Uint64(2), Value: &sproto.Payload_Metric_IntValue{IntValue: 2}}}})
+	pts, err = d.Decode(nil, "spBv1.0/g/NDATA/n", data, 1)
+	if err != nil || len(pts) != 1 || !pts[0].Value.Equal(engine.Int(2)) || st.Skipped() != 2 {
+		t.Fatalf("data: %+v %v skipped %d", pts, err, st.Skipped())
+	}
+}
