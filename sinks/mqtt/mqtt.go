@@ -112,6 +112,9 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		if c.Topic != "" || c.TopicExpr.Src != "" {
 			return nil, bad("topic", "format sparkplug publishes to the Sparkplug topics of its edge node; topic and topic_expr are not used")
 		}
+		if c.Retain {
+			return nil, bad("retain", "Sparkplug births, data and deaths are never retained")
+		}
 		node := c.SpNode
 		if node == "" {
 			node = "flowd-" + env.Pipeline + "-" + env.Name

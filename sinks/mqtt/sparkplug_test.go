@@ -21,6 +21,7 @@ func TestSparkplugConfig(t *testing.T) {
 		{Config{Format: "sparkplug", SpGroup: "plant", SpNode: "gw+"}, "sparkplug_edge_node"},
 		{Config{Format: "sparkplug", SpGroup: "plant", Topic: "x"}, "topic"},
 		{Config{Format: "json", Topic: "x", SpGroup: "plant"}, "sparkplug_group"},
+		{Config{Format: "sparkplug", SpGroup: "plant", Retain: true}, "retain"},
 	} {
 		c.cfg.Broker, c.cfg.QoS, c.cfg.MaxInflight, c.cfg.KeepAlive = "mqtt://127.0.0.1:1883", 1, 16, 30*time.Second
 		s, err := New(&c.cfg, env)
