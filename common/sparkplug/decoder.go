@@ -197,7 +197,7 @@ func (d *Decoder) Decode(dst []engine.Point, topic string, payload []byte, now i
 		dst = d.ndeath(dst, n, pl, ts)
 	default:
 		if !n.born {
-			return dst, d.rebirth(n, t, fmt.Errorf("%s from edge node %s/%s, which is not alive (no NBIRTH since its death)", t.Type, t.Group, t.Node))
+			return dst, d.rebirth(n, t, fmt.Errorf("%s from edge node %s/%s, which is not alive (no NBIRTH seen, or none since its NDEATH)", t.Type, t.Group, t.Node))
 		}
 		if err = d.checkSeq(n, t, top.seq, top.hasSeq); err != nil {
 			return dst, err
