@@ -274,6 +274,19 @@ func scenarios() []scenario {
 			peer: &peerShape{config: telegrafModbus(100, 100), count: countTelegrafFields},
 		},
 		{
+			name: "sparkplug", summary: "4 Sparkplug B edge nodes × 25,000 metrics/s (10 devices × 100 metrics, DDATA by alias) → discard",
+			anchor:   "-",
+			pipeline: "sparkplug.hcl", needs: []string{"FLOWD_TEST_MQTT"},
+			publishers: func(r *benchRun) [][]string {
+				return [][]string{{"sim", "mqtt", "--format", "sparkplug", "--broker", r.env("FLOWD_TEST_MQTT"), "--clients", "4",
+					"--rate", "25000", "--change", "1", "--assets", "10", "--tags", "100",
+					"--group", "bench-" + r.id, "--client-prefix", "flowd-bench-" + r.id}}
+			},
+			vars: func(r *benchRun) map[string]string {
+				return map[string]string{"mqtt": r.env("FLOWD_TEST_MQTT"), "group": "bench-" + r.id}
+			},
+		},
+		{
 			name: "peer", summary: "peer-opcua then peer-mqtt: flowd and Telegraf side by side on both shapes",
 			parts: []string{"peer-opcua", "peer-mqtt"},
 		},

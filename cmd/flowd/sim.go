@@ -20,7 +20,7 @@ const simUsage = `Usage: flowd sim KIND [flags]
 
 Kinds:
   plc    an OPC UA server with N assets × M tags changing at an interval (flowd sim plc -h)
-  mqtt   MQTT clients publishing JSON values at a rate (flowd sim mqtt -h)
+  mqtt   MQTT clients publishing JSON values, or Sparkplug B edge nodes (--format sparkplug), at a rate (flowd sim mqtt -h)
   http   LoRaWAN uplinks POSTed at a rate, as a network server's HTTP integration (flowd sim http -h)
   modbus Modbus TCP devices with registers of every type changing at an interval (flowd sim modbus -h)
 `

@@ -22,6 +22,7 @@ import (
 
 type simMQTTOptions struct {
 	broker, username, password, caFile, topic, prefix string
+	format, group                                     string
 	clients, assets, tags, size, qos, inflight        int
 	rate, change                                      float64
 	count                                             int64
@@ -42,6 +43,8 @@ func cmdSimMQTT(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.inflight, "inflight", 256, "publishes awaiting their acknowledgement per client")
 	fs.StringVar(&o.topic, "topic", "sim/{client}/{asset}", "topic; {client}, {asset} and {tag} are replaced")
 	fs.StringVar(&o.prefix, "client-prefix", "flowd-sim", "client ids are this prefix and a number")
+	fs.StringVar(&o.format, "format", "json", "json (a canonical point per message) or sparkplug (each client is a Sparkplug B edge node: NBIRTH/DBIRTH, DDATA, NDEATH; assets are devices, tags metrics; answers rebirth requests)")
+	fs.StringVar(&o.group, "group", "flowd-sim", "format sparkplug: the Sparkplug group id; edge node ids are -client-prefix and a number")
 	fs.Int64Var(&o.count, "count", 0, "values per client, then exit (0: until stopped)")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until stopped or count)")
 	fs.StringVar(&o.username, "username", os.Getenv("FLOWD_MQTT_USERNAME"), "user name (default $FLOWD_MQTT_USERNAME)")
@@ -53,6 +56,10 @@ func cmdSimMQTT(args []string, stdout, stderr io.Writer) int {
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
+	}
+	if o.format != "json" && o.format != "sparkplug" {
+		fmt.Fprintln(stderr, "flowd sim mqtt: -format must be json or sparkplug")
+		return exitUsage
 	}
 	if o.clients < 1 || o.qos < 0 || o.qos > 2 || o.change < 0 || o.change > 1 || o.assets < 1 || o.tags < 1 || o.rate < 0 {
 		fmt.Fprintln(stderr, "flowd sim mqtt: clients, assets and tags must be ≥ 1, qos 0–2, change 0–1, rate ≥ 0")
@@ -86,6 +93,10 @@ func cmdSimMQTT(args []string, stdout, stderr io.Writer) int {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if o.format == "sparkplug" {
+				sent[c], errs[c] = simSparkplug(ctx, &o, &settings, c+1, log)
+				return
+			}
 			sent[c], errs[c] = simClient(ctx, &o, &settings, c+1, log)
 		}()
 	}

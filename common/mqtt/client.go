@@ -141,6 +141,9 @@ type Handlers struct {
 	OnError func(err error)
 	// OnDown runs when an established connection is lost.
 	OnDown func()
+	// OnConnectPacket may change each CONNECT before it is sent (a will that
+	// differs per attempt, such as a Sparkplug NDEATH with its bdSeq).
+	OnConnectPacket func(*paho.Connect)
 }
 
 // Connect starts a managed connection with the settings; it keeps
@@ -220,13 +223,18 @@ func Connect(ctx context.Context, s *Settings, clientID string, manualAcks bool,
 			},
 		},
 	}
-	if s.ReceiveMaximum > 0 {
+	if s.ReceiveMaximum > 0 || h.OnConnectPacket != nil {
 		rm := s.ReceiveMaximum
 		cfg.ConnectPacketBuilder = func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
-			if c.Properties == nil {
-				c.Properties = &paho.ConnectProperties{}
+			if rm > 0 {
+				if c.Properties == nil {
+					c.Properties = &paho.ConnectProperties{}
+				}
+				c.Properties.ReceiveMaximum = &rm
 			}
-			c.Properties.ReceiveMaximum = &rm
+			if h.OnConnectPacket != nil {
+				h.OnConnectPacket(c)
+			}
 			return c, nil
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/flowd/flowd/common/sparkplug"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
 )
@@ -29,13 +30,38 @@ type Decoder struct {
 	mapping    map[string]*msgExpr
 	values     *msgExpr // map.values, where the source allows it
 	ev         *evaluator
+	sp         *sparkplug.Decoder // format sparkplug; its state is shared by clones
 }
 
 // Clone returns a decoder sharing the compiled expressions, with its own VM.
 func (d *Decoder) Clone() *Decoder {
 	c := *d
 	c.ev = &evaluator{}
+	if d.sp != nil {
+		c.sp = sparkplug.NewDecoder(d.sp.State(), c.spAsset)
+	}
 	return &c
+}
+
+// Sparkplug is the Sparkplug host state shared by the clones (format
+// sparkplug), or nil.
+func (d *Decoder) Sparkplug() *sparkplug.State {
+	if d.sp == nil {
+		return nil
+	}
+	return d.sp.State()
+}
+
+// spAsset names the asset of a Sparkplug edge node or device at its birth:
+// asset or asset_expr over the birth's topic, by default group/node[/device].
+func (d *Decoder) spAsset(topic string, t sparkplug.Topic) (string, error) {
+	if d.asset.set {
+		return d.str(&d.asset, topic)
+	}
+	if t.Device != "" {
+		return t.Group + "/" + t.Node + "/" + t.Device, nil
+	}
+	return t.Group + "/" + t.Node, nil
 }
 
 // ErrTooLarge is returned for a payload above max_payload.
@@ -97,6 +123,8 @@ func (d *Decoder) Decode(dst []engine.Point, topic string, payload []byte, now i
 		return append(dst, p), nil
 	case "map":
 		return d.decodeMap(dst, topic, payload, now)
+	case "sparkplug":
+		return d.sp.Decode(dst, topic, payload, now)
 	}
 	return d.decodeJSON(dst, topic, payload, now)
 }
@@ -504,6 +532,8 @@ type Options struct {
 	// Values allows the map entry values: an expression giving an object whose
 	// entries become one point each (tag: value), in place of value.
 	Values bool
+	// Sparkplug configures format sparkplug (Subject must be "topic").
+	Sparkplug sparkplug.Options
 }
 
 // New validates the options and compiles their expressions; errors are
@@ -543,6 +573,15 @@ func New(o Options) (*Decoder, error) {
 			return nil, &engine.FieldError{Field: "tag", Offset: -1, Err: errors.New("format raw needs tag: the payload carries none")}
 		}
 		d.tag = field{set: true, topic: true}
+	}
+	if o.Format == "sparkplug" {
+		switch {
+		case o.Subject != "topic":
+			return nil, &engine.FieldError{Field: "format", Offset: -1, Err: errors.New("sparkplug is read from MQTT topics only")}
+		case d.tag.set:
+			return nil, &engine.FieldError{Field: "tag_expr", Offset: -1, Err: errors.New("format sparkplug names tags by metric name; tag_expr is not used")}
+		}
+		d.sp = sparkplug.NewDecoder(sparkplug.NewState(o.Sparkplug), d.spAsset)
 	}
 	if o.Format == "map" {
 		if len(o.Map) == 0 {

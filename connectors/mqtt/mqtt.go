@@ -16,6 +16,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	mqttc "github.com/flowd/flowd/common/mqtt"
 	"github.com/flowd/flowd/common/payload"
+	"github.com/flowd/flowd/common/sparkplug"
 	"github.com/flowd/flowd/engine"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -48,7 +49,10 @@ type Config struct {
 	ReceiveMaximum int                    `hcl:"receive_maximum" default:"1000" doc:"unacknowledged QoS 1/2 messages the broker may send per connection: the flow control under backpressure"`
 	BatchSize      int                    `hcl:"batch_size" default:"1000" doc:"most points handed to the pipeline at once"`
 	Linger         time.Duration          `hcl:"linger" default:"20ms" doc:"longest wait to fill a batch"`
-	Format         string                 `hcl:"format" default:"json" enum:"json|map|raw" doc:"json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value"`
+	Format         string                 `hcl:"format" default:"json" enum:"json|map|raw|sparkplug" doc:"json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value; sparkplug: Sparkplug B v3.0 births, data and deaths (topics default to spBv1.0/#)"`
+	Rebirth        bool                   `hcl:"sparkplug_rebirth" default:"true" doc:"format sparkplug: on data that cannot be decoded without a new birth (before any birth, an unknown alias or metric, a sequence gap) publish an NCMD Node Control/Rebirth to that edge node"`
+	RebirthEvery   time.Duration          `hcl:"sparkplug_rebirth_interval" default:"5s" doc:"format sparkplug: least time between two rebirth requests to one edge node"`
+	SeqCheck       bool                   `hcl:"sparkplug_seq_check" default:"true" doc:"format sparkplug: reject a message whose seq is not the next of its edge node (and ask for a rebirth); off with group, since a shared subscription neither delivers every message to one connection nor keeps order across connections"`
 	Asset          string                 `hcl:"asset" doc:"asset of points that carry none (a literal)"`
 	AssetExpr      engine.Expr            `hcl:"asset_expr" doc:"asset of points that carry none: an expression over topic (the topic's levels, a list of strings), e.g. topic[1] or 'plant-' + topic[1]"`
 	TagExpr        engine.Expr            `hcl:"tag_expr" doc:"tag of points that carry none (raw: of every point): an expression over topic, e.g. topic[2] or join(topic[2:], '.'); default for raw: the whole topic"`
@@ -91,6 +95,7 @@ type Source struct {
 	okCount   prometheus.Counter
 	rejCount  prometheus.Counter
 	ackFailed prometheus.Counter
+	rebirths  prometheus.Counter // format sparkplug: rebirth requests published
 	unacked   atomic.Int64
 	rejectLog logLimiter
 	up        atomic.Int32
@@ -131,6 +136,9 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	switch {
 	case c.QoS < 0 || c.QoS > 2:
 		return nil, bad("qos", "must be 0, 1 or 2")
+	case len(c.Topics) == 0 && len(c.Subscriptions) == 0 && c.Format == "sparkplug":
+		c.Topics = []string{sparkplug.Namespace + "/#"}
+		s.cfg.Topics = c.Topics
 	case len(c.Topics) == 0 && len(c.Subscriptions) == 0:
 		return nil, bad("topics", "subscribe to at least one topic (topics or a subscription block)")
 	case c.Connections < 1 || c.Connections > 64:
@@ -181,6 +189,16 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		Name: "flowd_mqtt_unacked_messages", Help: "QoS 1/2 messages received and not yet acknowledged (bounded by receive_maximum per connection).",
 	}, func() float64 { return float64(s.unacked.Load()) })
 	env.MustRegister(s.messages, unacked)
+	if c.Format == "sparkplug" {
+		s.rebirths = prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "flowd_sparkplug_rebirth_requests_total", Help: "Sparkplug NCMD Node Control/Rebirth requests the source published.",
+		})
+		st := dec.Sparkplug()
+		skipped := prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "flowd_sparkplug_metrics_skipped_total", Help: "Sparkplug metric values of types without a point form (DataSet, Template, PropertySet) that the source left out.",
+		}, func() float64 { return float64(st.Skipped()) })
+		env.MustRegister(s.rebirths, skipped)
+	}
 	return s, nil
 }
 
@@ -195,6 +213,7 @@ func newDecoder(c *Config) (*Decoder, error) {
 	return payload.New(payload.Options{
 		Format: c.Format, MaxPayload: int(c.MaxPayload), Subject: "topic",
 		Asset: c.Asset, AssetExpr: c.AssetExpr, TagExpr: c.TagExpr, Map: c.Map,
+		Sparkplug: sparkplug.Options{NoSeqCheck: !c.SeqCheck || c.Group != "", RebirthInterval: c.RebirthEvery},
 	})
 }
 
@@ -422,6 +441,7 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *atomic.Int
 			if err != nil {
 				pts = pts[:n]
 				s.reject(m, err)
+				s.requestRebirth(ctx, m, err)
 			} else {
 				s.okCount.Inc()
 			}
@@ -478,6 +498,29 @@ func (s *Source) reject(m message, err error) {
 	s.env.Reject([]engine.Point{p}, "decode", fmt.Errorf("topic %s: %w", m.pub.Topic, err))
 	if ok, suppressed := s.rejectLog.allow(time.Now()); ok && s.env.Logger != nil {
 		s.env.Logger.Warn("mqtt payload rejected", "topic", m.pub.Topic, "bytes", len(m.pub.Payload), "err", err.Error(), "suppressed_before", suppressed)
+	}
+}
+
+// requestRebirth asks a Sparkplug edge node for its births (NCMD Node
+// Control/Rebirth, QoS 0) when err says the host needs them, on the
+// connection the message came from.
+func (s *Source) requestRebirth(ctx context.Context, m message, err error) {
+	var re *sparkplug.RebirthError
+	if s.rebirths == nil || !s.cfg.Rebirth || m.cli == nil || !errors.As(err, &re) || !re.Request {
+		return
+	}
+	cmd := sparkplug.RebirthRequest(re.Group, re.Node, time.Now().UnixNano())
+	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, perr := m.cli.Publish(pctx, &paho.Publish{Topic: cmd.Topic, QoS: 0, Payload: cmd.Payload}); perr != nil {
+		if s.env.Logger != nil {
+			s.env.Logger.Warn("sparkplug rebirth request not sent", "topic", cmd.Topic, "err", mqttc.Explain(perr).Error())
+		}
+		return
+	}
+	s.rebirths.Inc()
+	if s.env.Logger != nil {
+		s.env.Logger.Info("sparkplug rebirth requested", "topic", cmd.Topic, "reason", re.Err.Error())
 	}
 }
 

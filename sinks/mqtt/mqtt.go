@@ -15,6 +15,7 @@ import (
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 	mqttc "github.com/flowd/flowd/common/mqtt"
+	"github.com/flowd/flowd/common/sparkplug"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
 	"github.com/flowd/flowd/engine/pointexpr"
@@ -38,7 +39,9 @@ type Config struct {
 	TopicExpr      engine.Expr   `hcl:"topic_expr" doc:"topic per point: an expression over the point (asset, tag, value, quality, attrs.NAME, …), e.g. 'plant/' + asset + '/' + tag; a point whose topic cannot be computed or is empty is rejected (dead letter, reason topic)"`
 	QoS            int           `hcl:"qos" default:"1" doc:"0, 1 or 2; at 1 and 2 a batch is acknowledged upstream only after every PUBACK/PUBCOMP"`
 	Retain         bool          `hcl:"retain" doc:"publish retained messages"`
-	Format         string        `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: a message per point; json_batch: a message per topic per batch (an array); asset_json: a message per asset per batch"`
+	Format         string        `hcl:"format" default:"json" enum:"json|json_batch|asset_json|sparkplug" doc:"json: a message per point; json_batch: a message per topic per batch (an array); asset_json: a message per asset per batch; sparkplug: flowd is a Sparkplug B edge node (sparkplug_group, sparkplug_edge_node; topic is not used): assets are devices, tags are metrics"`
+	SpGroup        string        `hcl:"sparkplug_group" doc:"format sparkplug: the Sparkplug group id"`
+	SpNode         string        `hcl:"sparkplug_edge_node" doc:"format sparkplug: the edge node id (default flowd-<pipeline>-<name>)"`
 	MaxInflight    int           `hcl:"max_inflight" default:"256" doc:"publishes waiting for their acknowledgement at once"`
 	UserProperties bool          `hcl:"user_properties" default:"true" doc:"format json: add the point's source timestamp (ts), asset and tag as MQTT v5 user properties"`
 }
@@ -71,6 +74,8 @@ type Sink struct {
 	lastErr atomic.Pointer[string]
 	errLog  mqttc.ErrorLog
 	buf     []byte
+
+	sp *edge // format sparkplug
 }
 
 // New validates the config and builds the sink; it connects on Connect.
@@ -104,6 +109,32 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		return nil, bad("qos", "must be 0, 1 or 2")
 	case c.MaxInflight < 1:
 		return nil, bad("max_inflight", "must be at least 1")
+	case c.Format == "sparkplug":
+		if c.Topic != "" || c.TopicExpr.Src != "" {
+			return nil, bad("topic", "format sparkplug publishes to the Sparkplug topics of its edge node; topic and topic_expr are not used")
+		}
+		if c.Retain {
+			return nil, bad("retain", "Sparkplug births, data and deaths are never retained")
+		}
+		node := c.SpNode
+		if node == "" {
+			node = "flowd-" + env.Pipeline + "-" + env.Name
+		}
+		if c.SpGroup == "" {
+			return nil, bad("sparkplug_group", "format sparkplug needs the group id")
+		}
+		e, err := sparkplug.NewEdgeNode(c.SpGroup, node)
+		if err != nil {
+			field := "sparkplug_edge_node"
+			if sparkplug.CheckID("group", c.SpGroup) != nil {
+				field = "sparkplug_group"
+			}
+			return nil, bad(field, "%v", err)
+		}
+		s.sp = &edge{node: e, births: make(chan bool, 4)}
+		return s, nil
+	case c.SpGroup != "" || c.SpNode != "":
+		return nil, bad("sparkplug_group", "sparkplug_group and sparkplug_edge_node are only used with format = \"sparkplug\"")
 	case c.Topic == "" && c.TopicExpr.Src == "":
 		return nil, bad("topic", "set topic or topic_expr")
 	case c.Topic != "" && c.TopicExpr.Src != "":
@@ -147,20 +178,28 @@ func (s *Sink) Connect(ctx context.Context) error {
 	if cm == nil {
 		cctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 		var err error
-		cm, err = mqttc.Connect(cctx, &s.settings, s.clientID, false, mqttc.Handlers{
+		h := mqttc.Handlers{
 			OnError: s.connError,
 			OnUp: func(*autopaho.ConnectionManager, *paho.Connack) {
 				s.lastErr.Store(nil)
 				s.env.SetState(engine.StateConnected, nil)
 			},
 			OnDown: func() { s.env.SetState(engine.StateConnecting, nil) },
-		}, s.env.Logger)
+		}
+		if s.sp != nil {
+			s.sparkplugHandlers(&h)
+		}
+		cm, err = mqttc.Connect(cctx, &s.settings, s.clientID, false, h, s.env.Logger)
 		if err != nil {
 			cancel()
 			s.mu.Unlock()
 			return err
 		}
 		s.cm, s.cancel = cm, cancel
+		if s.sp != nil {
+			s.sp.wg.Add(1)
+			go s.sparkplugLoop(cctx, cm)
+		}
 	}
 	s.mu.Unlock()
 	wctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout+time.Second)
@@ -261,6 +300,9 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	if cm == nil {
 		return errors.New("mqtt sink is not connected")
 	}
+	if s.sp != nil {
+		return s.writeSparkplug(ctx, cm, points)
+	}
 	// Payloads must stay valid until their publish returns: encode into a
 	// buffer that is only reused by the next Write.
 	msgs, buf := s.Messages(s.buf[:0], points)
@@ -313,7 +355,13 @@ func (s *Sink) Close(ctx context.Context) error {
 	if cm == nil {
 		return nil
 	}
+	if s.sp != nil {
+		s.closeSparkplug(ctx, cm)
+	}
 	err := cm.Disconnect(ctx)
 	cancel()
+	if s.sp != nil {
+		s.sp.wg.Wait()
+	}
 	return err
 }
