@@ -58,7 +58,7 @@ deploy-check:
 	deploy/check.sh
 
 ## bench: every benchmark scenario at full length (flowd bench, JSON in out/bench/), then the Go micro-benchmarks (-benchmem)
-BENCH_SCENARIOS ?= engine kafka_json kafka_json_batch aio-single aio-multi trackers neuron max max-engine peer smart-meters smart-meters-stress modbus modbus-10hz peer-modbus
+BENCH_SCENARIOS ?= engine kafka_json kafka_json_batch aio-single aio-multi trackers neuron max max-engine peer smart-meters smart-meters-stress modbus modbus-10hz peer-modbus sparkplug
 BENCH_DURATION  ?= 60s
 bench: build
 	@mkdir -p out/bench
