@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
@@ -117,6 +118,10 @@ type Writer struct {
 	topics     map[string]string // interned topic names from TopicExpr
 	ptopics    []string
 	scratch    []engine.Point
+	scratchIdx []int // index in the Write's points of each scratch point
+	orig       []engine.Point
+	onReject   func(int, error)
+	rejectFn   func([]engine.Point, error)
 	buf        []byte
 	spans      []span
 	recs       []kgo.Record
@@ -127,12 +132,19 @@ type Writer struct {
 var ErrTooLarge = errors.New("record larger than max_message_bytes")
 
 // Write encodes points, produces every record and returns the number of
-// records once all are acknowledged. Points that can never be written (a single point larger than
-// the record limit) go to reject and count as handled. Any other failure
-// returns an error so the caller retries the whole batch. Records stay
-// buffered in the client after ctx ends; their memory is then not reused.
-func (w *Writer) Write(ctx context.Context, points []engine.Point, reject func([]engine.Point, error)) (int, error) {
-	w.encode(points, reject)
+// records once all are acknowledged. Points that can never be written (a
+// single point larger than the record limit, a failing topic or key
+// expression) are passed to reject by their index in points and are not
+// produced; the caller reports them to the engine. Any other failure returns
+// an error so the caller retries the rest. Records stay buffered in the
+// client after ctx ends; their memory is then not reused.
+func (w *Writer) Write(ctx context.Context, points []engine.Point, reject func(i int, err error)) (int, error) {
+	w.orig, w.onReject = points, reject
+	if w.rejectFn == nil {
+		w.rejectFn = w.rejectPoints
+	}
+	w.encode(points, w.rejectFn)
+	w.orig, w.onReject = nil, nil
 	if len(w.spans) == 0 {
 		return 0, nil
 	}
@@ -217,6 +229,39 @@ func produceAll(ctx context.Context, cl *kgo.Client, recs []kgo.Record) error {
 	return nil
 }
 
+// rejectPoints maps rejected points, which are sub-slices of the points
+// passed to Write or of the per-topic scratch copy, back to their index.
+func (w *Writer) rejectPoints(pts []engine.Point, err error) {
+	if w.onReject == nil {
+		return
+	}
+	for k := range pts {
+		p := &pts[k]
+		i := indexIn(w.orig, p)
+		if i < 0 {
+			if j := indexIn(w.scratch, p); j >= 0 {
+				i = w.scratchIdx[j]
+			}
+		}
+		if i >= 0 {
+			w.onReject(i, err)
+		}
+	}
+}
+
+// indexIn is the index of the element p points to in s, or -1.
+func indexIn(s []engine.Point, p *engine.Point) int {
+	if len(s) == 0 {
+		return -1
+	}
+	off := uintptr(unsafe.Pointer(p)) - uintptr(unsafe.Pointer(&s[0]))
+	i := off / unsafe.Sizeof(engine.Point{})
+	if uintptr(unsafe.Pointer(p)) < uintptr(unsafe.Pointer(&s[0])) || i >= uintptr(len(s)) {
+		return -1
+	}
+	return int(i)
+}
+
 // ErrExpr marks points whose topic or key expression failed.
 var ErrExpr = errors.New("expression failed")
 
@@ -247,11 +292,13 @@ func (w *Writer) encode(points []engine.Point, reject func([]engine.Point, error
 		w.scratch = make([]engine.Point, 0, len(points))
 	}
 	w.scratch = w.scratch[:0]
+	w.scratchIdx = w.scratchIdx[:0]
 	for _, t := range order {
 		from := len(w.scratch)
 		for i := range points {
 			if w.ptopics[i] == t {
 				w.scratch = append(w.scratch, points[i])
+				w.scratchIdx = append(w.scratchIdx, i)
 			}
 		}
 		w.encodeTopic(w.scratch[from:], t, reject)

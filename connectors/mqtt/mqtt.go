@@ -431,18 +431,16 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *atomic.Int
 		}
 		batchMsgs := msgs
 		msgs = nil
-		if len(pts) == 0 { // every message was rejected
-			engine.PutPoints(pts)
-			pts = nil
-			s.ackAll(batchMsgs)
-			return
-		}
+		// A batch whose messages were all rejected is emitted empty: its
+		// dead letters travel with it, and the acks wait for them.
 		pending.Add(1)
 		emitted := pts
 		pts = nil
 		err := out.Emit(ctx, emitted, func(err error) {
 			defer pending.Add(-1)
-			if err != nil {
+			// Rejected points are settled (dead-lettered or counted): they
+			// are acknowledged like delivered ones, or they would come back.
+			if err != nil && !errors.Is(err, engine.ErrRejected) {
 				select {
 				case failed <- fmt.Errorf("pipeline did not take %d messages (they stay unacknowledged and will be redelivered): %w", len(batchMsgs), err):
 				default:

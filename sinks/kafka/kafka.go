@@ -145,6 +145,8 @@ type Sink struct {
 	w        *ckafka.Writer
 	records  prometheus.Counter
 	failures prometheus.Counter
+	out      engine.WriteError // the current Write's outcome, reused
+	rejectFn func(int, error)
 }
 
 // Connect makes the client and checks (or creates) the topic.
@@ -168,25 +170,32 @@ func (s *Sink) Connect(ctx context.Context) error {
 }
 
 // Write produces the points and returns when every record is acknowledged.
+// Points that can never be produced are reported rejected; any produce
+// failure hands the rest back for retry (engine.WriteError).
 func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	if s.cl == nil {
 		return errors.New("kafka: not connected")
 	}
-	n, err := s.w.Write(ctx, points, s.reject)
+	s.out.Reset()
+	if s.rejectFn == nil {
+		s.rejectFn = s.reject
+	}
+	n, err := s.w.Write(ctx, points, s.rejectFn)
 	if err != nil {
 		s.failures.Inc()
-		return err
+		s.out.Err = err
+		return s.out.Result()
 	}
 	s.records.Add(float64(n))
-	return nil
+	return s.out.Result()
 }
 
-func (s *Sink) reject(points []engine.Point, err error) {
+func (s *Sink) reject(i int, err error) {
 	if errors.Is(err, ckafka.ErrTooLarge) {
-		s.env.Reject(points, "too_large", fmt.Errorf("kafka: %w (%d bytes)", err, s.cfg.MaxMessageBytes))
+		s.out.Reject(i, "too_large", fmt.Errorf("kafka: %w (%d bytes)", err, s.cfg.MaxMessageBytes))
 		return
 	}
-	s.env.Reject(points, "expr", fmt.Errorf("kafka: %w", err))
+	s.out.Reject(i, "expr", fmt.Errorf("kafka: %w", err))
 }
 
 // Close closes the client; records still buffered (after a failed Write) are
