@@ -279,6 +279,11 @@ func (e *Env) OnAck(fn func(err error)) {
 	}
 }
 
+// AcksTracked reports whether OnAck callbacks will run: true once the
+// component is part of a running pipeline. A transform used on its own (a
+// unit test, a replay tool) commits its state as it goes instead.
+func (e *Env) AcksTracked() bool { return e != nil && e.node != nil }
+
 // Hold keeps the acknowledgement of the batch in the current Process call
 // open, for a transform that folds points into state it emits later (a
 // window): pass the Hold to Attach in the call that emits the result, or
