@@ -508,7 +508,7 @@ func (n *node) runSinkWriter() {
 		n.close()
 		n.setState(StateStopped, nil)
 	}()
-	if !n.connect(ctx) {
+	if !n.connectUnlessIdle(ctx) {
 		return
 	}
 	for {
@@ -520,6 +520,24 @@ func (n *node) runSinkWriter() {
 			return
 		}
 	}
+}
+
+// connectUnlessIdle connects the sink, but gives up as soon as its input has
+// closed (shutdown) with nothing buffered: a sink that never connected then
+// holds nothing, and the exit does not wait for the drain deadline.
+func (n *node) connectUnlessIdle(ctx context.Context) bool {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.fed:
+			if n.buf.Stats().Points == 0 {
+				cancel()
+			}
+		case <-cctx.Done():
+		}
+	}()
+	return n.connect(cctx)
 }
 
 // coalesce merges the batches already queued behind b into one, for a sink

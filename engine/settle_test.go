@@ -357,3 +357,52 @@ func FuzzWriteOutcomes(f *testing.F) {
 		checkRandomOutcomes(t, seed, int(batches%8)+1, int(size%50)+1)
 	})
 }
+
+// blockSource emits until its own emit context ends, which it cancels
+// itself once the pipeline is full; Emit must then give up.
+type blockSource struct {
+	emitErr chan error
+}
+
+func (s *blockSource) Run(ctx context.Context, out Output) error {
+	ectx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	// The pipeline is full long before this: the source gives up its emit.
+	time.AfterFunc(200*time.Millisecond, cancel)
+	for i := 0; ; i++ {
+		pts := append(GetPoints(1), Point{Tag: "t", Value: Int(int64(i))})
+		if err := out.Emit(ectx, pts, nil); err != nil {
+			s.emitErr <- err
+			<-ctx.Done()
+			return nil
+		}
+	}
+}
+
+func TestEmitHonoursItsContext(t *testing.T) {
+	src := &blockSource{emitErr: make(chan error, 1)}
+	stuck := &recordSink{gate: make(chan struct{})} // never opens
+	pc := &PipelineConfig{Name: "p", QueueSize: 1, Nodes: []*NodeConfig{nodeCfg(KindSource, "s", src), nodeCfg(KindSink, "k", stuck, "source.s")}}
+	pc.Nodes[1].Buffer.MaxPoints = 2
+	rt, err := New([]*PipelineConfig{pc}, Options{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx, 100*time.Millisecond) }()
+	select {
+	case err := <-src.emitErr:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("Emit returned %v, want context.Canceled", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Emit kept blocking after its context ended")
+	}
+	cancel()
+	<-done
+	tot := rt.Totals()
+	if tot.In != tot.Delivered+tot.Dropped {
+		t.Fatalf("in %d != delivered %d + dropped %d", tot.In, tot.Delivered, tot.Dropped)
+	}
+}
