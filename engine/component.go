@@ -65,6 +65,25 @@ type Sink interface {
 	Write(ctx context.Context, points []Point) error
 }
 
+// AsyncSink is implemented by sinks that keep several writes in flight (a
+// Kafka producer settling records through promises). The engine calls
+// WriteAsync for up to max_in_flight batches at once (buffer block; default
+// MaxInFlight) and still acknowledges batches upstream in the order it took
+// them from the buffer.
+//
+// WriteAsync starts writing points and calls settle exactly once, from any
+// goroutine, with what Write would have returned (nil, a *WriteError, or an
+// error). It may block while the sink's own buffer is full — that is
+// backpressure — but must return when ctx ends. points stay valid until
+// settle. WriteAsync may be called again before earlier writes settled, also
+// concurrently (a retry after a backoff).
+type AsyncSink interface {
+	Sink
+	WriteAsync(ctx context.Context, points []Point, settle func(error))
+	// MaxInFlight is the default number of writes in flight.
+	MaxInFlight() int
+}
+
 // ErrRejected is the outcome of a batch some of whose points were rejected
 // (dead-lettered, or dropped and counted when the pipeline has no dead-letter
 // sink): retrying them would not help, so a source commits such a batch just

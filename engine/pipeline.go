@@ -49,6 +49,8 @@ type BufferConfig struct {
 	WhenFull  string `hcl:"when_full" default:"block" enum:"block|drop_oldest|drop_newest" doc:"block pushes backpressure to the sources; the drop policies are counted in flowd_points_dropped_total"`
 	Fsync     string `hcl:"fsync" default:"batch" enum:"batch|interval|never" doc:"disk buffer: when to fsync appended batches"`
 	Dir       string `hcl:"dir" doc:"disk buffer directory (default: <data_dir>/buffers/<pipeline>/<sink>)"`
+	// MaxInFlight bounds the writes a pipelining sink has in flight.
+	MaxInFlight int `hcl:"max_in_flight" default:"0" doc:"writes the sink keeps in flight at once, acknowledged upstream in order (0: the sink's default — kafka and eventhubs over kafka 8, others 1)"`
 }
 
 type pipeline struct {
@@ -510,6 +512,16 @@ func (n *node) runSinkWriter() {
 	}()
 	if !n.connectUnlessIdle(ctx) {
 		return
+	}
+	if as, ok := n.sink.(AsyncSink); ok {
+		max := n.cfg.Buffer.MaxInFlight
+		if max <= 0 {
+			max = as.MaxInFlight()
+		}
+		if max > 1 {
+			n.runAsync(ctx, as, max)
+			return
+		}
 	}
 	for {
 		b, ok := n.buf.Pop(ctx)

@@ -23,6 +23,7 @@ type outcomeSource struct {
 	batches, size int
 	mu            sync.Mutex
 	outcomes      map[int]error // batch → outcome
+	order         []int         // batches in the order their outcomes came
 	acked         atomic.Int64
 }
 
@@ -36,6 +37,7 @@ func (s *outcomeSource) Run(ctx context.Context, out Output) error {
 		if err := out.Emit(ctx, pts, func(err error) {
 			s.mu.Lock()
 			s.outcomes[i] = err
+			s.order = append(s.order, i)
 			s.mu.Unlock()
 			s.acked.Add(1)
 		}); err != nil {
@@ -305,12 +307,56 @@ func (s *randomSink) Write(_ context.Context, pts []Point) error {
 	return we.Result()
 }
 
+// asyncRandomSink is randomSink with writes settled later, from goroutines,
+// in random order; it records the most writes it had in flight.
+type asyncRandomSink struct {
+	mu       sync.Mutex
+	r        *randomSink
+	inFlight int
+	peak     int
+	max      int
+}
+
+func (s *asyncRandomSink) Write(ctx context.Context, pts []Point) error {
+	panic("the engine must use WriteAsync")
+}
+
+func (s *asyncRandomSink) MaxInFlight() int { return s.max }
+
+func (s *asyncRandomSink) WriteAsync(ctx context.Context, pts []Point, settle func(error)) {
+	s.mu.Lock()
+	s.inFlight++
+	s.peak = max(s.peak, s.inFlight)
+	delay := time.Duration(s.r.rnd.IntN(2000)) * time.Microsecond
+	s.mu.Unlock()
+	go func() {
+		time.Sleep(delay)
+		s.mu.Lock()
+		s.inFlight--
+		err := s.r.Write(ctx, pts)
+		s.mu.Unlock()
+		settle(err)
+	}()
+}
+
 func checkRandomOutcomes(t *testing.T, seed uint64, batches, size int) {
+	checkRandomOutcomesWith(t, seed, batches, size, 0)
+}
+
+// checkRandomOutcomesWith runs the model check; maxInFlight > 0 uses an
+// AsyncSink with that many writes in flight.
+func checkRandomOutcomesWith(t *testing.T, seed uint64, batches, size, maxInFlight int) {
 	src := &outcomeSource{batches: batches, size: size}
 	sink := &randomSink{rnd: rand.New(rand.NewPCG(seed, 1)), delivered: map[int64]int{}, rejected: map[int64]int{}}
+	var comp Sink = sink
+	var async *asyncRandomSink
+	if maxInFlight > 0 {
+		async = &asyncRandomSink{r: sink, max: maxInFlight}
+		comp = async
+	}
 	dead := &recordSink{}
 	pc := &PipelineConfig{Name: "p", DeadLetter: "dead", Nodes: []*NodeConfig{
-		nodeCfg(KindSource, "s", src), nodeCfg(KindSink, "k", sink, "source.s"), nodeCfg(KindSink, "dead", dead),
+		nodeCfg(KindSource, "s", src), nodeCfg(KindSink, "k", comp, "source.s"), nodeCfg(KindSink, "dead", dead),
 	}}
 	rt, err := run(t, pc, context.Background(), 30*time.Second)
 	if err != nil {
@@ -331,6 +377,21 @@ func checkRandomOutcomes(t *testing.T, seed uint64, batches, size int) {
 	if tot.In != int64(total) || tot.Dropped != nrej || tot.Delivered != int64(total) {
 		t.Fatalf("seed %d: in %d delivered %d dropped %d, want %d %d %d", seed, tot.In, tot.Delivered, tot.Dropped, total, total, nrej)
 	}
+	if async != nil && (async.peak > maxInFlight || async.peak < 2) {
+		t.Fatalf("seed %d: %d writes in flight at most, want 2..%d", seed, async.peak, maxInFlight)
+	}
+	// The sink releases batches in order; a batch with dead letters also
+	// waits for the dead-letter sink, so only the others must stay in order.
+	last := -1
+	for _, b := range src.order {
+		if errors.Is(src.outcomes[b], ErrRejected) {
+			continue
+		}
+		if b < last {
+			t.Fatalf("seed %d: batch %d acknowledged after batch %d: %v", seed, b, last, src.order)
+		}
+		last = b
+	}
 	for b := 0; b < batches; b++ {
 		anyRej := false
 		for v := b * size; v < (b+1)*size; v++ {
@@ -339,6 +400,16 @@ func checkRandomOutcomes(t *testing.T, seed uint64, batches, size int) {
 		if got := errors.Is(src.outcomes[b], ErrRejected); got != anyRej || (!anyRej && src.outcomes[b] != nil) {
 			t.Fatalf("seed %d: batch %d outcome %v, rejected points: %v", seed, b, src.outcomes[b], anyRej)
 		}
+	}
+}
+
+// Pipelined writes settle in any order; the model still holds, no more
+// writes than max_in_flight are in flight, and batches are acknowledged
+// upstream in the order they were taken.
+func TestAsyncWriteOutcomesMatchModelInOrder(t *testing.T) {
+	fastBackoff(t)
+	for seed := uint64(1); seed <= 20; seed++ {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) { checkRandomOutcomesWith(t, seed, 30, 10, 4) })
 	}
 }
 
@@ -354,7 +425,7 @@ func FuzzWriteOutcomes(f *testing.F) {
 	f.Add(uint64(1), uint8(3), uint8(7))
 	f.Add(uint64(99), uint8(1), uint8(1))
 	f.Fuzz(func(t *testing.T, seed uint64, batches, size uint8) {
-		checkRandomOutcomes(t, seed, int(batches%8)+1, int(size%50)+1)
+		checkRandomOutcomesWith(t, seed, int(batches%8)+1, int(size%50)+1, int(seed%4))
 	})
 }
 

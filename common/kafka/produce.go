@@ -139,6 +139,60 @@ var ErrTooLarge = errors.New("record larger than max_message_bytes")
 // an error so the caller retries the rest. Records stay buffered in the
 // client after ctx ends; their memory is then not reused.
 func (w *Writer) Write(ctx context.Context, points []engine.Point, reject func(i int, err error)) (int, error) {
+	n := w.prepare(points, reject)
+	if n == 0 {
+		return 0, nil
+	}
+	err := produceAll(ctx, w.Client, w.recs)
+	if ctx.Err() != nil {
+		// The client may still hold these records: do not reuse their memory.
+		w.buf, w.recs, w.hdrs = nil, nil, nil
+	}
+	return n, err
+}
+
+// Start is Write without waiting: it encodes points, produces every record
+// and returns; done runs once every record's promise has (from a client
+// goroutine), with the number of records and the first error. The Writer's
+// buffers hold the records until then: do not use it again before done.
+func (w *Writer) Start(ctx context.Context, points []engine.Point, reject func(i int, err error), done func(n int, err error)) {
+	n := w.prepare(points, reject)
+	if n == 0 {
+		done(0, nil)
+		return
+	}
+	st := &startState{done: done, n: n, topic: w.recs[0].Topic}
+	st.left.Store(int64(n) + 1)
+	for i := range w.recs {
+		w.Client.Produce(ctx, &w.recs[i], st.promise)
+	}
+	st.promise(nil, nil)
+}
+
+type startState struct {
+	left  atomic.Int64
+	once  sync.Once
+	first error
+	done  func(int, error)
+	n     int
+	topic string
+}
+
+func (st *startState) promise(_ *kgo.Record, err error) {
+	if err != nil {
+		st.once.Do(func() { st.first = err })
+	}
+	if st.left.Add(-1) == 0 {
+		if st.first != nil {
+			st.done(st.n, fmt.Errorf("produce to %s: %w", st.topic, st.first))
+			return
+		}
+		st.done(st.n, nil)
+	}
+}
+
+// prepare encodes points into w.recs and returns how many records there are.
+func (w *Writer) prepare(points []engine.Point, reject func(i int, err error)) int {
 	w.orig, w.onReject = points, reject
 	if w.rejectFn == nil {
 		w.rejectFn = w.rejectPoints
@@ -146,7 +200,7 @@ func (w *Writer) Write(ctx context.Context, points []engine.Point, reject func(i
 	w.encode(points, w.rejectFn)
 	w.orig, w.onReject = nil, nil
 	if len(w.spans) == 0 {
-		return 0, nil
+		return 0
 	}
 	n := len(w.spans)
 	if cap(w.recs) < n {
@@ -188,12 +242,7 @@ func (w *Writer) Write(ctx context.Context, points []engine.Point, reject func(i
 			}
 		}
 	}
-	err := produceAll(ctx, w.Client, w.recs)
-	if ctx.Err() != nil {
-		// The client may still hold these records: do not reuse their memory.
-		w.buf, w.recs, w.hdrs = nil, nil, nil
-	}
-	return n, err
+	return n
 }
 
 // produceAll produces every record, then waits until every promise has run.

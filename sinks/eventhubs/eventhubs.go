@@ -207,6 +207,27 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	return s.out.Result()
 }
 
+// MaxInFlight is the default number of batches in flight (engine.AsyncSink):
+// 8 over the Kafka endpoint, whose producer settles records by promises; 1
+// over AMQP, which sends one batch at a time.
+func (s *Sink) MaxInFlight() int {
+	if s.cfg.Transport == "kafka" {
+		return 8
+	}
+	return 1
+}
+
+// WriteAsync produces without waiting over the Kafka endpoint; over AMQP it
+// writes as Write does and settles before returning.
+func (s *Sink) WriteAsync(ctx context.Context, points []engine.Point, settle func(error)) {
+	kt, ok := s.t.(*kafkaTransport)
+	if !ok {
+		settle(s.Write(ctx, points))
+		return
+	}
+	kt.start(ctx, points, settle)
+}
+
 // reject reports points[i] as one that can never be sent.
 func (s *Sink) reject(i int, err error) {
 	s.out.Reject(i, rejectReason(err), fmt.Errorf("eventhubs: %w", err))
