@@ -9,6 +9,7 @@ import (
 // flight is one batch an AsyncSink is writing.
 type flight struct {
 	b       Batch
+	ingest  int64   // of its first point
 	pts     []Point // still to be settled
 	outcome error   // nil, or rejected
 	done    bool
@@ -58,8 +59,14 @@ func (n *node) runAsync(ctx context.Context, as AsyncSink, max int) {
 		}
 		b = n.coalesce(b)
 		f := &flight{b: b, pts: b.Points}
+		if len(b.Points) > 0 {
+			f.ingest = b.Points[0].Ingest
+		}
 		mu.Lock()
 		fifo = append(fifo, f)
+		if len(fifo) == 1 {
+			n.writing.Store(f.ingest)
+		}
 		mu.Unlock()
 		start(f)
 	}
@@ -78,6 +85,11 @@ func (n *node) settleAsync(ctx context.Context, results chan settled, mu *sync.M
 			ready = append(ready, (*fifo)[0])
 			(*fifo)[0] = nil
 			*fifo = (*fifo)[1:]
+		}
+		if len(*fifo) > 0 {
+			n.writing.Store((*fifo)[0].ingest)
+		} else {
+			n.writing.Store(0)
 		}
 		mu.Unlock()
 		for _, f := range ready {

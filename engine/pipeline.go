@@ -89,6 +89,7 @@ type node struct {
 	attached                     []*ack        // transforms: holds attached in the current call
 	hasPend                      atomic.Bool
 	lastDelivery                 atomic.Int64 // engine clock
+	writing                      atomic.Int64 // sinks: ingest of the oldest batch taken from the buffer and not yet acknowledged, 0 if none
 	dropMu                       sync.Mutex
 	drops                        map[string]*atomic.Int64
 
@@ -587,6 +588,10 @@ func (n *node) coalesce(b Batch) Batch {
 // to the dead-letter sink holding b's acknowledgement, counted once) or, on
 // shutdown, dropped. Only the points a Write asks to retry are written again.
 func (n *node) deliver(ctx context.Context, b Batch) bool {
+	if len(b.Points) > 0 {
+		n.writing.Store(b.Points[0].Ingest)
+		defer n.writing.Store(0)
+	}
 	var bo backoff
 	pts := b.Points
 	var outcome error
@@ -631,6 +636,20 @@ func (n *node) deliver(ctx context.Context, b Batch) bool {
 }
 
 func errRejectedBy(id string) error { return fmt.Errorf("%s: %w", id, ErrRejected) }
+
+// oldestUnacked is the age of the oldest point the sink holds and has not
+// had acknowledged (buffered or being written), 0 when it holds none. Unlike
+// the latency of acknowledged points, it keeps rising while a sink is stuck.
+func (n *node) oldestUnacked(now int64) time.Duration {
+	oldest := n.buf.Stats().OldestIngest
+	if w := n.writing.Load(); w != 0 && (oldest == 0 || w < oldest) {
+		oldest = w
+	}
+	if oldest == 0 {
+		return 0
+	}
+	return time.Duration(now - oldest)
+}
 
 // settleDelivered counts and measures delivered points.
 func (n *node) settleDelivered(pts []Point) {

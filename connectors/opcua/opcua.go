@@ -115,6 +115,7 @@ type tagState struct {
 	last     engine.Value
 	lastQ    engine.Quality
 	reported bool
+	srcTS    int64 // newest source timestamp seen (Unix ns)
 }
 
 // Run connects, reads until ctx ends, and reconnects on its own.
@@ -303,7 +304,7 @@ func (s *Source) appendValue(dst []engine.Point, t *tagState, dv *ua.DataValue, 
 	}
 	status := uint32(dv.Status)
 	q := engine.QualityFromStatus(status)
-	ts := uacommon.Timestamp(dv, s.cfg.Timestamp, now)
+	ts := observedAt(t, dv, s.cfg.Timestamp, now)
 	var v engine.Value
 	if dv.Value != nil {
 		x := dv.Value.Value()
@@ -327,6 +328,29 @@ func (s *Source) appendValue(dst []engine.Point, t *tagState, dv *ua.DataValue, 
 		return dst
 	}
 	return append(dst, engine.Point{Asset: t.asset, Tag: t.tag, Value: v, Quality: q, Status: status, TS: ts})
+}
+
+// observedAt is the point's ts. It is the source timestamp (per the
+// timestamp setting) when the value is new; a value read again whose source
+// timestamp did not advance (a poll of an unchanged value, the initial value
+// of a subscription after a reconnect) is stamped with when it was observed:
+// the server's timestamp of this read, or the receive time. So a tag's ts
+// never goes back, and ack − ts measures how late the latest observation is,
+// not how long ago the value last changed.
+func observedAt(t *tagState, dv *ua.DataValue, pref string, now time.Time) int64 {
+	ts := uacommon.Timestamp(dv, pref, now)
+	if pref == "receive" || dv.SourceTimestamp.IsZero() {
+		return ts
+	}
+	src := dv.SourceTimestamp.UnixNano()
+	if t.srcTS != 0 && src <= t.srcTS && (pref != "server" || dv.ServerTimestamp.IsZero()) {
+		ts = now.UnixNano()
+		if !dv.ServerTimestamp.IsZero() {
+			ts = dv.ServerTimestamp.UnixNano()
+		}
+	}
+	t.srcTS = max(t.srcTS, src)
+	return ts
 }
 
 func sortedKeys(m map[string]string) []string {

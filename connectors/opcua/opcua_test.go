@@ -285,13 +285,44 @@ func TestValueMapping(t *testing.T) {
 	check(src.appendValue(nil, tag, dv(1.0, ua.StatusBadSensorFailure), now), "v=1/bad")
 	check(src.appendValue(nil, tag, dv([]float64{1, 2}, ua.StatusOK), now), "v[0]=1/good", "v[1]=2/good")
 	check(src2.appendValue(nil, tag, dv([]int32{1, 2}, ua.StatusOK), now), "v=[1,2]/good")
-	p := src.appendValue(nil, tag, dv(1.0, ua.StatusBadSensorFailure), now)[0]
+	fresh := &tagState{nodeSpec: nodeSpec{tag: "v", asset: "a"}}
+	p := src.appendValue(nil, fresh, dv(1.0, ua.StatusBadSensorFailure), now)[0]
 	if p.Status != uint32(ua.StatusBadSensorFailure) || p.TS != ts.UnixNano() {
 		t.Errorf("status %x ts %d", p.Status, p.TS)
 	}
 	noTS := src.appendValue(nil, tag, &ua.DataValue{Value: ua.MustVariant(1.0), ServerTimestamp: now}, now.Add(time.Hour))[0]
 	if noTS.TS != now.UnixNano() {
 		t.Errorf("ts without source timestamp = %d, want the server timestamp", noTS.TS)
+	}
+}
+
+// A value read again whose source timestamp did not advance (a constant
+// polled value) is stamped with the read's server timestamp, or the receive
+// time, so that ack − ts is the age of the latest observation; a changed
+// value keeps its source timestamp.
+func TestRereadUnchangedValueIsStampedWhenObserved(t *testing.T) {
+	src := newSource(t, Config{Endpoint: "opc.tcp://x:1", Nodes: map[string]string{"a": "i=1"}})
+	tag := &tagState{nodeSpec: nodeSpec{tag: "v", asset: "a"}}
+	changed := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	read := func(srcTS, serverTS, now time.Time) int64 {
+		dv := &ua.DataValue{Value: ua.MustVariant(1.0), SourceTimestamp: srcTS, ServerTimestamp: serverTS}
+		return src.appendValue(nil, tag, dv, now)[0].TS
+	}
+	t0 := changed.Add(time.Hour)
+	if got := read(changed, t0, t0); got != changed.UnixNano() {
+		t.Fatalf("first read: ts %v, want the source timestamp", time.Unix(0, got).UTC())
+	}
+	t1 := t0.Add(time.Second)
+	if got := read(changed, t1, t1.Add(time.Millisecond)); got != t1.UnixNano() {
+		t.Fatalf("re-read of an unchanged value: ts %v, want the server timestamp %v", time.Unix(0, got).UTC(), t1)
+	}
+	t2 := t1.Add(time.Second)
+	if got := read(changed, time.Time{}, t2); got != t2.UnixNano() {
+		t.Fatalf("re-read without a server timestamp: ts %v, want the receive time", time.Unix(0, got).UTC())
+	}
+	moved := t2.Add(500 * time.Millisecond)
+	if got := read(moved, t2.Add(time.Second), t2.Add(time.Second)); got != moved.UnixNano() {
+		t.Fatalf("changed value: ts %v, want its source timestamp", time.Unix(0, got).UTC())
 	}
 }
 
