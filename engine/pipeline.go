@@ -79,7 +79,7 @@ type node struct {
 	eng    *latency // sinks: ingest → ack
 	transf Transform
 	sink   Sink
-	fed    chan struct{} // closed when the sink feeder has stopped
+	fed    chan struct{} // sinks: closed when the input has closed (no more pushes)
 
 	received, emitted, delivered atomic.Int64
 	cur                          atomic.Pointer[ack] // transforms: the batch in Process
@@ -194,12 +194,28 @@ func (n *node) sendDead(cp []Point, a *ack) {
 	// send cannot hit a closed channel; only the drain deadline drops them.
 	b := Batch{Points: cp, ack: a}
 	b.retain(1)
-	select {
-	case dl.in <- b:
-	case <-n.p.hard.Done():
+	if err := dl.push(n.p.hard, b); err != nil {
 		dl.dropped(len(cp), "shutdown")
 		b.Ack(ErrShutdown)
 	}
+}
+
+// push hands a batch straight to a sink's buffer: the one queue between a
+// sink's inputs and its writer. It blocks (or drops, per when_full) while
+// the buffer is full, until ctx ends.
+func (n *node) push(ctx context.Context, b Batch) error {
+	n.received.Add(int64(len(b.Points)))
+	return n.buf.Push(ctx, b)
+}
+
+// closeInput ends a node's input once its last upstream has finished.
+func (n *node) closeInput() {
+	if n.buf != nil {
+		n.buf.CloseInput()
+		close(n.fed)
+		return
+	}
+	close(n.in)
 }
 
 // pendingDead holds a source's dead letters until its next Emit, whose
@@ -283,6 +299,17 @@ func (n *node) fanout(ctx context.Context, b Batch) error {
 			bb.Ack(err)
 			continue
 		}
+		if o.buf != nil {
+			if perr := o.push(ctx, bb); perr != nil {
+				err = perr
+				if n.p.hard.Err() != nil {
+					err = ErrShutdown
+				}
+				o.dropped(count, "shutdown")
+				bb.Ack(err)
+			}
+			continue
+		}
 		select {
 		case o.in <- bb:
 		case <-ctx.Done():
@@ -302,7 +329,7 @@ func (n *node) fanout(ctx context.Context, b Batch) error {
 func (n *node) finish() {
 	for _, o := range n.outs {
 		if o.ups.Add(-1) == 0 {
-			close(o.in)
+			o.closeInput()
 		}
 	}
 }
@@ -464,19 +491,6 @@ func (n *node) emitOwn(out []Point) {
 	}
 	b.Points = pts
 	n.fanout(n.p.hard, b)
-}
-
-// runSinkFeeder moves batches from the input channel into the buffer.
-func (n *node) runSinkFeeder() {
-	for b := range n.in {
-		n.received.Add(int64(len(b.Points)))
-		if err := n.buf.Push(n.p.hard, b); err != nil {
-			n.dropped(len(b.Points), "shutdown")
-			b.Ack(ErrShutdown)
-		}
-	}
-	n.buf.CloseInput()
-	close(n.fed)
 }
 
 // runSinkWriter delivers batches from the buffer.
