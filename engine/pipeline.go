@@ -21,7 +21,7 @@ type PipelineConfig struct {
 	Name         string
 	LatencySLO   time.Duration
 	StallTimeout time.Duration
-	// QueueSize is the capacity, in batches, of each component's input channel.
+	// QueueSize is the capacity, in batches, of each transform's input channel.
 	QueueSize  int
 	DeadLetter string // sink name, or ""
 	Nodes      []*NodeConfig
@@ -408,7 +408,12 @@ func sameArray(a, b []Point) bool {
 }
 
 func (n *node) runTransform() {
-	defer n.finish()
+	finished := false
+	defer func() {
+		if !finished {
+			n.finish()
+		}
+	}()
 	ctx := n.p.hard
 	n.setState(StateConnected, nil)
 	fl, _ := n.transf.(Flusher)
@@ -425,6 +430,11 @@ func (n *node) runTransform() {
 				if fl != nil {
 					n.emitOwn(fl.Flush(ctx, true))
 				}
+				// Downstream inputs close first, so the sinks drain (or the
+				// deadline settles) what this transform passed while its
+				// Close waits for those acknowledgements (cov's state).
+				finished = true
+				n.finish()
 				n.close()
 				n.setState(StateStopped, nil)
 				return

@@ -110,3 +110,41 @@ func TestUnacknowledgedChangeIsNotCommitted(t *testing.T) {
 		t.Fatalf("an acknowledged, unchanged value passed again after a restart (%d points)", sink.count())
 	}
 }
+
+// neverSink never connects.
+type neverSink struct{ gateSink }
+
+func (*neverSink) Connect(context.Context) error { return errors.New("unreachable") }
+
+// cov waits at close for the sinks to settle what it passed; a sink that
+// never connects must not hold the shutdown past the drain deadline.
+func TestCloseDoesNotOutwaitTheDrainDeadline(t *testing.T) {
+	env := &engine.Env{DataDir: t.TempDir()}
+	tr, err := New(&Config{Mode: "absolute", MaxTags: 100, StateTTL: time.Hour, StateFile: "cov.jsonl"}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &onceSource{pts: []engine.Point{{Asset: "a", Tag: "x", Value: engine.Float(1), TS: 1}}}
+	buf := engine.BufferConfig{Type: "memory", MaxPoints: 1000, WhenFull: "block"}
+	pc := &engine.PipelineConfig{Name: "p", Nodes: []*engine.NodeConfig{
+		{Kind: engine.KindSource, Name: "s", Component: src, Env: &engine.Env{}},
+		{Kind: engine.KindTransform, Name: "cov", Component: tr, Inputs: []string{"source.s"}, Env: env},
+		{Kind: engine.KindSink, Name: "out", Component: &neverSink{}, Inputs: []string{"transform.cov"}, Env: &engine.Env{}, Buffer: buf},
+	}}
+	rt, err := engine.New([]*engine.PipelineConfig{pc}, engine.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	rt.Run(ctx, 200*time.Millisecond)
+	// Not a timing benchmark: 5 s separates the drain deadline from the
+	// 10 s close timeout the transform would otherwise wait out.
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("shutdown took %s", d)
+	}
+	if p := src.outcome.Load(); p == nil || *p == nil {
+		t.Fatal("the undelivered point was not reported as such")
+	}
+}
