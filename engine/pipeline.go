@@ -277,8 +277,8 @@ func (n *node) Emit(ctx context.Context, points []Point, done func(error)) error
 }
 
 // fanout sends b to every downstream node, blocking while one is full. When
-// ctx ends first, the copies not yet sent are counted as dropped and
-// acknowledged with the context's error, and that error is returned.
+// ctx ends while it would block, the copies not yet sent are counted as
+// dropped and acknowledged with the context's error, which is returned.
 func (n *node) fanout(ctx context.Context, b Batch) error {
 	count := len(b.Points)
 	n.emitted.Add(int64(count))
@@ -309,6 +309,13 @@ func (n *node) fanout(ctx context.Context, b Batch) error {
 				bb.Ack(err)
 			}
 			continue
+		}
+		// Give up only when the send would block: a source flushing its
+		// last batch with an ended context still hands it on if there is room.
+		select {
+		case o.in <- bb:
+			continue
+		default:
 		}
 		select {
 		case o.in <- bb:
