@@ -4,11 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -356,4 +359,92 @@ pipeline "p" {
 		t.Fatalf("%d of %d malformed messages missing from the dead-letter file", missing, len(bad))
 	}
 	t.Logf("%d windows complete (%d inputs counted more than once), %d dead letters all present", len(perWindow), extra, len(bad))
+}
+
+// readyzBody returns /readyz's status code and body.
+func readyzBody(t *testing.T, p *harness.Proc) (int, string) {
+	t.Helper()
+	resp, err := http.Get("http://" + p.Addr + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// Latency that tells the truth, through the real binary. A constant value
+// polled over OPC UA keeps /readyz at 200 (its source timestamp is old, but
+// it is observed at every read). A sink that takes nothing makes the age of
+// its oldest unacknowledged point rise past the SLO — /readyz 503 and
+// flowd_oldest_unacked_seconds rising — and fall back once it takes again.
+func TestLatencyTellsTheTruth(t *testing.T) {
+	ep := harness.Require(t, "FLOWD_TEST_OPCUA_INTEROP")
+	dir := t.TempDir()
+	cfg := harness.WriteFile(t, dir, "poll.hcl", fmt.Sprintf(`pipeline "poll" {
+  latency_slo = "2s"
+  source "opcua" "plc" {
+    endpoint = %q
+    mode     = "poll"
+    interval = "200ms"
+    asset    = "interop"
+    nodes    = { double = "ns=2;s=Interop.Double" }
+  }
+  sink "file" "out" {
+    inputs = [source.plc]
+    path   = %q
+  }
+}`, ep, filepath.Join(dir, "poll.jsonl")))
+	p := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), cfg)
+	harness.Eventually(t, 30*time.Second, func() bool {
+		return len(harness.ReadJSONL[map[string]any](t, filepath.Join(dir, "poll.jsonl"))) >= 10
+	}, "polled values in the output")
+	for i := 0; i < 5; i++ {
+		if code, body := readyzBody(t, p); code != 200 {
+			b, _ := os.ReadFile(filepath.Join(dir, "poll.jsonl"))
+			t.Fatalf("constant polled value: /readyz %d: %s\n%s", code, body, b[:min(len(b), 600)])
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	p.Stop(30 * time.Second)
+
+	fifo := filepath.Join(dir, "out.fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg = harness.WriteFile(t, dir, "stuck.hcl", fmt.Sprintf(`pipeline "stuck" {
+  latency_slo = "2s"
+  source "sim" "plant" {
+    assets   = 2
+    tags     = 5
+    interval = "100ms"
+  }
+  sink "file" "out" {
+    inputs = [source.plant]
+    path   = %q
+  }
+}`, fifo))
+	p = harness.Start(t, "--data-dir", filepath.Join(dir, "data2"), cfg)
+	oldest := func() float64 { return metric(t, p, "flowd_oldest_unacked_seconds") }
+	const problem = "oldest unacknowledged point older than the SLO"
+	harness.Eventually(t, 15*time.Second, func() bool {
+		code, body := readyzBody(t, p)
+		return code == 503 && strings.Contains(body, problem)
+	}, "/readyz 503 for the stuck sink")
+	if age := oldest(); age < 2 {
+		t.Fatalf("flowd_oldest_unacked_seconds = %v with the sink stuck past the 2 s SLO", age)
+	}
+	// Unblock: read the FIFO.
+	go func() {
+		f, err := os.Open(fifo)
+		if err == nil {
+			io.Copy(io.Discard, f)
+			f.Close()
+		}
+	}()
+	harness.Eventually(t, 15*time.Second, func() bool {
+		_, body := readyzBody(t, p)
+		return oldest() < 1 && !strings.Contains(body, problem)
+	}, "the oldest unacknowledged point's age falling back after recovery")
+	p.Kill()
 }
