@@ -26,15 +26,26 @@ type Source interface {
 // Output is where a source hands its points to the pipeline.
 type Output interface {
 	// Emit takes ownership of points (get them from GetPoints) and blocks while
-	// the pipeline is full: that is backpressure. done, which may be nil, is
-	// called once every sink has taken the points (nil) or given up on them.
+	// the pipeline is full: that is backpressure. When ctx ends while it would
+	// block, Emit returns ctx's error; the points not handed on are counted as
+	// dropped (shutdown) and settled with that error.
+	//
+	// done, which may be nil, is called once, from any goroutine, when every
+	// sink has settled the points and the dead-letter sink has taken any of
+	// them that were rejected (including the source's own rejects reported
+	// through Env.Reject since its last Emit; points may then be empty). Its
+	// argument is the merged outcome: nil (delivered), an error wrapping
+	// ErrRejected (settled for good: commit it), or another error (not
+	// delivered: do not commit, the data must come again).
 	Emit(ctx context.Context, points []Point, done func(error)) error
 }
 
 // Transform maps and filters points. Process may rewrite in place, writing
 // in[i] only after reading it (the filter pattern), and return a prefix of in;
 // or return a slice of its own, which the engine copies before the next call.
-// Points it drops on purpose count as acknowledged.
+// Points it drops on purpose count as acknowledged. A transform with state
+// commits it with the outcome of what it passed (Env.OnAck), and one that
+// holds points back keeps their acknowledgement open (Env.Hold, Env.Attach).
 type Transform interface {
 	Process(ctx context.Context, in []Point) []Point
 }

@@ -33,11 +33,18 @@ func (n *node) runAsync(ctx context.Context, as AsyncSink, max int) {
 	var fifo []*flight
 	popped := make(chan struct{})
 	var wg sync.WaitGroup // retry timers
+	settlerDone := make(chan struct{})
 	start := func(f *flight) {
-		as.WriteAsync(ctx, f.pts, func(err error) { results <- settled{f, err} })
+		as.WriteAsync(ctx, f.pts, func(err error) {
+			// Never block the sink's goroutine (a client's promise): once
+			// the settler has stopped, a late outcome is not wanted.
+			select {
+			case results <- settled{f, err}:
+			case <-settlerDone:
+			}
+		})
 	}
 
-	settlerDone := make(chan struct{})
 	go func() {
 		defer close(settlerDone)
 		n.settleAsync(ctx, results, &mu, &fifo, slots, popped, start, &wg)
@@ -47,10 +54,9 @@ func (n *node) runAsync(ctx context.Context, as AsyncSink, max int) {
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
-			close(popped)
-			<-settlerDone
-			wg.Wait()
-			return
+		}
+		if ctx.Err() != nil {
+			break
 		}
 		b, ok := n.buf.Pop(ctx)
 		if !ok {
@@ -73,6 +79,22 @@ func (n *node) runAsync(ctx context.Context, as AsyncSink, max int) {
 	close(popped)
 	<-settlerDone
 	wg.Wait()
+	// A flight started as the deadline passed, after the settler had cut
+	// off the others, is cut off here.
+	mu.Lock()
+	rest := fifo
+	fifo = nil
+	mu.Unlock()
+	for _, f := range rest {
+		if !f.done {
+			if !isDurable(n.buf) {
+				n.dropped(len(f.pts), "shutdown")
+			}
+			f.done = true
+			f.b.Ack(ErrShutdown)
+		}
+	}
+	n.writing.Store(0)
 }
 
 // settleAsync is runAsync's settler.

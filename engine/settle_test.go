@@ -546,3 +546,49 @@ func TestOldestUnackedRisesWhileASinkIsStuck(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// hangingAsyncSink starts writes that settle only long after the deadline,
+// like a broker that stopped answering.
+type hangingAsyncSink struct{ started atomic.Int64 }
+
+func (s *hangingAsyncSink) Write(context.Context, []Point) error { panic("WriteAsync expected") }
+func (s *hangingAsyncSink) MaxInFlight() int                     { return 4 }
+func (s *hangingAsyncSink) WriteAsync(_ context.Context, _ []Point, settle func(error)) {
+	s.started.Add(1)
+	time.AfterFunc(3*time.Second, func() { settle(nil) }) // too late: must not block or count
+}
+
+// The drain deadline cuts off writes in flight: the sources hear an error,
+// every point is counted, and a late settle changes nothing.
+func TestDrainDeadlineCutsOffWritesInFlight(t *testing.T) {
+	src := &outcomeSource{batches: 10, size: 10}
+	sink := &hangingAsyncSink{}
+	pc := &PipelineConfig{Name: "p", Nodes: []*NodeConfig{nodeCfg(KindSource, "s", src), nodeCfg(KindSink, "k", sink, "source.s")}}
+	rt, err := New([]*PipelineConfig{pc}, Options{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	if err := rt.Run(ctx, 100*time.Millisecond); err == nil {
+		t.Fatal("drained although no write settled")
+	}
+	if sink.started.Load() != 4 {
+		t.Fatalf("%d writes started, want max_in_flight = 4", sink.started.Load())
+	}
+	tot := rt.Totals()
+	if tot.In != 100 || tot.Delivered != 0 || tot.Dropped != 100 {
+		t.Fatalf("in %d delivered %d dropped %d", tot.In, tot.Delivered, tot.Dropped)
+	}
+	src.mu.Lock()
+	defer src.mu.Unlock()
+	for b := 0; b < 10; b++ {
+		if !errors.Is(src.outcomes[b], ErrShutdown) {
+			t.Fatalf("batch %d outcome %v, want ErrShutdown", b, src.outcomes[b])
+		}
+	}
+	time.Sleep(3500 * time.Millisecond) // the late settles arrive and are ignored
+	if got := rt.Totals(); got.Delivered != 0 {
+		t.Fatalf("a settle after the deadline counted %d points delivered", got.Delivered)
+	}
+}
