@@ -51,13 +51,11 @@ func TestShutdownWithNothingInFlightIsImmediate(t *testing.T) {
 	t.Logf("stopped in %s", took)
 }
 
-// soak is how long the kill loops run: short in make test, longer under
-// FLOWD_SOAK.
-func soak(short, long int) int {
-	if os.Getenv("FLOWD_SOAK") != "" {
-		return long
+// requireSoak skips a long variant unless FLOWD_SOAK is set (make soak).
+func requireSoak(t *testing.T) {
+	if os.Getenv("FLOWD_SOAK") == "" {
+		t.Skip("soak test: set FLOWD_SOAK=1 (make soak)")
 	}
-	return short
 }
 
 // publishOrdered publishes QoS 1 messages one at a time (so each topic's
@@ -172,7 +170,15 @@ func killLoop(t *testing.T, cfg string, kills int, published <-chan struct{}) *h
 // into a file: every change event of everything published is in the output
 // (some more than once: at-least-once), compared with an independent
 // computation over the published sequence.
-func TestCOVStateSurvivesKills(t *testing.T) {
+func TestCOVStateSurvivesKills(t *testing.T) { covKills(t, 6000, 8) }
+
+// TestCOVStateSurvivesKillsSoak: ten times the messages, eighty stops.
+func TestCOVStateSurvivesKillsSoak(t *testing.T) {
+	requireSoak(t)
+	covKills(t, 60000, 80)
+}
+
+func covKills(t *testing.T, n, kills int) {
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()
@@ -192,7 +198,6 @@ pipeline "p" {%s
   }
 }`, filepath.Join(dir, "data"), sourceHCL(broker, "e2e/"+run, run, `    session_expiry = "10m"
     linger         = "20ms"`), out))
-	n := soak(6000, 60000)
 	var sent [][2]int
 	published := make(chan struct{})
 	started := make(chan struct{})
@@ -202,7 +207,7 @@ pipeline "p" {%s
 		sent = publishOrdered(t, broker, "e2e/"+run, n, 16)
 	}()
 	close(started)
-	p := killLoop(t, cfg, soak(8, 80), published)
+	p := killLoop(t, cfg, kills, published)
 	<-published
 	want := changeEvents(sent)
 	var missing [][2]int
@@ -238,7 +243,15 @@ pipeline "p" {%s
 // emitted add up to at least what was published in it (more: a window split
 // by a restart, or inputs sent again), and every malformed message is in the
 // dead-letter file.
-func TestWindowAndDeadLettersSurviveKills(t *testing.T) {
+func TestWindowAndDeadLettersSurviveKills(t *testing.T) { windowKills(t, 4000, 6) }
+
+// TestWindowAndDeadLettersSurviveKillsSoak: ten times the messages and stops.
+func TestWindowAndDeadLettersSurviveKillsSoak(t *testing.T) {
+	requireSoak(t)
+	windowKills(t, 40000, 60)
+}
+
+func windowKills(t *testing.T, n, kills int) {
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()
@@ -265,7 +278,6 @@ pipeline "p" {
 }`, filepath.Join(dir, "data"), sourceHCL(broker, "e2e/"+run, run, `    session_expiry  = "10m"
     receive_maximum = 10000`), out, dead))
 	const tags = 16
-	n := soak(4000, 40000)
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	published := make(chan struct{})
 	started := make(chan struct{})
@@ -307,7 +319,7 @@ pipeline "p" {
 		pub.Close(ctx)
 	}()
 	close(started)
-	p := killLoop(t, cfg, soak(6, 60), published)
+	p := killLoop(t, cfg, kills, published)
 	<-published
 	// Let the last messages in, then stop gracefully: the drain closes the
 	// open windows.
