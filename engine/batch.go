@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"sync"
 	"sync/atomic"
 )
@@ -12,9 +13,10 @@ type Batch struct {
 	ack    *ack
 }
 
-// ack merges the outcomes of every copy of a batch after fan-out: done runs
-// once, when the last holder has acknowledged, with the first error seen
-// (nil means every sink took its copy).
+// ack merges the outcomes of every copy of a batch after fan-out (and of its
+// dead letters): done runs once, when the last holder has acknowledged, with
+// the strongest outcome seen — rejected (an error wrapping ErrRejected) over
+// errored (any other error) over delivered (nil), as Vector's finalizers do.
 type ack struct {
 	refs atomic.Int32
 	err  atomic.Pointer[error]
@@ -43,18 +45,26 @@ func (b Batch) retain(n int) {
 // they were not. The point slice is returned to the pool; do not use it after.
 func (b Batch) Ack(err error) {
 	if a := b.ack; a != nil {
-		if err != nil {
-			a.err.CompareAndSwap(nil, &err)
-		}
-		if a.refs.Add(-1) == 0 {
-			var e error
-			if p := a.err.Load(); p != nil {
-				e = *p
-			}
-			a.done(e)
-		}
+		a.settle(err)
 	}
 	PutPoints(b.Points)
+}
+
+func (a *ack) settle(err error) {
+	if err != nil {
+		if errors.Is(err, ErrRejected) {
+			a.err.Store(&err)
+		} else {
+			a.err.CompareAndSwap(nil, &err)
+		}
+	}
+	if a.refs.Add(-1) == 0 {
+		var e error
+		if p := a.err.Load(); p != nil {
+			e = *p
+		}
+		a.done(e)
+	}
 }
 
 // Detach returns the done callback's holder for a buffer that acknowledges

@@ -33,11 +33,29 @@ type nopTransform struct{}
 
 func (nopTransform) Process(_ context.Context, in []engine.Point) []engine.Point { return in }
 
+// asyncDiscard settles every write at once from its own goroutine, as a
+// promise would: the cost of the pipelined write path without a broker.
+type asyncDiscard struct{ discard.Sink }
+
+func (asyncDiscard) MaxInFlight() int { return 4 }
+
+func (asyncDiscard) WriteAsync(_ context.Context, _ []engine.Point, settle func(error)) {
+	go settle(nil)
+}
+
 func benchPipeline(b *testing.B, src engine.Source, withTransform bool) {
-	benchPipelineTap(b, src, withTransform, nil)
+	benchPipelineWith(b, src, withTransform, discard.Sink{}, nil)
+}
+
+func benchPipelineTo(b *testing.B, src engine.Source, withTransform bool, sink engine.Sink) {
+	benchPipelineWith(b, src, withTransform, sink, nil)
 }
 
 func benchPipelineTap(b *testing.B, src engine.Source, withTransform bool, tap *engine.TapConfig) {
+	benchPipelineWith(b, src, withTransform, discard.Sink{}, tap)
+}
+
+func benchPipelineWith(b *testing.B, src engine.Source, withTransform bool, sink engine.Sink, tap *engine.TapConfig) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	buf := engine.BufferConfig{Type: "memory", MaxPoints: 100000, WhenFull: "block"}
 	nodes := []*engine.NodeConfig{{Kind: engine.KindSource, Name: "src", Component: src, Env: &engine.Env{}}}
@@ -46,7 +64,7 @@ func benchPipelineTap(b *testing.B, src engine.Source, withTransform bool, tap *
 		nodes = append(nodes, &engine.NodeConfig{Kind: engine.KindTransform, Name: "t", Component: nopTransform{}, Inputs: []string{input}, Env: &engine.Env{}})
 		input = "transform.t"
 	}
-	nodes = append(nodes, &engine.NodeConfig{Kind: engine.KindSink, Name: "null", Component: discard.Sink{}, Inputs: []string{input}, Env: &engine.Env{}, Buffer: buf})
+	nodes = append(nodes, &engine.NodeConfig{Kind: engine.KindSink, Name: "null", Component: sink, Inputs: []string{input}, Env: &engine.Env{}, Buffer: buf})
 	rt, err := engine.New([]*engine.PipelineConfig{{Name: "bench", Nodes: nodes}}, engine.Options{Logger: log})
 	if err != nil {
 		b.Fatal(err)
@@ -85,6 +103,12 @@ func BenchmarkEngineOverhead(b *testing.B) {
 // BenchmarkEngineOverheadTransform adds a pass-through transform stage.
 func BenchmarkEngineOverheadTransform(b *testing.B) {
 	benchPipeline(b, &replaySource{batch: template(1000), total: b.N}, true)
+}
+
+// BenchmarkEngineOverheadAsync: the pipelined write path (max_in_flight 4),
+// settled from another goroutine.
+func BenchmarkEngineOverheadAsync(b *testing.B) {
+	benchPipelineTo(b, &replaySource{batch: template(1000), total: b.N}, false, asyncDiscard{})
 }
 
 // BenchmarkSimToDiscard: the sim source generating values, one point per op.

@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
@@ -25,15 +26,26 @@ type Source interface {
 // Output is where a source hands its points to the pipeline.
 type Output interface {
 	// Emit takes ownership of points (get them from GetPoints) and blocks while
-	// the pipeline is full: that is backpressure. done, which may be nil, is
-	// called once every sink has taken the points (nil) or given up on them.
+	// the pipeline is full: that is backpressure. When ctx ends while it would
+	// block, Emit returns ctx's error; the points not handed on are counted as
+	// dropped (shutdown) and settled with that error.
+	//
+	// done, which may be nil, is called once, from any goroutine, when every
+	// sink has settled the points and the dead-letter sink has taken any of
+	// them that were rejected (including the source's own rejects reported
+	// through Env.Reject since its last Emit; points may then be empty). Its
+	// argument is the merged outcome: nil (delivered), an error wrapping
+	// ErrRejected (settled for good: commit it), or another error (not
+	// delivered: do not commit, the data must come again).
 	Emit(ctx context.Context, points []Point, done func(error)) error
 }
 
 // Transform maps and filters points. Process may rewrite in place, writing
 // in[i] only after reading it (the filter pattern), and return a prefix of in;
 // or return a slice of its own, which the engine copies before the next call.
-// Points it drops on purpose count as acknowledged.
+// Points it drops on purpose count as acknowledged. A transform with state
+// commits it with the outcome of what it passed (Env.OnAck), and one that
+// holds points back keeps their acknowledgement open (Env.Hold, Env.Attach).
 type Transform interface {
 	Process(ctx context.Context, in []Point) []Point
 }
@@ -45,12 +57,122 @@ type Flusher interface {
 	FlushInterval() time.Duration
 }
 
-// Sink delivers points. Write returns once the points are durably taken (nil)
-// or not (error: the engine retries the same points with backoff). The slice is
-// only valid during the call.
+// Sink delivers points. Write returns once it has settled every point:
+//
+//   - nil: every point is durably taken (delivered);
+//   - a *WriteError: per point — those marked with Reject can never be
+//     written (the engine routes them to the dead-letter sink and counts them
+//     once, under the reason given), those marked with Retry are written again
+//     after a backoff, and the rest are delivered. When nothing is marked
+//     Retry but Err is set, every point not rejected is retried;
+//   - any other error: nothing was taken; the engine retries the same points
+//     with backoff.
+//
+// A sink never calls Env.Reject inside Write: settling is the engine's job, so
+// a retried write cannot reject (or count) a point twice. The slice is only
+// valid during the call; a retry passes only the points still to be written,
+// in their original order.
 type Sink interface {
 	Write(ctx context.Context, points []Point) error
 }
+
+// AsyncSink is implemented by sinks that keep several writes in flight (a
+// Kafka producer settling records through promises). The engine calls
+// WriteAsync for up to max_in_flight batches at once (buffer block; default
+// MaxInFlight) and still acknowledges batches upstream in the order it took
+// them from the buffer.
+//
+// WriteAsync starts writing points and calls settle exactly once, from any
+// goroutine, with what Write would have returned (nil, a *WriteError, or an
+// error). It may block while the sink's own buffer is full — that is
+// backpressure — but must return when ctx ends. points stay valid until
+// settle. WriteAsync may be called again before earlier writes settled, also
+// concurrently (a retry after a backoff).
+type AsyncSink interface {
+	Sink
+	WriteAsync(ctx context.Context, points []Point, settle func(error))
+	// MaxInFlight is the default number of writes in flight.
+	MaxInFlight() int
+}
+
+// ErrRejected is the outcome of a batch some of whose points were rejected
+// (dead-lettered, or dropped and counted when the pipeline has no dead-letter
+// sink): retrying them would not help, so a source commits such a batch just
+// like a delivered one. Test for it with errors.Is.
+var ErrRejected = errors.New("flowd: points rejected")
+
+// WriteError reports the points of a Write that were not delivered. The zero
+// value is ready to use; indices refer to the slice passed to that Write.
+type WriteError struct {
+	// Err is why points must be retried (the retried points' cause).
+	Err      error
+	rejected []Rejection
+	retry    []int
+}
+
+// Rejection is one point a Write rejected.
+type Rejection struct {
+	Index  int
+	Reason string
+	Err    error
+}
+
+// Reject marks points[i] as never writable, with a reason label (a short
+// snake_case word such as "too_large") and the error that explains it.
+func (e *WriteError) Reject(i int, reason string, err error) {
+	e.rejected = append(e.rejected, Rejection{i, reason, err})
+}
+
+// RejectSub marks every point of sub, a sub-slice of the Write's points, as
+// never writable.
+func (e *WriteError) RejectSub(points, sub []Point, reason string, err error) {
+	if len(sub) == 0 || len(points) == 0 {
+		return
+	}
+	first := (uintptr(unsafe.Pointer(&sub[0])) - uintptr(unsafe.Pointer(&points[0]))) / unsafe.Sizeof(Point{})
+	if uintptr(unsafe.Pointer(&sub[0])) < uintptr(unsafe.Pointer(&points[0])) || first+uintptr(len(sub)) > uintptr(len(points)) {
+		panic("engine: RejectSub: not a sub-slice of the written points")
+	}
+	for k := range sub {
+		e.Reject(int(first)+k, reason, err)
+	}
+}
+
+// Retry marks points[i] to be written again.
+func (e *WriteError) Retry(i int) { e.retry = append(e.retry, i) }
+
+// Rejections lists the points marked with Reject.
+func (e *WriteError) Rejections() []Rejection { return e.rejected }
+
+// Retries lists the points marked with Retry.
+func (e *WriteError) Retries() []int { return e.retry }
+
+// Result is what Write returns: nil when no point was marked and Err is nil,
+// e itself otherwise.
+func (e *WriteError) Result() error {
+	if len(e.rejected) == 0 && len(e.retry) == 0 {
+		return e.Err
+	}
+	return e
+}
+
+// Reset empties e for reuse by the next Write.
+func (e *WriteError) Reset() {
+	e.Err, e.rejected, e.retry = nil, e.rejected[:0], e.retry[:0]
+}
+
+func (e *WriteError) Error() string {
+	s := fmt.Sprintf("%d points rejected", len(e.rejected))
+	if len(e.rejected) > 0 && e.rejected[0].Err != nil {
+		s += " (" + e.rejected[0].Err.Error() + ")"
+	}
+	if e.Err != nil {
+		s += ", retrying: " + e.Err.Error()
+	}
+	return s
+}
+
+func (e *WriteError) Unwrap() error { return e.Err }
 
 // WriteSizer is implemented by sinks that write large batches more
 // efficiently than small ones (Cassandra groups the rows of one partition).
@@ -176,11 +298,77 @@ func (e *Env) SetState(s State, err error) {
 // Reject counts points the component could not process (a decode error, an
 // expression error, a rejected write) and routes copies to the pipeline's
 // dead-letter sink when one is configured.
+//
+// From a source, the dead letters travel with its next Emit: that batch's
+// done waits until the dead-letter sink has taken them (a source whose batch
+// was all rejected emits an empty batch for this). From a transform's
+// Process, they hold the acknowledgement of the batch being processed.
+// Sinks do not call Reject: their Write returns a *WriteError instead.
 func (e *Env) Reject(points []Point, reason string, err error) {
 	if e == nil || e.node == nil {
 		return
 	}
-	e.node.reject(points, reason, err)
+	n := e.node
+	switch n.cfg.Kind {
+	case KindSource:
+		n.pendingDead(points, reason, err)
+	default:
+		n.reject(points, reason, err, n.cur.Load())
+	}
+}
+
+// OnAck registers fn to run once the points the current Process (or Flush)
+// call returns have been settled by every sink downstream, with their merged
+// outcome: nil (delivered), an error wrapping ErrRejected, or another error
+// (not delivered: the source will see it again, or it was lost at shutdown).
+// Stateful transforms commit their state here, not when they pass a point,
+// so that a crash or a failed delivery never leaves state ahead of the sinks.
+// When the call returns no points, fn runs at once with nil. Only call it
+// from Process or Flush.
+func (e *Env) OnAck(fn func(err error)) {
+	if e != nil && e.node != nil {
+		e.node.onAck = append(e.node.onAck, fn)
+	}
+}
+
+// AcksTracked reports whether OnAck callbacks will run: true once the
+// component is part of a running pipeline. A transform used on its own (a
+// unit test, a replay tool) commits its state as it goes instead.
+func (e *Env) AcksTracked() bool { return e != nil && e.node != nil }
+
+// Hold keeps the acknowledgement of the batch in the current Process call
+// open, for a transform that folds points into state it emits later (a
+// window): pass the Hold to Attach in the call that emits the result, or
+// Release it. Only call it from Process.
+func (e *Env) Hold() Hold {
+	if e == nil || e.node == nil {
+		return Hold{}
+	}
+	a := e.node.cur.Load()
+	if a != nil {
+		a.refs.Add(1)
+	}
+	return Hold{a}
+}
+
+// Attach ties h to the points the current Process or Flush call returns: h
+// is settled with their merged outcome once every sink has settled them (at
+// once, with nil, when the call returns nothing).
+func (e *Env) Attach(h Hold) {
+	if e != nil && e.node != nil && h.a != nil {
+		e.node.attached = append(e.node.attached, h.a)
+	}
+}
+
+// Hold is an open acknowledgement of source data; the zero value holds
+// nothing.
+type Hold struct{ a *ack }
+
+// Release settles h directly with err (nil: taken).
+func (h Hold) Release(err error) {
+	if h.a != nil {
+		h.a.settle(err)
+	}
 }
 
 // Drop counts points dropped on purpose that never made it into a batch.

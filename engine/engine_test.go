@@ -331,38 +331,3 @@ func TestDrainDeadlineCountsEveryPoint(t *testing.T) {
 		t.Fatalf("acks %d + nacks %d batches do not cover %d points", src.acks.Load(), src.ackErrs.Load(), tot.In)
 	}
 }
-
-// rejectingSink rejects every odd value and takes the rest.
-type rejectingSink struct{ env *Env }
-
-func (s *rejectingSink) Write(_ context.Context, pts []Point) error {
-	for i := range pts {
-		if v, _ := pts[i].Value.Int64(); v%2 == 1 {
-			s.env.Reject(pts[i:i+1], "rejected", errors.New("odd"))
-		}
-	}
-	return nil
-}
-
-func TestRejectedWritesAreDroppedNotDelivered(t *testing.T) {
-	src := &testSource{batches: 10, size: 100}
-	env := &Env{}
-	dead := &countSink{}
-	rejecting := nodeCfg(KindSink, "k", &rejectingSink{env: env}, "source.s")
-	rejecting.Env = env
-	pc := &PipelineConfig{Name: "p", DeadLetter: "dead", Nodes: []*NodeConfig{
-		nodeCfg(KindSource, "s", src), rejecting, nodeCfg(KindSink, "dead", dead),
-	}}
-	rt, err := run(t, pc, context.Background(), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tot := rt.Totals()
-	if dead.points != 500 {
-		t.Fatalf("dead-letter sink got %d, want 500", dead.points)
-	}
-	// The rejecting sink delivered 500 and dropped 500; the dead-letter sink delivered 500.
-	if tot.Delivered != 1000 || tot.Dropped != 500 || tot.In != 1000 {
-		t.Fatalf("in %d delivered %d dropped %d", tot.In, tot.Delivered, tot.Dropped)
-	}
-}

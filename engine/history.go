@@ -25,6 +25,8 @@ type HistorySample struct {
 	P50ms   float64 `json:"p50_ms"` // end-to-end, over the last 10–20 s
 	P99ms   float64 `json:"p99_ms"`
 	Count   uint64  `json:"n"` // latency observations behind P50ms and P99ms
+	// OldestMs is the age of the oldest unacknowledged point across sinks.
+	OldestMs float64 `json:"oldest_ms"`
 }
 
 // PipelineHistory is the history of one pipeline, oldest sample first.
@@ -90,6 +92,7 @@ func (rt *Runtime) recordHistory(now time.Time) {
 	for _, p := range rt.pipelines {
 		s := HistorySample{T: now.UnixMilli()}
 		var lat hist
+		mono := Now()
 		for _, n := range p.nodes {
 			switch n.cfg.Kind {
 			case KindSource:
@@ -99,6 +102,7 @@ func (rt *Runtime) recordHistory(now time.Time) {
 				s.Backlog += n.buf.Stats().Points
 				w := n.lat.window(now, historySlots)
 				lat.merge(&w)
+				s.OldestMs = max(s.OldestMs, ms(n.oldestUnacked(mono)))
 			}
 		}
 		if lat.n > 0 {

@@ -18,6 +18,7 @@ var (
 	descBufPoints = prometheus.NewDesc("flowd_buffer_points", "Points in a sink's buffer.", []string{"pipeline", "sink"}, nil)
 	descState     = prometheus.NewDesc("flowd_component_up", "1 when the component is connected.", []string{"pipeline", "component", "state"}, nil)
 	descReconn    = prometheus.NewDesc("flowd_component_reconnects_total", "Connection attempts that failed, and restarts.", []string{"pipeline", "component"}, nil)
+	descOldest    = prometheus.NewDesc("flowd_oldest_unacked_seconds", "Age of the oldest point a sink holds and has not had acknowledged (buffered or being written); 0 when it holds none. Rises while a sink is stuck.", []string{"pipeline", "sink"}, nil)
 	descSLO       = prometheus.NewDesc("flowd_latency_slo_breached", "1 when the pipeline's p99 end-to-end latency over the last minute exceeds its SLO.", []string{"pipeline"}, nil)
 
 	latencyBuckets = []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600}
@@ -29,7 +30,7 @@ func (rt *Runtime) Collector() prometheus.Collector { return (*collector)(rt) }
 type collector Runtime
 
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descReceived, descEmitted, descFiltered, descDelivered, descDropped, descE2E, descEngine, descBufBytes, descBufPoints, descState, descReconn, descSLO} {
+	for _, d := range []*prometheus.Desc{descReceived, descEmitted, descFiltered, descDelivered, descDropped, descE2E, descEngine, descBufBytes, descBufPoints, descState, descReconn, descSLO, descOldest} {
 		ch <- d
 	}
 }
@@ -52,6 +53,7 @@ func constHist(desc *prometheus.Desc, h hist, labels ...string) prometheus.Metri
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	rt := (*Runtime)(c)
 	st := rt.Status()
+	now := Now()
 	for pi, p := range rt.pipelines {
 		name := p.cfg.Name
 		breached := 0.0
@@ -80,6 +82,7 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 				bs := n.buf.Stats()
 				ch <- prometheus.MustNewConstMetric(descBufBytes, prometheus.GaugeValue, float64(bs.Bytes), name, n.cfg.Name)
 				ch <- prometheus.MustNewConstMetric(descBufPoints, prometheus.GaugeValue, float64(bs.Points), name, n.cfg.Name)
+				ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, n.oldestUnacked(now).Seconds(), name, n.cfg.Name)
 				ch <- constHist(descE2E, n.lat.snapshot(), name, n.cfg.Name)
 				ch <- constHist(descEngine, n.eng.snapshot(), name, n.cfg.Name)
 			}

@@ -21,7 +21,7 @@ type PipelineConfig struct {
 	Name         string
 	LatencySLO   time.Duration
 	StallTimeout time.Duration
-	// QueueSize is the capacity, in batches, of each component's input channel.
+	// QueueSize is the capacity, in batches, of each transform's input channel.
 	QueueSize  int
 	DeadLetter string // sink name, or ""
 	Nodes      []*NodeConfig
@@ -49,6 +49,8 @@ type BufferConfig struct {
 	WhenFull  string `hcl:"when_full" default:"block" enum:"block|drop_oldest|drop_newest" doc:"block pushes backpressure to the sources; the drop policies are counted in flowd_points_dropped_total"`
 	Fsync     string `hcl:"fsync" default:"batch" enum:"batch|interval|never" doc:"disk buffer: when to fsync appended batches"`
 	Dir       string `hcl:"dir" doc:"disk buffer directory (default: <data_dir>/buffers/<pipeline>/<sink>)"`
+	// MaxInFlight bounds the writes a pipelining sink has in flight.
+	MaxInFlight int `hcl:"max_in_flight" default:"0" doc:"writes the sink keeps in flight at once, acknowledged upstream in order (0: the sink's default — kafka and eventhubs over kafka 8, others 1)"`
 }
 
 type pipeline struct {
@@ -77,11 +79,17 @@ type node struct {
 	eng    *latency // sinks: ingest → ack
 	transf Transform
 	sink   Sink
-	fed    chan struct{} // closed when the sink feeder has stopped
+	fed    chan struct{} // sinks: closed when the input has closed (no more pushes)
 
 	received, emitted, delivered atomic.Int64
-	rejected                     atomic.Int64 // points passed to reject, for the delivered count
+	cur                          atomic.Pointer[ack] // transforms: the batch in Process
+	pendMu                       sync.Mutex
+	pendDL                       []Point       // sources: dead letters awaiting the next Emit
+	onAck                        []func(error) // transforms: registered in the current call
+	attached                     []*ack        // transforms: holds attached in the current call
+	hasPend                      atomic.Bool
 	lastDelivery                 atomic.Int64 // engine clock
+	writing                      atomic.Int64 // sinks: ingest of the oldest batch taken from the buffer and not yet acknowledged, 0 if none
 	dropMu                       sync.Mutex
 	drops                        map[string]*atomic.Int64
 
@@ -137,51 +145,114 @@ func (n *node) dropCounts() map[string]int64 {
 	return out
 }
 
-func (n *node) reject(points []Point, reason string, err error) {
+// reject counts points as dropped for reason and sends annotated copies to
+// the dead-letter sink. a, when not nil, is the acknowledgement of the source
+// data they came from: the dead letters hold it like any other delivery, so
+// the source's ack waits until the dead-letter sink has taken them.
+func (n *node) reject(points []Point, reason string, err error, a *ack) {
+	if cp := n.deadLetters(points, reason, err); cp != nil {
+		n.sendDead(cp, a)
+	}
+}
+
+// deadLetters counts and logs rejected points and returns annotated copies
+// for the dead-letter sink, or nil when there is none.
+func (n *node) deadLetters(points []Point, reason string, err error) []Point {
 	if len(points) == 0 {
-		return
+		return nil
 	}
 	n.dropped(len(points), reason)
-	n.rejected.Add(int64(len(points)))
 	if n.logLimit.allow() {
 		n.p.log.Warn("points rejected", "component", n.id, "reason", reason, "points", len(points), "err", err)
 	}
 	dl := n.p.dead
 	if dl == nil || dl == n {
-		return
+		return nil
 	}
 	cp := GetPoints(len(points))
-	msg := ""
-	if err != nil {
-		msg = err.Error()
-	}
 	for _, p := range points {
-		attrs := make(map[string]string, len(p.Attrs)+3)
-		for k, v := range p.Attrs {
-			attrs[k] = v
-		}
-		attrs["dead_letter_reason"] = reason
-		attrs["dead_letter_component"] = n.id
-		if msg != "" {
-			attrs["dead_letter_error"] = msg
-		}
-		p.Attrs = attrs
-		cp = append(cp, p)
+		cp = append(cp, n.deadLetter(p, reason, err))
 	}
+	return cp
+}
+
+// deadLetter annotates a copy of p with why it was rejected.
+func (n *node) deadLetter(p Point, reason string, err error) Point {
+	attrs := make(map[string]string, len(p.Attrs)+3)
+	for k, v := range p.Attrs {
+		attrs[k] = v
+	}
+	attrs["dead_letter_reason"] = reason
+	attrs["dead_letter_component"] = n.id
+	if err != nil {
+		attrs["dead_letter_error"] = err.Error()
+	}
+	p.Attrs = attrs
+	return p
+}
+
+// sendDead hands dead letters to the dead-letter sink, holding a.
+func (n *node) sendDead(cp []Point, a *ack) {
+	dl := n.p.dead
 	// Dead letters take backpressure like any other input: the dead-letter
 	// sink's channel stays open until every other node has finished, so this
 	// send cannot hit a closed channel; only the drain deadline drops them.
-	select {
-	case dl.in <- Batch{Points: cp}:
-	case <-n.p.hard.Done():
+	b := Batch{Points: cp, ack: a}
+	b.retain(1)
+	if err := dl.push(n.p.hard, b); err != nil {
 		dl.dropped(len(cp), "shutdown")
-		PutPoints(cp)
+		b.Ack(ErrShutdown)
 	}
 }
 
-// Emit implements Output for source nodes.
-func (n *node) Emit(_ context.Context, points []Point, done func(error)) error {
-	if len(points) == 0 {
+// push hands a batch straight to a sink's buffer: the one queue between a
+// sink's inputs and its writer. It blocks (or drops, per when_full) while
+// the buffer is full, until ctx ends.
+func (n *node) push(ctx context.Context, b Batch) error {
+	n.received.Add(int64(len(b.Points)))
+	return n.buf.Push(ctx, b)
+}
+
+// closeInput ends a node's input once its last upstream has finished.
+func (n *node) closeInput() {
+	if n.buf != nil {
+		n.buf.CloseInput()
+		close(n.fed)
+		return
+	}
+	close(n.in)
+}
+
+// pendingDead holds a source's dead letters until its next Emit, whose
+// acknowledgement they then share.
+func (n *node) pendingDead(points []Point, reason string, err error) {
+	cp := n.deadLetters(points, reason, err)
+	if cp == nil {
+		return
+	}
+	n.pendMu.Lock()
+	if n.pendDL == nil {
+		n.pendDL = cp
+	} else {
+		n.pendDL = append(n.pendDL, cp...)
+		PutPoints(cp)
+	}
+	n.hasPend.Store(true)
+	n.pendMu.Unlock()
+}
+
+// Emit implements Output for source nodes. Dead letters the source reported
+// since its last Emit travel with this batch: its done waits for them too.
+func (n *node) Emit(ctx context.Context, points []Point, done func(error)) error {
+	var dead []Point
+	if n.hasPend.Load() {
+		n.pendMu.Lock()
+		dead, n.pendDL = n.pendDL, nil
+		n.hasPend.Store(false)
+		n.pendMu.Unlock()
+	}
+	if len(points) == 0 && dead == nil {
+		PutPoints(points)
 		if done != nil {
 			done(nil)
 		}
@@ -195,17 +266,25 @@ func (n *node) Emit(_ context.Context, points []Point, done func(error)) error {
 	}
 	n.received.Add(int64(len(points)))
 	b := NewBatch(points, done)
+	if dead != nil {
+		n.sendDead(dead, b.ack)
+	}
+	if len(points) == 0 {
+		b.Ack(nil)
+		return nil
+	}
 	if err := n.p.hard.Err(); err != nil {
 		n.dropped(len(points), "shutdown")
 		b.Ack(ErrShutdown)
 		return err
 	}
-	n.fanout(b)
-	return nil
+	return n.fanout(ctx, b)
 }
 
-// fanout sends b to every downstream node, blocking while one is full.
-func (n *node) fanout(b Batch) {
+// fanout sends b to every downstream node, blocking while one is full. When
+// ctx ends while it would block, the copies not yet sent are counted as
+// dropped and acknowledged with the context's error, which is returned.
+func (n *node) fanout(ctx context.Context, b Batch) error {
 	count := len(b.Points)
 	n.emitted.Add(int64(count))
 	if t := n.taps.Load(); t != nil {
@@ -213,29 +292,59 @@ func (n *node) fanout(b Batch) {
 	}
 	if len(n.outs) == 0 {
 		b.Ack(nil)
-		return
+		return nil
 	}
 	b.retain(len(n.outs) - 1)
 	last := len(n.outs) - 1
+	var err error
 	for i, o := range n.outs {
 		bb := b
 		if i < last {
 			bb.Points = append(GetPoints(count), b.Points...)
 		}
+		if err != nil {
+			o.dropped(count, "shutdown")
+			bb.Ack(err)
+			continue
+		}
+		if o.buf != nil {
+			if perr := o.push(ctx, bb); perr != nil {
+				err = perr
+				if n.p.hard.Err() != nil {
+					err = ErrShutdown
+				}
+				o.dropped(count, "shutdown")
+				bb.Ack(err)
+			}
+			continue
+		}
+		// Give up only when the send would block: a source flushing its
+		// last batch with an ended context still hands it on if there is room.
 		select {
 		case o.in <- bb:
-		case <-n.p.hard.Done():
+			continue
+		default:
+		}
+		select {
+		case o.in <- bb:
+		case <-ctx.Done():
+			err = ctx.Err()
 			o.dropped(count, "shutdown")
-			bb.Ack(ErrShutdown)
+			bb.Ack(err)
+		case <-n.p.hard.Done():
+			err = ErrShutdown
+			o.dropped(count, "shutdown")
+			bb.Ack(err)
 		}
 	}
+	return err
 }
 
 // finish tells downstream nodes this upstream is done.
 func (n *node) finish() {
 	for _, o := range n.outs {
 		if o.ups.Add(-1) == 0 {
-			close(o.in)
+			o.closeInput()
 		}
 	}
 }
@@ -303,6 +412,8 @@ func (n *node) runSource() {
 			break
 		}
 	}
+	// Dead letters reported after the last Emit still go out.
+	n.Emit(n.p.hard, nil, nil)
 	n.close()
 	n.setState(StateStopped, nil)
 }
@@ -312,7 +423,12 @@ func sameArray(a, b []Point) bool {
 }
 
 func (n *node) runTransform() {
-	defer n.finish()
+	finished := false
+	defer func() {
+		if !finished {
+			n.finish()
+		}
+	}()
 	ctx := n.p.hard
 	n.setState(StateConnected, nil)
 	fl, _ := n.transf.(Flusher)
@@ -329,14 +445,22 @@ func (n *node) runTransform() {
 				if fl != nil {
 					n.emitOwn(fl.Flush(ctx, true))
 				}
+				// Downstream inputs close first, so the sinks drain (or the
+				// deadline settles) what this transform passed while its
+				// Close waits for those acknowledgements (cov's state).
+				finished = true
+				n.finish()
 				n.close()
 				n.setState(StateStopped, nil)
 				return
 			}
 			n.received.Add(int64(len(b.Points)))
 			drops := n.dropsN.Load()
+			n.cur.Store(b.ack)
 			out := n.transf.Process(ctx, b.Points)
+			n.cur.Store(nil)
 			n.countFiltered(len(b.Points), len(out), drops)
+			b = n.bind(b)
 			if len(out) == 0 {
 				b.Ack(nil)
 				continue
@@ -348,16 +472,41 @@ func (n *node) runTransform() {
 				PutPoints(b.Points)
 				b.Points = pts
 			}
-			n.fanout(b)
+			n.fanout(ctx, b)
 		case <-tick:
 			n.emitOwn(fl.Flush(ctx, false))
 		}
 	}
 }
 
+// bind gives b the callbacks (OnAck) and holds (Attach) the transform
+// registered during the call that produced it: they run, and are settled,
+// with b's merged outcome once every sink has settled b's points.
+func (n *node) bind(b Batch) Batch {
+	if len(n.onAck) == 0 && len(n.attached) == 0 {
+		return b
+	}
+	fns, holds, up := n.onAck, n.attached, b.ack
+	n.onAck, n.attached = nil, nil
+	nb := NewBatch(b.Points, func(err error) {
+		for _, fn := range fns {
+			fn(err)
+		}
+		for _, h := range holds {
+			h.settle(err)
+		}
+		if up != nil {
+			up.settle(err)
+		}
+	})
+	return nb
+}
+
 // emitOwn sends points a transform produced on its own (a window closing).
 func (n *node) emitOwn(out []Point) {
+	b := n.bind(Batch{})
 	if len(out) == 0 {
+		b.Ack(nil)
 		return
 	}
 	now := Now()
@@ -367,20 +516,8 @@ func (n *node) emitOwn(out []Point) {
 			pts[i].Ingest = now
 		}
 	}
-	n.fanout(Batch{Points: pts})
-}
-
-// runSinkFeeder moves batches from the input channel into the buffer.
-func (n *node) runSinkFeeder() {
-	for b := range n.in {
-		n.received.Add(int64(len(b.Points)))
-		if err := n.buf.Push(n.p.hard, b); err != nil {
-			n.dropped(len(b.Points), "shutdown")
-			b.Ack(ErrShutdown)
-		}
-	}
-	n.buf.CloseInput()
-	close(n.fed)
+	b.Points = pts
+	n.fanout(n.p.hard, b)
 }
 
 // runSinkWriter delivers batches from the buffer.
@@ -415,8 +552,18 @@ func (n *node) runSinkWriter() {
 		n.close()
 		n.setState(StateStopped, nil)
 	}()
-	if !n.connect(ctx) {
+	if !n.connectUnlessIdle(ctx) {
 		return
+	}
+	if as, ok := n.sink.(AsyncSink); ok {
+		max := n.cfg.Buffer.MaxInFlight
+		if max <= 0 {
+			max = as.MaxInFlight()
+		}
+		if max > 1 {
+			n.runAsync(ctx, as, max)
+			return
+		}
 	}
 	for {
 		b, ok := n.buf.Pop(ctx)
@@ -427,6 +574,24 @@ func (n *node) runSinkWriter() {
 			return
 		}
 	}
+}
+
+// connectUnlessIdle connects the sink, but gives up as soon as its input has
+// closed (shutdown) with nothing buffered: a sink that never connected then
+// holds nothing, and the exit does not wait for the drain deadline.
+func (n *node) connectUnlessIdle(ctx context.Context) bool {
+	cctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-n.fed:
+			if n.buf.Stats().Points == 0 {
+				cancel()
+			}
+		case <-cctx.Done():
+		}
+	}()
+	return n.connect(cctx)
 }
 
 // coalesce merges the batches already queued behind b into one, for a sink
@@ -460,59 +625,176 @@ func (n *node) coalesce(b Batch) Batch {
 	})
 }
 
+// deliver writes b until every point is settled: delivered, rejected (routed
+// to the dead-letter sink holding b's acknowledgement, counted once) or, on
+// shutdown, dropped. Only the points a Write asks to retry are written again.
 func (n *node) deliver(ctx context.Context, b Batch) bool {
+	if len(b.Points) > 0 {
+		n.writing.Store(b.Points[0].Ingest)
+		defer n.writing.Store(0)
+	}
 	var bo backoff
-	rejected := n.rejected.Load()
+	pts := b.Points
+	var outcome error
 	for {
-		err := n.sink.Write(ctx, b.Points)
+		err := n.sink.Write(ctx, pts)
 		if err == nil {
+			n.settleDelivered(pts)
 			break
 		}
+		var we *WriteError
+		if errors.As(err, &we) && (len(we.rejected) > 0 || len(we.retry) > 0) {
+			var rejected bool
+			pts, rejected = n.settle(pts, we, b.ack)
+			if rejected {
+				outcome = errRejectedBy(n.id)
+			}
+			if len(pts) == 0 {
+				break
+			}
+			if err = we.Err; err == nil {
+				err = errors.New("points to retry")
+			}
+		}
 		if ctx.Err() != nil {
-			n.shutdownAck(b)
+			n.shutdownAck(b, len(pts))
 			return false
 		}
 		n.setState(StateFailing, err)
 		if n.logLimit.allow() {
-			n.p.log.Error("write failed; retrying", "component", n.id, "points", len(b.Points), "err", err)
+			n.p.log.Error("write failed; retrying", "component", n.id, "points", len(pts), "err", err)
 		}
 		if !bo.wait(ctx) {
-			n.shutdownAck(b)
+			n.shutdownAck(b, len(pts))
 			return false
 		}
 	}
 	if bo.n > 0 {
 		n.setState(StateConnected, nil)
 	}
+	b.Ack(outcome)
+	return true
+}
+
+func errRejectedBy(id string) error { return fmt.Errorf("%s: %w", id, ErrRejected) }
+
+// oldestUnacked is the age of the oldest point the sink holds and has not
+// had acknowledged (buffered or being written), 0 when it holds none. Unlike
+// the latency of acknowledged points, it keeps rising while a sink is stuck.
+func (n *node) oldestUnacked(now int64) time.Duration {
+	oldest := n.buf.Stats().OldestIngest
+	if w := n.writing.Load(); w != 0 && (oldest == 0 || w < oldest) {
+		oldest = w
+	}
+	if oldest == 0 {
+		return 0
+	}
+	return time.Duration(now - oldest)
+}
+
+// settleDelivered counts and measures delivered points.
+func (n *node) settleDelivered(pts []Point) {
+	if len(pts) == 0 {
+		return
+	}
 	mono := Now()
-	wall := WallFromMono(mono)
-	n.lat.observeTS(b.Points, wall)
-	n.eng.observeIngest(b.Points, mono)
-	// Points the sink rejected during the write (to the dead-letter sink) are
-	// counted as dropped, not delivered.
-	n.delivered.Add(int64(len(b.Points)) - (n.rejected.Load() - rejected))
+	n.lat.observeTS(pts, WallFromMono(mono))
+	n.eng.observeIngest(pts, mono)
+	n.delivered.Add(int64(len(pts)))
 	n.lastDelivery.Store(mono)
 	if t := n.taps.Load(); t != nil {
-		n.tapOut(t, b.Points)
+		n.tapOut(t, pts)
 	}
-	b.Ack(nil)
-	return true
+}
+
+// Point outcomes within one settle.
+const (
+	outDelivered uint8 = iota
+	outRetry
+	outRejected
+)
+
+// settle applies a WriteError to pts: rejected points go to the dead-letter
+// sink (holding a), delivered ones are counted, and the points to retry are
+// moved to the front of pts, in order, and returned.
+func (n *node) settle(pts []Point, we *WriteError, a *ack) (retry []Point, rejected bool) {
+	out := make([]uint8, len(pts))
+	if len(we.retry) > 0 {
+		for _, i := range we.retry {
+			if i >= 0 && i < len(pts) {
+				out[i] = outRetry
+			}
+		}
+	} else if we.Err != nil {
+		for i := range out {
+			out[i] = outRetry
+		}
+	}
+	var dead []Point
+	for _, r := range we.rejected {
+		if r.Index < 0 || r.Index >= len(pts) || out[r.Index] == outRejected {
+			continue // a sink's mistake must not reject a point twice
+		}
+		out[r.Index] = outRejected
+		rejected = true
+		n.dropped(1, r.Reason)
+		if n.logLimit.allow() {
+			n.p.log.Warn("points rejected", "component", n.id, "reason", r.Reason, "err", r.Err)
+		}
+		if dl := n.p.dead; dl != nil && dl != n {
+			if dead == nil {
+				dead = GetPoints(len(we.rejected))
+			}
+			dead = append(dead, n.deadLetter(pts[r.Index], r.Reason, r.Err))
+		}
+	}
+	if dead != nil {
+		n.sendDead(dead, a)
+	}
+	// Delivered points are measured in runs, before the ones to retry are
+	// moved to the front.
+	k, run := 0, -1
+	for i := range pts {
+		if out[i] == outDelivered {
+			if run < 0 {
+				run = i
+			}
+			continue
+		}
+		if run >= 0 {
+			n.settleDelivered(pts[run:i])
+			run = -1
+		}
+	}
+	if run >= 0 {
+		n.settleDelivered(pts[run:])
+	}
+	for i := range pts {
+		if out[i] == outRetry {
+			pts[k] = pts[i]
+			k++
+		}
+	}
+	return pts[:k], rejected
 }
 
 // shutdownAck settles a batch the deadline cut off: counted as dropped,
 // unless a durable buffer keeps it for the next run.
-func (n *node) shutdownAck(b Batch) {
+func (n *node) shutdownAck(b Batch, left int) {
 	if !isDurable(n.buf) {
-		n.dropped(len(b.Points), "shutdown")
+		n.dropped(left, "shutdown")
 	}
 	b.Ack(ErrShutdown)
 }
 
-// backoff is exponential with full jitter, 100 ms to 30 s.
+// backoff is exponential with full jitter, backoffBase (100 ms) to 30 s.
 type backoff struct{ n int }
 
+// backoffBase is a variable so that tests of retry logic run quickly.
+var backoffBase = 100 * time.Millisecond
+
 func (b *backoff) wait(ctx context.Context) bool {
-	d := 100 * time.Millisecond << min(b.n, 9)
+	d := backoffBase << min(b.n, 9)
 	if d > 30*time.Second {
 		d = 30 * time.Second
 	}

@@ -93,7 +93,7 @@ func (rt *Runtime) build(pc *PipelineConfig) (_ *pipeline, err error) {
 		if nc.Env != nil {
 			nc.Env.node = n
 		}
-		if nc.Kind != KindSource {
+		if nc.Kind == KindTransform {
 			n.in = make(chan Batch, pc.QueueSize)
 		}
 		switch nc.Kind {
@@ -155,7 +155,7 @@ func (rt *Runtime) build(pc *PipelineConfig) (_ *pipeline, err error) {
 	}
 	for _, n := range p.nodes {
 		if n.cfg.Kind != KindSource && n.ups.Load() == 0 {
-			close(n.in) // nothing feeds it
+			n.closeInput() // nothing feeds it
 		}
 	}
 	return p, nil
@@ -219,14 +219,13 @@ func (p *pipeline) run() {
 			wg.Add(1)
 			go func() { defer wg.Done(); n.runTransform() }()
 		case KindSink:
-			wg.Add(2)
-			go func() { defer wg.Done(); n.runSinkFeeder() }()
+			wg.Add(1)
 			go func() { defer wg.Done(); n.runSinkWriter() }()
 		}
 	}
 	others.Wait()
 	if p.dead != nil && p.dead.ups.Add(-1) == 0 {
-		close(p.dead.in)
+		p.dead.closeInput()
 	}
 	all.Wait()
 }

@@ -73,6 +73,9 @@ type LatencyStatus struct {
 	Maxms       float64 `json:"max_ms"`
 	EngineP99ms float64 `json:"engine_p99_ms"`
 	Count       uint64  `json:"count"`
+	// OldestUnackedms is the age of the oldest point the sink holds and has
+	// not had acknowledged (buffered or being written); 0 when it holds none.
+	OldestUnackedms float64 `json:"oldest_unacked_ms"`
 }
 
 func ms(d time.Duration) float64 { return float64(d) / 1e6 }
@@ -129,9 +132,15 @@ func (rt *Runtime) Status() Status {
 					P50ms: ms(rec.quantile(0.5)), P99ms: ms(rec.quantile(0.99)), Maxms: ms(time.Duration(rec.max)),
 					EngineP99ms: ms(eng.quantile(0.99)), Count: rec.n,
 				}
+				oldest := n.oldestUnacked(now)
+				cs.Latency.OldestUnackedms = ms(oldest)
 				if slo := p.cfg.LatencySLO; slo > 0 && rec.n > 0 && rec.quantile(0.99) > slo {
 					ps.SLOBreached = true
 					ps.Problems = append(ps.Problems, n.id+": p99 latency above the SLO")
+				}
+				if slo := p.cfg.LatencySLO; slo > 0 && oldest > slo {
+					ps.SLOBreached = true
+					ps.Problems = append(ps.Problems, n.id+": oldest unacknowledged point older than the SLO")
 				}
 				if st := p.cfg.StallTimeout; st > 0 && bs.Points > 0 {
 					last := n.lastDelivery.Load()

@@ -39,7 +39,7 @@ func BenchmarkFanoutHook(b *testing.B) {
 			}
 			b.ReportAllocs()
 			for b.Loop() {
-				n.fanout(Batch{Points: append(GetPoints(len(tmpl)), tmpl...)})
+				n.fanout(context.Background(), Batch{Points: append(GetPoints(len(tmpl)), tmpl...)})
 			}
 		})
 	}

@@ -137,16 +137,16 @@ func TestWriteTopicAndKeyExpressions(t *testing.T) {
 	})
 	pts := points(2, 3, 1)
 	pts = append(pts, engine.Point{Asset: "", Tag: "x", TS: 1}) // topic "plant.": no such topic
-	var rejected int
+	var rejected []int
 	w.Enc.TopicExpr = mustExpr("asset == '' ? '' : 'plant.' + asset")
-	n, err := w.Write(context.Background(), pts, func(p []engine.Point, err error) {
+	n, err := w.Write(context.Background(), pts, func(i int, err error) {
 		if !errors.Is(err, ErrExpr) {
 			t.Errorf("reject reason %v", err)
 		}
-		rejected += len(p)
+		rejected = append(rejected, i)
 	})
-	if err != nil || n != 6 || rejected != 1 {
-		t.Fatalf("n=%d err=%v rejected=%d", n, err, rejected)
+	if err != nil || n != 6 || len(rejected) != 1 || rejected[0] != 6 {
+		t.Fatalf("n=%d err=%v rejected=%v", n, err, rejected)
 	}
 	for _, topic := range []string{"plant.line0", "plant.line1"} {
 		recs := readAll(t, c.ListenAddrs(), topic, 3)
@@ -167,6 +167,26 @@ func TestWriteTopicAndKeyExpressions(t *testing.T) {
 	w.Enc.TopicExpr = mustExpr("'plant.' + asset")
 	if n, err := w.Write(context.Background(), points(2, 3, 1), nil); err != nil || n != 2 {
 		t.Fatalf("json_batch by topic: %d records, %v", n, err)
+	}
+
+	// A point too large for a record, grouped by topic into a copy, is
+	// still reported by its index in the written points.
+	w.Enc.MaxRecordBytes = 1000
+	byAsset := points(2, 3, 1) // line0 ×3, then line1 ×3: interleave them
+	pts = nil
+	for i := 0; i < 3; i++ {
+		pts = append(pts, byAsset[i], byAsset[3+i])
+	}
+	pts[3].Value = engine.String(strings.Repeat("x", 2000)) // line1, the 5th of the topic-grouped copy
+	rejected = rejected[:0]
+	n, err = w.Write(context.Background(), pts, func(i int, err error) {
+		if !errors.Is(err, ErrTooLarge) {
+			t.Errorf("reject reason %v", err)
+		}
+		rejected = append(rejected, i)
+	})
+	if err != nil || len(rejected) != 1 || rejected[0] != 3 {
+		t.Fatalf("n=%d err=%v rejected=%v, want [3]", n, err, rejected)
 	}
 }
 
@@ -212,7 +232,7 @@ func TestWriteJSONKeysHeadersAndContent(t *testing.T) {
 	c := cluster(t, "plant", 3)
 	w := newWriter(t, c, Encoding{Topic: "plant", Format: FormatJSON, KeyBy: KeyAssetTag, Headers: true, MaxRecordBytes: 1 << 20})
 	pts := points(3, 4, 5)
-	n, err := w.Write(context.Background(), pts, func([]engine.Point, error) { t.Fatal("nothing should be rejected") })
+	n, err := w.Write(context.Background(), pts, func(int, error) { t.Fatal("nothing should be rejected") })
 	if err != nil || n != len(pts) {
 		t.Fatalf("wrote %d of %d: %v", n, len(pts), err)
 	}
@@ -311,11 +331,11 @@ func TestTooLargePointIsRejectedNotRetried(t *testing.T) {
 	pts := points(1, 3, 1)
 	pts[1].Value = engine.String(strings.Repeat("x", 500))
 	var rejected []engine.Point
-	n, err := w.Write(context.Background(), pts, func(p []engine.Point, err error) {
+	n, err := w.Write(context.Background(), pts, func(i int, err error) {
 		if !errors.Is(err, ErrTooLarge) {
 			t.Errorf("reject reason %v", err)
 		}
-		rejected = append(rejected, p...)
+		rejected = append(rejected, pts[i])
 	})
 	if err != nil || n != 2 || len(rejected) != 1 || rejected[0].Tag != "t1" {
 		t.Fatalf("n=%d err=%v rejected=%v", n, err, rejected)

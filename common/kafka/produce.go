@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
@@ -117,6 +118,10 @@ type Writer struct {
 	topics     map[string]string // interned topic names from TopicExpr
 	ptopics    []string
 	scratch    []engine.Point
+	scratchIdx []int // index in the Write's points of each scratch point
+	orig       []engine.Point
+	onReject   func(int, error)
+	rejectFn   func([]engine.Point, error)
 	buf        []byte
 	spans      []span
 	recs       []kgo.Record
@@ -127,14 +132,75 @@ type Writer struct {
 var ErrTooLarge = errors.New("record larger than max_message_bytes")
 
 // Write encodes points, produces every record and returns the number of
-// records once all are acknowledged. Points that can never be written (a single point larger than
-// the record limit) go to reject and count as handled. Any other failure
-// returns an error so the caller retries the whole batch. Records stay
-// buffered in the client after ctx ends; their memory is then not reused.
-func (w *Writer) Write(ctx context.Context, points []engine.Point, reject func([]engine.Point, error)) (int, error) {
-	w.encode(points, reject)
-	if len(w.spans) == 0 {
+// records once all are acknowledged. Points that can never be written (a
+// single point larger than the record limit, a failing topic or key
+// expression) are passed to reject by their index in points and are not
+// produced; the caller reports them to the engine. Any other failure returns
+// an error so the caller retries the rest. Records stay buffered in the
+// client after ctx ends; their memory is then not reused.
+func (w *Writer) Write(ctx context.Context, points []engine.Point, reject func(i int, err error)) (int, error) {
+	n := w.prepare(points, reject)
+	if n == 0 {
 		return 0, nil
+	}
+	err := produceAll(ctx, w.Client, w.recs)
+	if ctx.Err() != nil {
+		// The client may still hold these records: do not reuse their memory.
+		w.buf, w.recs, w.hdrs = nil, nil, nil
+	}
+	return n, err
+}
+
+// Start is Write without waiting: it encodes points, produces every record
+// and returns; done runs once every record's promise has (from a client
+// goroutine), with the number of records and the first error. The Writer's
+// buffers hold the records until then: do not use it again before done.
+func (w *Writer) Start(ctx context.Context, points []engine.Point, reject func(i int, err error), done func(n int, err error)) {
+	n := w.prepare(points, reject)
+	if n == 0 {
+		done(0, nil)
+		return
+	}
+	st := &startState{done: done, n: n, topic: w.recs[0].Topic}
+	st.left.Store(int64(n) + 1)
+	for i := range w.recs {
+		w.Client.Produce(ctx, &w.recs[i], st.promise)
+	}
+	st.promise(nil, nil)
+}
+
+type startState struct {
+	left  atomic.Int64
+	once  sync.Once
+	first error
+	done  func(int, error)
+	n     int
+	topic string
+}
+
+func (st *startState) promise(_ *kgo.Record, err error) {
+	if err != nil {
+		st.once.Do(func() { st.first = err })
+	}
+	if st.left.Add(-1) == 0 {
+		if st.first != nil {
+			st.done(st.n, fmt.Errorf("produce to %s: %w", st.topic, st.first))
+			return
+		}
+		st.done(st.n, nil)
+	}
+}
+
+// prepare encodes points into w.recs and returns how many records there are.
+func (w *Writer) prepare(points []engine.Point, reject func(i int, err error)) int {
+	w.orig, w.onReject = points, reject
+	if w.rejectFn == nil {
+		w.rejectFn = w.rejectPoints
+	}
+	w.encode(points, w.rejectFn)
+	w.orig, w.onReject = nil, nil
+	if len(w.spans) == 0 {
+		return 0
 	}
 	n := len(w.spans)
 	if cap(w.recs) < n {
@@ -176,12 +242,7 @@ func (w *Writer) Write(ctx context.Context, points []engine.Point, reject func([
 			}
 		}
 	}
-	err := produceAll(ctx, w.Client, w.recs)
-	if ctx.Err() != nil {
-		// The client may still hold these records: do not reuse their memory.
-		w.buf, w.recs, w.hdrs = nil, nil, nil
-	}
-	return n, err
+	return n
 }
 
 // produceAll produces every record, then waits until every promise has run.
@@ -217,6 +278,39 @@ func produceAll(ctx context.Context, cl *kgo.Client, recs []kgo.Record) error {
 	return nil
 }
 
+// rejectPoints maps rejected points, which are sub-slices of the points
+// passed to Write or of the per-topic scratch copy, back to their index.
+func (w *Writer) rejectPoints(pts []engine.Point, err error) {
+	if w.onReject == nil {
+		return
+	}
+	for k := range pts {
+		p := &pts[k]
+		i := indexIn(w.orig, p)
+		if i < 0 {
+			if j := indexIn(w.scratch, p); j >= 0 {
+				i = w.scratchIdx[j]
+			}
+		}
+		if i >= 0 {
+			w.onReject(i, err)
+		}
+	}
+}
+
+// indexIn is the index of the element p points to in s, or -1.
+func indexIn(s []engine.Point, p *engine.Point) int {
+	if len(s) == 0 {
+		return -1
+	}
+	off := uintptr(unsafe.Pointer(p)) - uintptr(unsafe.Pointer(&s[0]))
+	i := off / unsafe.Sizeof(engine.Point{})
+	if uintptr(unsafe.Pointer(p)) < uintptr(unsafe.Pointer(&s[0])) || i >= uintptr(len(s)) {
+		return -1
+	}
+	return int(i)
+}
+
 // ErrExpr marks points whose topic or key expression failed.
 var ErrExpr = errors.New("expression failed")
 
@@ -247,11 +341,13 @@ func (w *Writer) encode(points []engine.Point, reject func([]engine.Point, error
 		w.scratch = make([]engine.Point, 0, len(points))
 	}
 	w.scratch = w.scratch[:0]
+	w.scratchIdx = w.scratchIdx[:0]
 	for _, t := range order {
 		from := len(w.scratch)
 		for i := range points {
 			if w.ptopics[i] == t {
 				w.scratch = append(w.scratch, points[i])
+				w.scratchIdx = append(w.scratchIdx, i)
 			}
 		}
 		w.encodeTopic(w.scratch[from:], t, reject)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -51,11 +50,11 @@ func TestBatcherSizesLingerAndFailure(t *testing.T) {
 	s := testSource(t, 10, 20*time.Millisecond)
 	c := &conn{s: s, dec: s.dec.Clone(), in: make(chan message, 100)}
 	out := &fakeOutput{}
-	var pending atomic.Int64
+	pending := &inflight{zero: make(chan struct{}, 1)}
 	failed := make(chan error, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); c.batch(ctx, out, &pending, failed) }()
+	go func() { defer close(done); c.batch(ctx, out, pending, failed) }()
 	for i := range 25 {
 		payload := fmt.Sprintf(`{"tag":"t","value":%d}`, i)
 		if i == 5 {
@@ -80,8 +79,8 @@ func TestBatcherSizesLingerAndFailure(t *testing.T) {
 			t.Errorf("batch %d has %d points, batch_size is 10", i, len(b))
 		}
 	}
-	if pending.Load() != int64(len(out.dones)) {
-		t.Errorf("pending %d, want %d", pending.Load(), len(out.dones))
+	if pending.n.Load() != int64(len(out.dones)) {
+		t.Errorf("pending %d, want %d", pending.n.Load(), len(out.dones))
 	}
 	out.dones[0](nil)
 	out.dones[1](errors.New("sink gave up"))

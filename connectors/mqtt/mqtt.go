@@ -251,7 +251,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	bctx, stopBatchers := context.WithCancel(ctx)
 	defer stopBatchers()
 	failed := make(chan error, 1)
-	var pending atomic.Int64 // batches emitted and not yet done
+	pending := &inflight{zero: make(chan struct{}, 1)} // batches emitted and not yet done
 	var wg sync.WaitGroup
 	conns := make([]*conn, 0, s.cfg.Connections)
 	stop := func() {
@@ -290,7 +290,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			c.batch(bctx, out, &pending, failed)
+			c.batch(bctx, out, pending, failed)
 		}()
 	}
 	var err error
@@ -301,9 +301,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	stop()
 	// Let the pipeline drain what was emitted so its acks reach the broker
 	// before the connections close; what is not acked is redelivered later.
-	for deadline := time.Now().Add(10 * time.Second); pending.Load() > 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond)
-	}
+	pending.wait(10 * time.Second)
 	time.Sleep(50 * time.Millisecond) // paho sends queued acks every 10ms
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
@@ -388,7 +386,7 @@ func (c *conn) receive(ctx context.Context, pr autopaho.PublishReceived) {
 
 // batch decodes queued messages into batches of up to batch_size points or
 // linger old, emits them and acknowledges their messages when done.
-func (c *conn) batch(ctx context.Context, out engine.Output, pending *atomic.Int64, failed chan<- error) {
+func (c *conn) batch(ctx context.Context, out engine.Output, pending *inflight, failed chan<- error) {
 	s := c.s
 	var pts []engine.Point
 	var msgs []message
@@ -401,18 +399,16 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *atomic.Int
 		}
 		batchMsgs := msgs
 		msgs = nil
-		if len(pts) == 0 { // every message was rejected
-			engine.PutPoints(pts)
-			pts = nil
-			s.ackAll(batchMsgs)
-			return
-		}
-		pending.Add(1)
+		// A batch whose messages were all rejected is emitted empty: its
+		// dead letters travel with it, and the acks wait for them.
+		pending.n.Add(1)
 		emitted := pts
 		pts = nil
 		err := out.Emit(ctx, emitted, func(err error) {
-			defer pending.Add(-1)
-			if err != nil {
+			defer pending.done()
+			// Rejected points are settled (dead-lettered or counted): they
+			// are acknowledged like delivered ones, or they would come back.
+			if err != nil && !errors.Is(err, engine.ErrRejected) {
 				select {
 				case failed <- fmt.Errorf("pipeline did not take %d messages (they stay unacknowledged and will be redelivered): %w", len(batchMsgs), err):
 				default:
@@ -459,6 +455,35 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *atomic.Int
 			if pts != nil {
 				engine.PutPoints(pts)
 			}
+			return
+		}
+	}
+}
+
+// inflight counts emitted batches whose done has not run, and wakes wait
+// when the last one has.
+type inflight struct {
+	n    atomic.Int64
+	zero chan struct{}
+}
+
+func (f *inflight) done() {
+	if f.n.Add(-1) == 0 {
+		select {
+		case f.zero <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// wait returns once no batch is in flight, or after timeout.
+func (f *inflight) wait(timeout time.Duration) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for f.n.Load() > 0 {
+		select {
+		case <-f.zero:
+		case <-t.C:
 			return
 		}
 	}

@@ -119,9 +119,11 @@ type Source struct {
 // tagState is one node being read, with its client-side filter state.
 type tagState struct {
 	nodeSpec
-	last     engine.Value
-	lastQ    engine.Quality
-	reported bool
+	last       engine.Value
+	lastQ      engine.Quality
+	reported   bool
+	lastSrc    int64 // newest source timestamp read (Unix ns)
+	lastServer int64 // newest server timestamp read (Unix ns)
 }
 
 // Run connects, reads until ctx ends, and reconnects on its own.
@@ -351,7 +353,7 @@ func (s *Source) appendValue(dst []engine.Point, t *tagState, dv *ua.DataValue, 
 	}
 	status := uint32(dv.Status)
 	q := engine.QualityFromStatus(status)
-	ts := uacommon.Timestamp(dv, s.cfg.Timestamp, now)
+	ts := observedAt(t, dv, s.cfg.Timestamp, now, s.cfg.Interval)
 	var v engine.Value
 	if dv.Value != nil {
 		x := dv.Value.Value()
@@ -375,6 +377,38 @@ func (s *Source) appendValue(dst []engine.Point, t *tagState, dv *ua.DataValue, 
 		return dst
 	}
 	return append(dst, engine.Point{Asset: t.asset, Tag: t.tag, Value: v, Quality: q, Status: status, TS: ts})
+}
+
+// observedAt is the point's ts. With timestamp = "source" it is the source
+// timestamp of a value that changed since the tag's previous read, and
+// otherwise when the value was observed. A value was already current — a
+// poll of an unchanged value, the initial value of a subscription after a
+// reconnect — when its source timestamp did not advance since the previous
+// read, or, on the first read, is older than one interval before the receive
+// time. It is then stamped with this read's server timestamp if that advanced
+// since the previous read (some servers return the one of the last write),
+// else with the receive time. So ack − ts measures how late the latest
+// observation is, not how long ago the value last changed.
+func observedAt(t *tagState, dv *ua.DataValue, pref string, now time.Time, interval time.Duration) int64 {
+	ts := uacommon.Timestamp(dv, pref, now)
+	if pref != "source" || dv.SourceTimestamp.IsZero() {
+		return ts
+	}
+	src, server, recv := dv.SourceTimestamp.UnixNano(), int64(0), now.UnixNano()
+	if !dv.ServerTimestamp.IsZero() {
+		server = dv.ServerTimestamp.UnixNano()
+	}
+	first := t.lastSrc == 0
+	current := src <= t.lastSrc || first && src < recv-int64(interval)
+	obs := recv
+	if !first && server > t.lastServer {
+		obs = server
+	}
+	t.lastSrc, t.lastServer = max(t.lastSrc, src), max(t.lastServer, server)
+	if current {
+		return obs
+	}
+	return ts
 }
 
 func sortedKeys(m map[string]string) []string {

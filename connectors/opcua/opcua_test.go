@@ -302,13 +302,58 @@ func TestValueMapping(t *testing.T) {
 	check(src.appendValue(nil, tag, dv(1.0, ua.StatusBadSensorFailure), now), "v=1/bad")
 	check(src.appendValue(nil, tag, dv([]float64{1, 2}, ua.StatusOK), now), "v[0]=1/good", "v[1]=2/good")
 	check(src2.appendValue(nil, tag, dv([]int32{1, 2}, ua.StatusOK), now), "v=[1,2]/good")
-	p := src.appendValue(nil, tag, dv(1.0, ua.StatusBadSensorFailure), now)[0]
+	fresh := &tagState{nodeSpec: nodeSpec{tag: "v", asset: "a"}}
+	p := src.appendValue(nil, fresh, dv(1.0, ua.StatusBadSensorFailure), ts)[0] // read as it changed
 	if p.Status != uint32(ua.StatusBadSensorFailure) || p.TS != ts.UnixNano() {
 		t.Errorf("status %x ts %d", p.Status, p.TS)
 	}
 	noTS := src.appendValue(nil, tag, &ua.DataValue{Value: ua.MustVariant(1.0), ServerTimestamp: now}, now.Add(time.Hour))[0]
 	if noTS.TS != now.UnixNano() {
 		t.Errorf("ts without source timestamp = %d, want the server timestamp", noTS.TS)
+	}
+}
+
+// A value whose source timestamp did not advance since the tag's previous
+// read (a constant polled value, or on the first read one older than an
+// interval) is stamped with the read's server timestamp when that advanced,
+// else the receive time, so that
+// ack − ts is the age of the latest observation; a changed value keeps its
+// source timestamp.
+func TestRereadUnchangedValueIsStampedWhenObserved(t *testing.T) {
+	src := newSource(t, Config{Endpoint: "opc.tcp://x:1", Nodes: map[string]string{"a": "i=1"}})
+	src.cfg.Interval = time.Second
+	tag := &tagState{nodeSpec: nodeSpec{tag: "v", asset: "a"}}
+	changed := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	read := func(srcTS, serverTS, now time.Time) int64 {
+		dv := &ua.DataValue{Value: ua.MustVariant(1.0), SourceTimestamp: srcTS, ServerTimestamp: serverTS}
+		return src.appendValue(nil, tag, dv, now)[0].TS
+	}
+	t0 := changed.Add(time.Hour)
+	if got := read(changed, t0, t0); got != t0.UnixNano() {
+		t.Fatalf("first read of a value unchanged for an hour: ts %v, want the read's %v", time.Unix(0, got).UTC(), t0)
+	}
+	t1 := t0.Add(time.Second)
+	if got := read(changed, t1, t1.Add(time.Millisecond)); got != t1.UnixNano() {
+		t.Fatalf("re-read of an unchanged value: ts %v, want the server timestamp %v", time.Unix(0, got).UTC(), t1)
+	}
+	t2 := t1.Add(time.Second)
+	if got := read(changed, time.Time{}, t2); got != t2.UnixNano() {
+		t.Fatalf("re-read without a server timestamp: ts %v, want the receive time", time.Unix(0, got).UTC())
+	}
+	t3 := t2.Add(time.Second)
+	if got := read(changed, t1, t3); got != t3.UnixNano() {
+		t.Fatalf("re-read with the server timestamp of an earlier read: ts %v, want the receive time %v", time.Unix(0, got).UTC(), t3)
+	}
+	t2 = t3
+	moved := t2.Add(500 * time.Millisecond)
+	if got := read(moved, t2.Add(time.Second), t2.Add(time.Second)); got != moved.UnixNano() {
+		t.Fatalf("changed value: ts %v, want its source timestamp", time.Unix(0, got).UTC())
+	}
+	fresh := &tagState{nodeSpec: nodeSpec{tag: "w", asset: "a"}}
+	recent := t2.Add(1500 * time.Millisecond)
+	dv := &ua.DataValue{Value: ua.MustVariant(2.0), SourceTimestamp: recent, ServerTimestamp: t2.Add(2 * time.Second)}
+	if got := src.appendValue(nil, fresh, dv, t2.Add(2*time.Second))[0].TS; got != recent.UnixNano() {
+		t.Fatalf("first read of a value changed within the interval: ts %v, want its source timestamp", time.Unix(0, got).UTC())
 	}
 }
 

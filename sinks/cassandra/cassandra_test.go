@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -376,8 +377,23 @@ func TestRealBadPointsDoNotBlock(t *testing.T) {
 		{Asset: "a", Tag: "", Value: engine.Float(3), TS: t0},
 		{Asset: "a", Tag: "ok", Value: engine.String("x\xfe"), TS: t0 + 1e6},
 	}
-	if err := s.Write(context.Background(), pts); err != nil {
-		t.Fatalf("bad points failed the whole batch: %v", err)
+	// The bad points are reported rejected, by index, for the engine to
+	// dead-letter; nothing is to be retried.
+	err := s.Write(context.Background(), pts)
+	var we *engine.WriteError
+	if !errors.As(err, &we) || we.Err != nil || len(we.Retries()) != 0 {
+		t.Fatalf("Write = %v, want only rejections", err)
+	}
+	var got []int
+	for _, r := range we.Rejections() {
+		got = append(got, r.Index)
+		if r.Reason != "invalid" || r.Err == nil {
+			t.Errorf("rejection %+v", r)
+		}
+	}
+	slices.Sort(got)
+	if !slices.Equal(got, []int{1, 2, 3}) {
+		t.Fatalf("rejected %v, want [1 2 3]", got)
 	}
 	var n int
 	if err := sess.Query(fmt.Sprintf("SELECT COUNT(*) FROM %s.points", s.cfg.Keyspace)).Scan(&n); err != nil {

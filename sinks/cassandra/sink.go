@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -121,28 +122,60 @@ func (s *Sink) WriteSize() int { return s.cfg.CoalescePoints }
 
 // Write inserts every point and returns nil only once Cassandra acknowledged
 // every row at the configured consistency. Points Cassandra can never take
-// (invalid UTF-8, an oversized key) are rejected and counted, not retried.
+// (invalid UTF-8, an oversized key) are reported rejected, and only the rows
+// of requests that failed are reported for retry (engine.WriteError).
 func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	sess := s.session
 	if sess == nil {
 		return errNoSession
 	}
+	var out outcome
 	s.idx = s.idx[:0]
 	for i := range points {
 		if err := checkPoint(&points[i]); err != nil {
-			s.env.Reject(points[i:i+1], "invalid", err)
+			out.we.Reject(i, "invalid", err)
 			continue
 		}
 		s.idx = append(s.idx, int32(i))
 	}
 	s.units = s.plan(points, s.idx, s.units[:0])
-	g, gctx := errgroup.WithContext(ctx)
+	var g errgroup.Group
 	g.SetLimit(s.cfg.MaxInFlight)
 	for _, u := range s.units {
 		rows := s.idx[u.from:u.to]
-		g.Go(func() error { return s.exec(gctx, sess, points, rows) })
+		g.Go(func() error {
+			if err := s.exec(ctx, sess, points, rows, &out); err != nil {
+				out.retry(rows, err)
+			}
+			return nil
+		})
 	}
-	return g.Wait()
+	g.Wait()
+	return out.we.Result()
+}
+
+// outcome collects the rows of one Write that were not delivered, from the
+// concurrent requests.
+type outcome struct {
+	mu sync.Mutex
+	we engine.WriteError
+}
+
+func (o *outcome) reject(row int32, err error) {
+	o.mu.Lock()
+	o.we.Reject(int(row), "invalid", err)
+	o.mu.Unlock()
+}
+
+func (o *outcome) retry(rows []int32, err error) {
+	o.mu.Lock()
+	for _, r := range rows {
+		o.we.Retry(int(r))
+	}
+	if o.we.Err == nil {
+		o.we.Err = err
+	}
+	o.mu.Unlock()
 }
 
 // plan splits the rows into requests: with batching, rows are sorted by
@@ -182,14 +215,16 @@ func samePartition(a, b *engine.Point, bucketMS int64) bool {
 }
 
 // exec sends one request: an insert, or an unlogged batch of one partition.
-func (s *Sink) exec(ctx context.Context, sess *gocql.Session, points []engine.Point, rows []int32) error {
+// A row Cassandra can never take is reported to out; an error means the
+// rows not yet reported must be retried.
+func (s *Sink) exec(ctx context.Context, sess *gocql.Session, points []engine.Point, rows []int32, out *outcome) error {
 	if len(rows) == 1 {
 		p := &points[rows[0]]
 		err := sess.Query(s.schema.insert, s.bind(p)...).Consistency(s.cons).Idempotent(true).ExecContext(ctx)
 		s.count("insert", err)
 		if err != nil {
 			if rowError(err) {
-				s.env.Reject(points[rows[0]:rows[0]+1], "invalid", fmt.Errorf("cassandra: %w", err))
+				out.reject(rows[0], fmt.Errorf("cassandra: %w", err))
 				return nil
 			}
 			return fmt.Errorf("cassandra: insert: %w", err)
@@ -207,9 +242,10 @@ func (s *Sink) exec(ctx context.Context, sess *gocql.Session, points []engine.Po
 	if err != nil {
 		if rowError(err) {
 			// One row spoils the batch: send them one by one to find it.
-			for _, i := range rows {
-				if err := s.exec(ctx, sess, points, []int32{i}); err != nil {
-					return err
+			for k, i := range rows {
+				if err := s.exec(ctx, sess, points, []int32{i}, out); err != nil {
+					out.retry(rows[k:], err)
+					return nil
 				}
 			}
 			return nil

@@ -149,7 +149,7 @@ func (t *amqpTransport) sendKey(ctx context.Context, key string, idx []int) (int
 		err := batch.AddEventData(ed, nil)
 		if errors.Is(err, azeventhubs.ErrEventDataTooLarge) {
 			if batch.NumEvents() == 0 {
-				t.s.reject(ev.points, fmt.Errorf("event of %d bytes does not fit the link's max message size", ev.end-ev.body))
+				t.s.rejectSub(ev.points, fmt.Errorf("event of %d bytes does not fit the link's max message size", ev.end-ev.body))
 				continue
 			}
 			if err := send(); err != nil {
@@ -160,7 +160,7 @@ func (t *amqpTransport) sendKey(ctx context.Context, key string, idx []int) (int
 			}
 			err = batch.AddEventData(ed, nil)
 			if errors.Is(err, azeventhubs.ErrEventDataTooLarge) {
-				t.s.reject(ev.points, fmt.Errorf("event of %d bytes does not fit the link's max message size", ev.end-ev.body))
+				t.s.rejectSub(ev.points, fmt.Errorf("event of %d bytes does not fit the link's max message size", ev.end-ev.body))
 				continue
 			}
 		}
@@ -184,7 +184,7 @@ func (t *amqpTransport) encode(points []engine.Point) {
 	add := func(ev event) {
 		if ev.end-ev.body > enc.MaxRecordBytes {
 			t.buf = t.buf[:ev.body]
-			t.s.reject(ev.points, ckafka.ErrTooLarge)
+			t.s.rejectSub(ev.points, ckafka.ErrTooLarge)
 			return
 		}
 		switch {
@@ -194,7 +194,7 @@ func (t *amqpTransport) encode(points []engine.Point) {
 			k, err := enc.KeyExpr.EvalString(&ev.points[0])
 			if err != nil {
 				t.buf = t.buf[:ev.body]
-				t.s.reject(ev.points, fmt.Errorf("%w: partition_key_expr: %v", ckafka.ErrExpr, err))
+				t.s.rejectSub(ev.points, fmt.Errorf("%w: partition_key_expr: %v", ckafka.ErrExpr, err))
 				return
 			}
 			ev.key = k

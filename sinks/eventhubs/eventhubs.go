@@ -154,6 +154,9 @@ type Sink struct {
 	t transport
 
 	events, batches, failures prometheus.Counter
+
+	out engine.WriteError // the current Write's outcome, reused
+	cur []engine.Point    // the points of the current Write
 }
 
 // transport is what the two protocols implement.
@@ -182,29 +185,65 @@ func (s *Sink) Connect(ctx context.Context) error {
 	return nil
 }
 
-// Write sends the points and returns when the hub has acknowledged all of them.
+// Write sends the points and returns when the hub has acknowledged all of
+// them. Points that can never be sent are reported rejected; any failure
+// hands the rest back for retry (engine.WriteError).
 func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	if s.t == nil {
 		return errors.New("eventhubs: not connected")
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DeliveryTimeout)
 	defer cancel()
+	s.out.Reset()
+	s.cur = points
 	ev, b, err := s.t.write(ctx, points)
+	s.cur = nil
 	s.events.Add(float64(ev))
 	s.batches.Add(float64(b))
 	if err != nil {
 		s.failures.Inc()
-		return err
+		s.out.Err = err
 	}
-	return nil
+	return s.out.Result()
 }
 
-func (s *Sink) reject(points []engine.Point, err error) {
-	reason := "too_large"
-	if errors.Is(err, ckafka.ErrExpr) {
-		reason = "expr"
+// MaxInFlight is the default number of batches in flight (engine.AsyncSink):
+// 8 over the Kafka endpoint, whose producer settles records by promises; 1
+// over AMQP, which sends one batch at a time.
+func (s *Sink) MaxInFlight() int {
+	if s.cfg.Transport == "kafka" {
+		return 8
 	}
-	s.env.Reject(points, reason, fmt.Errorf("eventhubs: %w", err))
+	return 1
+}
+
+// WriteAsync produces without waiting over the Kafka endpoint; over AMQP it
+// writes as Write does and settles before returning.
+func (s *Sink) WriteAsync(ctx context.Context, points []engine.Point, settle func(error)) {
+	kt, ok := s.t.(*kafkaTransport)
+	if !ok {
+		settle(s.Write(ctx, points))
+		return
+	}
+	kt.start(ctx, points, settle)
+}
+
+// reject reports points[i] as one that can never be sent.
+func (s *Sink) reject(i int, err error) {
+	s.out.Reject(i, rejectReason(err), fmt.Errorf("eventhubs: %w", err))
+}
+
+// rejectSub reports sub, a sub-slice of the points being written, as points
+// that can never be sent.
+func (s *Sink) rejectSub(sub []engine.Point, err error) {
+	s.out.RejectSub(s.cur, sub, rejectReason(err), fmt.Errorf("eventhubs: %w", err))
+}
+
+func rejectReason(err error) string {
+	if errors.Is(err, ckafka.ErrExpr) {
+		return "expr"
+	}
+	return "too_large"
 }
 
 // Close closes the transport.

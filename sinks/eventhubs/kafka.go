@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	ckafka "github.com/flowd/flowd/common/kafka"
@@ -60,6 +61,9 @@ type kafkaTransport struct {
 	s  *Sink
 	cl *kgo.Client
 	w  *ckafka.Writer
+
+	poolMu sync.Mutex
+	pool   []*ckafka.Writer // encoders of writes not in flight
 }
 
 func (t *kafkaTransport) connect(ctx context.Context) error {
@@ -104,6 +108,41 @@ func (t *kafkaTransport) write(ctx context.Context, points []engine.Point) (int,
 		return 0, 0, err
 	}
 	return n, n, nil
+}
+
+// start produces points without waiting, with an encoder of its own from
+// the pool, and settles them when every record's promise has run.
+func (t *kafkaTransport) start(ctx context.Context, points []engine.Point, settle func(error)) {
+	s := t.s
+	w := t.writer()
+	out := &engine.WriteError{}
+	reject := func(i int, err error) {
+		out.Reject(i, rejectReason(err), fmt.Errorf("eventhubs: %w", err))
+	}
+	w.Start(ctx, points, reject, func(n int, err error) {
+		t.poolMu.Lock()
+		t.pool = append(t.pool, w)
+		t.poolMu.Unlock()
+		if err != nil {
+			s.failures.Inc()
+			out.Err = err
+		} else {
+			s.events.Add(float64(n))
+			s.batches.Add(float64(n))
+		}
+		settle(out.Result())
+	})
+}
+
+func (t *kafkaTransport) writer() *ckafka.Writer {
+	t.poolMu.Lock()
+	defer t.poolMu.Unlock()
+	if n := len(t.pool); n > 0 {
+		w := t.pool[n-1]
+		t.pool = t.pool[:n-1]
+		return w
+	}
+	return &ckafka.Writer{Client: t.cl, Enc: t.w.Enc}
 }
 
 func (t *kafkaTransport) close(ctx context.Context) error {

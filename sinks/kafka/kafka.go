@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	ckafka "github.com/flowd/flowd/common/kafka"
@@ -153,6 +154,11 @@ type Sink struct {
 	w        *ckafka.Writer
 	records  prometheus.Counter
 	failures prometheus.Counter
+	out      engine.WriteError // the current Write's outcome, reused
+	rejectFn func(int, error)
+
+	poolMu sync.Mutex
+	pool   []*ckafka.Writer // encoders of writes not in flight (WriteAsync)
 }
 
 // Connect makes the client and checks (or creates) the topic.
@@ -176,26 +182,84 @@ func (s *Sink) Connect(ctx context.Context) error {
 }
 
 // Write produces the points and returns when every record is acknowledged.
+// Points that can never be produced are reported rejected; any produce
+// failure hands the rest back for retry (engine.WriteError).
 func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	if s.cl == nil {
 		return errors.New("kafka: not connected")
 	}
-	n, err := s.w.Write(ctx, points, s.reject)
+	s.out.Reset()
+	if s.rejectFn == nil {
+		s.rejectFn = s.reject
+	}
+	n, err := s.w.Write(ctx, points, s.rejectFn)
 	if err != nil {
 		s.failures.Inc()
-		return err
+		s.out.Err = err
+		return s.out.Result()
 	}
 	s.records.Add(float64(n))
-	return nil
+	return s.out.Result()
 }
 
-func (s *Sink) reject(points []engine.Point, err error) {
-	if errors.Is(err, ckafka.ErrTooLarge) {
-		s.env.Reject(points, "too_large", fmt.Errorf("kafka: %w (%d bytes)", err, s.cfg.MaxMessageBytes))
+// MaxInFlight is the default number of batches produced at once
+// (engine.AsyncSink): enough to keep the brokers' pipelines full while
+// batches are encoded, few enough to bound the records buffered.
+func (s *Sink) MaxInFlight() int { return 8 }
+
+// WriteAsync produces the points without waiting; settle runs when every
+// record's promise has, with the batch's outcome (engine.AsyncSink). Each
+// write in flight encodes into its own Writer, returned to the pool when its
+// records are settled.
+func (s *Sink) WriteAsync(ctx context.Context, points []engine.Point, settle func(error)) {
+	cl := s.cl
+	if cl == nil {
+		settle(errors.New("kafka: not connected"))
 		return
 	}
-	s.env.Reject(points, "expr", fmt.Errorf("kafka: %w", err))
+	w := s.writer(cl)
+	out := &engine.WriteError{}
+	w.Start(ctx, points, func(i int, err error) { rejectInto(out, i, err, s.cfg.MaxMessageBytes) }, func(n int, err error) {
+		s.putWriter(w)
+		if err != nil {
+			s.failures.Inc()
+			out.Err = err
+		} else {
+			s.records.Add(float64(n))
+		}
+		settle(out.Result())
+	})
 }
+
+// writer takes an encoder of the current client from the pool.
+func (s *Sink) writer(cl *kgo.Client) *ckafka.Writer {
+	s.poolMu.Lock()
+	defer s.poolMu.Unlock()
+	for len(s.pool) > 0 {
+		w := s.pool[len(s.pool)-1]
+		s.pool = s.pool[:len(s.pool)-1]
+		if w.Client == cl {
+			return w
+		}
+	}
+	return &ckafka.Writer{Client: cl, Enc: s.enc}
+}
+
+func (s *Sink) putWriter(w *ckafka.Writer) {
+	s.poolMu.Lock()
+	s.pool = append(s.pool, w)
+	s.poolMu.Unlock()
+}
+
+func rejectInto(out *engine.WriteError, i int, err error, max engine.Size) {
+	if errors.Is(err, ckafka.ErrTooLarge) {
+		out.Reject(i, "too_large", fmt.Errorf("kafka: %w (%d bytes)", err, max))
+		return
+	}
+	out.Reject(i, "expr", fmt.Errorf("kafka: %w", err))
+}
+
+func (s *Sink) reject(i int, err error) { rejectInto(&s.out, i, err, s.cfg.MaxMessageBytes) }
 
 // Close closes the client; records still buffered (after a failed Write) are
 // failed, and the engine has those points for retry or shutdown accounting.
@@ -205,5 +269,8 @@ func (s *Sink) Close(ctx context.Context) error {
 	}
 	s.cl.Close()
 	s.cl, s.w = nil, nil
+	s.poolMu.Lock()
+	s.pool = nil
+	s.poolMu.Unlock()
 	return nil
 }

@@ -233,8 +233,14 @@ type Message struct {
 
 // Messages encodes points into the messages Write publishes (exported for
 // the benchmarks). Payloads are slices of buf. Points whose topic cannot be
-// computed are rejected (counted, sent to the dead-letter sink) and left out.
-func (s *Sink) Messages(buf []byte, points []engine.Point) ([]Message, []byte) {
+// computed are left out and reported to out (which may be nil), for the
+// engine to count and dead-letter.
+func (s *Sink) Messages(buf []byte, points []engine.Point, out *engine.WriteError) ([]Message, []byte) {
+	reject := func(i int, err error) {
+		if out != nil {
+			out.Reject(i, "topic", err)
+		}
+	}
 	msgs := make([]Message, 0, 16)
 	switch s.cfg.Format {
 	case "json_batch":
@@ -243,7 +249,7 @@ func (s *Sink) Messages(buf []byte, points []engine.Point) ([]Message, []byte) {
 		for i := range points {
 			t, err := s.TopicFor(&points[i])
 			if err != nil {
-				s.env.Reject(points[i:i+1], "topic", err)
+				reject(i, err)
 				continue
 			}
 			if _, ok := groups[t]; !ok {
@@ -267,7 +273,9 @@ func (s *Sink) Messages(buf []byte, points []engine.Point) ([]Message, []byte) {
 		codec.GroupByAsset(points, func(asset string, pts []engine.Point) error {
 			t, err := s.TopicFor(&pts[0])
 			if err != nil {
-				s.env.Reject(pts, "topic", err)
+				if out != nil {
+					out.RejectSub(points, pts, "topic", err)
+				}
 				return nil
 			}
 			start := len(buf)
@@ -280,7 +288,7 @@ func (s *Sink) Messages(buf []byte, points []engine.Point) ([]Message, []byte) {
 			p := &points[i]
 			t, err := s.TopicFor(p)
 			if err != nil {
-				s.env.Reject(points[i:i+1], "topic", err)
+				reject(i, err)
 				continue
 			}
 			start := len(buf)
@@ -292,7 +300,9 @@ func (s *Sink) Messages(buf []byte, points []engine.Point) ([]Message, []byte) {
 }
 
 // Write publishes the points and returns once the broker acknowledged every
-// message (QoS 1/2) or they were written (QoS 0).
+// message (QoS 1/2) or they were written (QoS 0). Points without a valid
+// topic are reported rejected; a failed publish hands the rest back for
+// retry (engine.WriteError).
 func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	s.mu.Lock()
 	cm := s.cm
@@ -305,7 +315,8 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	}
 	// Payloads must stay valid until their publish returns: encode into a
 	// buffer that is only reused by the next Write.
-	msgs, buf := s.Messages(s.buf[:0], points)
+	var out engine.WriteError
+	msgs, buf := s.Messages(s.buf[:0], points, &out)
 	s.buf = buf
 	sem := make(chan struct{}, s.cfg.MaxInflight)
 	var wg sync.WaitGroup
@@ -318,7 +329,8 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
 			wg.Wait()
-			return ctx.Err()
+			out.Err = ctx.Err()
+			return out.Result()
 		}
 		wg.Add(1)
 		go func(m *Message) {
@@ -341,9 +353,9 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	}
 	wg.Wait()
 	if p := firstErr.Load(); p != nil {
-		return *p
+		out.Err = *p
 	}
-	return nil
+	return out.Result()
 }
 
 // Close disconnects.

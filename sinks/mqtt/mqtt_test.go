@@ -64,8 +64,13 @@ func TestTopicFor(t *testing.T) {
 	if _, err := s.TopicFor(&pts[1]); err == nil {
 		t.Error("an empty topic should be an error")
 	}
-	if msgs, _ := s.Messages(nil, pts); len(msgs) != 1 || msgs[0].topic != "c1" {
+	var out engine.WriteError
+	if msgs, _ := s.Messages(nil, pts, &out); len(msgs) != 1 || msgs[0].topic != "c1" {
 		t.Errorf("messages: %+v", msgs)
+	}
+	// The points left out are reported by index for the engine to settle.
+	if r := out.Rejections(); len(r) != len(pts)-1 || r[0].Reason != "topic" || r[0].Err == nil {
+		t.Errorf("rejections: %+v", r)
 	}
 	s = sink(t, Config{TopicExpr: engine.Expr{Src: "asset + '/#'"}})
 	if _, err := s.TopicFor(&pts[1]); err == nil {
@@ -76,17 +81,17 @@ func TestTopicFor(t *testing.T) {
 func TestMessagesFormats(t *testing.T) {
 	pts := points()
 	s := sink(t, Config{TopicExpr: engine.Expr{Src: "'p/' + asset"}})
-	msgs, _ := s.Messages(nil, pts)
+	msgs, _ := s.Messages(nil, pts, nil)
 	if len(msgs) != 3 || msgs[0].topic != "p/line1" || !strings.HasPrefix(string(msgs[0].payload), `{"asset":"line1","tag":"temp","value":21.5,`) {
 		t.Errorf("json: %+v", msgs)
 	}
 	s = sink(t, Config{TopicExpr: engine.Expr{Src: "'p/' + asset"}, Format: "json_batch"})
-	msgs, _ = s.Messages(nil, pts)
+	msgs, _ = s.Messages(nil, pts, nil)
 	if len(msgs) != 2 || msgs[0].topic != "p/line1" || strings.Count(string(msgs[0].payload), `"tag"`) != 2 || msgs[1].topic != "p/line2" {
 		t.Errorf("json_batch: %d messages %+v", len(msgs), msgs)
 	}
 	s = sink(t, Config{Topic: "assets", Format: "asset_json"})
-	msgs, _ = s.Messages(nil, points())
+	msgs, _ = s.Messages(nil, points(), nil)
 	if len(msgs) != 2 || !strings.HasPrefix(string(msgs[0].payload), `{"asset":"line1","points":{`) {
 		t.Errorf("asset_json: %+v", msgs)
 	}
@@ -134,7 +139,7 @@ func BenchmarkMessagesJSON(b *testing.B) {
 	var buf []byte
 	b.ReportAllocs()
 	for b.Loop() {
-		_, buf = s.Messages(buf[:0], pts)
+		_, buf = s.Messages(buf[:0], pts, nil)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pts)), "ns/point")
 }

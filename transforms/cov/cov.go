@@ -16,6 +16,8 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/flowd/flowd/engine"
@@ -30,7 +32,8 @@ type Config struct {
 	Heartbeat time.Duration `hcl:"heartbeat" doc:"pass an unchanged value when its ts is at least this long after the last reported one (0: never)"`
 	StateTTL  time.Duration `hcl:"state_ttl" default:"24h" doc:"forget a tag unseen for this long (by the points' ts); its next value passes as a first value"`
 	MaxTags   int           `hcl:"max_tags" default:"1000000" doc:"most (asset, tag) pairs tracked; beyond that, points of new tags pass unfiltered and are counted in flowd_cov_untracked_total"`
-	StateFile string        `hcl:"state_file" doc:"keep the last reported values in this file (relative to the data directory) across restarts, so a restart does not re-send every tag"`
+	StateFile string        `hcl:"state_file" doc:"keep the last reported values that every sink acknowledged in this file (relative to the data directory) across restarts, so a restart does not re-send every tag and a crash loses no change"`
+	StateSave time.Duration `hcl:"state_save_interval" default:"5s" doc:"how often the state file is rewritten while running (with acknowledged values only); it is also written when the pipeline stops"`
 	Override  []Override    `hcl:"override,block" doc:"per-tag settings; the first block whose match fits a point wins"`
 }
 
@@ -83,6 +86,48 @@ type entry struct {
 	lastTS  int64 // ts of the last reported point
 	seenTS  int64 // ts of the last point seen
 	par     *params
+
+	// The last reported point (above) may still be in flight; the committed
+	// one is the newest report every sink acknowledged. Only committed state
+	// is saved, so a crash never leaves the saved state ahead of the sinks.
+	seq        uint64 // reports made
+	ackSeq     uint64 // the committed report
+	ackLast    engine.Value
+	ackQuality engine.Quality
+	ackTS      int64
+	committed  bool // ack* hold a committed report
+	reopen     bool // a report was not delivered and nothing is committed: pass the next point
+}
+
+// report is one point cov passed, awaiting its acknowledgement.
+type report struct {
+	e   *entry
+	seq uint64
+	v   engine.Value
+	q   engine.Quality
+	ts  int64
+}
+
+// pending is the reports of one batch; the engine settles it (OnAck) from a
+// sink's goroutine, and Process applies it on the transform's own.
+type pending struct {
+	t    *Transform
+	reps []report
+	err  error
+	fn   func(error)
+}
+
+func (b *pending) settle(err error) {
+	t := b.t
+	b.err = err
+	t.mu.Lock()
+	t.settled = append(t.settled, b)
+	t.mu.Unlock()
+	t.outstanding.Add(-1)
+	select {
+	case t.wake <- struct{}{}:
+	default:
+	}
 }
 
 // Transform filters unchanged values.
@@ -99,6 +144,16 @@ type Transform struct {
 	sweptTS   int64
 	statePath string
 	loaded    bool
+	tracked   bool // the engine settles OnAck callbacks (known at the first Process)
+	dirty     bool // committed state changed since the last save
+	savedAt   time.Time
+
+	mu          sync.Mutex
+	settled     []*pending // settled, not yet applied
+	spare       []*pending
+	free        []*pending
+	outstanding atomic.Int64
+	wake        chan struct{}
 
 	tags      prometheus.Gauge
 	untracked prometheus.Counter
@@ -127,7 +182,8 @@ func New(c *Config, env *engine.Env) (engine.Transform, error) {
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
-	t := &Transform{cfg: *c, env: env, state: map[uint64]*entry{}, seed: maphash.MakeSeed(), ttl: int64(c.StateTTL)}
+	t := &Transform{cfg: *c, env: env, state: map[uint64]*entry{}, seed: maphash.MakeSeed(), ttl: int64(c.StateTTL),
+		wake: make(chan struct{}, 1)}
 	t.def = params{deadband: c.Deadband, percent: c.Mode == "percent", heartbeat: int64(c.Heartbeat)}
 	for _, o := range c.Override {
 		p := t.def
@@ -168,11 +224,19 @@ func (t *Transform) paramsFor(asset, tag string) *params {
 	return &t.def
 }
 
-// Process keeps the points that pass, in place.
+// Process keeps the points that pass, in place. What it passes is committed
+// once the sinks acknowledge it (engine.Env.OnAck).
 func (t *Transform) Process(ctx context.Context, in []engine.Point) []engine.Point {
 	if !t.loaded {
 		t.loaded = true
+		t.tracked = t.env.AcksTracked()
 		t.load()
+		t.savedAt = time.Now()
+	}
+	t.apply()
+	var pb *pending
+	if t.tracked {
+		pb = t.newPending()
 	}
 	out := in[:0]
 	maxTS := t.maxTS
@@ -181,8 +245,24 @@ func (t *Transform) Process(ctx context.Context, in []engine.Point) []engine.Poi
 		if p.TS > maxTS {
 			maxTS = p.TS
 		}
-		if t.pass(p) {
+		if e, ok := t.pass(p); ok {
 			out = append(out, *p)
+			if e == nil {
+				continue
+			}
+			if pb != nil {
+				pb.reps = append(pb.reps, report{e: e, seq: e.seq, v: p.Value, q: p.Quality, ts: p.TS})
+			} else {
+				e.commit(e.seq, p.Value, p.Quality, p.TS)
+			}
+		}
+	}
+	if pb != nil {
+		if len(pb.reps) == 0 {
+			t.free = append(t.free, pb)
+		} else {
+			t.outstanding.Add(1)
+			t.env.OnAck(pb.fn)
 		}
 	}
 	t.maxTS = maxTS
@@ -190,7 +270,64 @@ func (t *Transform) Process(ctx context.Context, in []engine.Point) []engine.Poi
 		t.sweep()
 	}
 	t.tags.Set(float64(t.count))
+	if t.statePath != "" && t.dirty && t.cfg.StateSave > 0 && time.Since(t.savedAt) >= t.cfg.StateSave {
+		if err := t.save(); err != nil {
+			t.log().Warn("cannot save cov state", "err", err)
+		}
+	}
 	return out
+}
+
+func (t *Transform) newPending() *pending {
+	if n := len(t.free); n > 0 {
+		pb := t.free[n-1]
+		t.free = t.free[:n-1]
+		return pb
+	}
+	pb := &pending{t: t}
+	pb.fn = pb.settle
+	return pb
+}
+
+// apply folds the settled batches into the state: a report every sink took
+// (or rejected for good) is committed; one that was not delivered is
+// forgotten, so the same point, sent again by its source, passes again.
+func (t *Transform) apply() {
+	t.mu.Lock()
+	done := t.settled
+	t.settled, t.spare = t.spare[:0], done
+	t.mu.Unlock()
+	for _, pb := range done {
+		ok := pb.err == nil || errors.Is(pb.err, engine.ErrRejected)
+		for _, r := range pb.reps {
+			e := r.e
+			if ok {
+				if e.commit(r.seq, r.v, r.q, r.ts) {
+					t.dirty = true
+				}
+			} else if e.seq == r.seq {
+				// The newest report failed: fall back to the committed one.
+				if e.committed {
+					e.last, e.quality, e.lastTS = e.ackLast, e.ackQuality, e.ackTS
+				} else {
+					e.reopen = true
+				}
+			}
+		}
+		clear(pb.reps)
+		pb.reps, pb.err = pb.reps[:0], nil
+		t.free = append(t.free, pb)
+	}
+	clear(done)
+}
+
+// commit records report seq as acknowledged unless a newer one already is.
+func (e *entry) commit(seq uint64, v engine.Value, q engine.Quality, ts int64) bool {
+	if e.committed && seq <= e.ackSeq {
+		return false
+	}
+	e.ackSeq, e.ackLast, e.ackQuality, e.ackTS, e.committed = seq, v, q, ts, true
+	return true
 }
 
 func (t *Transform) hash(asset, tag string) uint64 {
@@ -223,26 +360,30 @@ func (t *Transform) insert(h uint64, p *engine.Point) *entry {
 	return e
 }
 
-// pass decides for one point and updates its tag's state.
-func (t *Transform) pass(p *engine.Point) bool {
+// pass decides for one point and updates its tag's state; the entry is nil
+// for a point of an untracked tag.
+func (t *Transform) pass(p *engine.Point) (*entry, bool) {
 	h := t.hash(p.Asset, p.Tag)
 	e := t.lookup(h, p.Asset, p.Tag)
 	if e == nil {
-		if t.insert(h, p) == nil {
+		e = t.insert(h, p)
+		if e == nil {
 			t.untracked.Inc()
 		}
-		return true
+		return e, true
 	}
 	e.seenTS = p.TS
-	if changed(e, p) {
+	if e.reopen || changed(e, p) {
 		e.report(p)
-		return true
+		return e, true
 	}
-	return false
+	return nil, false
 }
 
 func (e *entry) report(p *engine.Point) {
 	e.last, e.quality, e.lastTS, e.seenTS = p.Value, p.Quality, p.TS, p.TS
+	e.seq++
+	e.reopen = false
 }
 
 // changed applies the change-of-value rules.
@@ -337,9 +478,11 @@ func (t *Transform) load() {
 		if t.lookup(h, p.Asset, p.Tag) != nil {
 			continue
 		}
-		if t.insert(h, p) == nil {
+		e := t.insert(h, p)
+		if e == nil {
 			break
 		}
+		e.commit(e.seq, p.Value, p.Quality, p.TS)
 		t.maxTS = max(t.maxTS, p.TS)
 	}
 	t.sweptTS = t.maxTS
@@ -367,11 +510,31 @@ func (t *Transform) Prepare() error {
 	return nil
 }
 
-// Close writes the state file (atomically: a temporary file renamed over it).
+// Close waits (until ctx ends) for the sinks to settle what cov passed, then
+// writes the state file.
 func (t *Transform) Close(ctx context.Context) error {
+	for t.outstanding.Load() > 0 {
+		select {
+		case <-t.wake:
+		case <-ctx.Done():
+			t.log().Warn("cov closing before the sinks settled every change; their state is not saved", "batches", t.outstanding.Load())
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	t.apply()
 	if t.statePath == "" || !t.loaded {
 		return nil
 	}
+	return t.save()
+}
+
+// save writes the committed state (atomically: a temporary file renamed
+// over the state file).
+func (t *Transform) save() error {
+	t.savedAt = time.Now()
+	t.dirty = false
 	if err := os.MkdirAll(filepath.Dir(t.statePath), 0o755); err != nil {
 		return err
 	}
@@ -384,7 +547,10 @@ func (t *Transform) Close(ctx context.Context) error {
 	var b []byte
 	for _, head := range t.state {
 		for e := head; e != nil; e = e.next {
-			p := engine.Point{Asset: e.asset, Tag: e.tag, Value: e.last, Quality: e.quality, TS: e.lastTS}
+			if !e.committed {
+				continue
+			}
+			p := engine.Point{Asset: e.asset, Tag: e.tag, Value: e.ackLast, Quality: e.ackQuality, TS: e.ackTS}
 			b = codec.AppendPoint(b[:0], &p)
 			b = append(b, '\n')
 			w.Write(b)

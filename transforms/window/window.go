@@ -33,7 +33,10 @@ var Spec = engine.TransformSpec(engine.Info{
 		"idle_timeout, or when the pipeline drains; it then emits one point per aggregate, with the window's start as ts, " +
 		"the worst quality seen and the attrs of its first point. avg, sum, min, max and stddev (population) use the " +
 		"numeric values only (ints and floats); count counts every point; first and last are by ts and keep any kind. " +
-		"The input points are acknowledged as they are folded in.",
+		"The input points are acknowledged upstream only once the aggregates of every window they were folded into have " +
+		"been acknowledged by the sinks (a late point dropped is acknowledged at once), so a crash never loses an open " +
+		"window's inputs: the source sends them again. A source with a flow-control window (MQTT receive_maximum) must " +
+		"allow for a window's worth of unacknowledged messages.",
 	Example: `transform "window" "minute" {
   inputs     = [transform.scale]
   size       = "1m"
@@ -76,7 +79,9 @@ type acc struct {
 	asset, tag      string
 	next            *acc
 	hash            uint64
-	names           []string // output tags, per aggregate
+	names           []string      // output tags, per aggregate
+	holds           []engine.Hold // acknowledgements of the batches folded in
+	held            uint64        // the batch (Transform.batch) whose hold is last in holds
 }
 
 // Transform aggregates windows.
@@ -92,6 +97,8 @@ type Transform struct {
 	out   []engine.Point
 	late  int
 	now   func() int64
+	batch uint64 // Process calls so far: one hold per batch per window
+	track bool   // the engine settles holds (known at the first Process)
 }
 
 // New validates the config.
@@ -173,6 +180,10 @@ func (t *Transform) lookup(p *engine.Point) *acc {
 // Process folds points into their windows and returns the windows that closed.
 func (t *Transform) Process(ctx context.Context, in []engine.Point) []engine.Point {
 	t.out = t.out[:0]
+	if t.batch == 0 {
+		t.track = t.env.AcksTracked()
+	}
+	t.batch++
 	now := t.now()
 	for i := range in {
 		p := &in[i]
@@ -190,6 +201,10 @@ func (t *Transform) Process(ctx context.Context, in []engine.Point) []engine.Poi
 			a.reset(t.windowStart(p.TS))
 		}
 		a.add(p)
+		if t.track && a.held != t.batch {
+			a.held = t.batch
+			a.holds = append(a.holds, t.env.Hold())
+		}
 	}
 	if t.late > 0 {
 		t.env.Drop(t.late, "late")
@@ -243,7 +258,7 @@ func (t *Transform) Flush(ctx context.Context, final bool) []engine.Point {
 
 func (a *acc) reset(start int64) {
 	*a = acc{asset: a.asset, tag: a.tag, next: a.next, hash: a.hash, names: a.names, seen: a.seen,
-		start: start, open: true, allInt: true}
+		start: start, open: true, allInt: true, holds: a.holds[:0]}
 }
 
 func (a *acc) add(p *engine.Point) {
@@ -285,8 +300,17 @@ func (a *acc) add(p *engine.Point) {
 
 // emit appends the window's aggregates and marks it closed. The new points'
 // ingest time is now (engine clock): the window's wait is not engine latency.
+//
+// The window's holds go with the points returned by this call: its inputs
+// are acknowledged once its aggregates are.
 func (t *Transform) emit(a *acc, now int64) {
 	a.open = false
+	for i, h := range a.holds {
+		t.env.Attach(h)
+		a.holds[i] = engine.Hold{}
+	}
+	a.holds = a.holds[:0]
+	a.held = 0
 	if a.n == 0 {
 		return
 	}
