@@ -91,15 +91,18 @@ func (s *Sink) writeSparkplug(ctx context.Context, cm *autopaho.ConnectionManage
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	msgs, rej := e.node.Data(points, time.Now().UnixNano())
+	// Points with no Sparkplug form are settled by the engine (dead letter,
+	// counted once), never retried; the rest is retried if a publish fails.
+	var out engine.WriteError
 	for _, r := range rej {
-		s.env.Reject(points[r.Index:r.Index+1], "sparkplug", r.Err)
+		out.Reject(r.Index, "sparkplug", r.Err)
 	}
 	if err := s.publishAll(ctx, cm, msgs); err != nil {
 		// The host saw part of it at most: start over with births.
 		e.node.Stale()
-		return err
+		out.Err = err
 	}
-	return nil
+	return out.Result()
 }
 
 func (s *Sink) publishAll(ctx context.Context, cm *autopaho.ConnectionManager, msgs []sparkplug.Message) error {
