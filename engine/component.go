@@ -161,7 +161,21 @@ func (e *Env) Reject(points []Point, reason string, err error) {
 	if e == nil || e.node == nil {
 		return
 	}
-	e.node.reject(points, reason, err)
+	e.node.reject(points, reason, err, nil)
+}
+
+// RejectAck is Reject for a source that must know when the dead letters are
+// durable (to commit past them): done runs once the dead-letter sink has
+// taken them, or gave up (an error), or at once when there is no
+// dead-letter sink.
+func (e *Env) RejectAck(points []Point, reason string, err error, done func(error)) {
+	if e == nil || e.node == nil {
+		if done != nil {
+			done(nil)
+		}
+		return
+	}
+	e.node.reject(points, reason, err, done)
 }
 
 // Drop counts points dropped on purpose that never made it into a batch.

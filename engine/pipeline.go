@@ -132,8 +132,11 @@ func (n *node) dropCounts() map[string]int64 {
 	return out
 }
 
-func (n *node) reject(points []Point, reason string, err error) {
+func (n *node) reject(points []Point, reason string, err error, done func(error)) {
 	if len(points) == 0 {
+		if done != nil {
+			done(nil)
+		}
 		return
 	}
 	n.dropped(len(points), reason)
@@ -143,6 +146,9 @@ func (n *node) reject(points []Point, reason string, err error) {
 	}
 	dl := n.p.dead
 	if dl == nil || dl == n {
+		if done != nil {
+			done(nil)
+		}
 		return
 	}
 	cp := GetPoints(len(points))
@@ -166,11 +172,12 @@ func (n *node) reject(points []Point, reason string, err error) {
 	// Dead letters take backpressure like any other input: the dead-letter
 	// sink's channel stays open until every other node has finished, so this
 	// send cannot hit a closed channel; only the drain deadline drops them.
+	b := NewBatch(cp, done)
 	select {
-	case dl.in <- Batch{Points: cp}:
+	case dl.in <- b:
 	case <-n.p.hard.Done():
 		dl.dropped(len(cp), "shutdown")
-		PutPoints(cp)
+		b.Ack(ErrShutdown)
 	}
 }
 
