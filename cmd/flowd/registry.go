@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/flowd/flowd/connectors/file"
 	httpsource "github.com/flowd/flowd/connectors/http"
+	kafkasource "github.com/flowd/flowd/connectors/kafka"
 	mqttsource "github.com/flowd/flowd/connectors/mqtt"
 	"github.com/flowd/flowd/connectors/opcua"
 	"github.com/flowd/flowd/connectors/sim"
@@ -32,6 +33,7 @@ func registry() *engine.Registry {
 		opcua.Spec,
 		httpsource.Spec,
 		udp.Spec,
+		kafkasource.Spec,
 		// transforms
 		expr.Spec,
 		cov.Spec,

@@ -102,3 +102,11 @@ func (t *partTracker) retire() int64 {
 	t.retired = true
 	return t.committed
 }
+
+// retireIfSet retires a tracker that exists (a partition from which no
+// record was fetched has none).
+func (t *partTracker) retireIfSet() {
+	if t != nil {
+		t.retire()
+	}
+}
