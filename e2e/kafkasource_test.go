@@ -30,7 +30,6 @@ func kafkaSourcePipeline(brokers, topic, group, out, dead, extra string) string 
     brokers         = [%q]
     topics          = [%q]
     group           = %q
-    commit_interval = "200ms"
     session_timeout = "10s"
 %s
   }
@@ -258,7 +257,8 @@ func TestKafkaSourceGroupKillAndRebalance(t *testing.T) {
 		mu.Unlock()
 		cfg := harness.WriteFile(t, dir, fmt.Sprintf("r%d.hcl", i),
 			kafkaSourcePipeline(brokers, topic, group, out, out+".dead", `    batch_size = 1000
-    max_poll_records = 200`))
+    max_poll_records = 200
+    commit_interval = "1s"`))
 		return harness.Start(t, cfg)
 	}
 	allFiles := func() []string {

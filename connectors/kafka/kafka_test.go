@@ -279,3 +279,49 @@ func TestBackpressureStopsPolling(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestSinkGaveUpRestartsFromCommitted: a batch acknowledged with an error
+// (a sink gave up) stops the source without committing past it; run again,
+// the source reads from the committed offset, so the batch comes back.
+func TestSinkGaveUpRestartsFromCommitted(t *testing.T) {
+	brokers := broker(t)
+	tp := topic(t, brokers, 1)
+	const n = 50
+	produce(t, brokers, tp, n, func(i int) string { return fmt.Sprintf(`{"tag":"t","value":%d}`, i) }, func(int) int32 { return 0 })
+	group := tp + "-g"
+	src := newSource(t, Config{Brokers: []string{brokers}, Topics: []string{tp}, Group: group, BatchSize: 10, MaxPollRecords: 10})
+	out := &heldOutput{}
+	done := make(chan error, 1)
+	go func() { done <- src.Run(context.Background(), out) }()
+	waitFor(t, 30*time.Second, func() bool { return out.points() == n }, "all points")
+	bs := out.snapshot()
+	bs[0].done(nil)
+	bs[1].done(fmt.Errorf("sink gave up"))
+	for _, b := range bs[2:] {
+		b.done(nil)
+	}
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not delivered") {
+			t.Fatalf("Run returned %v, want the undelivered points' error", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("Run did not stop after a sink gave up")
+	}
+	if c := committed(t, brokers, group, tp); c[0] != 10 {
+		t.Fatalf("committed %v, want 10 (the end of the first, acknowledged batch)", c)
+	}
+	out2 := &heldOutput{}
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { done <- src.Run(ctx, out2) }()
+	waitFor(t, 30*time.Second, func() bool { return out2.points() == n-10 }, "the points from offset 10 again")
+	if v, _ := out2.snapshot()[0].points[0].Value.Int64(); v != 10 {
+		t.Fatalf("second run starts at value %d, want 10", v)
+	}
+	for _, b := range out2.snapshot() {
+		b.done(nil)
+	}
+	waitFor(t, 10*time.Second, func() bool { return committed(t, brokers, group, tp)[0] == n }, "commit to the end")
+	cancel()
+	<-done
+}
