@@ -339,6 +339,22 @@ func TestKafkaSourceGroupKillAndRebalance(t *testing.T) {
 	if fam := m["flowd_kafka_consumer_lag"]; fam == nil || len(fam.Metric) == 0 {
 		t.Error("no flowd_kafka_consumer_lag series in /metrics")
 	}
+	st, err := replicas[len(replicas)-1].Status()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lagShown := false
+	for _, pl := range st.Pipelines {
+		for _, c := range pl.Components {
+			if c.ID == "source.in" && len(c.Lag) > 0 {
+				lagShown = true
+				t.Logf("status lag of the last replica: %v", c.Lag)
+			}
+		}
+	}
+	if !lagShown {
+		t.Error("no per-partition lag for source.in in /api/status")
+	}
 	for _, r := range replicas {
 		if !r.Exited() {
 			if code := r.Stop(30 * time.Second); code != 0 {

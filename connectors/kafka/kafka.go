@@ -114,6 +114,7 @@ type tp struct {
 type partState struct {
 	tr        *partTracker
 	committed int64 // -1: nothing committed by this member
+	lag       int64 // at the last fetch
 	labels    [2]string
 }
 
@@ -340,7 +341,8 @@ func (s *Source) partition(p kgo.FetchTopicPartition) (*partState, bool) {
 	}
 	if p.HighWatermark >= 0 {
 		last := p.Records[len(p.Records)-1].Offset
-		s.lag.WithLabelValues(ps.labels[0], ps.labels[1]).Set(float64(max(p.HighWatermark-last-1, 0)))
+		ps.lag = max(p.HighWatermark-last-1, 0)
+		s.lag.WithLabelValues(ps.labels[0], ps.labels[1]).Set(float64(ps.lag))
 	}
 	return ps, true
 }
@@ -632,4 +634,16 @@ func (s *Source) forget(k tp, ps *partState) {
 	delete(s.parts, k)
 	s.lag.DeleteLabelValues(ps.labels[0], ps.labels[1])
 	s.committedOff.DeleteLabelValues(ps.labels[0], ps.labels[1])
+}
+
+// Lag is the backlog per assigned partition ("topic/partition"), shown on
+// the status page.
+func (s *Source) Lag() map[string]int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]int64, len(s.parts))
+	for _, ps := range s.parts {
+		out[ps.labels[0]+"/"+ps.labels[1]] = ps.lag
+	}
+	return out
 }
