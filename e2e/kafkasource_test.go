@@ -72,7 +72,11 @@ func (s seqProducer) records(topic string, p, from, to int) []*kgo.Record {
 func (s seqProducer) recordsPerPart() int { return (s.perPart + s.per - 1) / s.per }
 
 // produce writes every record, in rounds spread over d.
-func (s seqProducer) produce(t *testing.T, brokers, topic string, d time.Duration, progress func(frac float64)) {
+func (s seqProducer) produceB(t testing.TB, brokers, topic string) {
+	s.produce(t, brokers, topic, 0, nil)
+}
+
+func (s seqProducer) produce(t testing.TB, brokers, topic string, d time.Duration, progress func(frac float64)) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.RecordPartitioner(kgo.ManualPartitioner()),
 		kgo.ProducerBatchMaxBytes(4<<20))
 	if err != nil {
@@ -155,6 +159,10 @@ func (o seqOut) union() map[string]map[int]int {
 
 // groupOffsets reads a group's committed offsets for topic.
 func groupOffsets(t *testing.T, brokers, group, topic string) map[int32]int64 {
+	return groupOffsetsB(t, brokers, group, topic)
+}
+
+func groupOffsetsB(t testing.TB, brokers, group, topic string) map[int32]int64 {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
 	if err != nil {
 		t.Fatal(err)
