@@ -2,10 +2,12 @@ package kafka
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -322,6 +324,75 @@ func TestSinkGaveUpRestartsFromCommitted(t *testing.T) {
 		b.done(nil)
 	}
 	waitFor(t, 10*time.Second, func() bool { return committed(t, brokers, group, tp)[0] == n }, "commit to the end")
+	cancel()
+	<-done
+}
+
+// TestEventHubsSettings: a connection string alone gives the namespace's
+// Kafka endpoint, TLS, SASL PLAIN with $ConnectionString, the Event Hubs
+// client limits the eventhubs sink applies, and the EntityPath as topic.
+func TestEventHubsSettings(t *testing.T) {
+	const cs = "Endpoint=sb://myns.servicebus.windows.net/;SharedAccessKeyName=listen;SharedAccessKey=c2VjcmV0;EntityPath=telemetry"
+	src := newSource(t, Config{ConnectionString: cs, Group: "$Default"})
+	set := src.set
+	if len(set.Brokers) != 1 || set.Brokers[0] != "myns.servicebus.windows.net:9093" {
+		t.Fatalf("brokers %v", set.Brokers)
+	}
+	if set.TLS == nil || set.SASL == nil || set.SASL.Mechanism != "PLAIN" || set.SASL.Username != "$ConnectionString" || set.SASL.Password != cs {
+		t.Fatalf("tls %v sasl %+v", set.TLS, set.SASL)
+	}
+	if set.MaxRequestBytes != 1_040_000 || set.MetadataMaxAge != 180*time.Second || set.ConnIdleTimeout != 180*time.Second || set.RequestTimeout != 30*time.Second {
+		t.Fatalf("limits not applied: %+v", set)
+	}
+	if _, err := set.Opts(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		field string
+		c     Config
+	}{
+		{"brokers", Config{Topics: []string{"t"}, Group: "g"}},
+		{"connection_string", Config{Brokers: []string{"b:9092"}, ConnectionString: "Endpoint=sb://x/;SharedAccessKeyName=k;SharedAccessKey=v", Topics: []string{"t"}, Group: "g"}},
+		{"connection_string", Config{ConnectionString: "Endpoint=sb://x/", Topics: []string{"t"}, Group: "g"}},
+		{"topics", Config{Brokers: []string{"b:9092"}, Group: "g"}},
+		{"topics", Config{Brokers: []string{"b:9092"}, Topics: []string{"("}, TopicRegex: true, Group: "g"}},
+		{"group", Config{Brokers: []string{"b:9092"}, Topics: []string{"t"}}},
+		{"map", Config{Brokers: []string{"b:9092"}, Topics: []string{"t"}, Group: "g", Format: "map"}},
+	} {
+		c := tc.c
+		if c.Format == "" {
+			c.Format = "json"
+		}
+		c.BatchSize, c.MaxPollRecords, c.MaxInFlight, c.FetchMaxBytes, c.FetchMaxPartitionBytes, c.CommitInterval = 1, 1, 1, 1<<20, 1<<20, time.Second
+		_, err := New(&c, &engine.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		var fe *engine.FieldError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%+v: error %v, want one on %s", tc.c, err, tc.field)
+			continue
+		}
+		if strings.Contains(err.Error(), "dg==") || strings.Contains(err.Error(), "SharedAccessKey=v") {
+			t.Errorf("the key is in the error: %v", err)
+		}
+	}
+}
+
+// TestTopicRegex consumes two topics matched by one expression.
+func TestTopicRegex(t *testing.T) {
+	brokers := broker(t)
+	a := topic(t, brokers, 1)
+	b := topic(t, brokers, 1)
+	produce(t, brokers, a, 5, func(i int) string { return fmt.Sprintf(`{"tag":"a","value":%d}`, i) }, func(int) int32 { return 0 })
+	produce(t, brokers, b, 7, func(i int) string { return fmt.Sprintf(`{"tag":"b","value":%d}`, i) }, func(int) int32 { return 0 })
+	re := "^(" + regexp.QuoteMeta(a) + "|" + regexp.QuoteMeta(b) + ")$"
+	src := newSource(t, Config{Brokers: []string{brokers}, Topics: []string{re}, TopicRegex: true, Group: a + "-g"})
+	out := &heldOutput{}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx, out) }()
+	waitFor(t, 30*time.Second, func() bool { return out.points() == 12 }, "the points of both topics")
 	cancel()
 	<-done
 }
