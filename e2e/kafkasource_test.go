@@ -537,8 +537,17 @@ func TestKafkaSourceBlockedSinkBounded(t *testing.T) {
 		peak = max(peak, rssKB(pid))
 		_, received, _ = componentStatus(t, p, "source.in")
 	}
-	t.Logf("blocked 13 s: source took %d of %d points (window %d), RSS %d KiB after start, peak %d KiB",
-		received, sp.parts*sp.perPart, window, base, peak)
+	m, err := p.Metrics()
+	if err != nil {
+		t.Fatal(err)
+	}
+	lag := harness.Sum(m, "flowd_kafka_consumer_lag")
+	t.Logf("blocked 13 s: source took %d of %d points (window %d), RSS %d KiB after start, peak %d KiB, lag %.0f records",
+		received, sp.parts*sp.perPart, window, base, peak, lag)
+	// 1,000 records; at most the window and one poll fetched.
+	if want := float64(sp.parts*sp.recordsPerPart()) - float64(window+2000)/float64(sp.per); lag < want {
+		t.Errorf("lag %.0f records while blocked, want at least %.0f: it does not show the backlog", lag, want)
+	}
 	// The window plus one poll (20 records of 100 points).
 	if received > window+2000 {
 		t.Errorf("source took %d points while blocked: fetching did not pause", received)
@@ -557,6 +566,10 @@ func TestKafkaSourceBlockedSinkBounded(t *testing.T) {
 		offs := groupOffsets(t, brokers, group, topic)
 		return offs[0] == end && offs[1] == end
 	}, "offsets committed to the end after the sink unblocked")
+	harness.Eventually(t, 20*time.Second, func() bool {
+		m, err := p.Metrics()
+		return err == nil && m["flowd_kafka_consumer_lag"] != nil && harness.Sum(m, "flowd_kafka_consumer_lag") == 0
+	}, "the lag drained to 0")
 	got := map[string]map[int]int{}
 	consumeAll(t, brokers, outTopic, sp.parts*sp.perPart, 2*time.Minute, func(c *consumed) int {
 		pts := c.decode(t)

@@ -19,6 +19,7 @@ import (
 	"github.com/flowd/flowd/common/payload"
 	"github.com/flowd/flowd/engine"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
@@ -69,8 +70,7 @@ var Spec = engine.SourceSpec(engine.Info{
 		"acknowledged offsets are committed and the partition's unacknowledged points are left to the next owner (they may arrive twice). " +
 		"A sink that gives up on points makes the source restart from the last committed offset. " +
 		"When max_in_flight points are unacknowledged the source stops polling: fetching pauses and memory stays bounded. " +
-		"Metrics: flowd_kafka_records_total{result}, flowd_kafka_consumer_lag{topic,partition} (records behind the high watermark at the " +
-		"last fetch), flowd_kafka_committed_offset{topic,partition}, flowd_kafka_in_flight_points, flowd_kafka_commits_total{result}. " +
+		"Metrics: flowd_kafka_records_total{result}, flowd_kafka_consumer_lag{topic,partition} (records behind the end of the partition, at each fetch and every 5 s while paused), flowd_kafka_committed_offset{topic,partition}, flowd_kafka_in_flight_points, flowd_kafka_commits_total{result}. " +
 		"Event Hubs: set connection_string (and topics to the event hub, or EntityPath); group is the consumer group, which must exist in the hub.",
 	Example: `source "kafka" "telemetry" {
   brokers = ["127.0.0.1:9092"]
@@ -79,6 +79,10 @@ var Spec = engine.SourceSpec(engine.Info{
   format  = "json"
 }`,
 }, New)
+
+// lagRefresh is how often the end offsets are asked for (fetches report
+// them too, but not while the source is paused).
+const lagRefresh = 5 * time.Second
 
 // Source is a consumer group member.
 type Source struct {
@@ -114,7 +118,8 @@ type tp struct {
 type partState struct {
 	tr        *partTracker
 	committed int64 // -1: nothing committed by this member
-	lag       int64 // at the last fetch
+	lag       int64 // end offset - next, at the last fetch or lag refresh
+	next      int64 // offset after the last fetched record; -1: none yet
 	labels    [2]string
 }
 
@@ -209,7 +214,7 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	}, []string{"result"})
 	s.recOK, s.recRejected = s.records.WithLabelValues("ok"), s.records.WithLabelValues("rejected")
 	s.lag = prometheus.NewGaugeVec(prometheus.GaugeOpts{
-		Name: "flowd_kafka_consumer_lag", Help: "Records of an assigned partition behind its high watermark, at the last fetch.",
+		Name: "flowd_kafka_consumer_lag", Help: "Records of an assigned partition behind its end offset (at each fetch, and every 5 s while the source is paused).",
 	}, []string{"topic", "partition"})
 	s.committedOff = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "flowd_kafka_committed_offset", Help: "Last offset committed by this member for an assigned partition.",
@@ -265,6 +270,8 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 func (s *Source) consume(ctx context.Context, cl *kgo.Client, out engine.Output) error {
 	tick := time.NewTicker(s.cfg.CommitInterval)
 	defer tick.Stop()
+	lagTick := time.NewTicker(lagRefresh)
+	defer lagTick.Stop()
 	dec := s.dec.Clone()
 	b := batcher{s: s, out: out, dec: dec}
 	connected := false
@@ -279,6 +286,8 @@ func (s *Source) consume(ctx context.Context, cl *kgo.Client, out engine.Output)
 			case <-s.wake:
 			case <-tick.C:
 				s.commit(ctx, cl)
+			case <-lagTick.C:
+				s.refreshLag(ctx, cl)
 			case <-ctx.Done():
 				return nil
 			}
@@ -286,6 +295,8 @@ func (s *Source) consume(ctx context.Context, cl *kgo.Client, out engine.Output)
 		select {
 		case <-tick.C:
 			s.commit(ctx, cl)
+		case <-lagTick.C:
+			s.refreshLag(ctx, cl)
 		default:
 		}
 		pctx, cancel := context.WithTimeout(ctx, s.cfg.CommitInterval)
@@ -339,12 +350,73 @@ func (s *Source) partition(p kgo.FetchTopicPartition) (*partState, bool) {
 		ps.tr = newPartTracker(p.Records[0].Offset)
 		ps.committed = p.Records[0].Offset // the group's position already
 	}
+	ps.next = p.Records[len(p.Records)-1].Offset + 1
 	if p.HighWatermark >= 0 {
-		last := p.Records[len(p.Records)-1].Offset
-		ps.lag = max(p.HighWatermark-last-1, 0)
-		s.lag.WithLabelValues(ps.labels[0], ps.labels[1]).Set(float64(ps.lag))
+		s.setLag(ps, p.HighWatermark)
 	}
 	return ps, true
+}
+
+// setLag records a partition's lag against its end offset; called with mu held.
+func (s *Source) setLag(ps *partState, end int64) {
+	if ps.next < 0 {
+		return
+	}
+	ps.lag = max(end-ps.next, 0)
+	s.lag.WithLabelValues(ps.labels[0], ps.labels[1]).Set(float64(ps.lag))
+}
+
+// refreshLag asks the brokers for the end offsets of the assigned
+// partitions: while the source is paused no fetch reports them, and the
+// lag must still grow.
+func (s *Source) refreshLag(ctx context.Context, cl *kgo.Client) {
+	s.mu.Lock()
+	seen := map[string]bool{}
+	var topics []string
+	for k := range s.parts {
+		if !seen[k.topic] {
+			seen[k.topic] = true
+			topics = append(topics, k.topic)
+		}
+	}
+	s.mu.Unlock()
+	if len(topics) == 0 {
+		return
+	}
+	lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	adm := kadm.NewClient(cl)
+	ends, err := adm.ListEndOffsets(lctx, topics...)
+	if err != nil {
+		return
+	}
+	// A partition not fetched from yet (paused before its first fetch)
+	// starts at the group's committed offset, or else at start_offset.
+	committed := cl.CommittedOffsets()
+	var starts kadm.ListedOffsets
+	if s.cfg.StartOffset != "latest" {
+		starts, _ = adm.ListStartOffsets(lctx, topics...)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ends.Each(func(o kadm.ListedOffset) {
+		ps, ok := s.parts[tp{o.Topic, o.Partition}]
+		if !ok || o.Err != nil || o.Offset < 0 {
+			return
+		}
+		if ps.next < 0 {
+			pos := o.Offset // latest
+			if c, ok := committed[o.Topic][o.Partition]; ok && c.Offset >= 0 {
+				pos = c.Offset
+			} else if st, ok := starts.Lookup(o.Topic, o.Partition); ok && st.Err == nil && st.Offset >= 0 {
+				pos = st.Offset
+			}
+			ps.lag = max(o.Offset-pos, 0)
+			s.lag.WithLabelValues(ps.labels[0], ps.labels[1]).Set(float64(ps.lag))
+			return
+		}
+		s.setLag(ps, o.Offset)
+	})
 }
 
 // batcher decodes records into batches of whole records.
@@ -576,7 +648,7 @@ func (s *Source) assigned(_ context.Context, _ *kgo.Client, m map[string][]int32
 		for _, p := range parts {
 			k := tp{topic, p}
 			if _, ok := s.parts[k]; !ok {
-				s.parts[k] = &partState{committed: -1, labels: [2]string{topic, strconv.Itoa(int(p))}}
+				s.parts[k] = &partState{committed: -1, next: -1, labels: [2]string{topic, strconv.Itoa(int(p))}}
 			}
 		}
 	}
