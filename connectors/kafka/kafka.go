@@ -94,11 +94,11 @@ type Source struct {
 
 	mu    sync.Mutex
 	parts map[tp]*partState // assigned partitions
-	cl    *kgo.Client
 
 	inflight atomic.Int64
 	wake     chan struct{} // an acknowledgement released in-flight room
 	failed   atomic.Pointer[string]
+	run      atomic.Int64 // Run's generation: a late ack of an earlier run fails nothing
 
 	records                *prometheus.CounterVec
 	recOK, recRejected     prometheus.Counter
@@ -238,9 +238,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		s.env.SetState(engine.StateFailing, err)
 		return err
 	}
-	s.mu.Lock()
-	s.cl = cl
-	s.mu.Unlock()
+	s.run.Add(1)
 	s.failed.Store(nil)
 	s.env.SetState(engine.StateConnecting, nil)
 	err = s.consume(ctx, cl, out)
@@ -256,7 +254,6 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		ps.tr.retireIfSet()
 		s.forget(k, ps)
 	}
-	s.cl = nil
 	s.mu.Unlock()
 	if ctx.Err() != nil {
 		s.env.SetState(engine.StateStopped, nil)
@@ -482,10 +479,11 @@ func (b *batcher) flush(ctx context.Context, tr *partTracker, end int64) error {
 	seq := tr.add(end)
 	n := int64(len(pts))
 	s.inflight.Add(n)
+	run := s.run.Load()
 	return b.out.Emit(ctx, pts, func(err error) {
 		tr.ack(seq, err == nil)
 		s.release(n)
-		if err != nil && !errors.Is(err, engine.ErrShutdown) {
+		if err != nil && !errors.Is(err, engine.ErrShutdown) && s.run.Load() == run {
 			msg := fmt.Sprintf("points before offset %d not delivered (%v); consuming again from the committed offset", end, err)
 			s.failed.CompareAndSwap(nil, &msg)
 		}
@@ -512,10 +510,11 @@ func (s *Source) deadLetter(tr *partTracker, r *kgo.Record, derr error) {
 		Attrs: recordAttrs(r)}
 	pts := []engine.Point{p}
 	s.inflight.Add(1)
+	run := s.run.Load()
 	s.env.RejectAck(pts, "decode", fmt.Errorf("record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, derr), func(err error) {
 		tr.ack(seq, err == nil)
 		s.release(1)
-		if err != nil && !errors.Is(err, engine.ErrShutdown) {
+		if err != nil && !errors.Is(err, engine.ErrShutdown) && s.run.Load() == run {
 			msg := fmt.Sprintf("dead letter of %s/%d@%d not taken (%v); consuming again from the committed offset", r.Topic, r.Partition, r.Offset, err)
 			s.failed.CompareAndSwap(nil, &msg)
 		}
