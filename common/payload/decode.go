@@ -110,6 +110,9 @@ type wire struct {
 	Status  uint32            `json:"status"`
 	TS      json.RawMessage   `json:"ts"`
 	Attrs   map[string]string `json:"attrs"`
+	// Points is the asset_json shape's tag → point object map, as the kafka,
+	// eventhubs and file sinks write it: {"asset":"a","points":{"t":{…}}}.
+	Points json.RawMessage `json:"points"`
 }
 
 func (d *Decoder) decodeJSON(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
@@ -146,6 +149,9 @@ func (d *Decoder) decodeJSON(dst []engine.Point, topic string, payload []byte, n
 				return dst, err
 			}
 			return append(dst, p), nil
+		}
+		if w.Asset != "" && len(w.Points) > 0 {
+			return d.decodeAssetJSON(dst, topic, &w, now)
 		}
 		return d.decodeTagMap(dst, topic, data, now)
 	}
@@ -207,6 +213,37 @@ func (d *Decoder) point(w *wire, topic string, now int64) (engine.Point, error) 
 		p.Attrs = w.Attrs
 	}
 	return p, nil
+}
+
+// decodeAssetJSON reads the asset_json shape: one asset, its points keyed by
+// tag. Points come out sorted by tag (JSON objects have no order).
+func (d *Decoder) decodeAssetJSON(dst []engine.Point, topic string, w *wire, now int64) ([]engine.Point, error) {
+	var pts map[string]wire
+	if err := json.Unmarshal(w.Points, &pts); err != nil {
+		return dst, fmt.Errorf("asset_json points: %w", err)
+	}
+	if len(pts) == 0 {
+		return dst, errors.New("asset_json points is empty")
+	}
+	tags := make([]string, 0, len(pts))
+	for tag := range pts {
+		tags = append(tags, tag)
+	}
+	slices.Sort(tags)
+	n := len(dst)
+	for _, tag := range tags {
+		pw := pts[tag]
+		if tag == "" || (pw.Tag != "" && pw.Tag != tag) || (pw.Asset != "" && pw.Asset != w.Asset) || pw.Value == nil || pw.Points != nil {
+			return dst[:n], fmt.Errorf("asset_json point %q: want an object with value (and quality, status, ts, attrs) under a non-empty tag", tag)
+		}
+		pw.Asset, pw.Tag = w.Asset, tag
+		p, err := d.point(&pw, topic, now)
+		if err != nil {
+			return dst[:n], fmt.Errorf("asset_json point %q: %w", tag, err)
+		}
+		dst = append(dst, p)
+	}
+	return dst, nil
 }
 
 // pointFields are the canonical point object's fields.
