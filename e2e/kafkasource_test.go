@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -644,6 +645,104 @@ func TestKafkaSourceEventHubs(t *testing.T) {
 		offs := groupOffsets(t, brokers, "$Default", topic)
 		return offs[0] == 20 && offs[1] == 20
 	}, "offsets committed for the $Default group")
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
+// TestKafkaSourceReadsSinkFormats: an edge flowd writes the same simulated
+// points with the kafka sink in each of its formats (json, json_batch,
+// asset_json); a cloud flowd reads the three topics with one kafka source
+// (topic_regex) and gets every point of each back, value and ts intact.
+func TestKafkaSourceReadsSinkFormats(t *testing.T) {
+	brokers := harness.Require(t, "FLOWD_TEST_KAFKA")
+	dir := t.TempDir()
+	prefix := fmt.Sprintf("e2e-formats-%d", time.Now().UnixNano())
+	formats := []string{"json", "json_batch", "asset_json"}
+	const assets, tags, steps = 5, 4, 10
+	var sinks strings.Builder
+	for _, f := range formats {
+		topic := prefix + "." + f
+		t.Cleanup(func() {
+			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+			if err == nil {
+				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+				kadm.NewClient(cl).DeleteTopics(ctx, topic)
+				cancel()
+				cl.Close()
+			}
+		})
+		fmt.Fprintf(&sinks, `  sink "kafka" %q {
+    inputs       = [source.plant]
+    brokers      = [%q]
+    topic        = %q
+    format       = %q
+    create_topic = true
+    partitions   = 2
+  }
+`, f, brokers, topic, f)
+	}
+	edge := harness.WriteFile(t, dir, "edge.hcl", fmt.Sprintf(`pipeline "edge" {
+  source "sim" "plant" {
+    assets   = %d
+    tags     = %d
+    count    = %d
+    fast     = true
+  }
+%s}
+`, assets, tags, assets*tags*steps, sinks.String()))
+	runToEnd(t, edge, 2*time.Minute)
+	out := filepath.Join(dir, "cloud.jsonl")
+	cloud := harness.WriteFile(t, dir, "cloud.hcl", fmt.Sprintf(`pipeline "cloud" {
+  source "kafka" "edge" {
+    brokers      = [%q]
+    topics       = [%q]
+    topic_regex  = true
+    group        = %q
+    record_attrs = true
+  }
+  sink "file" "out" {
+    inputs = [source.edge]
+    path   = %q
+  }
+}
+`, brokers, "^"+regexp.QuoteMeta(prefix+"."), prefix+"-group", out))
+	p := harness.Start(t, cloud)
+	type line struct {
+		Asset string            `json:"asset"`
+		Tag   string            `json:"tag"`
+		Value any               `json:"value"`
+		TS    string            `json:"ts"`
+		Attrs map[string]string `json:"attrs"`
+	}
+	want := assets * tags * steps
+	count := func() map[string]map[string]bool {
+		got := map[string]map[string]bool{}
+		for _, l := range harness.ReadJSONL[line](t, out) {
+			f := strings.TrimPrefix(l.Attrs["kafka_topic"], prefix+".")
+			if got[f] == nil {
+				got[f] = map[string]bool{}
+			}
+			got[f][fmt.Sprintf("%s/%s/%s/%v", l.Asset, l.Tag, l.TS, l.Value)] = true
+		}
+		return got
+	}
+	harness.Eventually(t, 60*time.Second, func() bool {
+		got := count()
+		for _, f := range formats {
+			if len(got[f]) != want {
+				t.Logf("%s: %d of %d", f, len(got[f]), want)
+				return false
+			}
+		}
+		return true
+	}, "%d distinct points from each of %v", want, formats)
+	got := count()
+	for k := range got["json"] {
+		if !got["json_batch"][k] || !got["asset_json"][k] {
+			t.Fatalf("point %s read from json is not the same from json_batch (%v) or asset_json (%v)", k, got["json_batch"][k], got["asset_json"][k])
+		}
+	}
 	if code := p.Stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}

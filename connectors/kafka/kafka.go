@@ -33,7 +33,7 @@ type Config struct {
 	Group            string   `hcl:"group,required" doc:"consumer group id: every replica with the same group shares the partitions"`
 	StartOffset      string   `hcl:"start_offset" default:"earliest" enum:"earliest|latest" doc:"where a partition without a committed offset starts (also when the committed offset is out of range)"`
 
-	Format      string                 `hcl:"format" default:"json" enum:"json|map|raw" doc:"json: a point object, an array of them (json_batch), or a tag map (asset_json); map: the map attribute picks fields out of any JSON object; raw: the record value as a string"`
+	Format      string                 `hcl:"format" default:"json" enum:"json|map|raw" doc:"json: a point object (the kafka sink's json), an array of them (json_batch), an asset_json object ({\"asset\":…,\"points\":{tag:{value,quality,ts}}}) or a tag map; map: the map attribute picks fields out of any JSON object; raw: the record value as a string"`
 	Asset       string                 `hcl:"asset" doc:"asset of points that carry none"`
 	AssetExpr   engine.Expr            `hcl:"asset_expr" doc:"expression giving the asset of points that carry none, over topic (topic[0] is the record's topic)"`
 	Tag         string                 `hcl:"tag" doc:"tag of points that carry none"`
