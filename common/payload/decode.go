@@ -110,8 +110,13 @@ type wire struct {
 	Status  uint32            `json:"status"`
 	TS      json.RawMessage   `json:"ts"`
 	Attrs   map[string]string `json:"attrs"`
-	// Points is the asset_json shape's tag → point object map, as the kafka,
-	// eventhubs and file sinks write it: {"asset":"a","points":{"t":{…}}}.
+}
+
+// assetJSON is the asset_json shape the kafka, eventhubs and file sinks
+// write: {"asset":"a","points":{"t":{"value":…,"quality":…,"ts":…}}}. Kept out
+// of wire so that arrays of points do not carry the extra field.
+type assetJSON struct {
+	Asset  string          `json:"asset"`
 	Points json.RawMessage `json:"points"`
 }
 
@@ -150,8 +155,11 @@ func (d *Decoder) decodeJSON(dst []engine.Point, topic string, payload []byte, n
 			}
 			return append(dst, p), nil
 		}
-		if w.Asset != "" && len(w.Points) > 0 {
-			return d.decodeAssetJSON(dst, topic, &w, now)
+		if w.Asset != "" {
+			var a assetJSON
+			if err := json.Unmarshal(data, &a); err == nil && len(a.Points) > 0 {
+				return d.decodeAssetJSON(dst, topic, &a, now)
+			}
 		}
 		return d.decodeTagMap(dst, topic, data, now)
 	}
@@ -217,7 +225,7 @@ func (d *Decoder) point(w *wire, topic string, now int64) (engine.Point, error) 
 
 // decodeAssetJSON reads the asset_json shape: one asset, its points keyed by
 // tag. Points come out sorted by tag (JSON objects have no order).
-func (d *Decoder) decodeAssetJSON(dst []engine.Point, topic string, w *wire, now int64) ([]engine.Point, error) {
+func (d *Decoder) decodeAssetJSON(dst []engine.Point, topic string, w *assetJSON, now int64) ([]engine.Point, error) {
 	var pts map[string]wire
 	if err := json.Unmarshal(w.Points, &pts); err != nil {
 		return dst, fmt.Errorf("asset_json points: %w", err)
@@ -233,7 +241,7 @@ func (d *Decoder) decodeAssetJSON(dst []engine.Point, topic string, w *wire, now
 	n := len(dst)
 	for _, tag := range tags {
 		pw := pts[tag]
-		if tag == "" || (pw.Tag != "" && pw.Tag != tag) || (pw.Asset != "" && pw.Asset != w.Asset) || pw.Value == nil || pw.Points != nil {
+		if tag == "" || (pw.Tag != "" && pw.Tag != tag) || (pw.Asset != "" && pw.Asset != w.Asset) || pw.Value == nil {
 			return dst[:n], fmt.Errorf("asset_json point %q: want an object with value (and quality, status, ts, attrs) under a non-empty tag", tag)
 		}
 		pw.Asset, pw.Tag = w.Asset, tag
