@@ -622,7 +622,7 @@ func TestKafkaSourceEventHubs(t *testing.T) {
   source "kafka" "hub" {
     connection_string = env("E2E_EH_CONNSTR")
     topics            = [%q]
-    group             = "$Default"
+    group             = %q
     tls {
       ca_file = %q
     }
@@ -632,7 +632,7 @@ func TestKafkaSourceEventHubs(t *testing.T) {
     path   = %q
   }
 }
-`, topic, ca, out))
+`, topic, topic+"-group", ca, out))
 	p := harness.StartEnv(t, []string{"E2E_EH_CONNSTR=" + connStr}, cfg)
 	harness.Eventually(t, 60*time.Second, func() bool {
 		u := readSeqFiles(t, []string{out}).union()
@@ -642,9 +642,9 @@ func TestKafkaSourceEventHubs(t *testing.T) {
 		t.Error("the connection string's key is in the log")
 	}
 	harness.Eventually(t, 15*time.Second, func() bool {
-		offs := groupOffsets(t, brokers, "$Default", topic)
+		offs := groupOffsets(t, brokers, topic+"-group", topic)
 		return offs[0] == 20 && offs[1] == 20
-	}, "offsets committed for the $Default group")
+	}, "offsets committed for the group")
 	if code := p.Stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
