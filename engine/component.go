@@ -371,6 +371,23 @@ func (h Hold) Release(err error) {
 	}
 }
 
+// RejectAck is Reject for a source that must know when its dead letters are
+// durable (to commit past them): done runs once the dead-letter sink has
+// taken them (nil) or could not (an error), or at once with nil when there
+// is no dead-letter sink.
+func (e *Env) RejectAck(points []Point, reason string, err error, done func(error)) {
+	if e == nil || e.node == nil {
+		if done != nil {
+			done(nil)
+		}
+		return
+	}
+	b := NewBatch(nil, done)
+	e.node.reject(points, reason, err, b.ack)
+	// The dead letters (if any) hold their own reference; ours goes now.
+	b.Ack(nil)
+}
+
 // Drop counts points dropped on purpose that never made it into a batch.
 func (e *Env) Drop(n int, reason string) {
 	if e != nil && e.node != nil && n > 0 {

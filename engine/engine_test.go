@@ -331,3 +331,58 @@ func TestDrainDeadlineCountsEveryPoint(t *testing.T) {
 		t.Fatalf("acks %d + nacks %d batches do not cover %d points", src.acks.Load(), src.ackErrs.Load(), tot.In)
 	}
 }
+
+// rejectAckSource dead-letters its points with RejectAck and records what
+// the dead-letter sink held when done ran.
+type rejectAckSource struct {
+	env      *Env
+	dead     *countSink
+	heldAt   int64
+	doneErr  error
+	doneRuns atomic.Int32
+}
+
+func (s *rejectAckSource) Run(ctx context.Context, _ Output) error {
+	pts := GetPoints(10)
+	for i := range 10 {
+		pts = append(pts, Point{Tag: "t", Value: Int(int64(i)), TS: 1})
+	}
+	ch := make(chan struct{})
+	s.env.RejectAck(pts, "decode", errors.New("bad"), func(err error) {
+		s.dead.mu.Lock()
+		s.heldAt = s.dead.points
+		s.dead.mu.Unlock()
+		s.doneErr = err
+		s.doneRuns.Add(1)
+		close(ch)
+	})
+	select {
+	case <-ch:
+	case <-ctx.Done():
+	}
+	return nil
+}
+
+// RejectAck's callback runs only once the dead-letter sink has written the
+// points (after its retries), not when they are handed over.
+func TestRejectAckWaitsForDeadLetterSink(t *testing.T) {
+	dead := &countSink{delay: 50 * time.Millisecond}
+	dead.fail.Store(2)
+	env := &Env{}
+	src := &rejectAckSource{env: env, dead: dead}
+	sn := nodeCfg(KindSource, "s", src)
+	sn.Env = env
+	out := &countSink{}
+	pc := &PipelineConfig{Name: "p", DeadLetter: "dead", Nodes: []*NodeConfig{
+		sn, nodeCfg(KindSink, "out", out, "source.s"), nodeCfg(KindSink, "dead", dead),
+	}}
+	if _, err := run(t, pc, context.Background(), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if src.doneRuns.Load() != 1 || src.doneErr != nil {
+		t.Fatalf("done ran %d times, err %v", src.doneRuns.Load(), src.doneErr)
+	}
+	if src.heldAt != 10 {
+		t.Fatalf("done ran when the dead-letter sink held %d points, want all 10", src.heldAt)
+	}
+}

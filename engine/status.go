@@ -55,6 +55,15 @@ type ComponentStatus struct {
 	Restarts int64            `json:"reconnects"`
 	Buffer   *BufferStatus    `json:"buffer,omitempty"`
 	Latency  *LatencyStatus   `json:"latency,omitempty"`
+	// Lag is a consuming source's backlog per partition ("topic/partition":
+	// records behind the end), for sources that implement Lagger.
+	Lag map[string]int64 `json:"lag,omitempty"`
+}
+
+// Lagger is implemented by sources that read from a log with a known end
+// (the kafka source): their backlog per partition shows in the status.
+type Lagger interface {
+	Lag() map[string]int64
 }
 
 // BufferStatus is a sink's backlog.
@@ -113,6 +122,9 @@ func (rt *Runtime) Status() Status {
 			case KindSink:
 				ps.Points.Delivered += cs.Delivered
 				ps.Points.Pending += max(cs.Received-cs.Delivered-dropped, 0)
+			}
+			if l, ok := n.cfg.Component.(Lagger); ok {
+				cs.Lag = l.Lag()
 			}
 			if state == StateFailing || state == StateConnecting || state == StateStarting {
 				ps.Problems = append(ps.Problems, n.id+" is "+string(state))

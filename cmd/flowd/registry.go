@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/flowd/flowd/connectors/file"
 	httpsource "github.com/flowd/flowd/connectors/http"
+	kafkasource "github.com/flowd/flowd/connectors/kafka"
 	"github.com/flowd/flowd/connectors/modbus"
 	mqttsource "github.com/flowd/flowd/connectors/mqtt"
 	"github.com/flowd/flowd/connectors/opcua"
@@ -34,6 +35,7 @@ func registry() *engine.Registry {
 		httpsource.Spec,
 		udp.Spec,
 		modbus.Spec,
+		kafkasource.Spec,
 		// transforms
 		expr.Spec,
 		cov.Spec,

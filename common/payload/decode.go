@@ -140,6 +140,14 @@ type wire struct {
 	Attrs   map[string]string `json:"attrs"`
 }
 
+// assetJSON is the asset_json shape the kafka, eventhubs and file sinks
+// write: {"asset":"a","points":{"t":{"value":…,"quality":…,"ts":…}}}. Kept out
+// of wire so that arrays of points do not carry the extra field.
+type assetJSON struct {
+	Asset  string          `json:"asset"`
+	Points json.RawMessage `json:"points"`
+}
+
 func (d *Decoder) decodeJSON(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
 	data := bytes.TrimSpace(payload)
 	if len(data) == 0 {
@@ -174,6 +182,12 @@ func (d *Decoder) decodeJSON(dst []engine.Point, topic string, payload []byte, n
 				return dst, err
 			}
 			return append(dst, p), nil
+		}
+		if w.Asset != "" {
+			var a assetJSON
+			if err := json.Unmarshal(data, &a); err == nil && len(a.Points) > 0 {
+				return d.decodeAssetJSON(dst, topic, &a, now)
+			}
 		}
 		return d.decodeTagMap(dst, topic, data, now)
 	}
@@ -235,6 +249,37 @@ func (d *Decoder) point(w *wire, topic string, now int64) (engine.Point, error) 
 		p.Attrs = w.Attrs
 	}
 	return p, nil
+}
+
+// decodeAssetJSON reads the asset_json shape: one asset, its points keyed by
+// tag. Points come out sorted by tag (JSON objects have no order).
+func (d *Decoder) decodeAssetJSON(dst []engine.Point, topic string, w *assetJSON, now int64) ([]engine.Point, error) {
+	var pts map[string]wire
+	if err := json.Unmarshal(w.Points, &pts); err != nil {
+		return dst, fmt.Errorf("asset_json points: %w", err)
+	}
+	if len(pts) == 0 {
+		return dst, errors.New("asset_json points is empty")
+	}
+	tags := make([]string, 0, len(pts))
+	for tag := range pts {
+		tags = append(tags, tag)
+	}
+	slices.Sort(tags)
+	n := len(dst)
+	for _, tag := range tags {
+		pw := pts[tag]
+		if tag == "" || (pw.Tag != "" && pw.Tag != tag) || (pw.Asset != "" && pw.Asset != w.Asset) || pw.Value == nil {
+			return dst[:n], fmt.Errorf("asset_json point %q: want an object with value (and quality, status, ts, attrs) under a non-empty tag", tag)
+		}
+		pw.Asset, pw.Tag = w.Asset, tag
+		p, err := d.point(&pw, topic, now)
+		if err != nil {
+			return dst[:n], fmt.Errorf("asset_json point %q: %w", tag, err)
+		}
+		dst = append(dst, p)
+	}
+	return dst, nil
 }
 
 // pointFields are the canonical point object's fields.

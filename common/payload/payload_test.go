@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/codec"
 )
 
 var now = time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixNano()
@@ -141,5 +142,50 @@ func TestMapValues(t *testing.T) {
 	}
 	if _, err := New(Options{Format: "map", Values: true, Map: map[string]engine.Expr{"value": {Src: "1"}, "values": {Src: "payload"}}}); err == nil {
 		t.Error("value and values together accepted")
+	}
+}
+
+// TestAssetJSONRoundTrip decodes what the sinks' asset_json encoder
+// (engine/codec) writes and gets the points back.
+func TestAssetJSONRoundTrip(t *testing.T) {
+	ts := time.Date(2026, 11, 22, 9, 0, 0, 123_000_000, time.UTC).UnixNano()
+	in := []engine.Point{
+		{Asset: "line1", Tag: "temp", Value: engine.Float(21.5), Quality: engine.Good, TS: ts},
+		{Asset: "line1", Tag: "count", Value: engine.Int(42), Quality: engine.Uncertain, TS: ts + 1_000_000},
+		{Asset: "line1", Tag: "state", Value: engine.String("run"), Quality: engine.Bad, TS: ts + 2_000_000},
+	}
+	rec := codec.AppendAssetJSON(nil, "line1", in)
+	d, err := New(Options{Format: "json", Subject: "topic"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := d.Decode(nil, "t", rec, now)
+	if err != nil {
+		t.Fatalf("%v: %s", err, rec)
+	}
+	want := map[string]engine.Point{}
+	for _, p := range in {
+		want[p.Tag] = p
+	}
+	if len(out) != len(in) {
+		t.Fatalf("%d points from %s", len(out), rec)
+	}
+	for _, p := range out {
+		w := want[p.Tag]
+		if p.Asset != w.Asset || !p.Value.Equal(w.Value) || p.Quality != w.Quality || p.TS != w.TS {
+			t.Errorf("got %+v, want %+v", p, w)
+		}
+	}
+	for _, bad := range []string{
+		`{"asset":"a","points":{}}`,
+		`{"asset":"a","points":{"t":{}}}`,
+		`{"asset":"a","points":{"t":{"value":{"x":1}}}}`,
+		`{"asset":"a","points":{"t":{"value":1,"tag":"other"}}}`,
+		`{"asset":"a","points":[1]}`,
+		`{"asset":"a","points":{"t":{"value":1,"quality":"great"}}}`,
+	} {
+		if pts, err := d.Decode(nil, "t", []byte(bad), now); err == nil {
+			t.Errorf("%s decoded to %+v", bad, pts)
+		}
 	}
 }

@@ -377,7 +377,9 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer t.Stop()
 	select {
 	case err = <-done:
-		if err != nil {
+		// A sink's reject (dead-lettered, or dropped and counted) settles
+		// the points for good: the client must not send them again.
+		if err != nil && !errors.Is(err, engine.ErrRejected) {
 			s.answer(w, http.StatusServiceUnavailable, "not taken: "+err.Error())
 			return
 		}

@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"strings"
 	"time"
 
@@ -257,73 +256,7 @@ func (s *Sink) Close(ctx context.Context) error {
 }
 
 // ConnString is a parsed Event Hubs connection string.
-type ConnString struct {
-	Endpoint   string // sb://host[:port]/
-	Host       string // host[:port]
-	KeyName    string
-	Key        string
-	SAS        string // SharedAccessSignature
-	EntityPath string
-	Emulator   bool
-}
+type ConnString = ckafka.ConnString
 
 // ParseConnectionString reads the parts flowd needs from a connection string.
-func ParseConnectionString(s string) (ConnString, error) {
-	var cs ConnString
-	for _, part := range strings.Split(s, ";") {
-		part = strings.TrimSpace(part)
-		if part == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(part, "=")
-		if !ok {
-			return cs, fmt.Errorf("connection string: %q is not key=value", part)
-		}
-		switch strings.ToLower(k) {
-		case "endpoint":
-			cs.Endpoint = v
-		case "sharedaccesskeyname":
-			cs.KeyName = v
-		case "sharedaccesskey":
-			cs.Key = v
-		case "sharedaccesssignature":
-			cs.SAS = v
-		case "entitypath":
-			cs.EntityPath = v
-		case "usedevelopmentemulator":
-			cs.Emulator = strings.EqualFold(v, "true")
-		}
-	}
-	if cs.Endpoint == "" {
-		return cs, errors.New("connection string has no Endpoint")
-	}
-	host := cs.Endpoint
-	if i := strings.Index(host, "://"); i >= 0 {
-		host = host[i+3:]
-	}
-	cs.Host = strings.TrimSuffix(host, "/")
-	if cs.Host == "" {
-		return cs, fmt.Errorf("connection string: no host in Endpoint %q", cs.Endpoint)
-	}
-	if cs.SAS == "" && (cs.KeyName == "" || cs.Key == "") {
-		return cs, errors.New("connection string needs SharedAccessKeyName and SharedAccessKey (or SharedAccessSignature)")
-	}
-	return cs, nil
-}
-
-// KafkaBroker is the Kafka endpoint of the namespace: its host on port 9093,
-// or the port the Endpoint names (a local test broker).
-func (cs ConnString) KafkaBroker() string {
-	if _, _, err := net.SplitHostPort(cs.Host); err == nil {
-		return cs.Host
-	}
-	return net.JoinHostPort(cs.Host, "9093")
-}
-
-// hostname is the host without a port.
-func (cs ConnString) hostname() string {
-	if h, _, err := net.SplitHostPort(cs.Host); err == nil {
-		return h
-	}
-	return cs.Host
-}
+func ParseConnectionString(s string) (ConnString, error) { return ckafka.ParseConnectionString(s) }

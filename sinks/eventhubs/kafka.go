@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
 
 	ckafka "github.com/flowd/flowd/common/kafka"
 	"github.com/flowd/flowd/engine"
@@ -13,47 +12,28 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
 )
 
-// Event Hubs' Kafka endpoint limits, applied to every client of the kafka
-// transport (see Microsoft's "Apache Kafka client configurations for Event
-// Hubs"): requests under 1,046,528 bytes, metadata refreshed and idle
-// connections closed before the service's 240 s idle cut, a request timeout
-// over 20 s, and no compression unless asked (gzip only, on premium and
-// dedicated tiers; franz-go would default to snappy, which the service rejects).
+// Event Hubs' Kafka endpoint limits (common/kafka applies them).
 const (
-	MaxRequestBytes     = 1_040_000 // < 1,046,528
-	MaxBatchBytes       = 1_000_000
-	KafkaMaxRecordBytes = 990_000
-	MetadataMaxAge      = 180 * time.Second // < 240 s
-	ConnIdleTimeout     = 180 * time.Second // < 240 s
-	RequestTimeout      = 30 * time.Second  // > 20 s
+	MaxRequestBytes     = ckafka.EventHubsMaxRequestBytes
+	MaxBatchBytes       = ckafka.EventHubsMaxBatchBytes
+	KafkaMaxRecordBytes = ckafka.EventHubsMaxRecordBytes
+	MetadataMaxAge      = ckafka.EventHubsMetadataMaxAge
+	ConnIdleTimeout     = ckafka.EventHubsConnIdleTimeout
+	RequestTimeout      = ckafka.EventHubsRequestTimeout
 )
 
 // KafkaSettings are the franz-go settings of the kafka transport.
 func KafkaSettings(c *Config, cs ConnString) ckafka.Settings {
 	set := ckafka.Settings{
-		Brokers:            []string{cs.KafkaBroker()},
 		ClientID:           "flowd",
 		TLS:                c.TLS,
 		Compression:        c.Compression,
 		Acks:               "all",
 		Idempotent:         false,
-		MaxRequestBytes:    MaxRequestBytes,
-		BatchMaxBytes:      MaxBatchBytes,
 		MaxBufferedRecords: c.MaxBufferedRecords,
 		DeliveryTimeout:    c.DeliveryTimeout,
-		RequestTimeout:     RequestTimeout,
-		MetadataMaxAge:     MetadataMaxAge,
-		ConnIdleTimeout:    ConnIdleTimeout,
 	}
-	if set.Compression == "" {
-		set.Compression = "none"
-	}
-	if set.TLS == nil {
-		set.TLS = &ckafka.TLS{}
-	}
-	if c.ConnectionString != "" {
-		set.SASL = &ckafka.SASL{Mechanism: "PLAIN", Username: "$ConnectionString", Password: c.ConnectionString}
-	}
+	set.ApplyEventHubs(cs, c.ConnectionString)
 	return set
 }
 
@@ -76,7 +56,7 @@ func (t *kafkaTransport) connect(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		scope := "https://" + s.cs.hostname() + "/.default"
+		scope := "https://" + s.cs.Hostname() + "/.default"
 		extra = append(extra, kgo.SASL(oauth.Oauth(func(ctx context.Context) (oauth.Auth, error) {
 			tok, err := token(ctx, cred, scope)
 			return oauth.Auth{Token: tok}, err

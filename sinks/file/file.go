@@ -49,6 +49,9 @@ type Sink struct {
 	// undo is the length to truncate back to before the next write: set when
 	// a write failed and cutting it off failed too.
 	undo int64
+	// stream: the path is a FIFO or a device, written to and nothing else
+	// (a failed write is retried whole: there is nothing to cut back).
+	stream bool
 }
 
 // Connect opens the file.
@@ -58,6 +61,16 @@ func (s *Sink) Connect(ctx context.Context) error {
 	}
 	if err := os.MkdirAll(filepath.Dir(s.cfg.Path), 0o755); err != nil {
 		return err
+	}
+	// A FIFO or a device (a test's stuck reader, /dev/stdout) cannot be
+	// read back, seeked or truncated: it is only written to.
+	if fi, err := os.Stat(s.cfg.Path); err == nil && !fi.Mode().IsRegular() {
+		f, err := os.OpenFile(s.cfg.Path, os.O_WRONLY|os.O_APPEND, 0)
+		if err != nil {
+			return err
+		}
+		s.f, s.stream = f, true
+		return nil
 	}
 	flags := os.O_CREATE | os.O_RDWR | os.O_APPEND // read: to find a torn last line
 	if s.cfg.Mode == "truncate" {
@@ -112,6 +125,13 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 			return fmt.Errorf("truncate %s back to %d bytes after a failed write: %w", s.cfg.Path, s.undo, err)
 		}
 		s.undo = -1
+	}
+	if s.stream {
+		s.buf = Encode(s.buf[:0], s.cfg.Format, points)
+		if _, err := s.f.Write(s.buf); err != nil {
+			return fmt.Errorf("write %s: %w", s.cfg.Path, err)
+		}
+		return nil
 	}
 	// With O_APPEND the write goes to the end, wherever other writers left it.
 	start, err := s.f.Seek(0, io.SeekEnd)

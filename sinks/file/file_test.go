@@ -2,8 +2,10 @@ package file
 
 import (
 	"context"
+	"io"
 	"os"
 	"path/filepath"
+	"syscall"
 	"testing"
 
 	"github.com/flowd/flowd/engine"
@@ -35,5 +37,40 @@ func TestConnectCutsTornLine(t *testing.T) {
 		if string(got) != want {
 			t.Errorf("%q: file is %q, want %q", c.before, got, want)
 		}
+	}
+}
+
+// A FIFO (a reader that may be slow or stuck) is only written to: no seek,
+// no read-back, no truncate, and the sink never reads its own lines.
+func TestWritesToAFIFO(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "out.fifo")
+	if err := syscall.Mkfifo(path, 0o644); err != nil {
+		t.Skip("no FIFOs here:", err)
+	}
+	got := make(chan []byte, 1)
+	go func() {
+		f, err := os.Open(path)
+		if err != nil {
+			got <- nil
+			return
+		}
+		defer f.Close()
+		b, _ := io.ReadAll(f)
+		got <- b
+	}()
+	s := &Sink{cfg: Config{Path: path, Format: "json", Mode: "append"}, undo: -1}
+	if err := s.Connect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		if err := s.Write(context.Background(), []engine.Point{{Tag: "t", Value: engine.Int(int64(i))}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close(context.Background())
+	want := `{"tag":"t","value":0,"quality":"good","ts":"1970-01-01T00:00:00Z"}` + "\n" +
+		`{"tag":"t","value":1,"quality":"good","ts":"1970-01-01T00:00:00Z"}` + "\n"
+	if b := <-got; string(b) != want {
+		t.Fatalf("the reader got %q, want %q", b, want)
 	}
 }
