@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/flowd/flowd/codecs"
 	"github.com/flowd/flowd/connectors/file"
 	httpsource "github.com/flowd/flowd/connectors/http"
 	"github.com/flowd/flowd/connectors/modbus"
@@ -22,10 +23,11 @@ import (
 	"github.com/flowd/flowd/transforms/window"
 )
 
-// registry lists every component this build has. Adding a component means
-// adding its spec here; nothing registers itself.
+// registry lists every component this build has, with the codecs of
+// codecs.All. Adding a component means adding its spec here, a codec adding
+// it to codecs.All; nothing registers itself.
 func registry() *engine.Registry {
-	return engine.NewRegistry(
+	r := engine.NewRegistry(
 		// sources
 		sim.Spec,
 		file.Spec,
@@ -48,4 +50,6 @@ func registry() *engine.Registry {
 		eventhubs.Spec,
 		kafka.Spec,
 	)
+	r.Codecs = codecs.All()
+	return r
 }

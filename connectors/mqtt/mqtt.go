@@ -48,7 +48,7 @@ type Config struct {
 	ReceiveMaximum int                    `hcl:"receive_maximum" default:"1000" doc:"unacknowledged QoS 1/2 messages the broker may send per connection: the flow control under backpressure"`
 	BatchSize      int                    `hcl:"batch_size" default:"1000" doc:"most points handed to the pipeline at once"`
 	Linger         time.Duration          `hcl:"linger" default:"20ms" doc:"longest wait to fill a batch"`
-	Format         string                 `hcl:"format" default:"json" enum:"json|map|raw" doc:"json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value"`
+	Format         string                 `hcl:"format" default:"json" doc:"a codec that decodes (docs/codecs) or map. json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value"`
 	Asset          string                 `hcl:"asset" doc:"asset of points that carry none (a literal)"`
 	AssetExpr      engine.Expr            `hcl:"asset_expr" doc:"asset of points that carry none: an expression over topic (the topic's levels, a list of strings), e.g. topic[1] or 'plant-' + topic[1]"`
 	TagExpr        engine.Expr            `hcl:"tag_expr" doc:"tag of points that carry none (raw: of every point): an expression over topic, e.g. topic[2] or join(topic[2:], '.'); default for raw: the whole topic"`
@@ -167,7 +167,7 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 			return nil, err
 		}
 	}
-	dec, err := newDecoder(c)
+	dec, err := newDecoder(c, env.Codecs)
 	if err != nil {
 		return nil, err
 	}
@@ -191,9 +191,9 @@ type Decoder = payload.Decoder
 // ErrTooLarge is returned for a payload above max_payload.
 var ErrTooLarge = payload.ErrTooLarge
 
-func newDecoder(c *Config) (*Decoder, error) {
+func newDecoder(c *Config, codecs *engine.Codecs) (*Decoder, error) {
 	return payload.New(payload.Options{
-		Format: c.Format, MaxPayload: int(c.MaxPayload), Subject: "topic",
+		Format: c.Format, Codecs: codecs, MaxPayload: int(c.MaxPayload), Subject: "topic",
 		Asset: c.Asset, AssetExpr: c.AssetExpr, TagExpr: c.TagExpr, Map: c.Map,
 	})
 }

@@ -441,6 +441,7 @@ func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, d
 		}
 		env := &engine.Env{
 			Pipeline: name, Kind: c.kind, Type: c.typ, Name: c.name, DataDir: dataDir, Shard: shard, AdminAddr: adminAddr,
+			Codecs: l.opts.Registry.Codecs,
 			Logger: l.opts.Logger.With("pipeline", name, "component", c.id()),
 		}
 		if l.opts.Metrics != nil {

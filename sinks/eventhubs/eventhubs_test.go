@@ -3,6 +3,7 @@ package eventhubs
 import (
 	"errors"
 	"fmt"
+	"github.com/flowd/flowd/codecs"
 	"strings"
 	"testing"
 	"time"
@@ -73,13 +74,13 @@ func TestNewBlamesTheRightAttribute(t *testing.T) {
 	} {
 		c := config()
 		tc.edit(c)
-		_, err := New(c, &engine.Env{})
+		_, err := New(c, &engine.Env{Codecs: codecs.All()})
 		var fe *engine.FieldError
 		if !errors.As(err, &fe) || fe.Field != tc.field {
 			t.Errorf("want an error on %s, got %v", tc.field, err)
 		}
 	}
-	if _, err := New(config(), &engine.Env{}); err != nil {
+	if _, err := New(config(), &engine.Env{Codecs: codecs.All()}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -115,9 +116,9 @@ func TestKafkaTransportEventHubsLimits(t *testing.T) {
 	if v := cl.OptValue(kgo.ProduceRequestTimeout).(time.Duration); v <= 20*time.Second {
 		t.Errorf("request timeout %s, must be > 20s", v)
 	}
-	codecs := fmt.Sprint(cl.OptValues(kgo.ProducerBatchCompression))
-	if codecs != fmt.Sprint([]any{[]kgo.CompressionCodec{kgo.NoCompression()}}) {
-		t.Errorf("compression %s, want none by default", codecs)
+	comp := fmt.Sprint(cl.OptValues(kgo.ProducerBatchCompression))
+	if comp != fmt.Sprint([]any{[]kgo.CompressionCodec{kgo.NoCompression()}}) {
+		t.Errorf("compression %s, want none by default", comp)
 	}
 	if cl.OptValue(kgo.DialTLSConfig) == nil {
 		t.Error("no TLS: the Event Hubs Kafka endpoint is SASL_SSL")
@@ -141,7 +142,7 @@ func TestKafkaTransportEventHubsLimits(t *testing.T) {
 		t.Errorf("compression %s, want gzip", got)
 	}
 	// A record must fit the request limit.
-	s, err := New(config2(c), &engine.Env{})
+	s, err := New(config2(c), &engine.Env{Codecs: codecs.All()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package file
 
 import (
 	"context"
+	"github.com/flowd/flowd/codecs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -22,7 +23,11 @@ func TestConnectCutsTornLine(t *testing.T) {
 		if err := os.WriteFile(path, []byte(c.before), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s := &Sink{cfg: Config{Path: path, Format: "json", Mode: "append"}, undo: -1}
+		sk, err := New(&Config{Path: path, Format: "json", Mode: "append"}, &engine.Env{Codecs: codecs.All()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sk.(*Sink)
 		if err := s.Connect(context.Background()); err != nil {
 			t.Fatal(err)
 		}

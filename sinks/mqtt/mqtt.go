@@ -22,25 +22,26 @@ import (
 
 // Config is the mqtt sink's configuration.
 type Config struct {
-	Broker         string        `hcl:"broker" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…"`
-	Brokers        []string      `hcl:"brokers" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"several broker URLs, tried in turn (failover); adds to broker"`
-	ClientID       string        `hcl:"client_id" doc:"client id (default flowd-<pipeline>-sink-<name>)"`
-	Username       string        `hcl:"username" doc:"user name; use env(\"…\") or file(\"…\") for secrets"`
-	Password       string        `hcl:"password" doc:"password; use env(\"…\") or file(\"…\")"`
-	CleanStart     bool          `hcl:"clean_start" default:"true" doc:"start a new broker session on the first connection (unacknowledged batches are retried by the engine either way)"`
-	SessionExpiry  time.Duration `hcl:"session_expiry" default:"0s" doc:"how long the broker keeps the session after a disconnect"`
-	KeepAlive      time.Duration `hcl:"keepalive" default:"30s" doc:"MQTT keepalive"`
-	ConnectTimeout time.Duration `hcl:"connect_timeout" default:"10s" doc:"time allowed for one connection attempt"`
-	BackoffMin     time.Duration `hcl:"backoff_min" default:"200ms" doc:"first reconnect delay"`
-	BackoffMax     time.Duration `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay"`
-	TLS            *mqttc.TLS    `hcl:"tls,block" doc:"TLS settings for mqtts:// and wss://"`
-	Topic          string        `hcl:"topic" doc:"topic to publish to (a literal)"`
-	TopicExpr      engine.Expr   `hcl:"topic_expr" doc:"topic per point: an expression over the point (asset, tag, value, quality, attrs.NAME, …), e.g. 'plant/' + asset + '/' + tag; a point whose topic cannot be computed or is empty is rejected (dead letter, reason topic)"`
-	QoS            int           `hcl:"qos" default:"1" doc:"0, 1 or 2; at 1 and 2 a batch is acknowledged upstream only after every PUBACK/PUBCOMP"`
-	Retain         bool          `hcl:"retain" doc:"publish retained messages"`
-	Format         string        `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: a message per point; json_batch: a message per topic per batch (an array); asset_json: a message per asset per batch"`
-	MaxInflight    int           `hcl:"max_inflight" default:"256" doc:"publishes waiting for their acknowledgement at once"`
-	UserProperties bool          `hcl:"user_properties" default:"true" doc:"format json: add the point's source timestamp (ts), asset and tag as MQTT v5 user properties"`
+	Broker          string        `hcl:"broker" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…"`
+	Brokers         []string      `hcl:"brokers" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"several broker URLs, tried in turn (failover); adds to broker"`
+	ClientID        string        `hcl:"client_id" doc:"client id (default flowd-<pipeline>-sink-<name>)"`
+	Username        string        `hcl:"username" doc:"user name; use env(\"…\") or file(\"…\") for secrets"`
+	Password        string        `hcl:"password" doc:"password; use env(\"…\") or file(\"…\")"`
+	CleanStart      bool          `hcl:"clean_start" default:"true" doc:"start a new broker session on the first connection (unacknowledged batches are retried by the engine either way)"`
+	SessionExpiry   time.Duration `hcl:"session_expiry" default:"0s" doc:"how long the broker keeps the session after a disconnect"`
+	KeepAlive       time.Duration `hcl:"keepalive" default:"30s" doc:"MQTT keepalive"`
+	ConnectTimeout  time.Duration `hcl:"connect_timeout" default:"10s" doc:"time allowed for one connection attempt"`
+	BackoffMin      time.Duration `hcl:"backoff_min" default:"200ms" doc:"first reconnect delay"`
+	BackoffMax      time.Duration `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay"`
+	TLS             *mqttc.TLS    `hcl:"tls,block" doc:"TLS settings for mqtts:// and wss://"`
+	Topic           string        `hcl:"topic" doc:"topic to publish to (a literal)"`
+	TopicExpr       engine.Expr   `hcl:"topic_expr" doc:"topic per point: an expression over the point (asset, tag, value, quality, attrs.NAME, …), e.g. 'plant/' + asset + '/' + tag; a point whose topic cannot be computed or is empty is rejected (dead letter, reason topic)"`
+	QoS             int           `hcl:"qos" default:"1" doc:"0, 1 or 2; at 1 and 2 a batch is acknowledged upstream only after every PUBACK/PUBCOMP"`
+	Retain          bool          `hcl:"retain" doc:"publish retained messages"`
+	Format          string        `hcl:"format" default:"json" doc:"a codec that encodes (docs/codecs): json: a message per point; json_batch: a message per topic per batch (an array, split to stay under max_message_bytes); asset_json: a message per asset per batch"`
+	MaxMessageBytes engine.Size   `hcl:"max_message_bytes" default:"0" doc:"largest payload (0: no limit); a json_batch is split below it, a single point (or asset) above it is rejected (reason too_large), as in the kafka and eventhubs sinks"`
+	MaxInflight     int           `hcl:"max_inflight" default:"256" doc:"publishes waiting for their acknowledgement at once"`
+	UserProperties  bool          `hcl:"user_properties" default:"true" doc:"format json: add the point's source timestamp (ts), asset and tag as MQTT v5 user properties"`
 }
 
 // Spec declares the mqtt sink.
@@ -64,6 +65,10 @@ type Sink struct {
 	settings mqttc.Settings
 	clientID string
 	topic    *pointexpr.Program // nil: cfg.Topic
+	enc      *engine.Codec
+	framer   codec.Framer
+	frames   []codec.Frame
+	scratch  []engine.Point
 
 	mu      sync.Mutex
 	cm      *autopaho.ConnectionManager
@@ -103,6 +108,8 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		return nil, bad("qos", "must be 0, 1 or 2")
 	case c.MaxInflight < 1:
 		return nil, bad("max_inflight", "must be at least 1")
+	case c.MaxMessageBytes < 0:
+		return nil, bad("max_message_bytes", "must not be negative")
 	case c.Topic == "" && c.TopicExpr.Src == "":
 		return nil, bad("topic", "set topic or topic_expr")
 	case c.Topic != "" && c.TopicExpr.Src != "":
@@ -117,6 +124,12 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		}
 		s.topic = p
 	}
+	enc, err := env.Codecs.Encoder(c.Format)
+	if err != nil {
+		return nil, bad("format", "%v", err)
+	}
+	s.enc = enc
+	s.framer = codec.Framer{Codec: enc, MaxBytes: int(c.MaxMessageBytes)}
 	return s, nil
 }
 
@@ -192,11 +205,13 @@ type Message struct {
 
 // Messages encodes points into the messages Write publishes (exported for
 // the benchmarks). Payloads are slices of buf. Points whose topic cannot be
-// computed are rejected (counted, sent to the dead-letter sink) and left out.
+// computed, or whose message is over max_message_bytes even alone, are
+// rejected (counted, sent to the dead-letter sink) and left out.
 func (s *Sink) Messages(buf []byte, points []engine.Point) ([]Message, []byte) {
 	msgs := make([]Message, 0, 16)
-	switch s.cfg.Format {
-	case "json_batch":
+	frames := s.frames[:0]
+	if s.enc.Framing == engine.FrameBatch {
+		// One batch per topic, in order of first appearance.
 		groups := map[string][]int{}
 		var order []string
 		for i := range points {
@@ -210,44 +225,46 @@ func (s *Sink) Messages(buf []byte, points []engine.Point) ([]Message, []byte) {
 			}
 			groups[t] = append(groups[t], i)
 		}
+		if cap(s.scratch) < len(points) {
+			s.scratch = make([]engine.Point, 0, len(points))
+		}
+		scratch := s.scratch[:0]
 		for _, t := range order {
-			start := len(buf)
-			buf = append(buf, '[')
-			for j, i := range groups[t] {
-				if j > 0 {
-					buf = append(buf, ',')
-				}
-				buf = codec.AppendPoint(buf, &points[i])
+			from, n := len(scratch), len(frames)
+			for _, i := range groups[t] {
+				scratch = append(scratch, points[i])
 			}
-			buf = append(buf, ']')
-			msgs = append(msgs, Message{topic: t, payload: buf[start:len(buf):len(buf)]})
+			buf, frames = s.framer.Append(buf, frames, scratch[from:], s.tooLarge)
+			for i := n; i < len(frames); i++ {
+				msgs = append(msgs, Message{topic: t, payload: frames[i].Payload(buf)})
+			}
 		}
-	case "asset_json":
-		codec.GroupByAsset(points, func(asset string, pts []engine.Point) error {
-			t, err := s.TopicFor(&pts[0])
-			if err != nil {
-				s.env.Reject(pts, "topic", err)
-				return nil
-			}
-			start := len(buf)
-			buf = codec.AppendAssetJSON(buf, asset, pts)
-			msgs = append(msgs, Message{topic: t, payload: buf[start:len(buf):len(buf)]})
-			return nil
-		})
-	default:
-		for i := range points {
-			p := &points[i]
-			t, err := s.TopicFor(p)
-			if err != nil {
-				s.env.Reject(points[i:i+1], "topic", err)
-				continue
-			}
-			start := len(buf)
-			buf = codec.AppendPoint(buf, p)
-			msgs = append(msgs, Message{topic: t, payload: buf[start:len(buf):len(buf)], ts: p.TS, asset: p.Asset, tag: p.Tag})
-		}
+		clear(scratch) // the points' strings are the caller's
+		s.frames = frames[:0]
+		return msgs, buf
 	}
+	// A message per point or per asset; the topic from its (first) point.
+	buf, frames = s.framer.Append(buf, frames, points, s.tooLarge)
+	for i := range frames {
+		fr := &frames[i]
+		p := &fr.Points[0]
+		t, err := s.TopicFor(p)
+		if err != nil {
+			s.env.Reject(fr.Points, "topic", err)
+			continue
+		}
+		m := Message{topic: t, payload: fr.Payload(buf)}
+		if s.enc.Framing == engine.FramePoint {
+			m.ts, m.asset, m.tag = p.TS, p.Asset, p.Tag
+		}
+		msgs = append(msgs, m)
+	}
+	s.frames = frames[:0]
 	return msgs, buf
+}
+
+func (s *Sink) tooLarge(points []engine.Point, err error) {
+	s.env.Reject(points, "too_large", fmt.Errorf("mqtt: %w (%d bytes)", err, s.cfg.MaxMessageBytes))
 }
 
 // Write publishes the points and returns once the broker acknowledged every
@@ -281,8 +298,8 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 			defer wg.Done()
 			defer func() { <-sem }()
 			pub := &paho.Publish{Topic: m.topic, QoS: byte(s.cfg.QoS), Retain: s.cfg.Retain, Payload: m.payload,
-				Properties: &paho.PublishProperties{ContentType: "application/json"}}
-			if s.cfg.UserProperties && s.cfg.Format == "json" {
+				Properties: &paho.PublishProperties{ContentType: s.enc.ContentType}}
+			if s.cfg.UserProperties && s.enc.Framing == engine.FramePoint {
 				pub.Properties.User = paho.UserProperties{
 					{Key: "ts", Value: time.Unix(0, m.ts).UTC().Format(time.RFC3339Nano)},
 					{Key: "asset", Value: m.asset},

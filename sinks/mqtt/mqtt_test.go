@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"errors"
+	"github.com/flowd/flowd/codecs"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +17,7 @@ func sink(t testing.TB, c Config) *Sink {
 		c.Format = "json"
 	}
 	c.QoS, c.MaxInflight, c.KeepAlive = 1, 16, 30*time.Second
-	s, err := New(&c, &engine.Env{Pipeline: "p", Name: "n"})
+	s, err := New(&c, &engine.Env{Pipeline: "p", Name: "n", Codecs: codecs.All()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,24 +104,24 @@ func TestConfigErrors(t *testing.T) {
 		"qos":        {Broker: "mqtt://h", QoS: 5, MaxInflight: 1, Topic: "t"},
 		"broker":     {Broker: "udp://h", QoS: 1, MaxInflight: 1, Topic: "t"},
 	} {
-		_, err := New(&c, &engine.Env{Pipeline: "p", Name: "n"})
+		_, err := New(&c, &engine.Env{Pipeline: "p", Name: "n", Codecs: codecs.All()})
 		var fe *engine.FieldError
 		if !errors.As(err, &fe) || fe.Field != field {
 			t.Errorf("%s: got %v", field, err)
 		}
 	}
 	c := Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "'a/' + asset + tgs"}}
-	_, err := New(&c, &engine.Env{})
+	_, err := New(&c, &engine.Env{Codecs: codecs.All()})
 	var fe *engine.FieldError
 	if !errors.As(err, &fe) || fe.Offset != 15 || fe.Expr == nil {
 		t.Errorf("compile error should point at the unknown name (offset 15): %#v", fe)
 	}
 	c = Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "ts"}}
-	if _, err := New(&c, &engine.Env{}); err == nil {
+	if _, err := New(&c, &engine.Env{Codecs: codecs.All()}); err == nil {
 		t.Error("a topic_expr giving an int should be refused")
 	}
 	c = Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, Topic: "a/+"}
-	if _, err := New(&c, &engine.Env{}); err == nil {
+	if _, err := New(&c, &engine.Env{Codecs: codecs.All()}); err == nil {
 		t.Error("a wildcard in topic should be refused")
 	}
 }
