@@ -458,3 +458,23 @@ func BenchmarkWriteKfake(b *testing.B) {
 		})
 	}
 }
+
+// Records carry exactly the messages of the shared framer (engine/codec), so
+// a format means the same records here as in every other sink.
+func TestEncodeUsesSharedFraming(t *testing.T) {
+	for _, c := range []*engine.Codec{jsoncodec.Codec, jsoncodec.BatchCodec, jsoncodec.AssetCodec} {
+		pts := points(3, 40, 1)
+		w := &Writer{Enc: Encoding{Topic: "t", Codec: c, MaxRecordBytes: 2000}}
+		w.encode(append([]engine.Point(nil), pts...), nil)
+		f := codec.Framer{Codec: c, MaxBytes: 2000}
+		buf, frames := f.Append(nil, nil, append([]engine.Point(nil), pts...), nil)
+		if len(w.spans) != len(frames) {
+			t.Fatalf("%s: %d records, the framer makes %d", c.Name, len(w.spans), len(frames))
+		}
+		for i, sp := range w.spans {
+			if got := w.buf[sp.val:sp.valEnd]; !bytes.Equal(got, frames[i].Payload(buf)) {
+				t.Errorf("%s: record %d differs:\n%s\n%s", c.Name, i, got, frames[i].Payload(buf))
+			}
+		}
+	}
+}

@@ -1,9 +1,11 @@
 package eventhubs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"github.com/flowd/flowd/codecs"
+	"github.com/flowd/flowd/engine/codec"
 	"strings"
 	"testing"
 	"time"
@@ -152,3 +154,33 @@ func TestKafkaTransportEventHubsLimits(t *testing.T) {
 }
 
 func config2(c *Config) *Config { cc := *c; return &cc }
+
+// AMQP events carry exactly the messages of the shared framer, as the Kafka
+// transport and every other sink do.
+func TestAMQPEventsUseSharedFraming(t *testing.T) {
+	var pts []engine.Point
+	for i := range 90 {
+		pts = append(pts, engine.Point{Asset: fmt.Sprintf("a%d", i%3), Tag: fmt.Sprintf("t%02d", i), Value: engine.Float(float64(i) / 4), TS: int64(i)})
+	}
+	for _, format := range []string{"json", "json_batch", "asset_json"} {
+		c := config()
+		c.Format, c.MaxMessageBytes = format, 1500
+		s, err := New(c, &engine.Env{Codecs: codecs.All()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := &amqpTransport{s: s.(*Sink)}
+		tr.encode(append([]engine.Point(nil), pts...))
+		cod, _ := codecs.All().Encoder(format)
+		f := codec.Framer{Codec: cod, MaxBytes: 1500}
+		buf, frames := f.Append(nil, nil, append([]engine.Point(nil), pts...), nil)
+		if len(tr.events) != len(frames) || (format == "json_batch" && len(frames) < 2) {
+			t.Fatalf("%s: %d events, the framer makes %d", format, len(tr.events), len(frames))
+		}
+		for i, ev := range tr.events {
+			if got := tr.buf[ev.body:ev.end]; !bytes.Equal(got, frames[i].Payload(buf)) {
+				t.Errorf("%s: event %d differs:\n%s\n%s", format, i, got, frames[i].Payload(buf))
+			}
+		}
+	}
+}

@@ -1,8 +1,12 @@
 package mqtt
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
 	"github.com/flowd/flowd/codecs"
+	jsoncodec "github.com/flowd/flowd/codecs/json"
+	"github.com/flowd/flowd/engine/codec"
 	"strings"
 	"testing"
 	"time"
@@ -138,4 +142,45 @@ func BenchmarkMessagesJSON(b *testing.B) {
 		_, buf = s.Messages(buf[:0], pts)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pts)), "ns/point")
+}
+
+// json_batch is split by max_message_bytes into the same messages every sink
+// makes (the shared framer), each under the limit, no point lost.
+func TestJSONBatchSplitByMaxMessageBytes(t *testing.T) {
+	var pts []engine.Point
+	for i := range 100 {
+		pts = append(pts, engine.Point{Asset: "a", Tag: fmt.Sprintf("t%03d", i), Value: engine.Int(int64(i)), TS: int64(i) * 1e6})
+	}
+	const limit = 1000
+	s := sink(t, Config{Topic: "b", Format: "json_batch", MaxMessageBytes: limit})
+	msgs, _ := s.Messages(nil, append([]engine.Point(nil), pts...))
+	if len(msgs) < 2 {
+		t.Fatalf("%d messages: json_batch not split under %d bytes", len(msgs), limit)
+	}
+	f := codec.Framer{Codec: jsoncodec.BatchCodec, MaxBytes: limit}
+	buf, frames := f.Append(nil, nil, append([]engine.Point(nil), pts...), nil)
+	if len(frames) != len(msgs) {
+		t.Fatalf("%d messages, the framer makes %d", len(msgs), len(frames))
+	}
+	var back []engine.Point
+	for i, m := range msgs {
+		if len(m.payload) > limit {
+			t.Errorf("message %d: %d bytes over %d", i, len(m.payload), limit)
+		}
+		if !bytes.Equal(m.payload, frames[i].Payload(buf)) {
+			t.Errorf("message %d differs from the shared framing:\n%s\n%s", i, m.payload, frames[i].Payload(buf))
+		}
+		var err error
+		if back, err = jsoncodec.Decode(back, &engine.Message{Payload: m.payload}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(back) != len(pts) || back[0].Tag != "t000" || back[99].Tag != "t099" {
+		t.Errorf("%d points back", len(back))
+	}
+	// Without a limit (the default) a batch is one message, as before.
+	s = sink(t, Config{Topic: "b", Format: "json_batch"})
+	if msgs, _ := s.Messages(nil, pts); len(msgs) != 1 {
+		t.Errorf("no limit: %d messages", len(msgs))
+	}
 }
