@@ -1,7 +1,11 @@
 package codecs
 
 import (
+	"fmt"
 	"testing"
+	"time"
+
+	"github.com/flowd/flowd/engine/codec"
 
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec/codectest"
@@ -49,4 +53,63 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkEncode frames 1,000 points with each codec (no limit), as a sink
+// does per batch.
+func BenchmarkEncode(b *testing.B) {
+	pts := benchPoints(1000)
+	for _, c := range All().All() {
+		if c.Encode == nil {
+			continue
+		}
+		b.Run(c.Name, func(b *testing.B) {
+			f := codec.Framer{Codec: c, MaxBytes: 1 << 20}
+			var buf []byte
+			var frames []codec.Frame
+			b.ReportAllocs()
+			for b.Loop() {
+				buf, frames = f.Append(buf[:0], frames[:0], pts, nil)
+			}
+			b.ReportMetric(float64(b.N*len(pts))/b.Elapsed().Seconds(), "points/s")
+		})
+	}
+}
+
+// BenchmarkDecode decodes each codec's messages of 1,000 points.
+func BenchmarkDecode(b *testing.B) {
+	pts := benchPoints(1000)
+	for _, c := range All().All() {
+		if c.Decode == nil || c.Encode == nil {
+			continue
+		}
+		b.Run(c.Name, func(b *testing.B) {
+			f := codec.Framer{Codec: c}
+			buf, frames := f.Append(nil, nil, append([]engine.Point(nil), pts...), nil)
+			out := make([]engine.Point, 0, len(pts))
+			m := &engine.Message{Now: 1}
+			b.SetBytes(int64(len(buf)))
+			b.ReportAllocs()
+			for b.Loop() {
+				out = out[:0]
+				for i := range frames {
+					m.Payload = frames[i].Payload(buf)
+					var err error
+					if out, err = c.Decode(out, m); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.N*len(pts))/b.Elapsed().Seconds(), "points/s")
+		})
+	}
+}
+
+func benchPoints(n int) []engine.Point {
+	ts := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixNano()
+	pts := make([]engine.Point, 0, n)
+	for i := range n {
+		pts = append(pts, engine.Point{Asset: fmt.Sprintf("line%d", i%10), Tag: fmt.Sprintf("tag%03d", i%100), Value: engine.Float(float64(i) * 0.25), TS: ts + int64(i)*1e6})
+	}
+	return pts
 }

@@ -22,11 +22,14 @@ type wire struct {
 	Attrs   map[string]string  `json:"attrs"`
 }
 
-func fill(p *engine.Point, m *engine.Message) error {
+// fillLast completes the point just appended to dst. The point is filled in
+// place: a local point handed to the interface would escape to the heap, an
+// allocation per message.
+func fillLast(dst []engine.Point, m *engine.Message) error {
 	if m.Fill == nil {
 		return nil
 	}
-	return m.Fill.FillPoint(p, m.Subject)
+	return m.Fill.FillPoint(&dst[len(dst)-1], m.Subject)
 }
 
 var errNoTag = &engine.DecodeError{Reason: engine.ReasonNoTag, Err: codec.ErrNoTag}
@@ -48,11 +51,10 @@ func Decode(dst []engine.Point, m *engine.Message) ([]engine.Point, error) {
 			return dst, engine.Rejectf(engine.ReasonEmpty, "empty array")
 		}
 		for i := range items {
-			p, err := point(&items[i], m)
-			if err != nil {
+			var err error
+			if dst, err = appendPoint(dst, &items[i], m); err != nil {
 				return dst[:n], &engine.DecodeError{Reason: engine.RejectReason(err), Err: fmt.Errorf("item %d: %w", i, err)}
 			}
-			dst = append(dst, p)
 		}
 		return dst, nil
 	case '{':
@@ -61,11 +63,11 @@ func Decode(dst []engine.Point, m *engine.Message) ([]engine.Point, error) {
 			return dst, engine.Rejectf(engine.ReasonSyntax, "invalid JSON: %w", err)
 		}
 		if w.Tag != "" || w.Value != nil {
-			p, err := point(&w, m)
+			dst, err := appendPoint(dst, &w, m)
 			if err != nil {
-				return dst, err
+				return dst[:n], err
 			}
-			return append(dst, p), nil
+			return dst, nil
 		}
 		return decodeTagMap(dst, m, data)
 	}
@@ -74,14 +76,14 @@ func Decode(dst []engine.Point, m *engine.Message) ([]engine.Point, error) {
 	if err != nil {
 		return dst, err
 	}
-	p := engine.Point{Value: v, TS: m.Now}
-	if err := fill(&p, m); err != nil {
-		return dst, err
+	dst = append(dst, engine.Point{Value: v, TS: m.Now})
+	if err := fillLast(dst, m); err != nil {
+		return dst[:n], err
 	}
-	if p.Tag == "" {
-		return dst, engine.Rejectf(engine.ReasonNoTag, "payload is a bare value and tag_expr is not set")
+	if dst[n].Tag == "" {
+		return dst[:n], engine.Rejectf(engine.ReasonNoTag, "payload is a bare value and tag_expr is not set")
 	}
-	return append(dst, p), nil
+	return dst, nil
 }
 
 // scalar parses a JSON number, bool, string or null; objects and arrays are
@@ -101,36 +103,39 @@ func scalar(raw stdjson.RawMessage) (engine.Value, error) {
 	return v, nil
 }
 
-func point(w *wire, m *engine.Message) (engine.Point, error) {
+// appendPoint appends the point of a point object; on error dst may hold a
+// partial point past its original length, which the caller cuts off.
+func appendPoint(dst []engine.Point, w *wire, m *engine.Message) ([]engine.Point, error) {
 	v, err := scalar(w.Value)
 	if err != nil {
-		return engine.Point{}, err
+		return dst, err
 	}
 	q, ok := engine.ParseQuality(w.Quality)
 	if !ok {
-		return engine.Point{}, engine.Rejectf(engine.ReasonQuality, "quality %q is not good, uncertain or bad", w.Quality)
+		return dst, engine.Rejectf(engine.ReasonQuality, "quality %q is not good, uncertain or bad", w.Quality)
 	}
 	ts, err := codec.ParseTS(w.TS)
 	if err != nil {
-		return engine.Point{}, &engine.DecodeError{Reason: engine.ReasonTS, Err: err}
+		return dst, &engine.DecodeError{Reason: engine.ReasonTS, Err: err}
 	}
 	if ts == 0 {
 		ts = m.Now
 	}
-	p := engine.Point{Asset: w.Asset, Tag: w.Tag, Value: v, Quality: q, Status: w.Status, TS: ts}
+	dst = append(dst, engine.Point{Asset: w.Asset, Tag: w.Tag, Value: v, Quality: q, Status: w.Status, TS: ts})
+	p := &dst[len(dst)-1]
 	if p.Status != 0 && w.Quality == "" {
 		p.Quality = engine.QualityFromStatus(p.Status)
 	}
-	if err := fill(&p, m); err != nil {
-		return engine.Point{}, err
+	if err := fillLast(dst, m); err != nil {
+		return dst, err
 	}
 	if p.Tag == "" {
-		return engine.Point{}, errNoTag
+		return dst, errNoTag
 	}
 	if len(w.Attrs) > 0 {
 		p.Attrs = w.Attrs
 	}
-	return p, nil
+	return dst, nil
 }
 
 // pointFields are the canonical point object's fields.
@@ -163,11 +168,13 @@ func decodeTagMap(dst []engine.Point, m *engine.Message, data []byte) ([]engine.
 	// The asset the source gives is the same for every tag of the message.
 	var asset string
 	if m.Fill != nil {
-		p := engine.Point{Tag: "-"}
-		if err := m.Fill.FillPoint(&p, m.Subject); err != nil {
+		dst = append(dst, engine.Point{Tag: "-"})
+		err := fillLast(dst, m)
+		asset = dst[n].Asset
+		dst = dst[:n]
+		if err != nil {
 			return dst, err
 		}
-		asset = p.Asset
 	}
 	for tag, raw := range tags {
 		if tag == "" {
@@ -293,13 +300,12 @@ func DecodeAsset(dst []engine.Point, m *engine.Message) ([]engine.Point, error) 
 		if ts == 0 {
 			ts = m.Now
 		}
-		p := engine.Point{Asset: *w.Asset, Tag: tag, Value: v, Quality: q, TS: ts}
-		if p.Asset == "" {
-			if err := fill(&p, m); err != nil {
+		dst = append(dst, engine.Point{Asset: *w.Asset, Tag: tag, Value: v, Quality: q, TS: ts})
+		if *w.Asset == "" {
+			if err := fillLast(dst, m); err != nil {
 				return dst[:n], err
 			}
 		}
-		dst = append(dst, p)
 	}
 	return dst, nil
 }

@@ -16,15 +16,17 @@ var Codec = &engine.Codec{
 	Example:     `OK 21.5 degC`,
 	ContentType: "text/plain",
 	Decode: func(dst []engine.Point, m *engine.Message) ([]engine.Point, error) {
-		p := engine.Point{Value: engine.String(string(m.Payload)), TS: m.Now}
+		n := len(dst)
+		// Filled in place: a local point passed to the interface would escape.
+		dst = append(dst, engine.Point{Value: engine.String(string(m.Payload)), TS: m.Now})
 		if m.Fill != nil {
-			if err := m.Fill.FillPoint(&p, m.Subject); err != nil {
-				return dst, err
+			if err := m.Fill.FillPoint(&dst[n], m.Subject); err != nil {
+				return dst[:n], err
 			}
 		}
-		if p.Tag == "" {
-			return dst, &engine.DecodeError{Reason: engine.ReasonNoTag, Err: codec.ErrNoTag}
+		if dst[n].Tag == "" {
+			return dst[:n], &engine.DecodeError{Reason: engine.ReasonNoTag, Err: codec.ErrNoTag}
 		}
-		return append(dst, p), nil
+		return dst, nil
 	},
 }
