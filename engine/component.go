@@ -275,6 +275,12 @@ func NewRegistry(specs ...*Spec) *Registry {
 	return r
 }
 
+// WithCodecs sets the codecs handed to components (Env.Codecs) and returns r.
+func (r *Registry) WithCodecs(c *Codecs) *Registry {
+	r.Codecs = c
+	return r
+}
+
 // Add registers a spec; a second spec of the same kind and type is a programming error.
 func (r *Registry) Add(s *Spec) {
 	m := r.specs[s.Kind]

@@ -27,7 +27,7 @@ import (
 // codecs.All. Adding a component means adding its spec here, a codec adding
 // it to codecs.All; nothing registers itself.
 func registry() *engine.Registry {
-	r := engine.NewRegistry(
+	return engine.NewRegistry(
 		// sources
 		sim.Spec,
 		file.Spec,
@@ -49,7 +49,5 @@ func registry() *engine.Registry {
 		cassandra.Spec,
 		eventhubs.Spec,
 		kafka.Spec,
-	)
-	r.Codecs = codecs.All()
-	return r
+	).WithCodecs(codecs.All())
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flowd/flowd/codecs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -45,7 +46,7 @@ var exprSpec = engine.TransformSpec(engine.Info{Type: "check", Summary: "test"},
 
 func loader(env map[string]string, vars map[string]string) *config.Loader {
 	return config.NewLoader(config.Options{
-		Registry: engine.NewRegistry(sim.Spec, filesink.Spec, exprSpec),
+		Registry: engine.NewRegistry(sim.Spec, filesink.Spec, exprSpec).WithCodecs(codecs.All()),
 		Vars:     vars,
 		LookupEnv: func(k string) (string, bool) {
 			v, ok := env[k]
