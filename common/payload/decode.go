@@ -1,6 +1,7 @@
 // Package payload decodes message payloads into points for the sources that
-// receive payloads (MQTT, HTTP, UDP): the json shapes, the map block of
-// expressions over any JSON object, and raw. Expressions see the message's
+// receive payloads (MQTT, HTTP, UDP): the map block of expressions over any
+// JSON object, or any codec that decodes (json, raw, …: see codecs/), with
+// the source's asset and tag settings for points the payload leaves bare. Expressions see the message's
 // subject as a list of levels (an MQTT topic, an HTTP path) under a name the
 // source chooses, and in the map block the decoded payload.
 package payload

@@ -127,6 +127,7 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 		return fmt.Errorf("seek %s: %w", s.cfg.Path, err)
 	}
 	b, frames := s.framer.Append(s.buf[:0], s.frames[:0], points, nil)
+	clear(frames) // keep no references to the caller's points
 	s.buf, s.frames = b, frames[:0]
 	_, err = s.f.Write(b)
 	if err == nil && s.cfg.Sync {

@@ -240,6 +240,7 @@ func (s *Sink) Messages(buf []byte, points []engine.Point) ([]Message, []byte) {
 			}
 		}
 		clear(scratch) // the points' strings are the caller's
+		clear(frames)
 		s.frames = frames[:0]
 		return msgs, buf
 	}
@@ -259,6 +260,7 @@ func (s *Sink) Messages(buf []byte, points []engine.Point) ([]Message, []byte) {
 		}
 		msgs = append(msgs, m)
 	}
+	clear(frames) // keep no references to the caller's points
 	s.frames = frames[:0]
 	return msgs, buf
 }
