@@ -147,6 +147,17 @@ func (r *Codecs) names(ok func(*Codec) bool) []string {
 	return out
 }
 
+// UnknownCodecError is a format name no codec of the build has (for the
+// use asked: encoding or decoding), with the names there are.
+type UnknownCodecError struct {
+	Name  string
+	Known []string
+}
+
+func (e *UnknownCodecError) Error() string {
+	return fmt.Sprintf("unknown format %q: one of %s", e.Name, strings.Join(e.Known, ", "))
+}
+
 // Encoder finds a codec that encodes; the error lists the ones there are.
 func (r *Codecs) Encoder(name string) (*Codec, error) {
 	if r == nil {
@@ -154,7 +165,7 @@ func (r *Codecs) Encoder(name string) (*Codec, error) {
 	}
 	c, ok := r.byName[name]
 	if !ok || c.Encode == nil {
-		return nil, fmt.Errorf("unknown format %q: one of %s", name, strings.Join(r.names(func(c *Codec) bool { return c.Encode != nil }), ", "))
+		return nil, &UnknownCodecError{Name: name, Known: r.names(func(c *Codec) bool { return c.Encode != nil })}
 	}
 	return c, nil
 }
@@ -169,7 +180,7 @@ func (r *Codecs) Decoder(name string, extra ...string) (*Codec, error) {
 	if !ok || c.Decode == nil {
 		known := append(r.names(func(c *Codec) bool { return c.Decode != nil }), extra...)
 		sort.Strings(known)
-		return nil, fmt.Errorf("unknown format %q: one of %s", name, strings.Join(known, ", "))
+		return nil, &UnknownCodecError{Name: name, Known: known}
 	}
 	return c, nil
 }

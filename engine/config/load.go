@@ -613,6 +613,12 @@ func buildDiag(c *component, err error) *hcl.Diagnostic {
 		return d
 	}
 	d.Detail = fe.Field + ": " + fe.Err.Error()
+	var uc *engine.UnknownCodecError
+	if errors.As(fe.Err, &uc) {
+		if sug := Suggest(uc.Name, uc.Known); sug != "" {
+			d.Detail += fmt.Sprintf(". Did you mean %q?", sug)
+		}
+	}
 	if a, ok := c.content.Attributes[strings.SplitN(fe.Field, ".", 2)[0]]; ok {
 		d.Subject, d.Context = a.Expr.Range().Ptr(), a.Range.Ptr()
 	}

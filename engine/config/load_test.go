@@ -328,3 +328,22 @@ func TestDeadLetterSinkNeedsNoInputs(t *testing.T) {
 		t.Fatalf("a sink with no inputs that is not the dead-letter sink: %v", got)
 	}
 }
+
+// A format no codec of the build has is blamed at the attribute, with the
+// codecs there are and the nearest name.
+func TestUnknownFormatSuggestsCodec(t *testing.T) {
+	_, diags := load(t, `pipeline "p" {
+  source "sim" "s" {}
+  sink "file" "out" {
+    inputs = [source.s]
+    path   = "out.jsonl"
+    format = "jsn_batch"
+  }
+}`)
+	if got := errorsAt(diags); len(got) != 1 || got[0] != `6:14 Invalid sink "out"` {
+		t.Fatalf("got %v", got)
+	}
+	if d := diags[0].Detail; !strings.Contains(d, `unknown format "jsn_batch": one of asset_json, json, json_batch`) || !strings.Contains(d, `Did you mean "json_batch"?`) {
+		t.Errorf("detail: %s", d)
+	}
+}

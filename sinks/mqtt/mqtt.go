@@ -126,7 +126,7 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	}
 	enc, err := env.Codecs.Encoder(c.Format)
 	if err != nil {
-		return nil, bad("format", "%v", err)
+		return nil, &engine.FieldError{Field: "format", Offset: -1, Err: err}
 	}
 	s.enc = enc
 	s.framer = codec.Framer{Codec: enc, MaxBytes: int(c.MaxMessageBytes)}
