@@ -22,26 +22,28 @@ import (
 
 // Config is the mqtt sink's configuration.
 type Config struct {
-	Broker          string        `hcl:"broker" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…"`
-	Brokers         []string      `hcl:"brokers" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"several broker URLs, tried in turn (failover); adds to broker"`
-	ClientID        string        `hcl:"client_id" doc:"client id (default flowd-<pipeline>-sink-<name>)"`
-	Username        string        `hcl:"username" doc:"user name; use env(\"…\") or file(\"…\") for secrets"`
-	Password        string        `hcl:"password" doc:"password; use env(\"…\") or file(\"…\")"`
-	CleanStart      bool          `hcl:"clean_start" default:"true" doc:"start a new broker session on the first connection (unacknowledged batches are retried by the engine either way)"`
-	SessionExpiry   time.Duration `hcl:"session_expiry" default:"0s" doc:"how long the broker keeps the session after a disconnect"`
-	KeepAlive       time.Duration `hcl:"keepalive" default:"30s" doc:"MQTT keepalive"`
-	ConnectTimeout  time.Duration `hcl:"connect_timeout" default:"10s" doc:"time allowed for one connection attempt"`
-	BackoffMin      time.Duration `hcl:"backoff_min" default:"200ms" doc:"first reconnect delay"`
-	BackoffMax      time.Duration `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay"`
-	TLS             *mqttc.TLS    `hcl:"tls,block" doc:"TLS settings for mqtts:// and wss://"`
-	Topic           string        `hcl:"topic" doc:"topic to publish to (a literal)"`
-	TopicExpr       engine.Expr   `hcl:"topic_expr" doc:"topic per point: an expression over the point (asset, tag, value, quality, attrs.NAME, …), e.g. 'plant/' + asset + '/' + tag; a point whose topic cannot be computed or is empty is rejected (dead letter, reason topic)"`
-	QoS             int           `hcl:"qos" default:"1" doc:"0, 1 or 2; at 1 and 2 a batch is acknowledged upstream only after every PUBACK/PUBCOMP"`
-	Retain          bool          `hcl:"retain" doc:"publish retained messages"`
-	Format          string        `hcl:"format" default:"json" doc:"a codec that encodes (docs/codecs): json: a message per point; json_batch: a message per topic per batch (an array, split to stay under max_message_bytes); asset_json: a message per asset per batch"`
-	MaxMessageBytes engine.Size   `hcl:"max_message_bytes" default:"0" doc:"largest payload (0: no limit); a json_batch is split below it, a single point (or asset) above it is rejected (reason too_large), as in the kafka and eventhubs sinks"`
-	MaxInflight     int           `hcl:"max_inflight" default:"256" doc:"publishes waiting for their acknowledgement at once"`
-	UserProperties  bool          `hcl:"user_properties" default:"true" doc:"format json: add the point's source timestamp (ts), asset and tag as MQTT v5 user properties"`
+	Broker         string        `hcl:"broker" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…"`
+	Brokers        []string      `hcl:"brokers" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"several broker URLs, tried in turn (failover); adds to broker"`
+	ClientID       string        `hcl:"client_id" doc:"client id (default flowd-<pipeline>-sink-<name>)"`
+	Username       string        `hcl:"username" doc:"user name; use env(\"…\") or file(\"…\") for secrets"`
+	Password       string        `hcl:"password" doc:"password; use env(\"…\") or file(\"…\")"`
+	CleanStart     bool          `hcl:"clean_start" default:"true" doc:"start a new broker session on the first connection (unacknowledged batches are retried by the engine either way)"`
+	SessionExpiry  time.Duration `hcl:"session_expiry" default:"0s" doc:"how long the broker keeps the session after a disconnect"`
+	KeepAlive      time.Duration `hcl:"keepalive" default:"30s" doc:"MQTT keepalive"`
+	ConnectTimeout time.Duration `hcl:"connect_timeout" default:"10s" doc:"time allowed for one connection attempt"`
+	BackoffMin     time.Duration `hcl:"backoff_min" default:"200ms" doc:"first reconnect delay"`
+	BackoffMax     time.Duration `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay"`
+	TLS            *mqttc.TLS    `hcl:"tls,block" doc:"TLS settings for mqtts:// and wss://"`
+	Topic          string        `hcl:"topic" doc:"topic to publish to (a literal)"`
+	TopicExpr      engine.Expr   `hcl:"topic_expr" doc:"topic per point: an expression over the point (asset, tag, value, quality, attrs.NAME, …), e.g. 'plant/' + asset + '/' + tag; a point whose topic cannot be computed or is empty is rejected (dead letter, reason topic)"`
+	QoS            int           `hcl:"qos" default:"1" doc:"0, 1 or 2; at 1 and 2 a batch is acknowledged upstream only after every PUBACK/PUBCOMP"`
+	Retain         bool          `hcl:"retain" doc:"publish retained messages"`
+	Format         string        `hcl:"format" default:"json" doc:"a codec that encodes (docs/codecs): json: a message per point; json_batch: a message per topic per batch (an array, split to stay under max_message_bytes); asset_json: a message per asset per batch"`
+	MaxInflight    int           `hcl:"max_inflight" default:"256" doc:"publishes waiting for their acknowledgement at once"`
+	UserProperties bool          `hcl:"user_properties" default:"true" doc:"format json: add the point's source timestamp (ts), asset and tag as MQTT v5 user properties"`
+
+	// Shared framing (engine/codec): the same limit as the kafka and eventhubs sinks.
+	MaxMessageBytes engine.Size `hcl:"max_message_bytes" default:"0" doc:"largest payload (0: no limit); a json_batch is split below it, a single point (or asset) above it is rejected (reason too_large), as in the kafka and eventhubs sinks"`
 }
 
 // Spec declares the mqtt sink.
