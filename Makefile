@@ -45,12 +45,14 @@ lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) run ./cmd/flowd fmt -check pipelines
 
-## docs: regenerate the component reference from the specs
+## docs: regenerate the component and codec references from the specs
 docs:
 	$(GO) run ./cmd/flowd components --markdown docs/components
+	$(GO) run ./cmd/flowd codecs --markdown docs/codecs
 
 docs-check:
 	@tmp=$$(mktemp -d); $(GO) run ./cmd/flowd components --markdown $$tmp && diff -ru docs/components $$tmp || { echo "docs/components is stale: run make docs"; exit 1; }; rm -rf $$tmp
+	@tmp=$$(mktemp -d); $(GO) run ./cmd/flowd codecs --markdown $$tmp && diff -ru docs/codecs $$tmp || { echo "docs/codecs is stale: run make docs"; exit 1; }; rm -rf $$tmp
 
 ## deploy-check: make dist's tarballs, checksums, SBOMs and binaries (--version), helm lint + template, kubeconform against
 ## offline Kubernetes schemas, the chart's pipelines validated, the systemd unit verified

@@ -268,6 +268,8 @@ type Env struct {
 	// AdminAddr is service.http_addr (metrics, health, status), so a source
 	// that listens itself can refuse to share its port.
 	AdminAddr string
+	// Codecs are the payload formats of this build (format attributes).
+	Codecs *Codecs
 
 	node *node // set when the pipeline is built
 }
@@ -466,6 +468,8 @@ func SinkSpec[C any](info Info, build func(*C, *Env) (Sink, error)) *Spec {
 // and passed to the loader: there is no global registry.
 type Registry struct {
 	specs map[ComponentKind]map[string]*Spec
+	// Codecs are handed to every component the loader builds (Env.Codecs).
+	Codecs *Codecs
 }
 
 func NewRegistry(specs ...*Spec) *Registry {
@@ -473,6 +477,12 @@ func NewRegistry(specs ...*Spec) *Registry {
 	for _, s := range specs {
 		r.Add(s)
 	}
+	return r
+}
+
+// WithCodecs sets the codecs handed to components (Env.Codecs) and returns r.
+func (r *Registry) WithCodecs(c *Codecs) *Registry {
+	r.Codecs = c
 	return r
 }
 

@@ -83,6 +83,10 @@ func completionModel() []complCmd {
 					c.words = append(c.words, s.Type)
 				}
 			}
+		case "codecs":
+			for _, k := range registry().Codecs.All() {
+				c.words = append(c.words, k.Name)
+			}
 		case "bench":
 			for _, s := range scenarios() {
 				c.words = append(c.words, s.name)

@@ -119,7 +119,7 @@ func plainType(reg *engine.Registry, kind engine.ComponentKind, not string) (str
 		if config.ApplyDefaults(cfg.Elem()) != nil {
 			continue
 		}
-		if _, err := spec.Build(cfg.Interface(), &engine.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err == nil {
+		if _, err := spec.Build(cfg.Interface(), &engine.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Codecs: reg.Codecs}); err == nil {
 			return t, nil
 		}
 	}

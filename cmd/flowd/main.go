@@ -37,6 +37,7 @@ Commands:
   validate FILE|DIR...       check pipeline files; exit 1 with file:line:col diagnostics
   fmt FILE...                format pipeline files canonically
   components [NAME]          list components, or show one's reference or example
+  codecs [NAME]              list payload formats (format = …), or show one's reference
   sim plc|mqtt|modbus|http   run a simulator (an OPC UA server, MQTT devices, Modbus devices, HTTP uplinks)
   tap [COMPONENT...]         print the points leaving components of a running flowd
   bench SCENARIO             run a benchmark scenario
@@ -52,6 +53,7 @@ Examples:
   flowd fmt -w pipelines/plant.hcl
   flowd components opcua                                an OPC UA source's reference
   flowd components --example cov > cov.hcl              a runnable pipeline to start from
+  flowd codecs json_batch                               a payload format's reference
   flowd sim plc --assets 3 --tags 5                     an OPC UA server on opc.tcp://127.0.0.1:4840
   flowd bench aio-single --duration 60s --json
   source <(flowd completion bash)                       completion in bash (zsh, fish alike)
@@ -72,6 +74,7 @@ func commands() map[string]command {
 		"validate":   cmdValidate,
 		"fmt":        cmdFmt,
 		"components": cmdComponents,
+		"codecs":     cmdCodecs,
 		"bench":      cmdBench,
 		"sim":        cmdSim,
 		"version":    cmdVersion,

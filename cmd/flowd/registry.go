@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/flowd/flowd/codecs"
 	"github.com/flowd/flowd/connectors/file"
 	httpsource "github.com/flowd/flowd/connectors/http"
 	kafkasource "github.com/flowd/flowd/connectors/kafka"
@@ -23,8 +24,9 @@ import (
 	"github.com/flowd/flowd/transforms/window"
 )
 
-// registry lists every component this build has. Adding a component means
-// adding its spec here; nothing registers itself.
+// registry lists every component this build has, with the codecs of
+// codecs.All. Adding a component means adding its spec here, a codec adding
+// it to codecs.All; nothing registers itself.
 func registry() *engine.Registry {
 	return engine.NewRegistry(
 		// sources
@@ -49,5 +51,5 @@ func registry() *engine.Registry {
 		cassandra.Spec,
 		eventhubs.Spec,
 		kafka.Spec,
-	)
+	).WithCodecs(codecs.All())
 }

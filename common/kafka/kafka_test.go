@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	jsoncodec "github.com/flowd/flowd/codecs/json"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -95,21 +96,21 @@ func TestCheckEncoding(t *testing.T) {
 		enc   Encoding
 		field string
 	}{
-		{Encoding{Topic: "t", Format: "xml", MaxRecordBytes: 1000}, "format"},
-		{Encoding{Topic: "t", Format: FormatJSON, Key: "k", KeyBy: KeyAsset, MaxRecordBytes: 1000}, "key_by"},
-		{Encoding{Topic: "t", Format: FormatJSONBatch, KeyBy: KeyAsset, MaxRecordBytes: 1000}, "key_by"},
-		{Encoding{Topic: "t", Format: FormatAssetJSON, KeyBy: KeyTag, MaxRecordBytes: 1000}, "key_by"},
-		{Encoding{Topic: "t", Format: FormatJSON, MaxRecordBytes: 10}, "max_message_bytes"},
-		{Encoding{Format: FormatJSON, MaxRecordBytes: 1000}, "topic"},
-		{Encoding{Topic: "t", Format: FormatJSON, KeyExpr: mustExpr("tag"), KeyBy: KeyAsset, MaxRecordBytes: 1000}, "key_expr"},
-		{Encoding{Topic: "t", Format: FormatJSONBatch, KeyExpr: mustExpr("tag"), MaxRecordBytes: 1000}, "key_expr"},
-		{Encoding{Topic: "t", TopicExpr: mustExpr("tag"), Format: FormatJSON, MaxRecordBytes: 1000}, "topic_expr"},
+		{Encoding{Topic: "t", MaxRecordBytes: 1000}, "format"},
+		{Encoding{Topic: "t", Codec: jsoncodec.Codec, Key: "k", KeyBy: KeyAsset, MaxRecordBytes: 1000}, "key_by"},
+		{Encoding{Topic: "t", Codec: jsoncodec.BatchCodec, KeyBy: KeyAsset, MaxRecordBytes: 1000}, "key_by"},
+		{Encoding{Topic: "t", Codec: jsoncodec.AssetCodec, KeyBy: KeyTag, MaxRecordBytes: 1000}, "key_by"},
+		{Encoding{Topic: "t", Codec: jsoncodec.Codec, MaxRecordBytes: 10}, "max_message_bytes"},
+		{Encoding{Codec: jsoncodec.Codec, MaxRecordBytes: 1000}, "topic"},
+		{Encoding{Topic: "t", Codec: jsoncodec.Codec, KeyExpr: mustExpr("tag"), KeyBy: KeyAsset, MaxRecordBytes: 1000}, "key_expr"},
+		{Encoding{Topic: "t", Codec: jsoncodec.BatchCodec, KeyExpr: mustExpr("tag"), MaxRecordBytes: 1000}, "key_expr"},
+		{Encoding{Topic: "t", TopicExpr: mustExpr("tag"), Codec: jsoncodec.Codec, MaxRecordBytes: 1000}, "topic_expr"},
 	} {
 		if field, err := CheckEncoding(&tc.enc); err == nil || field != tc.field {
 			t.Errorf("%+v: field %q err %v, want field %q", tc.enc, field, err, tc.field)
 		}
 	}
-	if _, err := CheckEncoding(&Encoding{Topic: "t", Format: FormatAssetJSON, KeyBy: KeyAsset, MaxRecordBytes: 1000}); err != nil {
+	if _, err := CheckEncoding(&Encoding{Topic: "t", Codec: jsoncodec.AssetCodec, KeyBy: KeyAsset, MaxRecordBytes: 1000}); err != nil {
 		t.Error(err)
 	}
 }
@@ -133,7 +134,7 @@ func TestWriteTopicAndKeyExpressions(t *testing.T) {
 	defer c.Close()
 	w := newWriter(t, c, Encoding{
 		TopicExpr: mustExpr("'plant.' + asset"), KeyExpr: mustExpr("tag + '@' + asset"),
-		Format: FormatJSON, MaxRecordBytes: 1 << 20,
+		Codec: jsoncodec.Codec, MaxRecordBytes: 1 << 20,
 	})
 	pts := points(2, 3, 1)
 	pts = append(pts, engine.Point{Asset: "", Tag: "x", TS: 1}) // topic "plant.": no such topic
@@ -162,7 +163,7 @@ func TestWriteTopicAndKeyExpressions(t *testing.T) {
 	}
 
 	// json_batch with a topic expression: one array per topic.
-	w.Enc.Format = FormatJSONBatch
+	w.Enc.Codec = jsoncodec.BatchCodec
 	w.Enc.KeyExpr = nil
 	w.Enc.TopicExpr = mustExpr("'plant.' + asset")
 	if n, err := w.Write(context.Background(), points(2, 3, 1), nil); err != nil || n != 2 {
@@ -230,7 +231,7 @@ func newWriter(t *testing.T, c *kfake.Cluster, enc Encoding, extra ...kgo.Opt) *
 
 func TestWriteJSONKeysHeadersAndContent(t *testing.T) {
 	c := cluster(t, "plant", 3)
-	w := newWriter(t, c, Encoding{Topic: "plant", Format: FormatJSON, KeyBy: KeyAssetTag, Headers: true, MaxRecordBytes: 1 << 20})
+	w := newWriter(t, c, Encoding{Topic: "plant", Codec: jsoncodec.Codec, KeyBy: KeyAssetTag, Headers: true, MaxRecordBytes: 1 << 20})
 	pts := points(3, 4, 5)
 	n, err := w.Write(context.Background(), pts, func(int, error) { t.Fatal("nothing should be rejected") })
 	if err != nil || n != len(pts) {
@@ -277,7 +278,7 @@ func TestWriteJSONKeysHeadersAndContent(t *testing.T) {
 func TestWriteJSONBatchSplitsUnderTheLimit(t *testing.T) {
 	c := cluster(t, "batches", 1)
 	const limit = 4096
-	w := newWriter(t, c, Encoding{Topic: "batches", Format: FormatJSONBatch, Key: "plant", MaxRecordBytes: limit})
+	w := newWriter(t, c, Encoding{Topic: "batches", Codec: jsoncodec.BatchCodec, Key: "plant", MaxRecordBytes: limit})
 	pts := points(2, 10, 10) // 200 points, ~80 bytes each: several records
 	n, err := w.Write(context.Background(), pts, nil)
 	if err != nil {
@@ -312,7 +313,7 @@ func TestWriteJSONBatchSplitsUnderTheLimit(t *testing.T) {
 
 func TestWriteAssetJSON(t *testing.T) {
 	c := cluster(t, "assets", 2)
-	w := newWriter(t, c, Encoding{Topic: "assets", Format: FormatAssetJSON, KeyBy: KeyAsset, Headers: true, MaxRecordBytes: 1 << 20})
+	w := newWriter(t, c, Encoding{Topic: "assets", Codec: jsoncodec.AssetCodec, KeyBy: KeyAsset, Headers: true, MaxRecordBytes: 1 << 20})
 	pts := points(3, 4, 1)
 	n, err := w.Write(context.Background(), pts, nil)
 	if err != nil || n != 3 {
@@ -327,7 +328,7 @@ func TestWriteAssetJSON(t *testing.T) {
 
 func TestTooLargePointIsRejectedNotRetried(t *testing.T) {
 	c := cluster(t, "big", 1)
-	w := newWriter(t, c, Encoding{Topic: "big", Format: FormatJSON, MaxRecordBytes: 200})
+	w := newWriter(t, c, Encoding{Topic: "big", Codec: jsoncodec.Codec, MaxRecordBytes: 200})
 	pts := points(1, 3, 1)
 	pts[1].Value = engine.String(strings.Repeat("x", 500))
 	var rejected []engine.Point
@@ -375,7 +376,7 @@ func TestWriteFailsThenRecovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	w := &Writer{Client: cl, Enc: Encoding{Topic: "flaky", Format: FormatJSON, MaxRecordBytes: 1 << 20}}
+	w := &Writer{Client: cl, Enc: Encoding{Topic: "flaky", Codec: jsoncodec.Codec, MaxRecordBytes: 1 << 20}}
 	pts := points(1, 5, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
@@ -424,16 +425,16 @@ func TestEnsureTopic(t *testing.T) {
 }
 
 func BenchmarkEncode(b *testing.B) {
-	for _, f := range []string{FormatJSON, FormatJSONBatch, FormatAssetJSON} {
-		b.Run(f, func(b *testing.B) {
+	for _, f := range []*engine.Codec{jsoncodec.Codec, jsoncodec.BatchCodec, jsoncodec.AssetCodec} {
+		b.Run(f.Name, func(b *testing.B) {
 			pts := points(10, 100, 1) // 1,000 points, a sim batch
 			keyBy := KeyAssetTag
-			if f == FormatJSONBatch {
+			if f == jsoncodec.BatchCodec {
 				keyBy = KeyNone
-			} else if f == FormatAssetJSON {
+			} else if f == jsoncodec.AssetCodec {
 				keyBy = KeyAsset
 			}
-			w := &Writer{Enc: Encoding{Topic: "t", Format: f, KeyBy: keyBy, Headers: true, MaxRecordBytes: 1 << 20}}
+			w := &Writer{Enc: Encoding{Topic: "t", Codec: f, KeyBy: keyBy, Headers: true, MaxRecordBytes: 1 << 20}}
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
@@ -447,8 +448,8 @@ func BenchmarkEncode(b *testing.B) {
 // BenchmarkWriteKfake measures Write against the in-process fake broker
 // (protocol, client and promise overhead; no disk, no network).
 func BenchmarkWriteKfake(b *testing.B) {
-	for _, f := range []string{FormatJSON, FormatJSONBatch} {
-		b.Run(f, func(b *testing.B) {
+	for _, f := range []*engine.Codec{jsoncodec.Codec, jsoncodec.BatchCodec} {
+		b.Run(f.Name, func(b *testing.B) {
 			c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(3, "bench"))
 			if err != nil {
 				b.Fatal(err)
@@ -461,10 +462,10 @@ func BenchmarkWriteKfake(b *testing.B) {
 			}
 			defer cl.Close()
 			keyBy := KeyAssetTag
-			if f == FormatJSONBatch {
+			if f == jsoncodec.BatchCodec {
 				keyBy = KeyNone
 			}
-			w := &Writer{Client: cl, Enc: Encoding{Topic: "bench", Format: f, KeyBy: keyBy, Headers: true, MaxRecordBytes: 1 << 20}}
+			w := &Writer{Client: cl, Enc: Encoding{Topic: "bench", Codec: f, KeyBy: keyBy, Headers: true, MaxRecordBytes: 1 << 20}}
 			pts := points(10, 100, 1)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -475,5 +476,25 @@ func BenchmarkWriteKfake(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*len(pts))/b.Elapsed().Seconds(), "points/s")
 		})
+	}
+}
+
+// Records carry exactly the messages of the shared framer (engine/codec), so
+// a format means the same records here as in every other sink.
+func TestEncodeUsesSharedFraming(t *testing.T) {
+	for _, c := range []*engine.Codec{jsoncodec.Codec, jsoncodec.BatchCodec, jsoncodec.AssetCodec} {
+		pts := points(3, 40, 1)
+		w := &Writer{Enc: Encoding{Topic: "t", Codec: c, MaxRecordBytes: 2000}}
+		w.encode(append([]engine.Point(nil), pts...), nil)
+		f := codec.Framer{Codec: c, MaxBytes: 2000}
+		buf, frames := f.Append(nil, nil, append([]engine.Point(nil), pts...), nil)
+		if len(w.spans) != len(frames) {
+			t.Fatalf("%s: %d records, the framer makes %d", c.Name, len(w.spans), len(frames))
+		}
+		for i, sp := range w.spans {
+			if got := w.buf[sp.val:sp.valEnd]; !bytes.Equal(got, frames[i].Payload(buf)) {
+				t.Errorf("%s: record %d differs:\n%s\n%s", c.Name, i, got, frames[i].Payload(buf))
+			}
+		}
 	}
 }

@@ -14,13 +14,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// Formats a Kafka-speaking sink writes.
-const (
-	FormatJSON      = "json"       // one record per point
-	FormatJSONBatch = "json_batch" // one record per batch: a JSON array of points
-	FormatAssetJSON = "asset_json" // one record per asset per batch
-)
-
 // Key modes: where a record's key comes from when no literal key is set.
 const (
 	KeyNone     = "none"
@@ -39,12 +32,13 @@ const (
 // Encoding says how points become records.
 type Encoding struct {
 	Topic string
-	// TopicExpr, when set, gives the topic per point (json), or per group of
-	// points with the same topic (json_batch, asset_json).
+	// TopicExpr, when set, gives the topic per point (a codec framed per
+	// point), or per group of points with the same topic (per batch, per asset).
 	TopicExpr *pointexpr.Program
-	Format    string // json, json_batch, asset_json
-	Key       string // literal key, used when set
-	KeyBy     string // none, asset, tag, asset_tag (ignored when Key is set)
+	// Codec encodes the records' values, framed as it says (engine/codec).
+	Codec *engine.Codec
+	Key   string // literal key, used when set
+	KeyBy string // none, asset, tag, asset_tag (ignored when Key is set)
 	// KeyExpr, when set, gives the key per point (json) or per asset from its
 	// first point (asset_json).
 	KeyExpr *pointexpr.Program
@@ -57,17 +51,16 @@ type Encoding struct {
 // CheckEncoding validates the combination of format and key mode; the error
 // names the attribute to blame.
 func CheckEncoding(e *Encoding) (field string, err error) {
-	switch e.Format {
-	case FormatJSON, FormatJSONBatch, FormatAssetJSON:
-	default:
-		return "format", fmt.Errorf("unknown format %q", e.Format)
+	if e.Codec == nil || e.Codec.Encode == nil {
+		return "format", errors.New("no codec that encodes")
 	}
+	framing := e.Codec.Framing
 	if e.KeyExpr != nil {
 		switch {
 		case e.Key != "" || (e.KeyBy != "" && e.KeyBy != KeyNone):
 			return "key_expr", errors.New("set one of key, key_by and key_expr")
-		case e.Format == FormatJSONBatch:
-			return "key_expr", errors.New("json_batch writes one record per batch, so it can only have a literal key")
+		case framing == engine.FrameBatch:
+			return "key_expr", fmt.Errorf("%s writes one record per batch, so it can only have a literal key", e.Codec.Name)
 		}
 	}
 	if e.Topic != "" && e.TopicExpr != nil {
@@ -82,11 +75,11 @@ func CheckEncoding(e *Encoding) (field string, err error) {
 		if e.Key != "" {
 			return "key_by", errors.New("set key or key_by, not both")
 		}
-		if e.Format == FormatJSONBatch {
-			return "key_by", errors.New("json_batch writes one record per batch, so it can only have a literal key")
+		if framing == engine.FrameBatch {
+			return "key_by", fmt.Errorf("%s writes one record per batch, so it can only have a literal key", e.Codec.Name)
 		}
-		if e.Format == FormatAssetJSON && e.KeyBy != KeyAsset {
-			return "key_by", errors.New("asset_json writes one record per asset: key_by can only be \"asset\"")
+		if framing == engine.FrameAsset && e.KeyBy != KeyAsset {
+			return "key_by", fmt.Errorf("%s writes one record per asset: key_by can only be \"asset\"", e.Codec.Name)
 		}
 	default:
 		return "key_by", fmt.Errorf("unknown key_by %q", e.KeyBy)
@@ -124,12 +117,14 @@ type Writer struct {
 	rejectFn   func([]engine.Point, error)
 	buf        []byte
 	spans      []span
+	frames     []codec.Frame
+	framer     codec.Framer
 	recs       []kgo.Record
 	hdrs       []kgo.RecordHeader
 }
 
 // ErrTooLarge marks points whose encoding exceeds the record size limit.
-var ErrTooLarge = errors.New("record larger than max_message_bytes")
+var ErrTooLarge = codec.ErrTooLarge
 
 // Write encodes points, produces every record and returns the number of
 // records once all are acknowledged. Points that can never be written (a
@@ -318,7 +313,10 @@ var ErrExpr = errors.New("expression failed")
 func (w *Writer) encode(points []engine.Point, reject func([]engine.Point, error)) {
 	w.buf = w.buf[:0]
 	w.spans = w.spans[:0]
-	if w.Enc.TopicExpr == nil || w.Enc.Format == FormatJSON {
+	if w.framer.Codec != w.Enc.Codec || w.framer.MaxBytes != w.Enc.MaxRecordBytes {
+		w.framer = codec.Framer{Codec: w.Enc.Codec, MaxBytes: w.Enc.MaxRecordBytes}
+	}
+	if w.Enc.TopicExpr == nil || w.Enc.Codec.Framing == engine.FramePoint {
 		w.encodeTopic(points, "", reject)
 		return
 	}
@@ -386,72 +384,57 @@ func (w *Writer) topicOf(p *engine.Point) (string, error) {
 }
 
 // encodeTopic encodes points bound for one topic ("": the fixed topic, or
-// per point from TopicExpr in the json format).
+// per point from TopicExpr when framed per point) and adds each record's key
+// and headers.
 func (w *Writer) encodeTopic(points []engine.Point, topic string, reject func([]engine.Point, error)) {
-	switch w.Enc.Format {
-	case FormatJSONBatch:
-		w.encodeBatch(points, topic, reject)
-	case FormatAssetJSON:
-		codec.GroupByAsset(points, func(asset string, pts []engine.Point) error {
-			sp := span{topic: topic, val: len(w.buf), keyEnd: -1}
-			w.buf = codec.AppendAssetJSON(w.buf, asset, pts)
-			sp.valEnd = len(w.buf)
-			if sp.valEnd-sp.val > w.Enc.MaxRecordBytes {
-				w.buf = w.buf[:sp.val]
-				if reject != nil {
-					reject(pts, ErrTooLarge)
-				}
-				return nil
-			}
-			if err := w.key(&sp, &pts[0]); err != nil {
-				w.buf = w.buf[:sp.val]
-				if reject != nil {
-					reject(pts, err)
-				}
-				return nil
-			}
-			if w.Enc.Headers {
-				w.headers(&sp, pts[0].TS, asset, "")
-			}
-			w.spans = append(w.spans, sp)
-			return nil
-		})
-	default:
-		for i := range points {
-			p := &points[i]
-			sp := span{topic: topic, val: len(w.buf), keyEnd: -1}
+	frames := w.frames[:0]
+	w.buf, frames = w.framer.Append(w.buf, frames, points, reject)
+	framing := w.Enc.Codec.Framing
+	for i := range frames {
+		fr := &frames[i]
+		p := &fr.Points[0]
+		sp := span{topic: topic, val: fr.Start, valEnd: fr.End, keyEnd: -1}
+		switch framing {
+		case engine.FramePoint:
 			if w.Enc.TopicExpr != nil {
 				t, err := w.topicOf(p)
 				if err != nil {
 					if reject != nil {
-						reject(points[i:i+1], err)
+						reject(fr.Points, err)
 					}
 					continue
 				}
 				sp.topic = t
 			}
-			w.buf = codec.AppendPoint(w.buf, p)
-			sp.valEnd = len(w.buf)
-			if sp.valEnd-sp.val > w.Enc.MaxRecordBytes {
-				w.buf = w.buf[:sp.val]
-				if reject != nil {
-					reject(points[i:i+1], ErrTooLarge)
-				}
-				continue
-			}
 			if err := w.key(&sp, p); err != nil {
-				w.buf = w.buf[:sp.val]
 				if reject != nil {
-					reject(points[i:i+1], err)
+					reject(fr.Points, err)
 				}
 				continue
 			}
 			if w.Enc.Headers {
 				w.headers(&sp, p.TS, p.Asset, p.Tag)
 			}
-			w.spans = append(w.spans, sp)
+		case engine.FrameAsset:
+			if err := w.key(&sp, p); err != nil {
+				if reject != nil {
+					reject(fr.Points, err)
+				}
+				continue
+			}
+			if w.Enc.Headers {
+				w.headers(&sp, p.TS, p.Asset, "")
+			}
+		default:
+			w.key(&sp, nil)
+			if w.Enc.Headers {
+				w.headers(&sp, p.TS, "", "")
+			}
 		}
+		w.spans = append(w.spans, sp)
 	}
+	clear(frames) // keep no references to the caller's points
+	w.frames = frames[:0]
 }
 
 // headers appends the header values of a record to the buffer.
@@ -506,33 +489,4 @@ func (w *Writer) key(sp *span, p *engine.Point) error {
 	}
 	sp.keyEnd = len(w.buf)
 	return nil
-}
-
-// encodeBatch writes points as JSON arrays no larger than MaxRecordBytes,
-// halving a chunk that does not fit.
-func (w *Writer) encodeBatch(points []engine.Point, topic string, reject func([]engine.Point, error)) {
-	if len(points) == 0 {
-		return
-	}
-	sp := span{topic: topic, val: len(w.buf), keyEnd: -1}
-	w.buf = codec.AppendBatch(w.buf, points)
-	sp.valEnd = len(w.buf)
-	if sp.valEnd-sp.val > w.Enc.MaxRecordBytes {
-		w.buf = w.buf[:sp.val]
-		if len(points) == 1 {
-			if reject != nil {
-				reject(points, ErrTooLarge)
-			}
-			return
-		}
-		half := len(points) / 2
-		w.encodeBatch(points[:half], topic, reject)
-		w.encodeBatch(points[half:], topic, reject)
-		return
-	}
-	w.key(&sp, nil)
-	if w.Enc.Headers {
-		w.headers(&sp, points[0].TS, "", "")
-	}
-	w.spans = append(w.spans, sp)
 }

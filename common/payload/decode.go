@@ -1,6 +1,7 @@
 // Package payload decodes message payloads into points for the sources that
-// receive payloads (MQTT, HTTP, UDP): the json shapes, the map block of
-// expressions over any JSON object, and raw. Expressions see the message's
+// receive payloads (MQTT, HTTP, UDP): the map block of expressions over any
+// JSON object, or any codec that decodes (json, raw, …: see codecs/), with
+// the source's asset and tag settings for points the payload leaves bare. Expressions see the message's
 // subject as a list of levels (an MQTT topic, an HTTP path) under a name the
 // source chooses, and in the map block the decoded payload.
 package payload
@@ -12,7 +13,6 @@ import (
 	"fmt"
 	"reflect"
 	"slices"
-	"strings"
 
 	"github.com/flowd/flowd/common/sparkplug"
 	"github.com/flowd/flowd/engine"
@@ -30,6 +30,8 @@ type Decoder struct {
 	mapping    map[string]*msgExpr
 	values     *msgExpr // map.values, where the source allows it
 	ev         *evaluator
+	codec      *engine.Codec // nil: format map or sparkplug
+	msg        engine.Message
 	sp         *sparkplug.Decoder // format sparkplug; its state is shared by clones
 }
 
@@ -111,273 +113,22 @@ func (d *Decoder) Decode(dst []engine.Point, topic string, payload []byte, now i
 		return dst, fmt.Errorf("%w: %d bytes, max_payload is %d", ErrTooLarge, len(payload), d.maxPayload)
 	}
 	d.ev.reset()
-	switch d.format {
-	case "raw":
-		p := engine.Point{Value: engine.String(string(payload)), TS: now}
-		if err := d.assetTag(&p, topic); err != nil {
-			return dst, err
-		}
-		if p.Tag == "" {
-			return dst, codec.ErrNoTag
-		}
-		return append(dst, p), nil
-	case "map":
-		return d.decodeMap(dst, topic, payload, now)
-	case "sparkplug":
+	if d.sp != nil {
 		return d.sp.Decode(dst, topic, payload, now)
 	}
-	return d.decodeJSON(dst, topic, payload, now)
+	if d.codec == nil {
+		return d.decodeMap(dst, topic, payload, now)
+	}
+	d.msg = engine.Message{Subject: topic, Payload: payload, Now: now, Fill: d}
+	dst, err := d.codec.Decode(dst, &d.msg)
+	d.msg.Payload = nil
+	return dst, err
 }
 
-// wire is a point object in a payload.
-type wire struct {
-	Asset   string            `json:"asset"`
-	Tag     string            `json:"tag"`
-	Value   json.RawMessage   `json:"value"`
-	Quality string            `json:"quality"`
-	Status  uint32            `json:"status"`
-	TS      json.RawMessage   `json:"ts"`
-	Attrs   map[string]string `json:"attrs"`
-}
-
-// assetJSON is the asset_json shape the kafka, eventhubs and file sinks
-// write: {"asset":"a","points":{"t":{"value":…,"quality":…,"ts":…}}}. Kept out
-// of wire so that arrays of points do not carry the extra field.
-type assetJSON struct {
-	Asset  string          `json:"asset"`
-	Points json.RawMessage `json:"points"`
-}
-
-func (d *Decoder) decodeJSON(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
-	data := bytes.TrimSpace(payload)
-	if len(data) == 0 {
-		return dst, errors.New("empty payload")
-	}
-	n := len(dst)
-	switch data[0] {
-	case '[':
-		var items []wire
-		if err := json.Unmarshal(data, &items); err != nil {
-			return dst[:n], fmt.Errorf("invalid JSON: %w", err)
-		}
-		if len(items) == 0 {
-			return dst, errors.New("empty array")
-		}
-		for i := range items {
-			p, err := d.point(&items[i], topic, now)
-			if err != nil {
-				return dst[:n], fmt.Errorf("item %d: %w", i, err)
-			}
-			dst = append(dst, p)
-		}
-		return dst, nil
-	case '{':
-		var w wire
-		if err := json.Unmarshal(data, &w); err != nil {
-			return dst, fmt.Errorf("invalid JSON: %w", err)
-		}
-		if w.Tag != "" || w.Value != nil {
-			p, err := d.point(&w, topic, now)
-			if err != nil {
-				return dst, err
-			}
-			return append(dst, p), nil
-		}
-		if w.Asset != "" {
-			var a assetJSON
-			if err := json.Unmarshal(data, &a); err == nil && len(a.Points) > 0 {
-				return d.decodeAssetJSON(dst, topic, &a, now)
-			}
-		}
-		return d.decodeTagMap(dst, topic, data, now)
-	}
-	// A bare scalar: one value of the tag named by tag_expr.
-	v, err := scalar(data)
-	if err != nil {
-		return dst, err
-	}
-	p := engine.Point{Value: v, TS: now}
-	if err := d.assetTag(&p, topic); err != nil {
-		return dst, err
-	}
-	if p.Tag == "" {
-		return dst, errors.New("payload is a bare value and tag_expr is not set")
-	}
-	return append(dst, p), nil
-}
-
-// scalar parses a JSON number, bool, string or null; objects and arrays are
-// the wrong type for a value.
-func scalar(raw json.RawMessage) (engine.Value, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) > 0 && (raw[0] == '{' || raw[0] == '[') {
-		return engine.Value{}, errors.New("value must be a number, bool, string or null, not an object or array")
-	}
-	if len(raw) > 0 && raw[0] != '"' && raw[0] != 't' && raw[0] != 'f' && raw[0] != 'n' && !json.Valid(raw) {
-		return engine.Value{}, fmt.Errorf("value %.40q is not valid JSON", raw)
-	}
-	return codec.ParseValue(raw)
-}
-
-func (d *Decoder) point(w *wire, topic string, now int64) (engine.Point, error) {
-	v, err := scalar(w.Value)
-	if err != nil {
-		return engine.Point{}, err
-	}
-	q, ok := engine.ParseQuality(w.Quality)
-	if !ok {
-		return engine.Point{}, fmt.Errorf("quality %q is not good, uncertain or bad", w.Quality)
-	}
-	ts, err := codec.ParseTS(w.TS)
-	if err != nil {
-		return engine.Point{}, err
-	}
-	if ts == 0 {
-		ts = now
-	}
-	p := engine.Point{Asset: w.Asset, Tag: w.Tag, Value: v, Quality: q, Status: w.Status, TS: ts}
-	if p.Status != 0 && w.Quality == "" {
-		p.Quality = engine.QualityFromStatus(p.Status)
-	}
-	if err := d.assetTag(&p, topic); err != nil {
-		return engine.Point{}, err
-	}
-	if p.Tag == "" {
-		return engine.Point{}, codec.ErrNoTag
-	}
-	if len(w.Attrs) > 0 {
-		p.Attrs = w.Attrs
-	}
-	return p, nil
-}
-
-// decodeAssetJSON reads the asset_json shape: one asset, its points keyed by
-// tag. Points come out sorted by tag (JSON objects have no order).
-func (d *Decoder) decodeAssetJSON(dst []engine.Point, topic string, w *assetJSON, now int64) ([]engine.Point, error) {
-	var pts map[string]wire
-	if err := json.Unmarshal(w.Points, &pts); err != nil {
-		return dst, fmt.Errorf("asset_json points: %w", err)
-	}
-	if len(pts) == 0 {
-		return dst, errors.New("asset_json points is empty")
-	}
-	tags := make([]string, 0, len(pts))
-	for tag := range pts {
-		tags = append(tags, tag)
-	}
-	slices.Sort(tags)
-	n := len(dst)
-	for _, tag := range tags {
-		pw := pts[tag]
-		if tag == "" || (pw.Tag != "" && pw.Tag != tag) || (pw.Asset != "" && pw.Asset != w.Asset) || pw.Value == nil {
-			return dst[:n], fmt.Errorf("asset_json point %q: want an object with value (and quality, status, ts, attrs) under a non-empty tag", tag)
-		}
-		pw.Asset, pw.Tag = w.Asset, tag
-		p, err := d.point(&pw, topic, now)
-		if err != nil {
-			return dst[:n], fmt.Errorf("asset_json point %q: %w", tag, err)
-		}
-		dst = append(dst, p)
-	}
-	return dst, nil
-}
-
-// pointFields are the canonical point object's fields.
-var pointFields = [...]string{"asset", "tag", "value", "quality", "status", "ts", "attrs"}
-
-// gatewayValue is one entry of the tag-map shape OPC UA gateways publish:
-// {"Temp": {"Value": 21.5, "SourceTimestamp": "…", "StatusCode": 0}}.
-type gatewayValue struct {
-	Value           json.RawMessage `json:"Value"`
-	SourceTimestamp json.RawMessage `json:"SourceTimestamp"`
-	StatusCode      json.RawMessage `json:"StatusCode"`
-}
-
-func (d *Decoder) decodeTagMap(dst []engine.Point, topic string, data []byte, now int64) ([]engine.Point, error) {
-	n := len(dst)
-	var tags map[string]json.RawMessage
-	if err := json.Unmarshal(data, &tags); err != nil {
-		return dst, fmt.Errorf("invalid JSON: %w", err)
-	}
-	if len(tags) == 0 {
-		return dst, errors.New("object has neither tag nor value, nor any tag entries")
-	}
-	// A point object without its tag or value is not a tag map whose tags are
-	// named asset or quality: reading it so would invent points.
-	for _, k := range pointFields {
-		if _, ok := tags[k]; ok {
-			return dst, fmt.Errorf("object has %q but no tag and no value: not a point, and not a tag map (whose tags cannot be named %s)", k, strings.Join(pointFields[:], ", "))
-		}
-	}
-	asset := ""
-	if d.asset.set {
-		var err error
-		if asset, err = d.str(&d.asset, topic); err != nil {
-			return dst, err
-		}
-	}
-	for tag, raw := range tags {
-		if tag == "" {
-			return dst[:n], errors.New("tag map has an empty tag name")
-		}
-		p := engine.Point{Asset: asset, Tag: tag, TS: now}
-		raw = bytes.TrimSpace(raw)
-		if len(raw) > 0 && raw[0] == '{' {
-			var g gatewayValue
-			if err := json.Unmarshal(raw, &g); err != nil {
-				return dst[:n], fmt.Errorf("tag %q: %w", tag, err)
-			}
-			if g.Value == nil {
-				return dst[:n], fmt.Errorf("tag %q: no Value", tag)
-			}
-			v, err := scalar(g.Value)
-			if err != nil {
-				return dst[:n], fmt.Errorf("tag %q: %w", tag, err)
-			}
-			p.Value = v
-			if ts, err := codec.ParseTS(g.SourceTimestamp); err != nil {
-				return dst[:n], fmt.Errorf("tag %q: %w", tag, err)
-			} else if ts != 0 {
-				p.TS = ts
-			}
-			if code, err := statusCode(g.StatusCode); err != nil {
-				return dst[:n], fmt.Errorf("tag %q: %w", tag, err)
-			} else {
-				p.Status = code
-				p.Quality = engine.QualityFromStatus(code)
-			}
-		} else {
-			v, err := scalar(raw)
-			if err != nil {
-				return dst[:n], fmt.Errorf("tag %q: %w", tag, err)
-			}
-			p.Value = v
-		}
-		dst = append(dst, p)
-	}
-	return dst, nil
-}
-
-// statusCode reads an OPC UA status code: a number, or {"Code": n, …}.
-func statusCode(raw json.RawMessage) (uint32, error) {
-	raw = bytes.TrimSpace(raw)
-	if len(raw) == 0 || string(raw) == "null" {
-		return 0, nil
-	}
-	if raw[0] == '{' {
-		var s struct {
-			Code uint32 `json:"Code"`
-		}
-		if err := json.Unmarshal(raw, &s); err != nil {
-			return 0, fmt.Errorf("StatusCode: %w", err)
-		}
-		return s.Code, nil
-	}
-	var c uint32
-	if err := json.Unmarshal(raw, &c); err != nil {
-		return 0, fmt.Errorf("StatusCode: %w", err)
-	}
-	return c, nil
+// FillPoint gives a decoded point the asset and tag the source's settings
+// name, where the payload carried none (engine.PointFiller).
+func (d *Decoder) FillPoint(p *engine.Point, subject string) error {
+	return d.assetTag(p, subject)
 }
 
 func (d *Decoder) decodeMap(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
@@ -563,8 +314,9 @@ func anyValue(v any) (engine.Value, error) {
 // Options configure a Decoder; the sources copy them from their own config,
 // whose attributes carry the same names.
 type Options struct {
-	Format     string // json | map | raw
-	MaxPayload int    // bytes; 0: no limit
+	Format     string // map, or a codec that decodes (json, raw, …)
+	Codecs     *engine.Codecs
+	MaxPayload int // bytes; 0: no limit
 	// Subject names the message's subject in asset_expr, tag_expr and the map
 	// block ("topic", "path"), or "" when a source has none (then asset_expr
 	// and tag_expr are not allowed, and raw needs a literal tag).
@@ -682,6 +434,13 @@ func New(o Options) (*Decoder, error) {
 		}
 	} else if len(o.Map) > 0 {
 		return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map is only used with format = \"map\"")}
+	}
+	if o.Format != "map" && o.Format != "sparkplug" {
+		c, err := o.Codecs.Decoder(o.Format, "map", "sparkplug")
+		if err != nil {
+			return nil, &engine.FieldError{Field: "format", Offset: -1, Err: err}
+		}
+		d.codec = c
 	}
 	return d, nil
 }

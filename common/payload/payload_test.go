@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowd/flowd/codecs"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
 )
@@ -17,7 +18,7 @@ const uplink = `{"deduplicationId":"3ac7e3c4","time":"2026-11-22T09:59:58.5Z",
  "fCnt":10,"fPort":1,"data":"AQID","object":{"energy_kwh":1234.5,"voltage":231,"power_w":880}}`
 
 func TestPathSubject(t *testing.T) {
-	d, err := New(Options{Format: "map", Subject: "path", Map: map[string]engine.Expr{
+	d, err := New(Options{Codecs: codecs.All(), Format: "map", Subject: "path", Map: map[string]engine.Expr{
 		"asset": {Src: "path[-1] + '/' + payload.deviceInfo.deviceName"},
 		"tag":   {Src: "'energy_kwh'"},
 		"value": {Src: "payload.object.energy_kwh"},
@@ -36,14 +37,14 @@ func TestPathSubject(t *testing.T) {
 		t.Fatalf("got %+v, want %+v", pts, want)
 	}
 	// topic is not in scope for a path subject, and the reverse.
-	if _, err := New(Options{Format: "json", Subject: "path", TagExpr: engine.Expr{Src: "topic[1]"}}); err == nil {
+	if _, err := New(Options{Codecs: codecs.All(), Format: "json", Subject: "path", TagExpr: engine.Expr{Src: "topic[1]"}}); err == nil {
 		t.Error("topic compiled for a path subject")
 	}
-	if _, err := New(Options{Format: "json", Subject: "topic", TagExpr: engine.Expr{Src: "path[1]"}}); err == nil {
+	if _, err := New(Options{Codecs: codecs.All(), Format: "json", Subject: "topic", TagExpr: engine.Expr{Src: "path[1]"}}); err == nil {
 		t.Error("path compiled for a topic subject")
 	}
 	// Native form (no VM) for path levels too.
-	d, err = New(Options{Format: "json", Subject: "path", AssetExpr: engine.Expr{Src: "'site-' + path[1]"}})
+	d, err = New(Options{Codecs: codecs.All(), Format: "json", Subject: "path", AssetExpr: engine.Expr{Src: "'site-' + path[1]"}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,14 +58,14 @@ func TestPathSubject(t *testing.T) {
 }
 
 func TestNoSubject(t *testing.T) {
-	if _, err := New(Options{Format: "raw"}); err == nil {
+	if _, err := New(Options{Codecs: codecs.All(), Format: "raw"}); err == nil {
 		t.Error("raw without a subject or tag accepted")
 	}
 	var fe *engine.FieldError
-	if _, err := New(Options{Format: "json", TagExpr: engine.Expr{Src: "topic[0]"}}); !errors.As(err, &fe) || fe.Field != "tag_expr" {
+	if _, err := New(Options{Codecs: codecs.All(), Format: "json", TagExpr: engine.Expr{Src: "topic[0]"}}); !errors.As(err, &fe) || fe.Field != "tag_expr" {
 		t.Errorf("tag_expr over a missing subject: %v", err)
 	}
-	d, err := New(Options{Format: "raw", Tag: "line", Asset: "gw1"})
+	d, err := New(Options{Codecs: codecs.All(), Format: "raw", Tag: "line", Asset: "gw1"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +73,7 @@ func TestNoSubject(t *testing.T) {
 	if err != nil || len(pts) != 1 || pts[0].Tag != "line" || pts[0].Asset != "gw1" || pts[0].Value != engine.String("hello") {
 		t.Fatalf("raw: %+v %v", pts, err)
 	}
-	d, err = New(Options{Format: "map", Map: map[string]engine.Expr{"tag": {Src: "payload.n"}, "value": {Src: "payload.v * 2"}}})
+	d, err = New(Options{Codecs: codecs.All(), Format: "map", Map: map[string]engine.Expr{"tag": {Src: "payload.n"}, "value": {Src: "payload.v * 2"}}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestNoSubject(t *testing.T) {
 }
 
 func BenchmarkDecodeUplinkMap(b *testing.B) {
-	d, err := New(Options{Format: "map", Subject: "path", Map: map[string]engine.Expr{
+	d, err := New(Options{Codecs: codecs.All(), Format: "map", Subject: "path", Map: map[string]engine.Expr{
 		"asset": {Src: "payload.deviceInfo.deviceName"},
 		"tag":   {Src: "'energy_kwh'"},
 		"value": {Src: "payload.object.energy_kwh"},
@@ -110,10 +111,10 @@ func TestMapValues(t *testing.T) {
 		"ts":     {Src: "payload.time"},
 	}
 	// Only where the source allows it (MQTT keeps its map as it was).
-	if _, err := New(Options{Format: "map", Subject: "topic", Map: m}); err == nil {
+	if _, err := New(Options{Codecs: codecs.All(), Format: "map", Subject: "topic", Map: m}); err == nil {
 		t.Fatal("values accepted without Options.Values")
 	}
-	d, err := New(Options{Format: "map", Subject: "path", Map: m, Values: true})
+	d, err := New(Options{Codecs: codecs.All(), Format: "map", Subject: "path", Map: m, Values: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,7 +141,7 @@ func TestMapValues(t *testing.T) {
 			t.Errorf("%s: got %v, %v", bad, pts, err)
 		}
 	}
-	if _, err := New(Options{Format: "map", Values: true, Map: map[string]engine.Expr{"value": {Src: "1"}, "values": {Src: "payload"}}}); err == nil {
+	if _, err := New(Options{Codecs: codecs.All(), Format: "map", Values: true, Map: map[string]engine.Expr{"value": {Src: "1"}, "values": {Src: "payload"}}}); err == nil {
 		t.Error("value and values together accepted")
 	}
 }
@@ -155,7 +156,7 @@ func TestAssetJSONRoundTrip(t *testing.T) {
 		{Asset: "line1", Tag: "state", Value: engine.String("run"), Quality: engine.Bad, TS: ts + 2_000_000},
 	}
 	rec := codec.AppendAssetJSON(nil, "line1", in)
-	d, err := New(Options{Format: "json", Subject: "topic"})
+	d, err := New(Options{Codecs: codecs.All(), Format: "json", Subject: "topic"})
 	if err != nil {
 		t.Fatal(err)
 	}

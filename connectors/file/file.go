@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/flowd/flowd/engine"
-	"github.com/flowd/flowd/engine/codec"
 )
 
 // Config is the file source's configuration.
@@ -20,6 +19,7 @@ type Config struct {
 	Rate      float64     `hcl:"rate" doc:"points per second to replay at (0: as fast as the pipeline takes them)"`
 	BatchSize int         `hcl:"batch_size" default:"1000" doc:"points per batch"`
 	MaxLine   engine.Size `hcl:"max_line" default:"1MiB" doc:"longest line accepted; a longer line is rejected on its own and reading goes on"`
+	Format    string      `hcl:"format" default:"json" doc:"codec of each line (docs/codecs): json (what the file sink writes by default), json_batch, asset_json, …"`
 }
 
 // Spec declares the file source.
@@ -44,13 +44,18 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	if c.Rate < 0 {
 		return nil, &engine.FieldError{Field: "rate", Offset: -1, Err: fmt.Errorf("must not be negative")}
 	}
-	return &Source{cfg: *c, env: env}, nil
+	dec, err := env.Codecs.Decoder(c.Format)
+	if err != nil {
+		return nil, &engine.FieldError{Field: "format", Offset: -1, Err: err}
+	}
+	return &Source{cfg: *c, env: env, dec: dec}, nil
 }
 
 // Source replays a file.
 type Source struct {
 	cfg Config
 	env *engine.Env
+	dec *engine.Codec
 }
 
 // Run reads the file to its end.
@@ -70,6 +75,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	var sent int64
 	pts := engine.GetPoints(batch)
 	line := 0
+	msg := engine.Message{Subject: s.cfg.Path}
 	flush := func() error {
 		if len(pts) == 0 {
 			return nil
@@ -111,18 +117,14 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		}
 		n := len(pts)
 		var err error
-		pts, err = codec.DecodePoints(pts, b)
+		now := time.Now().UnixNano()
+		msg.Payload, msg.Now = b, now
+		pts, err = s.dec.Decode(pts, &msg)
 		if err != nil {
 			pts = pts[:n]
 			s.env.Reject([]engine.Point{{Tag: "payload", Value: engine.String(string(b)), TS: time.Now().UnixNano()}},
 				"decode", fmt.Errorf("%s:%d: %w", s.cfg.Path, line, err))
 			continue
-		}
-		now := time.Now().UnixNano()
-		for i := n; i < len(pts); i++ {
-			if pts[i].TS == 0 {
-				pts[i].TS = now
-			}
 		}
 		if len(pts) >= batch {
 			if err := flush(); err != nil {

@@ -40,7 +40,7 @@ type Config struct {
 	Path        string                 `hcl:"path" default:"/" doc:"URL path prefix that takes POSTs; the rest of the path is the subject of asset_expr, tag_expr and the map block (path[0] is its first level)"`
 	TLS         *tlsconf.Server        `hcl:"tls,block" doc:"serve HTTPS"`
 	Auth        *Auth                  `hcl:"auth,block" doc:"require a bearer token or basic auth (compared in constant time, never logged)"`
-	Format      string                 `hcl:"format" default:"json" enum:"json|map|raw" doc:"json: a point object, an array of them, or a tag map; map: the map attribute picks fields out of any JSON object (webhooks); raw: the body as a string value"`
+	Format      string                 `hcl:"format" default:"json" doc:"a codec that decodes (docs/codecs) or map. json: a point object, an array of them, or a tag map; map: the map attribute picks fields out of any JSON object (webhooks); raw: the body as a string value"`
 	Asset       string                 `hcl:"asset" doc:"asset of points that carry none (a literal)"`
 	AssetExpr   engine.Expr            `hcl:"asset_expr" doc:"asset of points that carry none: an expression over path (the request path's levels after the prefix), e.g. path[0]"`
 	TagExpr     engine.Expr            `hcl:"tag_expr" doc:"tag of points that carry none (raw: of every point): an expression over path; default for raw: the path after the prefix"`
@@ -151,7 +151,7 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		s.tls = tc
 	}
 	dec, err := payload.New(payload.Options{
-		Format: c.Format, MaxPayload: int(c.MaxBody), Subject: "path", Values: true,
+		Format: c.Format, Codecs: env.Codecs, MaxPayload: int(c.MaxBody), Subject: "path", Values: true,
 		Asset: c.Asset, AssetExpr: c.AssetExpr, TagExpr: c.TagExpr, Map: c.Map,
 	})
 	if err != nil {

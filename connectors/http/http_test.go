@@ -12,6 +12,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"github.com/flowd/flowd/codecs"
 	"io"
 	"math/big"
 	"net"
@@ -78,7 +79,7 @@ func config(mod func(*Config)) *Config {
 
 func newSource(t testing.TB, c *Config, out engine.Output) *Source {
 	t.Helper()
-	src, err := New(c, &engine.Env{Pipeline: "p", Name: "h"})
+	src, err := New(c, &engine.Env{Pipeline: "p", Name: "h", Codecs: codecs.All()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -270,13 +271,13 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.Format = "map" }, "", "map"},
 		{func(c *Config) { c.TagExpr = engine.Expr{Src: "topic[0]"} }, "", "tag_expr"},
 	} {
-		_, err := New(config(c.mod), &engine.Env{AdminAddr: c.admin})
+		_, err := New(config(c.mod), &engine.Env{AdminAddr: c.admin, Codecs: codecs.All()})
 		var fe *engine.FieldError
 		if !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("want an error on %s, got %v", c.field, err)
 		}
 	}
-	if _, err := New(config(func(c *Config) { c.Listen = "127.0.0.1:9280" }), &engine.Env{AdminAddr: "127.0.0.1:9180"}); err != nil {
+	if _, err := New(config(func(c *Config) { c.Listen = "127.0.0.1:9280" }), &engine.Env{AdminAddr: "127.0.0.1:9180", Codecs: codecs.All()}); err != nil {
 		t.Errorf("own port: %v", err)
 	}
 }
@@ -284,7 +285,7 @@ func TestConfigErrors(t *testing.T) {
 // The source listens, answers over a real socket and stops with its context.
 func TestRunListens(t *testing.T) {
 	out := &output{}
-	src, err := New(config(nil), &engine.Env{})
+	src, err := New(config(nil), &engine.Env{Codecs: codecs.All()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -439,7 +440,7 @@ func writeCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.C
 func TestTLS(t *testing.T) {
 	certFile, keyFile, pool := writeCert(t, t.TempDir())
 	out := &output{}
-	src, err := New(config(func(c *Config) { c.TLS = &tlsconf.Server{CertFile: certFile, KeyFile: keyFile} }), &engine.Env{})
+	src, err := New(config(func(c *Config) { c.TLS = &tlsconf.Server{CertFile: certFile, KeyFile: keyFile} }), &engine.Env{Codecs: codecs.All()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -469,7 +470,7 @@ func TestTLS(t *testing.T) {
 			t.Error("plain HTTP accepted on a TLS listener")
 		}
 	}
-	if _, err := New(config(func(c *Config) { c.TLS = &tlsconf.Server{CertFile: keyFile, KeyFile: keyFile} }), &engine.Env{}); err == nil {
+	if _, err := New(config(func(c *Config) { c.TLS = &tlsconf.Server{CertFile: keyFile, KeyFile: keyFile} }), &engine.Env{Codecs: codecs.All()}); err == nil {
 		t.Error("a key as certificate accepted")
 	}
 }

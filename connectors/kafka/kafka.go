@@ -182,7 +182,7 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	if _, err := set.Opts(); err != nil {
 		return nil, err
 	}
-	dec, err := payload.New(payload.Options{Format: c.Format, MaxPayload: int(c.MaxPayload), Subject: "topic", Values: true,
+	dec, err := payload.New(payload.Options{Format: c.Format, Codecs: env.Codecs, MaxPayload: int(c.MaxPayload), Subject: "topic", Values: true,
 		Asset: c.Asset, AssetExpr: c.AssetExpr, Tag: c.Tag, TagExpr: c.TagExpr, Map: c.Map})
 	if err != nil {
 		return nil, err

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowd/flowd/codecs"
 	"github.com/flowd/flowd/engine"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -148,7 +149,7 @@ func newSource(t testing.TB, c Config) *Source {
 	}
 	c.StartOffset, c.MaxPayload, c.FetchMaxBytes, c.FetchMaxPartitionBytes = def.StartOffset, def.MaxPayload, def.FetchMaxBytes, def.FetchMaxPartitionBytes
 	c.CommitInterval, c.SessionTimeout, c.RebalanceTimeout, c.DrainTimeout, c.ClientID = def.CommitInterval, def.SessionTimeout, def.RebalanceTimeout, def.DrainTimeout, def.ClientID
-	src, err := New(&c, &engine.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	src, err := New(&c, &engine.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Codecs: codecs.All()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -367,7 +368,7 @@ func TestConfigErrors(t *testing.T) {
 			c.Format = "json"
 		}
 		c.BatchSize, c.MaxPollRecords, c.MaxInFlight, c.FetchMaxBytes, c.FetchMaxPartitionBytes, c.CommitInterval = 1, 1, 1, 1<<20, 1<<20, time.Second
-		_, err := New(&c, &engine.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		_, err := New(&c, &engine.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Codecs: codecs.All()})
 		var fe *engine.FieldError
 		if !errors.As(err, &fe) || fe.Field != tc.field {
 			t.Errorf("%+v: error %v, want one on %s", tc.c, err, tc.field)

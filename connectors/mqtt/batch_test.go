@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flowd/flowd/codecs"
 	"sync"
 	"testing"
 	"time"
@@ -39,7 +40,7 @@ func (o *fakeOutput) count() (batches, points int) {
 func testSource(t *testing.T, batch int, linger time.Duration) *Source {
 	c := Config{Broker: "mqtt://127.0.0.1:1883", Topics: []string{"t/#"}, QoS: 1, Connections: 1, ReceiveMaximum: 100,
 		BatchSize: batch, Linger: linger, Format: "json", MaxPayload: 1 << 20, KeepAlive: 30 * time.Second, SessionExpiry: time.Hour}
-	src, err := New(&c, &engine.Env{Pipeline: "p", Name: "n"})
+	src, err := New(&c, &engine.Env{Pipeline: "p", Name: "n", Codecs: codecs.All()})
 	if err != nil {
 		t.Fatal(err)
 	}

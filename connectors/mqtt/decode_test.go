@@ -2,6 +2,7 @@ package mqtt
 
 import (
 	"errors"
+	"github.com/flowd/flowd/codecs"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +19,7 @@ func decoder(t testing.TB, c Config) *Decoder {
 	if c.MaxPayload == 0 {
 		c.MaxPayload = 1 << 20
 	}
-	d, err := newDecoder(&c)
+	d, err := newDecoder(&c, codecs.All())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,14 +184,14 @@ func TestConfigErrors(t *testing.T) {
 	} {
 		c := base()
 		mutate(&c)
-		_, err := New(&c, &engine.Env{Pipeline: "p", Name: "n"})
+		_, err := New(&c, &engine.Env{Pipeline: "p", Name: "n", Codecs: codecs.All()})
 		var fe *engine.FieldError
 		if !errors.As(err, &fe) || fe.Field != field {
 			t.Errorf("%s: got %v", field, err)
 		}
 	}
 	c := base()
-	if _, err := New(&c, &engine.Env{Pipeline: "p", Name: "n"}); err != nil {
+	if _, err := New(&c, &engine.Env{Pipeline: "p", Name: "n", Codecs: codecs.All()}); err != nil {
 		t.Errorf("valid config: %v", err)
 	}
 }
@@ -343,7 +344,7 @@ func TestExprErrorPositions(t *testing.T) {
 		{Config{Format: "map", Map: map[string]engine.Expr{"value": {Src: "payload.a + nope"}}}, "map.value", 12},
 	} {
 		c.cfg.Format = orDefault(c.cfg.Format, "json")
-		_, err := newDecoder(&c.cfg)
+		_, err := newDecoder(&c.cfg, codecs.All())
 		var fe *engine.FieldError
 		if !errors.As(err, &fe) || fe.Field != c.field || fe.Offset != c.offset || fe.Expr == nil {
 			t.Errorf("%s: got %#v (%v), want field %s offset %d", c.field, fe, err, c.field, c.offset)

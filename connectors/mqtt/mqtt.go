@@ -49,7 +49,7 @@ type Config struct {
 	ReceiveMaximum int                    `hcl:"receive_maximum" default:"1000" doc:"unacknowledged QoS 1/2 messages the broker may send per connection: the flow control under backpressure"`
 	BatchSize      int                    `hcl:"batch_size" default:"1000" doc:"most points handed to the pipeline at once"`
 	Linger         time.Duration          `hcl:"linger" default:"20ms" doc:"longest wait to fill a batch"`
-	Format         string                 `hcl:"format" default:"json" enum:"json|map|raw|sparkplug" doc:"json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value; sparkplug: Sparkplug B v3.0 births, data and deaths (topics default to spBv1.0/#)"`
+	Format         string                 `hcl:"format" default:"json" doc:"a codec that decodes (docs/codecs), map or sparkplug. json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value; sparkplug: Sparkplug B v3.0 births, data and deaths (topics default to spBv1.0/#)"`
 	Rebirth        bool                   `hcl:"sparkplug_rebirth" default:"true" doc:"format sparkplug: on data that cannot be decoded without a new birth (before any birth, an unknown alias or metric, a sequence gap) publish an NCMD Node Control/Rebirth to that edge node"`
 	RebirthEvery   time.Duration          `hcl:"sparkplug_rebirth_interval" default:"5s" doc:"format sparkplug: least time between two rebirth requests to one edge node"`
 	SeqCheck       bool                   `hcl:"sparkplug_seq_check" default:"true" doc:"format sparkplug: reject a message whose seq is not the next of its edge node (and ask for a rebirth); off with group, since a shared subscription neither delivers every message to one connection nor keeps order across connections"`
@@ -175,7 +175,7 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 			return nil, err
 		}
 	}
-	dec, err := newDecoder(c)
+	dec, err := newDecoder(c, env.Codecs)
 	if err != nil {
 		return nil, err
 	}
@@ -209,9 +209,9 @@ type Decoder = payload.Decoder
 // ErrTooLarge is returned for a payload above max_payload.
 var ErrTooLarge = payload.ErrTooLarge
 
-func newDecoder(c *Config) (*Decoder, error) {
+func newDecoder(c *Config, codecs *engine.Codecs) (*Decoder, error) {
 	return payload.New(payload.Options{
-		Format: c.Format, MaxPayload: int(c.MaxPayload), Subject: "topic",
+		Format: c.Format, Codecs: codecs, MaxPayload: int(c.MaxPayload), Subject: "topic",
 		Asset: c.Asset, AssetExpr: c.AssetExpr, TagExpr: c.TagExpr, Map: c.Map,
 		Sparkplug: sparkplug.Options{NoSeqCheck: !c.SeqCheck || c.Group != "", RebirthInterval: c.RebirthEvery},
 	})

@@ -20,7 +20,7 @@ import (
 // Config is the udp source's configuration.
 type Config struct {
 	Listen     string                 `hcl:"listen" default:"127.0.0.1:9281" doc:"address to listen on (host:port); loopback unless you mean to expose it"`
-	Format     string                 `hcl:"format" default:"json" enum:"json|map|raw" doc:"json: a point object, an array of them, or a tag map; map: the map attribute picks fields out of any JSON object; raw: the datagram as a string value (needs tag)"`
+	Format     string                 `hcl:"format" default:"json" doc:"a codec that decodes (docs/codecs) or map. json: a point object, an array of them, or a tag map; map: the map attribute picks fields out of any JSON object; raw: the datagram as a string value (needs tag)"`
 	Asset      string                 `hcl:"asset" doc:"asset of points that carry none"`
 	Tag        string                 `hcl:"tag" doc:"tag of points that carry none (raw: of every point)"`
 	Map        map[string]engine.Expr `hcl:"map" doc:"format map: asset, tag, value (or values: an object whose entries become one point each), quality and ts, each an expression over payload (the decoded JSON datagram)"`
@@ -79,7 +79,7 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	case c.ReadBuffer < 0:
 		return nil, bad("read_buffer", "must not be negative")
 	}
-	dec, err := payload.New(payload.Options{Format: c.Format, MaxPayload: int(c.MaxPayload), Values: true,
+	dec, err := payload.New(payload.Options{Format: c.Format, Codecs: env.Codecs, MaxPayload: int(c.MaxPayload), Values: true,
 		Asset: c.Asset, Tag: c.Tag, Map: c.Map})
 	if err != nil {
 		return nil, err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flowd/flowd/codecs"
 	"net"
 	"sync"
 	"testing"
@@ -49,7 +50,7 @@ func config(mod func(*Config)) *Config {
 
 func start(t *testing.T, c *Config, out engine.Output) (*Source, net.Conn, func()) {
 	t.Helper()
-	src, err := New(c, &engine.Env{})
+	src, err := New(c, &engine.Env{Codecs: codecs.All()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestRawAndMap(t *testing.T) {
 		t.Errorf("%+v", p)
 	}
 	out.mu.Unlock()
-	if _, err := New(config(func(c *Config) { c.Format = "raw" }), &engine.Env{}); err == nil {
+	if _, err := New(config(func(c *Config) { c.Format = "raw" }), &engine.Env{Codecs: codecs.All()}); err == nil {
 		t.Error("raw without tag accepted")
 	}
 }
@@ -164,7 +165,7 @@ func TestConfigErrors(t *testing.T) {
 		{func(c *Config) { c.Queue = 0 }, "queue"},
 		{func(c *Config) { c.Format = "map" }, "map"},
 	} {
-		_, err := New(config(c.mod), &engine.Env{})
+		_, err := New(config(c.mod), &engine.Env{Codecs: codecs.All()})
 		var fe *engine.FieldError
 		if !errors.As(err, &fe) || fe.Field != c.field {
 			t.Errorf("want an error on %s, got %v", c.field, err)
@@ -175,7 +176,7 @@ func TestConfigErrors(t *testing.T) {
 // BenchmarkRead is one datagram through a real loopback socket, decoder and
 // queue to the pipeline's Emit.
 func BenchmarkRead(b *testing.B) {
-	src, err := New(config(func(c *Config) { c.Queue = 1 << 20; c.BatchSize = 1000; c.Linger = 0 }), &engine.Env{})
+	src, err := New(config(func(c *Config) { c.Queue = 1 << 20; c.BatchSize = 1000; c.Linger = 0 }), &engine.Env{Codecs: codecs.All()})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,5 +1,6 @@
 // Package codec encodes and decodes points in flowd's canonical JSON, shared
-// by every source and sink that reads or writes JSON.
+// by every source and sink that reads or writes JSON, and frames points into
+// messages by a codec's framing (Framer) for every sink.
 //
 //	{"asset":"line1","tag":"temperature","value":21.5,"quality":"good","ts":"2026-11-22T10:00:00.123Z"}
 //

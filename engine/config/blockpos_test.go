@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"github.com/flowd/flowd/codecs"
 	"testing"
 
 	"github.com/flowd/flowd/connectors/sim"
@@ -47,7 +48,7 @@ func TestNestedBlockPositions(t *testing.T) {
       }`, "7:17 Invalid transform \"n\""},
 		{`inner "i" {}`, "6:7 Invalid transform \"n\""},
 	} {
-		l := config.NewLoader(config.Options{Registry: engine.NewRegistry(sim.Spec, filesink.Spec, nestedSpec), LookupEnv: func(string) (string, bool) { return "", false }})
+		l := config.NewLoader(config.Options{Registry: engine.NewRegistry(sim.Spec, filesink.Spec, nestedSpec).WithCodecs(codecs.All()), LookupEnv: func(string) (string, bool) { return "", false }})
 		_, diags := l.LoadSource("p.hcl", []byte(`pipeline "p" {
   source "sim" "a" {}
   transform "nested" "n" {

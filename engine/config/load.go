@@ -531,6 +531,7 @@ func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, d
 		}
 		env := &engine.Env{
 			Pipeline: name, Kind: c.kind, Type: c.typ, Name: c.name, DataDir: dataDir, Shard: shard, AdminAddr: adminAddr,
+			Codecs: l.opts.Registry.Codecs,
 			Logger: l.opts.Logger.With("pipeline", name, "component", c.id()),
 		}
 		if l.opts.Metrics != nil {
@@ -748,6 +749,12 @@ func buildDiag(c *component, err error) *hcl.Diagnostic {
 		return d
 	}
 	d.Detail = fe.Field + ": " + fe.Err.Error()
+	var uc *engine.UnknownCodecError
+	if errors.As(fe.Err, &uc) {
+		if sug := Suggest(uc.Name, uc.Known); sug != "" {
+			d.Detail += fmt.Sprintf(". Did you mean %q?", sug)
+		}
+	}
 	if a, ok := c.content.Attributes[strings.SplitN(fe.Field, ".", 2)[0]]; ok {
 		d.Subject, d.Context = a.Expr.Range().Ptr(), a.Range.Ptr()
 	}

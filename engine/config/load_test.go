@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flowd/flowd/codecs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -49,7 +50,7 @@ var exprSpec = engine.TransformSpec(engine.Info{Type: "check", Summary: "test"},
 
 func loader(env map[string]string, vars map[string]string) *config.Loader {
 	return config.NewLoader(config.Options{
-		Registry: engine.NewRegistry(sim.Spec, filesink.Spec, exprSpec),
+		Registry: engine.NewRegistry(sim.Spec, filesink.Spec, exprSpec).WithCodecs(codecs.All()),
 		Vars:     vars,
 		LookupEnv: func(k string) (string, bool) {
 			v, ok := env[k]
@@ -351,5 +352,24 @@ func TestConstructorPanicIsADiagnostic(t *testing.T) {
 	}
 	if got := errorsAt(diags); len(got) != 1 || !strings.HasPrefix(got[0], "3:3 ") {
 		t.Fatalf("errors at %v, want one on the transform block", got)
+	}
+}
+
+// A format no codec of the build has is blamed at the attribute, with the
+// codecs there are and the nearest name.
+func TestUnknownFormatSuggestsCodec(t *testing.T) {
+	_, diags := load(t, `pipeline "p" {
+  source "sim" "s" {}
+  sink "file" "out" {
+    inputs = [source.s]
+    path   = "out.jsonl"
+    format = "jsn_batch"
+  }
+}`)
+	if got := errorsAt(diags); len(got) != 1 || got[0] != `6:14 Invalid sink "out"` {
+		t.Fatalf("got %v", got)
+	}
+	if d := diags[0].Detail; !strings.Contains(d, `unknown format "jsn_batch": one of asset_json, json, json_batch`) || !strings.Contains(d, `Did you mean "json_batch"?`) {
+		t.Errorf("detail: %s", d)
 	}
 }

@@ -20,6 +20,8 @@ type amqpTransport struct {
 	events []event
 	order  []string         // partition keys in order of first appearance
 	byKey  map[string][]int // event indices per key
+	framer codec.Framer
+	frames []codec.Frame
 }
 
 // event is one encoded event: body = buf[body:end].
@@ -182,18 +184,12 @@ func (t *amqpTransport) encode(points []engine.Point) {
 	clear(t.byKey)
 	enc := &t.s.enc
 	add := func(ev event) {
-		if ev.end-ev.body > enc.MaxRecordBytes {
-			t.buf = t.buf[:ev.body]
-			t.s.rejectSub(ev.points, ckafka.ErrTooLarge)
-			return
-		}
 		switch {
 		case enc.Key != "":
 			ev.key = enc.Key
 		case enc.KeyExpr != nil && len(ev.points) > 0:
 			k, err := enc.KeyExpr.EvalString(&ev.points[0])
 			if err != nil {
-				t.buf = t.buf[:ev.body]
 				t.s.rejectSub(ev.points, fmt.Errorf("%w: partition_key_expr: %v", ckafka.ErrExpr, err))
 				return
 			}
@@ -211,40 +207,24 @@ func (t *amqpTransport) encode(points []engine.Point) {
 		t.byKey[ev.key] = append(t.byKey[ev.key], len(t.events))
 		t.events = append(t.events, ev)
 	}
-	switch enc.Format {
-	case ckafka.FormatJSONBatch:
-		var batch func(pts []engine.Point)
-		batch = func(pts []engine.Point) {
-			if len(pts) == 0 {
-				return
-			}
-			ev := event{body: len(t.buf), ts: pts[0].TS, points: pts}
-			t.buf = codec.AppendBatch(t.buf, pts)
-			ev.end = len(t.buf)
-			if ev.end-ev.body > enc.MaxRecordBytes && len(pts) > 1 {
-				t.buf = t.buf[:ev.body]
-				batch(pts[:len(pts)/2])
-				batch(pts[len(pts)/2:])
-				return
-			}
-			add(ev)
-		}
-		batch(points)
-	case ckafka.FormatAssetJSON:
-		codec.GroupByAsset(points, func(asset string, pts []engine.Point) error {
-			ev := event{body: len(t.buf), ts: pts[0].TS, asset: asset, points: pts}
-			t.buf = codec.AppendAssetJSON(t.buf, asset, pts)
-			ev.end = len(t.buf)
-			add(ev)
-			return nil
-		})
-	default:
-		for i := range points {
-			p := &points[i]
-			ev := event{body: len(t.buf), ts: p.TS, asset: p.Asset, tag: p.Tag, points: points[i : i+1]}
-			t.buf = codec.AppendPoint(t.buf, p)
-			ev.end = len(t.buf)
-			add(ev)
-		}
+	// The framer rejects a message over max_message_bytes (too_large).
+	if t.framer.Codec != enc.Codec || t.framer.MaxBytes != enc.MaxRecordBytes {
+		t.framer = codec.Framer{Codec: enc.Codec, MaxBytes: enc.MaxRecordBytes}
 	}
+	var frames []codec.Frame
+	t.buf, frames = t.framer.Append(t.buf, t.frames[:0], points, t.s.rejectSub)
+	for i := range frames {
+		fr := &frames[i]
+		p := &fr.Points[0]
+		ev := event{body: fr.Start, end: fr.End, ts: p.TS, points: fr.Points}
+		switch enc.Codec.Framing {
+		case engine.FramePoint:
+			ev.asset, ev.tag = p.Asset, p.Tag
+		case engine.FrameAsset:
+			ev.asset = p.Asset
+		}
+		add(ev)
+	}
+	clear(frames)
+	t.frames = frames[:0]
 }

@@ -23,7 +23,7 @@ type Config struct {
 	Namespace        string `hcl:"namespace" scheme:"none" doc:"fully qualified namespace (myns.servicebus.windows.net) when authenticating with a credential block instead of a connection string"`
 	EventHub         string `hcl:"event_hub" doc:"event hub name; default: the connection string's EntityPath"`
 
-	Format           string      `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: an event per point; json_batch: an event per batch (a JSON array, split to fit); asset_json: an event per asset per batch"`
+	Format           string      `hcl:"format" default:"json" doc:"a codec that encodes (docs/codecs): json: an event per point; json_batch: an event per batch (a JSON array, split to fit); asset_json: an event per asset per batch"`
 	PartitionKey     string      `hcl:"partition_key" doc:"literal partition key for every event"`
 	PartitionKeyExpr engine.Expr `hcl:"partition_key_expr" doc:"expression giving the partition key per point (json) or per asset from its first point (asset_json), e.g. \"asset + '/' + tag\""`
 	PartitionKeyBy   string      `hcl:"partition_key_by" default:"none" enum:"none|asset|tag|asset_tag" doc:"partition key from the point's asset, tag or \"asset/tag\" (one batch per key); not with a literal partition_key"`
@@ -73,8 +73,12 @@ var Spec = engine.SinkSpec(engine.Info{
 // New validates the config and builds the sink; connections open on Connect.
 func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	fe := func(field string, err error) error { return &engine.FieldError{Field: field, Offset: -1, Err: err} }
+	cod, err := env.Codecs.Encoder(c.Format)
+	if err != nil {
+		return nil, fe("format", err)
+	}
 	enc := ckafka.Encoding{
-		Format: c.Format, Key: c.PartitionKey, KeyBy: c.PartitionKeyBy,
+		Codec: cod, Key: c.PartitionKey, KeyBy: c.PartitionKeyBy,
 		Headers: c.Properties, MaxRecordBytes: int(c.MaxMessageBytes),
 	}
 	if c.PartitionKeyExpr.Src != "" {

@@ -1,8 +1,11 @@
 package eventhubs
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"github.com/flowd/flowd/codecs"
+	"github.com/flowd/flowd/engine/codec"
 	"strings"
 	"testing"
 	"time"
@@ -73,13 +76,13 @@ func TestNewBlamesTheRightAttribute(t *testing.T) {
 	} {
 		c := config()
 		tc.edit(c)
-		_, err := New(c, &engine.Env{})
+		_, err := New(c, &engine.Env{Codecs: codecs.All()})
 		var fe *engine.FieldError
 		if !errors.As(err, &fe) || fe.Field != tc.field {
 			t.Errorf("want an error on %s, got %v", tc.field, err)
 		}
 	}
-	if _, err := New(config(), &engine.Env{}); err != nil {
+	if _, err := New(config(), &engine.Env{Codecs: codecs.All()}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -115,9 +118,9 @@ func TestKafkaTransportEventHubsLimits(t *testing.T) {
 	if v := cl.OptValue(kgo.ProduceRequestTimeout).(time.Duration); v <= 20*time.Second {
 		t.Errorf("request timeout %s, must be > 20s", v)
 	}
-	codecs := fmt.Sprint(cl.OptValues(kgo.ProducerBatchCompression))
-	if codecs != fmt.Sprint([]any{[]kgo.CompressionCodec{kgo.NoCompression()}}) {
-		t.Errorf("compression %s, want none by default", codecs)
+	comp := fmt.Sprint(cl.OptValues(kgo.ProducerBatchCompression))
+	if comp != fmt.Sprint([]any{[]kgo.CompressionCodec{kgo.NoCompression()}}) {
+		t.Errorf("compression %s, want none by default", comp)
 	}
 	if cl.OptValue(kgo.DialTLSConfig) == nil {
 		t.Error("no TLS: the Event Hubs Kafka endpoint is SASL_SSL")
@@ -141,7 +144,7 @@ func TestKafkaTransportEventHubsLimits(t *testing.T) {
 		t.Errorf("compression %s, want gzip", got)
 	}
 	// A record must fit the request limit.
-	s, err := New(config2(c), &engine.Env{})
+	s, err := New(config2(c), &engine.Env{Codecs: codecs.All()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,3 +154,33 @@ func TestKafkaTransportEventHubsLimits(t *testing.T) {
 }
 
 func config2(c *Config) *Config { cc := *c; return &cc }
+
+// AMQP events carry exactly the messages of the shared framer, as the Kafka
+// transport and every other sink do.
+func TestAMQPEventsUseSharedFraming(t *testing.T) {
+	var pts []engine.Point
+	for i := range 90 {
+		pts = append(pts, engine.Point{Asset: fmt.Sprintf("a%d", i%3), Tag: fmt.Sprintf("t%02d", i), Value: engine.Float(float64(i) / 4), TS: int64(i)})
+	}
+	for _, format := range []string{"json", "json_batch", "asset_json"} {
+		c := config()
+		c.Format, c.MaxMessageBytes = format, 1500
+		s, err := New(c, &engine.Env{Codecs: codecs.All()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := &amqpTransport{s: s.(*Sink)}
+		tr.encode(append([]engine.Point(nil), pts...))
+		cod, _ := codecs.All().Encoder(format)
+		f := codec.Framer{Codec: cod, MaxBytes: 1500}
+		buf, frames := f.Append(nil, nil, append([]engine.Point(nil), pts...), nil)
+		if len(tr.events) != len(frames) || (format == "json_batch" && len(frames) < 2) {
+			t.Fatalf("%s: %d events, the framer makes %d", format, len(tr.events), len(frames))
+		}
+		for i, ev := range tr.events {
+			if got := tr.buf[ev.body:ev.end]; !bytes.Equal(got, frames[i].Payload(buf)) {
+				t.Errorf("%s: event %d differs:\n%s\n%s", format, i, got, frames[i].Payload(buf))
+			}
+		}
+	}
+}

@@ -16,7 +16,7 @@ import (
 // Config is the file sink's configuration.
 type Config struct {
 	Path   string `hcl:"path,required" doc:"file to write; parent directories are created"`
-	Format string `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: a line per point; json_batch: a line per batch (an array); asset_json: a line per asset per batch"`
+	Format string `hcl:"format" default:"json" doc:"a codec that encodes (docs/codecs), one message per line: json: a line per point; json_batch: a line per batch (an array, never split: a file has no message limit); asset_json: a line per asset per batch"`
 	Mode   string `hcl:"mode" default:"append" enum:"append|truncate" doc:"append to an existing file, or truncate it at start"`
 	Sync   bool   `hcl:"sync" doc:"fsync after every batch (durable across power loss, slower)"`
 }
@@ -37,7 +37,12 @@ var Spec = engine.SinkSpec(engine.Info{
 
 // New builds the sink; the file is opened on Connect.
 func New(c *Config, env *engine.Env) (engine.Sink, error) {
-	return &Sink{cfg: *c, env: env, undo: -1}, nil
+	enc, err := env.Codecs.Encoder(c.Format)
+	if err != nil {
+		return nil, &engine.FieldError{Field: "format", Offset: -1, Err: err}
+	}
+	// A file has no message size limit: a batch is one line.
+	return &Sink{cfg: *c, env: env, undo: -1, framer: codec.Framer{Codec: enc, Delimit: '\n'}}, nil
 }
 
 // Sink writes JSONL.
@@ -46,6 +51,9 @@ type Sink struct {
 	env *engine.Env
 	f   *os.File
 	buf []byte
+	// framer makes a line per message of the format.
+	framer codec.Framer
+	frames []codec.Frame
 	// undo is the length to truncate back to before the next write: set when
 	// a write failed and cutting it off failed too.
 	undo int64
@@ -126,9 +134,11 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 		}
 		s.undo = -1
 	}
+	b, frames := s.framer.Append(s.buf[:0], s.frames[:0], points, nil)
+	clear(frames) // keep no references to the caller's points
+	s.buf, s.frames = b, frames[:0]
 	if s.stream {
-		s.buf = Encode(s.buf[:0], s.cfg.Format, points)
-		if _, err := s.f.Write(s.buf); err != nil {
+		if _, err := s.f.Write(b); err != nil {
 			return fmt.Errorf("write %s: %w", s.cfg.Path, err)
 		}
 		return nil
@@ -138,8 +148,6 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	if err != nil {
 		return fmt.Errorf("seek %s: %w", s.cfg.Path, err)
 	}
-	b := Encode(s.buf[:0], s.cfg.Format, points)
-	s.buf = b
 	_, err = s.f.Write(b)
 	if err == nil && s.cfg.Sync {
 		err = s.f.Sync()
@@ -151,27 +159,6 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 		return fmt.Errorf("write %s: %w", s.cfg.Path, err)
 	}
 	return nil
-}
-
-// Encode appends points as lines in a format.
-func Encode(b []byte, format string, points []engine.Point) []byte {
-	switch format {
-	case "json_batch":
-		b = codec.AppendBatch(b, points)
-		return append(b, '\n')
-	case "asset_json":
-		codec.GroupByAsset(points, func(asset string, pts []engine.Point) error {
-			b = codec.AppendAssetJSON(b, asset, pts)
-			b = append(b, '\n')
-			return nil
-		})
-		return b
-	}
-	for i := range points {
-		b = codec.AppendPoint(b, &points[i])
-		b = append(b, '\n')
-	}
-	return b
 }
 
 // Close closes the file.

@@ -8,6 +8,7 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/flowd/flowd/codecs"
 	"github.com/flowd/flowd/engine"
 )
 
@@ -24,7 +25,11 @@ func TestConnectCutsTornLine(t *testing.T) {
 		if err := os.WriteFile(path, []byte(c.before), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		s := &Sink{cfg: Config{Path: path, Format: "json", Mode: "append"}, undo: -1}
+		sk, err := New(&Config{Path: path, Format: "json", Mode: "append"}, &engine.Env{Codecs: codecs.All()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := sk.(*Sink)
 		if err := s.Connect(context.Background()); err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +63,11 @@ func TestWritesToAFIFO(t *testing.T) {
 		b, _ := io.ReadAll(f)
 		got <- b
 	}()
-	s := &Sink{cfg: Config{Path: path, Format: "json", Mode: "append"}, undo: -1}
+	sk, err := New(&Config{Path: path, Format: "json", Mode: "append"}, &engine.Env{Codecs: codecs.All()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sk.(*Sink)
 	if err := s.Connect(context.Background()); err != nil {
 		t.Fatal(err)
 	}

@@ -22,7 +22,7 @@ type Config struct {
 	Brokers   []string    `hcl:"brokers,required" scheme:"none" doc:"seed brokers, host:port"`
 	Topic     string      `hcl:"topic" doc:"topic to produce to (this or topic_expr)"`
 	TopicExpr engine.Expr `hcl:"topic_expr" doc:"expression giving the topic per point, e.g. \"'plant.' + asset\" (json: per record; json_batch and asset_json: one record per topic). Such topics are not checked at start: a missing one fails the batch until it exists"`
-	Format    string      `hcl:"format" default:"json" enum:"json|json_batch|asset_json" doc:"json: a record per point; json_batch: a record per batch (a JSON array, split to stay under max_message_bytes); asset_json: a record per asset per batch"`
+	Format    string      `hcl:"format" default:"json" doc:"a codec that encodes (docs/codecs): json: a record per point; json_batch: a record per batch (a JSON array, split to stay under max_message_bytes); asset_json: a record per asset per batch"`
 	Key       string      `hcl:"key" doc:"literal record key for every record"`
 	KeyExpr   engine.Expr `hcl:"key_expr" doc:"expression giving the record key per point (json) or per asset from its first point (asset_json), e.g. \"asset + '/' + tag\""`
 	KeyBy     string      `hcl:"key_by" default:"none" enum:"none|asset|tag|asset_tag" doc:"key records by the point's asset, tag, or \"asset/tag\" (keeps per-key order within a partition); not with a literal key"`
@@ -69,8 +69,12 @@ var Spec = engine.SinkSpec(engine.Info{
 
 // New validates the config and builds the sink; the client is made on Connect.
 func New(c *Config, env *engine.Env) (engine.Sink, error) {
+	cod, err := env.Codecs.Encoder(c.Format)
+	if err != nil {
+		return nil, &engine.FieldError{Field: "format", Offset: -1, Err: err}
+	}
 	enc := ckafka.Encoding{
-		Topic: c.Topic, Format: c.Format, Key: c.Key, KeyBy: c.KeyBy,
+		Topic: c.Topic, Codec: cod, Key: c.Key, KeyBy: c.KeyBy,
 		Headers: c.Headers, MaxRecordBytes: int(c.MaxMessageBytes),
 	}
 	if c.TopicExpr.Src != "" {

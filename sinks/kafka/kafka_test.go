@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"errors"
+	"github.com/flowd/flowd/codecs"
 	"log/slog"
 	"strings"
 	"testing"
@@ -24,7 +25,9 @@ func config(brokers ...string) *Config {
 	}
 }
 
-func env() *engine.Env { return &engine.Env{Logger: slog.New(slog.DiscardHandler)} }
+func env() *engine.Env {
+	return &engine.Env{Logger: slog.New(slog.DiscardHandler), Codecs: codecs.All()}
+}
 
 func TestNewBlamesTheRightAttribute(t *testing.T) {
 	for _, tc := range []struct {

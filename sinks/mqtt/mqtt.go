@@ -39,11 +39,14 @@ type Config struct {
 	TopicExpr      engine.Expr   `hcl:"topic_expr" doc:"topic per point: an expression over the point (asset, tag, value, quality, attrs.NAME, …), e.g. 'plant/' + asset + '/' + tag; a point whose topic cannot be computed or is empty is rejected (dead letter, reason topic)"`
 	QoS            int           `hcl:"qos" default:"1" doc:"0, 1 or 2; at 1 and 2 a batch is acknowledged upstream only after every PUBACK/PUBCOMP"`
 	Retain         bool          `hcl:"retain" doc:"publish retained messages"`
-	Format         string        `hcl:"format" default:"json" enum:"json|json_batch|asset_json|sparkplug" doc:"json: a message per point; json_batch: a message per topic per batch (an array); asset_json: a message per asset per batch; sparkplug: flowd is a Sparkplug B edge node (sparkplug_group, sparkplug_edge_node; topic is not used): assets are devices, tags are metrics"`
+	Format         string        `hcl:"format" default:"json" doc:"a codec that encodes (docs/codecs), or sparkplug. json: a message per point; json_batch: a message per topic per batch (an array, split to stay under max_message_bytes); asset_json: a message per asset per batch; sparkplug: flowd is a Sparkplug B edge node (sparkplug_group, sparkplug_edge_node; topic is not used): assets are devices, tags are metrics"`
 	SpGroup        string        `hcl:"sparkplug_group" doc:"format sparkplug: the Sparkplug group id"`
 	SpNode         string        `hcl:"sparkplug_edge_node" doc:"format sparkplug: the edge node id (default flowd-<pipeline>-<name>)"`
 	MaxInflight    int           `hcl:"max_inflight" default:"256" doc:"publishes waiting for their acknowledgement at once"`
 	UserProperties bool          `hcl:"user_properties" default:"true" doc:"format json: add the point's source timestamp (ts), asset and tag as MQTT v5 user properties"`
+
+	// Shared framing (engine/codec): the same limit as the kafka and eventhubs sinks.
+	MaxMessageBytes engine.Size `hcl:"max_message_bytes" default:"0" doc:"largest payload (0: no limit); a json_batch is split below it, a single point (or asset) above it is rejected (reason too_large), as in the kafka and eventhubs sinks"`
 }
 
 // Spec declares the mqtt sink.
@@ -67,6 +70,10 @@ type Sink struct {
 	settings mqttc.Settings
 	clientID string
 	topic    *pointexpr.Program // nil: cfg.Topic
+	enc      *engine.Codec
+	framer   codec.Framer
+	frames   []codec.Frame
+	scratch  []engine.Point
 
 	mu      sync.Mutex
 	cm      *autopaho.ConnectionManager
@@ -135,6 +142,8 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		return s, nil
 	case c.SpGroup != "" || c.SpNode != "":
 		return nil, bad("sparkplug_group", "sparkplug_group and sparkplug_edge_node are only used with format = \"sparkplug\"")
+	case c.MaxMessageBytes < 0:
+		return nil, bad("max_message_bytes", "must not be negative")
 	case c.Topic == "" && c.TopicExpr.Src == "":
 		return nil, bad("topic", "set topic or topic_expr")
 	case c.Topic != "" && c.TopicExpr.Src != "":
@@ -149,6 +158,12 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		}
 		s.topic = p
 	}
+	enc, err := env.Codecs.Encoder(c.Format)
+	if err != nil {
+		return nil, &engine.FieldError{Field: "format", Offset: -1, Err: err}
+	}
+	s.enc = enc
+	s.framer = codec.Framer{Codec: enc, MaxBytes: int(c.MaxMessageBytes)}
 	return s, nil
 }
 
@@ -233,23 +248,31 @@ type Message struct {
 
 // Messages encodes points into the messages Write publishes (exported for
 // the benchmarks). Payloads are slices of buf. Points whose topic cannot be
-// computed are left out and reported to out (which may be nil), for the
-// engine to count and dead-letter.
+// computed, or whose message is over max_message_bytes even alone, are left
+// out and reported to out (which may be nil), for the engine to count and
+// dead-letter. Under json_batch the points are regrouped in place by topic
+// (stable), and under asset_json by asset, so out's indices are positions in
+// points as Messages leaves them.
 func (s *Sink) Messages(buf []byte, points []engine.Point, out *engine.WriteError) ([]Message, []byte) {
-	reject := func(i int, err error) {
+	tooLarge := func(sub []engine.Point, err error) {
 		if out != nil {
-			out.Reject(i, "topic", err)
+			out.RejectSub(points, sub, "too_large", fmt.Errorf("mqtt: %w (%d bytes)", err, s.cfg.MaxMessageBytes))
 		}
 	}
 	msgs := make([]Message, 0, 16)
-	switch s.cfg.Format {
-	case "json_batch":
+	frames := s.frames[:0]
+	if s.enc.Framing == engine.FrameBatch {
+		// One batch per topic, in order of first appearance; points without
+		// a topic last.
 		groups := map[string][]int{}
 		var order []string
+		var noTopic []int
+		var noTopicErr []error
 		for i := range points {
 			t, err := s.TopicFor(&points[i])
 			if err != nil {
-				reject(i, err)
+				noTopic = append(noTopic, i)
+				noTopicErr = append(noTopicErr, err)
 				continue
 			}
 			if _, ok := groups[t]; !ok {
@@ -257,45 +280,58 @@ func (s *Sink) Messages(buf []byte, points []engine.Point, out *engine.WriteErro
 			}
 			groups[t] = append(groups[t], i)
 		}
+		if cap(s.scratch) < len(points) {
+			s.scratch = make([]engine.Point, 0, len(points))
+		}
+		scratch := s.scratch[:0]
 		for _, t := range order {
-			start := len(buf)
-			buf = append(buf, '[')
-			for j, i := range groups[t] {
-				if j > 0 {
-					buf = append(buf, ',')
-				}
-				buf = codec.AppendPoint(buf, &points[i])
+			for _, i := range groups[t] {
+				scratch = append(scratch, points[i])
 			}
-			buf = append(buf, ']')
-			msgs = append(msgs, Message{topic: t, payload: buf[start:len(buf):len(buf)]})
 		}
-	case "asset_json":
-		codec.GroupByAsset(points, func(asset string, pts []engine.Point) error {
-			t, err := s.TopicFor(&pts[0])
-			if err != nil {
-				if out != nil {
-					out.RejectSub(points, pts, "topic", err)
-				}
-				return nil
-			}
-			start := len(buf)
-			buf = codec.AppendAssetJSON(buf, asset, pts)
-			msgs = append(msgs, Message{topic: t, payload: buf[start:len(buf):len(buf)]})
-			return nil
-		})
-	default:
-		for i := range points {
-			p := &points[i]
-			t, err := s.TopicFor(p)
-			if err != nil {
-				reject(i, err)
-				continue
-			}
-			start := len(buf)
-			buf = codec.AppendPoint(buf, p)
-			msgs = append(msgs, Message{topic: t, payload: buf[start:len(buf):len(buf)], ts: p.TS, asset: p.Asset, tag: p.Tag})
+		for _, i := range noTopic {
+			scratch = append(scratch, points[i])
 		}
+		copy(points, scratch)
+		clear(scratch) // the points' strings are the caller's
+		pos := 0
+		for _, t := range order {
+			n, sub := len(frames), points[pos:pos+len(groups[t])]
+			pos += len(sub)
+			buf, frames = s.framer.Append(buf, frames, sub, tooLarge)
+			for i := n; i < len(frames); i++ {
+				msgs = append(msgs, Message{topic: t, payload: frames[i].Payload(buf)})
+			}
+		}
+		for k := range noTopic {
+			if out != nil {
+				out.Reject(pos+k, "topic", noTopicErr[k])
+			}
+		}
+		clear(frames)
+		s.frames = frames[:0]
+		return msgs, buf
 	}
+	// A message per point or per asset; the topic from its (first) point.
+	buf, frames = s.framer.Append(buf, frames, points, tooLarge)
+	for i := range frames {
+		fr := &frames[i]
+		p := &fr.Points[0]
+		t, err := s.TopicFor(p)
+		if err != nil {
+			if out != nil {
+				out.RejectSub(points, fr.Points, "topic", err)
+			}
+			continue
+		}
+		m := Message{topic: t, payload: fr.Payload(buf)}
+		if s.enc.Framing == engine.FramePoint {
+			m.ts, m.asset, m.tag = p.TS, p.Asset, p.Tag
+		}
+		msgs = append(msgs, m)
+	}
+	clear(frames) // keep no references to the caller's points
+	s.frames = frames[:0]
 	return msgs, buf
 }
 
@@ -337,8 +373,8 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 			defer wg.Done()
 			defer func() { <-sem }()
 			pub := &paho.Publish{Topic: m.topic, QoS: byte(s.cfg.QoS), Retain: s.cfg.Retain, Payload: m.payload,
-				Properties: &paho.PublishProperties{ContentType: "application/json"}}
-			if s.cfg.UserProperties && s.cfg.Format == "json" {
+				Properties: &paho.PublishProperties{ContentType: s.enc.ContentType}}
+			if s.cfg.UserProperties && s.enc.Framing == engine.FramePoint {
 				pub.Properties.User = paho.UserProperties{
 					{Key: "ts", Value: time.Unix(0, m.ts).UTC().Format(time.RFC3339Nano)},
 					{Key: "asset", Value: m.asset},

@@ -1,7 +1,12 @@
 package mqtt
 
 import (
+	"bytes"
 	"errors"
+	"fmt"
+	"github.com/flowd/flowd/codecs"
+	jsoncodec "github.com/flowd/flowd/codecs/json"
+	"github.com/flowd/flowd/engine/codec"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +21,7 @@ func sink(t testing.TB, c Config) *Sink {
 		c.Format = "json"
 	}
 	c.QoS, c.MaxInflight, c.KeepAlive = 1, 16, 30*time.Second
-	s, err := New(&c, &engine.Env{Pipeline: "p", Name: "n"})
+	s, err := New(&c, &engine.Env{Pipeline: "p", Name: "n", Codecs: codecs.All()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,24 +113,24 @@ func TestConfigErrors(t *testing.T) {
 		"qos":        {Broker: "mqtt://h", QoS: 5, MaxInflight: 1, Topic: "t"},
 		"broker":     {Broker: "udp://h", QoS: 1, MaxInflight: 1, Topic: "t"},
 	} {
-		_, err := New(&c, &engine.Env{Pipeline: "p", Name: "n"})
+		_, err := New(&c, &engine.Env{Pipeline: "p", Name: "n", Codecs: codecs.All()})
 		var fe *engine.FieldError
 		if !errors.As(err, &fe) || fe.Field != field {
 			t.Errorf("%s: got %v", field, err)
 		}
 	}
 	c := Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "'a/' + asset + tgs"}}
-	_, err := New(&c, &engine.Env{})
+	_, err := New(&c, &engine.Env{Codecs: codecs.All()})
 	var fe *engine.FieldError
 	if !errors.As(err, &fe) || fe.Offset != 15 || fe.Expr == nil {
 		t.Errorf("compile error should point at the unknown name (offset 15): %#v", fe)
 	}
 	c = Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "ts"}}
-	if _, err := New(&c, &engine.Env{}); err == nil {
+	if _, err := New(&c, &engine.Env{Codecs: codecs.All()}); err == nil {
 		t.Error("a topic_expr giving an int should be refused")
 	}
 	c = Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, Topic: "a/+"}
-	if _, err := New(&c, &engine.Env{}); err == nil {
+	if _, err := New(&c, &engine.Env{Codecs: codecs.All()}); err == nil {
 		t.Error("a wildcard in topic should be refused")
 	}
 }
@@ -142,4 +147,45 @@ func BenchmarkMessagesJSON(b *testing.B) {
 		_, buf = s.Messages(buf[:0], pts, nil)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pts)), "ns/point")
+}
+
+// json_batch is split by max_message_bytes into the same messages every sink
+// makes (the shared framer), each under the limit, no point lost.
+func TestJSONBatchSplitByMaxMessageBytes(t *testing.T) {
+	var pts []engine.Point
+	for i := range 100 {
+		pts = append(pts, engine.Point{Asset: "a", Tag: fmt.Sprintf("t%03d", i), Value: engine.Int(int64(i)), TS: int64(i) * 1e6})
+	}
+	const limit = 1000
+	s := sink(t, Config{Topic: "b", Format: "json_batch", MaxMessageBytes: limit})
+	msgs, _ := s.Messages(nil, append([]engine.Point(nil), pts...), nil)
+	if len(msgs) < 2 {
+		t.Fatalf("%d messages: json_batch not split under %d bytes", len(msgs), limit)
+	}
+	f := codec.Framer{Codec: jsoncodec.BatchCodec, MaxBytes: limit}
+	buf, frames := f.Append(nil, nil, append([]engine.Point(nil), pts...), nil)
+	if len(frames) != len(msgs) {
+		t.Fatalf("%d messages, the framer makes %d", len(msgs), len(frames))
+	}
+	var back []engine.Point
+	for i, m := range msgs {
+		if len(m.payload) > limit {
+			t.Errorf("message %d: %d bytes over %d", i, len(m.payload), limit)
+		}
+		if !bytes.Equal(m.payload, frames[i].Payload(buf)) {
+			t.Errorf("message %d differs from the shared framing:\n%s\n%s", i, m.payload, frames[i].Payload(buf))
+		}
+		var err error
+		if back, err = jsoncodec.Decode(back, &engine.Message{Payload: m.payload}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(back) != len(pts) || back[0].Tag != "t000" || back[99].Tag != "t099" {
+		t.Errorf("%d points back", len(back))
+	}
+	// Without a limit (the default) a batch is one message, as before.
+	s = sink(t, Config{Topic: "b", Format: "json_batch"})
+	if msgs, _ := s.Messages(nil, pts, nil); len(msgs) != 1 {
+		t.Errorf("no limit: %d messages", len(msgs))
+	}
 }
