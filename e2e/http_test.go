@@ -163,7 +163,7 @@ func TestHTTPBackpressureBlockedSink(t *testing.T) {
 	cfg := harness.WriteFile(t, dir, "http.hcl", httpPipeline(port, 1000, out, ""))
 	p := harness.StartEnv(t, []string{"E2E_HTTP_TOKEN=" + httpToken}, "--data-dir", filepath.Join(dir, "data"), cfg)
 	harness.Eventually(t, 10*time.Second, func() bool {
-		return readyzBody(t, p, "source.in") == ""
+		return readyzLines(t, p, "source.in") == ""
 	}, "the http source to listen")
 
 	const total, batch, clients = 100_000, 100, 16
@@ -230,8 +230,8 @@ func TestHTTPBackpressureBlockedSink(t *testing.T) {
 	}
 }
 
-// readyzBody returns the /readyz problems that mention id ("" when none).
-func readyzBody(t *testing.T, p *harness.Proc, id string) string {
+// readyzLines returns the /readyz problems that mention id ("" when none).
+func readyzLines(t *testing.T, p *harness.Proc, id string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + p.Addr + "/readyz")
 	if err != nil {
@@ -407,7 +407,7 @@ func TestHTTPListenerInReadyz(t *testing.T) {
 	cfg := harness.WriteFile(t, dir, "http.hcl", httpPipeline(port, 1000, filepath.Join(dir, "out.jsonl"), ""))
 	p := harness.StartEnv(t, []string{"E2E_HTTP_TOKEN=" + httpToken}, cfg)
 	harness.Eventually(t, 10*time.Second, func() bool {
-		return strings.Contains(readyzBody(t, p, "source.in"), "source.in is failing") && readyz(t, p) == 503
+		return strings.Contains(readyzLines(t, p, "source.in"), "source.in is failing") && readyz(t, p) == 503
 	}, "/readyz to report the source failing while the port is taken")
 	squat.Close()
 	harness.Eventually(t, 30*time.Second, func() bool { return readyz(t, p) == 200 }, "/readyz ready once the port is free")

@@ -32,7 +32,7 @@ func TestUDPCountsEveryDatagram(t *testing.T) {
 }
 `, port, out))
 	p := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), cfg)
-	harness.Eventually(t, 10*time.Second, func() bool { return readyzBody(t, p, "source.in") == "" }, "the udp source to listen")
+	harness.Eventually(t, 10*time.Second, func() bool { return readyzLines(t, p, "source.in") == "" }, "the udp source to listen")
 	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
 	if err != nil {
 		t.Fatal(err)

@@ -171,13 +171,21 @@ func TestPollMatchesPLC(t *testing.T) {
 	}
 }
 
+// inHistory reports whether the PLC wrote p: a new value carries the
+// write's source timestamp; a value read again unchanged is stamped when it
+// was observed, so it must equal the PLC's latest write before that time.
 func inHistory(h []simplc.Sample, p engine.Point) bool {
-	for _, s := range h {
+	var latest *simplc.Sample
+	for i := range h {
+		s := &h[i]
 		if s.TS.UnixNano() == p.TS && scalar(s.Value).Equal(p.Value) {
 			return true
 		}
+		if s.TS.UnixNano() <= p.TS && (latest == nil || s.TS.After(latest.TS)) {
+			latest = s
+		}
 	}
-	return false
+	return latest != nil && scalar(latest.Value).Equal(p.Value)
 }
 
 func TestSubscribeSeesEveryWrite(t *testing.T) {
