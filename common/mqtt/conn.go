@@ -1,6 +1,7 @@
 package mqtt
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
 	"net"
@@ -105,11 +106,32 @@ func (c *coalescingConn) Close() error {
 	return c.closed
 }
 
-// coalescingDialer returns an autopaho AttemptConnection function that dials
-// TCP or TLS (honouring all_proxy, as autopaho does) with the connect
-// timeout and wraps the connection in a coalescingConn. ok is false when a
-// broker uses another scheme (WebSocket): autopaho then dials on its own.
-func coalescingDialer(urls []*url.URL, tlsCfg *tls.Config, timeout time.Duration) (func(context.Context, *url.URL) (net.Conn, error), bool) {
+// readBufferSize is the read buffer under paho: a few hundred typical
+// PUBLISH packets per read system call.
+const readBufferSize = 64 << 10
+
+// bufferedConn reads through a bufio.Reader. paho reads each packet's fixed
+// header byte by byte and then its body straight from the connection: two or
+// three read system calls per message without a buffer, one per buffer fill
+// with it. Writes go to the connection unchanged. Only paho's single reader
+// goroutine calls Read, as bufio.Reader requires.
+type bufferedConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func newBufferedConn(c net.Conn) *bufferedConn {
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize)}
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// dialer returns an autopaho AttemptConnection function that dials TCP or
+// TLS (honouring all_proxy, as autopaho does) with the connect timeout and
+// reads through a bufferedConn; with coalesce, writes go through a
+// coalescingConn. ok is false when a broker uses another scheme (WebSocket):
+// autopaho then dials on its own.
+func dialer(urls []*url.URL, tlsCfg *tls.Config, timeout time.Duration, coalesce bool) (func(context.Context, *url.URL) (net.Conn, error), bool) {
 	for _, u := range urls {
 		switch strings.ToLower(u.Scheme) {
 		case "mqtt", "tcp", "", "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
@@ -144,6 +166,12 @@ func coalescingDialer(urls []*url.URL, tlsCfg *tls.Config, timeout time.Duration
 			}
 			conn = tc
 		}
-		return newCoalescingConn(conn), nil
+		// TLS reads decrypt whole records into the tls.Conn's own buffer;
+		// the bufio.Reader above still saves a locked Read per packet part.
+		conn = newBufferedConn(conn)
+		if coalesce {
+			return newCoalescingConn(conn), nil
+		}
+		return conn, nil
 	}, true
 }
