@@ -57,7 +57,7 @@ func TestBufferedConnFewerReads(t *testing.T) {
 		t.Fatal(err)
 	}
 	counted := &readCountingConn{Conn: raw}
-	c := newBufferedConn(counted)
+	c := newBufferedConn(counted, counted)
 	defer c.Close()
 	for i := range n {
 		cp, err := packets.ReadPacket(c)
@@ -164,6 +164,72 @@ func TestBufferedDialerAgainstBroker(t *testing.T) {
 					t.Fatalf("message %d is %q", i, m)
 				}
 			}
+		})
+	}
+}
+
+// paho writes a packet as several buffers; over any connection but a bare
+// TCP one (TLS, or the coalescing writer) concurrent writers' buffers would
+// interleave. Through a bufferedConn every packet arrives whole.
+func TestBufferedConnPacketsStayWhole(t *testing.T) {
+	for _, coalesce := range []bool{false, true} {
+		t.Run(fmt.Sprintf("coalesce=%v", coalesce), func(t *testing.T) {
+			client, server := net.Pipe() // like tls.Conn: no writev
+			var w io.Writer = client
+			if coalesce {
+				w = newCoalescingConn(client)
+			}
+			c := newBufferedConn(client, w)
+			const writers, each = 8, 300
+			got := make(chan error, 1)
+			go func() {
+				for i := range writers * each {
+					cp, err := packets.ReadPacket(server)
+					if err != nil {
+						got <- fmt.Errorf("packet %d: %w", i, err)
+						return
+					}
+					if pub, ok := cp.Content.(*packets.Publish); ok && string(pub.Payload) != pub.Topic+"-payload" {
+						got <- fmt.Errorf("packet %d: topic %q, payload %q", i, pub.Topic, pub.Payload)
+						return
+					}
+				}
+				got <- nil
+			}()
+			defer server.Close() // a garbled stream must not leave the writers blocked
+			var wg sync.WaitGroup
+			for g := range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := range each {
+						var err error
+						if g%2 == 0 {
+							topic := fmt.Sprintf("w%d/%d", g, i)
+							_, err = (&packets.Publish{Topic: topic, QoS: 1, PacketID: uint16(i + 1), Payload: []byte(topic + "-payload"), Properties: &packets.Properties{}}).WriteTo(c)
+						} else {
+							_, err = (&packets.Puback{PacketID: uint16(i + 1), ReasonCode: 0x10, Properties: &packets.Properties{}}).WriteTo(c)
+						}
+						if err != nil {
+							return // the reader gave up (reported there)
+						}
+					}
+				}()
+			}
+			select {
+			case err := <-got:
+				if err != nil {
+					server.Close()
+					wg.Wait()
+					t.Fatal(err)
+				}
+			case <-time.After(20 * time.Second):
+				server.Close()
+				wg.Wait()
+				t.Fatal("reader stuck: packets lost or garbled")
+			}
+			wg.Wait()
+			c.Close()
 		})
 	}
 }

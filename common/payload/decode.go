@@ -29,12 +29,15 @@ type Decoder struct {
 	mapping    map[string]*msgExpr
 	values     *msgExpr // map.values, where the source allows it
 	ev         *evaluator
+	fast       *fastState // the json format's fast path (fast.go)
+	general    bool       // tests: decode with encoding/json only
 }
 
 // Clone returns a decoder sharing the compiled expressions, with its own VM.
 func (d *Decoder) Clone() *Decoder {
 	c := *d
 	c.ev = &evaluator{}
+	c.fast = nil
 	return &c
 }
 
@@ -117,6 +120,22 @@ func (d *Decoder) decodeJSON(dst []engine.Point, topic string, payload []byte, n
 	if len(data) == 0 {
 		return dst, errors.New("empty payload")
 	}
+	n := len(dst)
+	if d.general {
+		return d.decodeGeneral(dst, topic, data, now)
+	}
+	if data[0] == '[' || data[0] == '{' {
+		if out, ok := d.decodeFast(dst, topic, data, now); ok {
+			return out, nil
+		}
+	}
+	return d.decodeGeneral(dst[:n], topic, data, now)
+}
+
+// decodeGeneral decodes the json format with encoding/json: the reference
+// the fast path is checked against, and the decoder of everything the fast
+// path leaves to it (rejects, escapes, repeated members).
+func (d *Decoder) decodeGeneral(dst []engine.Point, topic string, data []byte, now int64) ([]engine.Point, error) {
 	n := len(dst)
 	switch data[0] {
 	case '[':
