@@ -92,25 +92,21 @@ func (s *scanner) ws() {
 func (s *scanner) str() (sp span, plain bool) {
 	s.i++
 	sp.start = s.i
-	plain = true
-	ascii := true
+	// Most strings have no escape: find the closing quote with IndexByte.
+	if j := bytes.IndexByte(s.data[s.i:], '"'); j >= 0 && bytes.IndexByte(s.data[s.i:s.i+j], '\\') < 0 {
+		s.i += j + 1
+		sp.end = s.i - 1
+		return sp, utf8.Valid(s.data[sp.start:sp.end])
+	}
 	for {
-		c := s.data[s.i]
-		switch {
-		case c == '"':
+		switch s.data[s.i] {
+		case '"':
 			sp.end = s.i
 			s.i++
-			if !ascii && !utf8.Valid(s.data[sp.start:sp.end]) {
-				plain = false
-			}
-			return sp, plain
-		case c == '\\':
-			plain = false
+			return sp, false
+		case '\\':
 			s.i += 2
 		default:
-			if c >= utf8.RuneSelf {
-				ascii = false
-			}
 			s.i++
 		}
 	}

@@ -235,3 +235,38 @@ func TestFastPathAllocations(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkDecodeJSON compares the fast path with encoding/json on the json
+// shapes; point is `flowd sim mqtt`'s 180-byte message.
+func BenchmarkDecodeJSON(b *testing.B) {
+	shapes := []struct{ name, payload string }{
+		{"point", `{"asset":"c1-asset3","tag":"tag17","value":48.123,"quality":"good","ts":"2026-11-22T10:00:00.123456789Z","attrs":{"pad":"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"}}`},
+		{"array", `[{"tag":"a","value":1,"ts":1700000000000},{"tag":"b","value":true,"quality":"bad"},{"tag":"c","value":2.5}]`},
+		{"tagmap", `{"Temp":{"Value":21.5,"SourceTimestamp":"2026-11-22T09:00:00Z"},"Pressure":{"Value":1.013,"SourceTimestamp":"2026-11-22T09:00:00Z"},"Running":{"Value":true,"SourceTimestamp":"2026-11-22T09:00:00Z"}}`},
+	}
+	for _, sh := range shapes {
+		for _, general := range []bool{false, true} {
+			name := sh.name + "/fast"
+			if general {
+				name = sh.name + "/encoding-json"
+			}
+			b.Run(name, func(b *testing.B) {
+				d, err := New(Options{Format: "json", Subject: "topic", AssetExpr: engine.Expr{Src: "topic[1]"}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				d.general = general
+				payload := []byte(sh.payload)
+				dst := make([]engine.Point, 0, 4)
+				b.ReportAllocs()
+				b.SetBytes(int64(len(payload)))
+				for b.Loop() {
+					if dst, err = d.Decode(dst[:0], "plant/line1", payload, now); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(dst)), "ns/point")
+			})
+		}
+	}
+}
