@@ -86,3 +86,37 @@ func TestWriteAllAgainstBroker(t *testing.T) {
 		t.Fatalf("received %d of %d", len(seen), n)
 	}
 }
+
+// BenchmarkWriteBroker publishes batches of 1,000 points (QoS 1, json, a
+// message per point, max_inflight 256) to the shared broker; nobody
+// subscribes, so the broker acknowledges and drops them.
+func BenchmarkWriteBroker(b *testing.B) {
+	broker := os.Getenv("FLOWD_TEST_MQTT")
+	if broker == "" {
+		b.Skip("FLOWD_TEST_MQTT is not set (e2e/services.sh env)")
+	}
+	ctx := context.Background()
+	run := fmt.Sprintf("sinkbench-%d", time.Now().UnixNano())
+	c := Config{Broker: broker, ClientID: run, TopicExpr: engine.Expr{Src: "'" + run + "/' + asset + '/' + tag"}, Format: "json",
+		QoS: 1, MaxInflight: 256, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second}
+	sk, err := New(&c, &engine.Env{Pipeline: "p", Name: "n"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := sk.(*Sink)
+	if err := s.Connect(ctx); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close(ctx)
+	pts := make([]engine.Point, 1000)
+	for i := range pts {
+		pts[i] = engine.Point{Asset: "c1", Tag: fmt.Sprintf("tag%d", i%50), Value: engine.Float(float64(i)), TS: time.Now().UnixNano()}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := s.Write(ctx, pts); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(pts)), "ns/msg")
+}
