@@ -14,7 +14,7 @@ import (
 // The json format's fast path: the point, array and tag-map shapes read
 // straight from the payload bytes, without reflection and, in steady state,
 // without allocating (asset and tag names are interned per decoder, an attrs
-// object equal to the previous message's reuses its map).
+// object equal to a recent message's reuses its map).
 //
 // It only ever accepts what the general decoder (encoding/json, in
 // decode.go) accepts, with the same points. Anything unusual — escaped or
@@ -28,9 +28,10 @@ const maxNames = 16384
 
 // fastState is a decoder's scratch for the fast path.
 type fastState struct {
-	names   map[string]string // interned asset and tag names
-	attrs   map[string]string // the last attrs map, reused while equal
-	members []member          // a tag map's entries
+	names   map[string]string    // interned asset and tag names
+	recent  [8]map[string]string // recent attrs maps, reused while equal
+	next    int                  // the next slot of recent to replace
+	members []member             // a tag map's entries
 	seen    map[string]struct{}
 }
 
@@ -448,8 +449,9 @@ func fastTS(raw []byte) (int64, bool) {
 }
 
 // attrsOf reads an attrs object of strings (null members are ""), reusing
-// the previous message's map when it is equal: points treat Attrs as
-// immutable, so equal maps may be shared.
+// one of the recent messages' maps when it is equal: points treat Attrs as
+// immutable, so equal maps may be shared. Several are kept because
+// publishers pad or label messages with a few alternating values.
 func (f *fastState) attrsOf(data []byte, v span) (map[string]string, bool) {
 	if data[v.start] == 'n' {
 		return nil, true
@@ -458,30 +460,24 @@ func (f *fastState) attrsOf(data []byte, v span) (map[string]string, bool) {
 		return nil, false
 	}
 	s := &scanner{data: data[:v.end], i: v.start}
-	count, same := 0, f.attrs != nil
-	var keys [8]span
+	var mem [8]member
+	count, reuse := 0, true
 	ok := s.object(func(key span, plain bool, val span) bool {
 		if !plain {
 			return false
 		}
-		b, ok := plainString(data[val.start:val.end])
-		if !ok {
+		if _, ok := plainString(data[val.start:val.end]); !ok {
 			return false
 		}
-		k := data[key.start:key.end]
-		if same {
-			old, found := f.attrs[string(k)]
-			same = found && old == string(b)
-			if count < len(keys) {
-				for _, prev := range keys[:count] {
-					if string(data[prev.start:prev.end]) == string(k) {
-						same = false // a repeated key: its last value wins
-					}
+		if count < len(mem) {
+			for _, prev := range mem[:count] {
+				if string(data[prev.key.start:prev.key.end]) == string(data[key.start:key.end]) {
+					reuse = false // a repeated key: its last value wins
 				}
-				keys[count] = key
-			} else {
-				same = false
 			}
+			mem[count] = member{key, val}
+		} else {
+			reuse = false
 		}
 		count++
 		return true
@@ -492,8 +488,12 @@ func (f *fastState) attrsOf(data []byte, v span) (map[string]string, bool) {
 	if count == 0 {
 		return nil, true
 	}
-	if same && count == len(f.attrs) {
-		return f.attrs, true
+	if reuse {
+		for _, m := range f.recent {
+			if len(m) == count && sameAttrs(m, data, mem[:count]) {
+				return m, true
+			}
+		}
 	}
 	m := make(map[string]string, count)
 	s = &scanner{data: data[:v.end], i: v.start}
@@ -502,8 +502,22 @@ func (f *fastState) attrsOf(data []byte, v span) (map[string]string, bool) {
 		m[string(data[key.start:key.end])] = string(b)
 		return true
 	})
-	f.attrs = m
+	if reuse {
+		f.recent[f.next%len(f.recent)] = m
+		f.next++
+	}
 	return m, true
+}
+
+// sameAttrs reports whether m holds exactly the (distinct) members.
+func sameAttrs(m map[string]string, data []byte, members []member) bool {
+	for _, mb := range members {
+		b, _ := plainString(data[mb.val.start:mb.val.end])
+		if old, found := m[string(data[mb.key.start:mb.key.end])]; !found || old != string(b) {
+			return false
+		}
+	}
+	return true
 }
 
 // gatewayFields are the members of a tag-map entry object.
