@@ -267,7 +267,7 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	// awaiting its acknowledgement in turn: the same window as a goroutine
 	// per message, without a goroutine (and its stack) per message.
 	var wg sync.WaitGroup
-	var next atomic.Int64
+	var next, published atomic.Int64
 	var firstErr atomic.Pointer[error]
 	props := &paho.PublishProperties{ContentType: "application/json"}
 	for range min(s.cfg.MaxInflight, len(msgs)) {
@@ -291,7 +291,9 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 				if _, err := cm.Publish(ctx, pub); err != nil {
 					err = fmt.Errorf("publish to %s: %w", m.topic, mqttc.Explain(err))
 					firstErr.CompareAndSwap(nil, &err)
+					continue
 				}
+				published.Add(1)
 			}
 		}()
 	}
@@ -299,7 +301,10 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	if p := firstErr.Load(); p != nil {
 		return *p
 	}
-	return ctx.Err()
+	if int(published.Load()) < len(msgs) {
+		return ctx.Err() // cancelled before every message was published
+	}
+	return nil
 }
 
 // Close disconnects.
