@@ -238,13 +238,12 @@ func Connect(ctx context.Context, s *Settings, clientID string, manualAcks bool,
 			return c, nil
 		}
 	}
-	if manualAcks {
-		// The subscriber writes little but PUBACKs, one write call each in
-		// paho: coalesce them (WebSocket brokers keep autopaho's dialer).
-		if dial, ok := coalescingDialer(urls, tlsCfg, s.ConnectTimeout); ok {
-			cfg.AttemptConnection = func(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
-				return dial(ctx, u)
-			}
+	// Reads are buffered on every connection. The subscriber (manualAcks)
+	// writes little but PUBACKs, one write call each in paho: coalesce them.
+	// WebSocket brokers keep autopaho's dialer.
+	if dial, ok := dialer(urls, tlsCfg, s.ConnectTimeout, manualAcks); ok {
+		cfg.AttemptConnection = func(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
+			return dial(ctx, u)
 		}
 	}
 	if h.OnPublish != nil {

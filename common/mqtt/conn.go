@@ -1,8 +1,10 @@
 package mqtt
 
 import (
+	"bufio"
 	"context"
 	"crypto/tls"
+	"io"
 	"net"
 	"net/url"
 	"strings"
@@ -105,11 +107,78 @@ func (c *coalescingConn) Close() error {
 	return c.closed
 }
 
-// coalescingDialer returns an autopaho AttemptConnection function that dials
-// TCP or TLS (honouring all_proxy, as autopaho does) with the connect
-// timeout and wraps the connection in a coalescingConn. ok is false when a
-// broker uses another scheme (WebSocket): autopaho then dials on its own.
-func coalescingDialer(urls []*url.URL, tlsCfg *tls.Config, timeout time.Duration) (func(context.Context, *url.URL) (net.Conn, error), bool) {
+// readBufferSize is the read buffer under paho: a few hundred typical
+// PUBLISH packets per read system call.
+const readBufferSize = 64 << 10
+
+// bufferedConn is the connection paho sees. It reads through a bufio.Reader:
+// paho reads each packet's fixed header byte by byte and then its body
+// straight from the connection, two or three read system calls per message
+// without a buffer, one per buffer fill with it. Only paho's single reader
+// goroutine calls Read, as bufio.Reader requires.
+//
+// It is also a sync.Locker, which paho holds around the writes of one packet
+// (a packet is several buffers): Write gathers the packet and Unlock writes
+// it in one call. A *net.TCPConn gets the same atomicity from writev; any
+// wrapper, tls.Conn included, would otherwise let two goroutines' packets
+// interleave (a PINGREQ inside a PUBLISH: a malformed packet for the
+// broker). Every paho write goes through packets.ControlPacket.WriteTo,
+// which takes the lock. A failed write is returned by the next Write, and
+// the reader sees the broken connection.
+type bufferedConn struct {
+	net.Conn
+	r   *bufio.Reader
+	w   io.Writer // the connection, or a coalescingConn in front of it
+	mu  sync.Mutex
+	pkt []byte
+	err error
+}
+
+func newBufferedConn(c net.Conn, w io.Writer) *bufferedConn {
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, readBufferSize), w: w}
+}
+
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+// Lock starts a packet.
+func (c *bufferedConn) Lock() { c.mu.Lock() }
+
+// Write adds to the packet; call it between Lock and Unlock.
+func (c *bufferedConn) Write(p []byte) (int, error) {
+	if c.err != nil {
+		return 0, c.err
+	}
+	c.pkt = append(c.pkt, p...)
+	return len(p), nil
+}
+
+// Unlock writes the packet.
+func (c *bufferedConn) Unlock() {
+	if len(c.pkt) > 0 && c.err == nil {
+		_, c.err = c.w.Write(c.pkt)
+	}
+	c.pkt = c.pkt[:0]
+	if cap(c.pkt) > maxPending {
+		c.pkt = nil // one large publish does not pin its buffer
+	}
+	c.mu.Unlock()
+}
+
+// Close closes the writer (a coalescingConn writes what it holds first) or
+// the connection.
+func (c *bufferedConn) Close() error {
+	if cl, ok := c.w.(io.Closer); ok && c.w != io.Writer(c.Conn) {
+		return cl.Close()
+	}
+	return c.Conn.Close()
+}
+
+// dialer returns an autopaho AttemptConnection function that dials TCP or
+// TLS (honouring all_proxy, as autopaho does) with the connect timeout and
+// reads through a bufferedConn; with coalesce, writes go through a
+// coalescingConn. ok is false when a broker uses another scheme (WebSocket):
+// autopaho then dials on its own.
+func dialer(urls []*url.URL, tlsCfg *tls.Config, timeout time.Duration, coalesce bool) (func(context.Context, *url.URL) (net.Conn, error), bool) {
 	for _, u := range urls {
 		switch strings.ToLower(u.Scheme) {
 		case "mqtt", "tcp", "", "ssl", "tls", "mqtts", "mqtt+ssl", "tcps":
@@ -144,6 +213,12 @@ func coalescingDialer(urls []*url.URL, tlsCfg *tls.Config, timeout time.Duration
 			}
 			conn = tc
 		}
-		return newCoalescingConn(conn), nil
+		// TLS decrypts whole records into the tls.Conn's own buffer; the
+		// bufio.Reader above still saves a locked Read per packet part.
+		var w io.Writer = conn
+		if coalesce {
+			w = newCoalescingConn(conn)
+		}
+		return newBufferedConn(conn, w), nil
 	}, true
 }

@@ -33,6 +33,8 @@ type Decoder struct {
 	codec      *engine.Codec // nil: format map or sparkplug
 	msg        engine.Message
 	sp         *sparkplug.Decoder // format sparkplug; its state is shared by clones
+	fast       *fastState         // the json format's fast path (fast.go)
+	general    bool               // tests: decode with encoding/json only
 }
 
 // Clone returns a decoder sharing the compiled expressions, with its own VM.
@@ -42,6 +44,7 @@ func (d *Decoder) Clone() *Decoder {
 	if d.sp != nil {
 		c.sp = sparkplug.NewDecoder(d.sp.State(), c.spAsset)
 	}
+	c.fast = nil
 	return &c
 }
 
@@ -119,16 +122,40 @@ func (d *Decoder) Decode(dst []engine.Point, topic string, payload []byte, now i
 	if d.codec == nil {
 		return d.decodeMap(dst, topic, payload, now)
 	}
-	d.msg = engine.Message{Subject: topic, Payload: payload, Now: now, Fill: d}
-	dst, err := d.codec.Decode(dst, &d.msg)
-	d.msg.Payload = nil
-	return dst, err
+	if d.codec.Name == "json" {
+		return d.decodeJSON(dst, topic, payload, now)
+	}
+	return d.decodeGeneral(dst, topic, payload, now)
 }
 
 // FillPoint gives a decoded point the asset and tag the source's settings
 // name, where the payload carried none (engine.PointFiller).
 func (d *Decoder) FillPoint(p *engine.Point, subject string) error {
 	return d.assetTag(p, subject)
+}
+
+// decodeJSON decodes the json codec's payload: the fast path (fast.go) for
+// the canonical shapes, the codec for everything it leaves (rejects,
+// escapes, repeated members, asset_json).
+func (d *Decoder) decodeJSON(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
+	n := len(dst)
+	if !d.general {
+		if data := bytes.TrimSpace(payload); len(data) > 0 && (data[0] == '[' || data[0] == '{') {
+			if out, ok := d.decodeFast(dst, topic, data, now); ok {
+				return out, nil
+			}
+		}
+	}
+	return d.decodeGeneral(dst[:n], topic, payload, now)
+}
+
+// decodeGeneral decodes with the json codec (encoding/json): the reference
+// the fast path is checked against.
+func (d *Decoder) decodeGeneral(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
+	d.msg = engine.Message{Subject: topic, Payload: payload, Now: now, Fill: d}
+	dst, err := d.codec.Decode(dst, &d.msg)
+	d.msg.Payload = nil
+	return dst, err
 }
 
 func (d *Decoder) decodeMap(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {

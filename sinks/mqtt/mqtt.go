@@ -354,42 +354,45 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	var out engine.WriteError
 	msgs, buf := s.Messages(s.buf[:0], points, &out)
 	s.buf = buf
-	sem := make(chan struct{}, s.cfg.MaxInflight)
+	// max_inflight workers take the messages in order, each publishing and
+	// awaiting its acknowledgement in turn: the same window as a goroutine
+	// per message, without a goroutine (and its stack) per message.
 	var wg sync.WaitGroup
+	var next, published atomic.Int64
 	var firstErr atomic.Pointer[error]
-	for i := range msgs {
-		if firstErr.Load() != nil {
-			break
-		}
-		select {
-		case sem <- struct{}{}:
-		case <-ctx.Done():
-			wg.Wait()
-			out.Err = ctx.Err()
-			return out.Result()
-		}
+	props := &paho.PublishProperties{ContentType: s.enc.ContentType}
+	for range min(s.cfg.MaxInflight, len(msgs)) {
 		wg.Add(1)
-		go func(m *Message) {
+		go func() {
 			defer wg.Done()
-			defer func() { <-sem }()
-			pub := &paho.Publish{Topic: m.topic, QoS: byte(s.cfg.QoS), Retain: s.cfg.Retain, Payload: m.payload,
-				Properties: &paho.PublishProperties{ContentType: s.enc.ContentType}}
-			if s.cfg.UserProperties && s.enc.Framing == engine.FramePoint {
-				pub.Properties.User = paho.UserProperties{
-					{Key: "ts", Value: time.Unix(0, m.ts).UTC().Format(time.RFC3339Nano)},
-					{Key: "asset", Value: m.asset},
-					{Key: "tag", Value: m.tag},
+			for {
+				i := int(next.Add(1)) - 1
+				if i >= len(msgs) || firstErr.Load() != nil || ctx.Err() != nil {
+					return
 				}
+				m := &msgs[i]
+				pub := &paho.Publish{Topic: m.topic, QoS: byte(s.cfg.QoS), Retain: s.cfg.Retain, Payload: m.payload, Properties: props}
+				if s.cfg.UserProperties && s.enc.Framing == engine.FramePoint {
+					pub.Properties = &paho.PublishProperties{ContentType: s.enc.ContentType, User: paho.UserProperties{
+						{Key: "ts", Value: time.Unix(0, m.ts).UTC().Format(time.RFC3339Nano)},
+						{Key: "asset", Value: m.asset},
+						{Key: "tag", Value: m.tag},
+					}}
+				}
+				if _, err := cm.Publish(ctx, pub); err != nil {
+					err = fmt.Errorf("publish to %s: %w", m.topic, mqttc.Explain(err))
+					firstErr.CompareAndSwap(nil, &err)
+					continue
+				}
+				published.Add(1)
 			}
-			if _, err := cm.Publish(ctx, pub); err != nil {
-				err = fmt.Errorf("publish to %s: %w", m.topic, mqttc.Explain(err))
-				firstErr.CompareAndSwap(nil, &err)
-			}
-		}(&msgs[i])
+		}()
 	}
 	wg.Wait()
 	if p := firstErr.Load(); p != nil {
-		out.Err = *p
+		out.Err = *p // the points not rejected are retried
+	} else if int(published.Load()) < len(msgs) {
+		out.Err = ctx.Err() // cancelled before every message was published
 	}
 	return out.Result()
 }
