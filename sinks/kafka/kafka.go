@@ -36,7 +36,7 @@ type Config struct {
 	Linger             time.Duration `hcl:"linger" default:"0s" doc:"how long a partition's batch may wait to fill before it is sent"`
 	BatchMaxBytes      engine.Size   `hcl:"batch_max_bytes" default:"1MiB" doc:"largest record batch per partition in a produce request; the broker's max.message.bytes bounds it"`
 	MaxMessageBytes    engine.Size   `hcl:"max_message_bytes" default:"1000000" doc:"largest record value; a json_batch is split below it, a single point above it is rejected (counted)"`
-	MaxBufferedRecords int           `hcl:"max_buffered_records" default:"100000" doc:"records the client buffers before Produce blocks (backpressure to the pipeline)"`
+	MaxBufferedRecords int           `hcl:"max_buffered_records" default:"100000" doc:"records the client buffers before Produce blocks (backpressure to the pipeline; at most 10,000,000)"`
 	DeliveryTimeout    time.Duration `hcl:"delivery_timeout" default:"30s" doc:"the client retries a record for this long; then the batch fails and the engine retries it with backoff"`
 	RequestTimeout     time.Duration `hcl:"request_timeout" default:"10s" doc:"how long the broker may take to answer a produce request (its acks wait)"`
 
@@ -100,9 +100,7 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	if c.Idempotent && c.Acks != "all" {
 		bad.Add("idempotent", errors.New("the idempotent producer needs acks = \"all\" (set idempotent = false)"))
 	}
-	if c.MaxBufferedRecords < 1 {
-		bad.Add("max_buffered_records", errors.New("must be at least 1"))
-	}
+	bad.Between("max_buffered_records", int64(c.MaxBufferedRecords), 1, engine.MaxPendingPoints)
 	if c.DeliveryTimeout <= 0 {
 		bad.Add("delivery_timeout", errors.New("must be positive"))
 	}
