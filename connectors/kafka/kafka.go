@@ -168,8 +168,8 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	bad.Between("batch_size", int64(c.BatchSize), 1, engine.MaxBatchSize)
 	bad.Between("max_poll_records", int64(c.MaxPollRecords), 1, engine.MaxBatchSize)
 	bad.Between("max_in_flight", int64(c.MaxInFlight), 1, engine.MaxPendingPoints)
-	if c.MaxPayload < 1 || c.MaxPayload > engine.MaxMessageSize {
-		bad.Add("max_payload", errors.New("must be between 1 byte and 256MiB"))
+	if c.MaxPayload < 0 || c.MaxPayload > engine.MaxMessageSize { // 0: no limit of its own
+		bad.Add("max_payload", errors.New("must be between 0 and 256MiB"))
 	}
 	if c.FetchMaxBytes < 1 || c.FetchMaxBytes > 1<<30 {
 		bad.Add("fetch_max_bytes", errors.New("must be between 1 byte and 1GiB"))

@@ -157,8 +157,8 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	if c.Linger < 0 {
 		bad.Addf("linger", "must not be negative")
 	}
-	if c.MaxPayload < 1 || c.MaxPayload > engine.MaxMessageSize {
-		bad.Addf("max_payload", "must be between 1 byte and 256MiB")
+	if c.MaxPayload < 0 || c.MaxPayload > engine.MaxMessageSize { // 0: no limit of its own
+		bad.Addf("max_payload", "must be between 0 and 256MiB")
 	}
 	add := func(topic string, qos int, field string) {
 		if topic == "" {

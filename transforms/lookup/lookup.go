@@ -81,15 +81,8 @@ type fileStamp struct {
 // New loads the table; a table that cannot be read blames path.
 func New(c *Config, env *engine.Env) (engine.Transform, error) {
 	t := &Transform{cfg: *c, env: env, seed: maphash.MakeSeed(), now: engine.Now}
-	var bad engine.Problems
 	if err := t.reload(); err != nil {
-		bad.Add("path", err)
-	}
-	if c.ReloadInterval < 0 {
-		bad.Addf("reload_interval", "must not be negative")
-	}
-	if err := bad.Err(); err != nil {
-		return nil, err
+		return nil, &engine.FieldError{Field: "path", Offset: -1, Err: err}
 	}
 	t.checked = t.now()
 	return t, nil
