@@ -29,7 +29,7 @@ type Config struct {
 	PartitionKeyBy   string      `hcl:"partition_key_by" default:"none" enum:"none|asset|tag|asset_tag" doc:"partition key from the point's asset, tag or \"asset/tag\" (one batch per key); not with a literal partition_key"`
 	Properties       bool        `hcl:"properties" default:"true" doc:"application properties (amqp) or headers (kafka): ts (source timestamp, RFC 3339), asset and tag"`
 
-	MaxMessageBytes engine.Size   `hcl:"max_message_bytes" default:"1000000" doc:"largest event body; a json_batch is split below it, a single point above it is rejected (counted). AMQP batches are also bounded by the link's max message size"`
+	MaxMessageBytes engine.Size   `hcl:"max_message_bytes" default:"1000000" doc:"largest event body; a json_batch is split below it, a single point above it is rejected (counted). AMQP batches are also bounded by the link's max message size (64 bytes to 256MiB)"`
 	DeliveryTimeout time.Duration `hcl:"delivery_timeout" default:"60s" doc:"how long a batch may take, retries included, before the engine gets it back to retry with backoff"`
 	Retries         int           `hcl:"retries" default:"3" doc:"amqp: the SDK's retries of a failed send or connection (0–100)"`
 
