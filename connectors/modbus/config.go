@@ -51,7 +51,7 @@ type TagConfig struct {
 	Type      string        `hcl:"type" doc:"int16, uint16, int32, uint32, int64, uint64, float32, float64, bool (a bit: coils, discrete inputs, or bit of a register), string; default uint16 for registers, bool for bits"`
 	Bit       int           `hcl:"bit" default:"-1" doc:"type bool on a register: the bit, 0 (least significant) – 15"`
 	Length    int           `hcl:"length" doc:"type string: its length in registers (two characters each)"`
-	Count     int           `hcl:"count" default:"1" doc:"an array: count values of the type at consecutive addresses, emitted as tag[0] … tag[count-1]"`
+	Count     int           `hcl:"count" default:"1" doc:"an array: count values of the type at consecutive addresses, emitted as tag[0] … tag[count-1]; they must fit below address 65536"`
 	ByteOrder string        `hcl:"byte_order" doc:"overrides the device's byte_order (big, little)"`
 	WordOrder string        `hcl:"word_order" doc:"overrides the device's word_order (big, little)"`
 	Scale     float64       `hcl:"scale" default:"1" doc:"value = raw × scale + offset (numbers; a scaled value is a float)"`
