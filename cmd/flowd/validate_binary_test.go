@@ -18,7 +18,7 @@ func TestValidateRefusesAbsurdSizesOnEveryComponent(t *testing.T) {
 	cases := []struct {
 		name  string
 		block string   // the component block, inputs filled in by the wrapper
-		attrs []string // every one must be blamed
+		attrs []string // every one must be blamed ("=…": a message that must be printed)
 	}{
 		{"sim", `source "sim" "x" {
     assets     = HUGE
@@ -56,6 +56,9 @@ func TestValidateRefusesAbsurdSizesOnEveryComponent(t *testing.T) {
       }
     }
   }`, []string{"max_registers", "max_bits"}},
+		// address + count × size wrapped around past the largest int and
+		// passed the address check: the tags were then expanded until
+		// memory ran out.
 		{"modbus count", `source "modbus" "x" {
     device "d" {
       endpoint = "127.0.0.1:502"
@@ -63,8 +66,12 @@ func TestValidateRefusesAbsurdSizesOnEveryComponent(t *testing.T) {
         address = 0
         count   = HUGE
       }
+      tag "wrap" {
+        address = 1
+        count   = 9223372036854775807
+      }
     }
-  }`, []string{"count"}},
+  }`, []string{"count", "=9223372036854775807 values from address 1 run past address 65535"}},
 		{"http", `source "http" "x" {
     listen      = "127.0.0.1:0"
     max_body    = HUGE
@@ -155,7 +162,13 @@ func TestValidateRefusesAbsurdSizesOnEveryComponent(t *testing.T) {
 				t.Fatalf("a stack trace:\n%s", s)
 			}
 			for _, a := range c.attrs {
-				if !strings.Contains(s, a+":") && !strings.Contains(s, "Invalid "+a) && !strings.Contains(s, "Invalid buffer "+a) {
+				if msg, ok := strings.CutPrefix(a, "="); ok {
+					if !strings.Contains(s, msg) {
+						t.Errorf("no %q in:\n%s", msg, s)
+					}
+					continue
+				}
+				if !strings.Contains(s, "\n"+a+": ") && !strings.Contains(s, "Invalid "+a) && !strings.Contains(s, "Invalid buffer "+a) {
 					t.Errorf("nothing blames %s in:\n%s", a, s)
 				}
 				if !strings.Contains(s, f+":") {
