@@ -102,9 +102,10 @@ func TestValidateRefusesAbsurdSizesOnEveryComponent(t *testing.T) {
     topic        = "t"
     max_inflight = HUGE
     buffer {
-      max_points = HUGE
+      max_points    = HUGE
+      max_in_flight = HUGE
     }
-  }`, []string{"max_inflight", "max_points"}},
+  }`, []string{"max_inflight", "max_points", "max_in_flight"}},
 		{"kafka sink", `sink "kafka" "x" {
     brokers              = ["127.0.0.1:9092"]
     topic                = "t"
