@@ -45,12 +45,12 @@ func (n *NodeConfig) ID() string { return ID(n.Kind, n.Name) }
 type BufferConfig struct {
 	Type      string `hcl:"type" default:"memory" enum:"memory|disk" doc:"memory, or disk for store-and-forward across outages and restarts"`
 	MaxSize   Size   `hcl:"max_size" default:"256MiB" doc:"largest backlog in bytes (disk: on disk; memory: estimated)"`
-	MaxPoints int    `hcl:"max_points" default:"100000" doc:"largest backlog in points (memory buffer)"`
+	MaxPoints int    `hcl:"max_points" default:"100000" doc:"largest backlog in points (memory buffer; at most 100,000,000)"`
 	WhenFull  string `hcl:"when_full" default:"block" enum:"block|drop_oldest|drop_newest" doc:"block pushes backpressure to the sources; the drop policies are counted in flowd_points_dropped_total"`
 	Fsync     string `hcl:"fsync" default:"batch" enum:"batch|interval|never" doc:"disk buffer: when to fsync appended batches"`
 	Dir       string `hcl:"dir" doc:"disk buffer directory (default: <data_dir>/buffers/<pipeline>/<sink>)"`
 	// MaxInFlight bounds the writes a pipelining sink has in flight.
-	MaxInFlight int `hcl:"max_in_flight" default:"0" doc:"writes the sink keeps in flight at once, acknowledged upstream in order (0: the sink's default — kafka and eventhubs over kafka 8, others 1)"`
+	MaxInFlight int `hcl:"max_in_flight" default:"0" doc:"writes the sink keeps in flight at once, acknowledged upstream in order (0: the sink's default — kafka and eventhubs over kafka 8, others 1; at most 1000)"`
 }
 
 type pipeline struct {

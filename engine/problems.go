@@ -34,3 +34,25 @@ func SplitErrors(err error) []error {
 	}
 	return []error{err}
 }
+
+// Resource limits shared by components, checked when a config is validated:
+// generous for any real gateway, low enough that a mistyped value is refused
+// with a diagnostic instead of exhausting memory at run time.
+const (
+	// MaxBatchSize bounds a source's batch_size (points per batch).
+	MaxBatchSize = 1_000_000
+	// MaxPendingPoints bounds the points a source holds or leaves
+	// unacknowledged (queue, max_pending, max_in_flight).
+	MaxPendingPoints = 10_000_000
+	// MaxMessageSize bounds one message, body, line or fetch (256 MiB, the
+	// largest MQTT packet).
+	MaxMessageSize = 256 << 20
+)
+
+// Between blames field unless lo ≤ v ≤ hi, with the existing wording
+// ("must be between 1 and 1000000").
+func (p *Problems) Between(field string, v, lo, hi int64) {
+	if v < lo || v > hi {
+		p.Addf(field, "must be between %d and %d", lo, hi)
+	}
+}

@@ -75,9 +75,9 @@ func TestValidateReportsEveryErrorOfEachComponent(t *testing.T) {
 		t.Fatalf("exit %d\n%s", code, stderr)
 	}
 	for _, want := range []string{
-		"deadband: must not be negative", "max_tags: must be at least 1",
+		"deadband: must not be negative", "max_tags: must be between 1 and 10000000",
 		"size: must be positive", `aggregates: "median" is not one of`, "keep_tag: needs a single aggregate",
-		"brokers: needs at least one broker", "max_buffered_records: must be at least 1", "batch_max_bytes: must be between",
+		"brokers: needs at least one broker", "max_buffered_records: must be between 1 and 10000000", "batch_max_bytes: must be between",
 		"8 error(s)",
 	} {
 		if !strings.Contains(stderr, want) {

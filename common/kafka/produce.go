@@ -84,8 +84,9 @@ func CheckEncoding(e *Encoding) (field string, err error) {
 	default:
 		return "key_by", fmt.Errorf("unknown key_by %q", e.KeyBy)
 	}
-	if e.MaxRecordBytes < 64 {
-		return "max_message_bytes", errors.New("must be at least 64")
+	// A record is encoded whole in memory before it is produced.
+	if e.MaxRecordBytes < 64 || e.MaxRecordBytes > 256<<20 {
+		return "max_message_bytes", errors.New("must be between 64 bytes and 256MiB")
 	}
 	return "", nil
 }

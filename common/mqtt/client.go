@@ -107,26 +107,28 @@ func (s *Settings) TLSConfig(urls []*url.URL) (*tls.Config, error) {
 	return cfg, err
 }
 
-// Validate checks the settings before anything connects.
+// Validate checks the settings before anything connects. It reports every
+// problem it finds, each a *FieldError, joined (see errors.Join).
 func (s *Settings) Validate() error {
-	urls, err := ParseBrokers(s.Brokers)
-	if err != nil {
-		return err
-	}
-	if _, err := s.TLSConfig(urls); err != nil {
-		return err
+	var errs []error
+	if urls, err := ParseBrokers(s.Brokers); err != nil {
+		errs = append(errs, err)
+	} else if _, err := s.TLSConfig(urls); err != nil {
+		errs = append(errs, err)
 	}
 	switch {
 	case s.ClientID == "":
-		return &FieldError{"client_id", errors.New("must not be empty")}
+		errs = append(errs, &FieldError{"client_id", errors.New("must not be empty")})
 	case len(s.ClientID) > 65535:
-		return &FieldError{"client_id", errors.New("too long")}
-	case s.KeepAlive < 0 || s.KeepAlive > 65535*time.Second:
-		return &FieldError{"keepalive", errors.New("must be between 0s and 18h")}
-	case s.SessionExpiry < 0 || s.SessionExpiry > time.Duration(1<<32-1)*time.Second:
-		return &FieldError{"session_expiry", errors.New("must be between 0s and 136 years")}
+		errs = append(errs, &FieldError{"client_id", errors.New("too long")})
 	}
-	return nil
+	if s.KeepAlive < 0 || s.KeepAlive > 65535*time.Second {
+		errs = append(errs, &FieldError{"keepalive", errors.New("must be between 0s and 18h")})
+	}
+	if s.SessionExpiry < 0 || s.SessionExpiry > time.Duration(1<<32-1)*time.Second {
+		errs = append(errs, &FieldError{"session_expiry", errors.New("must be between 0s and 136 years")})
+	}
+	return errors.Join(errs...)
 }
 
 // Handlers are the callbacks of one connection.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"time"
 
@@ -17,8 +18,8 @@ import (
 type Config struct {
 	Path      string      `hcl:"path,required" doc:"JSONL file of canonical points, one per line"`
 	Rate      float64     `hcl:"rate" doc:"points per second to replay at (0: as fast as the pipeline takes them)"`
-	BatchSize int         `hcl:"batch_size" default:"1000" doc:"points per batch"`
-	MaxLine   engine.Size `hcl:"max_line" default:"1MiB" doc:"longest line accepted; a longer line is rejected on its own and reading goes on"`
+	BatchSize int         `hcl:"batch_size" default:"1000" doc:"points per batch (at most 1,000,000)"`
+	MaxLine   engine.Size `hcl:"max_line" default:"1MiB" doc:"longest line accepted; a longer line is rejected on its own and reading goes on (at most 256MiB)"`
 	Format    string      `hcl:"format" default:"json" doc:"codec of each line (docs/codecs): json (what the file sink writes by default), json_batch, asset_json, …"`
 }
 
@@ -38,11 +39,16 @@ var Spec = engine.SourceSpec(engine.Info{
 
 // New builds the source; the file is opened when it runs.
 func New(c *Config, env *engine.Env) (engine.Source, error) {
-	if c.BatchSize < 1 {
-		return nil, &engine.FieldError{Field: "batch_size", Offset: -1, Err: fmt.Errorf("must be at least 1")}
+	var bad engine.Problems
+	bad.Between("batch_size", int64(c.BatchSize), 1, engine.MaxBatchSize)
+	if c.Rate < 0 || math.IsNaN(c.Rate) {
+		bad.Addf("rate", "must not be negative")
 	}
-	if c.Rate < 0 {
-		return nil, &engine.FieldError{Field: "rate", Offset: -1, Err: fmt.Errorf("must not be negative")}
+	if c.MaxLine < 1 || c.MaxLine > engine.MaxMessageSize {
+		bad.Addf("max_line", "must be between 1 byte and 256MiB")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	dec, err := env.Codecs.Decoder(c.Format)
 	if err != nil {

@@ -45,8 +45,8 @@ type Config struct {
 	AssetExpr   engine.Expr            `hcl:"asset_expr" doc:"asset of points that carry none: an expression over path (the request path's levels after the prefix), e.g. path[0]"`
 	TagExpr     engine.Expr            `hcl:"tag_expr" doc:"tag of points that carry none (raw: of every point): an expression over path; default for raw: the path after the prefix"`
 	Map         map[string]engine.Expr `hcl:"map" doc:"format map: asset, tag, value (or values: an object whose entries become one point each), quality and ts, each an expression over payload (the decoded JSON body) and path, e.g. values = \"payload.object\""`
-	MaxBody     engine.Size            `hcl:"max_body" default:"1MiB" doc:"larger request bodies are refused with 413"`
-	MaxPending  int                    `hcl:"max_pending" default:"10000" doc:"points taken from requests and not yet acknowledged by every sink; past it requests get 429 with Retry-After (backpressure)"`
+	MaxBody     engine.Size            `hcl:"max_body" default:"1MiB" doc:"larger request bodies are refused with 413 (at most 256MiB)"`
+	MaxPending  int                    `hcl:"max_pending" default:"10000" doc:"points taken from requests and not yet acknowledged by every sink; past it requests get 429 with Retry-After (backpressure; at most 10,000,000)"`
 	RetryAfter  time.Duration          `hcl:"retry_after" default:"1s" doc:"Retry-After sent with 429 and 503"`
 	AckTimeout  time.Duration          `hcl:"ack_timeout" default:"30s" doc:"longest a request waits for its points to be acknowledged; then 503 (the points may still be delivered: a client that retries gets them at least once)"`
 	ReadTimeout time.Duration          `hcl:"read_timeout" default:"10s" doc:"time allowed to read a request's headers and body"`
@@ -101,41 +101,39 @@ type Source struct {
 
 // New validates the config and builds the source.
 func New(c *Config, env *engine.Env) (engine.Source, error) {
-	bad := func(field, format string, args ...any) error {
-		return &engine.FieldError{Field: field, Offset: -1, Err: fmt.Errorf(format, args...)}
-	}
+	var bad engine.Problems
 	s := &Source{cfg: *c, env: env}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return nil, bad("listen", "%v (want host:port)", err)
-	}
-	if env != nil && env.AdminAddr != "" && samePort(c.Listen, env.AdminAddr) {
-		return nil, bad("listen", "%s is the admin address (service.http_addr %s): the ingestion port must be its own, so /metrics and /api/status are never exposed with it", c.Listen, env.AdminAddr)
+		bad.Addf("listen", "%v (want host:port)", err)
+	} else if env != nil && env.AdminAddr != "" && samePort(c.Listen, env.AdminAddr) {
+		bad.Addf("listen", "%s is the admin address (service.http_addr %s): the ingestion port must be its own, so /metrics and /api/status are never exposed with it", c.Listen, env.AdminAddr)
 	}
 	if !strings.HasPrefix(c.Path, "/") {
-		return nil, bad("path", "must start with /")
+		bad.Addf("path", "must start with /")
 	}
 	s.prefix = strings.TrimSuffix(c.Path, "/") + "/"
-	switch {
-	case c.MaxBody < 1:
-		return nil, bad("max_body", "must be at least 1 byte")
-	case c.MaxPending < 1:
-		return nil, bad("max_pending", "must be at least 1")
-	case c.RetryAfter < 0:
-		return nil, bad("retry_after", "must not be negative")
-	case c.AckTimeout <= 0:
-		return nil, bad("ack_timeout", "must be positive")
-	case c.ReadTimeout <= 0:
-		return nil, bad("read_timeout", "must be positive")
+	if c.MaxBody < 1 || c.MaxBody > engine.MaxMessageSize {
+		bad.Addf("max_body", "must be between 1 byte and 256MiB")
+	}
+	bad.Between("max_pending", int64(c.MaxPending), 1, engine.MaxPendingPoints)
+	if c.RetryAfter < 0 {
+		bad.Addf("retry_after", "must not be negative")
+	}
+	if c.AckTimeout <= 0 {
+		bad.Addf("ack_timeout", "must be positive")
+	}
+	if c.ReadTimeout <= 0 {
+		bad.Addf("read_timeout", "must be positive")
 	}
 	if a := c.Auth; a != nil {
 		basic := a.Username != "" || a.Password != ""
 		switch {
 		case a.BearerToken == "" && !basic:
-			return nil, bad("auth", "set bearer_token, or username and password")
+			bad.Addf("auth", "set bearer_token, or username and password")
 		case a.BearerToken != "" && basic:
-			return nil, bad("auth", "set bearer_token or username and password, not both")
+			bad.Addf("auth", "set bearer_token or username and password, not both")
 		case basic && (a.Username == "" || a.Password == ""):
-			return nil, bad("auth", "basic auth needs both username and password")
+			bad.Addf("auth", "basic auth needs both username and password")
 		}
 		s.token, s.user, s.pass = sha256.Sum256([]byte(a.BearerToken)), sha256.Sum256([]byte(a.Username)), sha256.Sum256([]byte(a.Password))
 	}
@@ -144,11 +142,15 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		if err != nil {
 			var te *tlsconf.Error
 			if errors.As(err, &te) {
-				return nil, bad("tls", "%s: %v", te.Field, te.Err)
+				bad.Addf("tls", "%s: %v", te.Field, te.Err)
+			} else {
+				bad.Addf("tls", "%v", err)
 			}
-			return nil, bad("tls", "%v", err)
 		}
 		s.tls = tc
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	dec, err := payload.New(payload.Options{
 		Format: c.Format, Codecs: env.Codecs, MaxPayload: int(c.MaxBody), Subject: "path", Values: true,

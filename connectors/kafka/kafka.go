@@ -39,13 +39,13 @@ type Config struct {
 	Tag         string                 `hcl:"tag" doc:"tag of points that carry none"`
 	TagExpr     engine.Expr            `hcl:"tag_expr" doc:"expression giving the tag of points that carry none, over topic"`
 	Map         map[string]engine.Expr `hcl:"map" doc:"format map: asset, tag, value (or values: an object whose entries become one point each), quality and ts, each an expression over payload and topic"`
-	MaxPayload  engine.Size            `hcl:"max_payload" default:"1MiB" doc:"larger record values are dead-lettered"`
+	MaxPayload  engine.Size            `hcl:"max_payload" default:"1MiB" doc:"larger record values are dead-lettered (at most 256MiB)"`
 	RecordAttrs bool                   `hcl:"record_attrs" doc:"give every point the attrs kafka_topic, kafka_partition, kafka_offset, kafka_key, kafka_timestamp (Unix ms) and kafka_header_NAME for each header, for expressions downstream (one map per record, shared by its points)"`
 
-	BatchSize              int         `hcl:"batch_size" default:"5000" doc:"most points handed to the pipeline at once (a batch holds whole records of one partition)"`
-	MaxPollRecords         int         `hcl:"max_poll_records" default:"5000" doc:"most records taken from the client per poll"`
-	MaxInFlight            int         `hcl:"max_in_flight" default:"100000" doc:"points handed to the pipeline and not yet acknowledged; at this bound the source stops polling, so fetching pauses and memory stays bounded whatever the lag"`
-	FetchMaxBytes          engine.Size `hcl:"fetch_max_bytes" default:"16MiB" doc:"most bytes a fetch response may carry (the client buffers about one per broker while the source is paused)"`
+	BatchSize              int         `hcl:"batch_size" default:"5000" doc:"most points handed to the pipeline at once (a batch holds whole records of one partition; at most 1,000,000)"`
+	MaxPollRecords         int         `hcl:"max_poll_records" default:"5000" doc:"most records taken from the client per poll (at most 1,000,000)"`
+	MaxInFlight            int         `hcl:"max_in_flight" default:"100000" doc:"points handed to the pipeline and not yet acknowledged; at this bound the source stops polling, so fetching pauses and memory stays bounded whatever the lag (at most 10,000,000)"`
+	FetchMaxBytes          engine.Size `hcl:"fetch_max_bytes" default:"16MiB" doc:"most bytes a fetch response may carry (the client buffers about one per broker while the source is paused; at most 1GiB)"`
 	FetchMaxPartitionBytes engine.Size `hcl:"fetch_max_partition_bytes" default:"1MiB" doc:"most bytes per partition in a fetch response"`
 
 	CommitInterval   time.Duration `hcl:"commit_interval" default:"1s" doc:"how often acknowledged offsets are committed (also on revoke and at shutdown)"`
@@ -125,21 +125,20 @@ type partState struct {
 
 // New validates the config and builds the source.
 func New(c *Config, env *engine.Env) (engine.Source, error) {
-	bad := func(field string, err error) error {
-		return &engine.FieldError{Field: field, Offset: -1, Err: err}
-	}
+	var bad engine.Problems
 	set := ckafka.Settings{ClientID: c.ClientID, TLS: c.TLS, SASL: c.SASL, Logger: env.Logger}
 	topics := c.Topics
 	sessionTimeout := c.SessionTimeout
 	switch {
 	case c.ConnectionString != "" && len(c.Brokers) > 0:
-		return nil, bad("connection_string", errors.New("set brokers or connection_string, not both"))
+		bad.Add("connection_string", errors.New("set brokers or connection_string, not both"))
 	case c.ConnectionString != "" && c.SASL != nil:
-		return nil, bad("sasl", errors.New("connection_string authenticates itself; remove the sasl block"))
+		bad.Add("sasl", errors.New("connection_string authenticates itself; remove the sasl block"))
 	case c.ConnectionString != "":
 		cs, err := ckafka.ParseConnectionString(c.ConnectionString)
 		if err != nil {
-			return nil, bad("connection_string", err)
+			bad.Add("connection_string", err)
+			break
 		}
 		set.ApplyEventHubs(cs, c.ConnectionString)
 		if len(topics) == 0 && cs.EntityPath != "" {
@@ -147,37 +146,44 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		}
 		sessionTimeout = min(sessionTimeout, ckafka.EventHubsSessionTimeout)
 	case len(c.Brokers) == 0:
-		return nil, bad("brokers", errors.New("set brokers (or connection_string for Event Hubs)"))
+		bad.Add("brokers", errors.New("set brokers (or connection_string for Event Hubs)"))
 	default:
 		set.Brokers = c.Brokers
 	}
-	if len(topics) == 0 {
-		return nil, bad("topics", errors.New("no topics to consume"))
+	// Without a usable connection string its hub is unknown: topics may be
+	// missing only because of that.
+	if len(topics) == 0 && (c.ConnectionString == "" || len(bad) == 0) {
+		bad.Add("topics", errors.New("no topics to consume"))
 	}
 	if c.TopicRegex {
 		for _, t := range topics {
 			if _, err := regexp.Compile(t); err != nil {
-				return nil, bad("topics", fmt.Errorf("topic regex %q: %w", t, err))
+				bad.Add("topics", fmt.Errorf("topic regex %q: %w", t, err))
 			}
 		}
 	}
-	switch {
-	case c.Group == "":
-		return nil, bad("group", errors.New("must not be empty"))
-	case c.BatchSize < 1:
-		return nil, bad("batch_size", errors.New("must be at least 1"))
-	case c.MaxPollRecords < 1:
-		return nil, bad("max_poll_records", errors.New("must be at least 1"))
-	case c.MaxInFlight < 1:
-		return nil, bad("max_in_flight", errors.New("must be at least 1"))
-	case c.FetchMaxBytes < 1 || c.FetchMaxBytes > 1<<30:
-		return nil, bad("fetch_max_bytes", errors.New("must be between 1 byte and 1GiB"))
-	case c.FetchMaxPartitionBytes < 1 || c.FetchMaxPartitionBytes > c.FetchMaxBytes:
-		return nil, bad("fetch_max_partition_bytes", errors.New("must be between 1 byte and fetch_max_bytes"))
-	case c.CommitInterval <= 0:
-		return nil, bad("commit_interval", errors.New("must be positive"))
-	case c.DrainTimeout < 0:
-		return nil, bad("drain_timeout", errors.New("must not be negative"))
+	if c.Group == "" {
+		bad.Add("group", errors.New("must not be empty"))
+	}
+	bad.Between("batch_size", int64(c.BatchSize), 1, engine.MaxBatchSize)
+	bad.Between("max_poll_records", int64(c.MaxPollRecords), 1, engine.MaxBatchSize)
+	bad.Between("max_in_flight", int64(c.MaxInFlight), 1, engine.MaxPendingPoints)
+	if c.MaxPayload < 0 || c.MaxPayload > engine.MaxMessageSize { // 0: no limit of its own
+		bad.Add("max_payload", errors.New("must be between 0 and 256MiB"))
+	}
+	if c.FetchMaxBytes < 1 || c.FetchMaxBytes > 1<<30 {
+		bad.Add("fetch_max_bytes", errors.New("must be between 1 byte and 1GiB"))
+	} else if c.FetchMaxPartitionBytes < 1 || c.FetchMaxPartitionBytes > c.FetchMaxBytes {
+		bad.Add("fetch_max_partition_bytes", errors.New("must be between 1 byte and fetch_max_bytes"))
+	}
+	if c.CommitInterval <= 0 {
+		bad.Add("commit_interval", errors.New("must be positive"))
+	}
+	if c.DrainTimeout < 0 {
+		bad.Add("drain_timeout", errors.New("must not be negative"))
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	if _, err := set.Opts(); err != nil {
 		return nil, err

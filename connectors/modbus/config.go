@@ -51,7 +51,7 @@ type TagConfig struct {
 	Type      string        `hcl:"type" doc:"int16, uint16, int32, uint32, int64, uint64, float32, float64, bool (a bit: coils, discrete inputs, or bit of a register), string; default uint16 for registers, bool for bits"`
 	Bit       int           `hcl:"bit" default:"-1" doc:"type bool on a register: the bit, 0 (least significant) – 15"`
 	Length    int           `hcl:"length" doc:"type string: its length in registers (two characters each)"`
-	Count     int           `hcl:"count" default:"1" doc:"an array: count values of the type at consecutive addresses, emitted as tag[0] … tag[count-1]"`
+	Count     int           `hcl:"count" default:"1" doc:"an array: count values of the type at consecutive addresses, emitted as tag[0] … tag[count-1]; they must fit below address 65536"`
 	ByteOrder string        `hcl:"byte_order" doc:"overrides the device's byte_order (big, little)"`
 	WordOrder string        `hcl:"word_order" doc:"overrides the device's word_order (big, little)"`
 	Scale     float64       `hcl:"scale" default:"1" doc:"value = raw × scale + offset (numbers; a scaled value is a float)"`
@@ -183,51 +183,68 @@ func order(s, def string, p engine.BlockPos, attr string) (little bool, err erro
 // validate checks the config and resolves devices and tags. Every fault is
 // blamed on the attribute that causes it.
 func (c *Config) validate() ([]*device, error) {
+	var bad engine.Problems
 	if c.Interval <= 0 {
-		return nil, fieldErr("interval", fmt.Errorf("must be positive"))
+		bad = append(bad, fieldErr("interval", fmt.Errorf("must be positive")))
 	}
 	if c.Timeout <= 0 {
-		return nil, fieldErr("timeout", fmt.Errorf("must be positive"))
+		bad = append(bad, fieldErr("timeout", fmt.Errorf("must be positive")))
 	}
 	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {
-		return nil, fieldErr("reconnect_max", fmt.Errorf("need 0 < reconnect_min ≤ reconnect_max"))
+		bad = append(bad, fieldErr("reconnect_max", fmt.Errorf("need 0 < reconnect_min ≤ reconnect_max")))
 	}
+	limits := len(bad)
 	if c.MaxRegisters < 1 || c.MaxRegisters > 125 {
-		return nil, fieldErr("max_registers", fmt.Errorf("must be 1–125 (the protocol's limit)"))
+		bad = append(bad, fieldErr("max_registers", fmt.Errorf("must be 1–125 (the protocol's limit)")))
 	}
 	if c.MaxBits < 1 || c.MaxBits > 2000 {
-		return nil, fieldErr("max_bits", fmt.Errorf("must be 1–2000 (the protocol's limit)"))
+		bad = append(bad, fieldErr("max_bits", fmt.Errorf("must be 1–2000 (the protocol's limit)")))
 	}
 	if c.MaxGap < 0 {
-		return nil, fieldErr("max_gap", fmt.Errorf("must not be negative"))
+		bad = append(bad, fieldErr("max_gap", fmt.Errorf("must not be negative")))
 	}
 	if len(c.Device) == 0 {
-		return nil, fieldErr("device", fmt.Errorf("no devices: add a device block"))
+		bad = append(bad, fieldErr("device", fmt.Errorf("no devices: add a device block")))
+	}
+	// The devices' tags are checked against these read limits: with one of
+	// them wrong, every tag would be blamed for it too.
+	if len(bad) > limits {
+		return nil, bad.Err()
 	}
 	seen := map[string]engine.BlockPos{}
 	var devs []*device
 	for i := range c.Device {
 		dc := &c.Device[i]
 		if first, dup := seen[dc.Name]; dup {
-			return nil, blameBlock(dc.Pos, "device", "device %q is already declared at %s", dc.Name, first.Block)
+			bad = append(bad, blameBlock(dc.Pos, "device", "device %q is already declared at %s", dc.Name, first.Block))
+			continue
 		}
 		seen[dc.Name] = dc.Pos
 		d, err := c.resolveDevice(dc)
 		if err != nil {
-			return nil, err
+			bad = append(bad, engine.SplitErrors(err)...)
+			continue
 		}
 		devs = append(devs, d)
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	return devs, nil
 }
 
+// maxTagsPerDevice bounds the tags of one device after arrays are expanded:
+// every register of the address space, of each of the four tables.
+const maxTagsPerDevice = 4 * 0x10000
+
 func (c *Config) resolveDevice(dc *DeviceConfig) (*device, error) {
+	var bad engine.Problems
 	ep := strings.TrimPrefix(dc.Endpoint, "tcp://")
 	if _, port, err := net.SplitHostPort(ep); err != nil || port == "" {
-		return nil, blame(dc.Pos, "endpoint", "want host:port or tcp://host:port, got %q", dc.Endpoint)
+		bad = append(bad, blame(dc.Pos, "endpoint", "want host:port or tcp://host:port, got %q", dc.Endpoint))
 	}
 	if dc.UnitID < 0 || dc.UnitID > 255 {
-		return nil, blame(dc.Pos, "unit_id", "must be 0–255")
+		bad = append(bad, blame(dc.Pos, "unit_id", "must be 0–255"))
 	}
 	d := &device{name: dc.Name, endpoint: ep, asset: dc.Asset, unit: uint8(dc.UnitID), timeout: c.Timeout,
 		maxRegs: c.MaxRegisters, maxBits: c.MaxBits, maxGap: c.MaxGap, pos: dc.Pos}
@@ -235,70 +252,86 @@ func (c *Config) resolveDevice(dc *DeviceConfig) (*device, error) {
 		d.asset = dc.Name
 	}
 	if dc.Timeout < 0 {
-		return nil, blame(dc.Pos, "timeout", "must be positive")
+		bad = append(bad, blame(dc.Pos, "timeout", "must be positive"))
 	} else if dc.Timeout > 0 {
 		d.timeout = dc.Timeout
 	}
 	if dc.MaxRegisters != 0 {
 		if dc.MaxRegisters < 1 || dc.MaxRegisters > 125 {
-			return nil, blame(dc.Pos, "max_registers", "must be 1–125 (the protocol's limit)")
+			bad = append(bad, blame(dc.Pos, "max_registers", "must be 1–125 (the protocol's limit)"))
 		}
 		d.maxRegs = dc.MaxRegisters
 	}
 	if dc.MaxBits != 0 {
 		if dc.MaxBits < 1 || dc.MaxBits > 2000 {
-			return nil, blame(dc.Pos, "max_bits", "must be 1–2000 (the protocol's limit)")
+			bad = append(bad, blame(dc.Pos, "max_bits", "must be 1–2000 (the protocol's limit)"))
 		}
 		d.maxBits = dc.MaxBits
 	}
 	if dc.MaxGap >= 0 {
 		d.maxGap = dc.MaxGap
 	} else if dc.MaxGap != -1 {
-		return nil, blame(dc.Pos, "max_gap", "must not be negative")
+		bad = append(bad, blame(dc.Pos, "max_gap", "must not be negative"))
 	}
 	interval := c.Interval
 	if dc.Interval < 0 {
-		return nil, blame(dc.Pos, "interval", "must be positive")
+		bad = append(bad, blame(dc.Pos, "interval", "must be positive"))
 	} else if dc.Interval > 0 {
 		interval = dc.Interval
 	}
 	devByte, err := order(dc.ByteOrder, c.ByteOrder, dc.Pos, "byte_order")
 	if err != nil {
-		return nil, err
+		bad = append(bad, err)
 	}
 	devWord, err := order(dc.WordOrder, c.WordOrder, dc.Pos, "word_order")
 	if err != nil {
-		return nil, err
+		bad = append(bad, err)
 	}
 	if len(dc.Tag) == 0 {
-		return nil, blameBlock(dc.Pos, "device", "device %q has no tags: add tag blocks", dc.Name)
+		bad = append(bad, blameBlock(dc.Pos, "device", "device %q has no tags: add tag blocks", dc.Name))
+	}
+	// The tags are checked against the device's settings: only once those
+	// are right.
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	names := map[string]bool{}
 	for i := range dc.Tag {
 		tc := &dc.Tag[i]
 		if names[tc.Name] {
-			return nil, blameBlock(tc.Pos, "tag", "tag %q is declared twice in device %q", tc.Name, dc.Name)
+			bad = append(bad, blameBlock(tc.Pos, "tag", "tag %q is declared twice in device %q", tc.Name, dc.Name))
+			continue
 		}
 		names[tc.Name] = true
 		t, err := resolveTag(tc, d.asset, interval, devByte, devWord)
 		if err != nil {
-			return nil, err
+			bad = append(bad, err)
+			continue
 		}
 		if t.table.bits() && t.size > d.maxBits || !t.table.bits() && t.size > d.maxRegs {
-			return nil, blame(tc.Pos, "length", "tag needs %d registers, more than one read may ask for (max_registers %d)", t.size, d.maxRegs)
+			bad = append(bad, blame(tc.Pos, "length", "tag needs %d registers, more than one read may ask for (max_registers %d)", t.size, d.maxRegs))
+			continue
 		}
 		if tc.Count < 1 {
-			return nil, blame(tc.Pos, "count", "must be at least 1")
+			bad = append(bad, blame(tc.Pos, "count", "must be at least 1"))
+			continue
 		}
 		if tc.Count == 1 {
 			d.tags = append(d.tags, t)
 			continue
 		}
 		if t.bit >= 0 {
-			return nil, blame(tc.Pos, "count", "an array of bits of a register: declare each bit as a tag")
+			bad = append(bad, blame(tc.Pos, "count", "an array of bits of a register: declare each bit as a tag"))
+			continue
 		}
-		if last := t.addr + tc.Count*t.size; last > 0x10000 {
-			return nil, blame(tc.Pos, "count", "%d values from address %d run past address 65535", tc.Count, t.addr)
+		// Compared before multiplying: a huge count must not wrap around.
+		if tc.Count > 0x10000 || t.addr+tc.Count*t.size > 0x10000 {
+			bad = append(bad, blame(tc.Pos, "count", "%d values from address %d run past address 65535", tc.Count, t.addr))
+			continue
+		}
+		if len(d.tags)+tc.Count > maxTagsPerDevice {
+			bad = append(bad, blame(tc.Pos, "count", "device %q would have more than %d tags", dc.Name, maxTagsPerDevice))
+			continue
 		}
 		for k := 0; k < tc.Count; k++ {
 			e := *t
@@ -306,6 +339,9 @@ func (c *Config) resolveDevice(dc *DeviceConfig) (*device, error) {
 			e.addr = t.addr + k*t.size
 			d.tags = append(d.tags, &e)
 		}
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	if err := checkOverlaps(d.tags); err != nil {
 		return nil, err

@@ -45,9 +45,9 @@ type Config struct {
 	Subscriptions  []Subscription         `hcl:"subscription,block" doc:"topic filters with their own QoS"`
 	QoS            int                    `hcl:"qos" default:"1" doc:"QoS of topics: 0 (at most once), 1 or 2 (at least once)"`
 	Group          string                 `hcl:"group" doc:"shared subscription group: subscribe to $share/<group>/<filter> so several connections or gateways split the load"`
-	Connections    int                    `hcl:"connections" default:"1" doc:"subscriber connections in this process, each with its own decoder and ack queue (needs group when more than 1)"`
-	ReceiveMaximum int                    `hcl:"receive_maximum" default:"1000" doc:"unacknowledged QoS 1/2 messages the broker may send per connection: the flow control under backpressure"`
-	BatchSize      int                    `hcl:"batch_size" default:"1000" doc:"most points handed to the pipeline at once"`
+	Connections    int                    `hcl:"connections" default:"1" doc:"subscriber connections in this process, each with its own decoder and ack queue (needs group when more than 1; at most 64)"`
+	ReceiveMaximum int                    `hcl:"receive_maximum" default:"1000" doc:"unacknowledged QoS 1/2 messages the broker may send per connection: the flow control under backpressure (1–65535)"`
+	BatchSize      int                    `hcl:"batch_size" default:"1000" doc:"most points handed to the pipeline at once (at most 1,000,000)"`
 	Linger         time.Duration          `hcl:"linger" default:"20ms" doc:"longest wait to fill a batch"`
 	Format         string                 `hcl:"format" default:"json" doc:"a codec that decodes (docs/codecs), map or sparkplug. json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value; sparkplug: Sparkplug B v3.0 births, data and deaths (topics default to spBv1.0/#)"`
 	Rebirth        bool                   `hcl:"sparkplug_rebirth" default:"true" doc:"format sparkplug: on data that cannot be decoded without a new birth (before any birth, an unknown alias or metric, a sequence gap) publish an NCMD Node Control/Rebirth to that edge node"`
@@ -57,7 +57,7 @@ type Config struct {
 	AssetExpr      engine.Expr            `hcl:"asset_expr" doc:"asset of points that carry none: an expression over topic (the topic's levels, a list of strings), e.g. topic[1] or 'plant-' + topic[1]"`
 	TagExpr        engine.Expr            `hcl:"tag_expr" doc:"tag of points that carry none (raw: of every point): an expression over topic, e.g. topic[2] or join(topic[2:], '.'); default for raw: the whole topic"`
 	Map            map[string]engine.Expr `hcl:"map" doc:"format map: asset, tag, value, quality and ts, each an expression over payload (the decoded JSON object, numbers as int or float) and topic (the topic's levels), e.g. value = \"payload.sensor.reading * 0.1\"; a value that is missing or null rejects the message"`
-	MaxPayload     engine.Size            `hcl:"max_payload" default:"1MiB" doc:"larger messages are rejected (counted, logged, acknowledged)"`
+	MaxPayload     engine.Size            `hcl:"max_payload" default:"1MiB" doc:"larger messages are rejected (counted, logged, acknowledged); at most 256MiB, the largest MQTT packet"`
 }
 
 // Spec declares the mqtt source.
@@ -112,9 +112,6 @@ func fieldErr(err error) error {
 
 // New validates the config and builds the source.
 func New(c *Config, env *engine.Env) (engine.Source, error) {
-	bad := func(field, format string, args ...any) error {
-		return &engine.FieldError{Field: field, Offset: -1, Err: fmt.Errorf(format, args...)}
-	}
 	s := &Source{cfg: *c, env: env}
 	brokers := append([]string(nil), c.Brokers...)
 	if c.Broker != "" {
@@ -130,50 +127,61 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		ConnectTimeout: c.ConnectTimeout, BackoffMin: c.BackoffMin, BackoffMax: c.BackoffMax, TLS: c.TLS,
 		ReceiveMaximum: uint16(c.ReceiveMaximum),
 	}
+	var bad engine.Problems
 	if err := s.settings.Validate(); err != nil {
-		return nil, fieldErr(err)
+		for _, e := range engine.SplitErrors(err) {
+			bad = append(bad, fieldErr(e))
+		}
+	}
+	if c.QoS < 0 || c.QoS > 2 {
+		bad.Addf("qos", "must be 0, 1 or 2")
+	}
+	if len(c.Topics) == 0 && len(c.Subscriptions) == 0 {
+		if c.Format == "sparkplug" {
+			c.Topics = []string{sparkplug.Namespace + "/#"}
+			s.cfg.Topics = c.Topics
+		} else {
+			bad.Addf("topics", "subscribe to at least one topic (topics or a subscription block)")
+		}
 	}
 	switch {
-	case c.QoS < 0 || c.QoS > 2:
-		return nil, bad("qos", "must be 0, 1 or 2")
-	case len(c.Topics) == 0 && len(c.Subscriptions) == 0 && c.Format == "sparkplug":
-		c.Topics = []string{sparkplug.Namespace + "/#"}
-		s.cfg.Topics = c.Topics
-	case len(c.Topics) == 0 && len(c.Subscriptions) == 0:
-		return nil, bad("topics", "subscribe to at least one topic (topics or a subscription block)")
 	case c.Connections < 1 || c.Connections > 64:
-		return nil, bad("connections", "must be between 1 and 64")
+		bad.Addf("connections", "must be between 1 and 64")
 	case c.Connections > 1 && c.Group == "":
-		return nil, bad("connections", "more than one connection needs a shared subscription group (group = \"…\"), or every connection would get every message")
-	case c.ReceiveMaximum < 1 || c.ReceiveMaximum > 65535:
-		return nil, bad("receive_maximum", "must be between 1 and 65535")
-	case c.BatchSize < 1:
-		return nil, bad("batch_size", "must be at least 1")
-	case c.Linger < 0:
-		return nil, bad("linger", "must not be negative")
+		bad.Addf("connections", "more than one connection needs a shared subscription group (group = \"…\"), or every connection would get every message")
 	}
-	add := func(topic string, qos int, field string) error {
+	if c.ReceiveMaximum < 1 || c.ReceiveMaximum > 65535 {
+		bad.Addf("receive_maximum", "must be between 1 and 65535")
+	}
+	bad.Between("batch_size", int64(c.BatchSize), 1, engine.MaxBatchSize)
+	if c.Linger < 0 {
+		bad.Addf("linger", "must not be negative")
+	}
+	if c.MaxPayload < 0 || c.MaxPayload > engine.MaxMessageSize { // 0: no limit of its own
+		bad.Addf("max_payload", "must be between 0 and 256MiB")
+	}
+	add := func(topic string, qos int, field string) {
 		if topic == "" {
-			return bad(field, "empty topic filter")
+			bad.Addf(field, "empty topic filter")
+			return
 		}
 		if qos < 0 || qos > 2 {
-			return bad(field, "qos must be 0, 1 or 2")
+			bad.Addf(field, "qos must be 0, 1 or 2")
+			return
 		}
 		if c.Group != "" {
 			topic = "$share/" + c.Group + "/" + topic
 		}
 		s.subs = append(s.subs, paho.SubscribeOptions{Topic: topic, QoS: byte(qos)})
-		return nil
 	}
 	for _, t := range c.Topics {
-		if err := add(t, c.QoS, "topics"); err != nil {
-			return nil, err
-		}
+		add(t, max(0, min(c.QoS, 2)), "topics") // a bad qos is reported once, above
 	}
 	for _, sub := range c.Subscriptions {
-		if err := add(sub.Topic, sub.QoS, "subscription"); err != nil {
-			return nil, err
-		}
+		add(sub.Topic, sub.QoS, "subscription")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	dec, err := newDecoder(c, env.Codecs)
 	if err != nil {

@@ -24,15 +24,15 @@ type Config struct {
 	Browse *BrowseConfig     `hcl:"browse,block" doc:"discover the variables below a folder"`
 
 	SamplingInterval time.Duration `hcl:"sampling_interval" default:"0s" doc:"subscribe: how often the server samples each node (0: the publishing interval)"`
-	QueueSize        int           `hcl:"queue_size" default:"10" doc:"subscribe: values the server queues per node between publishes"`
+	QueueSize        int           `hcl:"queue_size" default:"10" doc:"subscribe: values the server queues per node between publishes (at most 10,000)"`
 	DiscardOldest    bool          `hcl:"discard_oldest" default:"true" doc:"subscribe: when a node's queue is full, drop the oldest value (false: the newest)"`
 	Deadband         float64       `hcl:"deadband" default:"0" doc:"report a numeric value only when it moved more than this from the last reported one"`
 	DeadbandType     string        `hcl:"deadband_type" default:"none" enum:"none|absolute|percent" doc:"absolute is asked of the server (DataChangeFilter) and also checked client-side, so servers that refuse or ignore filters still behave; percent is of the last reported value, client-side"`
 
 	Timestamp       string `hcl:"timestamp" default:"source" enum:"source|server|receive" doc:"point ts: the source timestamp (falling back to the server's, then receive time), the server timestamp, or receive time"`
 	Arrays          string `hcl:"arrays" default:"explode" enum:"explode|json" doc:"array values: one point per element tagged tag[i], or one JSON string"`
-	MaxNodesPerRead int    `hcl:"max_nodes_per_read" default:"0" doc:"largest Read request; 0 uses the server's OperationLimits/MaxNodesPerRead (1000 when it states none)"`
-	MaxItemsPerSub  int    `hcl:"max_items_per_subscription" default:"1000" doc:"subscribe: monitored items per subscription (keeps each publish answer small)"`
+	MaxNodesPerRead int    `hcl:"max_nodes_per_read" default:"0" doc:"largest Read request; 0 uses the server's OperationLimits/MaxNodesPerRead (1000 when it states none); at most 100,000"`
+	MaxItemsPerSub  int    `hcl:"max_items_per_subscription" default:"1000" doc:"subscribe: monitored items per subscription (keeps each publish answer small; at most 100,000)"`
 
 	KeepAliveCount  uint32        `hcl:"keepalive_count" default:"5" doc:"subscribe: publishing intervals without data after which the server sends a keep-alive; after this long with nothing received the source probes the server (see watchdog_timeout)"`
 	LifetimeCount   uint32        `hcl:"lifetime_count" default:"0" doc:"subscribe: publishing intervals without publish requests after which the server deletes the subscription (0: a minute's worth, and at least 3 × keepalive_count, the least the specification allows); the watchdog, not the lifetime, detects a hung server"`
@@ -114,74 +114,76 @@ func fieldErr(field string, err error) error {
 
 // validate checks the config and resolves static nodes.
 func (c *Config) validate() ([]nodeSpec, error) {
+	var bad engine.Problems
 	if c.Interval <= 0 {
-		return nil, fieldErr("interval", fmt.Errorf("must be positive"))
+		bad = append(bad, fieldErr("interval", fmt.Errorf("must be positive")))
 	}
 	if _, err := uacommon.PolicyURI(c.SecurityPolicy); err != nil {
-		return nil, fieldErr("security_policy", err)
+		bad = append(bad, fieldErr("security_policy", err))
 	}
-	mode, err := uacommon.Mode(c.SecurityMode)
-	if err != nil {
-		return nil, fieldErr("security_mode", err)
-	}
-	if (c.SecurityPolicy == "None") != (mode == ua.MessageSecurityModeNone) {
-		return nil, fieldErr("security_mode", fmt.Errorf("security_policy %s needs security_mode %s", c.SecurityPolicy,
-			map[bool]string{true: "None", false: "Sign or SignAndEncrypt"}[c.SecurityPolicy == "None"]))
+	if mode, err := uacommon.Mode(c.SecurityMode); err != nil {
+		bad = append(bad, fieldErr("security_mode", err))
+	} else if (c.SecurityPolicy == "None") != (mode == ua.MessageSecurityModeNone) {
+		bad = append(bad, fieldErr("security_mode", fmt.Errorf("security_policy %s needs security_mode %s", c.SecurityPolicy,
+			map[bool]string{true: "None", false: "Sign or SignAndEncrypt"}[c.SecurityPolicy == "None"])))
 	}
 	if c.Username != "" && c.UserCertificate != "" {
-		return nil, fieldErr("user_certificate", fmt.Errorf("set either username or user_certificate, not both"))
+		bad = append(bad, fieldErr("user_certificate", fmt.Errorf("set either username or user_certificate, not both")))
 	}
 	if (c.UserCertificate == "") != (c.UserPrivateKey == "") {
-		return nil, fieldErr("user_private_key", fmt.Errorf("user_certificate and user_private_key go together"))
+		bad = append(bad, fieldErr("user_private_key", fmt.Errorf("user_certificate and user_private_key go together")))
 	}
 	if (c.Certificate == "") != (c.PrivateKey == "") {
-		return nil, fieldErr("private_key", fmt.Errorf("certificate and private_key go together"))
+		bad = append(bad, fieldErr("private_key", fmt.Errorf("certificate and private_key go together")))
 	}
 	if c.Username != "" && c.SecurityPolicy == "None" {
-		return nil, fieldErr("username", fmt.Errorf("a password would travel in clear text: choose a security_policy other than None"))
+		bad = append(bad, fieldErr("username", fmt.Errorf("a password would travel in clear text: choose a security_policy other than None")))
 	}
-	if c.QueueSize < 1 {
-		return nil, fieldErr("queue_size", fmt.Errorf("must be at least 1"))
+	if c.QueueSize < 1 || c.QueueSize > maxQueueSize {
+		bad = append(bad, fieldErr("queue_size", fmt.Errorf("must be between 1 and %d", maxQueueSize)))
 	}
-	if c.MaxNodesPerRead < 0 {
-		return nil, fieldErr("max_nodes_per_read", fmt.Errorf("must not be negative"))
+	if c.MaxNodesPerRead < 0 || c.MaxNodesPerRead > maxPerRequest {
+		bad = append(bad, fieldErr("max_nodes_per_read", fmt.Errorf("must be between 0 and %d", maxPerRequest)))
 	}
-	if c.MaxItemsPerSub < 1 {
-		return nil, fieldErr("max_items_per_subscription", fmt.Errorf("must be at least 1"))
+	if c.MaxItemsPerSub < 1 || c.MaxItemsPerSub > maxPerRequest {
+		bad = append(bad, fieldErr("max_items_per_subscription", fmt.Errorf("must be between 1 and %d", maxPerRequest)))
 	}
 	if c.Deadband < 0 {
-		return nil, fieldErr("deadband", fmt.Errorf("must not be negative"))
+		bad = append(bad, fieldErr("deadband", fmt.Errorf("must not be negative")))
 	}
 	if c.AuthRetry < c.ReconnectMin {
-		return nil, fieldErr("auth_retry", fmt.Errorf("must be at least reconnect_min"))
+		bad = append(bad, fieldErr("auth_retry", fmt.Errorf("must be at least reconnect_min")))
 	}
 	if c.KeepAliveCount < 1 {
-		return nil, fieldErr("keepalive_count", fmt.Errorf("must be at least 1"))
+		bad = append(bad, fieldErr("keepalive_count", fmt.Errorf("must be at least 1")))
 	}
 	if c.LifetimeCount != 0 && c.LifetimeCount < 3*c.KeepAliveCount {
-		return nil, fieldErr("lifetime_count", fmt.Errorf("must be at least 3 × keepalive_count (%d)", 3*c.KeepAliveCount))
+		bad = append(bad, fieldErr("lifetime_count", fmt.Errorf("must be at least 3 × keepalive_count (%d)", 3*c.KeepAliveCount)))
 	}
 	if c.WatchdogTimeout <= 0 {
-		return nil, fieldErr("watchdog_timeout", fmt.Errorf("must be positive"))
+		bad = append(bad, fieldErr("watchdog_timeout", fmt.Errorf("must be positive")))
 	}
 	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {
-		return nil, fieldErr("reconnect_max", fmt.Errorf("need 0 < reconnect_min ≤ reconnect_max"))
+		bad = append(bad, fieldErr("reconnect_max", fmt.Errorf("need 0 < reconnect_min ≤ reconnect_max")))
 	}
 	var specs []nodeSpec
 	base := nodeSpec{asset: c.Asset, sampling: c.SamplingInterval, queue: c.QueueSize, deadband: c.Deadband, dbType: c.DeadbandType}
 	for _, tagName := range sortedKeys(c.Nodes) {
 		nid, err := ua.ParseNodeID(c.Nodes[tagName])
 		if err != nil {
-			return nil, fieldErr("nodes", fmt.Errorf("%s: bad node id %q: %v", tagName, c.Nodes[tagName], err))
+			bad = append(bad, fieldErr("nodes", fmt.Errorf("%s: bad node id %q: %v", tagName, c.Nodes[tagName], err)))
+			continue
 		}
 		s := base
 		s.tag, s.id = tagName, nid
 		specs = append(specs, s)
 	}
+nodes:
 	for _, n := range c.Node {
 		nid, err := ua.ParseNodeID(n.ID)
 		if err != nil {
-			return nil, fieldErr("node", fmt.Errorf("%s: bad node id %q: %v", n.Name, n.ID, err))
+			bad = append(bad, fieldErr("node", fmt.Errorf("%s: bad node id %q: %v", n.Name, n.ID, err)))
+			continue
 		}
 		s := base
 		s.tag, s.id = n.Name, nid
@@ -191,6 +193,10 @@ func (c *Config) validate() ([]nodeSpec, error) {
 		if n.SamplingInterval > 0 {
 			s.sampling = n.SamplingInterval
 		}
+		if n.QueueSize > maxQueueSize {
+			bad = append(bad, fieldErr("node", fmt.Errorf("%s: queue_size must be between 1 and %d", n.Name, maxQueueSize)))
+			continue
+		}
 		if n.QueueSize > 0 {
 			s.queue = n.QueueSize
 		}
@@ -198,7 +204,8 @@ func (c *Config) validate() ([]nodeSpec, error) {
 			switch n.DeadbandType {
 			case "none", "absolute", "percent":
 			default:
-				return nil, fieldErr("node", fmt.Errorf("%s: deadband_type must be none, absolute or percent", n.Name))
+				bad = append(bad, fieldErr("node", fmt.Errorf("%s: deadband_type must be none, absolute or percent", n.Name)))
+				continue nodes
 			}
 			s.dbType = n.DeadbandType
 			s.deadband = n.Deadband
@@ -214,32 +221,42 @@ func (c *Config) validate() ([]nodeSpec, error) {
 	for _, sp := range specs {
 		k := [2]string{sp.asset, sp.tag}
 		if prev, dup := seen[k]; dup {
-			return nil, fieldErr("node", fmt.Errorf("nodes %s and %s both make asset %q tag %q: give one a different tag or asset", prev, sp.id, sp.asset, sp.tag))
+			bad = append(bad, fieldErr("node", fmt.Errorf("nodes %s and %s both make asset %q tag %q: give one a different tag or asset", prev, sp.id, sp.asset, sp.tag)))
 		}
 		seen[k] = sp.id.String()
 	}
 	if c.Browse != nil {
 		if c.Browse.AssetLevels < 0 {
-			return nil, fieldErr("browse", fmt.Errorf("asset_levels must not be negative"))
+			bad = append(bad, fieldErr("browse", fmt.Errorf("asset_levels must not be negative")))
 		}
 		if uacommon.IsBrowsePath(c.Browse.Root) {
 			if _, _, err := uacommon.ParseBrowsePath(c.Browse.Root); err != nil {
-				return nil, fieldErr("browse", fmt.Errorf("root: %v", err))
+				bad = append(bad, fieldErr("browse", fmt.Errorf("root: %v", err)))
 			}
 		} else if _, err := ua.ParseNodeID(c.Browse.Root); err != nil {
-			return nil, fieldErr("browse", fmt.Errorf("root: bad node id %q: %v", c.Browse.Root, err))
+			bad = append(bad, fieldErr("browse", fmt.Errorf("root: bad node id %q: %v", c.Browse.Root, err)))
 		}
 		for _, p := range append(append([]string(nil), c.Browse.Include...), c.Browse.Exclude...) {
 			if _, err := path.Match(p, ""); err != nil {
-				return nil, fieldErr("browse", fmt.Errorf("bad pattern %q: %v", p, err))
+				bad = append(bad, fieldErr("browse", fmt.Errorf("bad pattern %q: %v", p, err)))
 			}
 		}
 	}
-	if len(specs) == 0 && c.Browse == nil {
-		return nil, fieldErr("nodes", fmt.Errorf("no nodes: set nodes, node blocks or a browse block"))
+	if len(c.Nodes) == 0 && len(c.Node) == 0 && c.Browse == nil {
+		bad = append(bad, fieldErr("nodes", fmt.Errorf("no nodes: set nodes, node blocks or a browse block")))
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	return specs, nil
 }
+
+// Limits checked by validate: a server revises larger values down anyway,
+// and each is held per node or per request.
+const (
+	maxQueueSize  = 10_000
+	maxPerRequest = 100_000
+)
 
 func (b *BrowseConfig) match(p []string, name string) bool {
 	full := path.Join(p...)

@@ -25,10 +25,10 @@ type Config struct {
 	Tag        string                 `hcl:"tag" doc:"tag of points that carry none (raw: of every point)"`
 	Map        map[string]engine.Expr `hcl:"map" doc:"format map: asset, tag, value (or values: an object whose entries become one point each), quality and ts, each an expression over payload (the decoded JSON datagram)"`
 	MaxPayload engine.Size            `hcl:"max_payload" default:"64KiB" doc:"larger datagrams are rejected (a UDP datagram holds at most 65,507 bytes)"`
-	Queue      int                    `hcl:"queue" default:"10000" doc:"points held between the socket and the pipeline; when full, datagrams are dropped and counted (reason full)"`
-	BatchSize  int                    `hcl:"batch_size" default:"1000" doc:"most points handed to the pipeline at once"`
+	Queue      int                    `hcl:"queue" default:"10000" doc:"points held between the socket and the pipeline; when full, datagrams are dropped and counted (reason full); at most 1,000,000"`
+	BatchSize  int                    `hcl:"batch_size" default:"1000" doc:"most points handed to the pipeline at once (at most 1,000,000)"`
 	Linger     time.Duration          `hcl:"linger" default:"20ms" doc:"longest wait to fill a batch"`
-	ReadBuffer engine.Size            `hcl:"read_buffer" default:"4MiB" doc:"socket receive buffer (SO_RCVBUF, capped by net.core.rmem_max): what the kernel holds during a burst"`
+	ReadBuffer engine.Size            `hcl:"read_buffer" default:"4MiB" doc:"socket receive buffer (SO_RCVBUF, capped by net.core.rmem_max): what the kernel holds during a burst (at most 1GiB)"`
 }
 
 // Spec declares the udp source.
@@ -59,25 +59,32 @@ type Source struct {
 	ok, rejected, drop prometheus.Counter
 }
 
+// Limits checked by validate: the queue holds decoded points, the read
+// buffer is kernel memory.
+const (
+	maxQueue      = 1_000_000
+	maxReadBuffer = 1 << 30
+)
+
 // New validates the config and builds the source.
 func New(c *Config, env *engine.Env) (engine.Source, error) {
-	bad := func(field, format string, args ...any) error {
-		return &engine.FieldError{Field: field, Offset: -1, Err: fmt.Errorf(format, args...)}
-	}
+	var bad engine.Problems
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
-		return nil, bad("listen", "%v (want host:port)", err)
+		bad.Addf("listen", "%v (want host:port)", err)
 	}
-	switch {
-	case c.MaxPayload < 1 || c.MaxPayload > 65536:
-		return nil, bad("max_payload", "must be between 1 byte and 64KiB")
-	case c.Queue < 1:
-		return nil, bad("queue", "must be at least 1")
-	case c.BatchSize < 1:
-		return nil, bad("batch_size", "must be at least 1")
-	case c.Linger < 0:
-		return nil, bad("linger", "must not be negative")
-	case c.ReadBuffer < 0:
-		return nil, bad("read_buffer", "must not be negative")
+	if c.MaxPayload < 1 || c.MaxPayload > 65536 {
+		bad.Addf("max_payload", "must be between 1 byte and 64KiB")
+	}
+	bad.Between("queue", int64(c.Queue), 1, maxQueue)
+	bad.Between("batch_size", int64(c.BatchSize), 1, engine.MaxBatchSize)
+	if c.Linger < 0 {
+		bad.Addf("linger", "must not be negative")
+	}
+	if c.ReadBuffer < 0 || c.ReadBuffer > maxReadBuffer {
+		bad.Addf("read_buffer", "must be between 0 and 1GiB")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	dec, err := payload.New(payload.Options{Format: c.Format, Codecs: env.Codecs, MaxPayload: int(c.MaxPayload), Values: true,
 		Asset: c.Asset, Tag: c.Tag, Map: c.Map})

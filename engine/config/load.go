@@ -635,6 +635,10 @@ const maxQueueSize = 1 << 16
 // backlog, low enough that the bound itself cannot exhaust memory unnoticed.
 const maxBufferPoints = 100_000_000
 
+// maxBufferInFlight bounds a buffer's max_in_flight (writes a pipelining
+// sink keeps outstanding; a handful is what pays off).
+const maxBufferInFlight = 1000
+
 // checkBuffer reports every out-of-range value of a buffer block. These do
 // not stop the sink itself from being built, so its own problems are
 // reported too.
@@ -652,6 +656,10 @@ func checkBuffer(b *engine.BufferConfig, bc *hcl.BodyContent) hcl.Diagnostics {
 	}
 	if b.MaxSize < 0 {
 		bad("max_size", fmt.Sprintf("max_size = %d: must not be negative.", b.MaxSize))
+	}
+	// Each write in flight has a slot and a result waiting, made up front.
+	if b.MaxInFlight < 0 || b.MaxInFlight > maxBufferInFlight {
+		bad("max_in_flight", fmt.Sprintf("max_in_flight = %d: must be between 0 (the sink's default) and %d.", b.MaxInFlight, maxBufferInFlight))
 	}
 	return diags
 }

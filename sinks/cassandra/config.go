@@ -6,8 +6,10 @@ package cassandra
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,13 +32,13 @@ type Config struct {
 	TLS            *TLSConfig        `hcl:"tls,block" doc:"connect with TLS"`
 	Bucket         time.Duration     `hcl:"bucket" default:"24h" doc:"time bucket of a partition (whole minutes); also the TimeWindowCompactionStrategy window"`
 	TTL            time.Duration     `hcl:"ttl" doc:"time to live of written rows (whole seconds; 0: keep forever, or the table's default_time_to_live)"`
-	MaxInFlight    int               `hcl:"max_in_flight" default:"64" doc:"most write requests outstanding at once"`
-	MaxBatchRows   int               `hcl:"max_batch_rows" default:"100" doc:"rows of one partition grouped into an unlogged batch (never across partitions); 1 disables batches"`
-	CoalescePoints int               `hcl:"coalesce_points" default:"50000" doc:"when batches queue up behind a write, merge them into one write of at least this many points, so rows of one partition share an unlogged batch (0: write batches as they come)"`
-	Retries        int               `hcl:"retries" default:"3" doc:"driver-level retries of a failed write (writes are idempotent); after that the engine retries the whole batch with backoff"`
+	MaxInFlight    int               `hcl:"max_in_flight" default:"64" doc:"most write requests outstanding at once (at most 10,000)"`
+	MaxBatchRows   int               `hcl:"max_batch_rows" default:"100" doc:"rows of one partition grouped into an unlogged batch (never across partitions); 1 disables batches; at most 65535"`
+	CoalescePoints int               `hcl:"coalesce_points" default:"50000" doc:"when batches queue up behind a write, merge them into one write of at least this many points, so rows of one partition share an unlogged batch (0: write batches as they come; at most 10,000,000)"`
+	Retries        int               `hcl:"retries" default:"3" doc:"driver-level retries of a failed write (writes are idempotent); after that the engine retries the whole batch with backoff (0–100)"`
 	Timeout        time.Duration     `hcl:"timeout" default:"12s" doc:"client-side timeout of one request (keep it above the server's write_request_timeout)"`
 	ConnectTimeout time.Duration     `hcl:"connect_timeout" default:"10s" doc:"timeout of connection setup"`
-	Connections    int               `hcl:"connections" default:"2" doc:"connections per host"`
+	Connections    int               `hcl:"connections" default:"2" doc:"connections per host (at most 100)"`
 	CreateSchema   bool              `hcl:"create_schema" doc:"create the keyspace and the table when missing (CREATE … IF NOT EXISTS)"`
 	Replication    map[string]string `hcl:"replication" doc:"keyspace replication for create_schema; default { class = \"SimpleStrategy\", replication_factor = \"1\" }"`
 }
@@ -100,63 +102,73 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 }
 
 func validate(c *Config) error {
+	var bad engine.Problems
 	if len(c.Hosts) == 0 {
-		return fieldErr("hosts", "at least one host is needed")
+		bad = append(bad, fieldErr("hosts", "at least one host is needed"))
 	}
 	for _, h := range c.Hosts {
 		if h == "" {
-			return fieldErr("hosts", "empty host")
+			bad = append(bad, fieldErr("hosts", "empty host"))
+			continue
 		}
 		if _, port, err := net.SplitHostPort(h); err == nil {
 			if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
-				return fieldErr("hosts", "%q: bad port", h)
+				bad = append(bad, fieldErr("hosts", "%q: bad port", h))
 			}
 		}
 	}
 	if !identRe.MatchString(c.Keyspace) {
-		return fieldErr("keyspace", "%q is not a valid name (a letter, then letters, digits or _; at most 48)", c.Keyspace)
+		bad = append(bad, fieldErr("keyspace", "%q is not a valid name (a letter, then letters, digits or _; at most 48)", c.Keyspace))
 	}
 	if !identRe.MatchString(c.Table) {
-		return fieldErr("table", "%q is not a valid name (a letter, then letters, digits or _; at most 48)", c.Table)
+		bad = append(bad, fieldErr("table", "%q is not a valid name (a letter, then letters, digits or _; at most 48)", c.Table))
+	}
+	if c.Bucket < time.Minute || c.Bucket%time.Minute != 0 {
+		bad = append(bad, fieldErr("bucket", "must be a whole number of minutes, at least 1m (got %s)", c.Bucket))
 	}
 	switch {
-	case c.Bucket < time.Minute || c.Bucket%time.Minute != 0:
-		return fieldErr("bucket", "must be a whole number of minutes, at least 1m (got %s)", c.Bucket)
 	case c.TTL < 0 || c.TTL%time.Second != 0:
-		return fieldErr("ttl", "must be a whole number of seconds, 0 or more (got %s)", c.TTL)
+		bad = append(bad, fieldErr("ttl", "must be a whole number of seconds, 0 or more (got %s)", c.TTL))
 	case c.TTL > 20*365*24*time.Hour:
-		return fieldErr("ttl", "at most 20 years (Cassandra's limit)")
-	case c.MaxInFlight < 1:
-		return fieldErr("max_in_flight", "must be at least 1")
-	case c.MaxBatchRows < 1:
-		return fieldErr("max_batch_rows", "must be at least 1")
-	case c.CoalescePoints < 0:
-		return fieldErr("coalesce_points", "must be 0 or more")
-	case c.Retries < 0:
-		return fieldErr("retries", "must be 0 or more")
-	case c.Timeout <= 0:
-		return fieldErr("timeout", "must be positive")
-	case c.ConnectTimeout <= 0:
-		return fieldErr("connect_timeout", "must be positive")
-	case c.Connections < 1:
-		return fieldErr("connections", "must be at least 1")
-	case (c.Username == "") != (c.Password == ""):
-		return fieldErr("password", "username and password go together")
+		bad = append(bad, fieldErr("ttl", "at most 20 years (Cassandra's limit)"))
+	}
+	bad.Between("max_in_flight", int64(c.MaxInFlight), 1, maxInFlight)
+	// A batch statement counts its statements in 16 bits.
+	bad.Between("max_batch_rows", int64(c.MaxBatchRows), 1, 65535)
+	bad.Between("coalesce_points", int64(c.CoalescePoints), 0, engine.MaxPendingPoints)
+	bad.Between("retries", int64(c.Retries), 0, maxRetries)
+	if c.Timeout <= 0 {
+		bad = append(bad, fieldErr("timeout", "must be positive"))
+	}
+	if c.ConnectTimeout <= 0 {
+		bad = append(bad, fieldErr("connect_timeout", "must be positive"))
+	}
+	bad.Between("connections", int64(c.Connections), 1, maxConnections)
+	if (c.Username == "") != (c.Password == "") {
+		bad = append(bad, fieldErr("password", "username and password go together"))
 	}
 	if c.TLS != nil && (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
-		return fieldErr("tls", "cert_file and key_file go together")
+		bad = append(bad, fieldErr("tls", "cert_file and key_file go together"))
 	}
 	if len(c.Replication) > 0 {
 		if c.Replication["class"] == "" {
-			return fieldErr("replication", "needs a class (SimpleStrategy or NetworkTopologyStrategy)")
+			bad = append(bad, fieldErr("replication", "needs a class (SimpleStrategy or NetworkTopologyStrategy)"))
 		}
-		for k, v := range c.Replication {
-			if !identRe.MatchString(k) || strings.ContainsAny(v, "'\\") {
-				return fieldErr("replication", "bad entry %q = %q", k, v)
+		for _, k := range slices.Sorted(maps.Keys(c.Replication)) {
+			if v := c.Replication[k]; !identRe.MatchString(k) || strings.ContainsAny(v, "'\\") {
+				bad = append(bad, fieldErr("replication", "bad entry %q = %q", k, v))
 			}
 		}
 	}
-	return nil
+	return bad.Err()
 }
+
+// Limits checked by validate: each request, retry and connection holds
+// memory and a slot on the cluster.
+const (
+	maxInFlight    = 10_000
+	maxRetries     = 100
+	maxConnections = 100
+)
 
 var errNoSession = errors.New("cassandra: not connected")

@@ -29,12 +29,12 @@ type Config struct {
 	PartitionKeyBy   string      `hcl:"partition_key_by" default:"none" enum:"none|asset|tag|asset_tag" doc:"partition key from the point's asset, tag or \"asset/tag\" (one batch per key); not with a literal partition_key"`
 	Properties       bool        `hcl:"properties" default:"true" doc:"application properties (amqp) or headers (kafka): ts (source timestamp, RFC 3339), asset and tag"`
 
-	MaxMessageBytes engine.Size   `hcl:"max_message_bytes" default:"1000000" doc:"largest event body; a json_batch is split below it, a single point above it is rejected (counted). AMQP batches are also bounded by the link's max message size"`
+	MaxMessageBytes engine.Size   `hcl:"max_message_bytes" default:"1000000" doc:"largest event body; a json_batch is split below it, a single point above it is rejected (counted). AMQP batches are also bounded by the link's max message size (64 bytes to 256MiB)"`
 	DeliveryTimeout time.Duration `hcl:"delivery_timeout" default:"60s" doc:"how long a batch may take, retries included, before the engine gets it back to retry with backoff"`
-	Retries         int           `hcl:"retries" default:"3" doc:"amqp: the SDK's retries of a failed send or connection"`
+	Retries         int           `hcl:"retries" default:"3" doc:"amqp: the SDK's retries of a failed send or connection (0–100)"`
 
 	Compression        string `hcl:"compression" default:"none" enum:"none|gzip" doc:"kafka transport: record compression; Event Hubs accepts gzip on premium and dedicated tiers only"`
-	MaxBufferedRecords int    `hcl:"max_buffered_records" default:"100000" doc:"kafka transport: records buffered before producing blocks (backpressure)"`
+	MaxBufferedRecords int    `hcl:"max_buffered_records" default:"100000" doc:"kafka transport: records buffered before producing blocks (backpressure; at most 10,000,000)"`
 
 	CheckHub bool `hcl:"check_hub" default:"true" doc:"at start, check that the event hub exists (a clear error when it does not)"`
 
@@ -70,6 +70,10 @@ var Spec = engine.SinkSpec(engine.Info{
 }`,
 }, New)
 
+// maxRetries bounds retries: past it a send is better handed back to the
+// engine, which retries with backoff and reports the sink as failing.
+const maxRetries = 100
+
 // New validates the config and builds the sink; connections open on Connect.
 func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	fe := func(field string, err error) error { return &engine.FieldError{Field: field, Offset: -1, Err: err} }
@@ -77,6 +81,7 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	if err != nil {
 		return nil, fe("format", err)
 	}
+	var bad engine.Problems
 	enc := ckafka.Encoding{
 		Codec: cod, Key: c.PartitionKey, KeyBy: c.PartitionKeyBy,
 		Headers: c.Properties, MaxRecordBytes: int(c.MaxMessageBytes),
@@ -84,59 +89,75 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	if c.PartitionKeyExpr.Src != "" {
 		p, err := pointexpr.Compile("partition_key_expr", c.PartitionKeyExpr, engine.KindString)
 		if err != nil {
-			return nil, err
+			bad = append(bad, err)
 		}
 		enc.KeyExpr = p
 	}
 	var cs ConnString
+	csOK := true
 	switch {
 	case c.ConnectionString != "" && c.Credential != nil:
-		return nil, fe("credential", errors.New("set connection_string or a credential block, not both"))
+		bad.Add("credential", errors.New("set connection_string or a credential block, not both"))
+		csOK = false
 	case c.ConnectionString != "":
 		var err error
 		if cs, err = ParseConnectionString(c.ConnectionString); err != nil {
-			return nil, fe("connection_string", err)
+			bad.Add("connection_string", err)
+			csOK = false
 		}
 	case c.Credential != nil:
 		if c.Namespace == "" {
-			return nil, fe("namespace", errors.New("a credential needs the namespace (myns.servicebus.windows.net)"))
+			bad.Add("namespace", errors.New("a credential needs the namespace (myns.servicebus.windows.net)"))
 		}
 		if c.Credential.Type == "client_secret" && (c.Credential.TenantID == "" || c.Credential.ClientID == "" || c.Credential.ClientSecret == "") {
-			return nil, fe("credential", errors.New("client_secret needs tenant_id, client_id and client_secret"))
+			bad.Add("credential", errors.New("client_secret needs tenant_id, client_id and client_secret"))
 		}
 		cs.Host = c.Namespace
 	default:
-		return nil, fe("connection_string", errors.New("set connection_string, or namespace with a credential block"))
+		bad.Add("connection_string", errors.New("set connection_string, or namespace with a credential block"))
+		csOK = false
 	}
 	hub := c.EventHub
 	if hub == "" {
 		hub = cs.EntityPath
 	}
-	if hub == "" {
-		return nil, fe("event_hub", errors.New("no event hub: set event_hub or use a connection string with EntityPath"))
+	// Without a usable connection string its hub is unknown.
+	if hub == "" && csOK {
+		bad.Add("event_hub", errors.New("no event hub: set event_hub or use a connection string with EntityPath"))
 	}
 	if cs.EntityPath != "" && c.EventHub != "" && cs.EntityPath != c.EventHub {
-		return nil, fe("event_hub", fmt.Errorf("the connection string is for hub %q", cs.EntityPath))
+		bad.Add("event_hub", fmt.Errorf("the connection string is for hub %q", cs.EntityPath))
 	}
 	enc.Topic = hub
-	if field, err := ckafka.CheckEncoding(&enc); err != nil {
-		field = strings.Replace(field, "key_", "partition_key_", 1)
-		return nil, fe(field, err)
+	if enc.Topic == "" {
+		enc.Topic = "-" // checked above; the encoding's own checks go on
 	}
+	if enc.KeyExpr != nil || c.PartitionKeyExpr.Src == "" {
+		if field, err := ckafka.CheckEncoding(&enc); err != nil {
+			field = strings.Replace(field, "key_", "partition_key_", 1)
+			bad.Add(field, err)
+		}
+	}
+	enc.Topic = hub
 	if c.TLS != nil {
 		if _, err := c.TLS.Config(); err != nil {
-			return nil, fe("tls", err)
+			bad.Add("tls", err)
 		}
 	}
 	if c.DeliveryTimeout <= 0 {
-		return nil, fe("delivery_timeout", errors.New("must be positive"))
+		bad.Add("delivery_timeout", errors.New("must be positive"))
 	}
+	bad.Between("retries", int64(c.Retries), 0, maxRetries)
+	bad.Between("max_buffered_records", int64(c.MaxBufferedRecords), 1, engine.MaxPendingPoints)
 	if c.Transport == "kafka" {
 		if cs.Emulator {
-			return nil, fe("transport", errors.New("the emulator connection string has no Kafka endpoint"))
+			bad.Add("transport", errors.New("the emulator connection string has no Kafka endpoint"))
 		}
 		// A record must fit a record batch, which must fit a request.
 		enc.MaxRecordBytes = min(enc.MaxRecordBytes, KafkaMaxRecordBytes)
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	s := &Sink{cfg: *c, env: env, cs: cs, hub: hub, enc: enc}
 	s.events = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_eventhubs_events_sent_total", Help: "Events the Event Hubs sink sent and had acknowledged."})

@@ -35,8 +35,8 @@ type Config struct {
 
 	Linger             time.Duration `hcl:"linger" default:"0s" doc:"how long a partition's batch may wait to fill before it is sent"`
 	BatchMaxBytes      engine.Size   `hcl:"batch_max_bytes" default:"1MiB" doc:"largest record batch per partition in a produce request; the broker's max.message.bytes bounds it"`
-	MaxMessageBytes    engine.Size   `hcl:"max_message_bytes" default:"1000000" doc:"largest record value; a json_batch is split below it, a single point above it is rejected (counted)"`
-	MaxBufferedRecords int           `hcl:"max_buffered_records" default:"100000" doc:"records the client buffers before Produce blocks (backpressure to the pipeline)"`
+	MaxMessageBytes    engine.Size   `hcl:"max_message_bytes" default:"1000000" doc:"largest record value; a json_batch is split below it, a single point above it is rejected (counted); 64 bytes to 256MiB"`
+	MaxBufferedRecords int           `hcl:"max_buffered_records" default:"100000" doc:"records the client buffers before Produce blocks (backpressure to the pipeline; at most 10,000,000)"`
 	DeliveryTimeout    time.Duration `hcl:"delivery_timeout" default:"30s" doc:"the client retries a record for this long; then the batch fails and the engine retries it with backoff"`
 	RequestTimeout     time.Duration `hcl:"request_timeout" default:"10s" doc:"how long the broker may take to answer a produce request (its acks wait)"`
 
@@ -73,28 +73,34 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	if err != nil {
 		return nil, &engine.FieldError{Field: "format", Offset: -1, Err: err}
 	}
+	var bad engine.Problems
 	enc := ckafka.Encoding{
 		Topic: c.Topic, Codec: cod, Key: c.Key, KeyBy: c.KeyBy,
 		Headers: c.Headers, MaxRecordBytes: int(c.MaxMessageBytes),
 	}
+	compiled := true
 	if c.TopicExpr.Src != "" {
 		p, err := pointexpr.Compile("topic_expr", c.TopicExpr, engine.KindString)
 		if err != nil {
-			return nil, err
+			bad = append(bad, err)
+			compiled = false
 		}
 		enc.TopicExpr = p
 	}
 	if c.KeyExpr.Src != "" {
 		p, err := pointexpr.Compile("key_expr", c.KeyExpr, engine.KindString)
 		if err != nil {
-			return nil, err
+			bad = append(bad, err)
+			compiled = false
 		}
 		enc.KeyExpr = p
 	}
-	if field, err := ckafka.CheckEncoding(&enc); err != nil {
-		return nil, &engine.FieldError{Field: field, Offset: -1, Err: err}
+	// The encoding's checks look at the compiled expressions.
+	if compiled {
+		if field, err := ckafka.CheckEncoding(&enc); err != nil {
+			bad.Add(field, err)
+		}
 	}
-	var bad engine.Problems
 	if c.CreateTopic && c.Topic == "" {
 		bad.Add("create_topic", errors.New("creates the fixed topic only; topic_expr topics must exist"))
 	}
@@ -104,9 +110,7 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	if c.Idempotent && c.Acks != "all" {
 		bad.Add("idempotent", errors.New("the idempotent producer needs acks = \"all\" (set idempotent = false)"))
 	}
-	if c.MaxBufferedRecords < 1 {
-		bad.Add("max_buffered_records", errors.New("must be at least 1"))
-	}
+	bad.Between("max_buffered_records", int64(c.MaxBufferedRecords), 1, engine.MaxPendingPoints)
 	if c.DeliveryTimeout <= 0 {
 		bad.Add("delivery_timeout", errors.New("must be positive"))
 	}

@@ -42,7 +42,7 @@ type Config struct {
 	Format         string        `hcl:"format" default:"json" doc:"a codec that encodes (docs/codecs), or sparkplug. json: a message per point; json_batch: a message per topic per batch (an array, split to stay under max_message_bytes); asset_json: a message per asset per batch; sparkplug: flowd is a Sparkplug B edge node (sparkplug_group, sparkplug_edge_node; topic is not used): assets are devices, tags are metrics"`
 	SpGroup        string        `hcl:"sparkplug_group" doc:"format sparkplug: the Sparkplug group id"`
 	SpNode         string        `hcl:"sparkplug_edge_node" doc:"format sparkplug: the edge node id (default flowd-<pipeline>-<name>)"`
-	MaxInflight    int           `hcl:"max_inflight" default:"256" doc:"publishes waiting for their acknowledgement at once"`
+	MaxInflight    int           `hcl:"max_inflight" default:"256" doc:"publishes waiting for their acknowledgement at once (1–65535, the packet identifiers MQTT has)"`
 	UserProperties bool          `hcl:"user_properties" default:"true" doc:"format json: add the point's source timestamp (ts), asset and tag as MQTT v5 user properties"`
 
 	// Shared framing (engine/codec): the same limit as the kafka and eventhubs sinks.
@@ -87,9 +87,6 @@ type Sink struct {
 
 // New validates the config and builds the sink; it connects on Connect.
 func New(c *Config, env *engine.Env) (engine.Sink, error) {
-	bad := func(field, format string, args ...any) error {
-		return &engine.FieldError{Field: field, Offset: -1, Err: fmt.Errorf(format, args...)}
-	}
 	s := &Sink{cfg: *c, env: env}
 	brokers := append([]string(nil), c.Brokers...)
 	if c.Broker != "" {
@@ -104,52 +101,67 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		CleanStart: c.CleanStart, SessionExpiry: c.SessionExpiry, KeepAlive: c.KeepAlive,
 		ConnectTimeout: c.ConnectTimeout, BackoffMin: c.BackoffMin, BackoffMax: c.BackoffMax, TLS: c.TLS,
 	}
+	var bad engine.Problems
 	if err := s.settings.Validate(); err != nil {
-		var fe *mqttc.FieldError
-		if errors.As(err, &fe) {
-			return nil, &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err}
+		for _, e := range engine.SplitErrors(err) {
+			var fe *mqttc.FieldError
+			if errors.As(e, &fe) {
+				bad.Add(fe.Field, fe.Err)
+			} else {
+				bad = append(bad, e)
+			}
 		}
-		return nil, err
+	}
+	if c.QoS < 0 || c.QoS > 2 {
+		bad.Addf("qos", "must be 0, 1 or 2")
+	}
+	// Packet identifiers are 16 bits: no more can wait for their ack.
+	if c.MaxInflight < 1 || c.MaxInflight > 65535 {
+		bad.Addf("max_inflight", "must be between 1 and 65535")
 	}
 	switch {
-	case c.QoS < 0 || c.QoS > 2:
-		return nil, bad("qos", "must be 0, 1 or 2")
-	case c.MaxInflight < 1:
-		return nil, bad("max_inflight", "must be at least 1")
 	case c.Format == "sparkplug":
 		if c.Topic != "" || c.TopicExpr.Src != "" {
-			return nil, bad("topic", "format sparkplug publishes to the Sparkplug topics of its edge node; topic and topic_expr are not used")
+			bad.Addf("topic", "format sparkplug publishes to the Sparkplug topics of its edge node; topic and topic_expr are not used")
 		}
 		if c.Retain {
-			return nil, bad("retain", "Sparkplug births, data and deaths are never retained")
+			bad.Addf("retain", "Sparkplug births, data and deaths are never retained")
 		}
 		node := c.SpNode
 		if node == "" {
 			node = "flowd-" + env.Pipeline + "-" + env.Name
 		}
 		if c.SpGroup == "" {
-			return nil, bad("sparkplug_group", "format sparkplug needs the group id")
-		}
-		e, err := sparkplug.NewEdgeNode(c.SpGroup, node)
-		if err != nil {
+			bad.Addf("sparkplug_group", "format sparkplug needs the group id")
+		} else if e, err := sparkplug.NewEdgeNode(c.SpGroup, node); err != nil {
 			field := "sparkplug_edge_node"
 			if sparkplug.CheckID("group", c.SpGroup) != nil {
 				field = "sparkplug_group"
 			}
-			return nil, bad(field, "%v", err)
+			bad.Addf(field, "%v", err)
+		} else {
+			s.sp = &edge{node: e, births: make(chan bool, 4)}
 		}
-		s.sp = &edge{node: e, births: make(chan bool, 4)}
+		if err := bad.Err(); err != nil {
+			return nil, err
+		}
 		return s, nil
 	case c.SpGroup != "" || c.SpNode != "":
-		return nil, bad("sparkplug_group", "sparkplug_group and sparkplug_edge_node are only used with format = \"sparkplug\"")
-	case c.MaxMessageBytes < 0:
-		return nil, bad("max_message_bytes", "must not be negative")
+		bad.Addf("sparkplug_group", "sparkplug_group and sparkplug_edge_node are only used with format = \"sparkplug\"")
+	}
+	if c.MaxMessageBytes < 0 {
+		bad.Addf("max_message_bytes", "must not be negative")
+	}
+	switch {
 	case c.Topic == "" && c.TopicExpr.Src == "":
-		return nil, bad("topic", "set topic or topic_expr")
+		bad.Addf("topic", "set topic or topic_expr")
 	case c.Topic != "" && c.TopicExpr.Src != "":
-		return nil, bad("topic_expr", "set topic or topic_expr, not both")
+		bad.Addf("topic_expr", "set topic or topic_expr, not both")
 	case strings.ContainsAny(c.Topic, "+#"):
-		return nil, bad("topic", "a topic to publish to cannot hold the wildcards + or #")
+		bad.Addf("topic", "a topic to publish to cannot hold the wildcards + or #")
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	if c.TopicExpr.Src != "" {
 		p, err := pointexpr.Compile("topic_expr", c.TopicExpr, engine.KindString)

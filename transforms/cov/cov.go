@@ -31,7 +31,7 @@ type Config struct {
 	Mode      string        `hcl:"mode" default:"absolute" enum:"absolute|percent" doc:"absolute, or percent of |last reported| (any change passes when the last reported value is 0)"`
 	Heartbeat time.Duration `hcl:"heartbeat" doc:"pass an unchanged value when its ts is at least this long after the last reported one (0: never)"`
 	StateTTL  time.Duration `hcl:"state_ttl" default:"24h" doc:"forget a tag unseen for this long (by the points' ts); its next value passes as a first value"`
-	MaxTags   int           `hcl:"max_tags" default:"1000000" doc:"most (asset, tag) pairs tracked; beyond that, points of new tags pass unfiltered and are counted in flowd_cov_untracked_total"`
+	MaxTags   int           `hcl:"max_tags" default:"1000000" doc:"most (asset, tag) pairs tracked; beyond that, points of new tags pass unfiltered and are counted in flowd_cov_untracked_total (at most 10,000,000)"`
 	StateFile string        `hcl:"state_file" doc:"keep the last reported values that every sink acknowledged in this file (relative to the data directory) across restarts, so a restart does not re-send every tag and a crash loses no change"`
 	StateSave time.Duration `hcl:"state_save_interval" default:"5s" doc:"how often the state file is rewritten while running (with acknowledged values only); it is also written when the pipeline stops"`
 	Override  []Override    `hcl:"override,block" doc:"per-tag settings; the first block whose match fits a point wins"`
@@ -159,15 +159,17 @@ type Transform struct {
 	untracked prometheus.Counter
 }
 
+// maxTags bounds max_tags: about 1.5 GB of state at its limit.
+const maxTags = 10_000_000
+
 // New validates the config.
 func New(c *Config, env *engine.Env) (engine.Transform, error) {
 	var bad engine.Problems
 	if c.Deadband < 0 || math.IsNaN(c.Deadband) {
 		bad.Add("deadband", errors.New("must not be negative"))
 	}
-	if c.MaxTags < 1 {
-		bad.Add("max_tags", errors.New("must be at least 1"))
-	}
+	// The state grows to max_tags entries, each its key, last value and time.
+	bad.Between("max_tags", int64(c.MaxTags), 1, maxTags)
 	if c.StateTTL <= 0 {
 		bad.Add("state_ttl", errors.New("must be positive"))
 	}

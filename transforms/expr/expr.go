@@ -81,10 +81,11 @@ var fieldNames = map[string]field{
 // New compiles the expressions; a compile error points inside the string.
 func New(c *Config, env *engine.Env) (engine.Transform, error) {
 	t := &Transform{env: env, drop: c.DropOnError}
+	var bad engine.Problems
 	if c.Where.Src != "" {
 		p, err := pointexpr.Compile("where", c.Where, engine.KindBool)
 		if err != nil {
-			return nil, err
+			bad = append(bad, err)
 		}
 		t.where = p
 	}
@@ -101,8 +102,8 @@ func New(c *Config, env *engine.Env) (engine.Transform, error) {
 		} else if f, ok := fieldNames[k]; ok {
 			s.field = f
 		} else {
-			return nil, &engine.FieldError{Field: "set", Offset: -1,
-				Err: fmt.Errorf("cannot set %q: the fields are asset, tag, value, quality, status, ts, attrs and attrs.NAME", k)}
+			bad.Add("set", fmt.Errorf("cannot set %q: the fields are asset, tag, value, quality, status, ts, attrs and attrs.NAME", k))
+			continue
 		}
 		want := engine.KindNull
 		switch s.field {
@@ -113,14 +114,18 @@ func New(c *Config, env *engine.Env) (engine.Transform, error) {
 		}
 		p, err := pointexpr.Compile("set."+k, x, want)
 		if err != nil {
-			return nil, err
+			bad = append(bad, err)
+			continue
 		}
 		s.prog = p
 		t.attrSet = t.attrSet || s.field == setAttr || s.field == setAttrs
 		t.sets = append(t.sets, s)
 	}
-	if t.where == nil && len(t.sets) == 0 {
-		return nil, &engine.FieldError{Field: "where", Offset: -1, Err: errors.New("an expr transform needs where, set or both")}
+	if c.Where.Src == "" && len(c.Set) == 0 {
+		bad.Add("where", errors.New("an expr transform needs where, set or both"))
+	}
+	if err := bad.Err(); err != nil {
+		return nil, err
 	}
 	t.vals = make([]engine.Value, len(t.sets))
 	t.strs = make([]string, len(t.sets))

@@ -39,7 +39,7 @@ var Spec = engine.TransformSpec(engine.Info{
 	Description: "A row with both asset and tag matches that pair; a row with only an asset (tag empty or absent) matches " +
 		"every tag of that asset; a row with only a tag matches that tag on every asset. The more specific row wins " +
 		"for a column both set. Empty cells are skipped. A table that fails to load at start is a configuration " +
-		"error; a reload that fails keeps the previous table and logs why.",
+		"error; a reload that fails keeps the previous table and logs why. A table file may hold at most 256MiB.",
 	Example: `transform "lookup" "meta" {
   inputs = [transform.scale]
   # a CSV table with the columns asset,tag,unit,site
@@ -70,6 +70,9 @@ type Transform struct {
 
 const maxCache = 1 << 17
 
+// maxTableSize bounds the table file, read whole into memory.
+const maxTableSize = 256 << 20
+
 type fileStamp struct {
 	mod  time.Time
 	size int64
@@ -96,6 +99,10 @@ func (t *Transform) reload() error {
 	st, err := os.Stat(t.cfg.Path)
 	if err != nil {
 		return err
+	}
+	// The table is read whole and kept in memory, with a map entry per row.
+	if st.Size() > maxTableSize {
+		return fmt.Errorf("%s: %d bytes; a table may have at most %d (256MiB)", t.cfg.Path, st.Size(), maxTableSize)
 	}
 	data, err := os.ReadFile(t.cfg.Path)
 	if err != nil {
