@@ -848,9 +848,11 @@ func TestMQTTStopFlushesAcks(t *testing.T) {
 			d, _, _ := countFile(t, out, 0, n)
 			return d >= want
 		}, "%d values before stop %d", want, i+1)
+		t0 := time.Now()
 		if code := p.Stop(30 * time.Second); code != 0 {
 			t.Fatalf("stop %d: exit code %d", i+1, code)
 		}
+		t.Logf("stop %d took %s", i+1, time.Since(t0).Round(time.Millisecond))
 		start()
 	}
 	<-done

@@ -83,7 +83,7 @@ func TestAckConnFlushWaitsForMarkedAcks(t *testing.T) {
 	a := &AckConn{c: c}
 	const n = 500
 	for range n {
-		a.Marked()
+		a.Mark()
 	}
 	got := make(chan int, 1)
 	go func() {
@@ -131,7 +131,7 @@ func TestAckConnFlushWaitsForMarkedAcks(t *testing.T) {
 		t.Fatal("broker side did not read every PUBACK")
 	}
 	// An ack never marked holds back those after it: Flush gives up with ctx.
-	a.Marked()
+	a.Mark()
 	short, cancel2 := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel2()
 	if err := a.Flush(short); err == nil {

@@ -170,11 +170,16 @@ type AckConn struct {
 	marked atomic.Int64
 }
 
-// Marked records that one QoS 1/2 message received on this connection was
+// Mark records that one QoS 1/2 message received on this connection was
 // passed to Client.Ack.
-func (a *AckConn) Marked() { a.marked.Add(1) }
+func (a *AckConn) Mark() { a.marked.Add(1) }
 
-// Flush waits until every ack marked so far has reached the socket. Acks go
+// Marked is how many acks Mark recorded.
+func (a *AckConn) Marked() int64 { return a.marked.Load() }
+
+// Flush waits until every ack marked so far has reached the socket (not the
+// broker: follow it with a request the broker answers, such as an
+// UNSUBSCRIBE, to know it read them). Acks go
 // out in receive order: one that was never marked holds back those after
 // it, and then Flush waits until ctx ends.
 func (a *AckConn) Flush(ctx context.Context) error {

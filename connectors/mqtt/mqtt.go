@@ -315,21 +315,33 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	return err
 }
 
-// flushAcks waits until the acks given to paho (which writes them from a
-// timer of its own) are on the socket, so none is lost to the disconnect.
-// Over WebSocket it cannot tell: an ack lost there brings the message again.
+// flushAcks makes sure the broker has taken the acks given to paho (which
+// writes them from a timer of its own) before the connection closes: it
+// waits until they are on the socket, then for the answer to an UNSUBSCRIBE
+// of a filter nobody subscribed, which the broker sends only after reading
+// everything before it. Bytes still in the socket buffer would be lost to
+// the reset a close sends while the broker is still publishing. Over
+// WebSocket it cannot tell: an ack lost there brings the message again.
 func (c *conn) flushAcks(ctx context.Context) {
 	a := c.acks.Load()
-	if a == nil {
+	if a == nil || a.Marked() == 0 {
 		return
 	}
 	fctx, cancel := context.WithTimeout(ctx, ackFlushTimeout)
 	defer cancel()
-	if err := a.Flush(fctx); err != nil && c.s.env.Logger != nil {
-		c.s.env.Logger.Warn("mqtt acks not all written before disconnecting; the broker redelivers those messages",
+	err := a.Flush(fctx)
+	if err == nil {
+		_, err = c.cm.Unsubscribe(fctx, &paho.Unsubscribe{Topics: []string{ackBarrier + c.id}})
+	}
+	if err != nil && c.s.env.Logger != nil {
+		c.s.env.Logger.Warn("mqtt acks not confirmed before disconnecting; the broker redelivers the messages it did not get them for",
 			"client_id", c.id, "err", err.Error())
 	}
 }
+
+// ackBarrier prefixes the filter flushAcks unsubscribes from: never
+// subscribed, so the broker only answers "no subscription existed".
+const ackBarrier = "flowd/ack-barrier/"
 
 // ackFlushTimeout bounds the wait for acks at shutdown: acks go out in
 // receive order, so one withheld (a batch that failed) holds back the rest.
@@ -527,7 +539,7 @@ func (s *Source) ackAll(msgs []message) {
 			if err := m.cli.Ack(m.pub); err != nil {
 				failed++
 			} else if m.acks != nil {
-				m.acks.Marked()
+				m.acks.Mark()
 			}
 			if m.conn != nil {
 				<-m.conn.window
