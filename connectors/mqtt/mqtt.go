@@ -330,8 +330,10 @@ func (c *conn) flushAcks(ctx context.Context) {
 	fctx, cancel := context.WithTimeout(ctx, ackFlushTimeout)
 	defer cancel()
 	err := a.Flush(fctx)
-	if err == nil {
-		_, err = c.cm.Unsubscribe(fctx, &paho.Unsubscribe{Topics: []string{ackBarrier + c.id}})
+	if err != nil {
+		err = fmt.Errorf("writing %d acks: %w", a.Marked(), err)
+	} else if _, uerr := c.cm.Unsubscribe(fctx, &paho.Unsubscribe{Topics: []string{ackBarrier + c.id}}); uerr != nil {
+		err = fmt.Errorf("%d acks written, no answer from the broker to confirm them: %w", a.Marked(), uerr)
 	}
 	if err != nil && c.s.env.Logger != nil {
 		c.s.env.Logger.Warn("mqtt acks not confirmed before disconnecting; the broker redelivers the messages it did not get them for",
