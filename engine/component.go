@@ -28,7 +28,11 @@ type Output interface {
 	// Emit takes ownership of points (get them from GetPoints) and blocks while
 	// the pipeline is full: that is backpressure. When ctx ends while it would
 	// block, Emit returns ctx's error; the points not handed on are counted as
-	// dropped (shutdown) and settled with that error.
+	// dropped (shutdown) and settled with that error. A source that cannot
+	// wait longer than some time of its own (its peer must be served) gives
+	// Emit a context ended with the cause ErrBackpressure
+	// (context.WithTimeoutCause): those points count as dropped for
+	// backpressure instead, and the source must not count them again.
 	//
 	// done, which may be nil, is called once, from any goroutine, when every
 	// sink has settled the points and the dead-letter sink has taken any of
@@ -100,6 +104,18 @@ type AsyncSink interface {
 // sink): retrying them would not help, so a source commits such a batch just
 // like a delivered one. Test for it with errors.Is.
 var ErrRejected = errors.New("flowd: points rejected")
+
+// ErrBackpressure is the context cause with which a source gives up an
+// Emit that waited too long for room (see Output.Emit).
+var ErrBackpressure = errors.New("flowd: pipeline full")
+
+// emitDropReason is the drop reason of points an Emit gave up on.
+func emitDropReason(ctx context.Context) string {
+	if errors.Is(context.Cause(ctx), ErrBackpressure) {
+		return "backpressure"
+	}
+	return "shutdown"
+}
 
 // WriteError reports the points of a Write that were not delivered. The zero
 // value is ready to use; indices refer to the slice passed to that Write.

@@ -297,23 +297,25 @@ func (n *node) fanout(ctx context.Context, b Batch) error {
 	b.retain(len(n.outs) - 1)
 	last := len(n.outs) - 1
 	var err error
+	reason := "shutdown" // of the copies not sent once err is set
 	for i, o := range n.outs {
 		bb := b
 		if i < last {
 			bb.Points = append(GetPoints(count), b.Points...)
 		}
 		if err != nil {
-			o.dropped(count, "shutdown")
+			o.dropped(count, reason)
 			bb.Ack(err)
 			continue
 		}
 		if o.buf != nil {
 			if perr := o.push(ctx, bb); perr != nil {
 				err = perr
+				reason = emitDropReason(ctx)
 				if n.p.hard.Err() != nil {
-					err = ErrShutdown
+					err, reason = ErrShutdown, "shutdown"
 				}
-				o.dropped(count, "shutdown")
+				o.dropped(count, reason)
 				bb.Ack(err)
 			}
 			continue
@@ -328,12 +330,12 @@ func (n *node) fanout(ctx context.Context, b Batch) error {
 		select {
 		case o.in <- bb:
 		case <-ctx.Done():
-			err = ctx.Err()
-			o.dropped(count, "shutdown")
+			err, reason = ctx.Err(), emitDropReason(ctx)
+			o.dropped(count, reason)
 			bb.Ack(err)
 		case <-n.p.hard.Done():
-			err = ErrShutdown
-			o.dropped(count, "shutdown")
+			err, reason = ErrShutdown, "shutdown"
+			o.dropped(count, reason)
 			bb.Ack(err)
 		}
 	}

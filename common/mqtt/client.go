@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/eclipse/paho.golang/autopaho"
@@ -136,6 +137,11 @@ type Handlers struct {
 	// OnPublish receives every message; it must not block (the connection's
 	// reader, and with it the keepalive, waits for it).
 	OnPublish func(autopaho.PublishReceived)
+	// OnPublishAcks, when set, is called instead of OnPublish with the
+	// network connection the message came on (nil when acks are automatic
+	// or the broker is reached over WebSocket), so a subscriber can make
+	// sure its acks were written before it disconnects (AckConn.Flush).
+	OnPublishAcks func(autopaho.PublishReceived, *AckConn)
 	// OnUp runs on every (re)connection, e.g. to subscribe; it must not block.
 	OnUp func(cm *autopaho.ConnectionManager, ack *paho.Connack)
 	// OnError reports a failed connection attempt or a lost connection with a
@@ -240,15 +246,36 @@ func Connect(ctx context.Context, s *Settings, clientID string, manualAcks bool,
 			return c, nil
 		}
 	}
+	// cur is the connection being used: autopaho dials the next one only
+	// after the previous client has ended, so a message received comes from it.
+	var cur atomic.Pointer[AckConn]
 	// Reads are buffered on every connection. The subscriber (manualAcks)
 	// writes little but PUBACKs, one write call each in paho: coalesce them.
 	// WebSocket brokers keep autopaho's dialer.
 	if dial, ok := dialer(urls, tlsCfg, s.ConnectTimeout, manualAcks); ok {
 		cfg.AttemptConnection = func(ctx context.Context, _ autopaho.ClientConfig, u *url.URL) (net.Conn, error) {
-			return dial(ctx, u)
+			c, err := dial(ctx, u)
+			if err != nil {
+				return nil, err
+			}
+			if bc, ok := c.(*bufferedConn); ok {
+				if cc, ok := bc.w.(*coalescingConn); ok {
+					cur.Store(&AckConn{c: cc})
+				}
+			}
+			return c, nil
 		}
 	}
-	if h.OnPublish != nil {
+	switch {
+	case h.OnPublishAcks != nil:
+		on := h.OnPublishAcks
+		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
+			func(pr paho.PublishReceived) (bool, error) {
+				on(autopaho.PublishReceived{PublishReceived: pr}, cur.Load())
+				return true, nil
+			},
+		}
+	case h.OnPublish != nil:
 		on := h.OnPublish
 		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) {

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"fmt"
 	"io"
 	"net"
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/net/proxy"
@@ -36,6 +38,11 @@ type coalescingConn struct {
 	done    chan struct{}
 	once    sync.Once
 	closed  error
+	// acks counts PUBACK and PUBREC packets queued; queued and sent count
+	// bytes, so AckConn.Flush knows when the acks reached the socket.
+	acks   int64
+	queued int64
+	sent   int64
 }
 
 func newCoalescingConn(c net.Conn) *coalescingConn {
@@ -59,6 +66,14 @@ func (c *coalescingConn) Write(p []byte) (int, error) {
 	case c.closing:
 		return 0, net.ErrClosed
 	}
+	// bufferedConn writes one whole packet per call: its first byte names
+	// the packet's type.
+	if len(p) > 0 {
+		if t := p[0] >> 4; t == typePuback || t == typePubrec {
+			c.acks++
+		}
+	}
+	c.queued += int64(len(p))
 	c.buf = append(c.buf, p...)
 	c.cond.Broadcast()
 	return len(p), nil
@@ -80,8 +95,9 @@ func (c *coalescingConn) flush() {
 		out := c.buf
 		c.buf = c.spare[:0]
 		c.mu.Unlock()
-		_, err := c.Conn.Write(out)
+		n, err := c.Conn.Write(out)
 		c.mu.Lock()
+		c.sent += int64(n)
 		c.spare = out[:0]
 		if err != nil {
 			c.err = err
@@ -89,6 +105,72 @@ func (c *coalescingConn) flush() {
 		}
 		c.cond.Broadcast()
 	}
+}
+
+// MQTT control packet types (high nibble of the fixed header's first byte)
+// that acknowledge a received PUBLISH.
+const (
+	typePuback = 4
+	typePubrec = 5
+)
+
+// flushAcks waits until at least n acks were queued and everything queued
+// by then was written to the socket, or the connection failed or closed, or
+// ctx ended.
+func (c *coalescingConn) flushAcks(ctx context.Context, n int64) error {
+	stop := context.AfterFunc(ctx, func() {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	defer stop()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for c.acks < n && c.err == nil && !c.closing && ctx.Err() == nil {
+		c.cond.Wait()
+	}
+	target := c.queued
+	for c.sent < target && c.err == nil && ctx.Err() == nil {
+		if c.closing && len(c.buf) == 0 {
+			break
+		}
+		c.cond.Wait()
+	}
+	switch {
+	case c.sent >= target && c.acks >= n:
+		return nil
+	case c.err != nil:
+		return c.err
+	case ctx.Err() != nil:
+		return fmt.Errorf("%d of %d acks written: %w", c.acks, n, ctx.Err())
+	default:
+		return net.ErrClosed
+	}
+}
+
+// AckConn is one network connection of a subscriber with manual acks: it
+// counts the acks the subscriber marked (Client.Ack) and lets it wait until
+// paho has written them (paho sends marked acks from a timer of its own and
+// offers no flush).
+type AckConn struct {
+	c      *coalescingConn
+	marked atomic.Int64
+}
+
+// Mark records that one QoS 1/2 message received on this connection was
+// passed to Client.Ack.
+func (a *AckConn) Mark() { a.marked.Add(1) }
+
+// Marked is how many acks Mark recorded.
+func (a *AckConn) Marked() int64 { return a.marked.Load() }
+
+// Flush waits until every ack marked so far has reached the socket (not the
+// broker: follow it with a request the broker answers, such as an
+// UNSUBSCRIBE, to know it read them). Acks go
+// out in receive order: one that was never marked holds back those after
+// it, and then Flush waits until ctx ends.
+func (a *AckConn) Flush(ctx context.Context) error {
+	return a.c.flushAcks(ctx, a.marked.Load())
 }
 
 // Close writes what is queued (for at most a second: a DISCONNECT must not

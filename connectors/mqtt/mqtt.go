@@ -229,7 +229,8 @@ func newDecoder(c *Config, codecs *engine.Codecs) (*Decoder, error) {
 type message struct {
 	cli  *paho.Client
 	pub  *paho.Publish
-	conn *conn // holds one of conn.window's slots until acknowledged (QoS 1/2)
+	conn *conn          // holds one of conn.window's slots until acknowledged (QoS 1/2)
+	acks *mqttc.AckConn // the network connection it came on (nil over WebSocket)
 }
 
 // conn is one subscriber connection with its own queue and batcher, so
@@ -247,6 +248,9 @@ type conn struct {
 	// broker sends more than it was allowed to.
 	window   chan struct{}
 	overSent atomic.Bool
+	// acks is the network connection of the latest message, whose acks
+	// Run flushes before it disconnects.
+	acks atomic.Pointer[mqttc.AckConn]
 }
 
 // Run connects every subscriber connection and emits batches until ctx ends
@@ -279,9 +283,9 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 			c.id = fmt.Sprintf("%s-%d", s.clientID, i+1)
 		}
 		cm, err := mqttc.Connect(cctx, &s.settings, c.id, true, mqttc.Handlers{
-			OnPublish: func(pr autopaho.PublishReceived) { c.receive(bctx, pr) },
-			OnUp:      func(cm *autopaho.ConnectionManager, ack *paho.Connack) { c.connected(cctx, cm, ack) },
-			OnError:   s.connError,
+			OnPublishAcks: func(pr autopaho.PublishReceived, ac *mqttc.AckConn) { c.receive(bctx, pr, ac) },
+			OnUp:          func(cm *autopaho.ConnectionManager, ack *paho.Connack) { c.connected(cctx, cm, ack) },
+			OnError:       s.connError,
 			OnDown: func() {
 				if c.subscribed.Swap(false) {
 					s.up.Add(-1)
@@ -310,14 +314,48 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	// Let the pipeline drain what was emitted so its acks reach the broker
 	// before the connections close; what is not acked is redelivered later.
 	pending.wait(10 * time.Second)
-	time.Sleep(50 * time.Millisecond) // paho sends queued acks every 10ms
 	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	for _, c := range conns {
+		c.flushAcks(dctx)
 		_ = c.cm.Disconnect(dctx)
 	}
 	return err
 }
+
+// flushAcks makes sure the broker has taken the acks given to paho (which
+// writes them from a timer of its own) before the connection closes: it
+// waits until they are on the socket, then for the answer to an UNSUBSCRIBE
+// of a filter nobody subscribed, which the broker sends only after reading
+// everything before it. Bytes still in the socket buffer would be lost to
+// the reset a close sends while the broker is still publishing. Over
+// WebSocket it cannot tell: an ack lost there brings the message again.
+func (c *conn) flushAcks(ctx context.Context) {
+	a := c.acks.Load()
+	if a == nil || a.Marked() == 0 {
+		return
+	}
+	fctx, cancel := context.WithTimeout(ctx, ackFlushTimeout)
+	defer cancel()
+	err := a.Flush(fctx)
+	if err != nil {
+		err = fmt.Errorf("writing %d acks: %w", a.Marked(), err)
+	} else if _, uerr := c.cm.Unsubscribe(fctx, &paho.Unsubscribe{Topics: []string{ackBarrier + c.id}}); uerr != nil {
+		err = fmt.Errorf("%d acks written, no answer from the broker to confirm them: %w", a.Marked(), uerr)
+	}
+	if err != nil && c.s.env.Logger != nil {
+		c.s.env.Logger.Warn("mqtt acks not confirmed before disconnecting; the broker redelivers the messages it did not get them for",
+			"client_id", c.id, "err", err.Error())
+	}
+}
+
+// ackBarrier prefixes the filter flushAcks unsubscribes from: never
+// subscribed, so the broker only answers "no subscription existed".
+const ackBarrier = "flowd/ack-barrier/"
+
+// ackFlushTimeout bounds the wait for acks at shutdown: acks go out in
+// receive order, so one withheld (a batch that failed) holds back the rest.
+const ackFlushTimeout = 2 * time.Second
 
 func (s *Source) connError(err error) {
 	msg := err.Error()
@@ -361,11 +399,14 @@ func (c *conn) connected(ctx context.Context, cm *autopaho.ConnectionManager, ac
 // broker keeping to receive_maximum never fills, and the queue has room for
 // more than the window; QoS 0 has no flow control, so a full queue waits here
 // (TCP backpressure), as does a broker that overruns receive_maximum.
-func (c *conn) receive(ctx context.Context, pr autopaho.PublishReceived) {
+func (c *conn) receive(ctx context.Context, pr autopaho.PublishReceived, ac *mqttc.AckConn) {
 	if c.stopping.Load() {
 		return // not acknowledged: the broker redelivers it
 	}
-	m := message{cli: pr.Client, pub: pr.Packet, conn: c}
+	m := message{cli: pr.Client, pub: pr.Packet, conn: c, acks: ac}
+	if ac != nil && c.acks.Load() != ac {
+		c.acks.Store(ac)
+	}
 	if m.pub.QoS > 0 {
 		select {
 		case c.window <- struct{}{}:
@@ -507,6 +548,8 @@ func (s *Source) ackAll(msgs []message) {
 			s.unacked.Add(-1)
 			if err := m.cli.Ack(m.pub); err != nil {
 				failed++
+			} else if m.acks != nil {
+				m.acks.Mark()
 			}
 			if m.conn != nil {
 				<-m.conn.window

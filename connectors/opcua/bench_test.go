@@ -78,7 +78,7 @@ func (d *discardOut) Emit(ctx context.Context, pts []engine.Point, done func(err
 
 // BenchmarkReceive measures the subscribe path from gopcua's notification
 // channel to the pipeline: one iteration is one data change notification of
-// 1,000 items through the receiver and the emitter.
+// 1,000 items through the receiver into Emit.
 func BenchmarkReceive(b *testing.B) {
 	const items = 1000
 	src := newSource(b, Config{Endpoint: "opc.tcp://127.0.0.1:1", Nodes: map[string]string{"x": "ns=2;s=x"}, Interval: time.Hour})
@@ -91,15 +91,13 @@ func BenchmarkReceive(b *testing.B) {
 			Value: &ua.DataValue{EncodingMask: ua.DataValueValue | ua.DataValueSourceTimestamp, Value: ua.MustVariant(float64(i)), SourceTimestamp: now}})
 	}
 	notifs := make(chan *gopcua.PublishNotificationData)
-	queue := make(chan []engine.Point, 4)
 	stop := make(chan struct{})
 	errc := make(chan error, 2)
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &discardOut{}
 	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); src.receive(ctx, stop, notifs, queue, tags, errc) }()
-	go func() { defer wg.Done(); src.emit(ctx, queue, out, errc) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); src.receive(ctx, stop, notifs, out, tags, errc) }()
 	n := &gopcua.PublishNotificationData{Value: dc}
 	b.ReportAllocs()
 	for b.Loop() {

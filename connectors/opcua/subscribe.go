@@ -26,16 +26,14 @@ const createChunk = 500
 // gopcua delivers notifications from its single publish loop, and that loop
 // must keep turning: while it waits for a notification to be taken it sends
 // no publish request, and Client.Subscribe (which has no context) waits for
-// it too. So notifications are taken by a receiver that never blocks for
-// long, and handed to an emitter that blocks on the engine. When the engine
-// is full, the receiver waits at most one publishing interval for room, then
-// drops the notification and counts its values as lost: the publish loop
+// it too. So a receiver takes notifications while this goroutine creates
+// the subscriptions, and emits them with a context that gives up after one
+// publishing interval: when the engine stays full that long, the values are
+// dropped and counted (reason backpressure, by the engine), the publish loop
 // slows to that pace, the server's queues fill (their overflow is counted
 // too), and the pipeline's backpressure reaches the server.
 func (s *Source) subscribe(ctx context.Context, c *gopcua.Client, tags []*tagState, out engine.Output) (bool, error) {
-	nsubs := (len(tags) + s.cfg.MaxItemsPerSub - 1) / s.cfg.MaxItemsPerSub
 	notifs := make(chan *gopcua.PublishNotificationData, 16)
-	queue := make(chan []engine.Point, 2*nsubs+4)
 	stop := make(chan struct{})
 	errc := make(chan error, 2)
 	var wg sync.WaitGroup
@@ -46,9 +44,8 @@ func (s *Source) subscribe(ctx context.Context, c *gopcua.Client, tags []*tagSta
 	defer close(stop)
 	cctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	wg.Add(2)
-	go func() { defer wg.Done(); s.receive(cctx, stop, notifs, queue, tags, errc) }()
-	go func() { defer wg.Done(); s.emit(cctx, queue, out, errc) }()
+	wg.Add(1)
+	go func() { defer wg.Done(); s.receive(cctx, stop, notifs, out, tags, errc) }()
 
 	failed := 0
 	var silence time.Duration
@@ -143,13 +140,12 @@ func (s *Source) watchdog(ctx context.Context, c *gopcua.Client, silence time.Du
 	return nil
 }
 
-// receive turns data change notifications into point batches for emit. It
-// takes every notification gopcua offers until stop, waiting at most one
-// publishing interval for room in queue; what finds no room is counted as
-// lost. After ctx ends or a notification reports an error it only drains.
-func (s *Source) receive(ctx context.Context, stop <-chan struct{}, notifs <-chan *gopcua.PublishNotificationData, queue chan<- []engine.Point, tags []*tagState, errc chan<- error) {
-	wait := time.NewTimer(s.cfg.Interval)
-	wait.Stop()
+// receive turns data change notifications into point batches and emits
+// them. It takes every notification gopcua offers until stop, waiting at
+// most one publishing interval for the engine to take each; what it does not
+// take in that time the engine counts as dropped (backpressure). After ctx
+// ends, or a notification or an Emit reports an error, it only drains.
+func (s *Source) receive(ctx context.Context, stop <-chan struct{}, notifs <-chan *gopcua.PublishNotificationData, out engine.Output, tags []*tagState, errc chan<- error) {
 	draining := false
 	for {
 		var n *gopcua.PublishNotificationData
@@ -183,55 +179,33 @@ func (s *Source) receive(ctx context.Context, stop <-chan struct{}, notifs <-cha
 			}
 			pts = s.appendValue(pts, tags[h], it.Value, now)
 		}
-		s.m.points.Add(float64(len(pts)))
-		if len(pts) == 0 {
+		np := len(pts)
+		s.m.points.Add(float64(np))
+		if np == 0 {
 			engine.PutPoints(pts)
 			continue
 		}
-		select {
-		case queue <- pts:
-			continue
+		ectx, cancel := context.WithTimeoutCause(ctx, s.cfg.Interval, engine.ErrBackpressure)
+		err := out.Emit(ectx, pts, nil)
+		backpressure := err != nil && ctx.Err() == nil && errors.Is(context.Cause(ectx), engine.ErrBackpressure)
+		cancel()
+		switch {
+		case err == nil || ctx.Err() != nil:
+			// Handed on, or shut down (Emit counted what it did not take).
+		case backpressure:
+			// The pipeline stayed full for a whole publishing interval:
+			// the engine counted these values as dropped. Their tags
+			// report the next value whatever the deadband, since the last
+			// reported one never left.
+			s.m.lost.Add(float64(np))
+			for _, it := range dc.MonitoredItems {
+				if h := int(it.ClientHandle); h >= 0 && h < len(tags) {
+					tags[h].reported = false
+				}
+			}
 		default:
-		}
-		wait.Reset(s.cfg.Interval)
-		select {
-		case queue <- pts:
-			wait.Stop()
-			continue
-		case <-ctx.Done():
-			wait.Stop()
-			engine.PutPoints(pts)
-			continue
-		case <-wait.C:
-		}
-		// The pipeline stayed full for a whole publishing interval: these
-		// values are lost. Their tags report the next value whatever the
-		// deadband, since the last reported one never left.
-		s.m.lost.Add(float64(len(pts)))
-		s.env.Drop(len(pts), "backpressure")
-		for _, it := range dc.MonitoredItems {
-			if h := int(it.ClientHandle); h >= 0 && h < len(tags) {
-				tags[h].reported = false
-			}
-		}
-		engine.PutPoints(pts)
-	}
-}
-
-// emit hands point batches to the pipeline, blocking while it is full.
-func (s *Source) emit(ctx context.Context, queue <-chan []engine.Point, out engine.Output, errc chan<- error) {
-	for {
-		var pts []engine.Point
-		select {
-		case <-ctx.Done():
-			return
-		case pts = <-queue:
-		}
-		if err := out.Emit(ctx, pts, nil); err != nil {
-			if ctx.Err() == nil {
-				errc <- err
-			}
-			return
+			errc <- err
+			draining = true
 		}
 	}
 }
