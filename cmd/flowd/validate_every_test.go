@@ -31,7 +31,7 @@ func TestValidateReportsTwoErrorsOfEveryComponentType(t *testing.T) {
 		{"transform", "cov", "deadband = -1\nmax_tags = 0", map[string]string{"deadband": "must not be negative", "max_tags": "must be between 1 and"}},
 		{"transform", "window", "size = \"0s\"\naggregates = [\"median\"]", map[string]string{"size": "must be positive", "aggregates": "\"median\" is not one of"}},
 		{"transform", "lookup", "path = \"t.csv\"\nformat = \"xml\"\non_miss = \"keep\"", map[string]string{"format": "xml", "on_miss": "keep"}},
-		{"sink", "file", "path = \"out.jsonl\"\nformat = \"xml\"\nmode = \"overwrite\"", map[string]string{"format": "xml", "mode": "overwrite"}},
+		{"sink", "file", "path = \"out.jsonl\"\nsync = \"maybe\"\nmode = \"overwrite\"", map[string]string{"sync": "", "mode": "overwrite"}},
 		{"sink", "stdout", "format = \"xml\"\nsample = \"many\"", map[string]string{"format": "xml", "sample": ""}},
 		{"sink", "discard", "colour = 1\nspeed = 2", map[string]string{"@colour": "colour", "@speed": "speed"}},
 		{"sink", "mqtt", "broker = \"mqtt://127.0.0.1:1883\"\ntopic = \"a/#\"\nmax_inflight = 0", map[string]string{"topic": "wildcards", "max_inflight": "must be between 1 and 65535"}},

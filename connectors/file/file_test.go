@@ -120,7 +120,7 @@ func TestReadsEveryCodecFormat(t *testing.T) {
 			}
 		}
 	}
-	if _, err := New(&Config{Path: "x", BatchSize: 1, Format: "xml"}, &engine.Env{Codecs: all}); err == nil || !strings.Contains(err.Error(), `unknown format "xml"`) {
+	if _, err := New(&Config{Path: "x", BatchSize: 1, MaxLine: 1 << 20, Format: "xml"}, &engine.Env{Codecs: all}); err == nil || !strings.Contains(err.Error(), `unknown format "xml"`) {
 		t.Errorf("unknown format: %v", err)
 	}
 }
