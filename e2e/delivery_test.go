@@ -373,8 +373,8 @@ pipeline "p" {
 	t.Logf("%d windows complete (%d inputs counted more than once), %d dead letters all present", len(perWindow), extra, len(bad))
 }
 
-// readyzBody returns /readyz's status code and body.
-func readyzBody(t *testing.T, p *harness.Proc) (int, string) {
+// readyzCodeBody returns /readyz's status code and body.
+func readyzCodeBody(t *testing.T, p *harness.Proc) (int, string) {
 	t.Helper()
 	resp, err := http.Get("http://" + p.Addr + "/readyz")
 	if err != nil {
@@ -412,7 +412,7 @@ func TestLatencyTellsTheTruth(t *testing.T) {
 		return len(harness.ReadJSONL[map[string]any](t, filepath.Join(dir, "poll.jsonl"))) >= 10
 	}, "polled values in the output")
 	for i := 0; i < 5; i++ {
-		if code, body := readyzBody(t, p); code != 200 {
+		if code, body := readyzCodeBody(t, p); code != 200 {
 			b, _ := os.ReadFile(filepath.Join(dir, "poll.jsonl"))
 			t.Fatalf("constant polled value: /readyz %d: %s\n%s", code, body, b[:min(len(b), 600)])
 		}
@@ -440,7 +440,7 @@ func TestLatencyTellsTheTruth(t *testing.T) {
 	oldest := func() float64 { return metric(t, p, "flowd_oldest_unacked_seconds") }
 	const problem = "oldest unacknowledged point older than the SLO"
 	harness.Eventually(t, 15*time.Second, func() bool {
-		code, body := readyzBody(t, p)
+		code, body := readyzCodeBody(t, p)
 		return code == 503 && strings.Contains(body, problem)
 	}, "/readyz 503 for the stuck sink")
 	if age := oldest(); age < 2 {
@@ -455,7 +455,7 @@ func TestLatencyTellsTheTruth(t *testing.T) {
 		}
 	}()
 	harness.Eventually(t, 15*time.Second, func() bool {
-		_, body := readyzBody(t, p)
+		_, body := readyzCodeBody(t, p)
 		return oldest() < 1 && !strings.Contains(body, problem)
 	}, "the oldest unacknowledged point's age falling back after recovery")
 	p.Kill()

@@ -369,7 +369,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON object per scenario instead of a table")
 	dir := fs.String("pipelines", "pipelines/bench", "directory of the scenario pipeline files")
 	withPeer := fs.Bool("peer", true, "also run the scenario's peer (Telegraf) where it has one")
-	pprofOut := fs.String("cpuprofile", "", "write a CPU profile of flowd's measured window to this file (flowd run --pprof)")
+	pprofOut := fs.String("cpuprofile", "", "write a CPU profile of flowd's measured window to this file (flowd run --pprof); a two-tier scenario also writes the first cloud replica's to FILE.cloud")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: flowd bench [--duration D] [--json] SCENARIO\n\nScenarios:")
 		for _, s := range scenarios() {
@@ -652,7 +652,11 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 	}
 	var cloud *cloudRun
 	if sc.cloud != nil {
-		cloud, err = startCloud(ctx, sc.cloud, r, self, filepath.Dir(pipeline), logw)
+		cloudProfile := ""
+		if cpuprofile != "" {
+			cloudProfile = cpuprofile + ".cloud"
+		}
+		cloud, err = startCloud(ctx, sc.cloud, r, self, filepath.Dir(pipeline), cloudProfile, logw)
 		defer cloud.close()
 		if err != nil {
 			return nil, err
@@ -742,7 +746,7 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 	}
 	cpu0, _ := procCPU(pid)
 	if cloud != nil {
-		cloud.mark()
+		cloud.mark(duration)
 	}
 	t0 := time.Now()
 	var last engine.Status

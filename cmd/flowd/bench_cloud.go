@@ -56,20 +56,32 @@ type flowdProc struct {
 	dir    string
 	exited chan error
 	done   bool
+	pprof  string
 	cpu0   float64
 }
 
-func startFlowd(self, pipeline string, vars map[string]string, logw io.Writer) (*flowdProc, error) {
+func startFlowd(self, pipeline string, vars map[string]string, pprof bool, logw io.Writer) (*flowdProc, error) {
 	addr, err := freeAddr()
 	if err != nil {
 		return nil, err
+	}
+	var extra []string
+	if pprof {
+		pa, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		extra = []string{"--pprof", pa}
 	}
 	dir, err := os.MkdirTemp("", "flowd-bench")
 	if err != nil {
 		return nil, err
 	}
 	p := &flowdProc{addr: addr, dir: dir, final: filepath.Join(dir, "final-status.json"), exited: make(chan error, 1)}
-	argv := []string{"run", "--http", addr, "--data-dir", dir, "--log-format", "json", "--log-level", "warn", "--final-status", p.final}
+	argv := append([]string{"run", "--http", addr, "--data-dir", dir, "--log-format", "json", "--log-level", "warn", "--final-status", p.final}, extra...)
+	if pprof {
+		p.pprof = extra[1]
+	}
 	for k, v := range vars {
 		argv = append(argv, "--var", k+"="+v)
 	}
@@ -122,18 +134,22 @@ type cloudRun struct {
 	r     *benchRun
 	procs []*flowdProc
 	st0   []engine.Status
+	// profile, when set, is where the first replica's CPU profile of the
+	// measured window goes.
+	profile string
+	prof    *profileRun
 }
 
-func startCloud(ctx context.Context, t *cloudTier, r *benchRun, self, dir string, logw io.Writer) (*cloudRun, error) {
-	c := &cloudRun{tier: t, r: r}
+func startCloud(ctx context.Context, t *cloudTier, r *benchRun, self, dir, profile string, logw io.Writer) (*cloudRun, error) {
+	c := &cloudRun{tier: t, r: r, profile: profile}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	err := createTopic(cctx, r.env("FLOWD_TEST_KAFKA"), r.topic, t.partitions)
 	cancel()
 	if err != nil {
 		return c, fmt.Errorf("create topic %s: %w", r.topic, err)
 	}
-	for range t.replicas {
-		p, err := startFlowd(self, filepath.Join(dir, t.pipeline), t.vars(r), logw)
+	for i := range t.replicas {
+		p, err := startFlowd(self, filepath.Join(dir, t.pipeline), t.vars(r), i == 0 && profile != "", logw)
 		if err != nil {
 			return c, err
 		}
@@ -150,8 +166,11 @@ func startCloud(ctx context.Context, t *cloudTier, r *benchRun, self, dir string
 	return c, nil
 }
 
-// mark starts the measured window.
-func (c *cloudRun) mark() {
+// mark starts the measured window (and the profile, when asked for).
+func (c *cloudRun) mark(d time.Duration) {
+	if c.profile != "" {
+		c.prof = startProfile(c.procs[0].pprof, d, c.profile)
+	}
 	c.st0 = make([]engine.Status, len(c.procs))
 	for i, p := range c.procs {
 		c.st0[i], _ = fetchStatus(p.addr)
@@ -185,6 +204,11 @@ func (c *cloudRun) measure(elapsed float64) *tierResult {
 		t.LatencyMax = max(t.LatencyMax, l.Maxms)
 	}
 	t.PointsInPerS, t.PointsOutPS, t.CPUCores = float64(din)/elapsed, float64(dout)/elapsed, cpu/elapsed
+	if c.prof != nil {
+		if err := c.prof.wait(); err != nil {
+			fmt.Fprintf(os.Stderr, "flowd bench: cloud cpu profile: %v\n", err)
+		}
+	}
 	if dout > 0 {
 		t.CPUMicrosPerPoint = cpu / float64(dout) * 1e6
 	}
