@@ -471,8 +471,8 @@ func printBench(w io.Writer, r *benchResult) {
 	row("points per cpu-second", func(r *benchResult) string { return fmt.Sprintf("%.0f", r.PointsPerCPUSecond) })
 	row("points lost", func(r *benchResult) string { return strconv.FormatInt(r.PointsLost, 10) })
 	for _, t := range r.Tiers {
-		fmt.Fprintf(tw, "tier %s (%d)\t%.0f → %.0f points/s, %.3f cores, %.1f µs cpu/point, p99 %.0f ms, rss peak %.0f MB, in %d, out %d, lost %d\t\n",
-			t.Tier, t.Processes, t.PointsInPerS, t.PointsOutPS, t.CPUCores, t.CPUMicrosPerPoint, t.LatencyP99, t.RSSPeakMB, t.PointsIn, t.PointsOut, t.PointsLost)
+		fmt.Fprintf(tw, "tier %s (%d)\t%.0f → %.0f points/s, %.3f cores, %.1f µs cpu/point (whole run %.1f), p99 %.0f ms, rss peak %.0f MB, in %d, out %d, lost %d, duplicates %d\t\n",
+			t.Tier, t.Processes, t.PointsInPerS, t.PointsOutPS, t.CPUCores, t.CPUMicrosPerPoint, t.CPUMicrosPerPointRun, t.LatencyP99, t.RSSPeakMB, t.PointsIn, t.PointsOut, t.PointsLost, t.Duplicates)
 	}
 	if t := r.Truth; t != nil {
 		var parts []string
@@ -865,7 +865,7 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 		}
 	}
 	if cloud != nil {
-		finishCloud(ctx, res, edgeRes, cloudRes, cloud)
+		finishCloud(ctx, res, edgeRes, cloudRes, cloud, lifeCPU(cmd))
 	}
 	if exitErr != nil {
 		return res, fmt.Errorf("flowd exited with %v", exitErr)

@@ -46,6 +46,21 @@ type tierResult struct {
 	PointsIn          int64   `json:"points_in"`
 	PointsOut         int64   `json:"points_out"`
 	PointsLost        int64   `json:"points_lost"`
+	// Duplicates is what the tier took in more than once (at-least-once:
+	// points redelivered after a rebalance or a retried commit).
+	Duplicates int64 `json:"duplicates,omitempty"`
+	// CPUMicrosPerPointRun is the tier's CPU time over its processes' whole
+	// life (start, measured window, drain) per point delivered: the
+	// per-point cost without the window's timing.
+	CPUMicrosPerPointRun float64 `json:"cpu_us_per_point_run"`
+}
+
+// lifeCPU is a finished process's user+system CPU time in seconds.
+func lifeCPU(cmd *exec.Cmd) float64 {
+	if cmd.ProcessState == nil {
+		return 0
+	}
+	return (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
 }
 
 // flowdProc is a flowd run process of a bench with its status address.
@@ -257,8 +272,15 @@ func (c *cloudRun) drain(ctx context.Context, want int64, t *tierResult) error {
 		}
 	}
 	var errs error
+	var cpu float64
+	defer func() {
+		if t.PointsOut > 0 {
+			t.CPUMicrosPerPointRun = cpu / float64(t.PointsOut) * 1e6
+		}
+	}()
 	for _, p := range c.procs {
 		st, err := p.stop(2 * time.Minute)
+		cpu += lifeCPU(p.cmd)
 		if err != nil {
 			errs = errors.Join(errs, fmt.Errorf("cloud replica: %w", err))
 			continue
@@ -300,8 +322,11 @@ func trackersKeyspace(r *benchRun) string { return "flowd_bench_" + r.id }
 // finishCloud drains the cloud tier once the edge has stopped and the topic
 // was counted, and makes res the two tiers' whole: the cloud must take in
 // every point the topic holds and deliver or count every point it took in.
-func finishCloud(ctx context.Context, res *benchResult, edge, cloud *tierResult, c *cloudRun) {
+func finishCloud(ctx context.Context, res *benchResult, edge, cloud *tierResult, c *cloudRun, edgeCPU float64) {
 	edge.PointsIn, edge.PointsOut = res.PointsIn, res.PointsOut
+	if edge.PointsOut > 0 {
+		edge.CPUMicrosPerPointRun = edgeCPU / float64(edge.PointsOut) * 1e6
+	}
 	edge.PointsLost = res.PointsLost
 	want := res.Truth.InTopic
 	if want == 0 {
@@ -313,6 +338,7 @@ func finishCloud(ctx context.Context, res *benchResult, edge, cloud *tierResult,
 	if cloud.PointsLost > 0 {
 		res.Problems = append(res.Problems, fmt.Sprintf("%d points neither delivered nor counted as dropped by the cloud sinks", cloud.PointsLost))
 	}
+	cloud.Duplicates = max(0, cloud.PointsIn-want)
 	if miss := want - cloud.PointsIn; miss > 0 {
 		cloud.PointsLost += miss
 		res.Problems = append(res.Problems, fmt.Sprintf("the topic holds %d points, the cloud replicas took in %d", want, cloud.PointsIn))
