@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -312,6 +313,63 @@ func realSink(t testing.TB, edit func(*Config)) (*Sink, *gocql.Session) {
 		s.Close(context.Background())
 	})
 	return s, s.session
+}
+
+// The sink keeps several writes in flight (engine.AsyncSink) and their
+// requests share max_in_flight: writes started together all settle, every
+// row is stored, and the request bound is never exceeded.
+func TestRealWriteAsyncShareRequestBound(t *testing.T) {
+	s, sess := realSink(t, func(c *Config) { c.MaxInFlight = 4 })
+	var as engine.AsyncSink = s
+	if as.MaxInFlight() < 2 {
+		t.Fatalf("MaxInFlight() = %d: writes would not overlap", as.MaxInFlight())
+	}
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixNano()
+	const writes, per = 4, 200
+	done := make(chan error, writes)
+	stop := make(chan struct{})
+	peak := make(chan int, 1)
+	go func() {
+		hi := 0
+		for {
+			select {
+			case <-stop:
+				peak <- hi
+				return
+			default:
+				hi = max(hi, len(s.sem))
+				runtime.Gosched()
+			}
+		}
+	}()
+	for w := range writes {
+		pts := make([]engine.Point, per)
+		for i := range pts {
+			pts[i] = engine.Point{Asset: fmt.Sprintf("tracker-%d", w), Tag: fmt.Sprintf("t%d", i), Value: engine.Float(float64(i)), TS: t0}
+		}
+		as.WriteAsync(context.Background(), pts, func(err error) { done <- err })
+	}
+	for range writes {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("a write did not settle within a minute")
+		}
+	}
+	close(stop)
+	if hi := <-peak; hi > 4 || hi == 0 {
+		t.Errorf("peak requests outstanding %d, want 1..4 (max_in_flight)", hi)
+	}
+	var n int
+	if err := sess.Query(fmt.Sprintf("SELECT COUNT(*) FROM %s.points", s.cfg.Keyspace)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != writes*per {
+		t.Errorf("%d rows, want %d", n, writes*per)
+	}
 }
 
 func TestRealWriteBatchesAndSingles(t *testing.T) {
