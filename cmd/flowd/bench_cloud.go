@@ -245,25 +245,27 @@ func latencyOf(st engine.Status) engine.LatencyStatus {
 	return l
 }
 
-// drain waits until the replicas took in want points (or their count stops
-// moving for 30 s), then stops them and adds up their final statuses.
+// drain waits until the replicas took in want points and delivered what
+// they took in (or their counts stop moving for 30 s), then stops them and
+// adds up their final statuses. Stopping a replica with points still
+// unacknowledged would hand them to the others: duplicates, not losses.
 func (c *cloudRun) drain(ctx context.Context, want int64, t *tierResult) error {
 	deadline := time.Now().Add(5 * time.Minute)
 	var last int64 = -1
 	still := time.Now()
 	for time.Now().Before(deadline) {
-		var in int64
+		var in, out int64
 		for _, p := range c.procs {
 			if st, err := fetchStatus(p.addr); err == nil {
-				n, _ := statusCounts(st)
-				in += n
+				i, o := statusCounts(st)
+				in, out = in+i, out+o
 			}
 		}
-		if in >= want {
+		if in >= want && out >= in {
 			break
 		}
-		if in != last {
-			last, still = in, time.Now()
+		if in+out != last {
+			last, still = in+out, time.Now()
 		} else if time.Since(still) > 30*time.Second {
 			break
 		}
