@@ -250,6 +250,9 @@ func latencyOf(st engine.Status) engine.LatencyStatus {
 // adds up their final statuses. Stopping a replica with points still
 // unacknowledged would hand them to the others: duplicates, not losses.
 func (c *cloudRun) drain(ctx context.Context, want int64, t *tierResult) error {
+	if len(c.procs) == 0 {
+		return nil
+	}
 	deadline := time.Now().Add(5 * time.Minute)
 	var last int64 = -1
 	still := time.Now()
