@@ -47,6 +47,9 @@ type scenario struct {
 	// kafkaTopic, when set, is the topic the pipeline writes to: the points
 	// found there after the drain are checked against what flowd delivered.
 	kafkaTopic bool
+	// dropTopic, when set, deletes the run's topic (vars' "topic") after
+	// the run without counting it (flat-out scenarios would fill the disk).
+	dropTopic bool
 	// peer, when set, runs the same work on Telegraf after flowd.
 	peer *peerShape
 	// parts, when set, makes this scenario the sequence of the named ones.
@@ -108,15 +111,17 @@ func scenarios() []scenario {
 			name: "kafka_json", summary: "sim (fast) → kafka, a record per point keyed by asset/tag, into the local broker",
 			anchor: "-", pipeline: "kafka_json.hcl", needs: []string{"FLOWD_TEST_KAFKA"},
 			vars: func(r *benchRun) map[string]string {
-				return map[string]string{"kafka_brokers": r.env("FLOWD_TEST_KAFKA")}
+				return map[string]string{"kafka_brokers": r.env("FLOWD_TEST_KAFKA"), "topic": r.topic}
 			},
+			dropTopic: true,
 		},
 		{
 			name: "kafka_json_batch", summary: "sim (fast) → kafka, a record per batch of 5,000 points, into the local broker",
 			anchor: "-", pipeline: "kafka_json_batch.hcl", needs: []string{"FLOWD_TEST_KAFKA"},
 			vars: func(r *benchRun) map[string]string {
-				return map[string]string{"kafka_brokers": r.env("FLOWD_TEST_KAFKA")}
+				return map[string]string{"kafka_brokers": r.env("FLOWD_TEST_KAFKA"), "topic": r.topic}
 			},
+			dropTopic: true,
 		},
 		{
 			name: "aio-single", summary: "125 assets × 50 tags @ 2 Hz over OPC UA → cov → Event Hubs (AMQP)",
@@ -866,6 +871,9 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 	}
 	if cloud != nil {
 		finishCloud(ctx, res, edgeRes, cloudRes, cloud, lifeCPU(cmd))
+	}
+	if sc.dropTopic {
+		deleteTopic(r.env("FLOWD_TEST_KAFKA"), r.topic)
 	}
 	if exitErr != nil {
 		return res, fmt.Errorf("flowd exited with %v", exitErr)
