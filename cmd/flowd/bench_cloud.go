@@ -327,6 +327,8 @@ func trackersKeyspace(r *benchRun) string { return "flowd_bench_" + r.id }
 // finishCloud drains the cloud tier once the edge has stopped and the topic
 // was counted, and makes res the two tiers' whole: the cloud must take in
 // every point the topic holds and deliver or count every point it took in.
+// res.Truth stays the edge's (published, received, delivered to the topic,
+// read back from it); the cloud's counts are in its tier.
 func finishCloud(ctx context.Context, res *benchResult, edge, cloud *tierResult, c *cloudRun, edgeCPU float64) {
 	edge.PointsIn, edge.PointsOut = res.PointsIn, res.PointsOut
 	if edge.PointsOut > 0 {
@@ -351,7 +353,6 @@ func finishCloud(ctx context.Context, res *benchResult, edge, cloud *tierResult,
 	res.Tiers = []*tierResult{edge, cloud}
 	res.PointsLost = edge.PointsLost + cloud.PointsLost
 	res.PointsOut, res.PointsOutPS = cloud.PointsOut, cloud.PointsOutPS
-	res.Truth.Delivered = cloud.PointsOut
 	res.CPUCores = edge.CPUCores + cloud.CPUCores
 	res.RSSPeakMB = edge.RSSPeakMB + cloud.RSSPeakMB*float64(cloud.Processes)
 	res.LatencyP50, res.LatencyP99, res.LatencyMax = cloud.LatencyP50, cloud.LatencyP99, cloud.LatencyMax

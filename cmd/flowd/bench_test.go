@@ -87,12 +87,16 @@ func TestScenarioPipelines(t *testing.T) {
 // CPU is every process's, duplicates are what the cloud took in beyond the
 // topic, and a cloud that took in less than the topic holds loses the rest.
 func TestFinishCloudAddsUp(t *testing.T) {
-	res := &benchResult{PointsIn: 1000, PointsOut: 1000, Truth: &benchTruth{InTopic: 1000}}
+	res := &benchResult{PointsIn: 1000, PointsOut: 1000, Truth: &benchTruth{Delivered: 1000, InTopic: 1000}}
 	edge := &tierResult{Tier: "edge", Processes: 1, CPUCores: 0.1, RSSPeakMB: 50, LatencyP99: 100}
 	cloud := &tierResult{Tier: "cloud", Processes: 3, CPUCores: 0.3, RSSPeakMB: 100, LatencyP99: 900, PointsOutPS: 800}
 	// No processes: drain only adds up the (here preset) final counts.
 	cloud.PointsIn, cloud.PointsOut = 1040, 1040
 	finishCloud(context.Background(), res, edge, cloud, &cloudRun{}, 0.5)
+	// The truth stays the edge's: what it delivered is ≤ what the topic holds.
+	if res.Truth.Delivered != 1000 {
+		t.Errorf("truth delivered %d, want the edge's 1000", res.Truth.Delivered)
+	}
 	if res.PointsLost != 0 || cloud.Duplicates != 40 || res.PointsOut != 1040 || res.LatencyP99 != 900 {
 		t.Errorf("lost %d, duplicates %d, out %d, p99 %v", res.PointsLost, cloud.Duplicates, res.PointsOut, res.LatencyP99)
 	}
