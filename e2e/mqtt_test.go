@@ -614,6 +614,69 @@ func TestMQTTSimCommand(t *testing.T) {
 	p.Stop(30 * time.Second)
 }
 
+// `flowd sim mqtt --format json_batch` sends each asset's tags in one
+// message (a tracker reporting its 5 readings at once): the count printed is
+// values, messages are values / tags, and the mqtt source decodes every
+// message into the asset's tags with one timestamp.
+func TestMQTTSimCommandBatch(t *testing.T) {
+	broker := harness.Require(t, "FLOWD_TEST_MQTT")
+	run := mqttRun(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	cfg := harness.WriteFile(t, dir, "p.hcl", `pipeline "p" {`+sourceHCL(broker, "sim/"+run, run, "")+fmt.Sprintf(`
+  sink "file" "out" {
+    inputs = [source.in]
+    path   = %q
+  }
+}`, out))
+	p := harness.Start(t, cfg)
+	waitConnected(t, p, "source.in")
+	cmd := exec.Command(harness.Flowd(t), "sim", "mqtt", "--format", "json_batch", "--broker", broker, "--clients", "2", "--rate", "2000",
+		"--count", "500", "--assets", "4", "--tags", "5", "--topic", "sim/"+run+"/{client}/{asset}", "--client-prefix", run)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("flowd sim mqtt: %v\n%s", err, b)
+	}
+	if !strings.Contains(string(b), "published 1000 values") {
+		t.Errorf("unexpected output: %s", b)
+	}
+	type key struct {
+		asset string
+		ts    string
+	}
+	msgs := map[key]map[string]bool{}
+	harness.Eventually(t, 30*time.Second, func() bool {
+		data, _ := os.ReadFile(out)
+		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
+		if len(lines) < 1000 {
+			return false
+		}
+		clear(msgs)
+		for _, l := range lines {
+			var pt struct{ Asset, Tag, TS string }
+			if json.Unmarshal([]byte(l), &pt) == nil {
+				k := key{pt.Asset, pt.TS}
+				if msgs[k] == nil {
+					msgs[k] = map[string]bool{}
+				}
+				msgs[k][pt.Tag] = true
+			}
+		}
+		return true
+	}, "1000 simulated values")
+	// 2 clients × 100 messages; each message is one asset's 5 tags at one ts.
+	if len(msgs) != 200 {
+		t.Errorf("%d (asset, ts) groups, want 200 messages", len(msgs))
+	}
+	for k, tags := range msgs {
+		if len(tags) != 5 {
+			t.Errorf("message of %s at %s carries tags %v, want tag1…tag5", k.asset, k.ts, tags)
+			break
+		}
+	}
+	p.Stop(30 * time.Second)
+}
+
 // Malformed payloads go to the pipeline's dead-letter sink (a file sink with
 // no inputs of its own) carrying dead_letter_reason = decode, the component
 // and the error, while the good messages around them are delivered.

@@ -50,7 +50,7 @@ type BufferConfig struct {
 	Fsync     string `hcl:"fsync" default:"batch" enum:"batch|interval|never" doc:"disk buffer: when to fsync appended batches"`
 	Dir       string `hcl:"dir" doc:"disk buffer directory (default: <data_dir>/buffers/<pipeline>/<sink>)"`
 	// MaxInFlight bounds the writes a pipelining sink has in flight.
-	MaxInFlight int `hcl:"max_in_flight" default:"0" doc:"writes the sink keeps in flight at once, acknowledged upstream in order (0: the sink's default — kafka and eventhubs over kafka 8, others 1; at most 1000)"`
+	MaxInFlight int `hcl:"max_in_flight" default:"0" doc:"writes the sink keeps in flight at once, acknowledged upstream in order (0: the sink's default — kafka and eventhubs over kafka 8, cassandra 2, others 1; at most 1000)"`
 }
 
 type pipeline struct {

@@ -47,10 +47,16 @@ type scenario struct {
 	// kafkaTopic, when set, is the topic the pipeline writes to: the points
 	// found there after the drain are checked against what flowd delivered.
 	kafkaTopic bool
+	// dropTopic, when set, deletes the run's topic (vars' "topic") after
+	// the run without counting it (flat-out scenarios would fill the disk).
+	dropTopic bool
 	// peer, when set, runs the same work on Telegraf after flowd.
 	peer *peerShape
 	// parts, when set, makes this scenario the sequence of the named ones.
 	parts []string
+	// cloud, when set, makes the scenario two tiers: the pipeline is the
+	// edge, writing to the run's topic; cloud replicas read it in one group.
+	cloud *cloudTier
 }
 
 // benchRun is one invocation's environment: service variables, a run id
@@ -105,15 +111,17 @@ func scenarios() []scenario {
 			name: "kafka_json", summary: "sim (fast) → kafka, a record per point keyed by asset/tag, into the local broker",
 			anchor: "-", pipeline: "kafka_json.hcl", needs: []string{"FLOWD_TEST_KAFKA"},
 			vars: func(r *benchRun) map[string]string {
-				return map[string]string{"kafka_brokers": r.env("FLOWD_TEST_KAFKA")}
+				return map[string]string{"kafka_brokers": r.env("FLOWD_TEST_KAFKA"), "topic": r.topic}
 			},
+			dropTopic: true,
 		},
 		{
 			name: "kafka_json_batch", summary: "sim (fast) → kafka, a record per batch of 5,000 points, into the local broker",
 			anchor: "-", pipeline: "kafka_json_batch.hcl", needs: []string{"FLOWD_TEST_KAFKA"},
 			vars: func(r *benchRun) map[string]string {
-				return map[string]string{"kafka_brokers": r.env("FLOWD_TEST_KAFKA")}
+				return map[string]string{"kafka_brokers": r.env("FLOWD_TEST_KAFKA"), "topic": r.topic}
 			},
+			dropTopic: true,
 		},
 		{
 			name: "aio-single", summary: "125 assets × 50 tags @ 2 Hz over OPC UA → cov → Event Hubs (AMQP)",
@@ -150,16 +158,29 @@ func scenarios() []scenario {
 			},
 		},
 		{
-			name: "trackers", summary: "1,000,000 trackers × 5 points/min (≈ 83,000 points/s) over MQTT → Cassandra",
+			name: "trackers", summary: "1,000,000 trackers, each one MQTT message/min of 5 points (16,667 msg/s, ≈ 83,000 points/s) → edge flowd → Kafka → 3 cloud flowd replicas (one group) → Cassandra",
 			anchor:   "ThingsBoard: 15 nodes + 15 Cassandra nodes",
-			pipeline: "trackers.hcl", needs: []string{"FLOWD_TEST_MQTT", "FLOWD_TEST_CASSANDRA"},
+			pipeline: "trackers.hcl", needs: []string{"FLOWD_TEST_MQTT", "FLOWD_TEST_KAFKA", "FLOWD_TEST_CASSANDRA"},
+			kafkaTopic: true,
 			publishers: func(r *benchRun) [][]string {
-				// 8 clients × 125,000 trackers × 5 values, each value once a minute.
-				return [][]string{mqttArgs(r, "trackers", 8, 1e6*5/60/8, 1, 125000, 5)}
+				// 8 clients × 125,000 trackers, each a message of its 5
+				// values once a minute.
+				a := mqttArgs(r, "trackers", 8, 1e6*5/60/8, 1, 125000, 5)
+				return [][]string{append(a, "--format", "json_batch")}
 			},
 			vars: func(r *benchRun) map[string]string {
-				return map[string]string{"mqtt": r.env("FLOWD_TEST_MQTT"), "mqtt_topics": r.mqttTopics("trackers"),
-					"cassandra": r.env("FLOWD_TEST_CASSANDRA")}
+				v := kafkaVars(r)
+				v["mqtt"], v["mqtt_topics"] = r.env("FLOWD_TEST_MQTT"), r.mqttTopics("trackers")
+				return v
+			},
+			cloud: &cloudTier{
+				pipeline: "trackers-cloud.hcl", replicas: 3, partitions: 6,
+				vars: func(r *benchRun) map[string]string {
+					v := kafkaVars(r)
+					v["group"], v["cassandra"], v["keyspace"] = r.topic, r.env("FLOWD_TEST_CASSANDRA"), trackersKeyspace(r)
+					return v
+				},
+				keyspace: trackersKeyspace,
 			},
 		},
 		{
@@ -326,6 +347,10 @@ type benchResult struct {
 	// PeerRSSRatio is the peer's peak RSS over flowd's.
 	PeerCPURatio float64 `json:"peer_points_per_cpu_ratio,omitempty"`
 	PeerRSSRatio float64 `json:"peer_rss_ratio,omitempty"`
+	// Tiers, for a two-tier scenario, are the edge's and the cloud's
+	// shares; the figures above are then the whole: points out and latency
+	// of the cloud (end to end), CPU of every flowd process.
+	Tiers []*tierResult `json:"tiers,omitempty"`
 	// Problems lists what went wrong (a loss, a missing count).
 	Problems []string `json:"problems,omitempty"`
 }
@@ -349,7 +374,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	asJSON := fs.Bool("json", false, "print one JSON object per scenario instead of a table")
 	dir := fs.String("pipelines", "pipelines/bench", "directory of the scenario pipeline files")
 	withPeer := fs.Bool("peer", true, "also run the scenario's peer (Telegraf) where it has one")
-	pprofOut := fs.String("cpuprofile", "", "write a CPU profile of flowd's measured window to this file (flowd run --pprof)")
+	pprofOut := fs.String("cpuprofile", "", "write a CPU profile of flowd's measured window to this file (flowd run --pprof); a two-tier scenario also writes the first cloud replica's to FILE.cloud")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: flowd bench [--duration D] [--json] SCENARIO\n\nScenarios:")
 		for _, s := range scenarios() {
@@ -450,6 +475,10 @@ func printBench(w io.Writer, r *benchResult) {
 	row("rss peak", func(r *benchResult) string { return fmt.Sprintf("%.0f MB", r.RSSPeakMB) })
 	row("points per cpu-second", func(r *benchResult) string { return fmt.Sprintf("%.0f", r.PointsPerCPUSecond) })
 	row("points lost", func(r *benchResult) string { return strconv.FormatInt(r.PointsLost, 10) })
+	for _, t := range r.Tiers {
+		fmt.Fprintf(tw, "tier %s (%d)\t%.0f → %.0f points/s, %.3f cores, %.1f µs cpu/point (whole run %.1f), p99 %.0f ms, rss peak %.0f MB, in %d, out %d, lost %d, duplicates %d\t\n",
+			t.Tier, t.Processes, t.PointsInPerS, t.PointsOutPS, t.CPUCores, t.CPUMicrosPerPoint, t.CPUMicrosPerPointRun, t.LatencyP99, t.RSSPeakMB, t.PointsIn, t.PointsOut, t.PointsLost, t.Duplicates)
+	}
 	if t := r.Truth; t != nil {
 		var parts []string
 		if t.Published > 0 {
@@ -626,6 +655,18 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 	if err != nil {
 		return nil, err
 	}
+	var cloud *cloudRun
+	if sc.cloud != nil {
+		cloudProfile := ""
+		if cpuprofile != "" {
+			cloudProfile = cpuprofile + ".cloud"
+		}
+		cloud, err = startCloud(ctx, sc.cloud, r, self, filepath.Dir(pipeline), cloudProfile, logw)
+		defer cloud.close()
+		if err != nil {
+			return nil, err
+		}
+	}
 	servers, err := startServers(ctx, sc, r, self, logw)
 	defer func() {
 		for _, s := range servers {
@@ -709,6 +750,9 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 		prof = startProfile(pprofAddr, duration, cpuprofile)
 	}
 	cpu0, _ := procCPU(pid)
+	if cloud != nil {
+		cloud.mark(duration)
+	}
 	t0 := time.Now()
 	var last engine.Status
 	for time.Since(t0) < duration {
@@ -722,6 +766,10 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 	cpu1, _ := procCPU(pid)
 	elapsed := time.Since(t0).Seconds()
 	rss, _ := procPeakRSS(pid)
+	var cloudRes *tierResult
+	if cloud != nil {
+		cloudRes = cloud.measure(elapsed)
+	}
 	if prof != nil {
 		if err := prof.wait(); err != nil {
 			fmt.Fprintf(logw, "flowd bench: cpu profile: %v\n", err)
@@ -729,6 +777,15 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 	}
 	in0, out0 := statusCounts(st0)
 	in1, out1 := statusCounts(last)
+	var edgeRes *tierResult
+	if cloud != nil {
+		l := latencyOf(last)
+		edgeRes = &tierResult{Tier: "edge", Processes: 1, PointsInPerS: float64(in1-in0) / elapsed, PointsOutPS: float64(out1-out0) / elapsed,
+			CPUCores: (cpu1 - cpu0) / elapsed, RSSPeakMB: float64(rss) / 1e6, LatencyP50: l.P50ms, LatencyP99: l.P99ms, LatencyMax: l.Maxms}
+		if out1 > out0 {
+			edgeRes.CPUMicrosPerPoint = (cpu1 - cpu0) / float64(out1-out0) * 1e6
+		}
+	}
 	res := &benchResult{
 		Scenario: sc.name, DurationS: elapsed, Anchor: sc.anchor,
 		PointsInPerS: float64(in1-in0) / elapsed, PointsOutPS: float64(out1-out0) / elapsed,
@@ -808,6 +865,14 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 				res.Problems = append(res.Problems, fmt.Sprintf("flowd delivered %d points, the topic holds %d", out, points))
 			}
 		}
+		if cloud == nil {
+			deleteTopic(r.env("FLOWD_TEST_KAFKA"), r.topic)
+		}
+	}
+	if cloud != nil {
+		finishCloud(ctx, res, edgeRes, cloudRes, cloud, lifeCPU(cmd))
+	}
+	if sc.dropTopic {
 		deleteTopic(r.env("FLOWD_TEST_KAFKA"), r.topic)
 	}
 	if exitErr != nil {

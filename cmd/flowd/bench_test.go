@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -70,6 +71,44 @@ func TestScenarioPipelines(t *testing.T) {
 		if len(missing) > 0 {
 			t.Logf("%s needs %s (not in this build)", sc.name, strings.Join(missing, ", "))
 		}
+		if sc.cloud != nil {
+			if _, err := missingComponents(filepath.Join(dir, sc.cloud.pipeline)); err != nil {
+				t.Errorf("%s cloud tier: %v", sc.name, err)
+			}
+			if sc.cloud.replicas < 1 || int32(sc.cloud.replicas) > sc.cloud.partitions || !sc.kafkaTopic {
+				t.Errorf("%s: %d cloud replicas on %d partitions (kafkaTopic %v): replicas would idle or the topic go unchecked",
+					sc.name, sc.cloud.replicas, sc.cloud.partitions, sc.kafkaTopic)
+			}
+		}
+	}
+}
+
+// A two-tier run adds up: the cloud's points out and latency are the run's,
+// CPU is every process's, duplicates are what the cloud took in beyond the
+// topic, and a cloud that took in less than the topic holds loses the rest.
+func TestFinishCloudAddsUp(t *testing.T) {
+	res := &benchResult{PointsIn: 1000, PointsOut: 1000, Truth: &benchTruth{Delivered: 1000, InTopic: 1000}}
+	edge := &tierResult{Tier: "edge", Processes: 1, CPUCores: 0.1, RSSPeakMB: 50, LatencyP99: 100}
+	cloud := &tierResult{Tier: "cloud", Processes: 3, CPUCores: 0.3, RSSPeakMB: 100, LatencyP99: 900, PointsOutPS: 800}
+	// No processes: drain only adds up the (here preset) final counts.
+	cloud.PointsIn, cloud.PointsOut = 1040, 1040
+	finishCloud(context.Background(), res, edge, cloud, &cloudRun{}, 0.5)
+	// The truth stays the edge's: what it delivered is ≤ what the topic holds.
+	if res.Truth.Delivered != 1000 {
+		t.Errorf("truth delivered %d, want the edge's 1000", res.Truth.Delivered)
+	}
+	if res.PointsLost != 0 || cloud.Duplicates != 40 || res.PointsOut != 1040 || res.LatencyP99 != 900 {
+		t.Errorf("lost %d, duplicates %d, out %d, p99 %v", res.PointsLost, cloud.Duplicates, res.PointsOut, res.LatencyP99)
+	}
+	if res.CPUCores != 0.4 || res.RSSPeakMB != 350 || res.PointsPerCPUSecond != 2000 || edge.CPUMicrosPerPointRun != 500 {
+		t.Errorf("cpu %v, rss %v, points/cpu-s %v, edge µs/point %v", res.CPUCores, res.RSSPeakMB, res.PointsPerCPUSecond, edge.CPUMicrosPerPointRun)
+	}
+	res = &benchResult{PointsIn: 1000, PointsOut: 1000, Truth: &benchTruth{InTopic: 1000}}
+	cloud = &tierResult{Tier: "cloud", Processes: 1}
+	cloud.PointsIn, cloud.PointsOut = 990, 990
+	finishCloud(context.Background(), res, &tierResult{}, cloud, &cloudRun{}, 0)
+	if res.PointsLost != 10 || len(res.Problems) == 0 {
+		t.Errorf("a cloud 10 short: lost %d, problems %v", res.PointsLost, res.Problems)
 	}
 }
 

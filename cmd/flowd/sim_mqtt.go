@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -43,7 +44,7 @@ func cmdSimMQTT(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.inflight, "inflight", 256, "publishes awaiting their acknowledgement per client")
 	fs.StringVar(&o.topic, "topic", "sim/{client}/{asset}", "topic; {client}, {asset} and {tag} are replaced")
 	fs.StringVar(&o.prefix, "client-prefix", "flowd-sim", "client ids are this prefix and a number")
-	fs.StringVar(&o.format, "format", "json", "json (a canonical point per message) or sparkplug (each client is a Sparkplug B edge node: NBIRTH/DBIRTH, DDATA, NDEATH; assets are devices, tags metrics; answers rebirth requests)")
+	fs.StringVar(&o.format, "format", "json", "json (a canonical point per message), json_batch (one message per asset and cycle: a JSON array of its -tags points, as a tracker reports its readings together; -rate still counts values) or sparkplug (each client is a Sparkplug B edge node: NBIRTH/DBIRTH, DDATA, NDEATH; assets are devices, tags metrics; answers rebirth requests)")
 	fs.StringVar(&o.group, "group", "flowd-sim", "format sparkplug: the Sparkplug group id; edge node ids are -client-prefix and a number")
 	fs.Int64Var(&o.count, "count", 0, "values per client, then exit (0: until stopped)")
 	fs.DurationVar(&o.duration, "duration", 0, "stop after this long (0: until stopped or count)")
@@ -57,8 +58,8 @@ func cmdSimMQTT(args []string, stdout, stderr io.Writer) int {
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
-	if o.format != "json" && o.format != "sparkplug" {
-		fmt.Fprintln(stderr, "flowd sim mqtt: -format must be json or sparkplug")
+	if o.format != "json" && o.format != "json_batch" && o.format != "sparkplug" {
+		fmt.Fprintln(stderr, "flowd sim mqtt: -format must be json, json_batch or sparkplug")
 		return exitUsage
 	}
 	if o.clients < 1 || o.qos < 0 || o.qos > 2 || o.change < 0 || o.change > 1 || o.assets < 1 || o.tags < 1 || o.rate < 0 {
@@ -95,6 +96,10 @@ func cmdSimMQTT(args []string, stdout, stderr io.Writer) int {
 			defer wg.Done()
 			if o.format == "sparkplug" {
 				sent[c], errs[c] = simSparkplug(ctx, &o, &settings, c+1, log)
+				return
+			}
+			if o.format == "json_batch" {
+				sent[c], errs[c] = simBatchClient(ctx, &o, &settings, c+1, log)
 				return
 			}
 			sent[c], errs[c] = simClient(ctx, &o, &settings, c+1, log)
@@ -191,4 +196,89 @@ loop:
 	defer cancel()
 	err = pub.Close(cctx)
 	return pub.Sent(), err
+}
+
+// simBatchClient publishes one message per asset and cycle holding all of
+// the asset's tags (a JSON array of canonical points), -rate values per
+// second in -rate/-tags messages; it returns the values of the publishes the
+// broker accepted.
+func simBatchClient(ctx context.Context, o *simMQTTOptions, s *mqttc.Settings, n int, log *slog.Logger) (int64, error) {
+	id := fmt.Sprintf("%s-%d", o.prefix, n)
+	pub, err := mqttc.NewPublisher(ctx, s, id, o.inflight, log)
+	if err != nil {
+		return 0, err
+	}
+	rng := rand.New(rand.NewPCG(uint64(n), 7))
+	assets := make([]string, o.assets)
+	topics := make([]string, o.assets)
+	for a := range o.assets {
+		assets[a] = fmt.Sprintf("c%d-asset%d", n, a+1)
+		r := strings.NewReplacer("{client}", fmt.Sprint(n), "{asset}", assets[a], "{tag}", "all")
+		topics[a] = r.Replace(o.topic)
+	}
+	tags := make([]string, o.tags)
+	for t := range o.tags {
+		tags[t] = fmt.Sprintf("tag%d", t+1)
+	}
+	last := make([]float64, o.assets*o.tags)
+	for i := range last {
+		last[i] = math.NaN()
+	}
+	points := make([]engine.Point, o.tags)
+	var payload []byte
+	var msgs int64
+	var tick *time.Ticker
+	perTick := math.MaxInt
+	if o.rate > 0 {
+		tick = time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+	}
+	msgRate := o.rate / float64(o.tags)
+	carry := 0.0
+	cycle, a := 0, 0
+loop:
+	for {
+		budget := perTick
+		if tick != nil {
+			select {
+			case <-ctx.Done():
+				break loop
+			case <-tick.C:
+			}
+			carry += msgRate / 100
+			budget = int(carry)
+			carry -= float64(budget)
+		}
+		for ; budget > 0; budget-- {
+			if o.count > 0 && msgs*int64(o.tags) >= o.count {
+				break loop
+			}
+			if a == o.assets {
+				a = 0
+				cycle++
+			}
+			now := time.Now().UnixNano()
+			for t := range o.tags {
+				i := a*o.tags + t
+				if math.IsNaN(last[i]) || rng.Float64() < o.change {
+					last[i] = math.Round((50+20*math.Sin(float64(cycle)*0.1+float64(i))+rng.NormFloat64())*1000) / 1000
+				}
+				points[t] = engine.Point{Asset: assets[a], Tag: tags[t], Value: engine.Float(last[i]), TS: now}
+			}
+			payload = codec.AppendBatch(payload[:0], points)
+			// The publisher may hold the payload until it is acknowledged.
+			if err := pub.Publish(ctx, topics[a], slices.Clone(payload), byte(o.qos)); err != nil {
+				break loop
+			}
+			msgs++
+			a++
+		}
+		if tick == nil && ctx.Err() != nil {
+			break
+		}
+	}
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err = pub.Close(cctx)
+	return pub.Sent() * int64(o.tags), err
 }

@@ -2,6 +2,8 @@
 # into the local Kafka broker (e2e/services.sh up kafka), format json_batch.
 
 variable "kafka_brokers" { default = "127.0.0.1:19092" }
+# flowd bench gives each run its own topic and deletes it afterwards.
+variable "topic" { default = "flowd.bench" }
 
 pipeline "kafka_json_batch" {
   source "sim" "plant" {
@@ -14,7 +16,7 @@ pipeline "kafka_json_batch" {
   sink "kafka" "broker" {
     inputs       = [source.plant]
     brokers      = [var.kafka_brokers]
-    topic        = "flowd.bench"
+    topic        = var.topic
     create_topic = true
     partitions   = 6
     format       = "json_batch"

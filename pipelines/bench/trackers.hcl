@@ -1,6 +1,9 @@
-# bench scenario "trackers": ThingsBoard's smart-tracker example. 1,000,000
-# devices × 5 points per minute (≈ 83,000 points/s) published over MQTT →
-# Cassandra (tag history table, time-bucketed partitions).
+# bench scenario "trackers", edge tier: ThingsBoard's smart-tracker example
+# as the seed deploys it. 1,000,000 devices each send one MQTT message a
+# minute carrying its 5 points (16,667 messages/s × 5 ≈ 83,000 points/s); the
+# edge gateway forwards them to Kafka as json_batch records. The cloud tier
+# (trackers-cloud.hcl, N replicas in one consumer group) writes them to
+# Cassandra.
 
 variable "mqtt" {
   default = "mqtt://127.0.0.1:18830"
@@ -10,11 +13,15 @@ variable "mqtt_topics" {
   default = "bench/trackers"
 }
 
-variable "cassandra" {
-  default = "127.0.0.1:19042"
+variable "kafka" {
+  default = "127.0.0.1:19092"
 }
 
-pipeline "trackers" {
+variable "topic" {
+  default = "flowd-bench-trackers"
+}
+
+pipeline "trackers-edge" {
   latency_slo = "10s"
 
   source "mqtt" "trackers" {
@@ -27,13 +34,13 @@ pipeline "trackers" {
     format      = "json"
   }
 
-  sink "cassandra" "history" {
-    inputs        = [source.trackers]
-    hosts         = [var.cassandra]
-    keyspace      = "flowd_bench"
-    table         = "trackers"
-    consistency   = "ONE"
-    create_schema = true
-    ttl           = "1h"
+  sink "kafka" "cloud" {
+    inputs       = [source.trackers]
+    brokers      = [var.kafka]
+    topic        = var.topic
+    format       = "json_batch"
+    create_topic = true
+    partitions   = 6
+    linger       = "5ms"
   }
 }

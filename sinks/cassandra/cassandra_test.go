@@ -15,6 +15,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -314,6 +315,63 @@ func realSink(t testing.TB, edit func(*Config)) (*Sink, *gocql.Session) {
 	return s, s.session
 }
 
+// The sink keeps several writes in flight (engine.AsyncSink) and their
+// requests share max_in_flight: writes started together all settle, every
+// row is stored, and the request bound is never exceeded.
+func TestRealWriteAsyncShareRequestBound(t *testing.T) {
+	s, sess := realSink(t, func(c *Config) { c.MaxInFlight = 4 })
+	var as engine.AsyncSink = s
+	if as.MaxInFlight() < 2 {
+		t.Fatalf("MaxInFlight() = %d: writes would not overlap", as.MaxInFlight())
+	}
+	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixNano()
+	const writes, per = 4, 200
+	done := make(chan error, writes)
+	stop := make(chan struct{})
+	peak := make(chan int, 1)
+	go func() {
+		hi := 0
+		for {
+			select {
+			case <-stop:
+				peak <- hi
+				return
+			default:
+				hi = max(hi, len(s.sem))
+				runtime.Gosched()
+			}
+		}
+	}()
+	for w := range writes {
+		pts := make([]engine.Point, per)
+		for i := range pts {
+			pts[i] = engine.Point{Asset: fmt.Sprintf("tracker-%d", w), Tag: fmt.Sprintf("t%d", i), Value: engine.Float(float64(i)), TS: t0}
+		}
+		as.WriteAsync(context.Background(), pts, func(err error) { done <- err })
+	}
+	for range writes {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(time.Minute):
+			t.Fatal("a write did not settle within a minute")
+		}
+	}
+	close(stop)
+	if hi := <-peak; hi > 4 || hi == 0 {
+		t.Errorf("peak requests outstanding %d, want 1..4 (max_in_flight)", hi)
+	}
+	var n int
+	if err := sess.Query(fmt.Sprintf("SELECT COUNT(*) FROM %s.points", s.cfg.Keyspace)).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != writes*per {
+		t.Errorf("%d rows, want %d", n, writes*per)
+	}
+}
+
 func TestRealWriteBatchesAndSingles(t *testing.T) {
 	s, sess := realSink(t, func(c *Config) { c.MaxBatchRows = 4; c.TTL = time.Hour })
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).UnixNano()
@@ -490,6 +548,57 @@ func BenchmarkRealWrite(b *testing.B) {
 					b.Fatal(err)
 				}
 				n += len(pts)
+			}
+			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "points/s")
+		})
+	}
+}
+
+// BenchmarkRealWriteInFlight compares, in one run, writes of 5,000 spread
+// points (5,000 partitions, a row each — the trackers' shape) one at a time
+// (writes=1) with two kept in flight as the engine drives an AsyncSink (a
+// write starts as soon as the oldest of two settled), both under
+// max_in_flight = 64 requests.
+func BenchmarkRealWriteInFlight(b *testing.B) {
+	for _, writes := range []int{1, 2} {
+		b.Run(fmt.Sprintf("writes=%d", writes), func(b *testing.B) {
+			s, _ := realSink(b, nil)
+			const per = 5000
+			// writes+1 batches: the one refilled is older than every write
+			// still in flight, so it has settled.
+			batches := make([][]engine.Point, writes+1)
+			t0 := time.Now().UnixNano()
+			for w := range batches {
+				batches[w] = make([]engine.Point, per)
+				for i := range per {
+					batches[w][i] = engine.Point{Asset: fmt.Sprintf("tracker-%d-%d", w, i/5), Tag: fmt.Sprintf("t%d", i%5), Value: engine.Float(float64(i)), TS: t0}
+				}
+			}
+			ctx := context.Background()
+			var fifo []chan error
+			wait := func() {
+				if err := <-fifo[0]; err != nil {
+					b.Fatal(err)
+				}
+				fifo = fifo[1:]
+			}
+			n := 0
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if len(fifo) == writes {
+					wait()
+				}
+				pts := batches[i%len(batches)]
+				for k := range pts {
+					pts[k].TS += int64(time.Minute)
+				}
+				done := make(chan error, 1)
+				s.WriteAsync(ctx, pts, func(err error) { done <- err })
+				fifo = append(fifo, done)
+				n += per
+			}
+			for len(fifo) > 0 {
+				wait()
 			}
 			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "points/s")
 		})

@@ -84,7 +84,7 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	if err != nil {
 		return nil, fieldErr("consistency", "%v", err)
 	}
-	s := &Sink{cfg: *c, env: env, cons: cons, schema: newSchema(c)}
+	s := &Sink{cfg: *c, env: env, cons: cons, schema: newSchema(c), sem: make(chan struct{}, c.MaxInFlight)}
 	s.requests = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flowd_cassandra_requests_total",
 		Help: "Write requests sent to Cassandra, by type (insert or unlogged batch) and result (ok or error).",

@@ -18,7 +18,6 @@ import (
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
 	"github.com/flowd/flowd/engine"
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/sync/errgroup"
 )
 
 // Sink writes points to Cassandra.
@@ -33,7 +32,18 @@ type Sink struct {
 	rows     prometheus.Counter
 	retries  prometheus.Counter
 
-	// reused between writes (the engine calls Write from one goroutine)
+	// sem holds a token per request outstanding, across all writes in
+	// flight: max_in_flight bounds the requests, not the requests of one
+	// write, so the next write's requests start while the last ones of the
+	// previous write are still out (no drain to zero between writes).
+	sem chan struct{}
+	// plans are request plans reused between writes.
+	plans sync.Pool
+}
+
+// plan is one write's request plan: the rows to send (indexes into the
+// points) and how they split into requests.
+type plan struct {
 	idx   []int32
 	units []unit
 }
@@ -120,6 +130,26 @@ func tlsConfig(t *TLSConfig) (*tls.Config, error) {
 // points (engine.WriteSizer).
 func (s *Sink) WriteSize() int { return s.cfg.CoalescePoints }
 
+// writesInFlight is how many writes (coalesced batches) the engine keeps in
+// flight by default (engine.AsyncSink): two keep the requests flowing from
+// one write into the next; more only hold more points in memory.
+const writesInFlight = 2
+
+// MaxInFlight is the default number of writes in flight (engine.AsyncSink);
+// the requests of all of them share max_in_flight.
+func (s *Sink) MaxInFlight() int { return writesInFlight }
+
+// WriteAsync writes points like Write and settles with its outcome, without
+// holding back the next write (engine.AsyncSink).
+func (s *Sink) WriteAsync(ctx context.Context, points []engine.Point, settle func(error)) {
+	sess := s.session
+	if sess == nil {
+		settle(errNoSession)
+		return
+	}
+	go func() { settle(s.write(ctx, sess, points)) }()
+}
+
 // Write inserts every point and returns nil only once Cassandra acknowledged
 // every row at the configured consistency. Points Cassandra can never take
 // (invalid UTF-8, an oversized key) are reported rejected, and only the rows
@@ -129,28 +159,48 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	if sess == nil {
 		return errNoSession
 	}
+	return s.write(ctx, sess, points)
+}
+
+func (s *Sink) write(ctx context.Context, sess *gocql.Session, points []engine.Point) error {
 	var out outcome
-	s.idx = s.idx[:0]
+	pl, _ := s.plans.Get().(*plan)
+	if pl == nil {
+		pl = new(plan)
+	}
+	defer s.plans.Put(pl)
+	pl.idx = pl.idx[:0]
 	for i := range points {
 		if err := checkPoint(&points[i]); err != nil {
 			out.we.Reject(i, "invalid", err)
 			continue
 		}
-		s.idx = append(s.idx, int32(i))
+		pl.idx = append(pl.idx, int32(i))
 	}
-	s.units = s.plan(points, s.idx, s.units[:0])
-	var g errgroup.Group
-	g.SetLimit(s.cfg.MaxInFlight)
-	for _, u := range s.units {
-		rows := s.idx[u.from:u.to]
-		g.Go(func() error {
+	pl.units = s.plan(points, pl.idx, pl.units[:0])
+	var wg sync.WaitGroup
+	for k, u := range pl.units {
+		select {
+		case s.sem <- struct{}{}:
+		case <-ctx.Done():
+			// Shutdown: the requests not sent are retried (the engine
+			// settles them as dropped when it gives up).
+			for _, u := range pl.units[k:] {
+				out.retry(pl.idx[u.from:u.to], ctx.Err())
+			}
+			wg.Wait()
+			return out.we.Result()
+		}
+		rows := pl.idx[u.from:u.to]
+		wg.Add(1)
+		go func() {
+			defer func() { <-s.sem; wg.Done() }()
 			if err := s.exec(ctx, sess, points, rows, &out); err != nil {
 				out.retry(rows, err)
 			}
-			return nil
-		})
+		}()
 	}
-	g.Wait()
+	wg.Wait()
 	return out.we.Result()
 }
 
