@@ -32,7 +32,7 @@ test: build lint docs-check deploy-check
 	@set -a; . pipelines/validate.env; set +a; for f in pipelines/*.hcl pipelines/*/*.hcl; do [ -e "$$f" ] || continue; echo "validate $$f"; ./$(BIN) validate "$$f" >/dev/null || exit 1; done
 	@# The e2e package stops and restarts the shared servers (outage tests), so it
 	@# runs after the other packages instead of beside them.
-	eval "$$(e2e/services.sh up)" && \
+	svc="$$(e2e/services.sh up)" && eval "$$svc" && \
 	  FLOWD_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/e2e$$') && \
 	  FLOWD_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 40m ./e2e/...
 
@@ -64,7 +64,7 @@ BENCH_SCENARIOS ?= engine kafka_json kafka_json_batch aio-single aio-multi track
 BENCH_DURATION  ?= 60s
 bench: build
 	@mkdir -p out/bench
-	eval "$$(e2e/services.sh up)" && for s in $(BENCH_SCENARIOS); do \
+	svc="$$(e2e/services.sh up)" && eval "$$svc" && for s in $(BENCH_SCENARIOS); do \
 	  echo "== flowd bench --duration $(BENCH_DURATION) $$s"; \
 	  ./$(BIN) bench --duration $(BENCH_DURATION) --json $$s > out/bench/$$s.json 2> out/bench/$$s.log; rc=$$?; \
 	  cat out/bench/$$s.json; [ $$rc -eq 0 ] || { echo "flowd bench $$s failed (exit $$rc), see out/bench/$$s.log"; fail=1; }; \
@@ -73,7 +73,7 @@ bench: build
 
 ## soak: long-running tests (long outages, soaks); not part of make test
 soak: build
-	eval "$$(e2e/services.sh up)" && FLOWD_SOAK=1 $(GO) test -count=1 -timeout 120m -run Soak ./e2e/...
+	svc="$$(e2e/services.sh up)" && eval "$$svc" && FLOWD_SOAK=1 $(GO) test -count=1 -timeout 120m -run Soak ./e2e/...
 
 services-up:
 	e2e/services.sh up

@@ -14,6 +14,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 export FLOWD_CACHE=${FLOWD_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/flowd}
 export FLOWD_STATE=${FLOWD_STATE:-/tmp/flowd-e2e}
 mkdir -p "$FLOWD_CACHE" "$FLOWD_STATE"
+# Servers that drop root for a user of their own (Debian's Mosquitto runs as
+# "mosquitto") must reach their files here: a state directory from mktemp is
+# private (0700) and would keep them out.
+chmod go+rx "$FLOWD_STATE"
 # shellcheck source=e2e/services.d/lib.sh
 source "$here/services.d/lib.sh"
 
