@@ -289,6 +289,11 @@ pipeline "outage" {
     format           = "json"
     key_by           = "asset_tag"
     delivery_timeout = "5s"
+    # Strict per-key order across an outage needs one write in flight: with
+    # more, a batch retried after delivery_timeout lands after later ones.
+    buffer {
+      max_in_flight = 1
+    }
   }
 }
 `, assets, tags, count, brokers, topic))

@@ -95,9 +95,12 @@ func TestMQTTDuplicateClientID(t *testing.T) {
 		t.Errorf("%d messages lost", missing)
 	}
 	// A takeover redelivers what the other process had not acknowledged
-	// yet, which that process may still write: at most twice the
-	// receive_maximum per connection.
-	if dups > 2*100*totalConnects {
-		t.Errorf("%d duplicates for %d connections: more than 2 × receive_maximum per takeover", dups, totalConnects)
+	// yet (at most receive_maximum), which that process may still write,
+	// and acks now wait for every sink before they go out, so a window
+	// received just before the takeover can be redelivered too: bounded by a
+	// few receive_maximum per connection (the unbounded case redelivered
+	// 5,000 messages 666,547 times).
+	if dups > 4*100*totalConnects {
+		t.Errorf("%d duplicates for %d connections: more than 4 × receive_maximum per takeover", dups, totalConnects)
 	}
 }
