@@ -87,14 +87,22 @@ func (n *node) runAsync(ctx context.Context, as AsyncSink, max int) {
 	mu.Unlock()
 	for _, f := range rest {
 		if !f.done {
-			if !isDurable(n.buf) {
-				n.dropped(len(f.pts), "shutdown")
-			}
-			f.done = true
-			f.b.Ack(ErrShutdown)
+			n.cutOff(f)
+			f.b.Ack(f.outcome)
 		}
 	}
 	n.writing.Store(0)
+}
+
+// cutOff settles a flight the deadline ended: counted as dropped, unless a
+// durable buffer keeps it for the next run. Its points go to the GC, not
+// the pool: the sink may read them until it settles, which may be never.
+func (n *node) cutOff(f *flight) {
+	if !isDurable(n.buf) {
+		n.dropped(len(f.pts), "shutdown")
+	}
+	f.done, f.outcome = true, ErrShutdown
+	f.b.Points = nil
 }
 
 // settleAsync is runAsync's settler.
@@ -145,10 +153,7 @@ func (n *node) settleAsync(ctx context.Context, results chan settled, mu *sync.M
 			mu.Unlock()
 			for _, f := range rest {
 				if !f.done {
-					if !isDurable(n.buf) {
-						n.dropped(len(f.pts), "shutdown")
-					}
-					f.done, f.outcome = true, ErrShutdown
+					n.cutOff(f)
 				}
 			}
 			release()

@@ -592,3 +592,45 @@ func TestDrainDeadlineCutsOffWritesInFlight(t *testing.T) {
 		t.Fatalf("a settle after the deadline counted %d points delivered", got.Delivered)
 	}
 }
+
+// keepingAsyncSink holds on to the points of every write it starts and
+// settles none of them, like a client still encoding records when the
+// deadline passes.
+type keepingAsyncSink struct {
+	mu   sync.Mutex
+	held [][]Point
+}
+
+func (s *keepingAsyncSink) Write(context.Context, []Point) error { panic("WriteAsync expected") }
+func (s *keepingAsyncSink) MaxInFlight() int                     { return 2 }
+func (s *keepingAsyncSink) WriteAsync(_ context.Context, pts []Point, _ func(error)) {
+	s.mu.Lock()
+	s.held = append(s.held, pts)
+	s.mu.Unlock()
+}
+
+// Points stay valid until their write settles: cutting off writes in flight
+// at the deadline must not hand their points back to the pool, which clears
+// them and gives them to the next GetPoints while the sink still reads them.
+func TestDrainDeadlineLeavesPointsInFlightIntact(t *testing.T) {
+	src := &outcomeSource{batches: 2, size: 10}
+	sink := &keepingAsyncSink{}
+	pc := &PipelineConfig{Name: "p", Nodes: []*NodeConfig{nodeCfg(KindSource, "s", src), nodeCfg(KindSink, "k", sink, "source.s")}}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if _, err := run(t, pc, ctx, 50*time.Millisecond); err == nil {
+		t.Fatal("drained although no write settled")
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	if len(sink.held) != 2 {
+		t.Fatalf("%d writes started, want 2", len(sink.held))
+	}
+	for w, pts := range sink.held {
+		for i, p := range pts {
+			if p.Asset != "a" || p.Tag != "t" {
+				t.Fatalf("write %d point %d is %+v after the cut-off: its slice went back to the pool", w, i, p)
+			}
+		}
+	}
+}
