@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -67,5 +68,76 @@ func TestFilteredCountsAddUp(t *testing.T) {
 				t.Errorf("flowd_points_filtered_total = %v, want 100", v)
 			}
 		}
+	}
+}
+
+// gatedFilter filters out the whole first batch, but only once gate opens;
+// it passes the later batches whole.
+type gatedFilter struct {
+	started, gate chan struct{}
+	calls         int
+}
+
+func (t *gatedFilter) Process(_ context.Context, in []Point) []Point {
+	t.calls++
+	if t.calls > 1 {
+		return in
+	}
+	close(t.started)
+	<-t.gate
+	return nil
+}
+
+// impatientOnce emits three batches; the third finds the transform's queue
+// full and is given up for backpressure while the transform is still
+// processing the first.
+type impatientOnce struct{ f *gatedFilter }
+
+func (s *impatientOnce) Run(ctx context.Context, out Output) error {
+	batch := func(i int) []Point {
+		pts := GetPoints(10)
+		for j := 0; j < 10; j++ {
+			pts = append(pts, Point{Asset: "a", Tag: "t", Value: Int(int64(i*10 + j)), TS: time.Now().UnixNano()})
+		}
+		return pts
+	}
+	if err := out.Emit(ctx, batch(0), nil); err != nil {
+		return err
+	}
+	<-s.f.started
+	if err := out.Emit(ctx, batch(1), nil); err != nil {
+		return err
+	}
+	ectx, cancel := context.WithTimeoutCause(ctx, 20*time.Millisecond, ErrBackpressure)
+	err := out.Emit(ectx, batch(2), nil)
+	cancel()
+	if !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("third Emit: %v, want it given up", err)
+	}
+	close(s.f.gate)
+	return nil
+}
+
+// Points an upstream could not hand to a transform are its drops, not ones
+// its Process made: they must not be taken off what the Process filtered,
+// however the two overlap in time.
+func TestFilteredNotOffsetByUpstreamDrops(t *testing.T) {
+	f := &gatedFilter{started: make(chan struct{}), gate: make(chan struct{})}
+	sink := &countSink{}
+	rt, err := New([]*PipelineConfig{{Name: "p", QueueSize: 1, Nodes: []*NodeConfig{
+		nodeCfg(KindSource, "src", &impatientOnce{f}),
+		nodeCfg(KindTransform, "t", f, "source.src"),
+		nodeCfg(KindSink, "out", sink, "transform.t"),
+	}}}, Options{Logger: quietLog})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.Run(context.Background(), time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	pc := rt.Status().Pipelines[0].Points
+	want := PointCounts{In: 30, Filtered: 10, Dropped: 10, Delivered: 10}
+	if pc != want || sink.points != 10 {
+		t.Fatalf("points %+v, sink wrote %d; want %+v and 10", pc, sink.points, want)
 	}
 }

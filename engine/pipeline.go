@@ -103,7 +103,8 @@ type node struct {
 	reconnect atomic.Int64
 
 	taps atomic.Pointer[[]*tapSub] // nil unless someone taps this node (tap.go)
-	// filteredN and dropsN account for what transforms filter (filtered.go).
+	// filteredN and dropsN (n's own drops, see droppedIn) account for what
+	// transforms filter (filtered.go).
 	filteredN, dropsN atomic.Int64
 }
 
@@ -123,7 +124,16 @@ func (n *node) getState() (State, string) {
 	return n.state, n.lastErr
 }
 
+// dropped counts points n dropped itself.
 func (n *node) dropped(count int, reason string) {
+	n.droppedIn(count, reason)
+	n.dropsN.Add(int64(count))
+}
+
+// droppedIn counts points meant for n that an upstream could not hand it.
+// They are n's drops, but not ones its Process made: countFiltered, which
+// runs while upstreams keep sending, must not take them off what it filtered.
+func (n *node) droppedIn(count int, reason string) {
 	n.dropMu.Lock()
 	c := n.drops[reason]
 	if c == nil {
@@ -132,7 +142,6 @@ func (n *node) dropped(count int, reason string) {
 	}
 	n.dropMu.Unlock()
 	c.Add(int64(count))
-	n.dropsN.Add(int64(count))
 }
 
 func (n *node) dropCounts() map[string]int64 {
@@ -304,7 +313,7 @@ func (n *node) fanout(ctx context.Context, b Batch) error {
 			bb.Points = append(GetPoints(count), b.Points...)
 		}
 		if err != nil {
-			o.dropped(count, reason)
+			o.droppedIn(count, reason)
 			bb.Ack(err)
 			continue
 		}
@@ -315,7 +324,7 @@ func (n *node) fanout(ctx context.Context, b Batch) error {
 				if n.p.hard.Err() != nil {
 					err, reason = ErrShutdown, "shutdown"
 				}
-				o.dropped(count, reason)
+				o.droppedIn(count, reason)
 				bb.Ack(err)
 			}
 			continue
@@ -331,11 +340,11 @@ func (n *node) fanout(ctx context.Context, b Batch) error {
 		case o.in <- bb:
 		case <-ctx.Done():
 			err, reason = ctx.Err(), emitDropReason(ctx)
-			o.dropped(count, reason)
+			o.droppedIn(count, reason)
 			bb.Ack(err)
 		case <-n.p.hard.Done():
 			err, reason = ErrShutdown, "shutdown"
-			o.dropped(count, reason)
+			o.droppedIn(count, reason)
 			bb.Ack(err)
 		}
 	}
