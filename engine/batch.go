@@ -15,8 +15,12 @@ type Batch struct {
 
 // ack merges the outcomes of every copy of a batch after fan-out (and of its
 // dead letters): done runs once, when the last holder has acknowledged, with
-// the strongest outcome seen — rejected (an error wrapping ErrRejected) over
-// errored (any other error) over delivered (nil), as Vector's finalizers do.
+// the outcome that decides what the source may do — errored (any other
+// error: some copy was not delivered, the data must come again) over
+// rejected (an error wrapping ErrRejected: settled for good, commit) over
+// delivered (nil). Errored wins over rejected, unlike Vector's finalizers'
+// order, because sources commit a rejected batch: a copy cut off at
+// shutdown beside a reject elsewhere must not be committed and lost.
 type ack struct {
 	refs atomic.Int32
 	err  atomic.Pointer[error]
@@ -53,9 +57,19 @@ func (b Batch) Ack(err error) {
 func (a *ack) settle(err error) {
 	if err != nil {
 		if errors.Is(err, ErrRejected) {
-			a.err.Store(&err)
-		} else {
 			a.err.CompareAndSwap(nil, &err)
+		} else {
+			// The first error replaces nil or a reject; a later one does
+			// not replace an earlier error.
+			for {
+				old := a.err.Load()
+				if old != nil && !errors.Is(*old, ErrRejected) {
+					break
+				}
+				if a.err.CompareAndSwap(old, &err) {
+					break
+				}
+			}
 		}
 	}
 	if a.refs.Add(-1) == 0 {

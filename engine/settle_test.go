@@ -260,8 +260,12 @@ func TestAckOutcomeMerge(t *testing.T) {
 	}{
 		{[]error{nil, nil}, nil},
 		{[]error{nil, boom}, boom},
-		{[]error{boom, rej}, rej},
-		{[]error{rej, boom, nil}, rej},
+		{[]error{nil, rej}, rej},
+		// A copy not delivered must not be committed because another was
+		// rejected: errored wins, whatever the order.
+		{[]error{boom, rej}, boom},
+		{[]error{rej, boom, nil}, boom},
+		{[]error{rej, boom, errors.New("later")}, boom},
 	} {
 		var got error
 		var calls int
