@@ -34,7 +34,6 @@ type Decoder struct {
 	msg        engine.Message
 	sp         *sparkplug.Decoder // format sparkplug; its state is shared by clones
 	fast       *fastState         // the json format's fast path (fast.go)
-	general    bool               // tests: decode with encoding/json only
 }
 
 // Clone returns a decoder sharing the compiled expressions, with its own VM.
@@ -138,15 +137,12 @@ func (d *Decoder) FillPoint(p *engine.Point, subject string) error {
 // the canonical shapes, the codec for everything it leaves (rejects,
 // escapes, repeated members, asset_json).
 func (d *Decoder) decodeJSON(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
-	n := len(dst)
-	if !d.general {
-		if data := bytes.TrimSpace(payload); len(data) > 0 && (data[0] == '[' || data[0] == '{') {
-			if out, ok := d.decodeFast(dst, topic, data, now); ok {
-				return out, nil
-			}
+	if data := bytes.TrimSpace(payload); len(data) > 0 && (data[0] == '[' || data[0] == '{') {
+		if out, ok := d.decodeFast(dst, topic, data, now); ok {
+			return out, nil
 		}
 	}
-	return d.decodeGeneral(dst[:n], topic, payload, now)
+	return d.decodeGeneral(dst, topic, payload, now)
 }
 
 // decodeGeneral decodes with the json codec (encoding/json): the reference
