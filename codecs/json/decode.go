@@ -252,16 +252,6 @@ type assetWire struct {
 	Points map[string]stdjson.RawMessage `json:"points"`
 }
 
-type assetPoint struct {
-	Asset   string             `json:"asset"`
-	Tag     string             `json:"tag"`
-	Value   stdjson.RawMessage `json:"value"`
-	Quality string             `json:"quality"`
-	Status  uint32             `json:"status"`
-	TS      stdjson.RawMessage `json:"ts"`
-	Attrs   map[string]string  `json:"attrs"`
-}
-
 // DecodeAsset reads an asset_json message: a point per tag, in tag order.
 func DecodeAsset(dst []engine.Point, m *engine.Message) ([]engine.Point, error) {
 	data := bytes.TrimSpace(m.Payload)
@@ -288,7 +278,7 @@ func DecodeAsset(dst []engine.Point, m *engine.Message) ([]engine.Point, error) 
 		if tag == "" {
 			return dst[:n], engine.Rejectf(engine.ReasonNoTag, "points has an empty tag name")
 		}
-		var ap assetPoint
+		var ap wire // a point object; tag and asset, when given, must match
 		if err := stdjson.Unmarshal(w.Points[tag], &ap); err != nil {
 			return dst[:n], engine.Rejectf(engine.ReasonSyntax, "tag %q: %w", tag, err)
 		}
