@@ -144,9 +144,6 @@ func appendPoint(dst []engine.Point, w *wire, m *engine.Message) ([]engine.Point
 	return dst, nil
 }
 
-// pointFields are the canonical point object's fields.
-var pointFields = [...]string{"asset", "tag", "value", "quality", "status", "ts", "attrs"}
-
 // gatewayValue is one entry of the tag-map shape OPC UA gateways publish:
 // {"Temp": {"Value": 21.5, "SourceTimestamp": "…", "StatusCode": 0}}.
 type gatewayValue struct {
@@ -166,9 +163,9 @@ func decodeTagMap(dst []engine.Point, m *engine.Message, data []byte) ([]engine.
 	}
 	// A point object without its tag or value is not a tag map whose tags are
 	// named asset or quality: reading it so would invent points.
-	for _, k := range pointFields {
+	for _, k := range codec.PointFields {
 		if _, ok := tags[k]; ok {
-			return dst, engine.Rejectf(engine.ReasonShape, "object has %q but no tag and no value: not a point, and not a tag map (whose tags cannot be named %s)", k, strings.Join(pointFields[:], ", "))
+			return dst, engine.Rejectf(engine.ReasonShape, "object has %q but no tag and no value: not a point, and not a tag map (whose tags cannot be named %s)", k, strings.Join(codec.PointFields[:], ", "))
 		}
 	}
 	// The asset the source gives is the same for every tag of the message.

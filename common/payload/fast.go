@@ -52,10 +52,7 @@ type span struct{ start, end int }
 
 type member struct{ key, val span }
 
-// pointFields are the canonical point object's fields (the json codec's).
-var pointFields = [...]string{"asset", "tag", "value", "quality", "status", "ts", "attrs"}
-
-// Point fields, indexes into pointFields.
+// Point fields, indexes into codec.PointFields.
 const (
 	fAsset = iota
 	fTag
@@ -202,7 +199,7 @@ func matchField(key []byte, plain bool, names []string) (int, bool) {
 // fields reads the point object at s.i.
 func (s *scanner) fields(of *objectFields) bool {
 	return s.object(func(key span, plain bool, val span) bool {
-		i, ok := matchField(s.data[key.start:key.end], plain, pointFields[:])
+		i, ok := matchField(s.data[key.start:key.end], plain, codec.PointFields[:])
 		if !ok || i >= 0 && of.has[i] {
 			return false
 		}
@@ -257,7 +254,7 @@ func (d *Decoder) decodeFast(dst []engine.Point, topic string, data []byte, now 
 	var of objectFields
 	f.members = f.members[:0]
 	ok = s.object(func(key span, plain bool, val span) bool {
-		i, ok := matchField(data[key.start:key.end], plain, pointFields[:])
+		i, ok := matchField(data[key.start:key.end], plain, codec.PointFields[:])
 		if !ok || i >= 0 && of.has[i] {
 			return false
 		}

@@ -11,6 +11,7 @@ import (
 
 	"github.com/flowd/flowd/codecs"
 	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/codec"
 )
 
 // differential decodes payload with the fast path (falling back as in
@@ -78,6 +79,18 @@ func decoderPairs(t testing.TB) [][2]*Decoder {
 		pairs = append(pairs, [2]*Decoder{f, g})
 	}
 	return pairs
+}
+
+// The fast path's field indexes name the members they stand for.
+func TestFastFieldIndexes(t *testing.T) {
+	for i, want := range map[int]string{fAsset: "asset", fTag: "tag", fValue: "value", fQuality: "quality", fStatus: "status", fTS: "ts", fAttrs: "attrs"} {
+		if codec.PointFields[i] != want {
+			t.Errorf("index %d is %q in codec.PointFields, the fast path reads it as %q", i, codec.PointFields[i], want)
+		}
+	}
+	if nFields != len(codec.PointFields) {
+		t.Errorf("the fast path knows %d fields, codec.PointFields has %d", nFields, len(codec.PointFields))
+	}
 }
 
 var fastSeeds = []string{
