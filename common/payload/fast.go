@@ -428,21 +428,13 @@ func fastTS(raw []byte) (int64, bool) {
 		if !ok {
 			return 0, false
 		}
-		// ParseTime keeps no reference to its argument (it only parses it
-		// and quotes it into a new error), so the payload's bytes can be
-		// lent without a copy.
+		// ParseTime and ParseMillis keep no reference to their argument
+		// (they only parse it and format it into a new error), so the
+		// payload's bytes can be lent without a copy.
 		ts, err := codec.ParseTime(unsafe.String(unsafe.SliceData(b), len(b)))
 		return ts, err == nil
 	case c == '-' || c >= '0' && c <= '9':
-		if len(raw) <= 19 && !bytes.ContainsAny(raw, ".eE") {
-			ms, err := strconv.ParseInt(string(raw), 10, 64)
-			if err != nil {
-				return 0, false
-			}
-			ts, err := codec.MillisToNanos(ms)
-			return ts, err == nil
-		}
-		ts, err := codec.ParseMillis(string(raw))
+		ts, err := codec.ParseMillis(unsafe.String(unsafe.SliceData(raw), len(raw)))
 		return ts, err == nil
 	}
 	return 0, false
