@@ -196,8 +196,9 @@ func matchField(key []byte, plain bool, names []string) (int, bool) {
 	return -1, true
 }
 
-// fields reads the point object at s.i.
-func (s *scanner) fields(of *objectFields) bool {
+// fields reads the point object at s.i; members that name no field are
+// appended to rest when it is not nil (a tag map's entries).
+func (s *scanner) fields(of *objectFields, rest *[]member) bool {
 	return s.object(func(key span, plain bool, val span) bool {
 		i, ok := matchField(s.data[key.start:key.end], plain, codec.PointFields[:])
 		if !ok || i >= 0 && of.has[i] {
@@ -205,6 +206,8 @@ func (s *scanner) fields(of *objectFields) bool {
 		}
 		if i >= 0 {
 			of.has[i], of.val[i] = true, val
+		} else if rest != nil {
+			*rest = append(*rest, member{key, val})
 		}
 		return true
 	})
@@ -235,7 +238,7 @@ func (d *Decoder) decodeFast(dst []engine.Point, topic string, data []byte, now 
 				return dst[:n], false
 			}
 			var of objectFields
-			if !s.fields(&of) {
+			if !s.fields(&of, nil) {
 				return dst[:n], false
 			}
 			p, ok := d.fastPoint(f, data, &of, topic, now)
@@ -253,19 +256,7 @@ func (d *Decoder) decodeFast(dst []engine.Point, topic string, data []byte, now 
 	}
 	var of objectFields
 	f.members = f.members[:0]
-	ok = s.object(func(key span, plain bool, val span) bool {
-		i, ok := matchField(data[key.start:key.end], plain, codec.PointFields[:])
-		if !ok || i >= 0 && of.has[i] {
-			return false
-		}
-		if i >= 0 {
-			of.has[i], of.val[i] = true, val
-		} else {
-			f.members = append(f.members, member{key, val})
-		}
-		return true
-	})
-	if !ok {
+	if !s.fields(&of, &f.members) {
 		return dst, false
 	}
 	if of.has[fValue] || of.has[fTag] && data[of.val[fTag].start] == '"' && of.val[fTag].end-of.val[fTag].start > 2 {
