@@ -22,7 +22,6 @@ import (
 // Decoder turns messages into points. It is not safe for concurrent use (it
 // reuses its expression VM); Clone gives another goroutine its own.
 type Decoder struct {
-	format     string
 	maxPayload int
 	subject    string // name of the subject's levels in expressions; "" for none
 	asset      field  // asset for points that carry none
@@ -364,7 +363,7 @@ func New(o Options) (*Decoder, error) {
 	default:
 		return nil, fmt.Errorf("payload: unknown subject %q", o.Subject)
 	}
-	d := &Decoder{format: o.Format, maxPayload: o.MaxPayload, subject: o.Subject, ev: &evaluator{}}
+	d := &Decoder{maxPayload: o.MaxPayload, subject: o.Subject, ev: &evaluator{}}
 	if o.AssetExpr.Src != "" {
 		if o.Asset != "" {
 			return nil, &engine.FieldError{Field: "asset_expr", Offset: -1, Err: errors.New("set asset or asset_expr, not both")}
