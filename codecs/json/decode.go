@@ -144,9 +144,6 @@ func appendPoint(dst []engine.Point, w *wire, m *engine.Message) ([]engine.Point
 	return dst, nil
 }
 
-// pointFields are the canonical point object's fields.
-var pointFields = [...]string{"asset", "tag", "value", "quality", "status", "ts", "attrs"}
-
 // gatewayValue is one entry of the tag-map shape OPC UA gateways publish:
 // {"Temp": {"Value": 21.5, "SourceTimestamp": "…", "StatusCode": 0}}.
 type gatewayValue struct {
@@ -166,9 +163,9 @@ func decodeTagMap(dst []engine.Point, m *engine.Message, data []byte) ([]engine.
 	}
 	// A point object without its tag or value is not a tag map whose tags are
 	// named asset or quality: reading it so would invent points.
-	for _, k := range pointFields {
+	for _, k := range codec.PointFields {
 		if _, ok := tags[k]; ok {
-			return dst, engine.Rejectf(engine.ReasonShape, "object has %q but no tag and no value: not a point, and not a tag map (whose tags cannot be named %s)", k, strings.Join(pointFields[:], ", "))
+			return dst, engine.Rejectf(engine.ReasonShape, "object has %q but no tag and no value: not a point, and not a tag map (whose tags cannot be named %s)", k, strings.Join(codec.PointFields[:], ", "))
 		}
 	}
 	// The asset the source gives is the same for every tag of the message.
@@ -252,16 +249,6 @@ type assetWire struct {
 	Points map[string]stdjson.RawMessage `json:"points"`
 }
 
-type assetPoint struct {
-	Asset   string             `json:"asset"`
-	Tag     string             `json:"tag"`
-	Value   stdjson.RawMessage `json:"value"`
-	Quality string             `json:"quality"`
-	Status  uint32             `json:"status"`
-	TS      stdjson.RawMessage `json:"ts"`
-	Attrs   map[string]string  `json:"attrs"`
-}
-
 // DecodeAsset reads an asset_json message: a point per tag, in tag order.
 func DecodeAsset(dst []engine.Point, m *engine.Message) ([]engine.Point, error) {
 	data := bytes.TrimSpace(m.Payload)
@@ -288,7 +275,7 @@ func DecodeAsset(dst []engine.Point, m *engine.Message) ([]engine.Point, error) 
 		if tag == "" {
 			return dst[:n], engine.Rejectf(engine.ReasonNoTag, "points has an empty tag name")
 		}
-		var ap assetPoint
+		var ap wire // a point object; tag and asset, when given, must match
 		if err := stdjson.Unmarshal(w.Points[tag], &ap); err != nil {
 			return dst[:n], engine.Rejectf(engine.ReasonSyntax, "tag %q: %w", tag, err)
 		}

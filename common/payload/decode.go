@@ -22,7 +22,6 @@ import (
 // Decoder turns messages into points. It is not safe for concurrent use (it
 // reuses its expression VM); Clone gives another goroutine its own.
 type Decoder struct {
-	format     string
 	maxPayload int
 	subject    string // name of the subject's levels in expressions; "" for none
 	asset      field  // asset for points that carry none
@@ -34,7 +33,6 @@ type Decoder struct {
 	msg        engine.Message
 	sp         *sparkplug.Decoder // format sparkplug; its state is shared by clones
 	fast       *fastState         // the json format's fast path (fast.go)
-	general    bool               // tests: decode with encoding/json only
 }
 
 // Clone returns a decoder sharing the compiled expressions, with its own VM.
@@ -138,15 +136,12 @@ func (d *Decoder) FillPoint(p *engine.Point, subject string) error {
 // the canonical shapes, the codec for everything it leaves (rejects,
 // escapes, repeated members, asset_json).
 func (d *Decoder) decodeJSON(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
-	n := len(dst)
-	if !d.general {
-		if data := bytes.TrimSpace(payload); len(data) > 0 && (data[0] == '[' || data[0] == '{') {
-			if out, ok := d.decodeFast(dst, topic, data, now); ok {
-				return out, nil
-			}
+	if data := bytes.TrimSpace(payload); len(data) > 0 && (data[0] == '[' || data[0] == '{') {
+		if out, ok := d.decodeFast(dst, topic, data, now); ok {
+			return out, nil
 		}
 	}
-	return d.decodeGeneral(dst[:n], topic, payload, now)
+	return d.decodeGeneral(dst, topic, payload, now)
 }
 
 // decodeGeneral decodes with the json codec (encoding/json): the reference
@@ -368,7 +363,7 @@ func New(o Options) (*Decoder, error) {
 	default:
 		return nil, fmt.Errorf("payload: unknown subject %q", o.Subject)
 	}
-	d := &Decoder{format: o.Format, maxPayload: o.MaxPayload, subject: o.Subject, ev: &evaluator{}}
+	d := &Decoder{maxPayload: o.MaxPayload, subject: o.Subject, ev: &evaluator{}}
 	if o.AssetExpr.Src != "" {
 		if o.Asset != "" {
 			return nil, &engine.FieldError{Field: "asset_expr", Offset: -1, Err: errors.New("set asset or asset_expr, not both")}

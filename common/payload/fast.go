@@ -52,10 +52,7 @@ type span struct{ start, end int }
 
 type member struct{ key, val span }
 
-// pointFields are the canonical point object's fields (the json codec's).
-var pointFields = [...]string{"asset", "tag", "value", "quality", "status", "ts", "attrs"}
-
-// Point fields, indexes into pointFields.
+// Point fields, indexes into codec.PointFields.
 const (
 	fAsset = iota
 	fTag
@@ -199,15 +196,18 @@ func matchField(key []byte, plain bool, names []string) (int, bool) {
 	return -1, true
 }
 
-// fields reads the point object at s.i.
-func (s *scanner) fields(of *objectFields) bool {
+// fields reads the point object at s.i; members that name no field are
+// appended to rest when it is not nil (a tag map's entries).
+func (s *scanner) fields(of *objectFields, rest *[]member) bool {
 	return s.object(func(key span, plain bool, val span) bool {
-		i, ok := matchField(s.data[key.start:key.end], plain, pointFields[:])
+		i, ok := matchField(s.data[key.start:key.end], plain, codec.PointFields[:])
 		if !ok || i >= 0 && of.has[i] {
 			return false
 		}
 		if i >= 0 {
 			of.has[i], of.val[i] = true, val
+		} else if rest != nil {
+			*rest = append(*rest, member{key, val})
 		}
 		return true
 	})
@@ -238,7 +238,7 @@ func (d *Decoder) decodeFast(dst []engine.Point, topic string, data []byte, now 
 				return dst[:n], false
 			}
 			var of objectFields
-			if !s.fields(&of) {
+			if !s.fields(&of, nil) {
 				return dst[:n], false
 			}
 			p, ok := d.fastPoint(f, data, &of, topic, now)
@@ -256,19 +256,7 @@ func (d *Decoder) decodeFast(dst []engine.Point, topic string, data []byte, now 
 	}
 	var of objectFields
 	f.members = f.members[:0]
-	ok = s.object(func(key span, plain bool, val span) bool {
-		i, ok := matchField(data[key.start:key.end], plain, pointFields[:])
-		if !ok || i >= 0 && of.has[i] {
-			return false
-		}
-		if i >= 0 {
-			of.has[i], of.val[i] = true, val
-		} else {
-			f.members = append(f.members, member{key, val})
-		}
-		return true
-	})
-	if !ok {
+	if !s.fields(&of, &f.members) {
 		return dst, false
 	}
 	if of.has[fValue] || of.has[fTag] && data[of.val[fTag].start] == '"' && of.val[fTag].end-of.val[fTag].start > 2 {
@@ -431,21 +419,13 @@ func fastTS(raw []byte) (int64, bool) {
 		if !ok {
 			return 0, false
 		}
-		// ParseTime keeps no reference to its argument (it only parses it
-		// and quotes it into a new error), so the payload's bytes can be
-		// lent without a copy.
+		// ParseTime and ParseMillis keep no reference to their argument
+		// (they only parse it and format it into a new error), so the
+		// payload's bytes can be lent without a copy.
 		ts, err := codec.ParseTime(unsafe.String(unsafe.SliceData(b), len(b)))
 		return ts, err == nil
 	case c == '-' || c >= '0' && c <= '9':
-		if len(raw) <= 19 && !bytes.ContainsAny(raw, ".eE") {
-			ms, err := strconv.ParseInt(string(raw), 10, 64)
-			if err != nil {
-				return 0, false
-			}
-			ts, err := codec.MillisToNanos(ms)
-			return ts, err == nil
-		}
-		ts, err := codec.ParseMillis(string(raw))
+		ts, err := codec.ParseMillis(unsafe.String(unsafe.SliceData(raw), len(raw)))
 		return ts, err == nil
 	}
 	return 0, false

@@ -104,9 +104,6 @@ func (e *RebirthError) Unwrap() error { return e.Err }
 type Decoder struct {
 	st    *State
 	asset func(topic string, t Topic) (string, error)
-	// protoData reads data messages into the generated types too (the
-	// reference the wire-level reading is fuzzed against).
-	protoData bool
 }
 
 // NewDecoder returns a decoder over st; asset overrides st's Options.Asset
@@ -137,6 +134,13 @@ func (d *Decoder) assetOf(topic string, t Topic) (string, error) {
 // tracking (a gap is remembered so the next message is judged against it).
 // Commands (NCMD, DCMD) and STATE messages give no points and no error.
 func (d *Decoder) Decode(dst []engine.Point, topic string, payload []byte, now int64) ([]engine.Point, error) {
+	return d.decode(dst, topic, payload, now, true)
+}
+
+// decode is Decode; wireData false reads data messages into the generated
+// types, as births are read (the reference FuzzWireMatchesProto checks the
+// wire-level reader against).
+func (d *Decoder) decode(dst []engine.Point, topic string, payload []byte, now int64, wireData bool) ([]engine.Point, error) {
 	t, err := ParseTopic(topic)
 	if err != nil {
 		return dst, err
@@ -147,7 +151,7 @@ func (d *Decoder) Decode(dst []engine.Point, topic string, payload []byte, now i
 	}
 	var pl *sproto.Payload // births, deaths and the rare data the wire reader leaves
 	var top wireTop
-	wire := (t.Type == NDATA || t.Type == DDATA) && !d.protoData
+	wire := wireData && (t.Type == NDATA || t.Type == DDATA)
 	if wire {
 		if top, err = scanPayload(payload); err == errMergeProps {
 			wire = false

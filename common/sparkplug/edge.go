@@ -81,12 +81,6 @@ func (e *EdgeNode) sync() {
 	}
 }
 
-// BdSeq is the current session's bdSeq.
-func (e *EdgeNode) BdSeq() uint64 {
-	e.sync()
-	return e.bdSeq
-}
-
 // Death is the NDEATH of the current session.
 func (e *EdgeNode) Death(now int64) Message {
 	e.sync()

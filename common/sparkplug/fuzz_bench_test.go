@@ -1,6 +1,7 @@
 package sparkplug
 
 import (
+	"maps"
 	"testing"
 
 	"github.com/flowd/flowd/common/sparkplug/sproto"
@@ -120,14 +121,14 @@ func FuzzWireMatchesProto(f *testing.F) {
 		var errs [2]error
 		for k := range 2 {
 			d := NewDecoder(NewState(Options{}), nil)
-			d.protoData = k == 1
-			if _, err := d.Decode(nil, "spBv1.0/g/NBIRTH/n", birth(t, 0, 1), 1); err != nil {
+			wireData := k == 0
+			if _, err := d.decode(nil, "spBv1.0/g/NBIRTH/n", birth(t, 0, 1), 1, wireData); err != nil {
 				t.Fatal(err)
 			}
-			if _, err := d.Decode(nil, "spBv1.0/g/DBIRTH/n/d", birthMsg, 1); err != nil {
+			if _, err := d.decode(nil, "spBv1.0/g/DBIRTH/n/d", birthMsg, 1, wireData); err != nil {
 				t.Fatal(err)
 			}
-			res[k], errs[k] = d.Decode(nil, "spBv1.0/g/DDATA/n/d", payload, 1)
+			res[k], errs[k] = d.decode(nil, "spBv1.0/g/DDATA/n/d", payload, 1, wireData)
 		}
 		if (errs[0] == nil) != (errs[1] == nil) {
 			t.Fatalf("wire: %v; proto: %v", errs[0], errs[1])
@@ -137,7 +138,7 @@ func FuzzWireMatchesProto(f *testing.F) {
 		}
 		for i := range res[0] {
 			a, b := res[0][i], res[1][i]
-			if a.Asset != b.Asset || a.Tag != b.Tag || !a.Value.Equal(b.Value) || a.Value.Kind() != b.Value.Kind() || a.Quality != b.Quality || a.TS != b.TS {
+			if a.Asset != b.Asset || a.Tag != b.Tag || !a.Value.Equal(b.Value) || a.Value.Kind() != b.Value.Kind() || a.Quality != b.Quality || a.Status != b.Status || a.TS != b.TS || !maps.Equal(a.Attrs, b.Attrs) {
 				t.Fatalf("point %d: wire %+v, proto %+v", i, a, b)
 			}
 		}

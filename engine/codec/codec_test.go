@@ -3,6 +3,7 @@ package codec
 import (
 	"encoding/json"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -200,4 +201,18 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// PointFields is the list readers match keys against: it must name
+// wirePoint's members, in order.
+func TestPointFieldsAreWirePoint(t *testing.T) {
+	typ := reflect.TypeFor[wirePoint]()
+	if typ.NumField() != len(PointFields) {
+		t.Fatalf("wirePoint has %d fields, PointFields %d", typ.NumField(), len(PointFields))
+	}
+	for i, name := range PointFields {
+		if tag := typ.Field(i).Tag.Get("json"); tag != name {
+			t.Errorf("field %d: wirePoint reads %q, PointFields says %q", i, tag, name)
+		}
+	}
 }

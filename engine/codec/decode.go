@@ -10,6 +10,12 @@ import (
 	"github.com/flowd/flowd/engine"
 )
 
+// PointFields are the members a reader takes from a canonical point object
+// (status_name is written for people and not read), in the order of
+// wirePoint's fields. The json codec and its fast path in common/payload
+// match keys against this one list.
+var PointFields = [...]string{"asset", "tag", "value", "quality", "status", "ts", "attrs"}
+
 type wirePoint struct {
 	Asset   string            `json:"asset"`
 	Tag     string            `json:"tag"`

@@ -34,11 +34,6 @@ type Framer struct {
 	Delimit byte
 }
 
-// NewFramer is a framer for a codec that encodes.
-func NewFramer(c *engine.Codec, maxBytes int) *Framer {
-	return &Framer{Codec: c, MaxBytes: maxBytes}
-}
-
 // Append encodes points into buf and appends a Frame per message to frames.
 // Points whose message does not fit MaxBytes even alone go to reject with
 // ErrTooLarge (reject may be nil) and are left out. Under FrameAsset the

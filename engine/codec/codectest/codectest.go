@@ -145,8 +145,11 @@ func rejectReasons(t *testing.T, c *engine.Codec) {
 		checkDecode(t, c, p, nil)
 		checkDecode(t, c, p, filler{})
 	}
-	// Without the source's tag, a payload that names none is rejected as such.
-	if _, err := c.Decode(nil, &engine.Message{Payload: []byte("42")}); err != nil && engine.RejectReason(err) == "decode" {
+	// Without the source's tag, a payload that names none is rejected, with
+	// a reason.
+	if out, err := c.Decode(nil, &engine.Message{Payload: []byte("42")}); err == nil {
+		t.Errorf("bare value without a tag: decoded %+v, want a reject", out)
+	} else if engine.RejectReason(err) == "decode" {
 		t.Errorf("bare value without a tag: error %v has no reason", err)
 	}
 }
