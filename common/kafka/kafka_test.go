@@ -498,3 +498,42 @@ func TestEncodeUsesSharedFraming(t *testing.T) {
 		}
 	}
 }
+
+// asset_json with a topic expression: the points grouped by topic are
+// regrouped by asset before framing, and a rejected asset is still reported
+// by the indices of its own points.
+func TestTopicGroupedAssetRejectIndices(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "plant"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := newWriter(t, c, Encoding{
+		TopicExpr: mustExpr("'plant'"), Codec: jsoncodec.AssetCodec, MaxRecordBytes: 1000,
+	})
+	byAsset := points(2, 3, 1) // line0 ×3, then line1 ×3: interleave them
+	var pts []engine.Point
+	for i := 0; i < 3; i++ {
+		pts = append(pts, byAsset[3+i], byAsset[i]) // line1 first
+	}
+	pts[1].Value = engine.String(strings.Repeat("x", 2000)) // line0: its asset is too large
+	var rejected []string
+	n, err := w.Write(context.Background(), pts, func(i int, err error) {
+		if !errors.Is(err, ErrTooLarge) {
+			t.Errorf("reject reason %v", err)
+		}
+		rejected = append(rejected, pts[i].Asset)
+	})
+	if err != nil || n != 1 || len(rejected) != 3 {
+		t.Fatalf("n=%d err=%v rejected=%v", n, err, rejected)
+	}
+	for _, a := range rejected {
+		if a != "line0" {
+			t.Fatalf("rejected %v, want line0's three points", rejected)
+		}
+	}
+	recs := readAll(t, c.ListenAddrs(), "plant", 1)
+	if len(recs) != 1 || !bytes.HasPrefix(recs[0].Value, []byte(`{"asset":"line1"`)) {
+		t.Fatalf("records %v", recs)
+	}
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -332,7 +334,7 @@ func (w *Writer) encode(points []engine.Point, reject func([]engine.Point, error
 			}
 		}
 		w.ptopics = append(w.ptopics, t)
-		if t != "" && !contains(order, t) {
+		if t != "" && !slices.Contains(order, t) {
 			order = append(order, t)
 		}
 	}
@@ -345,21 +347,23 @@ func (w *Writer) encode(points []engine.Point, reject func([]engine.Point, error
 		from := len(w.scratch)
 		for i := range points {
 			if w.ptopics[i] == t {
-				w.scratch = append(w.scratch, points[i])
 				w.scratchIdx = append(w.scratchIdx, i)
 			}
 		}
+		group := w.scratchIdx[from:]
+		if w.Enc.Codec.Framing == engine.FrameAsset {
+			// The framer regroups the copy by asset in place, which would
+			// leave scratchIdx naming other points: group it by asset here
+			// (sorted, stable), so the framer finds it grouped already.
+			slices.SortStableFunc(group, func(a, b int) int {
+				return strings.Compare(points[a].Asset, points[b].Asset)
+			})
+		}
+		for _, i := range group {
+			w.scratch = append(w.scratch, points[i])
+		}
 		w.encodeTopic(w.scratch[from:], t, reject)
 	}
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // topicOf evaluates the topic expression, interning the result.
