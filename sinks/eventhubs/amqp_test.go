@@ -1,0 +1,84 @@
+package eventhubs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/messaging/azeventhubs/v2"
+	"github.com/flowd/flowd/codecs"
+	ckafka "github.com/flowd/flowd/common/kafka"
+	"github.com/flowd/flowd/engine"
+)
+
+// failSend sends through the real producer but fails its nth send, as a
+// link lost between two batches would.
+type failSend struct {
+	producer
+	n, calls int
+}
+
+func (f *failSend) SendEventDataBatch(ctx context.Context, b *azeventhubs.EventDataBatch, o *azeventhubs.SendEventDataBatchOptions) error {
+	f.calls++
+	if f.calls == f.n {
+		return errors.New("link detached")
+	}
+	return f.producer.SendEventDataBatch(ctx, b, o)
+}
+
+// With one batch per partition key, a send that fails after the first key's
+// batch went out hands back only the points of the keys not sent: the hub
+// already has the first key's events, and a retry would send them twice.
+func TestAMQPFailedSendRetriesOnlyUnsentKeys(t *testing.T) {
+	conn, ca := os.Getenv("FLOWD_TEST_EVENTHUBS"), os.Getenv("FLOWD_TEST_EVENTHUBS_CA")
+	if conn == "" || ca == "" {
+		t.Skip("FLOWD_TEST_EVENTHUBS is not set (e2e/services.sh env)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := config()
+	c.ConnectionString, c.PartitionKeyBy = conn, "asset"
+	c.TLS = &ckafka.TLS{CAFile: ca, ServerName: "localhost"}
+	sk, err := New(c, &engine.Env{Codecs: codecs.All()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sk.(*Sink)
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	tr := s.t.(*amqpTransport)
+	fs := &failSend{producer: tr.prod, n: 2}
+	tr.prod = fs
+
+	var pts []engine.Point
+	var want []int
+	for i := range 12 {
+		pts = append(pts, engine.Point{Asset: fmt.Sprintf("a%d", i%3), Tag: fmt.Sprintf("t%d", i), Value: engine.Int(int64(i)), TS: int64(i)})
+		if i%3 != 0 {
+			want = append(want, i) // a1, a2: the keys after the one sent
+		}
+	}
+	err = s.Write(ctx, pts)
+	var we *engine.WriteError
+	if !errors.As(err, &we) || we.Err == nil {
+		t.Fatalf("Write: %v, want a WriteError with the send error", err)
+	}
+	if fs.calls != 2 || len(we.Rejections()) != 0 || fmt.Sprint(we.Retries()) != fmt.Sprint(want) {
+		t.Fatalf("sends %d, retries %v, rejections %v; want 2 sends and retries %v", fs.calls, we.Retries(), we.Rejections(), want)
+	}
+
+	// The retry passes only those points, and they all go out.
+	fs.n = 0
+	retry := make([]engine.Point, 0, len(want))
+	for _, i := range want {
+		retry = append(retry, pts[i])
+	}
+	if err := s.Write(ctx, retry); err != nil {
+		t.Fatalf("retry: %v", err)
+	}
+}
