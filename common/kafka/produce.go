@@ -167,6 +167,37 @@ func (w *Writer) Start(ctx context.Context, points []engine.Point, reject func(i
 	st.promise(nil, nil)
 }
 
+// Pool starts writes that are in flight together (an engine.AsyncSink's
+// WriteAsync), each encoding into a Writer of its own that goes back to the
+// pool once its records have settled. A Pool belongs to one client: make a
+// new one with a new client.
+type Pool struct {
+	Client *kgo.Client
+	Enc    Encoding
+
+	mu   sync.Mutex
+	free []*Writer
+}
+
+// Start is Writer.Start with a Writer from the pool.
+func (p *Pool) Start(ctx context.Context, points []engine.Point, reject func(i int, err error), done func(n int, err error)) {
+	p.mu.Lock()
+	var w *Writer
+	if n := len(p.free); n > 0 {
+		w = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		w = &Writer{Client: p.Client, Enc: p.Enc}
+	}
+	p.mu.Unlock()
+	w.Start(ctx, points, reject, func(n int, err error) {
+		p.mu.Lock()
+		p.free = append(p.free, w)
+		p.mu.Unlock()
+		done(n, err)
+	})
+}
+
 type startState struct {
 	left  atomic.Int64
 	once  sync.Once

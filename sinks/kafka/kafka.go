@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	ckafka "github.com/flowd/flowd/common/kafka"
@@ -164,9 +163,7 @@ type Sink struct {
 	failures prometheus.Counter
 	out      engine.WriteError // the current Write's outcome, reused
 	rejectFn func(int, error)
-
-	poolMu sync.Mutex
-	pool   []*ckafka.Writer // encoders of writes not in flight (WriteAsync)
+	pool     *ckafka.Pool // the encoders of WriteAsync, of the current client
 }
 
 // Connect makes the client and checks (or creates) the topic.
@@ -186,6 +183,7 @@ func (s *Sink) Connect(ctx context.Context) error {
 	}
 	s.cl = cl
 	s.w = &ckafka.Writer{Client: cl, Enc: s.enc}
+	s.pool = &ckafka.Pool{Client: cl, Enc: s.enc}
 	return nil
 }
 
@@ -220,15 +218,13 @@ func (s *Sink) MaxInFlight() int { return 8 }
 // write in flight encodes into its own Writer, returned to the pool when its
 // records are settled.
 func (s *Sink) WriteAsync(ctx context.Context, points []engine.Point, settle func(error)) {
-	cl := s.cl
-	if cl == nil {
+	pool := s.pool
+	if pool == nil {
 		settle(errors.New("kafka: not connected"))
 		return
 	}
-	w := s.writer(cl)
 	out := &engine.WriteError{}
-	w.Start(ctx, points, func(i int, err error) { rejectInto(out, i, err, s.cfg.MaxMessageBytes) }, func(n int, err error) {
-		s.putWriter(w)
+	pool.Start(ctx, points, func(i int, err error) { rejectInto(out, i, err, s.cfg.MaxMessageBytes) }, func(n int, err error) {
 		if err != nil {
 			s.failures.Inc()
 			out.Err = err
@@ -237,26 +233,6 @@ func (s *Sink) WriteAsync(ctx context.Context, points []engine.Point, settle fun
 		}
 		settle(out.Result())
 	})
-}
-
-// writer takes an encoder of the current client from the pool.
-func (s *Sink) writer(cl *kgo.Client) *ckafka.Writer {
-	s.poolMu.Lock()
-	defer s.poolMu.Unlock()
-	for len(s.pool) > 0 {
-		w := s.pool[len(s.pool)-1]
-		s.pool = s.pool[:len(s.pool)-1]
-		if w.Client == cl {
-			return w
-		}
-	}
-	return &ckafka.Writer{Client: cl, Enc: s.enc}
-}
-
-func (s *Sink) putWriter(w *ckafka.Writer) {
-	s.poolMu.Lock()
-	s.pool = append(s.pool, w)
-	s.poolMu.Unlock()
 }
 
 func rejectInto(out *engine.WriteError, i int, err error, max engine.Size) {
@@ -276,9 +252,6 @@ func (s *Sink) Close(ctx context.Context) error {
 		return nil
 	}
 	s.cl.Close()
-	s.cl, s.w = nil, nil
-	s.poolMu.Lock()
-	s.pool = nil
-	s.poolMu.Unlock()
+	s.cl, s.w, s.pool = nil, nil, nil
 	return nil
 }
