@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -80,5 +81,57 @@ func TestAMQPFailedSendRetriesOnlyUnsentKeys(t *testing.T) {
 	}
 	if err := s.Write(ctx, retry); err != nil {
 		t.Fatalf("retry: %v", err)
+	}
+}
+
+// Over AMQP, WriteAsync is Write; with max_in_flight raised the engine
+// calls it from several goroutines at once, and each write must still
+// settle with its own outcome (run with -race).
+func TestAMQPConcurrentWriteAsync(t *testing.T) {
+	conn, ca := os.Getenv("FLOWD_TEST_EVENTHUBS"), os.Getenv("FLOWD_TEST_EVENTHUBS_CA")
+	if conn == "" || ca == "" {
+		t.Skip("FLOWD_TEST_EVENTHUBS is not set (e2e/services.sh env)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := config()
+	c.ConnectionString, c.PartitionKeyBy, c.MaxMessageBytes = conn, "asset", 200
+	c.TLS = &ckafka.TLS{CAFile: ca, ServerName: "localhost"}
+	sk, err := New(c, &engine.Env{Codecs: codecs.All()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sk.(*Sink)
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	const writers = 4
+	results := make(chan string, writers)
+	for w := range writers {
+		// Writer w's batch has w+1 points over the limit, rejected by index.
+		var pts []engine.Point
+		for i := range 20 {
+			pts = append(pts, engine.Point{Asset: fmt.Sprintf("a%d", i%2), Tag: fmt.Sprintf("w%dt%d", w, i), Value: engine.Int(int64(i)), TS: int64(i)})
+		}
+		for k := 0; k <= w; k++ {
+			pts[k].Value = engine.String(strings.Repeat("x", 300))
+		}
+		go s.WriteAsync(ctx, pts, func(err error) {
+			var we *engine.WriteError
+			switch {
+			case !errors.As(err, &we) || we.Err != nil || len(we.Retries()) != 0:
+				results <- fmt.Sprintf("writer %d: %v", w, err)
+			case len(we.Rejections()) != w+1:
+				results <- fmt.Sprintf("writer %d: %d rejections, want %d", w, len(we.Rejections()), w+1)
+			default:
+				results <- ""
+			}
+		})
+	}
+	for range writers {
+		if r := <-results; r != "" {
+			t.Error(r)
+		}
 	}
 }
