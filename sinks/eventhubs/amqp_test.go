@@ -82,6 +82,23 @@ func TestAMQPFailedSendRetriesOnlyUnsentKeys(t *testing.T) {
 	if err := s.Write(ctx, retry); err != nil {
 		t.Fatalf("retry: %v", err)
 	}
+
+	// One key whose events fill several batches (the mock's link takes
+	// 256 KiB): the second send fails, and the first batch's events are
+	// delivered while every later one is retried.
+	fs.n, fs.calls = 2, 0
+	pts = pts[:0]
+	for i := range 3000 {
+		pts = append(pts, engine.Point{Asset: "a0", Tag: fmt.Sprintf("t%04d", i), Value: engine.String(strings.Repeat("v", 100)), TS: int64(i)})
+	}
+	err = s.Write(ctx, pts)
+	if !errors.As(err, &we) || we.Err == nil {
+		t.Fatalf("Write: %v, want a WriteError with the send error", err)
+	}
+	r := we.Retries()
+	if fs.calls != 2 || len(r) == 0 || r[0] == 0 || r[len(r)-1] != len(pts)-1 || len(r) != len(pts)-r[0] {
+		t.Fatalf("sends %d, retries %d from %v; want the points after the first batch", fs.calls, len(r), r[:min(len(r), 3)])
+	}
 }
 
 // Over AMQP, WriteAsync is Write; with max_in_flight raised the engine
