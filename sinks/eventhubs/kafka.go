@@ -81,7 +81,7 @@ func (t *kafkaTransport) connect(ctx context.Context) error {
 }
 
 func (t *kafkaTransport) write(ctx context.Context, points []engine.Point) (int, int, error) {
-	n, err := t.w.Write(ctx, points, t.s.reject)
+	n, err := t.w.Write(ctx, points, t.s.reject, t.s.out.Retry)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -96,7 +96,7 @@ func (t *kafkaTransport) start(ctx context.Context, points []engine.Point, settl
 	reject := func(i int, err error) {
 		out.Reject(i, rejectReason(err), fmt.Errorf("eventhubs: %w", err))
 	}
-	t.pool.Start(ctx, points, reject, func(n int, err error) {
+	t.pool.Start(ctx, points, reject, out.Retry, func(n int, err error) {
 		if err != nil {
 			s.failures.Inc()
 			out.Err = err
