@@ -26,9 +26,10 @@ type amqpTransport struct {
 
 	buf     []byte
 	events  []event
-	pending []int            // the events in the batch being filled
-	order   []string         // partition keys in order of first appearance
-	byKey   map[string][]int // event indices per key
+	pending []int          // the events in the batch being filled
+	order   []string       // partition keys in order of first appearance
+	byKey   map[string]int // a key's index in order and groups
+	groups  [][]int        // event indices per key, reused between writes
 	framer  codec.Framer
 	frames  []codec.Frame
 }
@@ -107,8 +108,8 @@ func (t *amqpTransport) close(ctx context.Context) error {
 func (t *amqpTransport) write(ctx context.Context, points []engine.Point) (int, int, error) {
 	t.encode(points)
 	sent, batches := 0, 0
-	for _, key := range t.order {
-		n, b, err := t.sendKey(ctx, key, t.byKey[key])
+	for g, key := range t.order {
+		n, b, err := t.sendKey(ctx, key, t.groups[g])
 		sent += n
 		batches += b
 		if err != nil {
@@ -214,7 +215,7 @@ func (t *amqpTransport) encode(points []engine.Point) {
 	t.events = t.events[:0]
 	t.order = t.order[:0]
 	if t.byKey == nil {
-		t.byKey = map[string][]int{}
+		t.byKey = map[string]int{}
 	}
 	clear(t.byKey)
 	enc := &t.s.enc
@@ -236,10 +237,17 @@ func (t *amqpTransport) encode(points []engine.Point) {
 		case enc.KeyBy == ckafka.KeyAssetTag:
 			ev.key = ev.asset + "/" + ev.tag
 		}
-		if _, ok := t.byKey[ev.key]; !ok {
+		g, ok := t.byKey[ev.key]
+		if !ok {
+			g = len(t.order)
+			t.byKey[ev.key] = g
 			t.order = append(t.order, ev.key)
+			if g == len(t.groups) {
+				t.groups = append(t.groups, nil)
+			}
+			t.groups[g] = t.groups[g][:0]
 		}
-		t.byKey[ev.key] = append(t.byKey[ev.key], len(t.events))
+		t.groups[g] = append(t.groups[g], len(t.events))
 		t.events = append(t.events, ev)
 	}
 	// The framer rejects a message over max_message_bytes (too_large).
