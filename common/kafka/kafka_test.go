@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	jsoncodec "github.com/flowd/flowd/codecs/json"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -145,7 +146,7 @@ func TestWriteTopicAndKeyExpressions(t *testing.T) {
 			t.Errorf("reject reason %v", err)
 		}
 		rejected = append(rejected, i)
-	})
+	}, nil)
 	if err != nil || n != 6 || len(rejected) != 1 || rejected[0] != 6 {
 		t.Fatalf("n=%d err=%v rejected=%v", n, err, rejected)
 	}
@@ -166,7 +167,7 @@ func TestWriteTopicAndKeyExpressions(t *testing.T) {
 	w.Enc.Codec = jsoncodec.BatchCodec
 	w.Enc.KeyExpr = nil
 	w.Enc.TopicExpr = mustExpr("'plant.' + asset")
-	if n, err := w.Write(context.Background(), points(2, 3, 1), nil); err != nil || n != 2 {
+	if n, err := w.Write(context.Background(), points(2, 3, 1), nil, nil); err != nil || n != 2 {
 		t.Fatalf("json_batch by topic: %d records, %v", n, err)
 	}
 
@@ -185,7 +186,7 @@ func TestWriteTopicAndKeyExpressions(t *testing.T) {
 			t.Errorf("reject reason %v", err)
 		}
 		rejected = append(rejected, i)
-	})
+	}, nil)
 	if err != nil || len(rejected) != 1 || rejected[0] != 3 {
 		t.Fatalf("n=%d err=%v rejected=%v, want [3]", n, err, rejected)
 	}
@@ -233,7 +234,7 @@ func TestWriteJSONKeysHeadersAndContent(t *testing.T) {
 	c := cluster(t, "plant", 3)
 	w := newWriter(t, c, Encoding{Topic: "plant", Codec: jsoncodec.Codec, KeyBy: KeyAssetTag, Headers: true, MaxRecordBytes: 1 << 20})
 	pts := points(3, 4, 5)
-	n, err := w.Write(context.Background(), pts, func(int, error) { t.Fatal("nothing should be rejected") })
+	n, err := w.Write(context.Background(), pts, func(int, error) { t.Fatal("nothing should be rejected") }, nil)
 	if err != nil || n != len(pts) {
 		t.Fatalf("wrote %d of %d: %v", n, len(pts), err)
 	}
@@ -280,7 +281,7 @@ func TestWriteJSONBatchSplitsUnderTheLimit(t *testing.T) {
 	const limit = 4096
 	w := newWriter(t, c, Encoding{Topic: "batches", Codec: jsoncodec.BatchCodec, Key: "plant", MaxRecordBytes: limit})
 	pts := points(2, 10, 10) // 200 points, ~80 bytes each: several records
-	n, err := w.Write(context.Background(), pts, nil)
+	n, err := w.Write(context.Background(), pts, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +316,7 @@ func TestWriteAssetJSON(t *testing.T) {
 	c := cluster(t, "assets", 2)
 	w := newWriter(t, c, Encoding{Topic: "assets", Codec: jsoncodec.AssetCodec, KeyBy: KeyAsset, Headers: true, MaxRecordBytes: 1 << 20})
 	pts := points(3, 4, 1)
-	n, err := w.Write(context.Background(), pts, nil)
+	n, err := w.Write(context.Background(), pts, nil, nil)
 	if err != nil || n != 3 {
 		t.Fatalf("%d records, %v; want one per asset", n, err)
 	}
@@ -337,7 +338,7 @@ func TestTooLargePointIsRejectedNotRetried(t *testing.T) {
 			t.Errorf("reject reason %v", err)
 		}
 		rejected = append(rejected, pts[i])
-	})
+	}, nil)
 	if err != nil || n != 2 || len(rejected) != 1 || rejected[0].Tag != "t1" {
 		t.Fatalf("n=%d err=%v rejected=%v", n, err, rejected)
 	}
@@ -380,13 +381,13 @@ func TestWriteFailsThenRecovers(t *testing.T) {
 	pts := points(1, 5, 2)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if _, err := w.Write(ctx, pts, nil); err == nil {
+	if _, err := w.Write(ctx, pts, nil, nil); err == nil {
 		t.Fatal("Write succeeded while the broker failed every produce")
 	} else if ctx.Err() != nil {
 		t.Fatal("Write did not return on the delivery timeout")
 	}
 	failing.Store(false)
-	n, err := w.Write(ctx, pts, nil)
+	n, err := w.Write(ctx, pts, nil, nil)
 	if err != nil || n != len(pts) {
 		t.Fatalf("after recovery: %d, %v", n, err)
 	}
@@ -470,7 +471,7 @@ func BenchmarkWriteKfake(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			for b.Loop() {
-				if _, err := w.Write(context.Background(), pts, nil); err != nil {
+				if _, err := w.Write(context.Background(), pts, nil, nil); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -496,5 +497,84 @@ func TestEncodeUsesSharedFraming(t *testing.T) {
 				t.Errorf("%s: record %d differs:\n%s\n%s", c.Name, i, got, frames[i].Payload(buf))
 			}
 		}
+	}
+}
+
+// asset_json with a topic expression: the points grouped by topic are
+// regrouped by asset before framing, and a rejected asset is still reported
+// by the indices of its own points.
+func TestTopicGroupedAssetRejectIndices(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "plant"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	w := newWriter(t, c, Encoding{
+		TopicExpr: mustExpr("'plant'"), Codec: jsoncodec.AssetCodec, MaxRecordBytes: 1000,
+	})
+	byAsset := points(2, 3, 1) // line0 ×3, then line1 ×3: interleave them
+	var pts []engine.Point
+	for i := 0; i < 3; i++ {
+		pts = append(pts, byAsset[3+i], byAsset[i]) // line1 first
+	}
+	pts[1].Value = engine.String(strings.Repeat("x", 2000)) // line0: its asset is too large
+	var rejected []string
+	n, err := w.Write(context.Background(), pts, func(i int, err error) {
+		if !errors.Is(err, ErrTooLarge) {
+			t.Errorf("reject reason %v", err)
+		}
+		rejected = append(rejected, pts[i].Asset)
+	}, nil)
+	if err != nil || n != 1 || len(rejected) != 3 {
+		t.Fatalf("n=%d err=%v rejected=%v", n, err, rejected)
+	}
+	for _, a := range rejected {
+		if a != "line0" {
+			t.Fatalf("rejected %v, want line0's three points", rejected)
+		}
+	}
+	recs := readAll(t, c.ListenAddrs(), "plant", 1)
+	if len(recs) != 1 || !bytes.HasPrefix(recs[0].Value, []byte(`{"asset":"line1"`)) {
+		t.Fatalf("records %v", recs)
+	}
+}
+
+// Records that fail while others of the same write are acknowledged (a
+// topic_expr naming a topic that does not exist): the error is returned and
+// retry gets exactly the points of the failed records, by their index in
+// the written points, both per point and through the per-topic copy that
+// asset_json regroups; the rest are written once.
+func TestFailedRecordsNameTheirPoints(t *testing.T) {
+	for _, cod := range []*engine.Codec{jsoncodec.Codec, jsoncodec.AssetCodec, jsoncodec.BatchCodec} {
+		t.Run(cod.Name, func(t *testing.T) {
+			c := cluster(t, "plant", 2)
+			w := newWriter(t, c, Encoding{
+				TopicExpr: mustExpr("tag == 't1' ? 'missing' : 'plant'"), Codec: cod, MaxRecordBytes: 1 << 20,
+			}, kgo.UnknownTopicRetries(0))
+			byAsset := points(2, 3, 2) // interleave the assets
+			var pts []engine.Point
+			for i := 0; i < len(byAsset)/2; i++ {
+				pts = append(pts, byAsset[len(byAsset)/2+i], byAsset[i])
+			}
+			var want []int
+			for i := range pts {
+				if pts[i].Tag == "t1" {
+					want = append(want, i)
+				}
+			}
+			var retried []int
+			_, err := w.Write(context.Background(), pts, func(i int, err error) { t.Errorf("rejected %d: %v", i, err) }, func(i int) {
+				retried = append(retried, i)
+			})
+			slices.Sort(retried)
+			if err == nil || fmt.Sprint(retried) != fmt.Sprint(want) {
+				t.Fatalf("err %v, retried %v; want an error and %v", err, retried, want)
+			}
+			// One record per point written, per asset, or one array.
+			recs := map[engine.Framing]int{engine.FramePoint: len(pts) - len(want), engine.FrameAsset: 2, engine.FrameBatch: 1}[cod.Framing]
+			if got := readAll(t, c.ListenAddrs(), "plant", recs); len(got) != recs {
+				t.Fatalf("plant holds %d records, want %d", len(got), recs)
+			}
+		})
 	}
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -99,6 +101,10 @@ type span struct {
 	ts, tsEnd       int
 	asset, assetEnd int
 	tag, tagEnd     int
+	// The record's points: [p0, p0+pn) in the Write's points, or, when
+	// copied, in the per-topic copy (scratchIdx maps those back).
+	p0, pn int
+	copied bool
 }
 
 // Writer produces batches of points through a franz-go client and waits for
@@ -122,6 +128,7 @@ type Writer struct {
 	framer     codec.Framer
 	recs       []kgo.Record
 	hdrs       []kgo.RecordHeader
+	failed     []bool // per record of the write in flight: its produce failed
 }
 
 // ErrTooLarge marks points whose encoding exceeds the record size limit.
@@ -131,59 +138,133 @@ var ErrTooLarge = codec.ErrTooLarge
 // records once all are acknowledged. Points that can never be written (a
 // single point larger than the record limit, a failing topic or key
 // expression) are passed to reject by their index in points and are not
-// produced; the caller reports them to the engine. Any other failure returns
-// an error so the caller retries the rest. Records stay buffered in the
-// client after ctx ends; their memory is then not reused.
-func (w *Writer) Write(ctx context.Context, points []engine.Point, reject func(i int, err error)) (int, error) {
-	n := w.prepare(points, reject)
-	if n == 0 {
-		return 0, nil
-	}
-	err := produceAll(ctx, w.Client, w.recs)
-	if ctx.Err() != nil {
+// produced; the caller reports them to the engine. When records fail, the
+// error is returned and, once every record has settled, retry (which may be
+// nil) gets the index of each point of the records that failed: the others
+// are written. Records stay buffered in the client after ctx ends; their
+// memory is then not reused, and Write returns without calling retry (the
+// caller retries every point not rejected).
+func (w *Writer) Write(ctx context.Context, points []engine.Point, reject func(i int, err error), retry func(i int)) (int, error) {
+	var (
+		n    int
+		err  error
+		done = make(chan struct{})
+	)
+	w.start(ctx, points, reject, nil, func(k int, e error) { n, err = k, e; close(done) })
+	select {
+	case <-done:
+	case <-ctx.Done():
 		// The client may still hold these records: do not reuse their memory.
-		w.buf, w.recs, w.hdrs = nil, nil, nil
+		w.buf, w.recs, w.hdrs, w.failed = nil, nil, nil, nil
+		return 0, ctx.Err()
+	}
+	if err != nil && retry != nil {
+		w.retryFailed(retry)
 	}
 	return n, err
 }
 
 // Start is Write without waiting: it encodes points, produces every record
 // and returns; done runs once every record's promise has (from a client
-// goroutine), with the number of records and the first error. The Writer's
+// goroutine), with the number of records and the first error, after retry
+// (as in Write) has had the points of the records that failed. The Writer's
 // buffers hold the records until then: do not use it again before done.
-func (w *Writer) Start(ctx context.Context, points []engine.Point, reject func(i int, err error), done func(n int, err error)) {
+func (w *Writer) Start(ctx context.Context, points []engine.Point, reject func(i int, err error), retry func(i int), done func(n int, err error)) {
+	w.start(ctx, points, reject, retry, done)
+}
+
+func (w *Writer) start(ctx context.Context, points []engine.Point, reject func(i int, err error), retry func(i int), done func(n int, err error)) {
 	n := w.prepare(points, reject)
 	if n == 0 {
 		done(0, nil)
 		return
 	}
-	st := &startState{done: done, n: n, topic: w.recs[0].Topic}
-	st.left.Store(int64(n) + 1)
-	for i := range w.recs {
-		w.Client.Produce(ctx, &w.recs[i], st.promise)
+	if cap(w.failed) < n {
+		w.failed = make([]bool, n)
 	}
-	st.promise(nil, nil)
+	w.failed = w.failed[:n]
+	clear(w.failed)
+	st := &startState{w: w, recs: w.recs, failed: w.failed, retry: retry, done: done, n: n}
+	st.left.Store(int64(n) + 1)
+	promise := st.promise // one method value, not one per record
+	for i := range w.recs {
+		w.Client.Produce(ctx, &w.recs[i], promise)
+	}
+	promise(nil, nil)
 }
 
+// retryFailed passes the index of each point of a failed record to retry.
+func (w *Writer) retryFailed(retry func(int)) {
+	for i, failed := range w.failed {
+		if !failed {
+			continue
+		}
+		sp := &w.spans[i]
+		for k := sp.p0; k < sp.p0+sp.pn; k++ {
+			if sp.copied {
+				retry(w.scratchIdx[k])
+			} else {
+				retry(k)
+			}
+		}
+	}
+}
+
+// Pool starts writes that are in flight together (an engine.AsyncSink's
+// WriteAsync), each encoding into a Writer of its own that goes back to the
+// pool once its records have settled. A Pool belongs to one client: make a
+// new one with a new client.
+type Pool struct {
+	Client *kgo.Client
+	Enc    Encoding
+
+	mu   sync.Mutex
+	free []*Writer
+}
+
+// Start is Writer.Start with a Writer from the pool.
+func (p *Pool) Start(ctx context.Context, points []engine.Point, reject func(i int, err error), retry func(i int), done func(n int, err error)) {
+	p.mu.Lock()
+	var w *Writer
+	if n := len(p.free); n > 0 {
+		w = p.free[n-1]
+		p.free = p.free[:n-1]
+	} else {
+		w = &Writer{Client: p.Client, Enc: p.Enc}
+	}
+	p.mu.Unlock()
+	w.Start(ctx, points, reject, retry, func(n int, err error) {
+		p.mu.Lock()
+		p.free = append(p.free, w)
+		p.mu.Unlock()
+		done(n, err)
+	})
+}
+
+// startState settles one write's records: the promise only counts, records
+// which records failed and keeps the first error; it never blocks.
 type startState struct {
-	left  atomic.Int64
-	once  sync.Once
-	first error
-	done  func(int, error)
-	n     int
-	topic string
+	left   atomic.Int64
+	once   sync.Once
+	first  error
+	w      *Writer
+	recs   []kgo.Record
+	failed []bool
+	retry  func(int)
+	done   func(int, error)
+	n      int
 }
 
-func (st *startState) promise(_ *kgo.Record, err error) {
+func (st *startState) promise(r *kgo.Record, err error) {
 	if err != nil {
-		st.once.Do(func() { st.first = err })
+		st.once.Do(func() { st.first = fmt.Errorf("produce to %s: %w", r.Topic, err) })
+		st.failed[indexIn(st.recs, r)] = true
 	}
 	if st.left.Add(-1) == 0 {
-		if st.first != nil {
-			st.done(st.n, fmt.Errorf("produce to %s: %w", st.topic, st.first))
-			return
+		if st.first != nil && st.retry != nil {
+			st.w.retryFailed(st.retry)
 		}
-		st.done(st.n, nil)
+		st.done(st.n, st.first)
 	}
 }
 
@@ -241,39 +322,6 @@ func (w *Writer) prepare(points []engine.Point, reject func(i int, err error)) i
 	return n
 }
 
-// produceAll produces every record, then waits until every promise has run.
-// The promise only counts and records the first error: it never blocks.
-func produceAll(ctx context.Context, cl *kgo.Client, recs []kgo.Record) error {
-	var (
-		left  atomic.Int64
-		once  sync.Once
-		first error
-		done  = make(chan struct{})
-	)
-	left.Store(int64(len(recs)) + 1)
-	promise := func(r *kgo.Record, err error) {
-		if err != nil {
-			once.Do(func() { first = err })
-		}
-		if left.Add(-1) == 0 {
-			close(done)
-		}
-	}
-	for i := range recs {
-		cl.Produce(ctx, &recs[i], promise)
-	}
-	promise(nil, nil)
-	select {
-	case <-done:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	if first != nil {
-		return fmt.Errorf("produce to %s: %w", recs[0].Topic, first)
-	}
-	return nil
-}
-
 // rejectPoints maps rejected points, which are sub-slices of the points
 // passed to Write or of the per-topic scratch copy, back to their index.
 func (w *Writer) rejectPoints(pts []engine.Point, err error) {
@@ -295,12 +343,13 @@ func (w *Writer) rejectPoints(pts []engine.Point, err error) {
 }
 
 // indexIn is the index of the element p points to in s, or -1.
-func indexIn(s []engine.Point, p *engine.Point) int {
+func indexIn[T any](s []T, p *T) int {
 	if len(s) == 0 {
 		return -1
 	}
+	var zero T
 	off := uintptr(unsafe.Pointer(p)) - uintptr(unsafe.Pointer(&s[0]))
-	i := off / unsafe.Sizeof(engine.Point{})
+	i := off / unsafe.Sizeof(zero)
 	if uintptr(unsafe.Pointer(p)) < uintptr(unsafe.Pointer(&s[0])) || i >= uintptr(len(s)) {
 		return -1
 	}
@@ -332,7 +381,7 @@ func (w *Writer) encode(points []engine.Point, reject func([]engine.Point, error
 			}
 		}
 		w.ptopics = append(w.ptopics, t)
-		if t != "" && !contains(order, t) {
+		if t != "" && !slices.Contains(order, t) {
 			order = append(order, t)
 		}
 	}
@@ -345,21 +394,23 @@ func (w *Writer) encode(points []engine.Point, reject func([]engine.Point, error
 		from := len(w.scratch)
 		for i := range points {
 			if w.ptopics[i] == t {
-				w.scratch = append(w.scratch, points[i])
 				w.scratchIdx = append(w.scratchIdx, i)
 			}
 		}
+		group := w.scratchIdx[from:]
+		if w.Enc.Codec.Framing == engine.FrameAsset {
+			// The framer regroups the copy by asset in place, which would
+			// leave scratchIdx naming other points: group it by asset here
+			// (sorted, stable), so the framer finds it grouped already.
+			slices.SortStableFunc(group, func(a, b int) int {
+				return strings.Compare(points[a].Asset, points[b].Asset)
+			})
+		}
+		for _, i := range group {
+			w.scratch = append(w.scratch, points[i])
+		}
 		w.encodeTopic(w.scratch[from:], t, reject)
 	}
-}
-
-func contains(s []string, x string) bool {
-	for _, v := range s {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // topicOf evaluates the topic expression, interning the result.
@@ -394,7 +445,10 @@ func (w *Writer) encodeTopic(points []engine.Point, topic string, reject func([]
 	for i := range frames {
 		fr := &frames[i]
 		p := &fr.Points[0]
-		sp := span{topic: topic, val: fr.Start, valEnd: fr.End, keyEnd: -1}
+		sp := span{topic: topic, val: fr.Start, valEnd: fr.End, keyEnd: -1, pn: len(fr.Points)}
+		if sp.p0 = indexIn(w.orig, p); sp.p0 < 0 {
+			sp.p0, sp.copied = indexIn(w.scratch, p), true
+		}
 		switch framing {
 		case engine.FramePoint:
 			if w.Enc.TopicExpr != nil {

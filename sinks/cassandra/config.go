@@ -35,7 +35,7 @@ type Config struct {
 	MaxInFlight    int               `hcl:"max_in_flight" default:"64" doc:"most write requests outstanding at once (at most 10,000)"`
 	MaxBatchRows   int               `hcl:"max_batch_rows" default:"100" doc:"rows of one partition grouped into an unlogged batch (never across partitions); 1 disables batches; at most 65535"`
 	CoalescePoints int               `hcl:"coalesce_points" default:"50000" doc:"when batches queue up behind a write, merge them into one write of at least this many points, so rows of one partition share an unlogged batch (0: write batches as they come; at most 10,000,000)"`
-	Retries        int               `hcl:"retries" default:"3" doc:"driver-level retries of a failed write (writes are idempotent); after that the engine retries the whole batch with backoff (0–100)"`
+	Retries        int               `hcl:"retries" default:"3" doc:"driver-level retries of a failed write (writes are idempotent); after that the engine retries the rows of that request with backoff (0–100)"`
 	Timeout        time.Duration     `hcl:"timeout" default:"12s" doc:"client-side timeout of one request (keep it above the server's write_request_timeout)"`
 	ConnectTimeout time.Duration     `hcl:"connect_timeout" default:"10s" doc:"timeout of connection setup"`
 	Connections    int               `hcl:"connections" default:"2" doc:"connections per host (at most 100)"`

@@ -12,16 +12,26 @@ import (
 	"github.com/flowd/flowd/engine/codec"
 )
 
+// producer is what the transport uses of *azeventhubs.ProducerClient.
+type producer interface {
+	NewEventDataBatch(context.Context, *azeventhubs.EventDataBatchOptions) (*azeventhubs.EventDataBatch, error)
+	SendEventDataBatch(context.Context, *azeventhubs.EventDataBatch, *azeventhubs.SendEventDataBatchOptions) error
+	GetEventHubProperties(context.Context, *azeventhubs.GetEventHubPropertiesOptions) (azeventhubs.EventHubProperties, error)
+	Close(context.Context) error
+}
+
 type amqpTransport struct {
 	s    *Sink
-	prod *azeventhubs.ProducerClient
+	prod producer
 
-	buf    []byte
-	events []event
-	order  []string         // partition keys in order of first appearance
-	byKey  map[string][]int // event indices per key
-	framer codec.Framer
-	frames []codec.Frame
+	buf     []byte
+	events  []event
+	pending []int          // the events in the batch being filled
+	order   []string       // partition keys in order of first appearance
+	byKey   map[string]int // a key's index in order and groups
+	groups  [][]int        // event indices per key, reused between writes
+	framer  codec.Framer
+	frames  []codec.Frame
 }
 
 // event is one encoded event: body = buf[body:end].
@@ -30,7 +40,8 @@ type event struct {
 	body, end  int
 	ts         int64
 	asset, tag string
-	points     []engine.Point // for rejection
+	points     []engine.Point // a sub-slice of the written points
+	settled    bool           // acknowledged by the hub, or rejected
 }
 
 func (t *amqpTransport) connect(ctx context.Context) error {
@@ -91,14 +102,27 @@ func (t *amqpTransport) close(ctx context.Context) error {
 // write sends one batch per partition key (several when a key's events do not
 // fit one), each batch carrying its key, and returns once every batch is
 // acknowledged.
+// When a send fails, only the points of events the hub has not
+// acknowledged are handed back for retry: batches already sent (of earlier
+// keys, or earlier batches of the same key) are delivered.
 func (t *amqpTransport) write(ctx context.Context, points []engine.Point) (int, int, error) {
 	t.encode(points)
 	sent, batches := 0, 0
-	for _, key := range t.order {
-		n, b, err := t.sendKey(ctx, key, t.byKey[key])
+	for g, key := range t.order {
+		n, b, err := t.sendKey(ctx, key, t.groups[g])
 		sent += n
 		batches += b
 		if err != nil {
+			for i := range t.events {
+				if ev := &t.events[i]; !ev.settled {
+					// ev.points is a sub-slice of points: its capacity
+					// tells where it starts.
+					from := cap(points) - cap(ev.points)
+					for j := from; j < from+len(ev.points); j++ {
+						t.s.out.Retry(j)
+					}
+				}
+			}
 			return sent, batches, err
 		}
 	}
@@ -124,6 +148,7 @@ func (t *amqpTransport) sendKey(ctx context.Context, key string, idx []int) (int
 		return 0, 0, err
 	}
 	sent, batches := 0, 0
+	t.pending = t.pending[:0]
 	send := func() error {
 		if batch.NumEvents() == 0 {
 			return nil
@@ -132,6 +157,10 @@ func (t *amqpTransport) sendKey(ctx context.Context, key string, idx []int) (int
 		if err := t.prod.SendEventDataBatch(ctx, batch, nil); err != nil {
 			return fmt.Errorf("eventhubs: send %d events: %w", n, err)
 		}
+		for _, i := range t.pending {
+			t.events[i].settled = true
+		}
+		t.pending = t.pending[:0]
 		sent += n
 		batches++
 		return nil
@@ -151,7 +180,7 @@ func (t *amqpTransport) sendKey(ctx context.Context, key string, idx []int) (int
 		err := batch.AddEventData(ed, nil)
 		if errors.Is(err, azeventhubs.ErrEventDataTooLarge) {
 			if batch.NumEvents() == 0 {
-				t.s.rejectSub(ev.points, fmt.Errorf("event of %d bytes does not fit the link's max message size", ev.end-ev.body))
+				t.tooLarge(ev)
 				continue
 			}
 			if err := send(); err != nil {
@@ -162,15 +191,22 @@ func (t *amqpTransport) sendKey(ctx context.Context, key string, idx []int) (int
 			}
 			err = batch.AddEventData(ed, nil)
 			if errors.Is(err, azeventhubs.ErrEventDataTooLarge) {
-				t.s.rejectSub(ev.points, fmt.Errorf("event of %d bytes does not fit the link's max message size", ev.end-ev.body))
+				t.tooLarge(ev)
 				continue
 			}
 		}
 		if err != nil {
 			return sent, batches, fmt.Errorf("eventhubs: add event: %w", err)
 		}
+		t.pending = append(t.pending, i)
 	}
 	return sent, batches, send()
+}
+
+// tooLarge rejects an event that does not fit even an empty batch.
+func (t *amqpTransport) tooLarge(ev *event) {
+	t.s.rejectSub(ev.points, fmt.Errorf("event of %d bytes does not fit the link's max message size", ev.end-ev.body))
+	ev.settled = true
 }
 
 // encode turns points into events grouped by partition key.
@@ -179,7 +215,7 @@ func (t *amqpTransport) encode(points []engine.Point) {
 	t.events = t.events[:0]
 	t.order = t.order[:0]
 	if t.byKey == nil {
-		t.byKey = map[string][]int{}
+		t.byKey = map[string]int{}
 	}
 	clear(t.byKey)
 	enc := &t.s.enc
@@ -201,10 +237,17 @@ func (t *amqpTransport) encode(points []engine.Point) {
 		case enc.KeyBy == ckafka.KeyAssetTag:
 			ev.key = ev.asset + "/" + ev.tag
 		}
-		if _, ok := t.byKey[ev.key]; !ok {
+		g, ok := t.byKey[ev.key]
+		if !ok {
+			g = len(t.order)
+			t.byKey[ev.key] = g
 			t.order = append(t.order, ev.key)
+			if g == len(t.groups) {
+				t.groups = append(t.groups, nil)
+			}
+			t.groups[g] = t.groups[g][:0]
 		}
-		t.byKey[ev.key] = append(t.byKey[ev.key], len(t.events))
+		t.groups[g] = append(t.groups[g], len(t.events))
 		t.events = append(t.events, ev)
 	}
 	// The framer rejects a message over max_message_bytes (too_large).

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 
 	ckafka "github.com/flowd/flowd/common/kafka"
@@ -179,8 +180,13 @@ type Sink struct {
 
 	events, batches, failures prometheus.Counter
 
-	out engine.WriteError // the current Write's outcome, reused
-	cur []engine.Point    // the points of the current Write
+	// mu makes writes one at a time: the engine calls WriteAsync
+	// concurrently when max_in_flight is raised, and over AMQP that writes
+	// as Write does, through the transport's reused buffers.
+	mu    sync.Mutex
+	out   *engine.WriteError // the current write's outcome
+	cur   []engine.Point     // the points of the current write
+	reuse engine.WriteError  // Write's outcome, settled before the next Write
 }
 
 // transport is what the two protocols implement.
@@ -213,22 +219,29 @@ func (s *Sink) Connect(ctx context.Context) error {
 // them. Points that can never be sent are reported rejected; any failure
 // hands the rest back for retry (engine.WriteError).
 func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
+	return s.write(ctx, points, &s.reuse)
+}
+
+// write is Write with the outcome in out, which the caller owns.
+func (s *Sink) write(ctx context.Context, points []engine.Point, out *engine.WriteError) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	if s.t == nil {
 		return errors.New("eventhubs: not connected")
 	}
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.DeliveryTimeout)
 	defer cancel()
-	s.out.Reset()
-	s.cur = points
+	out.Reset()
+	s.out, s.cur = out, points
 	ev, b, err := s.t.write(ctx, points)
-	s.cur = nil
+	s.out, s.cur = nil, nil
 	s.events.Add(float64(ev))
 	s.batches.Add(float64(b))
 	if err != nil {
 		s.failures.Inc()
-		s.out.Err = err
+		out.Err = err
 	}
-	return s.out.Result()
+	return out.Result()
 }
 
 // MaxInFlight is the default number of batches in flight (engine.AsyncSink):
@@ -246,7 +259,9 @@ func (s *Sink) MaxInFlight() int {
 func (s *Sink) WriteAsync(ctx context.Context, points []engine.Point, settle func(error)) {
 	kt, ok := s.t.(*kafkaTransport)
 	if !ok {
-		settle(s.Write(ctx, points))
+		// Its own outcome: the engine may settle it while the next
+		// write runs.
+		settle(s.write(ctx, points, new(engine.WriteError)))
 		return
 	}
 	kt.start(ctx, points, settle)

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 
 	ckafka "github.com/flowd/flowd/common/kafka"
 	"github.com/flowd/flowd/engine"
@@ -38,12 +37,10 @@ func KafkaSettings(c *Config, cs ConnString) ckafka.Settings {
 }
 
 type kafkaTransport struct {
-	s  *Sink
-	cl *kgo.Client
-	w  *ckafka.Writer
-
-	poolMu sync.Mutex
-	pool   []*ckafka.Writer // encoders of writes not in flight
+	s    *Sink
+	cl   *kgo.Client
+	w    *ckafka.Writer
+	pool *ckafka.Pool // the encoders of writes in flight (WriteAsync)
 }
 
 func (t *kafkaTransport) connect(ctx context.Context) error {
@@ -79,11 +76,12 @@ func (t *kafkaTransport) connect(ctx context.Context) error {
 	enc := s.enc
 	enc.Topic = s.hub
 	t.w = &ckafka.Writer{Client: cl, Enc: enc}
+	t.pool = &ckafka.Pool{Client: cl, Enc: enc}
 	return nil
 }
 
 func (t *kafkaTransport) write(ctx context.Context, points []engine.Point) (int, int, error) {
-	n, err := t.w.Write(ctx, points, t.s.reject)
+	n, err := t.w.Write(ctx, points, t.s.reject, t.s.out.Retry)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -94,15 +92,11 @@ func (t *kafkaTransport) write(ctx context.Context, points []engine.Point) (int,
 // the pool, and settles them when every record's promise has run.
 func (t *kafkaTransport) start(ctx context.Context, points []engine.Point, settle func(error)) {
 	s := t.s
-	w := t.writer()
 	out := &engine.WriteError{}
 	reject := func(i int, err error) {
 		out.Reject(i, rejectReason(err), fmt.Errorf("eventhubs: %w", err))
 	}
-	w.Start(ctx, points, reject, func(n int, err error) {
-		t.poolMu.Lock()
-		t.pool = append(t.pool, w)
-		t.poolMu.Unlock()
+	t.pool.Start(ctx, points, reject, out.Retry, func(n int, err error) {
 		if err != nil {
 			s.failures.Inc()
 			out.Err = err
@@ -112,17 +106,6 @@ func (t *kafkaTransport) start(ctx context.Context, points []engine.Point, settl
 		}
 		settle(out.Result())
 	})
-}
-
-func (t *kafkaTransport) writer() *ckafka.Writer {
-	t.poolMu.Lock()
-	defer t.poolMu.Unlock()
-	if n := len(t.pool); n > 0 {
-		w := t.pool[n-1]
-		t.pool = t.pool[:n-1]
-		return w
-	}
-	return &ckafka.Writer{Client: t.cl, Enc: t.w.Enc}
 }
 
 func (t *kafkaTransport) close(ctx context.Context) error {

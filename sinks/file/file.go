@@ -4,10 +4,13 @@ package file
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"syscall"
+	"time"
 
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
@@ -28,7 +31,8 @@ var Spec = engine.SinkSpec(engine.Info{
 	Description: "Each batch is written with one write call, so a line is never split between batches. " +
 		"A write or fsync that fails (a full disk) is undone by truncating the file back to where the batch began, " +
 		"so the retry neither leaves a torn line nor writes a line twice; a torn last line left by a crash is " +
-		"cut off when the file is opened in append mode.",
+		"cut off when the file is opened in append mode. A FIFO or a device is only written to: the sink waits " +
+		"for a FIFO's reader to open it and to read, and gives up either wait at shutdown.",
 	Example: `sink "file" "local" {
   inputs = [source.plant]
   path   = "out/points.jsonl"
@@ -73,7 +77,7 @@ func (s *Sink) Connect(ctx context.Context) error {
 	// A FIFO or a device (a test's stuck reader, /dev/stdout) cannot be
 	// read back, seeked or truncated: it is only written to.
 	if fi, err := os.Stat(s.cfg.Path); err == nil && !fi.Mode().IsRegular() {
-		f, err := os.OpenFile(s.cfg.Path, os.O_WRONLY|os.O_APPEND, 0)
+		f, err := openStream(ctx, s.cfg.Path)
 		if err != nil {
 			return err
 		}
@@ -98,6 +102,48 @@ func (s *Sink) Connect(ctx context.Context) error {
 	}
 	s.f = f
 	return nil
+}
+
+// openStream opens a FIFO or device for writing. A FIFO's blocking open
+// waits for a reader and cannot be cancelled: open it non-blocking, which
+// fails while there is no reader, and try again until ctx ends. Writes then
+// wait for the reader through the runtime's poller, where a deadline can
+// cut them off (writeStream).
+func openStream(ctx context.Context, path string) (*os.File, error) {
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|syscall.O_NONBLOCK, 0)
+		if !errors.Is(err, syscall.ENXIO) {
+			return f, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("%s: no reader yet: %w", path, ctx.Err())
+		case <-tick.C:
+		}
+	}
+}
+
+// writeStream writes b to a FIFO or device, and gives up when ctx ends
+// (a reader that stopped reading must not hold a shutdown).
+func (s *Sink) writeStream(ctx context.Context, b []byte) error {
+	cut := make(chan struct{})
+	stop := context.AfterFunc(ctx, func() {
+		defer close(cut)
+		// An error (a device the poller cannot watch, /dev/null) is fine:
+		// writes to it do not wait for a reader.
+		s.f.SetWriteDeadline(time.Now())
+	})
+	_, err := s.f.Write(b)
+	if !stop() {
+		<-cut
+		s.f.SetWriteDeadline(time.Time{})
+		if err != nil {
+			err = fmt.Errorf("%w (%w)", err, ctx.Err())
+		}
+	}
+	return err
 }
 
 // cutTornLine truncates a file that does not end with a newline back to its
@@ -138,7 +184,7 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	clear(frames) // keep no references to the caller's points
 	s.buf, s.frames = b, frames[:0]
 	if s.stream {
-		if _, err := s.f.Write(b); err != nil {
+		if err := s.writeStream(ctx, b); err != nil {
 			return fmt.Errorf("write %s: %w", s.cfg.Path, err)
 		}
 		return nil

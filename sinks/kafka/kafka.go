@@ -7,7 +7,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"time"
 
 	ckafka "github.com/flowd/flowd/common/kafka"
@@ -30,14 +29,14 @@ type Config struct {
 
 	Partitioner string `hcl:"partitioner" default:"default" enum:"default|sticky_key|round_robin|least_backup" doc:"default: keyed records hash like the Java client (murmur2), unkeyed ones fill batches of ~64 KiB per partition; sticky_key: keyed hash, unkeyed sticky; round_robin; least_backup: the partition with the fewest buffered records"`
 	Acks        string `hcl:"acks" default:"all" enum:"all|leader|none" doc:"all: every in-sync replica, with the idempotent producer; leader; none (fire and forget — points count as delivered when sent)"`
-	Idempotent  bool   `hcl:"idempotent" default:"true" doc:"idempotent producer (needs acks = \"all\"): the client's own retries never duplicate or reorder; a batch the engine retries after delivery_timeout may land twice (at-least-once)"`
+	Idempotent  bool   `hcl:"idempotent" default:"true" doc:"idempotent producer (needs acks = \"all\"): the client's own retries never duplicate or reorder; a record the engine retries after delivery_timeout may land twice (at-least-once)"`
 	Compression string `hcl:"compression" default:"none" enum:"none|gzip|snappy|lz4|zstd" doc:"record batch compression"`
 
 	Linger             time.Duration `hcl:"linger" default:"0s" doc:"how long a partition's batch may wait to fill before it is sent"`
 	BatchMaxBytes      engine.Size   `hcl:"batch_max_bytes" default:"1MiB" doc:"largest record batch per partition in a produce request; the broker's max.message.bytes bounds it"`
 	MaxMessageBytes    engine.Size   `hcl:"max_message_bytes" default:"1000000" doc:"largest record value; a json_batch is split below it, a single point above it is rejected (counted); 64 bytes to 256MiB"`
 	MaxBufferedRecords int           `hcl:"max_buffered_records" default:"100000" doc:"records the client buffers before Produce blocks (backpressure to the pipeline; at most 10,000,000)"`
-	DeliveryTimeout    time.Duration `hcl:"delivery_timeout" default:"30s" doc:"the client retries a record for this long; then the batch fails and the engine retries it with backoff"`
+	DeliveryTimeout    time.Duration `hcl:"delivery_timeout" default:"30s" doc:"the client retries a record for this long; then it fails and the engine retries its points with backoff"`
 	RequestTimeout     time.Duration `hcl:"request_timeout" default:"10s" doc:"how long the broker may take to answer a produce request (its acks wait)"`
 
 	CreateTopic       bool `hcl:"create_topic" doc:"create the topic at start when it does not exist (otherwise a missing topic is an error)"`
@@ -55,8 +54,8 @@ var Spec = engine.SinkSpec(engine.Info{
 	Summary: "Produces points to a Kafka topic (franz-go); a batch is acknowledged when every record is.",
 	Description: "Every record of a batch is produced, then the sink waits for all acknowledgements: the batch " +
 		"is acknowledged upstream only when all are in, and on any failure (after the client's own retries " +
-		"within delivery_timeout) the engine retries the same points with backoff — at-least-once, never a " +
-		"silent drop. The client's buffer (max_buffered_records) blocks producing when full, which is the " +
+		"within delivery_timeout) the engine retries the points of the records that failed with backoff (the " +
+		"records acknowledged are not produced again) — at-least-once, never a silent drop. The client's buffer (max_buffered_records) blocks producing when full, which is the " +
 		"pipeline's backpressure. The topic must exist at start unless create_topic is set.",
 	Example: `sink "kafka" "cloud" {
   inputs  = [transform.changes]
@@ -164,9 +163,8 @@ type Sink struct {
 	failures prometheus.Counter
 	out      engine.WriteError // the current Write's outcome, reused
 	rejectFn func(int, error)
-
-	poolMu sync.Mutex
-	pool   []*ckafka.Writer // encoders of writes not in flight (WriteAsync)
+	retryFn  func(int)    // s.out.Retry
+	pool     *ckafka.Pool // the encoders of WriteAsync, of the current client
 }
 
 // Connect makes the client and checks (or creates) the topic.
@@ -186,6 +184,7 @@ func (s *Sink) Connect(ctx context.Context) error {
 	}
 	s.cl = cl
 	s.w = &ckafka.Writer{Client: cl, Enc: s.enc}
+	s.pool = &ckafka.Pool{Client: cl, Enc: s.enc}
 	return nil
 }
 
@@ -198,9 +197,9 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	}
 	s.out.Reset()
 	if s.rejectFn == nil {
-		s.rejectFn = s.reject
+		s.rejectFn, s.retryFn = s.reject, s.out.Retry
 	}
-	n, err := s.w.Write(ctx, points, s.rejectFn)
+	n, err := s.w.Write(ctx, points, s.rejectFn, s.retryFn)
 	if err != nil {
 		s.failures.Inc()
 		s.out.Err = err
@@ -220,15 +219,14 @@ func (s *Sink) MaxInFlight() int { return 8 }
 // write in flight encodes into its own Writer, returned to the pool when its
 // records are settled.
 func (s *Sink) WriteAsync(ctx context.Context, points []engine.Point, settle func(error)) {
-	cl := s.cl
-	if cl == nil {
+	pool := s.pool
+	if pool == nil {
 		settle(errors.New("kafka: not connected"))
 		return
 	}
-	w := s.writer(cl)
 	out := &engine.WriteError{}
-	w.Start(ctx, points, func(i int, err error) { rejectInto(out, i, err, s.cfg.MaxMessageBytes) }, func(n int, err error) {
-		s.putWriter(w)
+	reject := func(i int, err error) { rejectInto(out, i, err, s.cfg.MaxMessageBytes) }
+	pool.Start(ctx, points, reject, out.Retry, func(n int, err error) {
 		if err != nil {
 			s.failures.Inc()
 			out.Err = err
@@ -237,26 +235,6 @@ func (s *Sink) WriteAsync(ctx context.Context, points []engine.Point, settle fun
 		}
 		settle(out.Result())
 	})
-}
-
-// writer takes an encoder of the current client from the pool.
-func (s *Sink) writer(cl *kgo.Client) *ckafka.Writer {
-	s.poolMu.Lock()
-	defer s.poolMu.Unlock()
-	for len(s.pool) > 0 {
-		w := s.pool[len(s.pool)-1]
-		s.pool = s.pool[:len(s.pool)-1]
-		if w.Client == cl {
-			return w
-		}
-	}
-	return &ckafka.Writer{Client: cl, Enc: s.enc}
-}
-
-func (s *Sink) putWriter(w *ckafka.Writer) {
-	s.poolMu.Lock()
-	s.pool = append(s.pool, w)
-	s.poolMu.Unlock()
 }
 
 func rejectInto(out *engine.WriteError, i int, err error, max engine.Size) {
@@ -276,9 +254,6 @@ func (s *Sink) Close(ctx context.Context) error {
 		return nil
 	}
 	s.cl.Close()
-	s.cl, s.w = nil, nil
-	s.poolMu.Lock()
-	s.pool = nil
-	s.poolMu.Unlock()
+	s.cl, s.w, s.pool = nil, nil, nil
 	return nil
 }

@@ -81,6 +81,7 @@ type Sink struct {
 	lastErr atomic.Pointer[string]
 	errLog  mqttc.ErrorLog
 	buf     []byte
+	sent    []bool // per message of the current Write: acknowledged
 
 	sp *edge // format sparkplug
 }
@@ -251,11 +252,20 @@ func (s *Sink) connError(err error) {
 
 // Message is one MQTT message the sink publishes.
 type Message struct {
-	topic   string
-	payload []byte
-	ts      int64
-	asset   string
-	tag     string
+	topic    string
+	payload  []byte
+	ts       int64
+	asset    string
+	tag      string
+	from, to int // the points it carries: points[from:to] as Messages leaves them
+}
+
+// span is where sub, a sub-slice of points, lies in it: the framer's
+// messages hold sub-slices of the points they were given, and a slice
+// keeps the capacity left after its start.
+func span(points, sub []engine.Point) (from, to int) {
+	from = cap(points) - cap(sub)
+	return from, from + len(sub)
 }
 
 // Messages encodes points into the messages Write publishes (exported for
@@ -271,7 +281,11 @@ func (s *Sink) Messages(buf []byte, points []engine.Point, out *engine.WriteErro
 			out.RejectSub(points, sub, "too_large", fmt.Errorf("mqtt: %w (%d bytes)", err, s.cfg.MaxMessageBytes))
 		}
 	}
-	msgs := make([]Message, 0, 16)
+	n := 16
+	if s.enc.Framing == engine.FramePoint {
+		n = len(points) // one message each, at most: no regrowing
+	}
+	msgs := make([]Message, 0, n)
 	frames := s.frames[:0]
 	if s.enc.Framing == engine.FrameBatch {
 		// One batch per topic, in order of first appearance; points without
@@ -312,7 +326,9 @@ func (s *Sink) Messages(buf []byte, points []engine.Point, out *engine.WriteErro
 			pos += len(sub)
 			buf, frames = s.framer.Append(buf, frames, sub, tooLarge)
 			for i := n; i < len(frames); i++ {
-				msgs = append(msgs, Message{topic: t, payload: frames[i].Payload(buf)})
+				m := Message{topic: t, payload: frames[i].Payload(buf)}
+				m.from, m.to = span(points, frames[i].Points)
+				msgs = append(msgs, m)
 			}
 		}
 		for k := range noTopic {
@@ -337,6 +353,7 @@ func (s *Sink) Messages(buf []byte, points []engine.Point, out *engine.WriteErro
 			continue
 		}
 		m := Message{topic: t, payload: fr.Payload(buf)}
+		m.from, m.to = span(points, fr.Points)
 		if s.enc.Framing == engine.FramePoint {
 			m.ts, m.asset, m.tag = p.TS, p.Asset, p.Tag
 		}
@@ -349,8 +366,9 @@ func (s *Sink) Messages(buf []byte, points []engine.Point, out *engine.WriteErro
 
 // Write publishes the points and returns once the broker acknowledged every
 // message (QoS 1/2) or they were written (QoS 0). Points without a valid
-// topic are reported rejected; a failed publish hands the rest back for
-// retry (engine.WriteError).
+// topic are reported rejected; when a publish fails, the points of the
+// messages not acknowledged are handed back for retry (engine.WriteError),
+// not those the broker already has.
 func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	s.mu.Lock()
 	cm := s.cm
@@ -366,11 +384,17 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 	var out engine.WriteError
 	msgs, buf := s.Messages(s.buf[:0], points, &out)
 	s.buf = buf
+	// sent[i]: message i is acknowledged; each worker sets only its own.
+	if cap(s.sent) < len(msgs) {
+		s.sent = make([]bool, len(msgs))
+	}
+	sent := s.sent[:len(msgs)]
+	clear(sent)
 	// max_inflight workers take the messages in order, each publishing and
 	// awaiting its acknowledgement in turn: the same window as a goroutine
 	// per message, without a goroutine (and its stack) per message.
 	var wg sync.WaitGroup
-	var next, published atomic.Int64
+	var next atomic.Int64
 	var firstErr atomic.Pointer[error]
 	props := &paho.PublishProperties{ContentType: s.enc.ContentType}
 	for range min(s.cfg.MaxInflight, len(msgs)) {
@@ -396,15 +420,25 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 					firstErr.CompareAndSwap(nil, &err)
 					continue
 				}
-				published.Add(1)
+				sent[i] = true
 			}
 		}()
 	}
 	wg.Wait()
-	if p := firstErr.Load(); p != nil {
-		out.Err = *p // the points not rejected are retried
-	} else if int(published.Load()) < len(msgs) {
-		out.Err = ctx.Err() // cancelled before every message was published
+	for i := range msgs {
+		if sent[i] {
+			continue
+		}
+		if out.Err == nil {
+			if p := firstErr.Load(); p != nil {
+				out.Err = *p
+			} else {
+				out.Err = ctx.Err() // cancelled before every message was published
+			}
+		}
+		for j := msgs[i].from; j < msgs[i].to; j++ {
+			out.Retry(j)
+		}
 	}
 	return out.Result()
 }

@@ -189,3 +189,37 @@ func TestJSONBatchSplitByMaxMessageBytes(t *testing.T) {
 		t.Errorf("no limit: %d messages", len(msgs))
 	}
 }
+
+// Each message names the points it carries, as Messages leaves them (json
+// one each, json_batch regrouped by topic, asset_json by asset): a failed
+// publish hands back exactly those points.
+func TestMessagesNameTheirPoints(t *testing.T) {
+	for _, format := range []string{"json", "json_batch", "asset_json"} {
+		s := sink(t, Config{TopicExpr: engine.Expr{Src: "'p/' + asset"}, Format: format, MaxMessageBytes: 200})
+		pts := append(points(), points()...)
+		pts = append(pts, engine.Point{Asset: "line3", Tag: "big", Value: engine.String(strings.Repeat("x", 300))})
+		pts = append(pts, points()...)
+		var out engine.WriteError
+		msgs, _ := s.Messages(nil, pts, &out)
+		covered := make([]int, len(pts))
+		for _, m := range msgs {
+			for j := m.from; j < m.to; j++ {
+				covered[j]++
+				if "p/"+pts[j].Asset != m.topic || !strings.Contains(string(m.payload), `"tag":"`+pts[j].Tag+`"`) && !strings.Contains(string(m.payload), `"`+pts[j].Tag+`":`) {
+					t.Fatalf("%s: message to %s (%s) names point %d %+v", format, m.topic, m.payload, j, pts[j])
+				}
+			}
+		}
+		for _, r := range out.Rejections() {
+			covered[r.Index]++
+			if pts[r.Index].Tag != "big" {
+				t.Fatalf("%s: rejected %+v", format, pts[r.Index])
+			}
+		}
+		for j, n := range covered {
+			if n != 1 {
+				t.Fatalf("%s: point %d %+v is in %d messages or rejections", format, j, pts[j], n)
+			}
+		}
+	}
+}
