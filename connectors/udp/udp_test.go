@@ -218,3 +218,23 @@ func (o countOut) Emit(_ context.Context, pts []engine.Point, done func(error)) 
 	done(nil)
 	return nil
 }
+
+// A rejected datagram wakes the batcher with no points (an empty batch
+// carries its dead letter); points taken after it clear the flag.
+func TestQueueTakeAfterReject(t *testing.T) {
+	q := newQueue(10)
+	q.rejected()
+	pts, ok := q.take(context.Background(), 10, time.Hour)
+	if !ok || len(pts) != 0 {
+		t.Fatalf("after a reject: %d points, ok %v; want none, ok", len(pts), ok)
+	}
+	q.rejected()
+	q.push([]engine.Point{{Tag: "a"}})
+	if pts, ok := q.take(context.Background(), 1, time.Hour); !ok || len(pts) != 1 {
+		t.Fatalf("with a point queued: %d points, ok %v", len(pts), ok)
+	}
+	q.close()
+	if pts, ok := q.take(context.Background(), 10, time.Hour); ok || len(pts) != 0 {
+		t.Fatalf("closed: %d points, ok %v; the reject was carried by the last take", len(pts), ok)
+	}
+}
