@@ -176,7 +176,7 @@ func TestConfigErrors(t *testing.T) {
 // BenchmarkRead is one datagram through a real loopback socket, decoder and
 // queue to the pipeline's Emit.
 func BenchmarkRead(b *testing.B) {
-	src, err := New(config(func(c *Config) { c.Queue = 1 << 20; c.BatchSize = 1000; c.Linger = 0 }), &engine.Env{Codecs: codecs.All()})
+	src, err := New(config(func(c *Config) { c.Queue = maxQueue; c.BatchSize = 1000; c.Linger = 0 }), &engine.Env{Codecs: codecs.All()})
 	if err != nil {
 		b.Fatal(err)
 	}
