@@ -238,3 +238,37 @@ func TestQueueTakeAfterReject(t *testing.T) {
 		t.Fatalf("closed: %d points, ok %v; the reject was carried by the last take", len(pts), ok)
 	}
 }
+
+// shutOutput is a pipeline shutting down: Emit settles the points with the
+// context's error and returns it (the engine counts them dropped, reason
+// shutdown).
+type shutOutput struct{ output }
+
+func (o *shutOutput) Emit(ctx context.Context, pts []engine.Point, done func(error)) error {
+	o.mu.Lock()
+	o.points = append(o.points, pts...)
+	o.mu.Unlock()
+	done(ctx.Err())
+	return ctx.Err()
+}
+
+// At shutdown every queued point is handed to Emit, which counts what it
+// cannot take as dropped: none is left in the queue, counted nowhere.
+func TestShutdownHandsOnEveryQueuedPoint(t *testing.T) {
+	src, err := New(config(nil), &engine.Env{Codecs: codecs.All()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := src.(*Source)
+	q := newQueue(100)
+	for i := range 35 {
+		q.push([]engine.Point{{Tag: fmt.Sprint(i)}})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := &shutOutput{}
+	s.batch(ctx, out, q)
+	if n := out.count(); n != 35 {
+		t.Fatalf("%d of 35 queued points handed to Emit at shutdown", n)
+	}
+}
