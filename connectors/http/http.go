@@ -92,10 +92,11 @@ type Source struct {
 	out     engine.Output
 	ctx     context.Context // the Run context, for Emit
 
-	requests *prometheus.CounterVec
-	codes    map[int]prometheus.Counter
-	retryHdr string
-	addr     atomic.Pointer[string]
+	requests  *prometheus.CounterVec
+	codes     map[int]prometheus.Counter
+	retryHdr  string
+	rejectLog logLimiter
+	addr      atomic.Pointer[string]
 }
 
 // New validates the config and builds the source.
@@ -415,7 +416,34 @@ func (s *Source) reject(r *http.Request, body []byte, err error) <-chan error {
 	}
 	p := engine.Point{Tag: r.URL.Path, Value: engine.String(string(body)), Quality: engine.Bad, TS: time.Now().UnixNano(),
 		Attrs: map[string]string{"http_path": r.URL.Path}}
+	if ok, suppressed := s.rejectLog.allow(time.Now()); ok && s.env.Logger != nil {
+		s.env.Logger.Warn("http body rejected", "path", r.URL.Path, "bytes", len(body), "err", err.Error(), "suppressed_before", suppressed)
+	}
 	done := make(chan error, 1)
 	s.env.RejectAck([]engine.Point{p}, "decode", fmt.Errorf("path %s: %w", r.URL.Path, err), func(err error) { done <- err })
 	return done
+}
+
+// logLimiter lets a burst of lines through per window and counts the rest.
+type logLimiter struct {
+	mu         sync.Mutex
+	window     time.Time
+	n          int
+	suppressed int
+}
+
+func (l *logLimiter) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.window) > 10*time.Second {
+		l.window, l.n = now, 0
+	}
+	if l.n >= 20 {
+		l.suppressed++
+		return false, 0
+	}
+	l.n++
+	sup := l.suppressed
+	l.suppressed = 0
+	return true, sup
 }

@@ -97,6 +97,7 @@ type Source struct {
 	ackFailed prometheus.Counter
 	rebirths  prometheus.Counter // format sparkplug: rebirth requests published
 	unacked   atomic.Int64
+	rejectLog logLimiter
 	up        atomic.Int32
 	errLog    mqttc.ErrorLog
 }
@@ -611,6 +612,9 @@ func (s *Source) reject(m message, err error, st *settle) {
 		Attrs: map[string]string{"mqtt_topic": m.pub.Topic}}
 	st.add()
 	s.env.RejectAck([]engine.Point{p}, "decode", fmt.Errorf("topic %s: %w", m.pub.Topic, err), st.done)
+	if ok, suppressed := s.rejectLog.allow(time.Now()); ok && s.env.Logger != nil {
+		s.env.Logger.Warn("mqtt payload rejected", "topic", m.pub.Topic, "bytes", len(m.pub.Payload), "err", err.Error(), "suppressed_before", suppressed)
+	}
 }
 
 // requestRebirth asks a Sparkplug edge node for its births (NCMD Node
@@ -634,4 +638,30 @@ func (s *Source) requestRebirth(ctx context.Context, m message, err error) {
 	if s.env.Logger != nil {
 		s.env.Logger.Info("sparkplug rebirth requested", "topic", cmd.Topic, "reason", re.Err.Error())
 	}
+}
+
+// logLimiter lets a burst of lines through per window and counts the rest.
+type logLimiter struct {
+	mu         sync.Mutex
+	window     time.Time
+	n          int
+	suppressed int
+}
+
+const rejectLogsPerWindow = 20
+
+func (l *logLimiter) allow(now time.Time) (bool, int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.window) > 10*time.Second {
+		l.window, l.n = now, 0
+	}
+	if l.n >= rejectLogsPerWindow {
+		l.suppressed++
+		return false, 0
+	}
+	l.n++
+	s := l.suppressed
+	l.suppressed = 0
+	return true, s
 }
