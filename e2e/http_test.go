@@ -394,6 +394,39 @@ func TestHTTPBadRequests(t *testing.T) {
 	_ = os.Remove(out)
 }
 
+// A body that does not decode is in the dead-letter sink by the time the
+// client has its 400 (the client drops it then), even when no good request
+// follows to carry it.
+func TestHTTPDeadLetterBeforeBadRequest(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	port := harness.FreePort(t)
+	cfg := harness.WriteFile(t, dir, "http.hcl", httpPipeline(port, 1000, out, ""))
+	p := harness.StartEnv(t, []string{"E2E_HTTP_TOKEN=" + httpToken}, cfg)
+	harness.Eventually(t, 10*time.Second, func() bool { return readyz(t, p) == 200 }, "the http source to listen")
+	url := fmt.Sprintf("http://127.0.0.1:%d/points/x", port)
+	type dead struct {
+		Attrs map[string]string `json:"attrs"`
+	}
+	for i := 1; i <= 3; i++ {
+		req, _ := http.NewRequest("POST", url, strings.NewReader(`{"tag":"a","value":`))
+		req.Header.Set("Authorization", "Bearer "+httpToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 400 {
+			t.Fatalf("malformed body %d: %d, want 400", i, resp.StatusCode)
+		}
+		harness.Eventually(t, 10*time.Second, func() bool { return len(harness.ReadJSONL[dead](t, out+".dead")) == i },
+			"dead letter %d written after its 400", i)
+	}
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}
+
 // /readyz reports the listener: while another process holds the port the
 // source is failing and flowd not ready; once the port is free the engine's
 // retry binds it and flowd is ready, without a restart.

@@ -931,3 +931,54 @@ func TestMQTTStopFlushesAcks(t *testing.T) {
 		t.Errorf("%d values delivered twice: their acks were lost on a graceful stop", dups)
 	}
 }
+
+// With several connections, a rejected message is acknowledged only once
+// the dead-letter sink has its dead letter: while that sink is down, every
+// rejected message stays unacknowledged (the broker keeps it), whichever
+// connection's batch would have carried the dead letter.
+func TestMQTTDeadLettersHoldAcksAcrossConnections(t *testing.T) {
+	broker := harness.Require(t, "FLOWD_TEST_MQTT")
+	run := mqttRun(t)
+	dir := t.TempDir()
+	dead, _ := block(t, dir) // never unblocked: the dead-letter sink stays down
+	cfg := harness.WriteFile(t, dir, "p.hcl", `pipeline "p" {
+  latency_slo   = "48h"
+  stall_timeout = "1h"
+  dead_letter   = sink.dead
+`+sourceHCL(broker, "e2e/"+run, run, `    group       = "g"
+    connections = 2`)+fmt.Sprintf(`
+  sink "file" "out" {
+    inputs = [source.in]
+    path   = %q
+  }
+  sink "file" "dead" {
+    path = %q
+  }
+}`, filepath.Join(dir, "out.jsonl"), dead))
+	p := harness.Start(t, cfg)
+	waitConnected(t, p, "source.in")
+	s := mqttc.Settings{Brokers: []string{broker}, CleanStart: true, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pub, err := mqttc.NewPublisher(ctx, &s, run+"-pub", 1, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 400
+	for i := range n {
+		if err := pub.Publish(ctx, fmt.Sprintf("e2e/%s/%d", run, i%8), []byte(`{"tag":"seq","value":`), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := pub.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	harness.Eventually(t, 30*time.Second, func() bool {
+		return metric(t, p, "flowd_mqtt_messages_total", "component=source.in", "result=rejected") == n
+	}, "%d messages rejected", n)
+	time.Sleep(500 * time.Millisecond) // acks that should not happen have time to
+	if got := metric(t, p, "flowd_mqtt_unacked_messages", "component=source.in"); got != n {
+		t.Fatalf("%v of %d rejected messages unacknowledged while the dead-letter sink is down, want all", got, n)
+	}
+	p.Kill()
+}

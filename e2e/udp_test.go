@@ -91,3 +91,47 @@ func TestUDPCountsEveryDatagram(t *testing.T) {
 		t.Errorf("exit %d", code)
 	}
 }
+
+// Datagrams that do not decode reach the dead-letter sink even when no good
+// datagram follows to carry them into the pipeline.
+func TestUDPDeadLettersWithoutGoodDatagrams(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.jsonl")
+	port := harness.FreePort(t)
+	cfg := harness.WriteFile(t, dir, "udp.hcl", fmt.Sprintf(`pipeline "udp" {
+  dead_letter = sink.dead
+  source "udp" "in" {
+    listen = "127.0.0.1:%d"
+  }
+  sink "file" "out" {
+    inputs = [source.in]
+    path   = %q
+  }
+  sink "file" "dead" {
+    path = %q
+  }
+}
+`, port, out, out+".dead"))
+	p := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), cfg)
+	harness.Eventually(t, 10*time.Second, func() bool { return readyzLines(t, p, "source.in") == "" }, "the udp source to listen")
+	conn, err := net.Dial("udp", fmt.Sprintf("127.0.0.1:%d", port))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	type dead struct {
+		Attrs map[string]string `json:"attrs"`
+	}
+	for i := 1; i <= 3; i++ {
+		conn.Write([]byte(`{"asset":"a","tag":`))
+		harness.Eventually(t, 10*time.Second, func() bool { return len(harness.ReadJSONL[dead](t, out+".dead")) == i }, "dead letter %d", i)
+	}
+	for _, d := range harness.ReadJSONL[dead](t, out+".dead") {
+		if d.Attrs["dead_letter_reason"] != "decode" || d.Attrs["udp_from"] == "" {
+			t.Errorf("dead letter attrs %v", d.Attrs)
+		}
+	}
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Errorf("exit %d", code)
+	}
+}

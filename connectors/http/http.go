@@ -342,8 +342,11 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.decs.Put(dec)
 	if err != nil {
 		engine.PutPoints(pts)
-		s.reject(r, body, err)
-		s.answer(w, http.StatusBadRequest, err.Error())
+		// The client drops a body answered 400: answer once the dead-letter
+		// sink has it.
+		if s.settled(w, r, s.reject(r, body, err)) {
+			s.answer(w, http.StatusBadRequest, err.Error())
+		}
 		return
 	}
 	n := int64(len(pts))
@@ -375,36 +378,50 @@ func (s *Source) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.answer(w, http.StatusServiceUnavailable, "not taken: "+err.Error())
 		return
 	}
-	t := time.NewTimer(s.cfg.AckTimeout)
-	defer t.Stop()
-	select {
-	case err = <-done:
-		// A sink's reject (dead-lettered, or dropped and counted) settles
-		// the points for good: the client must not send them again.
-		if err != nil && !errors.Is(err, engine.ErrRejected) {
-			s.answer(w, http.StatusServiceUnavailable, "not taken: "+err.Error())
-			return
-		}
+	if s.settled(w, r, done) {
 		s.answer(w, http.StatusOK, strconv.FormatInt(n, 10))
-	case <-t.C:
-		s.answer(w, http.StatusServiceUnavailable, "not acknowledged within ack_timeout; the points may still be delivered")
-	case <-r.Context().Done():
-		// The client left: it retries what it has no answer for.
 	}
 }
 
+// settled waits up to ack_timeout for done. It reports true when the points
+// were settled for good: taken, or rejected by a sink (dead-lettered, or
+// dropped and counted), which the client must not send again. Otherwise it
+// has answered 503, or the client left (it retries what it has no answer
+// for).
+func (s *Source) settled(w http.ResponseWriter, r *http.Request, done <-chan error) bool {
+	t := time.NewTimer(s.cfg.AckTimeout)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		if err != nil && !errors.Is(err, engine.ErrRejected) {
+			s.answer(w, http.StatusServiceUnavailable, "not taken: "+err.Error())
+			return false
+		}
+		return true
+	case <-t.C:
+		s.answer(w, http.StatusServiceUnavailable, "not acknowledged within ack_timeout; the points may still be delivered")
+	case <-r.Context().Done():
+	}
+	return false
+}
+
 // reject counts a body that does not decode and hands it to the dead-letter
-// sink as a raw point.
-func (s *Source) reject(r *http.Request, body []byte, err error) {
+// sink as a raw point, straight away: requests run concurrently, so the
+// next Emit (which carries Env.Reject's dead letters) may be another
+// request's, or never come. The returned channel gets the dead-letter
+// sink's outcome.
+func (s *Source) reject(r *http.Request, body []byte, err error) <-chan error {
 	if len(body) > 1024 {
 		body = body[:1024]
 	}
 	p := engine.Point{Tag: r.URL.Path, Value: engine.String(string(body)), Quality: engine.Bad, TS: time.Now().UnixNano(),
 		Attrs: map[string]string{"http_path": r.URL.Path}}
-	s.env.Reject([]engine.Point{p}, "decode", fmt.Errorf("path %s: %w", r.URL.Path, err))
 	if ok, suppressed := s.rejectLog.allow(time.Now()); ok && s.env.Logger != nil {
 		s.env.Logger.Warn("http body rejected", "path", r.URL.Path, "bytes", len(body), "err", err.Error(), "suppressed_before", suppressed)
 	}
+	done := make(chan error, 1)
+	s.env.RejectAck([]engine.Point{p}, "decode", fmt.Errorf("path %s: %w", r.URL.Path, err), func(err error) { done <- err })
+	return done
 }
 
 // logLimiter lets a burst of lines through per window and counts the rest.

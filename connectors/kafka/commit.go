@@ -18,7 +18,6 @@ type partTracker struct {
 	head      int
 	first     uint64 // sequence number of spans[head]
 	retired   bool
-	failed    bool // a span was acknowledged with an error
 }
 
 type span struct {
@@ -48,8 +47,9 @@ func (t *partTracker) add(end int64) uint64 {
 }
 
 // ack marks span seq acknowledged; ok false means some sink did not take
-// its points, and the span then never counts as done. It reports whether
-// the committable offset moved.
+// its points, and the span then never counts as done (the source restarts
+// from the committed offset). It reports whether the committable offset
+// moved.
 func (t *partTracker) ack(seq uint64, ok bool) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -61,7 +61,6 @@ func (t *partTracker) ack(seq uint64, ok bool) bool {
 		return false
 	}
 	if !ok {
-		t.failed = true
 		return false
 	}
 	t.spans[i].done = true
@@ -80,33 +79,21 @@ func (t *partTracker) ack(seq uint64, ok bool) bool {
 	return moved
 }
 
-// position is the offset to commit and whether a span failed.
-func (t *partTracker) position() (int64, bool) {
+// position is the offset to commit.
+func (t *partTracker) position() int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	return t.committed, t.failed
-}
-
-// pending is the number of spans not yet acknowledged.
-func (t *partTracker) pending() int {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return len(t.spans) - t.head
-}
-
-// retire ends the tracker (the partition was revoked or lost) and returns
-// the last committable offset; acknowledgements after this are ignored.
-func (t *partTracker) retire() int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.retired = true
 	return t.committed
 }
 
-// retireIfSet retires a tracker that exists (a partition from which no
-// record was fetched has none).
-func (t *partTracker) retireIfSet() {
-	if t != nil {
-		t.retire()
+// retire ends the tracker (the partition was revoked or lost):
+// acknowledgements after this are ignored. A partition from which no record
+// was fetched has no tracker: nil is a no-op.
+func (t *partTracker) retire() {
+	if t == nil {
+		return
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.retired = true
 }

@@ -257,7 +257,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	cl.Close()
 	s.mu.Lock()
 	for k, ps := range s.parts {
-		ps.tr.retireIfSet()
+		ps.tr.retire()
 		s.forget(k, ps)
 	}
 	s.mu.Unlock()
@@ -592,7 +592,7 @@ func (s *Source) collect(only map[string][]int32) map[string]map[int32]kgo.Epoch
 		if ps.tr == nil {
 			return
 		}
-		off, _ := ps.tr.position()
+		off := ps.tr.position()
 		if off <= ps.committed {
 			return
 		}
@@ -672,7 +672,7 @@ func (s *Source) revoked(ctx context.Context, cl *kgo.Client, m map[string][]int
 	for topic, parts := range m {
 		for _, p := range parts {
 			if ps, ok := s.parts[tp{topic, p}]; ok {
-				ps.tr.retireIfSet()
+				ps.tr.retire()
 			}
 		}
 	}
@@ -702,7 +702,7 @@ func (s *Source) lost(_ context.Context, _ *kgo.Client, m map[string][]int32) {
 		for _, p := range parts {
 			k := tp{topic, p}
 			if ps, ok := s.parts[k]; ok {
-				ps.tr.retireIfSet()
+				ps.tr.retire()
 				s.forget(k, ps)
 			}
 		}

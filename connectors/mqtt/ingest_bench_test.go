@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowd/flowd/codecs"
 	mqttc "github.com/flowd/flowd/common/mqtt"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
@@ -60,7 +61,7 @@ func BenchmarkSourceIngest(b *testing.B) {
 		ReceiveMaximum: 2000, BatchSize: 1000, Linger: 20 * time.Millisecond, Format: "json", MaxPayload: 1 << 20,
 		SessionExpiry: 10 * time.Minute, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second,
 		BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second}
-	src, err := New(&c, &engine.Env{Pipeline: "bench", Name: "in"})
+	src, err := New(&c, &engine.Env{Pipeline: "bench", Name: "in", Codecs: codecs.All()})
 	if err != nil {
 		b.Fatal(err)
 	}

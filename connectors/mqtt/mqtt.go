@@ -439,6 +439,7 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *inflight, 
 	s := c.s
 	var pts []engine.Point
 	var msgs []message
+	var set *settle // the outcomes msgs' acks wait for
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
 	defer timer.Stop()
@@ -448,16 +449,13 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *inflight, 
 		}
 		batchMsgs := msgs
 		msgs = nil
-		// A batch whose messages were all rejected is emitted empty: its
-		// dead letters travel with it, and the acks wait for them.
-		pending.n.Add(1)
-		emitted := pts
-		pts = nil
-		err := out.Emit(ctx, emitted, func(err error) {
+		st := set
+		set = nil
+		// Rejected points are settled (dead-lettered or counted): they are
+		// acknowledged like delivered ones, or they would come back.
+		st.then = func(err error) {
 			defer pending.done()
-			// Rejected points are settled (dead-lettered or counted): they
-			// are acknowledged like delivered ones, or they would come back.
-			if err != nil && !errors.Is(err, engine.ErrRejected) {
+			if err != nil {
 				select {
 				case failed <- fmt.Errorf("pipeline did not take %d messages (they stay unacknowledged and will be redelivered): %w", len(batchMsgs), err):
 				default:
@@ -465,7 +463,11 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *inflight, 
 				return
 			}
 			s.ackAll(batchMsgs)
-		})
+		}
+		pending.n.Add(1)
+		emitted := pts
+		pts = nil
+		err := out.Emit(ctx, emitted, st.done)
 		if err != nil {
 			select {
 			case failed <- err:
@@ -478,6 +480,7 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *inflight, 
 		case m := <-c.in:
 			if pts == nil {
 				pts = engine.GetPoints(s.cfg.BatchSize)
+				set = newSettle()
 				timer.Reset(s.cfg.Linger)
 			}
 			n := len(pts)
@@ -485,7 +488,7 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *inflight, 
 			pts, err = c.dec.Decode(pts, m.pub.Topic, m.pub.Payload, time.Now().UnixNano())
 			if err != nil {
 				pts = pts[:n]
-				s.reject(m, err)
+				s.reject(m, err, set)
 				s.requestRebirth(ctx, m, err)
 			} else {
 				s.okCount.Inc()
@@ -506,6 +509,42 @@ func (c *conn) batch(ctx context.Context, out engine.Output, pending *inflight, 
 			}
 			return
 		}
+	}
+}
+
+// settle joins the outcomes a batch's acks wait for: its Emit's, and the
+// dead-letter sink's for each of its rejected messages. Those go to the
+// dead-letter sink on their own (Env.RejectAck): Env.Reject's dead letters
+// travel with the source's next Emit, which with several connections may be
+// another connection's, whose acks would not wait for them.
+type settle struct {
+	left atomic.Int32 // outcomes due, the Emit's included
+	mu   sync.Mutex
+	err  error // the first that is neither nil nor a rejection
+	then func(err error)
+}
+
+func newSettle() *settle {
+	st := &settle{}
+	st.left.Store(1)
+	return st
+}
+
+// add expects one more outcome; done reports one, and the last runs then
+// (set before the Emit whose outcome is always last to be due).
+func (st *settle) add() { st.left.Add(1) }
+
+func (st *settle) done(err error) {
+	st.mu.Lock()
+	if st.err == nil && err != nil && !errors.Is(err, engine.ErrRejected) {
+		st.err = err
+	}
+	st.mu.Unlock()
+	if st.left.Add(-1) == 0 {
+		st.mu.Lock()
+		err := st.err
+		st.mu.Unlock()
+		st.then(err)
 	}
 }
 
@@ -561,9 +600,9 @@ func (s *Source) ackAll(msgs []message) {
 	}
 }
 
-// reject counts a message that cannot be decoded, hands it to the
-// dead-letter sink as a raw point, and lets it be acknowledged in order.
-func (s *Source) reject(m message, err error) {
+// reject counts a message that cannot be decoded and hands it to the
+// dead-letter sink as a raw point; its batch's acks wait for that (st).
+func (s *Source) reject(m message, err error, st *settle) {
 	s.rejCount.Inc()
 	payload := m.pub.Payload
 	if len(payload) > 1024 {
@@ -571,7 +610,8 @@ func (s *Source) reject(m message, err error) {
 	}
 	p := engine.Point{Tag: m.pub.Topic, Value: engine.String(string(payload)), Quality: engine.Bad, TS: time.Now().UnixNano(),
 		Attrs: map[string]string{"mqtt_topic": m.pub.Topic}}
-	s.env.Reject([]engine.Point{p}, "decode", fmt.Errorf("topic %s: %w", m.pub.Topic, err))
+	st.add()
+	s.env.RejectAck([]engine.Point{p}, "decode", fmt.Errorf("topic %s: %w", m.pub.Topic, err), st.done)
 	if ok, suppressed := s.rejectLog.allow(time.Now()); ok && s.env.Logger != nil {
 		s.env.Logger.Warn("mqtt payload rejected", "topic", m.pub.Topic, "bytes", len(m.pub.Payload), "err", err.Error(), "suppressed_before", suppressed)
 	}

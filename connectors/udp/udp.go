@@ -158,6 +158,7 @@ func (s *Source) read(pc net.PacketConn, q *queue) error {
 		pts, err = s.dec.Decode(pts[:0], "", buf[:n], time.Now().UnixNano())
 		if err != nil {
 			s.reject(from, buf[:n], err)
+			q.rejected()
 			continue
 		}
 		if !q.push(pts) {
@@ -179,16 +180,18 @@ func (s *Source) reject(from net.Addr, data []byte, err error) {
 	s.env.Reject([]engine.Point{p}, "decode", fmt.Errorf("datagram from %s: %w", from, err))
 }
 
-// batch emits queued points in batches of up to batch_size, or linger old.
-// The pipeline's acks have nobody to go back to: UDP is at most once.
+// batch emits queued points in batches of up to batch_size, or linger old,
+// and an empty batch for dead letters that no points would carry. The
+// pipeline's acks have nobody to go back to: UDP is at most once. At
+// shutdown it empties the queue through Emit, which counts the points it
+// can no longer take as dropped (shutdown); the queue closes when ctx ends,
+// so this ends.
 func (s *Source) batch(ctx context.Context, out engine.Output, q *queue) {
 	for {
 		pts, ok := q.take(ctx, s.cfg.BatchSize, s.cfg.Linger)
-		if len(pts) > 0 {
+		if ok || len(pts) > 0 {
 			n := len(pts)
-			if err := out.Emit(ctx, pts, func(error) { q.release(n) }); err != nil {
-				return
-			}
+			_ = out.Emit(ctx, pts, func(error) { q.release(n) })
 		}
 		if !ok {
 			return
@@ -206,6 +209,9 @@ type queue struct {
 	held   int // queued + emitted and not yet acknowledged
 	max    int
 	closed bool
+	// dead: datagrams were rejected since the last take; their dead letters
+	// (Env.Reject) travel with the next Emit.
+	dead bool
 }
 
 func newQueue(max int) *queue { return &queue{max: max, cond: make(chan struct{}, 1)} }
@@ -220,11 +226,24 @@ func (q *queue) push(pts []engine.Point) bool {
 	q.pts = append(q.pts, pts...)
 	q.held += len(pts)
 	q.mu.Unlock()
+	q.signal()
+	return true
+}
+
+// rejected notes a rejected datagram, so that take returns (empty) when no
+// points follow.
+func (q *queue) rejected() {
+	q.mu.Lock()
+	q.dead = true
+	q.mu.Unlock()
+	q.signal()
+}
+
+func (q *queue) signal() {
 	select {
 	case q.cond <- struct{}{}:
 	default:
 	}
-	return true
 }
 
 func (q *queue) release(n int) {
@@ -237,14 +256,12 @@ func (q *queue) close() {
 	q.mu.Lock()
 	q.closed = true
 	q.mu.Unlock()
-	select {
-	case q.cond <- struct{}{}:
-	default:
-	}
+	q.signal()
 }
 
 // take waits for points, then up to linger for more, and returns at most
-// max of them; ok is false once the queue is closed and empty.
+// max of them; with no points but rejected datagrams it returns none at
+// once. ok is false once the queue is closed and empty.
 func (q *queue) take(ctx context.Context, max int, linger time.Duration) ([]engine.Point, bool) {
 	var deadline <-chan time.Time
 	for {
@@ -252,6 +269,11 @@ func (q *queue) take(ctx context.Context, max int, linger time.Duration) ([]engi
 		n, closed := len(q.pts), q.closed
 		if n >= max || (n > 0 && (closed || deadline == nil && linger == 0)) {
 			return q.cut(max), true
+		}
+		if n == 0 && q.dead {
+			q.dead = false
+			q.mu.Unlock()
+			return nil, true
 		}
 		q.mu.Unlock()
 		if closed {
@@ -276,6 +298,7 @@ func (q *queue) take(ctx context.Context, max int, linger time.Duration) ([]engi
 // cut removes up to max points from the front; called with mu held.
 func (q *queue) cut(max int) []engine.Point {
 	defer q.mu.Unlock()
+	q.dead = false // the Emit of these points carries the dead letters
 	n := min(len(q.pts), max)
 	out := engine.GetPoints(n)
 	out = append(out, q.pts[:n]...)

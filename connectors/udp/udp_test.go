@@ -176,7 +176,7 @@ func TestConfigErrors(t *testing.T) {
 // BenchmarkRead is one datagram through a real loopback socket, decoder and
 // queue to the pipeline's Emit.
 func BenchmarkRead(b *testing.B) {
-	src, err := New(config(func(c *Config) { c.Queue = 1 << 20; c.BatchSize = 1000; c.Linger = 0 }), &engine.Env{Codecs: codecs.All()})
+	src, err := New(config(func(c *Config) { c.Queue = maxQueue; c.BatchSize = 1000; c.Linger = 0 }), &engine.Env{Codecs: codecs.All()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -217,4 +217,58 @@ func (o countOut) Emit(_ context.Context, pts []engine.Point, done func(error)) 
 	engine.PutPoints(pts)
 	done(nil)
 	return nil
+}
+
+// A rejected datagram wakes the batcher with no points (an empty batch
+// carries its dead letter); points taken after it clear the flag.
+func TestQueueTakeAfterReject(t *testing.T) {
+	q := newQueue(10)
+	q.rejected()
+	pts, ok := q.take(context.Background(), 10, time.Hour)
+	if !ok || len(pts) != 0 {
+		t.Fatalf("after a reject: %d points, ok %v; want none, ok", len(pts), ok)
+	}
+	q.rejected()
+	q.push([]engine.Point{{Tag: "a"}})
+	if pts, ok := q.take(context.Background(), 1, time.Hour); !ok || len(pts) != 1 {
+		t.Fatalf("with a point queued: %d points, ok %v", len(pts), ok)
+	}
+	q.close()
+	if pts, ok := q.take(context.Background(), 10, time.Hour); ok || len(pts) != 0 {
+		t.Fatalf("closed: %d points, ok %v; the reject was carried by the last take", len(pts), ok)
+	}
+}
+
+// shutOutput is a pipeline shutting down: Emit settles the points with the
+// context's error and returns it (the engine counts them dropped, reason
+// shutdown).
+type shutOutput struct{ output }
+
+func (o *shutOutput) Emit(ctx context.Context, pts []engine.Point, done func(error)) error {
+	o.mu.Lock()
+	o.points = append(o.points, pts...)
+	o.mu.Unlock()
+	done(ctx.Err())
+	return ctx.Err()
+}
+
+// At shutdown every queued point is handed to Emit, which counts what it
+// cannot take as dropped: none is left in the queue, counted nowhere.
+func TestShutdownHandsOnEveryQueuedPoint(t *testing.T) {
+	src, err := New(config(nil), &engine.Env{Codecs: codecs.All()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := src.(*Source)
+	q := newQueue(100)
+	for i := range 35 {
+		q.push([]engine.Point{{Tag: fmt.Sprint(i)}})
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	out := &shutOutput{}
+	s.batch(ctx, out, q)
+	if n := out.count(); n != 35 {
+		t.Fatalf("%d of 35 queued points handed to Emit at shutdown", n)
+	}
 }
