@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -796,12 +795,8 @@ type backoff struct{ n int }
 var backoffBase = 100 * time.Millisecond
 
 func (b *backoff) wait(ctx context.Context) bool {
-	d := backoffBase << min(b.n, 9)
-	if d > 30*time.Second {
-		d = 30 * time.Second
-	}
+	d := Backoff(backoffBase, min(backoffBase<<9, 30*time.Second), b.n)
 	b.n++
-	d = d/2 + rand.N(d/2+1)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -11,8 +11,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -168,14 +166,6 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	return nil
 }
 
-func backoff(lo, hi time.Duration, attempt int) time.Duration {
-	d := float64(lo) * math.Pow(2, float64(min(attempt, 30)))
-	if d > float64(hi) {
-		d = float64(hi)
-	}
-	return time.Duration(d/2 + rand.Float64()*d/2)
-}
-
 // runDevice connects, polls and reconnects one device until ctx ends.
 func (s *Source) runDevice(ctx context.Context, d *device, groups []*group, out engine.Output) {
 	attempt := 0
@@ -214,7 +204,7 @@ func (s *Source) runDevice(ctx context.Context, d *device, groups []*group, out 
 			s.markBad(ctx, d, groups, code, out)
 			bad = true
 		}
-		t := time.NewTimer(backoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax, attempt))
+		t := time.NewTimer(engine.Backoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax, attempt))
 		attempt++
 		select {
 		case <-ctx.Done():

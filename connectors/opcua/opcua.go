@@ -142,7 +142,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 			s.log.Warn("connection lost; reconnecting", "endpoint", s.cfg.Endpoint, "err", err)
 			s.markBad(ctx, out)
 		}
-		d := backoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax, attempt)
+		d := engine.Backoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax, attempt)
 		if ae := (authError{}); errors.As(err, &ae) {
 			// Retrying a refused login soon only adds failed logins.
 			d = s.cfg.AuthRetry - time.Duration(rand.Int64N(int64(s.cfg.AuthRetry/10)+1))
@@ -162,15 +162,6 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		case <-t.C:
 		}
 	}
-}
-
-// backoff is min·2^attempt capped at max, with the upper half jittered.
-func backoff(lo, hi time.Duration, attempt int) time.Duration {
-	d := float64(lo) * math.Pow(2, float64(min(attempt, 30)))
-	if d > float64(hi) {
-		d = float64(hi)
-	}
-	return time.Duration(d/2 + rand.Float64()*d/2)
 }
 
 // markBad emits every known tag with quality bad: the gap starts here.
