@@ -297,12 +297,9 @@ func (s *Source) poll(ctx context.Context, c *mb.ModbusClient, d *device, groups
 			if err := s.pollGroup(ctx, c, d, g, out); err != nil {
 				return err
 			}
-			due[i] = due[i].Add(g.interval)
-			if late := time.Since(due[i]); late >= 0 {
-				missed := late/g.interval + 1
-				s.m.skipped.Add(float64(missed))
-				due[i] = due[i].Add(missed * g.interval)
-			}
+			var missed int64
+			due[i], missed = engine.NextDue(due[i], g.interval, time.Now())
+			s.m.skipped.Add(float64(missed))
 		}
 	}
 }

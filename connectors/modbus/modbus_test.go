@@ -562,11 +562,17 @@ device "d" {
 }`, sim.Devices()[0].Addr()))
 	out := &slowOut{delay: 55 * time.Millisecond}
 	run(t, s, out, 5*time.Second, func(p []engine.Point) bool { return len(p) >= 6 })
-	polls := len(out.snapshot())
+	end := time.Now()
+	pts := out.snapshot()
+	polls := len(pts)
 	skipped := testutil.ToFloat64(s.m.skipped)
 	// each 55 ms poll misses about 5 ticks of 10 ms
 	if skipped < float64(3*polls) {
 		t.Fatalf("%d polls, %v skipped ticks counted", polls, skipped)
+	}
+	// and a tick is either polled or skipped, never both
+	if slots := end.Sub(pts[0].Time())/(10*time.Millisecond) + 2; float64(polls)+skipped > float64(slots) {
+		t.Fatalf("%d polls + %v skipped, but only %d ticks passed", polls, skipped, slots)
 	}
 }
 
