@@ -149,8 +149,6 @@ type device struct {
 	maxGap                int
 	tags                  []*tag
 	pos                   engine.BlockPos
-
-	answered bool // a poll of the current connection got answers (the device's goroutine only)
 }
 
 func blame(p engine.BlockPos, attr string, format string, args ...any) error {

@@ -103,6 +103,7 @@ type Source struct {
 	plans   [][]*group
 	m       metrics
 	nconn   atomic.Int32
+	owned   int // devices this replica polls
 	libLogs *slog.Logger
 }
 
@@ -129,6 +130,9 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	s := &Source{cfg: *c, env: env, log: log, devs: devs, m: m, libLogs: log.With("lib", "modbus")}
 	for _, d := range devs {
 		s.plans = append(s.plans, plan(d))
+		if env.Shard.Owns(d.asset) {
+			s.owned++
+		}
 	}
 	return s, nil
 }
@@ -140,13 +144,10 @@ func (s *Source) Plan() string { return describePlan(s.devs, s.plans) }
 // reconnects on its own.
 func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	var wg sync.WaitGroup
-	owned, others := 0, 0
 	for i, d := range s.devs {
 		if !s.env.Shard.Owns(d.asset) {
-			others++
 			continue
 		}
-		owned++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -154,9 +155,9 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		}()
 	}
 	if s.env.Shard.Enabled() {
-		s.log.Info("shard "+s.env.Shard.String()+": polling the devices of the assets it owns", "devices", owned, "other_shards_devices", others)
+		s.log.Info("shard "+s.env.Shard.String()+": polling the devices of the assets it owns", "devices", s.owned, "other_shards_devices", len(s.devs)-s.owned)
 	}
-	if owned == 0 {
+	if s.owned == 0 {
 		// every device belongs to other replicas: nothing to poll, which is
 		// not the end of the source
 		s.env.SetState(engine.StateConnected, nil)
@@ -173,12 +174,12 @@ func (s *Source) runDevice(ctx context.Context, d *device, groups []*group, out 
 	for ctx.Err() == nil {
 		c, err := s.open(d)
 		if err == nil {
-			s.connected(d, +1, nil)
-			d.answered = false
-			err = s.poll(ctx, c, d, groups, out)
+			s.connected(d, +1)
+			var answered bool
+			answered, err = s.poll(ctx, c, d, groups, out)
 			c.Close()
-			s.connected(d, -1, err)
-			if d.answered {
+			s.connected(d, -1)
+			if answered {
 				// only a device that answered is back: one that takes the
 				// connection and stays silent keeps its backoff and its bad
 				// tags are not reported again
@@ -215,25 +216,15 @@ func (s *Source) runDevice(ctx context.Context, d *device, groups []*group, out 
 	}
 }
 
-func (s *Source) connected(d *device, delta int32, err error) {
+func (s *Source) connected(d *device, delta int32) {
 	n := s.nconn.Add(delta)
 	s.m.connected.Set(float64(n))
 	if delta > 0 {
 		s.log.Info("connected", "device", d.name, "endpoint", d.endpoint, "unit", d.unit)
 	}
-	if delta > 0 && int(n) == s.owned() {
+	if delta > 0 && int(n) == s.owned {
 		s.env.SetState(engine.StateConnected, nil)
 	}
-}
-
-func (s *Source) owned() int {
-	n := 0
-	for _, d := range s.devs {
-		if s.env.Shard.Owns(d.asset) {
-			n++
-		}
-	}
-	return n
 }
 
 func (s *Source) open(d *device) (*mb.ModbusClient, error) {
@@ -268,8 +259,9 @@ func (s *Source) markBad(ctx context.Context, d *device, groups []*group, code u
 
 // poll reads each group every interval until a read fails for a reason
 // other than a Modbus exception (the connection is then reopened). A group
-// whose poll overruns skips the ticks it missed, and counts them.
-func (s *Source) poll(ctx context.Context, c *mb.ModbusClient, d *device, groups []*group, out engine.Output) error {
+// whose poll overruns skips the ticks it missed, and counts them. answered
+// reports whether a whole group was read on this connection.
+func (s *Source) poll(ctx context.Context, c *mb.ModbusClient, d *device, groups []*group, out engine.Output) (answered bool, err error) {
 	due := make([]time.Time, len(groups))
 	now := time.Now()
 	for i := range due {
@@ -287,7 +279,7 @@ func (s *Source) poll(ctx context.Context, c *mb.ModbusClient, d *device, groups
 		t.Reset(time.Until(next))
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return answered, ctx.Err()
 		case <-t.C:
 		}
 		for i, g := range groups {
@@ -295,8 +287,9 @@ func (s *Source) poll(ctx context.Context, c *mb.ModbusClient, d *device, groups
 				continue
 			}
 			if err := s.pollGroup(ctx, c, d, g, out); err != nil {
-				return err
+				return answered, err
 			}
+			answered = true
 			var missed int64
 			due[i], missed = engine.NextDue(due[i], g.interval, time.Now())
 			s.m.skipped.Add(float64(missed))
@@ -332,7 +325,6 @@ func (s *Source) pollGroup(ctx context.Context, c *mb.ModbusClient, d *device, g
 			i--
 		}
 	}
-	d.answered = true
 	s.m.points.Add(float64(len(pts)))
 	return out.Emit(ctx, pts, nil)
 }
