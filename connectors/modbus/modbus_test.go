@@ -640,3 +640,17 @@ func TestShardOwningNothingIdles(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestUint64BeyondInt64IsExact checks that an unscaled uint64 above 2^63−1
+// keeps every digit, and that a scaled one is still a float.
+func TestUint64BeyondInt64IsExact(t *testing.T) {
+	raw := []byte{0xab, 0x54, 0xa9, 0x8c, 0xeb, 0x1f, 0x0a, 0xd2} // 12345678901234567890
+	tg := &tag{typ: dUint64, size: 4}
+	if got, want := tg.decodeRegs(raw), engine.Uint(12345678901234567890); !got.Equal(want) || got.Kind() != want.Kind() {
+		t.Fatalf("uint64: %v (%v), want %v (%v)", got, got.Kind(), want, want.Kind())
+	}
+	tg.scaled, tg.scale = true, 0.5
+	if got, want := tg.decodeRegs(raw), engine.Float(float64(uint64(12345678901234567890))*0.5); !got.Equal(want) || got.Kind() != want.Kind() {
+		t.Fatalf("scaled uint64: %v, want %v", got, want)
+	}
+}
