@@ -114,6 +114,7 @@ type Source struct {
 	m      metrics
 	known  []*tagState  // tags of the last session, marked bad when it drops
 	heard  atomic.Int64 // subscribe: unix ns of the last notification or answered probe
+	live   atomic.Bool  // values were emitted since the tags were last marked bad
 }
 
 // tagState is one node being read, with its client-side filter state.
@@ -140,6 +141,10 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		if connected {
 			attempt = 0
 			s.log.Warn("connection lost; reconnecting", "endpoint", s.cfg.Endpoint, "err", err)
+		}
+		// Also after a session lost while creating its subscriptions: the
+		// first ones may have delivered values already.
+		if connected || s.live.Load() {
 			s.markBad(ctx, out)
 		}
 		d := engine.Backoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax, attempt)
@@ -166,6 +171,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 
 // markBad emits every known tag with quality bad: the gap starts here.
 func (s *Source) markBad(ctx context.Context, out engine.Output) {
+	s.live.Store(false)
 	now := time.Now().UnixNano()
 	for i := 0; i < len(s.known); i += 1000 {
 		chunk := s.known[i:min(i+1000, len(s.known))]
