@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	mb "github.com/simonvetter/modbus"
 
+	mbcommon "github.com/flowd/flowd/common/modbus"
 	"github.com/flowd/flowd/engine"
 )
 
@@ -352,9 +352,9 @@ func (s *Source) readBlock(c *mb.ModbusClient, bl *block, pts []engine.Point) ([
 	s.m.readSeconds.Observe(now.Sub(t0).Seconds())
 	ts := now.UnixNano()
 	if err != nil {
-		if code, ok := ExceptionCode(err); ok {
+		if code, ok := mbcommon.ExceptionCode(err); ok {
 			s.m.exceptions.Inc()
-			return badBlock(pts, bl, code, ts), nil
+			return badBlock(pts, bl, uint32(code), ts), nil
 		}
 		return pts, fmt.Errorf("read %s %d+%d: %w", bl.table, bl.start, bl.count, err)
 	}
@@ -368,26 +368,4 @@ func (s *Source) readBlock(c *mb.ModbusClient, bl *block, pts []engine.Point) ([
 		return pts, fmt.Errorf("read %s %d+%d: short answer", bl.table, bl.start, bl.count)
 	}
 	return decodeBlock(pts, bl, raw, ts), nil
-}
-
-var exceptionErrs = map[error]uint32{
-	mb.ErrIllegalFunction: 1, mb.ErrIllegalDataAddress: 2, mb.ErrIllegalDataValue: 3, mb.ErrServerDeviceFailure: 4,
-	mb.ErrAcknowledge: 5, mb.ErrServerDeviceBusy: 6, mb.ErrMemoryParityError: 8, mb.ErrGWPathUnavailable: 10,
-	mb.ErrGWTargetFailedToRespond: 11,
-}
-
-// ExceptionCode is the Modbus exception code an error from the client
-// stands for, if it is an exception answer.
-func ExceptionCode(err error) (uint32, bool) {
-	var me mb.Error
-	if errors.As(err, &me) {
-		code, ok := exceptionErrs[me]
-		return code, ok
-	}
-	// the library reports codes it has no name for as text
-	var code uint32
-	if _, e := fmt.Sscanf(err.Error(), "unknown exception code (%d)", &code); e == nil && strings.HasPrefix(err.Error(), "unknown exception") {
-		return code, true
-	}
-	return 0, false
 }
