@@ -179,8 +179,14 @@ func (d *Device) listen(addr string) error {
 		addr = l.Addr().String()
 		l.Close()
 	}
+	d.addr = addr
+	return d.serve()
+}
+
+// serve starts a server on the device's address.
+func (d *Device) serve() error {
 	srv, err := mb.NewServer(&mb.ServerConfiguration{
-		URL: "tcp://" + addr, Timeout: 5 * time.Minute, MaxClients: 64,
+		URL: "tcp://" + d.addr, Timeout: 5 * time.Minute, MaxClients: 64,
 		Logger: slog.NewLogLogger(d.sim.cfg.Logger.Handler(), slog.LevelDebug),
 	}, d)
 	if err != nil {
@@ -189,7 +195,7 @@ func (d *Device) listen(addr string) error {
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	d.addr, d.srv = addr, srv
+	d.srv = srv
 	return nil
 }
 
@@ -235,16 +241,7 @@ func (d *Device) Restart() error {
 	if d.srv != nil {
 		return nil
 	}
-	srv, err := mb.NewServer(&mb.ServerConfiguration{URL: "tcp://" + d.addr, Timeout: 5 * time.Minute, MaxClients: 64,
-		Logger: slog.NewLogLogger(d.sim.cfg.Logger.Handler(), slog.LevelDebug)}, d)
-	if err != nil {
-		return err
-	}
-	if err := srv.Start(); err != nil {
-		return err
-	}
-	d.srv = srv
-	return nil
+	return d.serve()
 }
 
 // FailAt makes reads of holding register addr answer exception code (0
