@@ -788,7 +788,7 @@ func (n *node) shutdownAck(b Batch, left int) {
 	b.Ack(ErrShutdown)
 }
 
-// backoff is exponential with full jitter, backoffBase (100 ms) to 30 s.
+// backoff is Backoff from backoffBase (100 ms) to 30 s.
 type backoff struct{ n int }
 
 // backoffBase is a variable so that tests of retry logic run quickly.
