@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -798,19 +797,15 @@ func (n *node) shutdownAck(b Batch, left int) {
 	b.Ack(ErrShutdown)
 }
 
-// backoff is exponential with full jitter, backoffBase (100 ms) to 30 s.
+// backoff is Backoff from backoffBase (100 ms) to 30 s.
 type backoff struct{ n int }
 
 // backoffBase is a variable so that tests of retry logic run quickly.
 var backoffBase = 100 * time.Millisecond
 
 func (b *backoff) wait(ctx context.Context) bool {
-	d := backoffBase << min(b.n, 9)
-	if d > 30*time.Second {
-		d = 30 * time.Second
-	}
+	d := Backoff(backoffBase, min(backoffBase<<9, 30*time.Second), b.n)
 	b.n++
-	d = d/2 + rand.N(d/2+1)
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {

@@ -30,8 +30,12 @@ type scenario struct {
 	name    string
 	summary string
 	anchor  string
-	// pipeline is a file under pipelines/bench/.
+	// pipeline is a file under pipelines/bench/, or the name gen's text is
+	// written under.
 	pipeline string
+	// gen, when set, makes the pipeline at run time (near-identical
+	// pipelines of many generated blocks).
+	gen func() string
 	// needs lists the service variables (from e2e/services.sh) it requires.
 	needs []string
 	// vars are --var values for the pipeline.
@@ -263,7 +267,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "modbus", summary: "100 Modbus TCP devices × 100 registers @ 1 Hz (flowd sim modbus) → discard",
-			anchor: "-", pipeline: "modbus.hcl", plcPorts: 100,
+			anchor: "-", pipeline: "modbus.hcl", gen: modbusPipeline("modbus", 100, 100, false), plcPorts: 100,
 			servers: func(r *benchRun) [][]string {
 				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "1s"}}
 			},
@@ -271,7 +275,7 @@ func scenarios() []scenario {
 		},
 		{
 			name: "modbus-10hz", summary: "the modbus scenario polled every 100 ms: 100,000 points/s, 1,000 reads/s",
-			anchor: "-", pipeline: "modbus.hcl", plcPorts: 100,
+			anchor: "-", pipeline: "modbus.hcl", gen: modbusPipeline("modbus", 100, 100, false), plcPorts: 100,
 			servers: func(r *benchRun) [][]string {
 				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "100ms"}}
 			},
@@ -282,7 +286,7 @@ func scenarios() []scenario {
 		{
 			name: "peer-modbus", summary: "100 Modbus TCP devices × 100 registers @ 1 Hz → Kafka, flowd then Telegraf",
 			anchor:   "Telegraf 1.37.2 (inputs.modbus → outputs.kafka), same work, same invocation",
-			pipeline: "peer-modbus.hcl", needs: []string{"FLOWD_TEST_KAFKA", "FLOWD_TEST_TELEGRAF"},
+			pipeline: "peer-modbus.hcl", gen: modbusPipeline("peer-modbus", 100, 100, true), needs: []string{"FLOWD_TEST_KAFKA", "FLOWD_TEST_TELEGRAF"},
 			plcPorts: 100, kafkaTopic: true,
 			servers: func(r *benchRun) [][]string {
 				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "1s"}}
@@ -410,8 +414,20 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	for _, sc := range list {
-		missing, err := missingComponents(filepath.Join(*dir, sc.pipeline))
+	tmp, err := os.MkdirTemp("", "flowd-bench-pipelines")
+	if err != nil {
+		fmt.Fprintf(stderr, "flowd bench: %v\n", err)
+		return exitInvalid
+	}
+	defer os.RemoveAll(tmp)
+	files := make([]string, len(list))
+	for i, sc := range list {
+		path, err := pipelineFile(sc, *dir, tmp)
+		files[i] = path
+		var missing []string
+		if err == nil {
+			missing, err = missingComponents(path)
+		}
 		if err != nil {
 			fmt.Fprintf(stderr, "flowd bench %s: %v\n", sc.name, err)
 			return exitUsage
@@ -422,12 +438,12 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	code := exitOK
-	for _, sc := range list {
+	for i, sc := range list {
 		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 		if !*withPeer {
 			sc.peer = nil
 		}
-		res, err := runBench(ctx, sc, *dir, *duration, *pprofOut, stderr)
+		res, err := runBench(ctx, sc, files[i], *dir, *duration, *pprofOut, stderr)
 		stop()
 		if err != nil {
 			fmt.Fprintf(stderr, "flowd bench %s: %v\n", sc.name, err)
@@ -596,8 +612,8 @@ func (c *child) published() (int64, bool) {
 }
 
 // runBench runs one scenario: flowd, then the peer when it has one.
-func runBench(ctx context.Context, sc scenario, dir string, duration time.Duration, cpuprofile string, logw io.Writer) (*benchResult, error) {
-	res, err := runScenario(ctx, sc, filepath.Join(dir, sc.pipeline), duration, cpuprofile, logw)
+func runBench(ctx context.Context, sc scenario, pipeline, dir string, duration time.Duration, cpuprofile string, logw io.Writer) (*benchResult, error) {
+	res, err := runScenario(ctx, sc, pipeline, dir, duration, cpuprofile, logw)
 	if err != nil || sc.peer == nil {
 		return res, err
 	}
@@ -646,7 +662,7 @@ func startServers(ctx context.Context, sc scenario, r *benchRun, self string, lo
 	return out, waitPorts(ctx, r.ports, 2*time.Minute)
 }
 
-func runScenario(ctx context.Context, sc scenario, pipeline string, duration time.Duration, cpuprofile string, logw io.Writer) (*benchResult, error) {
+func runScenario(ctx context.Context, sc scenario, pipeline, dir string, duration time.Duration, cpuprofile string, logw io.Writer) (*benchResult, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, err
@@ -661,7 +677,7 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 		if cpuprofile != "" {
 			cloudProfile = cpuprofile + ".cloud"
 		}
-		cloud, err = startCloud(ctx, sc.cloud, r, self, filepath.Dir(pipeline), cloudProfile, logw)
+		cloud, err = startCloud(ctx, sc.cloud, r, self, dir, cloudProfile, logw)
 		defer cloud.close()
 		if err != nil {
 			return nil, err
@@ -1067,6 +1083,16 @@ var blockRe = regexp.MustCompile(`(?m)^\s*(source|transform|sink)\s+"([^"]+)"`)
 // missingComponents names the component types a pipeline file uses that
 // this build does not have, so a scenario says what it needs instead of
 // failing inside flowd.
+// pipelineFile is the scenario's pipeline file: the one under dir, or gen's
+// text written into tmp.
+func pipelineFile(sc scenario, dir, tmp string) (string, error) {
+	if sc.gen == nil {
+		return filepath.Join(dir, sc.pipeline), nil
+	}
+	path := filepath.Join(tmp, sc.pipeline)
+	return path, os.WriteFile(path, []byte(sc.gen()), 0o644)
+}
+
 func missingComponents(path string) ([]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -63,7 +63,11 @@ func TestScenarioPipelines(t *testing.T) {
 			}
 			continue
 		}
-		missing, err := missingComponents(filepath.Join(dir, sc.pipeline))
+		path, err := pipelineFile(sc, dir, t.TempDir())
+		if err != nil {
+			t.Fatalf("%s: %v", sc.name, err)
+		}
+		missing, err := missingComponents(path)
 		if err != nil {
 			t.Errorf("%s: %v", sc.name, err)
 			continue

@@ -34,8 +34,12 @@ func cmdSimModbus(args []string, stdout, stderr io.Writer) int {
 	}
 	host, portStr, err := net.SplitHostPort(*listen)
 	port, perr := strconv.Atoi(portStr)
-	if err != nil || perr != nil || port <= 0 || *unit > 255 {
+	if err != nil || perr != nil || port <= 0 {
 		fmt.Fprintf(stderr, "flowd sim modbus: --listen: want host:port, got %q\n", *listen)
+		return exitUsage
+	}
+	if *unit < 1 || *unit > 255 {
+		fmt.Fprintf(stderr, "flowd sim modbus: --unit: want 1 to 255, got %d\n", *unit)
 		return exitUsage
 	}
 	cfg := simmodbus.Config{Host: host, Port: port, Devices: *devices, Registers: *registers, Bits: *bits,

@@ -15,15 +15,17 @@ import (
 // Var is a variable found by Browse.
 type Var struct {
 	NodeID *ua.NodeID
-	// Name is the variable's browse name; Parent that of the object holding it.
-	Name   string
-	Parent string
+	// Name is the variable's browse name.
+	Name string
 	// Path is the browse names from below the root down to the variable.
 	Path []string
 	// Objects is the browse names of the objects from the root down to the
-	// variable's parent (so never empty; the last is Parent).
+	// variable's parent (so never empty).
 	Objects []string
 }
+
+// Parent is the browse name of the object holding the variable.
+func (v Var) Parent() string { return v.Objects[len(v.Objects)-1] }
 
 // browseBatch is how many nodes one Browse request asks about: one, since a
 // folder of a thousand variables already makes an answer of ~40 KiB and
@@ -92,10 +94,6 @@ func Browse(ctx context.Context, c *gopcua.Client, root *ua.NodeID, maxDepth int
 					refs = append(refs, nres.Results[0].References...)
 					cp = nres.Results[0].ContinuationPoint
 				}
-				parent := rootName
-				if n := len(batch[i].path); n > 0 {
-					parent = batch[i].path[n-1]
-				}
 				objects := append([]string{rootName}, batch[i].path...)
 				for _, ref := range refs {
 					if ref.NodeID == nil || ref.NodeID.NodeID == nil || ref.BrowseName == nil {
@@ -110,7 +108,7 @@ func Browse(ctx context.Context, c *gopcua.Client, root *ua.NodeID, maxDepth int
 					path := append(append([]string(nil), batch[i].path...), ref.BrowseName.Name)
 					switch ref.NodeClass {
 					case ua.NodeClassVariable:
-						fn(Var{NodeID: nid, Name: ref.BrowseName.Name, Parent: parent, Path: path, Objects: objects})
+						fn(Var{NodeID: nid, Name: ref.BrowseName.Name, Path: path, Objects: objects})
 					case ua.NodeClassObject:
 						next = append(next, browseItem{id: nid, path: path})
 					}

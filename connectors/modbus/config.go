@@ -148,9 +148,6 @@ type device struct {
 	maxRegs, maxBits      int
 	maxGap                int
 	tags                  []*tag
-	pos                   engine.BlockPos
-
-	answered bool // a poll of the current connection got answers (the device's goroutine only)
 }
 
 func blame(p engine.BlockPos, attr string, format string, args ...any) error {
@@ -247,7 +244,7 @@ func (c *Config) resolveDevice(dc *DeviceConfig) (*device, error) {
 		bad = append(bad, blame(dc.Pos, "unit_id", "must be 0–255"))
 	}
 	d := &device{name: dc.Name, endpoint: ep, asset: dc.Asset, unit: uint8(dc.UnitID), timeout: c.Timeout,
-		maxRegs: c.MaxRegisters, maxBits: c.MaxBits, maxGap: c.MaxGap, pos: dc.Pos}
+		maxRegs: c.MaxRegisters, maxBits: c.MaxBits, maxGap: c.MaxGap}
 	if d.asset == "" {
 		d.asset = dc.Name
 	}

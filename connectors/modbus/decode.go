@@ -57,11 +57,10 @@ func (t *tag) decodeRegs(raw []byte) engine.Value {
 		i = int64(int32(binary.BigEndian.Uint32(b)))
 	case dUint64:
 		u := binary.BigEndian.Uint64(b)
-		if u > math.MaxInt64 {
-			// beyond int64: a float, the nearest one
-			f, isFloat = float64(u), true
+		if !t.scaled {
+			return engine.Uint(u) // exact beyond int64 too
 		}
-		i = int64(u)
+		f, isFloat = float64(u), true
 	case dInt64:
 		i = int64(binary.BigEndian.Uint64(b))
 	case dFloat32:

@@ -11,10 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
-	"math/rand/v2"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	mb "github.com/simonvetter/modbus"
 
+	mbcommon "github.com/flowd/flowd/common/modbus"
 	"github.com/flowd/flowd/engine"
 )
 
@@ -105,6 +103,7 @@ type Source struct {
 	plans   [][]*group
 	m       metrics
 	nconn   atomic.Int32
+	owned   int // devices this replica polls
 	libLogs *slog.Logger
 }
 
@@ -131,6 +130,9 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	s := &Source{cfg: *c, env: env, log: log, devs: devs, m: m, libLogs: log.With("lib", "modbus")}
 	for _, d := range devs {
 		s.plans = append(s.plans, plan(d))
+		if env.Shard.Owns(d.asset) {
+			s.owned++
+		}
 	}
 	return s, nil
 }
@@ -142,13 +144,10 @@ func (s *Source) Plan() string { return describePlan(s.devs, s.plans) }
 // reconnects on its own.
 func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	var wg sync.WaitGroup
-	owned, others := 0, 0
 	for i, d := range s.devs {
 		if !s.env.Shard.Owns(d.asset) {
-			others++
 			continue
 		}
-		owned++
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -156,9 +155,9 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		}()
 	}
 	if s.env.Shard.Enabled() {
-		s.log.Info("shard "+s.env.Shard.String()+": polling the devices of the assets it owns", "devices", owned, "other_shards_devices", others)
+		s.log.Info("shard "+s.env.Shard.String()+": polling the devices of the assets it owns", "devices", s.owned, "other_shards_devices", len(s.devs)-s.owned)
 	}
-	if owned == 0 {
+	if s.owned == 0 {
 		// every device belongs to other replicas: nothing to poll, which is
 		// not the end of the source
 		s.env.SetState(engine.StateConnected, nil)
@@ -168,14 +167,6 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	return nil
 }
 
-func backoff(lo, hi time.Duration, attempt int) time.Duration {
-	d := float64(lo) * math.Pow(2, float64(min(attempt, 30)))
-	if d > float64(hi) {
-		d = float64(hi)
-	}
-	return time.Duration(d/2 + rand.Float64()*d/2)
-}
-
 // runDevice connects, polls and reconnects one device until ctx ends.
 func (s *Source) runDevice(ctx context.Context, d *device, groups []*group, out engine.Output) {
 	attempt := 0
@@ -183,12 +174,12 @@ func (s *Source) runDevice(ctx context.Context, d *device, groups []*group, out 
 	for ctx.Err() == nil {
 		c, err := s.open(d)
 		if err == nil {
-			s.connected(d, +1, nil)
-			d.answered = false
-			err = s.poll(ctx, c, d, groups, out)
+			s.connected(d, +1)
+			var answered bool
+			answered, err = s.poll(ctx, c, d, groups, out)
 			c.Close()
-			s.connected(d, -1, err)
-			if d.answered {
+			s.connected(d, -1)
+			if answered {
 				// only a device that answered is back: one that takes the
 				// connection and stays silent keeps its backoff and its bad
 				// tags are not reported again
@@ -214,7 +205,7 @@ func (s *Source) runDevice(ctx context.Context, d *device, groups []*group, out 
 			s.markBad(ctx, d, groups, code, out)
 			bad = true
 		}
-		t := time.NewTimer(backoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax, attempt))
+		t := time.NewTimer(engine.Backoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax, attempt))
 		attempt++
 		select {
 		case <-ctx.Done():
@@ -225,25 +216,15 @@ func (s *Source) runDevice(ctx context.Context, d *device, groups []*group, out 
 	}
 }
 
-func (s *Source) connected(d *device, delta int32, err error) {
+func (s *Source) connected(d *device, delta int32) {
 	n := s.nconn.Add(delta)
 	s.m.connected.Set(float64(n))
 	if delta > 0 {
 		s.log.Info("connected", "device", d.name, "endpoint", d.endpoint, "unit", d.unit)
 	}
-	if delta > 0 && int(n) == s.owned() {
+	if delta > 0 && int(n) == s.owned {
 		s.env.SetState(engine.StateConnected, nil)
 	}
-}
-
-func (s *Source) owned() int {
-	n := 0
-	for _, d := range s.devs {
-		if s.env.Shard.Owns(d.asset) {
-			n++
-		}
-	}
-	return n
 }
 
 func (s *Source) open(d *device) (*mb.ModbusClient, error) {
@@ -278,8 +259,9 @@ func (s *Source) markBad(ctx context.Context, d *device, groups []*group, code u
 
 // poll reads each group every interval until a read fails for a reason
 // other than a Modbus exception (the connection is then reopened). A group
-// whose poll overruns skips the ticks it missed, and counts them.
-func (s *Source) poll(ctx context.Context, c *mb.ModbusClient, d *device, groups []*group, out engine.Output) error {
+// whose poll overruns skips the ticks it missed, and counts them. answered
+// reports whether a whole group was read on this connection.
+func (s *Source) poll(ctx context.Context, c *mb.ModbusClient, d *device, groups []*group, out engine.Output) (answered bool, err error) {
 	due := make([]time.Time, len(groups))
 	now := time.Now()
 	for i := range due {
@@ -297,7 +279,7 @@ func (s *Source) poll(ctx context.Context, c *mb.ModbusClient, d *device, groups
 		t.Reset(time.Until(next))
 		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			return answered, ctx.Err()
 		case <-t.C:
 		}
 		for i, g := range groups {
@@ -305,14 +287,12 @@ func (s *Source) poll(ctx context.Context, c *mb.ModbusClient, d *device, groups
 				continue
 			}
 			if err := s.pollGroup(ctx, c, d, g, out); err != nil {
-				return err
+				return answered, err
 			}
-			due[i] = due[i].Add(g.interval)
-			if late := time.Since(due[i]); late >= 0 {
-				missed := late/g.interval + 1
-				s.m.skipped.Add(float64(missed))
-				due[i] = due[i].Add(missed * g.interval)
-			}
+			answered = true
+			var missed int64
+			due[i], missed = engine.NextDue(due[i], g.interval, time.Now())
+			s.m.skipped.Add(float64(missed))
 		}
 	}
 }
@@ -345,7 +325,6 @@ func (s *Source) pollGroup(ctx context.Context, c *mb.ModbusClient, d *device, g
 			i--
 		}
 	}
-	d.answered = true
 	s.m.points.Add(float64(len(pts)))
 	return out.Emit(ctx, pts, nil)
 }
@@ -373,9 +352,9 @@ func (s *Source) readBlock(c *mb.ModbusClient, bl *block, pts []engine.Point) ([
 	s.m.readSeconds.Observe(now.Sub(t0).Seconds())
 	ts := now.UnixNano()
 	if err != nil {
-		if code, ok := ExceptionCode(err); ok {
+		if code, ok := mbcommon.ExceptionCode(err); ok {
 			s.m.exceptions.Inc()
-			return badBlock(pts, bl, code, ts), nil
+			return badBlock(pts, bl, uint32(code), ts), nil
 		}
 		return pts, fmt.Errorf("read %s %d+%d: %w", bl.table, bl.start, bl.count, err)
 	}
@@ -389,26 +368,4 @@ func (s *Source) readBlock(c *mb.ModbusClient, bl *block, pts []engine.Point) ([
 		return pts, fmt.Errorf("read %s %d+%d: short answer", bl.table, bl.start, bl.count)
 	}
 	return decodeBlock(pts, bl, raw, ts), nil
-}
-
-var exceptionErrs = map[error]uint32{
-	mb.ErrIllegalFunction: 1, mb.ErrIllegalDataAddress: 2, mb.ErrIllegalDataValue: 3, mb.ErrServerDeviceFailure: 4,
-	mb.ErrAcknowledge: 5, mb.ErrServerDeviceBusy: 6, mb.ErrMemoryParityError: 8, mb.ErrGWPathUnavailable: 10,
-	mb.ErrGWTargetFailedToRespond: 11,
-}
-
-// ExceptionCode is the Modbus exception code an error from the client
-// stands for, if it is an exception answer.
-func ExceptionCode(err error) (uint32, bool) {
-	var me mb.Error
-	if errors.As(err, &me) {
-		code, ok := exceptionErrs[me]
-		return code, ok
-	}
-	// the library reports codes it has no name for as text
-	var code uint32
-	if _, e := fmt.Sscanf(err.Error(), "unknown exception code (%d)", &code); e == nil && strings.HasPrefix(err.Error(), "unknown exception") {
-		return code, true
-	}
-	return 0, false
 }

@@ -562,11 +562,17 @@ device "d" {
 }`, sim.Devices()[0].Addr()))
 	out := &slowOut{delay: 55 * time.Millisecond}
 	run(t, s, out, 5*time.Second, func(p []engine.Point) bool { return len(p) >= 6 })
-	polls := len(out.snapshot())
+	end := time.Now()
+	pts := out.snapshot()
+	polls := len(pts)
 	skipped := testutil.ToFloat64(s.m.skipped)
 	// each 55 ms poll misses about 5 ticks of 10 ms
 	if skipped < float64(3*polls) {
 		t.Fatalf("%d polls, %v skipped ticks counted", polls, skipped)
+	}
+	// and a tick is either polled or skipped, never both
+	if slots := end.Sub(pts[0].Time())/(10*time.Millisecond) + 2; float64(polls)+skipped > float64(slots) {
+		t.Fatalf("%d polls + %v skipped, but only %d ticks passed", polls, skipped, slots)
 	}
 }
 
@@ -632,5 +638,19 @@ func TestShardOwningNothingIdles(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestUint64BeyondInt64IsExact checks that an unscaled uint64 above 2^63−1
+// keeps every digit, and that a scaled one is still a float.
+func TestUint64BeyondInt64IsExact(t *testing.T) {
+	raw := []byte{0xab, 0x54, 0xa9, 0x8c, 0xeb, 0x1f, 0x0a, 0xd2} // 12345678901234567890
+	tg := &tag{typ: dUint64, size: 4}
+	if got, want := tg.decodeRegs(raw), engine.Uint(12345678901234567890); !got.Equal(want) || got.Kind() != want.Kind() {
+		t.Fatalf("uint64: %v (%v), want %v (%v)", got, got.Kind(), want, want.Kind())
+	}
+	tg.scaled, tg.scale = true, 0.5
+	if got, want := tg.decodeRegs(raw), engine.Float(float64(uint64(12345678901234567890))*0.5); !got.Equal(want) || got.Kind() != want.Kind() {
+		t.Fatalf("scaled uint64: %v, want %v", got, want)
 	}
 }

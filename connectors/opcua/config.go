@@ -86,8 +86,6 @@ type BrowseConfig struct {
 func (b *BrowseConfig) assetOf(v uacommon.Var) string {
 	objs := v.Objects
 	switch {
-	case len(objs) == 0:
-		return v.Parent
 	case b.AssetLevels == 0 && len(objs) > 1:
 		objs = objs[1:] // every level below root
 	case b.AssetLevels > 0 && len(objs) > b.AssetLevels:

@@ -8,8 +8,8 @@ import (
 )
 
 func TestBrowseAssetLevels(t *testing.T) {
-	v := uacommon.Var{Name: "Temp", Parent: "Motor", Path: []string{"Line1", "Motor", "Temp"}, Objects: []string{"Plant", "Line1", "Motor"}}
-	top := uacommon.Var{Name: "Temp", Parent: "Plant", Path: []string{"Temp"}, Objects: []string{"Plant"}}
+	v := uacommon.Var{Name: "Temp", Path: []string{"Line1", "Motor", "Temp"}, Objects: []string{"Plant", "Line1", "Motor"}}
+	top := uacommon.Var{Name: "Temp", Path: []string{"Temp"}, Objects: []string{"Plant"}}
 	for _, c := range []struct {
 		levels int
 		v      uacommon.Var

@@ -114,6 +114,7 @@ type Source struct {
 	m      metrics
 	known  []*tagState  // tags of the last session, marked bad when it drops
 	heard  atomic.Int64 // subscribe: unix ns of the last notification or answered probe
+	live   atomic.Bool  // values were emitted since the tags were last marked bad
 }
 
 // tagState is one node being read, with its client-side filter state.
@@ -140,9 +141,13 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		if connected {
 			attempt = 0
 			s.log.Warn("connection lost; reconnecting", "endpoint", s.cfg.Endpoint, "err", err)
+		}
+		// Also after a session lost while creating its subscriptions: the
+		// first ones may have delivered values already.
+		if connected || s.live.Load() {
 			s.markBad(ctx, out)
 		}
-		d := backoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax, attempt)
+		d := engine.Backoff(s.cfg.ReconnectMin, s.cfg.ReconnectMax, attempt)
 		if ae := (authError{}); errors.As(err, &ae) {
 			// Retrying a refused login soon only adds failed logins.
 			d = s.cfg.AuthRetry - time.Duration(rand.Int64N(int64(s.cfg.AuthRetry/10)+1))
@@ -164,17 +169,9 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 	}
 }
 
-// backoff is min·2^attempt capped at max, with the upper half jittered.
-func backoff(lo, hi time.Duration, attempt int) time.Duration {
-	d := float64(lo) * math.Pow(2, float64(min(attempt, 30)))
-	if d > float64(hi) {
-		d = float64(hi)
-	}
-	return time.Duration(d/2 + rand.Float64()*d/2)
-}
-
 // markBad emits every known tag with quality bad: the gap starts here.
 func (s *Source) markBad(ctx context.Context, out engine.Output) {
+	s.live.Store(false)
 	now := time.Now().UnixNano()
 	for i := 0; i < len(s.known); i += 1000 {
 		chunk := s.known[i:min(i+1000, len(s.known))]

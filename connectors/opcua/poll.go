@@ -51,21 +51,22 @@ func (s *Source) poll(ctx context.Context, c *gopcua.Client, tags []*tagState, o
 		chunks = append(chunks, readChunk{req: req, tags: part})
 	}
 	s.setConnected(len(tags))
-	tick := time.NewTicker(s.cfg.Interval)
-	defer tick.Stop()
 	results := make(chan readResult, len(chunks))
+	due := time.Now()
+	t := time.NewTimer(s.cfg.Interval)
+	defer t.Stop()
 	for {
-		start := time.Now()
 		if err := s.pollOnce(ctx, c, chunks, results, out); err != nil {
 			return true, err
 		}
-		if el := time.Since(start); el > s.cfg.Interval {
-			s.m.skipped.Add(float64(el / s.cfg.Interval))
-		}
+		var missed int64
+		due, missed = engine.NextDue(due, s.cfg.Interval, time.Now())
+		s.m.skipped.Add(float64(missed))
+		t.Reset(time.Until(due))
 		select {
 		case <-ctx.Done():
 			return true, ctx.Err()
-		case <-tick.C:
+		case <-t.C:
 		}
 	}
 }

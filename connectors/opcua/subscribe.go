@@ -192,6 +192,9 @@ func (s *Source) receive(ctx context.Context, stop <-chan struct{}, notifs <-cha
 		switch {
 		case err == nil || ctx.Err() != nil:
 			// Handed on, or shut down (Emit counted what it did not take).
+			if err == nil {
+				s.live.Store(true)
+			}
 		case backpressure:
 			// The pipeline stayed full for a whole publishing interval:
 			// the engine counted these values as dropped. Their tags

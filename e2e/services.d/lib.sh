@@ -46,3 +46,13 @@ stop_bg() {
   fi
   rm -f "$pidf"
 }
+
+# pip_venv DIR IMPORT SPEC...: make a Python venv in DIR (under $FLOWD_CACHE)
+# holding the PyPI packages SPEC..., unless `import IMPORT` already works there.
+pip_venv() {
+  local venv=$1 mod=$2; shift 2
+  "$venv/bin/python" -c "import $mod" >/dev/null 2>&1 && return 0
+  log "installing $* into $venv"
+  python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
+  "$venv/bin/pip" install -q --disable-pip-version-check "$@"
+}

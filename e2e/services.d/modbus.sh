@@ -9,11 +9,7 @@ MODBUS_PYMODBUS_VERSION=3.16.1
 modbus_up() {
   if port_open "$MODBUS_INTEROP_PORT"; then return 0; fi
   local venv="$FLOWD_CACHE/pymodbus-$MODBUS_PYMODBUS_VERSION"
-  if ! "$venv/bin/python" -c 'import pymodbus.simulator' >/dev/null 2>&1; then
-    log "installing pymodbus $MODBUS_PYMODBUS_VERSION into $venv"
-    python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
-    "$venv/bin/pip" install -q --disable-pip-version-check "pymodbus==$MODBUS_PYMODBUS_VERSION"
-  fi
+  pip_venv "$venv" pymodbus.simulator "pymodbus==$MODBUS_PYMODBUS_VERSION"
   start_bg modbus-interop "$venv/bin/python" "$here/modbus_interop_server.py" --port "$MODBUS_INTEROP_PORT" --log "$FLOWD_STATE/modbus-interop-requests.jsonl"
   wait_port "$MODBUS_INTEROP_PORT" 60
 }

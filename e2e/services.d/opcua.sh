@@ -8,11 +8,7 @@ OPCUA_ASYNCUA_VERSION=1.1.5
 opcua_up() {
   if port_open "$OPCUA_INTEROP_PORT"; then return 0; fi
   local venv="$FLOWD_CACHE/asyncua-$OPCUA_ASYNCUA_VERSION"
-  if ! "$venv/bin/python" -c 'import asyncua' >/dev/null 2>&1; then
-    log "installing asyncua $OPCUA_ASYNCUA_VERSION into $venv"
-    python3 -m venv "$venv" >/dev/null 2>&1 || { apt_install python3-venv; rm -rf "$venv"; python3 -m venv "$venv"; }
-    "$venv/bin/pip" install -q --disable-pip-version-check "asyncua==$OPCUA_ASYNCUA_VERSION"
-  fi
+  pip_venv "$venv" asyncua "asyncua==$OPCUA_ASYNCUA_VERSION"
   start_bg opcua-interop "$venv/bin/python" "$here/opcua_interop_server.py" --port "$OPCUA_INTEROP_PORT" --pki "$FLOWD_STATE/opcua-interop-pki"
   wait_port "$OPCUA_INTEROP_PORT" 90
 }

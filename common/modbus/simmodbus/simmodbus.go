@@ -38,6 +38,8 @@ import (
 	"time"
 
 	mb "github.com/simonvetter/modbus"
+
+	mbcommon "github.com/flowd/flowd/common/modbus"
 )
 
 // Layout constants (see the package comment).
@@ -177,8 +179,14 @@ func (d *Device) listen(addr string) error {
 		addr = l.Addr().String()
 		l.Close()
 	}
+	d.addr = addr
+	return d.serve()
+}
+
+// serve starts a server on the device's address.
+func (d *Device) serve() error {
 	srv, err := mb.NewServer(&mb.ServerConfiguration{
-		URL: "tcp://" + addr, Timeout: 5 * time.Minute, MaxClients: 64,
+		URL: "tcp://" + d.addr, Timeout: 5 * time.Minute, MaxClients: 64,
 		Logger: slog.NewLogLogger(d.sim.cfg.Logger.Handler(), slog.LevelDebug),
 	}, d)
 	if err != nil {
@@ -187,7 +195,7 @@ func (d *Device) listen(addr string) error {
 	if err := srv.Start(); err != nil {
 		return err
 	}
-	d.addr, d.srv = addr, srv
+	d.srv = srv
 	return nil
 }
 
@@ -233,16 +241,7 @@ func (d *Device) Restart() error {
 	if d.srv != nil {
 		return nil
 	}
-	srv, err := mb.NewServer(&mb.ServerConfiguration{URL: "tcp://" + d.addr, Timeout: 5 * time.Minute, MaxClients: 64,
-		Logger: slog.NewLogLogger(d.sim.cfg.Logger.Handler(), slog.LevelDebug)}, d)
-	if err != nil {
-		return err
-	}
-	if err := srv.Start(); err != nil {
-		return err
-	}
-	d.srv = srv
-	return nil
+	return d.serve()
 }
 
 // FailAt makes reads of holding register addr answer exception code (0
@@ -268,25 +267,11 @@ func (d *Device) record(unit, fn uint8, addr, qty uint16, tick uint64, err error
 	}
 	r := Request{Time: time.Now().UTC(), Device: d.index, Unit: unit, Func: fn, Addr: addr, Qty: qty, Tick: tick}
 	if err != nil {
-		r.Exception = exceptionOf(err)
+		r.Exception, _ = mbcommon.ExceptionCode(err)
 	}
 	s.recMu.Lock()
 	s.enc.Encode(r)
 	s.recMu.Unlock()
-}
-
-func exceptionOf(err error) uint8 {
-	switch err {
-	case mb.ErrIllegalFunction:
-		return 1
-	case mb.ErrIllegalDataAddress:
-		return 2
-	case mb.ErrIllegalDataValue:
-		return 3
-	case mb.ErrGWTargetFailedToRespond:
-		return 11
-	}
-	return 4
 }
 
 func (d *Device) checkUnit(unit uint8) error {
@@ -342,7 +327,7 @@ func (d *Device) HandleHoldingRegisters(req *mb.HoldingRegistersRequest) ([]uint
 	for a, code := range d.fail {
 		if a >= req.Addr && int(a) < int(req.Addr)+int(req.Quantity) {
 			d.mu.Unlock()
-			err := exceptionErr(code)
+			err := mbcommon.ExceptionError(code)
 			d.record(req.UnitId, 3, req.Addr, req.Quantity, k, err)
 			return nil, err
 		}
@@ -351,22 +336,6 @@ func (d *Device) HandleHoldingRegisters(req *mb.HoldingRegistersRequest) ([]uint
 	res, err := d.registers(req.UnitId, req.Addr, req.Quantity, k)
 	d.record(req.UnitId, 3, req.Addr, req.Quantity, k, err)
 	return res, err
-}
-
-func exceptionErr(code uint8) error {
-	switch code {
-	case 1:
-		return mb.ErrIllegalFunction
-	case 2:
-		return mb.ErrIllegalDataAddress
-	case 3:
-		return mb.ErrIllegalDataValue
-	case 6:
-		return mb.ErrServerDeviceBusy
-	case 11:
-		return mb.ErrGWTargetFailedToRespond
-	}
-	return mb.ErrServerDeviceFailure
 }
 
 // HandleInputRegisters serves input registers.

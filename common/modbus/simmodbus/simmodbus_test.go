@@ -99,3 +99,35 @@ func TestLayoutDCBA(t *testing.T) {
 		t.Fatalf("DCBA float64: %v, want %v", got, want)
 	}
 }
+
+// TestFailAtAnswersAndRecordsItsCode checks that every exception code FailAt
+// takes is what the client gets and what the record says.
+func TestFailAtAnswersAndRecordsItsCode(t *testing.T) {
+	var rec bytes.Buffer
+	sim, err := Start(Config{Interval: time.Hour, Record: &rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sim.Close()
+	dev := sim.Devices()[0]
+	c := client(t, dev.Addr(), 1)
+	codes := []uint8{1, 2, 3, 4, 5, 6, 8, 10, 11}
+	wantErr := []error{mb.ErrIllegalFunction, mb.ErrIllegalDataAddress, mb.ErrIllegalDataValue, mb.ErrServerDeviceFailure,
+		mb.ErrAcknowledge, mb.ErrServerDeviceBusy, mb.ErrMemoryParityError, mb.ErrGWPathUnavailable, mb.ErrGWTargetFailedToRespond}
+	for i, code := range codes {
+		dev.FailAt(1000, code)
+		if _, err := c.ReadRegisters(1000, 1, mb.HOLDING_REGISTER); !errors.Is(err, wantErr[i]) {
+			t.Errorf("code %d: client got %v, want %v", code, err, wantErr[i])
+		}
+	}
+	dec := json.NewDecoder(&rec)
+	for i := 0; dec.More(); i++ {
+		var r Request
+		if err := dec.Decode(&r); err != nil {
+			t.Fatal(err)
+		}
+		if i >= len(codes) || r.Exception != codes[i] {
+			t.Errorf("record %d: exception %d, want code %v", i, r.Exception, codes[min(i, len(codes)-1)])
+		}
+	}
+}

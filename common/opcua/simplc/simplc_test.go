@@ -41,7 +41,7 @@ func TestPLCServesWhatItRecords(t *testing.T) {
 	}
 	var vars []uacommon.Var
 	if err := uacommon.Browse(ctx, c, ua.NewNumericNodeID(0, 85), 3, func(v uacommon.Var) {
-		if v.Parent == "Asset1" || v.Parent == "Asset2" {
+		if v.Parent() == "Asset1" || v.Parent() == "Asset2" {
 			vars = append(vars, v)
 		}
 	}); err != nil {
