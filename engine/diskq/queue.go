@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -237,6 +238,10 @@ func (q *Queue) recover() error {
 	if !ok && len(ids) > 0 {
 		cur = cursor{seg: ids[0], off: segHdrSize}
 	}
+	tmps, _ := filepath.Glob(filepath.Join(q.dir, "*"+segSuffix+tmpSuffix))
+	for _, tmp := range tmps {
+		os.Remove(tmp) // a cut of a damaged segment a crash interrupted
+	}
 	cleanLast, clean := readCleanMark(q.dir)
 	exists := make(map[uint64]bool, len(ids))
 	known := make(map[uint64]bool) // ids at or after the cursor that existed
@@ -360,6 +365,7 @@ func (q *Queue) recover() error {
 			lost, estimated = estimate(unread), true
 		}
 		size := max(r.validEnd, 0)
+		isolated := ""
 		if damaged {
 			what := "damaged segment: records after the offset cannot be read"
 			if r.validEnd < segHdrSize {
@@ -367,7 +373,8 @@ func (q *Queue) recover() error {
 			} else if !r.invalid {
 				what = "damaged segment: cut short (fewer points than its seal)"
 			}
-			q.lost(id, what, size, lost, estimated, q.quarantine(id), true)
+			isolated = q.quarantine(id)
+			q.lost(id, what, size, lost, estimated, isolated, true)
 		}
 		from = min(from, size)
 		if size-from <= 0 || size <= segHdrSize {
@@ -382,6 +389,9 @@ func (q *Queue) recover() error {
 				q.tombstone(id)
 			}
 			continue
+		}
+		if damaged {
+			q.keepReadable(id, r, isolated)
 		}
 		s := &segment{id: id, size: size, points: r.points, base: before}
 		if len(q.segs) == 0 {
@@ -480,6 +490,56 @@ func (q *Queue) quarantine(id uint64) string {
 		return ""
 	}
 	return isolated
+}
+
+// keepReadable leaves a damaged segment, once its loss is reported, as the
+// queue now reads it: a seal with the count of its readable points and, when
+// the original is safe in corrupt/, only its readable records. Otherwise a
+// restart before the backlog drains would report (and count) the loss again.
+// The seal goes first: a crash before the file is replaced then leaves a
+// repeated report of no points, never the points counted twice.
+func (q *Queue) keepReadable(id uint64, r scanResult, isolated string) {
+	if err := writeSeal(q.dir, id, r.before+r.points); err != nil {
+		q.log.Warn("disk buffer: cannot reseal a damaged segment; its loss is reported again at the next start", "segment", segName(id), "err", err)
+		return
+	}
+	if isolated == "" || r.fileSize <= r.validEnd {
+		return
+	}
+	path := filepath.Join(q.dir, segName(id))
+	if err := copyPrefix(path, path+tmpSuffix, r.validEnd); err != nil {
+		q.log.Warn("disk buffer: cannot cut a damaged segment to its readable records", "segment", segName(id), "err", err)
+		return
+	}
+	syncDir(q.dir)
+}
+
+// copyPrefix replaces path with its first n bytes (written to tmp, synced,
+// renamed over it), leaving other links to the old file as they were.
+func copyPrefix(path, tmp string, n int64) error {
+	src, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(dst, io.NewSectionReader(src, 0, n))
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // newWriteSegment creates segment id and makes it the append target.
