@@ -96,7 +96,10 @@ type entry struct {
 	ackQuality engine.Quality
 	ackTS      int64
 	committed  bool // ack* hold a committed report
-	reopen     bool // a report was not delivered and nothing is committed: pass the next point
+	// fellBack: the newest report was not delivered, so the last reported
+	// point is the committed one and follows it as older reports in flight
+	// commit; with nothing committed, the next point passes.
+	fellBack bool
 }
 
 // report is one point cov passed, awaiting its acknowledgement.
@@ -303,16 +306,19 @@ func (t *Transform) apply() {
 		ok := pb.err == nil || errors.Is(pb.err, engine.ErrRejected)
 		for _, r := range pb.reps {
 			e := r.e
-			if ok {
+			switch {
+			case ok:
 				if e.commit(r.seq, r.v, r.q, r.ts) {
 					t.dirty = true
+					if e.fellBack {
+						e.last, e.quality, e.lastTS = r.v, r.q, r.ts
+					}
 				}
-			} else if e.seq == r.seq {
+			case e.seq == r.seq:
 				// The newest report failed: fall back to the committed one.
+				e.fellBack = true
 				if e.committed {
 					e.last, e.quality, e.lastTS = e.ackLast, e.ackQuality, e.ackTS
-				} else {
-					e.reopen = true
 				}
 			}
 		}
@@ -375,7 +381,7 @@ func (t *Transform) pass(p *engine.Point) (*entry, bool) {
 		return e, true
 	}
 	e.seenTS = p.TS
-	if e.reopen || changed(e, p) {
+	if (e.fellBack && !e.committed) || changed(e, p) {
 		e.report(p)
 		return e, true
 	}
@@ -385,7 +391,7 @@ func (t *Transform) pass(p *engine.Point) (*entry, bool) {
 func (e *entry) report(p *engine.Point) {
 	e.last, e.quality, e.lastTS, e.seenTS = p.Value, p.Quality, p.TS, p.TS
 	e.seq++
-	e.reopen = false
+	e.fellBack = false
 }
 
 // changed applies the change-of-value rules.
