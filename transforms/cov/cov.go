@@ -146,6 +146,7 @@ type Transform struct {
 	maxTS     int64
 	sweptTS   int64
 	statePath string
+	readOnly  bool // the state file is read, never written (a dry run)
 	loaded    bool
 	tracked   bool // the engine settles OnAck callbacks (known at the first Process)
 	dirty     bool // committed state changed since the last save
@@ -275,7 +276,7 @@ func (t *Transform) Process(ctx context.Context, in []engine.Point) []engine.Poi
 		t.sweep()
 	}
 	t.tags.Set(float64(t.count))
-	if t.statePath != "" && t.dirty && t.cfg.StateSave > 0 && time.Since(t.savedAt) >= t.cfg.StateSave {
+	if t.statePath != "" && !t.readOnly && t.dirty && t.cfg.StateSave > 0 && time.Since(t.savedAt) >= t.cfg.StateSave {
 		if err := t.save(); err != nil {
 			t.log().Warn("cannot save cov state", "err", err)
 		}
@@ -499,10 +500,14 @@ func (t *Transform) load() {
 	}
 }
 
+// KeepStateReadOnly makes cov read its state file but never write it: in a
+// dry run the sinks hold nothing, so what they acknowledge is not delivered.
+func (t *Transform) KeepStateReadOnly() { t.readOnly = true }
+
 // Prepare checks, before the pipeline runs, that the state file can be
 // written where Close will write it (a temporary file beside it, renamed).
 func (t *Transform) Prepare() error {
-	if t.statePath == "" {
+	if t.statePath == "" || t.readOnly {
 		return nil
 	}
 	dir := filepath.Dir(t.statePath)
@@ -532,7 +537,7 @@ func (t *Transform) Close(ctx context.Context) error {
 		}
 	}
 	t.apply()
-	if t.statePath == "" || !t.loaded {
+	if t.statePath == "" || !t.loaded || t.readOnly {
 		return nil
 	}
 	return t.save()
