@@ -413,10 +413,7 @@ type component struct {
 	cfg     reflect.Value
 	inputs  []ref
 	buffer  engine.BufferConfig
-	// bufferDiags are the buffer block's range errors (they do not keep the
-	// sink from being built).
-	bufferDiags hcl.Diagnostics
-	ok          bool // decoded without errors
+	ok      bool // decoded without errors
 }
 
 func (c *component) id() string { return engine.ID(c.kind, c.name) }
@@ -603,6 +600,8 @@ func (l *Loader) decodeComponent(c *component, ctx *hcl.EvalContext) hcl.Diagnos
 				Detail: "inputs lists at least one source.NAME or transform.NAME.", Subject: a.Expr.Range().Ptr()})
 		}
 	}
+	// The buffer block's range errors do not keep the sink from being built.
+	var bufferDiags hcl.Diagnostics
 	if c.kind == engine.KindSink {
 		bv := reflect.ValueOf(&c.buffer).Elem()
 		if err := ApplyDefaults(bv); err != nil {
@@ -619,12 +618,12 @@ func (l *Loader) decodeComponent(c *component, ctx *hcl.EvalContext) hcl.Diagnos
 			d = DecodeContent(bc, bv, ctx)
 			diags = append(diags, d...)
 			if !d.HasErrors() {
-				c.bufferDiags = checkBuffer(&c.buffer, bc)
+				bufferDiags = checkBuffer(&c.buffer, bc)
 			}
 		}
 	}
 	c.ok = !diags.HasErrors()
-	return append(diags, c.bufferDiags...)
+	return append(diags, bufferDiags...)
 }
 
 // maxQueueSize bounds a pipeline's queue_size (batches per component input,
