@@ -191,9 +191,11 @@ func notText(src []byte) int {
 const MaxDiagnosticsPerFile = 25
 
 // CapDiagnostics keeps at most MaxDiagnosticsPerFile diagnostics per file,
-// in order, and adds one per file that had more.
+// in order, and adds one per file that had more: an error if any of those
+// left out is one, a warning otherwise (warnings never fail a file).
 func CapDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
 	perFile := map[string]int{}
+	omitted := map[string]hcl.DiagnosticSeverity{}
 	var out hcl.Diagnostics
 	var files []string
 	for _, d := range diags {
@@ -207,11 +209,17 @@ func CapDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
 		perFile[name]++
 		if perFile[name] <= MaxDiagnosticsPerFile {
 			out = append(out, d)
+		} else if omitted[name] != hcl.DiagError {
+			omitted[name] = d.Severity
 		}
 	}
 	for _, name := range files {
 		if n := perFile[name] - MaxDiagnosticsPerFile; n > 0 {
-			d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Too many errors",
+			summary := "Too many errors"
+			if omitted[name] != hcl.DiagError {
+				summary = "Too many warnings"
+			}
+			d := &hcl.Diagnostic{Severity: omitted[name], Summary: summary,
 				Detail: fmt.Sprintf("%d more diagnostic(s) in this file not shown; fix the ones above first.", n)}
 			if name != "" {
 				d.Subject = &hcl.Range{Filename: name, Start: hcl.InitialPos, End: hcl.InitialPos}
