@@ -244,77 +244,16 @@ func (q *Queue) recover() error {
 	}
 	cleanLast, clean := readCleanMark(q.dir)
 	exists := make(map[uint64]bool, len(ids))
-	known := make(map[uint64]bool) // ids at or after the cursor that existed
 	for _, id := range ids {
 		exists[id] = true
 	}
-	for id := range listSeals(q.dir) {
-		if id < cur.seg {
-			if !exists[id] {
-				os.Remove(filepath.Join(q.dir, sealName(id))) // delivered
-			}
-			continue
-		}
-		known[id] = true
-	}
-	for _, id := range ids {
-		if id < cur.seg {
-			removeSegment(q.dir, id)
-			continue
-		}
-		known[id] = true
-	}
-	if clean && cleanLast > 0 && cleanLast >= cur.seg {
-		known[cleanLast] = true
-	}
-	order := make([]uint64, 0, len(known))
-	for id := range known {
-		order = append(order, id)
-	}
-	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
-
-	// First pass: scan what is there (the points per byte of readable
-	// records are the basis of an estimate where a count is lost).
-	scans := make(map[uint64]scanResult, len(ids))
-	var ratePoints, rateBytes int64
-	for i, id := range order {
-		if !exists[id] {
-			continue
-		}
-		_, sealed := readSeal(q.dir, id)
-		tail := i == len(order)-1 && !clean && !sealed
-		f, err := os.OpenFile(filepath.Join(q.dir, segName(id)), os.O_RDWR, 0)
-		if err != nil {
-			return err
-		}
-		r, err := scanSegment(f, q.startOf(id, cur), tail || (clean && id == cleanLast))
-		if err == nil && tail && r.invalid {
-			torn := r.fileSize - r.validEnd
-			q.counters.TornBytes += torn
-			q.log.Warn("disk buffer: incomplete record at the end of the last segment cut off (interrupted append)", "file", f.Name(), "offset", r.validEnd, "bytes", torn)
-			if err = f.Truncate(r.validEnd); err == nil {
-				f.Sync()
-				r.fileSize, r.invalid = r.validEnd, false
-			}
-		}
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("diskq: scan %s: %w", segName(id), err)
-		}
-		scans[id] = r
-		if r.validEnd > segHdrSize {
-			ratePoints += r.before + r.points
-			rateBytes += r.validEnd - segHdrSize
-		}
-	}
-	estimate := func(bytes int64) int64 {
-		if rateBytes == 0 || bytes <= 0 {
-			return 0
-		}
-		return (bytes*ratePoints + rateBytes - 1) / rateBytes
+	order := q.pending(ids, exists, cur, clean, cleanLast)
+	scans, estimate, err := q.scanAll(order, exists, cur, clean, cleanLast)
+	if err != nil {
+		return err
 	}
 
-	// Second pass: account for every segment in order.
+	// Account for every segment in order.
 	prev := cur.seg
 	var last uint64
 	for i, id := range order {
@@ -402,7 +341,14 @@ func (q *Queue) recover() error {
 		q.unreadBytes += size - from
 		q.unreadPoints += r.points
 	}
-	q.nextSeg = max(last, cur.seg) + 1
+	return q.resume(max(last, cur.seg)+1, clean)
+}
+
+// resume starts the write segment next (or leaves it to the first append
+// when the disk is full), positions the reader at the backlog's start,
+// persists that as the committed position and removes the clean-stop mark.
+func (q *Queue) resume(next uint64, clean bool) error {
+	q.nextSeg = next
 	if err := q.newWriteSegment(q.nextSeg); err != nil {
 		// A full disk must not keep the backlog that would free it from
 		// draining: appends create the segment once there is room.
@@ -440,6 +386,84 @@ func (q *Queue) recover() error {
 		syncDir(q.dir)
 	}
 	return nil
+}
+
+// pending removes what lies wholly before the cursor (delivered) and returns
+// the ids of the segments at or after it that are, or were, there: on disk,
+// sealed, or named by the clean-stop mark; ascending.
+func (q *Queue) pending(ids []uint64, exists map[uint64]bool, cur cursor, clean bool, cleanLast uint64) []uint64 {
+	known := make(map[uint64]bool)
+	for id := range listSeals(q.dir) {
+		if id < cur.seg {
+			if !exists[id] {
+				os.Remove(filepath.Join(q.dir, sealName(id))) // delivered
+			}
+			continue
+		}
+		known[id] = true
+	}
+	for _, id := range ids {
+		if id < cur.seg {
+			removeSegment(q.dir, id)
+			continue
+		}
+		known[id] = true
+	}
+	if clean && cleanLast > 0 && cleanLast >= cur.seg {
+		known[cleanLast] = true
+	}
+	order := make([]uint64, 0, len(known))
+	for id := range known {
+		order = append(order, id)
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+	return order
+}
+
+// scanAll scans the segments of order that exist, cutting an interrupted
+// append off the last one of a run that did not stop cleanly. It returns the
+// scans and an estimate of the points in a number of bytes, from the points
+// per byte of the readable records (the basis where a count is lost).
+func (q *Queue) scanAll(order []uint64, exists map[uint64]bool, cur cursor, clean bool, cleanLast uint64) (map[uint64]scanResult, func(bytes int64) int64, error) {
+	scans := make(map[uint64]scanResult, len(order))
+	var ratePoints, rateBytes int64
+	for i, id := range order {
+		if !exists[id] {
+			continue
+		}
+		_, sealed := readSeal(q.dir, id)
+		tail := i == len(order)-1 && !clean && !sealed
+		f, err := os.OpenFile(filepath.Join(q.dir, segName(id)), os.O_RDWR, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, err := scanSegment(f, q.startOf(id, cur), tail || (clean && id == cleanLast))
+		if err == nil && tail && r.invalid {
+			torn := r.fileSize - r.validEnd
+			q.counters.TornBytes += torn
+			q.log.Warn("disk buffer: incomplete record at the end of the last segment cut off (interrupted append)", "file", f.Name(), "offset", r.validEnd, "bytes", torn)
+			if err = f.Truncate(r.validEnd); err == nil {
+				f.Sync()
+				r.fileSize, r.invalid = r.validEnd, false
+			}
+		}
+		f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("diskq: scan %s: %w", segName(id), err)
+		}
+		scans[id] = r
+		if r.validEnd > segHdrSize {
+			ratePoints += r.before + r.points
+			rateBytes += r.validEnd - segHdrSize
+		}
+	}
+	estimate := func(bytes int64) int64 {
+		if rateBytes == 0 || bytes <= 0 {
+			return 0
+		}
+		return (bytes*ratePoints + rateBytes - 1) / rateBytes
+	}
+	return scans, estimate, nil
 }
 
 // maxTombstones bounds the tombstones written for one run of missing ids.
