@@ -97,6 +97,14 @@ func smartMeterVars(r *benchRun) map[string]string {
 	return map[string]string{"listen": fmt.Sprintf("127.0.0.1:%d", r.port(0)), "cassandra": r.env("FLOWD_TEST_CASSANDRA")}
 }
 
+// modbusServers runs 100 simulated Modbus TCP devices of 100 registers each,
+// changing every interval.
+func modbusServers(interval string) func(r *benchRun) [][]string {
+	return func(r *benchRun) [][]string {
+		return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", interval}}
+	}
+}
+
 func kafkaVars(r *benchRun) map[string]string {
 	return map[string]string{"kafka": r.env("FLOWD_TEST_KAFKA"), "topic": r.topic}
 }
@@ -264,17 +272,13 @@ func scenarios() []scenario {
 		{
 			name: "modbus", summary: "100 Modbus TCP devices × 100 registers @ 1 Hz (flowd sim modbus) → discard",
 			anchor: "-", pipeline: "modbus.hcl", plcPorts: 100,
-			servers: func(r *benchRun) [][]string {
-				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "1s"}}
-			},
-			vars: func(r *benchRun) map[string]string { return map[string]string{"base_port": strconv.Itoa(r.port(0))} },
+			servers: modbusServers("1s"),
+			vars:    func(r *benchRun) map[string]string { return map[string]string{"base_port": strconv.Itoa(r.port(0))} },
 		},
 		{
 			name: "modbus-10hz", summary: "the modbus scenario polled every 100 ms: 100,000 points/s, 1,000 reads/s",
 			anchor: "-", pipeline: "modbus.hcl", plcPorts: 100,
-			servers: func(r *benchRun) [][]string {
-				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "100ms"}}
-			},
+			servers: modbusServers("100ms"),
 			vars: func(r *benchRun) map[string]string {
 				return map[string]string{"base_port": strconv.Itoa(r.port(0)), "interval": "100ms"}
 			},
@@ -284,9 +288,7 @@ func scenarios() []scenario {
 			anchor:   "Telegraf 1.37.2 (inputs.modbus → outputs.kafka), same work, same invocation",
 			pipeline: "peer-modbus.hcl", needs: []string{"FLOWD_TEST_KAFKA", "FLOWD_TEST_TELEGRAF"},
 			plcPorts: 100, kafkaTopic: true,
-			servers: func(r *benchRun) [][]string {
-				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "1s"}}
-			},
+			servers: modbusServers("1s"),
 			vars: func(r *benchRun) map[string]string {
 				v := kafkaVars(r)
 				v["base_port"] = strconv.Itoa(r.port(0))
