@@ -95,26 +95,10 @@ func tapHandler(current func() *engine.Runtime) http.HandlerFunc {
 			return
 		}
 		defer open.Add(-1)
-		q := r.URL.Query()
-		cfg := engine.TapConfig{Patterns: q["component"], InputsOf: q["inputs_of"], Sample: 1, Limit: 100, Interval: 500 * time.Millisecond}
-		var err error
-		if v := q.Get("sample"); v != "" {
-			if cfg.Sample, err = strconv.Atoi(v); err != nil || cfg.Sample < 1 {
-				http.Error(w, "sample: want a whole number ≥ 1", http.StatusBadRequest)
-				return
-			}
-		}
-		if v := q.Get("limit"); v != "" {
-			if cfg.Limit, err = strconv.Atoi(v); err != nil || cfg.Limit < 1 || cfg.Limit > tapMaxLimit {
-				http.Error(w, fmt.Sprintf("limit: want 1 to %d points per interval", tapMaxLimit), http.StatusBadRequest)
-				return
-			}
-		}
-		if v := q.Get("interval"); v != "" {
-			if cfg.Interval, err = time.ParseDuration(v); err != nil || cfg.Interval < tapMinInterval {
-				http.Error(w, fmt.Sprintf("interval: want a duration of at least %s", tapMinInterval), http.StatusBadRequest)
-				return
-			}
+		cfg, err := tapConfig(r.URL.Query())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
 		}
 		fl, ok := w.(http.Flusher)
 		if !ok {
@@ -184,6 +168,28 @@ func tapHandler(current func() *engine.Runtime) http.HandlerFunc {
 			}
 		}
 	}
+}
+
+// tapConfig reads a tap request's query (see tapHandler), within the bounds.
+func tapConfig(q url.Values) (engine.TapConfig, error) {
+	cfg := engine.TapConfig{Patterns: q["component"], InputsOf: q["inputs_of"], Sample: 1, Limit: 100, Interval: 500 * time.Millisecond}
+	var err error
+	if v := q.Get("sample"); v != "" {
+		if cfg.Sample, err = strconv.Atoi(v); err != nil || cfg.Sample < 1 {
+			return cfg, errors.New("sample: want a whole number ≥ 1")
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if cfg.Limit, err = strconv.Atoi(v); err != nil || cfg.Limit < 1 || cfg.Limit > tapMaxLimit {
+			return cfg, fmt.Errorf("limit: want 1 to %d points per interval", tapMaxLimit)
+		}
+	}
+	if v := q.Get("interval"); v != "" {
+		if cfg.Interval, err = time.ParseDuration(v); err != nil || cfg.Interval < tapMinInterval {
+			return cfg, fmt.Errorf("interval: want a duration of at least %s", tapMinInterval)
+		}
+	}
+	return cfg, nil
 }
 
 func cmdTap(args []string, stdout, stderr io.Writer) int {
