@@ -779,31 +779,24 @@ func runScenario(ctx context.Context, sc scenario, pipeline string, duration tim
 	}
 	in0, out0 := statusCounts(st0)
 	in1, out1 := statusCounts(last)
-	var edgeRes *tierResult
-	if cloud != nil {
-		l := latencyOf(last)
-		edgeRes = &tierResult{Tier: "edge", Processes: 1, PointsInPerS: float64(in1-in0) / elapsed, PointsOutPS: float64(out1-out0) / elapsed,
-			CPUCores: (cpu1 - cpu0) / elapsed, RSSPeakMB: float64(rss) / 1e6, LatencyP50: l.P50ms, LatencyP99: l.P99ms, LatencyMax: l.Maxms}
-		if out1 > out0 {
-			edgeRes.CPUMicrosPerPoint = (cpu1 - cpu0) / float64(out1-out0) * 1e6
-		}
-	}
+	l := latencyOf(last)
 	res := &benchResult{
 		Scenario: sc.name, DurationS: elapsed, Anchor: sc.anchor,
 		PointsInPerS: float64(in1-in0) / elapsed, PointsOutPS: float64(out1-out0) / elapsed,
 		CPUCores: (cpu1 - cpu0) / elapsed, RSSPeakMB: float64(rss) / 1e6,
+		LatencyP50: l.P50ms, LatencyP99: l.P99ms, LatencyMax: l.Maxms,
 		Truth: &benchTruth{},
 	}
 	if cpu1 > cpu0 {
 		res.PointsPerCPUSecond = float64(out1-out0) / (cpu1 - cpu0)
 	}
-	for _, p := range last.Pipelines {
-		for _, c := range p.Components {
-			if c.Latency != nil {
-				res.LatencyP50 = max(res.LatencyP50, c.Latency.P50ms)
-				res.LatencyP99 = max(res.LatencyP99, c.Latency.P99ms)
-				res.LatencyMax = max(res.LatencyMax, c.Latency.Maxms)
-			}
+	var edgeRes *tierResult
+	if cloud != nil {
+		// The edge's own share; finishCloud makes res the whole.
+		edgeRes = &tierResult{Tier: "edge", Processes: 1, PointsInPerS: res.PointsInPerS, PointsOutPS: res.PointsOutPS,
+			CPUCores: res.CPUCores, RSSPeakMB: res.RSSPeakMB, LatencyP50: l.P50ms, LatencyP99: l.P99ms, LatencyMax: l.Maxms}
+		if out1 > out0 {
+			edgeRes.CPUMicrosPerPoint = (cpu1 - cpu0) / float64(out1-out0) * 1e6
 		}
 	}
 	// Stop the load, let flowd take in what the broker still holds for it,
