@@ -163,7 +163,8 @@ type Transform struct {
 	untracked prometheus.Counter
 }
 
-// maxTags bounds max_tags: about 1.5 GB of state at its limit.
+// maxTags bounds max_tags: about 2.6 GB of state at its limit
+// (BenchmarkStateBytesPerTag).
 const maxTags = 10_000_000
 
 // New validates the config.
