@@ -39,10 +39,11 @@ type Config struct {
 
 // Override changes the settings for the tags matching a glob.
 type Override struct {
-	Match     string        `hcl:"match,required" doc:"glob (path.Match syntax) on \"asset/tag\": \"line1/*\", \"*/temperature\", \"*/valve_?\""`
-	Deadband  float64       `hcl:"deadband" default:"-1" doc:"deadband for these tags (unset, shown as -1: the transform's)"`
-	Mode      string        `hcl:"mode" enum:"absolute|percent" doc:"mode for these tags (unset: the transform's)"`
-	Heartbeat time.Duration `hcl:"heartbeat" doc:"heartbeat for these tags (unset or 0: the transform's)"`
+	Match     string          `hcl:"match,required" doc:"glob (path.Match syntax) on \"asset/tag\": \"line1/*\", \"*/temperature\", \"*/valve_?\""`
+	Deadband  float64         `hcl:"deadband" default:"-1" doc:"deadband for these tags (unset, shown as -1: the transform's)"`
+	Mode      string          `hcl:"mode" enum:"absolute|percent" doc:"mode for these tags (unset: the transform's)"`
+	Heartbeat time.Duration   `hcl:"heartbeat" doc:"heartbeat for these tags (unset or 0: the transform's)"`
+	Pos       engine.BlockPos // where the block was written, for errors
 }
 
 // Spec declares the cov transform.
@@ -179,11 +180,14 @@ func New(c *Config, env *engine.Env) (engine.Transform, error) {
 		bad.Add("state_ttl", errors.New("must be positive"))
 	}
 	for i, o := range c.Override {
+		// Each error points at the attribute inside its override block.
 		if _, err := path.Match(o.Match, ""); err != nil {
-			bad.Add("override", fmt.Errorf("block %d: match %q: %w", i+1, o.Match, err))
+			bad = append(bad, &engine.FieldError{Field: "override", Offset: -1, Range: o.Pos.At("match"),
+				Err: fmt.Errorf("block %d: match %q: %w", i+1, o.Match, err)})
 		}
 		if (o.Deadband < 0 && o.Deadband != -1) || math.IsNaN(o.Deadband) {
-			bad.Add("override", fmt.Errorf("block %d: deadband must not be negative", i+1))
+			bad = append(bad, &engine.FieldError{Field: "override", Offset: -1, Range: o.Pos.At("deadband"),
+				Err: fmt.Errorf("block %d: deadband must not be negative", i+1)})
 		}
 	}
 	if err := bad.Err(); err != nil {
