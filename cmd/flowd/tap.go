@@ -269,47 +269,15 @@ Flags:
 		return exitInvalid
 	}
 
-	out := bufio.NewWriter(stdout)
-	defer out.Flush()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64*1024), 16<<20)
-	var printed int
-	var skipped int64
-	for sc.Scan() {
-		var ev tapEvent
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			fmt.Fprintf(stderr, "flowd tap: bad line from flowd: %v\n", err)
-			return exitInvalid
-		}
-		switch {
-		case ev.Tapping != nil:
-			fmt.Fprintf(stderr, "flowd tap: tapping %s\n", strings.Join(ev.Tapping, ", "))
-		case ev.Error != "":
-			out.Flush()
-			fmt.Fprintf(stderr, "flowd tap: %s\n", ev.Error)
-			return exitInvalid
-		case ev.Skipped > 0:
-			skipped += ev.Skipped
-		case ev.Point != nil:
-			if *meta {
-				out.Write(sc.Bytes())
-			} else {
-				out.Write(ev.Point)
-			}
-			out.WriteByte('\n')
-			printed++
-			if *count > 0 && printed >= *count {
-				out.Flush()
-				reportSkipped(stderr, printed, skipped)
-				return exitOK
-			}
-			out.Flush() // line by line, so `| jq` sees points as they come
-		}
+	printed, skipped, code := printTap(sc, stdout, stderr, *meta, *count)
+	if code == exitInvalid {
+		return code
 	}
-	out.Flush()
 	reportSkipped(stderr, printed, skipped)
-	if ctx.Err() != nil {
-		return exitOK // Ctrl-C or --duration
+	if code == exitOK || ctx.Err() != nil {
+		return exitOK // --count reached, Ctrl-C or --duration
 	}
 	if err := sc.Err(); err != nil {
 		fmt.Fprintf(stderr, "flowd tap: %v\n", err)
@@ -317,6 +285,46 @@ Flags:
 		fmt.Fprintln(stderr, "flowd tap: flowd closed the stream (it stopped)")
 	}
 	return exitInvalid
+}
+
+// printTap prints the points of a tap stream, line by line so that `| jq`
+// sees them as they come (with meta, the whole line), until count points
+// (0: no limit), an error from flowd, or the stream's end. code is exitOK
+// when count was reached, exitInvalid on an error (said on stderr), -1 when
+// the stream ended.
+func printTap(sc *bufio.Scanner, stdout, stderr io.Writer, meta bool, count int) (printed int, skipped int64, code int) {
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	for sc.Scan() {
+		var ev tapEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			fmt.Fprintf(stderr, "flowd tap: bad line from flowd: %v\n", err)
+			return printed, skipped, exitInvalid
+		}
+		switch {
+		case ev.Tapping != nil:
+			fmt.Fprintf(stderr, "flowd tap: tapping %s\n", strings.Join(ev.Tapping, ", "))
+		case ev.Error != "":
+			out.Flush()
+			fmt.Fprintf(stderr, "flowd tap: %s\n", ev.Error)
+			return printed, skipped, exitInvalid
+		case ev.Skipped > 0:
+			skipped += ev.Skipped
+		case ev.Point != nil:
+			if meta {
+				out.Write(sc.Bytes())
+			} else {
+				out.Write(ev.Point)
+			}
+			out.WriteByte('\n')
+			out.Flush()
+			printed++
+			if count > 0 && printed >= count {
+				return printed, skipped, exitOK
+			}
+		}
+	}
+	return printed, skipped, -1
 }
 
 func reportSkipped(w io.Writer, printed int, skipped int64) {
