@@ -859,10 +859,14 @@ func (q *Queue) peekLocked() {
 }
 
 // skipCorrupt isolates the rest of a segment that failed to read (the reader
-// lock is held).
+// lock is held). A finished segment whose record at q.roff is corrupt is
+// then cut there, so that a restart before the committed position passes it
+// replays the records before the damage without counting the loss again.
 func (q *Queue) skipCorrupt(seg *segment, size int64, cause error) {
 	isolated := q.quarantine(seg.id)
 	q.mu.Lock()
+	readable := scanResult{before: seg.base + seg.readPoints, validEnd: q.roff, fileSize: size}
+	cut := !seg.writing && errors.Is(cause, errCorrupt)
 	lost := max(seg.points-seg.readPoints, 0)
 	seg.readPoints = seg.points
 	skipped := max(size-q.roff, 0)
@@ -874,6 +878,9 @@ func (q *Queue) skipCorrupt(seg *segment, size int64, cause error) {
 	q.mu.Unlock()
 	q.log.Error("disk buffer: corrupt segment skipped", "segment", segName(seg.id), "offset", q.roff,
 		"bytes_skipped", skipped, "points_lost", lost, "isolated_as", isolated, "err", cause)
+	if cut {
+		q.keepReadable(seg.id, readable, isolated)
+	}
 	q.roff = size
 	q.dropped(int(lost), "corrupt")
 	signal(q.notFull)
