@@ -101,6 +101,14 @@ func smartMeterVars(r *benchRun) map[string]string {
 	return map[string]string{"listen": fmt.Sprintf("127.0.0.1:%d", r.port(0)), "cassandra": r.env("FLOWD_TEST_CASSANDRA")}
 }
 
+// modbusServers runs 100 simulated Modbus TCP devices of 100 registers each,
+// changing every interval.
+func modbusServers(interval string) func(r *benchRun) [][]string {
+	return func(r *benchRun) [][]string {
+		return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", interval}}
+	}
+}
+
 func kafkaVars(r *benchRun) map[string]string {
 	return map[string]string{"kafka": r.env("FLOWD_TEST_KAFKA"), "topic": r.topic}
 }
@@ -268,17 +276,13 @@ func scenarios() []scenario {
 		{
 			name: "modbus", summary: "100 Modbus TCP devices × 100 registers @ 1 Hz (flowd sim modbus) → discard",
 			anchor: "-", pipeline: "modbus.hcl", gen: modbusPipeline("modbus", 100, 100, false), plcPorts: 100,
-			servers: func(r *benchRun) [][]string {
-				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "1s"}}
-			},
-			vars: func(r *benchRun) map[string]string { return map[string]string{"base_port": strconv.Itoa(r.port(0))} },
+			servers: modbusServers("1s"),
+			vars:    func(r *benchRun) map[string]string { return map[string]string{"base_port": strconv.Itoa(r.port(0))} },
 		},
 		{
 			name: "modbus-10hz", summary: "the modbus scenario polled every 100 ms: 100,000 points/s, 1,000 reads/s",
 			anchor: "-", pipeline: "modbus.hcl", gen: modbusPipeline("modbus", 100, 100, false), plcPorts: 100,
-			servers: func(r *benchRun) [][]string {
-				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "100ms"}}
-			},
+			servers: modbusServers("100ms"),
 			vars: func(r *benchRun) map[string]string {
 				return map[string]string{"base_port": strconv.Itoa(r.port(0)), "interval": "100ms"}
 			},
@@ -288,9 +292,7 @@ func scenarios() []scenario {
 			anchor:   "Telegraf 1.37.2 (inputs.modbus → outputs.kafka), same work, same invocation",
 			pipeline: "peer-modbus.hcl", gen: modbusPipeline("peer-modbus", 100, 100, true), needs: []string{"FLOWD_TEST_KAFKA", "FLOWD_TEST_TELEGRAF"},
 			plcPorts: 100, kafkaTopic: true,
-			servers: func(r *benchRun) [][]string {
-				return [][]string{{"sim", "modbus", "--listen", fmt.Sprintf("127.0.0.1:%d", r.port(0)), "--devices", "100", "--registers", "100", "--interval", "1s"}}
-			},
+			servers: modbusServers("1s"),
 			vars: func(r *benchRun) map[string]string {
 				v := kafkaVars(r)
 				v["base_port"] = strconv.Itoa(r.port(0))
@@ -793,31 +795,24 @@ func runScenario(ctx context.Context, sc scenario, pipeline, dir string, duratio
 	}
 	in0, out0 := statusCounts(st0)
 	in1, out1 := statusCounts(last)
-	var edgeRes *tierResult
-	if cloud != nil {
-		l := latencyOf(last)
-		edgeRes = &tierResult{Tier: "edge", Processes: 1, PointsInPerS: float64(in1-in0) / elapsed, PointsOutPS: float64(out1-out0) / elapsed,
-			CPUCores: (cpu1 - cpu0) / elapsed, RSSPeakMB: float64(rss) / 1e6, LatencyP50: l.P50ms, LatencyP99: l.P99ms, LatencyMax: l.Maxms}
-		if out1 > out0 {
-			edgeRes.CPUMicrosPerPoint = (cpu1 - cpu0) / float64(out1-out0) * 1e6
-		}
-	}
+	l := latencyOf(last)
 	res := &benchResult{
 		Scenario: sc.name, DurationS: elapsed, Anchor: sc.anchor,
 		PointsInPerS: float64(in1-in0) / elapsed, PointsOutPS: float64(out1-out0) / elapsed,
 		CPUCores: (cpu1 - cpu0) / elapsed, RSSPeakMB: float64(rss) / 1e6,
+		LatencyP50: l.P50ms, LatencyP99: l.P99ms, LatencyMax: l.Maxms,
 		Truth: &benchTruth{},
 	}
 	if cpu1 > cpu0 {
 		res.PointsPerCPUSecond = float64(out1-out0) / (cpu1 - cpu0)
 	}
-	for _, p := range last.Pipelines {
-		for _, c := range p.Components {
-			if c.Latency != nil {
-				res.LatencyP50 = max(res.LatencyP50, c.Latency.P50ms)
-				res.LatencyP99 = max(res.LatencyP99, c.Latency.P99ms)
-				res.LatencyMax = max(res.LatencyMax, c.Latency.Maxms)
-			}
+	var edgeRes *tierResult
+	if cloud != nil {
+		// The edge's own share; finishCloud makes res the whole.
+		edgeRes = &tierResult{Tier: "edge", Processes: 1, PointsInPerS: res.PointsInPerS, PointsOutPS: res.PointsOutPS,
+			CPUCores: res.CPUCores, RSSPeakMB: res.RSSPeakMB, LatencyP50: l.P50ms, LatencyP99: l.P99ms, LatencyMax: l.Maxms}
+		if out1 > out0 {
+			edgeRes.CPUMicrosPerPoint = (cpu1 - cpu0) / float64(out1-out0) * 1e6
 		}
 	}
 	// Stop the load, let flowd take in what the broker still holds for it,

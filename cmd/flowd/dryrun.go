@@ -30,13 +30,21 @@ func newDryRun(w io.Writer, points int, duration time.Duration) *dryRun {
 	return &dryRun{w: w, points: points, duration: duration, enough: make(chan struct{})}
 }
 
+// stateKeeper is a transform that saves what the sinks acknowledged (cov's
+// state_file).
+type stateKeeper interface{ KeepStateReadOnly() }
+
 // replaceSinks swaps every sink of cfg (dead-letter sinks too) for a printing
 // one with a memory buffer: nothing is sent and no disk buffer is touched.
 // The original sinks were only constructed; connecting happens at run time,
-// so they never open a connection or a file.
+// so they never open a connection or a file. Transforms keep their saved
+// state as it is: the printing sinks deliver nothing.
 func (d *dryRun) replaceSinks(cfg *config.Config) {
 	for _, p := range cfg.Pipelines {
 		for _, n := range p.Nodes {
+			if k, ok := n.Component.(stateKeeper); ok {
+				k.KeepStateReadOnly()
+			}
 			if n.Kind != engine.KindSink {
 				continue
 			}

@@ -48,50 +48,8 @@ func cmdSimHTTP(args []string, stdout, stderr io.Writer) int {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	var published, ok, full, unavailable, failed atomic.Int64
-	client := &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: *clients}}
-	// post sends one uplink until it is answered 200 or ctx ends; a request
-	// already sent is always waited for, so the count is exact.
-	post := func(rng *rand.Rand) {
-		body := uplink(rng, *meters, time.Now())
-		for {
-			req, _ := http.NewRequest("POST", *url, bytes.NewReader(body))
-			req.Header.Set("Content-Type", "application/json")
-			if *token != "" {
-				req.Header.Set("Authorization", "Bearer "+*token)
-			}
-			resp, err := client.Do(req)
-			wait := time.Second
-			if err == nil {
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				switch resp.StatusCode {
-				case 200:
-					var r struct{ Points int64 }
-					json.Unmarshal(b, &r)
-					published.Add(r.Points)
-					ok.Add(1)
-					return
-				case 429:
-					full.Add(1)
-				case 503:
-					unavailable.Add(1)
-				default:
-					failed.Add(1)
-					fmt.Fprintf(stderr, "flowd sim http: %d %s\n", resp.StatusCode, bytes.TrimSpace(b))
-					return
-				}
-				if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
-					wait = time.Duration(s) * time.Second
-				}
-			} else {
-				failed.Add(1)
-			}
-			if !sleepCtx(ctx, wait) {
-				return
-			}
-		}
-	}
+	sim := &httpSim{url: *url, token: *token, meters: *meters, stderr: stderr,
+		client: &http.Client{Timeout: 2 * time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: *clients}}}
 	// The schedule queues requests, so answers that come slowly show as
 	// latency rather than lowering the rate (up to clients in flight).
 	jobs := make(chan struct{}, 1<<16)
@@ -112,7 +70,7 @@ func cmdSimHTTP(args []string, stdout, stderr io.Writer) int {
 				if ctx.Err() != nil {
 					return
 				}
-				post(rng)
+				sim.post(ctx, rng)
 			}
 		}()
 	}
@@ -131,8 +89,61 @@ func cmdSimHTTP(args []string, stdout, stderr io.Writer) int {
 	}
 	wg.Wait()
 	fmt.Fprintf(stdout, "published %d values\nrequests: %d ok, %d answered 429, %d answered 503, %d failed\n",
-		published.Load(), ok.Load(), full.Load(), unavailable.Load(), failed.Load())
+		sim.published.Load(), sim.ok.Load(), sim.full.Load(), sim.unavailable.Load(), sim.failed.Load())
 	return exitOK
+}
+
+// httpSim posts uplinks and counts how they were answered.
+type httpSim struct {
+	client     *http.Client
+	url, token string
+	meters     int
+	stderr     io.Writer
+
+	published, ok, full, unavailable, failed atomic.Int64
+}
+
+// post sends one uplink until it is answered 200 or ctx ends; a request
+// already sent is always waited for, so the count is exact.
+func (s *httpSim) post(ctx context.Context, rng *rand.Rand) {
+	body := uplink(rng, s.meters, time.Now())
+	for {
+		req, _ := http.NewRequest("POST", s.url, bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		if s.token != "" {
+			req.Header.Set("Authorization", "Bearer "+s.token)
+		}
+		resp, err := s.client.Do(req)
+		wait := time.Second
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			switch resp.StatusCode {
+			case 200:
+				var r struct{ Points int64 }
+				json.Unmarshal(b, &r)
+				s.published.Add(r.Points)
+				s.ok.Add(1)
+				return
+			case 429:
+				s.full.Add(1)
+			case 503:
+				s.unavailable.Add(1)
+			default:
+				s.failed.Add(1)
+				fmt.Fprintf(s.stderr, "flowd sim http: %d %s\n", resp.StatusCode, bytes.TrimSpace(b))
+				return
+			}
+			if sec, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+				wait = time.Duration(sec) * time.Second
+			}
+		} else {
+			s.failed.Add(1)
+		}
+		if !sleepCtx(ctx, wait) {
+			return
+		}
+	}
 }
 
 // uplink is a ChirpStack v4 uplink event for a random meter, stamped t.

@@ -120,14 +120,66 @@ func cmdSimMQTT(args []string, stdout, stderr io.Writer) int {
 	return code
 }
 
-// simClient publishes until ctx ends or count is reached; it returns how
-// many publishes the broker accepted.
-func simClient(ctx context.Context, o *simMQTTOptions, s *mqttc.Settings, n int, log *slog.Logger) (int64, error) {
-	id := fmt.Sprintf("%s-%d", o.prefix, n)
-	pub, err := mqttc.NewPublisher(ctx, s, id, o.inflight, log)
+// simPublish runs client n: it connects a publisher, calls step for each
+// message -rate allows (rate messages per second; see pace) until ctx ends,
+// limit messages were queued (0: no limit) or a publish fails, then waits for
+// the broker's acknowledgements. It returns how many publishes the broker
+// accepted.
+func simPublish(ctx context.Context, o *simMQTTOptions, s *mqttc.Settings, n int, log *slog.Logger,
+	rate float64, limit int64, step func(pub *mqttc.Publisher) error) (int64, error) {
+	pub, err := mqttc.NewPublisher(ctx, s, fmt.Sprintf("%s-%d", o.prefix, n), o.inflight, log)
 	if err != nil {
 		return 0, err
 	}
+	pace(ctx, rate, limit, func() error { return step(pub) })
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	defer cancel()
+	err = pub.Close(cctx)
+	return pub.Sent(), err
+}
+
+// pace calls step rate times per second, spread over 10 ms ticks (rate 0:
+// back to back), until ctx ends, step made limit calls (0: no limit) or fails.
+func pace(ctx context.Context, rate float64, limit int64, step func() error) {
+	var tick *time.Ticker
+	if rate > 0 {
+		tick = time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+	}
+	carry := 0.0
+	var made int64
+	for ctx.Err() == nil {
+		budget := math.MaxInt
+		if tick != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			carry += rate / 100
+			budget = int(carry)
+			carry -= float64(budget)
+		}
+		for ; budget > 0; budget-- {
+			if limit > 0 && made >= limit {
+				return
+			}
+			if step() != nil {
+				return
+			}
+			made++
+		}
+	}
+}
+
+// simValue is tag i's next value in the given cycle: a sine with noise.
+func simValue(rng *rand.Rand, cycle, i int) float64 {
+	return math.Round((50+20*math.Sin(float64(cycle)*0.1+float64(i))+rng.NormFloat64())*1000) / 1000
+}
+
+// simClient publishes a point per message; it returns how many publishes
+// the broker accepted.
+func simClient(ctx context.Context, o *simMQTTOptions, s *mqttc.Settings, n int, log *slog.Logger) (int64, error) {
 	rng := rand.New(rand.NewPCG(uint64(n), 7))
 	per := o.assets * o.tags
 	last := make([]float64, per)
@@ -142,60 +194,27 @@ func simClient(ctx context.Context, o *simMQTTOptions, s *mqttc.Settings, n int,
 		topics[i] = r.Replace(o.topic)
 		last[i] = math.NaN()
 	}
-	var sentN int64
-	var tick *time.Ticker
-	perTick := math.MaxInt
-	if o.rate > 0 {
-		tick = time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-	}
-	carry := 0.0
-	cycle := 0
-	i := 0
-loop:
-	for {
-		budget := perTick
-		if tick != nil {
-			select {
-			case <-ctx.Done():
-				break loop
-			case <-tick.C:
-			}
-			carry += o.rate / 100
-			budget = int(carry)
-			carry -= float64(budget)
+	cycle, i := 0, 0
+	return simPublish(ctx, o, s, n, log, o.rate, o.count, func(pub *mqttc.Publisher) error {
+		if i == per {
+			i = 0
+			cycle++
 		}
-		for ; budget > 0; budget-- {
-			if o.count > 0 && sentN >= o.count {
-				break loop
-			}
-			if i == per {
-				i = 0
-				cycle++
-			}
-			if math.IsNaN(last[i]) || rng.Float64() < o.change {
-				last[i] = math.Round((50+20*math.Sin(float64(cycle)*0.1+float64(i))+rng.NormFloat64())*1000) / 1000
-			}
-			p := engine.Point{Asset: assets[i/o.tags], Tag: fmt.Sprintf("tag%d", i%o.tags+1), Value: engine.Float(last[i]), TS: time.Now().UnixNano()}
-			payload := codec.AppendPoint(nil, &p)
-			if pad := o.size - len(payload) - len(`,"attrs":{"pad":""}`); pad > 0 {
-				p.Attrs = map[string]string{"pad": strings.Repeat("x", pad)}
-				payload = codec.AppendPoint(payload[:0], &p)
-			}
-			if err := pub.Publish(ctx, topics[i], payload, byte(o.qos)); err != nil {
-				break loop
-			}
-			sentN++
-			i++
+		if math.IsNaN(last[i]) || rng.Float64() < o.change {
+			last[i] = simValue(rng, cycle, i)
 		}
-		if tick == nil && ctx.Err() != nil {
-			break
+		p := engine.Point{Asset: assets[i/o.tags], Tag: fmt.Sprintf("tag%d", i%o.tags+1), Value: engine.Float(last[i]), TS: time.Now().UnixNano()}
+		payload := codec.AppendPoint(nil, &p)
+		if pad := o.size - len(payload) - len(`,"attrs":{"pad":""}`); pad > 0 {
+			p.Attrs = map[string]string{"pad": strings.Repeat("x", pad)}
+			payload = codec.AppendPoint(payload[:0], &p)
 		}
-	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	err = pub.Close(cctx)
-	return pub.Sent(), err
+		if err := pub.Publish(ctx, topics[i], payload, byte(o.qos)); err != nil {
+			return err
+		}
+		i++
+		return nil
+	})
 }
 
 // simBatchClient publishes one message per asset and cycle holding all of
@@ -203,11 +222,6 @@ loop:
 // second in -rate/-tags messages; it returns the values of the publishes the
 // broker accepted.
 func simBatchClient(ctx context.Context, o *simMQTTOptions, s *mqttc.Settings, n int, log *slog.Logger) (int64, error) {
-	id := fmt.Sprintf("%s-%d", o.prefix, n)
-	pub, err := mqttc.NewPublisher(ctx, s, id, o.inflight, log)
-	if err != nil {
-		return 0, err
-	}
 	rng := rand.New(rand.NewPCG(uint64(n), 7))
 	assets := make([]string, o.assets)
 	topics := make([]string, o.assets)
@@ -226,59 +240,29 @@ func simBatchClient(ctx context.Context, o *simMQTTOptions, s *mqttc.Settings, n
 	}
 	points := make([]engine.Point, o.tags)
 	var payload []byte
-	var msgs int64
-	var tick *time.Ticker
-	perTick := math.MaxInt
-	if o.rate > 0 {
-		tick = time.NewTicker(10 * time.Millisecond)
-		defer tick.Stop()
-	}
-	msgRate := o.rate / float64(o.tags)
-	carry := 0.0
+	// -count is values: the messages that hold at least that many.
+	msgs := (o.count + int64(o.tags) - 1) / int64(o.tags)
 	cycle, a := 0, 0
-loop:
-	for {
-		budget := perTick
-		if tick != nil {
-			select {
-			case <-ctx.Done():
-				break loop
-			case <-tick.C:
-			}
-			carry += msgRate / 100
-			budget = int(carry)
-			carry -= float64(budget)
+	sent, err := simPublish(ctx, o, s, n, log, o.rate/float64(o.tags), msgs, func(pub *mqttc.Publisher) error {
+		if a == o.assets {
+			a = 0
+			cycle++
 		}
-		for ; budget > 0; budget-- {
-			if o.count > 0 && msgs*int64(o.tags) >= o.count {
-				break loop
+		now := time.Now().UnixNano()
+		for t := range o.tags {
+			i := a*o.tags + t
+			if math.IsNaN(last[i]) || rng.Float64() < o.change {
+				last[i] = simValue(rng, cycle, i)
 			}
-			if a == o.assets {
-				a = 0
-				cycle++
-			}
-			now := time.Now().UnixNano()
-			for t := range o.tags {
-				i := a*o.tags + t
-				if math.IsNaN(last[i]) || rng.Float64() < o.change {
-					last[i] = math.Round((50+20*math.Sin(float64(cycle)*0.1+float64(i))+rng.NormFloat64())*1000) / 1000
-				}
-				points[t] = engine.Point{Asset: assets[a], Tag: tags[t], Value: engine.Float(last[i]), TS: now}
-			}
-			payload = codec.AppendBatch(payload[:0], points)
-			// The publisher may hold the payload until it is acknowledged.
-			if err := pub.Publish(ctx, topics[a], slices.Clone(payload), byte(o.qos)); err != nil {
-				break loop
-			}
-			msgs++
-			a++
+			points[t] = engine.Point{Asset: assets[a], Tag: tags[t], Value: engine.Float(last[i]), TS: now}
 		}
-		if tick == nil && ctx.Err() != nil {
-			break
+		payload = codec.AppendBatch(payload[:0], points)
+		// The publisher may hold the payload until it is acknowledged.
+		if err := pub.Publish(ctx, topics[a], slices.Clone(payload), byte(o.qos)); err != nil {
+			return err
 		}
-	}
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	err = pub.Close(cctx)
-	return pub.Sent() * int64(o.tags), err
+		a++
+		return nil
+	})
+	return sent * int64(o.tags), err
 }

@@ -95,26 +95,10 @@ func tapHandler(current func() *engine.Runtime) http.HandlerFunc {
 			return
 		}
 		defer open.Add(-1)
-		q := r.URL.Query()
-		cfg := engine.TapConfig{Patterns: q["component"], InputsOf: q["inputs_of"], Sample: 1, Limit: 100, Interval: 500 * time.Millisecond}
-		var err error
-		if v := q.Get("sample"); v != "" {
-			if cfg.Sample, err = strconv.Atoi(v); err != nil || cfg.Sample < 1 {
-				http.Error(w, "sample: want a whole number ≥ 1", http.StatusBadRequest)
-				return
-			}
-		}
-		if v := q.Get("limit"); v != "" {
-			if cfg.Limit, err = strconv.Atoi(v); err != nil || cfg.Limit < 1 || cfg.Limit > tapMaxLimit {
-				http.Error(w, fmt.Sprintf("limit: want 1 to %d points per interval", tapMaxLimit), http.StatusBadRequest)
-				return
-			}
-		}
-		if v := q.Get("interval"); v != "" {
-			if cfg.Interval, err = time.ParseDuration(v); err != nil || cfg.Interval < tapMinInterval {
-				http.Error(w, fmt.Sprintf("interval: want a duration of at least %s", tapMinInterval), http.StatusBadRequest)
-				return
-			}
+		cfg, err := tapConfig(r.URL.Query())
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
 		}
 		fl, ok := w.(http.Flusher)
 		if !ok {
@@ -184,6 +168,28 @@ func tapHandler(current func() *engine.Runtime) http.HandlerFunc {
 			}
 		}
 	}
+}
+
+// tapConfig reads a tap request's query (see tapHandler), within the bounds.
+func tapConfig(q url.Values) (engine.TapConfig, error) {
+	cfg := engine.TapConfig{Patterns: q["component"], InputsOf: q["inputs_of"], Sample: 1, Limit: 100, Interval: 500 * time.Millisecond}
+	var err error
+	if v := q.Get("sample"); v != "" {
+		if cfg.Sample, err = strconv.Atoi(v); err != nil || cfg.Sample < 1 {
+			return cfg, errors.New("sample: want a whole number ≥ 1")
+		}
+	}
+	if v := q.Get("limit"); v != "" {
+		if cfg.Limit, err = strconv.Atoi(v); err != nil || cfg.Limit < 1 || cfg.Limit > tapMaxLimit {
+			return cfg, fmt.Errorf("limit: want 1 to %d points per interval", tapMaxLimit)
+		}
+	}
+	if v := q.Get("interval"); v != "" {
+		if cfg.Interval, err = time.ParseDuration(v); err != nil || cfg.Interval < tapMinInterval {
+			return cfg, fmt.Errorf("interval: want a duration of at least %s", tapMinInterval)
+		}
+	}
+	return cfg, nil
 }
 
 func cmdTap(args []string, stdout, stderr io.Writer) int {
@@ -263,47 +269,15 @@ Flags:
 		return exitInvalid
 	}
 
-	out := bufio.NewWriter(stdout)
-	defer out.Flush()
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64*1024), 16<<20)
-	var printed int
-	var skipped int64
-	for sc.Scan() {
-		var ev tapEvent
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
-			fmt.Fprintf(stderr, "flowd tap: bad line from flowd: %v\n", err)
-			return exitInvalid
-		}
-		switch {
-		case ev.Tapping != nil:
-			fmt.Fprintf(stderr, "flowd tap: tapping %s\n", strings.Join(ev.Tapping, ", "))
-		case ev.Error != "":
-			out.Flush()
-			fmt.Fprintf(stderr, "flowd tap: %s\n", ev.Error)
-			return exitInvalid
-		case ev.Skipped > 0:
-			skipped += ev.Skipped
-		case ev.Point != nil:
-			if *meta {
-				out.Write(sc.Bytes())
-			} else {
-				out.Write(ev.Point)
-			}
-			out.WriteByte('\n')
-			printed++
-			if *count > 0 && printed >= *count {
-				out.Flush()
-				reportSkipped(stderr, printed, skipped)
-				return exitOK
-			}
-			out.Flush() // line by line, so `| jq` sees points as they come
-		}
+	printed, skipped, code := printTap(sc, stdout, stderr, *meta, *count)
+	if code == exitInvalid {
+		return code
 	}
-	out.Flush()
 	reportSkipped(stderr, printed, skipped)
-	if ctx.Err() != nil {
-		return exitOK // Ctrl-C or --duration
+	if code == exitOK || ctx.Err() != nil {
+		return exitOK // --count reached, Ctrl-C or --duration
 	}
 	if err := sc.Err(); err != nil {
 		fmt.Fprintf(stderr, "flowd tap: %v\n", err)
@@ -311,6 +285,46 @@ Flags:
 		fmt.Fprintln(stderr, "flowd tap: flowd closed the stream (it stopped)")
 	}
 	return exitInvalid
+}
+
+// printTap prints the points of a tap stream, line by line so that `| jq`
+// sees them as they come (with meta, the whole line), until count points
+// (0: no limit), an error from flowd, or the stream's end. code is exitOK
+// when count was reached, exitInvalid on an error (said on stderr), -1 when
+// the stream ended.
+func printTap(sc *bufio.Scanner, stdout, stderr io.Writer, meta bool, count int) (printed int, skipped int64, code int) {
+	out := bufio.NewWriter(stdout)
+	defer out.Flush()
+	for sc.Scan() {
+		var ev tapEvent
+		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
+			fmt.Fprintf(stderr, "flowd tap: bad line from flowd: %v\n", err)
+			return printed, skipped, exitInvalid
+		}
+		switch {
+		case ev.Tapping != nil:
+			fmt.Fprintf(stderr, "flowd tap: tapping %s\n", strings.Join(ev.Tapping, ", "))
+		case ev.Error != "":
+			out.Flush()
+			fmt.Fprintf(stderr, "flowd tap: %s\n", ev.Error)
+			return printed, skipped, exitInvalid
+		case ev.Skipped > 0:
+			skipped += ev.Skipped
+		case ev.Point != nil:
+			if meta {
+				out.Write(sc.Bytes())
+			} else {
+				out.Write(ev.Point)
+			}
+			out.WriteByte('\n')
+			out.Flush()
+			printed++
+			if count > 0 && printed >= count {
+				return printed, skipped, exitOK
+			}
+		}
+	}
+	return printed, skipped, -1
 }
 
 func reportSkipped(w io.Writer, printed int, skipped int64) {

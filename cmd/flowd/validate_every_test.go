@@ -28,7 +28,7 @@ func TestValidateReportsTwoErrorsOfEveryComponentType(t *testing.T) {
 		{"source", "udp", "listen = \"127.0.0.1:0\"\nqueue = 0\nbatch_size = 0", map[string]string{"queue": "must be between 1 and", "batch_size": "must be between 1 and"}},
 		{"source", "kafka", "brokers = [\"127.0.0.1:9092\"]\ntopics = [\"t\"]\ngroup = \"g\"\nmax_in_flight = 0\ncommit_interval = \"0s\"", map[string]string{"max_in_flight": "must be between 1 and", "commit_interval": "must be positive"}},
 		{"transform", "expr", "where = \"value >\"\nset = { nope = \"1\" }", map[string]string{"~where": "unexpected token", "set": "cannot set \"nope\""}},
-		{"transform", "cov", "deadband = -1\nmax_tags = 0", map[string]string{"deadband": "must not be negative", "max_tags": "must be between 1 and"}},
+		{"transform", "cov", "deadband = -1\nmax_tags = 0\noverride {\n  match = \"[\"\n}", map[string]string{"deadband": "must not be negative", "max_tags": "must be between 1 and", "match": "syntax error in pattern"}},
 		{"transform", "window", "size = \"0s\"\naggregates = [\"median\"]", map[string]string{"size": "must be positive", "aggregates": "\"median\" is not one of"}},
 		{"transform", "lookup", "path = \"t.csv\"\nformat = \"xml\"\non_miss = \"keep\"", map[string]string{"format": "xml", "on_miss": "keep"}},
 		{"sink", "file", "path = \"out.jsonl\"\nsync = \"maybe\"\nmode = \"overwrite\"", map[string]string{"sync": "", "mode": "overwrite"}},

@@ -191,9 +191,11 @@ func notText(src []byte) int {
 const MaxDiagnosticsPerFile = 25
 
 // CapDiagnostics keeps at most MaxDiagnosticsPerFile diagnostics per file,
-// in order, and adds one per file that had more.
+// in order, and adds one per file that had more: an error if any of those
+// left out is one, a warning otherwise (warnings never fail a file).
 func CapDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
 	perFile := map[string]int{}
+	omitted := map[string]hcl.DiagnosticSeverity{}
 	var out hcl.Diagnostics
 	var files []string
 	for _, d := range diags {
@@ -207,11 +209,17 @@ func CapDiagnostics(diags hcl.Diagnostics) hcl.Diagnostics {
 		perFile[name]++
 		if perFile[name] <= MaxDiagnosticsPerFile {
 			out = append(out, d)
+		} else if omitted[name] != hcl.DiagError {
+			omitted[name] = d.Severity
 		}
 	}
 	for _, name := range files {
 		if n := perFile[name] - MaxDiagnosticsPerFile; n > 0 {
-			d := &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Too many errors",
+			summary := "Too many errors"
+			if omitted[name] != hcl.DiagError {
+				summary = "Too many warnings"
+			}
+			d := &hcl.Diagnostic{Severity: omitted[name], Summary: summary,
 				Detail: fmt.Sprintf("%d more diagnostic(s) in this file not shown; fix the ones above first.", n)}
 			if name != "" {
 				d.Subject = &hcl.Range{Filename: name, Start: hcl.InitialPos, End: hcl.InitialPos}
@@ -413,10 +421,7 @@ type component struct {
 	cfg     reflect.Value
 	inputs  []ref
 	buffer  engine.BufferConfig
-	// bufferDiags are the buffer block's range errors (they do not keep the
-	// sink from being built).
-	bufferDiags hcl.Diagnostics
-	ok          bool // decoded without errors
+	ok      bool // decoded without errors
 }
 
 func (c *component) id() string { return engine.ID(c.kind, c.name) }
@@ -603,6 +608,8 @@ func (l *Loader) decodeComponent(c *component, ctx *hcl.EvalContext) hcl.Diagnos
 				Detail: "inputs lists at least one source.NAME or transform.NAME.", Subject: a.Expr.Range().Ptr()})
 		}
 	}
+	// The buffer block's range errors do not keep the sink from being built.
+	var bufferDiags hcl.Diagnostics
 	if c.kind == engine.KindSink {
 		bv := reflect.ValueOf(&c.buffer).Elem()
 		if err := ApplyDefaults(bv); err != nil {
@@ -619,12 +626,12 @@ func (l *Loader) decodeComponent(c *component, ctx *hcl.EvalContext) hcl.Diagnos
 			d = DecodeContent(bc, bv, ctx)
 			diags = append(diags, d...)
 			if !d.HasErrors() {
-				c.bufferDiags = checkBuffer(&c.buffer, bc)
+				bufferDiags = checkBuffer(&c.buffer, bc)
 			}
 		}
 	}
 	c.ok = !diags.HasErrors()
-	return append(diags, c.bufferDiags...)
+	return append(diags, bufferDiags...)
 }
 
 // maxQueueSize bounds a pipeline's queue_size (batches per component input,

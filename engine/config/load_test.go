@@ -373,3 +373,37 @@ func TestUnknownFormatSuggestsCodec(t *testing.T) {
 		t.Errorf("detail: %s", d)
 	}
 }
+
+// Past MaxDiagnosticsPerFile, one note says how many were left out; it is an
+// error only when one of those was, so many warnings never fail a valid file.
+func TestDiagnosticCapKeepsTheSeverity(t *testing.T) {
+	// unused sources (a warning each), then bad ones (an error each)
+	many := func(unused, bad int) string {
+		var b strings.Builder
+		b.WriteString("pipeline \"p\" {\n")
+		for i := range unused {
+			fmt.Fprintf(&b, "  source \"sim\" \"s%d\" {}\n", i)
+		}
+		for i := range bad {
+			fmt.Fprintf(&b, "  source \"sim\" \"bad%d\" {\n    nosuch = 1\n  }\n", i)
+		}
+		b.WriteString("  sink \"file\" \"out\" {\n    inputs = [source.s0]\n    path = \"x.jsonl\"\n  }\n}\n")
+		return b.String()
+	}
+	n := config.MaxDiagnosticsPerFile + 5
+	cfg, diags := load(t, many(n, 0))
+	if diags.HasErrors() || cfg == nil {
+		t.Fatalf("%d warnings made the file invalid: %v", n-1, diags)
+	}
+	if len(diags) != config.MaxDiagnosticsPerFile+1 {
+		t.Fatalf("%d diagnostics, want %d and a note", len(diags), config.MaxDiagnosticsPerFile)
+	}
+	if note := diags[len(diags)-1]; note.Severity != hcl.DiagWarning || !strings.Contains(note.Detail, "4 more") {
+		t.Fatalf("note %+v, want a warning about 4 more", note)
+	}
+	// Errors among those left out: the note is one.
+	_, diags = load(t, many(0, n))
+	if !diags.HasErrors() || diags[len(diags)-1].Severity != hcl.DiagError {
+		t.Fatalf("the errors left out were lost: %v", diags)
+	}
+}

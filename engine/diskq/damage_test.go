@@ -33,8 +33,9 @@ func (l *lockedBuf) String() string {
 // 300 batches of 50 points over several segments is closed cleanly, damage
 // is done to the directory, and the queue is opened and drained. Every point
 // must come back or be counted as dropped (reason "corrupt"), with an ERROR
-// naming the file.
-func damaged(t *testing.T, damage func(t *testing.T, dir string, ids []uint64) (victim uint64, lost int), wantEstimate bool) {
+// naming the file. With restart, the queue is closed and opened once more
+// before it drains: the loss is counted at the first open only.
+func damaged(t *testing.T, damage func(t *testing.T, dir string, ids []uint64) (victim uint64, lost int), wantEstimate, restart bool) {
 	t.Helper()
 	const total = 300 * 50
 	dir := t.TempDir()
@@ -62,12 +63,24 @@ func damaged(t *testing.T, damage func(t *testing.T, dir string, ids []uint64) (
 	victim, lost := damage(t, dir, ids)
 
 	q = open(t, dir, mod)
+	var first Counters
+	if restart {
+		first = q.Counters()
+		counted := dropped.Load()
+		q.Close()
+		q = open(t, dir, mod)
+		if dropped.Load() != counted {
+			t.Fatalf("the loss was counted again at the next start: dropped %d → %d", counted, dropped.Load())
+		}
+	}
 	seqs := drain(t, q)
 	missing := total - len(seqs)
 	if missing != lost {
 		t.Fatalf("%d points did not come back, the damage destroyed %d", missing, lost)
 	}
 	c := q.Counters()
+	c.CorruptPoints += first.CorruptPoints
+	c.CorruptPointsEstimated += first.CorruptPointsEstimated
 	if wantEstimate {
 		// The seal is gone too: the count is an estimate, labelled as one.
 		if c.CorruptPointsEstimated == 0 || c.CorruptPointsEstimated != dropped.Load() {
@@ -136,6 +149,19 @@ func truncateTo(n int64) func(t *testing.T, dir string, ids []uint64) (uint64, i
 }
 
 func TestDamageWhileStoppedIsCountedAndQuarantined(t *testing.T) {
+	testDamage(t, false)
+}
+
+// A restart before the backlog drains does not count the same loss again.
+func TestDamageIsCountedOnceAcrossRestarts(t *testing.T) {
+	testDamage(t, true)
+}
+
+func testDamage(t *testing.T, restart bool) {
+	damaged := func(t *testing.T, damage func(t *testing.T, dir string, ids []uint64) (uint64, int), wantEstimate bool) {
+		t.Helper()
+		damaged(t, damage, wantEstimate, restart)
+	}
 	for _, n := range []int64{0, 4, 8} {
 		t.Run("truncated to "+string(rune('0'+n)), func(t *testing.T) { damaged(t, truncateTo(n), false) })
 	}
@@ -205,4 +231,55 @@ func TestDamageWhileStoppedIsCountedAndQuarantined(t *testing.T) {
 			return v, lost - int(r.points)
 		}, false)
 	})
+}
+
+// A record found corrupt during replay is counted once, also when flowd
+// stops before the committed position has passed it (the batches before it
+// were still in flight): the next start replays those, not the loss.
+func TestCorruptRecordCountedOnceAcrossRestarts(t *testing.T) {
+	dir := t.TempDir()
+	var dropped atomic.Int64
+	mod := func(o *Options) {
+		o.OnDrop = func(n int, reason string) {
+			if reason == "corrupt" {
+				dropped.Add(int64(n))
+			}
+		}
+	}
+	q := open(t, dir, mod)
+	for i := 0; i < 300; i++ {
+		push(t, q, i*50, 50)
+	}
+	q.Close()
+	ids, _ := listSegments(dir)
+	victim := filepath.Join(dir, segName(ids[1]))
+	data, _ := os.ReadFile(victim)
+	off := int(segHdrSize)
+	for off < len(data)/2 {
+		off += recHdrSize + int(parseHeader(data[off:]).length)
+	}
+	data[off+30] ^= 0xff // a payload byte: only replay finds it
+	os.WriteFile(victim, data, 0o644)
+
+	q = open(t, dir, mod)
+	if dropped.Load() != 0 {
+		t.Fatalf("the open already counted %d", dropped.Load())
+	}
+	// Read past the damage without acknowledging anything.
+	for dropped.Load() == 0 {
+		if _, ok := q.TryPop(); !ok {
+			t.Fatal("replay ended without finding the damage")
+		}
+	}
+	lost := dropped.Load()
+	q.Close()
+
+	q = open(t, dir, mod)
+	seqs := drain(t, q)
+	if dropped.Load() != lost {
+		t.Fatalf("the loss was counted again: %d, then %d", lost, dropped.Load())
+	}
+	if int64(len(seqs))+lost != 300*50 {
+		t.Fatalf("%d points replayed and %d lost, of %d", len(seqs), lost, 300*50)
+	}
 }

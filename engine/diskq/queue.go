@@ -20,6 +20,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -237,79 +238,22 @@ func (q *Queue) recover() error {
 	if !ok && len(ids) > 0 {
 		cur = cursor{seg: ids[0], off: segHdrSize}
 	}
+	tmps, _ := filepath.Glob(filepath.Join(q.dir, "*"+segSuffix+tmpSuffix))
+	for _, tmp := range tmps {
+		os.Remove(tmp) // a cut of a damaged segment a crash interrupted
+	}
 	cleanLast, clean := readCleanMark(q.dir)
 	exists := make(map[uint64]bool, len(ids))
-	known := make(map[uint64]bool) // ids at or after the cursor that existed
 	for _, id := range ids {
 		exists[id] = true
 	}
-	for id := range listSeals(q.dir) {
-		if id < cur.seg {
-			if !exists[id] {
-				os.Remove(filepath.Join(q.dir, sealName(id))) // delivered
-			}
-			continue
-		}
-		known[id] = true
-	}
-	for _, id := range ids {
-		if id < cur.seg {
-			removeSegment(q.dir, id)
-			continue
-		}
-		known[id] = true
-	}
-	if clean && cleanLast > 0 && cleanLast >= cur.seg {
-		known[cleanLast] = true
-	}
-	order := make([]uint64, 0, len(known))
-	for id := range known {
-		order = append(order, id)
-	}
-	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
-
-	// First pass: scan what is there (the points per byte of readable
-	// records are the basis of an estimate where a count is lost).
-	scans := make(map[uint64]scanResult, len(ids))
-	var ratePoints, rateBytes int64
-	for i, id := range order {
-		if !exists[id] {
-			continue
-		}
-		_, sealed := readSeal(q.dir, id)
-		tail := i == len(order)-1 && !clean && !sealed
-		f, err := os.OpenFile(filepath.Join(q.dir, segName(id)), os.O_RDWR, 0)
-		if err != nil {
-			return err
-		}
-		r, err := scanSegment(f, q.startOf(id, cur), tail || (clean && id == cleanLast))
-		if err == nil && tail && r.invalid {
-			torn := r.fileSize - r.validEnd
-			q.counters.TornBytes += torn
-			q.log.Warn("disk buffer: incomplete record at the end of the last segment cut off (interrupted append)", "file", f.Name(), "offset", r.validEnd, "bytes", torn)
-			if err = f.Truncate(r.validEnd); err == nil {
-				f.Sync()
-				r.fileSize, r.invalid = r.validEnd, false
-			}
-		}
-		f.Close()
-		if err != nil {
-			return fmt.Errorf("diskq: scan %s: %w", segName(id), err)
-		}
-		scans[id] = r
-		if r.validEnd > segHdrSize {
-			ratePoints += r.before + r.points
-			rateBytes += r.validEnd - segHdrSize
-		}
-	}
-	estimate := func(bytes int64) int64 {
-		if rateBytes == 0 || bytes <= 0 {
-			return 0
-		}
-		return (bytes*ratePoints + rateBytes - 1) / rateBytes
+	order := q.pending(ids, exists, cur, clean, cleanLast)
+	scans, estimate, err := q.scanAll(order, exists, cur, clean, cleanLast)
+	if err != nil {
+		return err
 	}
 
-	// Second pass: account for every segment in order.
+	// Account for every segment in order.
 	prev := cur.seg
 	var last uint64
 	for i, id := range order {
@@ -360,6 +304,7 @@ func (q *Queue) recover() error {
 			lost, estimated = estimate(unread), true
 		}
 		size := max(r.validEnd, 0)
+		isolated := ""
 		if damaged {
 			what := "damaged segment: records after the offset cannot be read"
 			if r.validEnd < segHdrSize {
@@ -367,7 +312,8 @@ func (q *Queue) recover() error {
 			} else if !r.invalid {
 				what = "damaged segment: cut short (fewer points than its seal)"
 			}
-			q.lost(id, what, size, lost, estimated, q.quarantine(id), true)
+			isolated = q.quarantine(id)
+			q.lost(id, what, size, lost, estimated, isolated, true)
 		}
 		from = min(from, size)
 		if size-from <= 0 || size <= segHdrSize {
@@ -383,6 +329,9 @@ func (q *Queue) recover() error {
 			}
 			continue
 		}
+		if damaged {
+			q.keepReadable(id, r, isolated)
+		}
 		s := &segment{id: id, size: size, points: r.points, base: before}
 		if len(q.segs) == 0 {
 			q.rseg, q.roff = s, from
@@ -392,7 +341,14 @@ func (q *Queue) recover() error {
 		q.unreadBytes += size - from
 		q.unreadPoints += r.points
 	}
-	q.nextSeg = max(last, cur.seg) + 1
+	return q.resume(max(last, cur.seg)+1, clean)
+}
+
+// resume starts the write segment next (or leaves it to the first append
+// when the disk is full), positions the reader at the backlog's start,
+// persists that as the committed position and removes the clean-stop mark.
+func (q *Queue) resume(next uint64, clean bool) error {
+	q.nextSeg = next
 	if err := q.newWriteSegment(q.nextSeg); err != nil {
 		// A full disk must not keep the backlog that would free it from
 		// draining: appends create the segment once there is room.
@@ -430,6 +386,84 @@ func (q *Queue) recover() error {
 		syncDir(q.dir)
 	}
 	return nil
+}
+
+// pending removes what lies wholly before the cursor (delivered) and returns
+// the ids of the segments at or after it that are, or were, there: on disk,
+// sealed, or named by the clean-stop mark; ascending.
+func (q *Queue) pending(ids []uint64, exists map[uint64]bool, cur cursor, clean bool, cleanLast uint64) []uint64 {
+	known := make(map[uint64]bool)
+	for id := range listSeals(q.dir) {
+		if id < cur.seg {
+			if !exists[id] {
+				os.Remove(filepath.Join(q.dir, sealName(id))) // delivered
+			}
+			continue
+		}
+		known[id] = true
+	}
+	for _, id := range ids {
+		if id < cur.seg {
+			removeSegment(q.dir, id)
+			continue
+		}
+		known[id] = true
+	}
+	if clean && cleanLast > 0 && cleanLast >= cur.seg {
+		known[cleanLast] = true
+	}
+	order := make([]uint64, 0, len(known))
+	for id := range known {
+		order = append(order, id)
+	}
+	sort.Slice(order, func(i, j int) bool { return order[i] < order[j] })
+	return order
+}
+
+// scanAll scans the segments of order that exist, cutting an interrupted
+// append off the last one of a run that did not stop cleanly. It returns the
+// scans and an estimate of the points in a number of bytes, from the points
+// per byte of the readable records (the basis where a count is lost).
+func (q *Queue) scanAll(order []uint64, exists map[uint64]bool, cur cursor, clean bool, cleanLast uint64) (map[uint64]scanResult, func(bytes int64) int64, error) {
+	scans := make(map[uint64]scanResult, len(order))
+	var ratePoints, rateBytes int64
+	for i, id := range order {
+		if !exists[id] {
+			continue
+		}
+		_, sealed := readSeal(q.dir, id)
+		tail := i == len(order)-1 && !clean && !sealed
+		f, err := os.OpenFile(filepath.Join(q.dir, segName(id)), os.O_RDWR, 0)
+		if err != nil {
+			return nil, nil, err
+		}
+		r, err := scanSegment(f, q.startOf(id, cur), tail || (clean && id == cleanLast))
+		if err == nil && tail && r.invalid {
+			torn := r.fileSize - r.validEnd
+			q.counters.TornBytes += torn
+			q.log.Warn("disk buffer: incomplete record at the end of the last segment cut off (interrupted append)", "file", f.Name(), "offset", r.validEnd, "bytes", torn)
+			if err = f.Truncate(r.validEnd); err == nil {
+				f.Sync()
+				r.fileSize, r.invalid = r.validEnd, false
+			}
+		}
+		f.Close()
+		if err != nil {
+			return nil, nil, fmt.Errorf("diskq: scan %s: %w", segName(id), err)
+		}
+		scans[id] = r
+		if r.validEnd > segHdrSize {
+			ratePoints += r.before + r.points
+			rateBytes += r.validEnd - segHdrSize
+		}
+	}
+	estimate := func(bytes int64) int64 {
+		if rateBytes == 0 || bytes <= 0 {
+			return 0
+		}
+		return (bytes*ratePoints + rateBytes - 1) / rateBytes
+	}
+	return scans, estimate, nil
 }
 
 // maxTombstones bounds the tombstones written for one run of missing ids.
@@ -480,6 +514,56 @@ func (q *Queue) quarantine(id uint64) string {
 		return ""
 	}
 	return isolated
+}
+
+// keepReadable leaves a damaged segment, once its loss is reported, as the
+// queue now reads it: a seal with the count of its readable points and, when
+// the original is safe in corrupt/, only its readable records. Otherwise a
+// restart before the backlog drains would report (and count) the loss again.
+// The seal goes first: a crash before the file is replaced then leaves a
+// repeated report of no points, never the points counted twice.
+func (q *Queue) keepReadable(id uint64, r scanResult, isolated string) {
+	if err := writeSeal(q.dir, id, r.before+r.points); err != nil {
+		q.log.Warn("disk buffer: cannot reseal a damaged segment; its loss is reported again at the next start", "segment", segName(id), "err", err)
+		return
+	}
+	if isolated == "" || r.fileSize <= r.validEnd {
+		return
+	}
+	path := filepath.Join(q.dir, segName(id))
+	if err := copyPrefix(path, path+tmpSuffix, r.validEnd); err != nil {
+		q.log.Warn("disk buffer: cannot cut a damaged segment to its readable records", "segment", segName(id), "err", err)
+		return
+	}
+	syncDir(q.dir)
+}
+
+// copyPrefix replaces path with its first n bytes (written to tmp, synced,
+// renamed over it), leaving other links to the old file as they were.
+func copyPrefix(path, tmp string, n int64) error {
+	src, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := os.OpenFile(tmp, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o644)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(dst, io.NewSectionReader(src, 0, n))
+	if err == nil {
+		err = dst.Sync()
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp, path)
+	}
+	if err != nil {
+		os.Remove(tmp)
+	}
+	return err
 }
 
 // newWriteSegment creates segment id and makes it the append target.
@@ -775,10 +859,14 @@ func (q *Queue) peekLocked() {
 }
 
 // skipCorrupt isolates the rest of a segment that failed to read (the reader
-// lock is held).
+// lock is held). A finished segment whose record at q.roff is corrupt is
+// then cut there, so that a restart before the committed position passes it
+// replays the records before the damage without counting the loss again.
 func (q *Queue) skipCorrupt(seg *segment, size int64, cause error) {
 	isolated := q.quarantine(seg.id)
 	q.mu.Lock()
+	readable := scanResult{before: seg.base + seg.readPoints, validEnd: q.roff, fileSize: size}
+	cut := !seg.writing && errors.Is(cause, errCorrupt)
 	lost := max(seg.points-seg.readPoints, 0)
 	seg.readPoints = seg.points
 	skipped := max(size-q.roff, 0)
@@ -790,6 +878,9 @@ func (q *Queue) skipCorrupt(seg *segment, size int64, cause error) {
 	q.mu.Unlock()
 	q.log.Error("disk buffer: corrupt segment skipped", "segment", segName(seg.id), "offset", q.roff,
 		"bytes_skipped", skipped, "points_lost", lost, "isolated_as", isolated, "err", cause)
+	if cut {
+		q.keepReadable(seg.id, readable, isolated)
+	}
 	q.roff = size
 	q.dropped(int(lost), "corrupt")
 	signal(q.notFull)

@@ -33,6 +33,7 @@ const (
 	maxPayload = 256 << 20
 	segSuffix  = ".seg"
 	sealSuffix = ".pts"
+	tmpSuffix  = ".tmp" // a damaged segment's readable part being written
 	cursorName = "cursor"
 	corruptDir = "corrupt"
 )

@@ -148,3 +148,37 @@ func TestCloseDoesNotOutwaitTheDrainDeadline(t *testing.T) {
 		t.Fatal("the undelivered point was not reported as such")
 	}
 }
+
+// A newer report fails while an older one is still in flight; the older one
+// is then delivered. cov must compare the next point with what the sink now
+// holds (the older report), not with the value committed before both.
+func TestOlderReportDeliveredAfterNewerFailed(t *testing.T) {
+	tr, err := New(&Config{Deadband: 0.5, Mode: "absolute", MaxTags: 10, StateTTL: time.Hour}, &engine.Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := tr.(*Transform)
+	// send passes one point as Process does in a running pipeline and
+	// returns its batch awaiting the sinks (nil when cov held it back).
+	send := func(v float64, ts int64) *pending {
+		p := engine.Point{Asset: "a", Tag: "x", Value: engine.Float(v), TS: ts}
+		e, ok := c.pass(&p)
+		if !ok {
+			return nil
+		}
+		pb := c.newPending()
+		pb.reps = append(pb.reps, report{e: e, seq: e.seq, v: p.Value, q: p.Quality, ts: p.TS})
+		c.outstanding.Add(1)
+		return pb
+	}
+	send(10, 1).settle(nil)
+	c.apply()
+	older, newer := send(20, 2), send(30, 3)
+	newer.settle(errors.New("write failed"))
+	c.apply()
+	older.settle(nil)
+	c.apply()
+	if send(10.2, 4) == nil {
+		t.Fatal("10.2 was held back, but the sink holds 20")
+	}
+}

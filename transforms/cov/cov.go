@@ -39,10 +39,11 @@ type Config struct {
 
 // Override changes the settings for the tags matching a glob.
 type Override struct {
-	Match     string        `hcl:"match,required" doc:"glob (path.Match syntax) on \"asset/tag\": \"line1/*\", \"*/temperature\", \"*/valve_?\""`
-	Deadband  float64       `hcl:"deadband" default:"-1" doc:"deadband for these tags (unset, shown as -1: the transform's)"`
-	Mode      string        `hcl:"mode" enum:"absolute|percent" doc:"mode for these tags (unset: the transform's)"`
-	Heartbeat time.Duration `hcl:"heartbeat" doc:"heartbeat for these tags (unset or 0: the transform's)"`
+	Match     string          `hcl:"match,required" doc:"glob (path.Match syntax) on \"asset/tag\": \"line1/*\", \"*/temperature\", \"*/valve_?\""`
+	Deadband  float64         `hcl:"deadband" default:"-1" doc:"deadband for these tags (unset, shown as -1: the transform's)"`
+	Mode      string          `hcl:"mode" enum:"absolute|percent" doc:"mode for these tags (unset: the transform's)"`
+	Heartbeat time.Duration   `hcl:"heartbeat" doc:"heartbeat for these tags (unset or 0: the transform's)"`
+	Pos       engine.BlockPos // where the block was written, for errors
 }
 
 // Spec declares the cov transform.
@@ -96,7 +97,10 @@ type entry struct {
 	ackQuality engine.Quality
 	ackTS      int64
 	committed  bool // ack* hold a committed report
-	reopen     bool // a report was not delivered and nothing is committed: pass the next point
+	// fellBack: the newest report was not delivered, so the last reported
+	// point is the committed one and follows it as older reports in flight
+	// commit; with nothing committed, the next point passes.
+	fellBack bool
 }
 
 // report is one point cov passed, awaiting its acknowledgement.
@@ -143,6 +147,7 @@ type Transform struct {
 	maxTS     int64
 	sweptTS   int64
 	statePath string
+	readOnly  bool // the state file is read, never written (a dry run)
 	loaded    bool
 	tracked   bool // the engine settles OnAck callbacks (known at the first Process)
 	dirty     bool // committed state changed since the last save
@@ -159,7 +164,8 @@ type Transform struct {
 	untracked prometheus.Counter
 }
 
-// maxTags bounds max_tags: about 1.5 GB of state at its limit.
+// maxTags bounds max_tags: about 2.6 GB of state at its limit
+// (BenchmarkStateBytesPerTag).
 const maxTags = 10_000_000
 
 // New validates the config.
@@ -174,11 +180,14 @@ func New(c *Config, env *engine.Env) (engine.Transform, error) {
 		bad.Add("state_ttl", errors.New("must be positive"))
 	}
 	for i, o := range c.Override {
+		// Each error points at the attribute inside its override block.
 		if _, err := path.Match(o.Match, ""); err != nil {
-			bad.Add("override", fmt.Errorf("block %d: match %q: %w", i+1, o.Match, err))
+			bad = append(bad, &engine.FieldError{Field: "override", Offset: -1, Range: o.Pos.At("match"),
+				Err: fmt.Errorf("block %d: match %q: %w", i+1, o.Match, err)})
 		}
 		if (o.Deadband < 0 && o.Deadband != -1) || math.IsNaN(o.Deadband) {
-			bad.Add("override", fmt.Errorf("block %d: deadband must not be negative", i+1))
+			bad = append(bad, &engine.FieldError{Field: "override", Offset: -1, Range: o.Pos.At("deadband"),
+				Err: fmt.Errorf("block %d: deadband must not be negative", i+1)})
 		}
 	}
 	if err := bad.Err(); err != nil {
@@ -272,7 +281,7 @@ func (t *Transform) Process(ctx context.Context, in []engine.Point) []engine.Poi
 		t.sweep()
 	}
 	t.tags.Set(float64(t.count))
-	if t.statePath != "" && t.dirty && t.cfg.StateSave > 0 && time.Since(t.savedAt) >= t.cfg.StateSave {
+	if t.statePath != "" && !t.readOnly && t.dirty && t.cfg.StateSave > 0 && time.Since(t.savedAt) >= t.cfg.StateSave {
 		if err := t.save(); err != nil {
 			t.log().Warn("cannot save cov state", "err", err)
 		}
@@ -303,16 +312,19 @@ func (t *Transform) apply() {
 		ok := pb.err == nil || errors.Is(pb.err, engine.ErrRejected)
 		for _, r := range pb.reps {
 			e := r.e
-			if ok {
+			switch {
+			case ok:
 				if e.commit(r.seq, r.v, r.q, r.ts) {
 					t.dirty = true
+					if e.fellBack {
+						e.last, e.quality, e.lastTS = r.v, r.q, r.ts
+					}
 				}
-			} else if e.seq == r.seq {
+			case e.seq == r.seq:
 				// The newest report failed: fall back to the committed one.
+				e.fellBack = true
 				if e.committed {
 					e.last, e.quality, e.lastTS = e.ackLast, e.ackQuality, e.ackTS
-				} else {
-					e.reopen = true
 				}
 			}
 		}
@@ -375,7 +387,7 @@ func (t *Transform) pass(p *engine.Point) (*entry, bool) {
 		return e, true
 	}
 	e.seenTS = p.TS
-	if e.reopen || changed(e, p) {
+	if (e.fellBack && !e.committed) || changed(e, p) {
 		e.report(p)
 		return e, true
 	}
@@ -385,7 +397,7 @@ func (t *Transform) pass(p *engine.Point) (*entry, bool) {
 func (e *entry) report(p *engine.Point) {
 	e.last, e.quality, e.lastTS, e.seenTS = p.Value, p.Quality, p.TS, p.TS
 	e.seq++
-	e.reopen = false
+	e.fellBack = false
 }
 
 // changed applies the change-of-value rules.
@@ -493,10 +505,14 @@ func (t *Transform) load() {
 	}
 }
 
+// KeepStateReadOnly makes cov read its state file but never write it: in a
+// dry run the sinks hold nothing, so what they acknowledge is not delivered.
+func (t *Transform) KeepStateReadOnly() { t.readOnly = true }
+
 // Prepare checks, before the pipeline runs, that the state file can be
 // written where Close will write it (a temporary file beside it, renamed).
 func (t *Transform) Prepare() error {
-	if t.statePath == "" {
+	if t.statePath == "" || t.readOnly {
 		return nil
 	}
 	dir := filepath.Dir(t.statePath)
@@ -526,7 +542,7 @@ func (t *Transform) Close(ctx context.Context) error {
 		}
 	}
 	t.apply()
-	if t.statePath == "" || !t.loaded {
+	if t.statePath == "" || !t.loaded || t.readOnly {
 		return nil
 	}
 	return t.save()

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -250,6 +251,51 @@ func BenchmarkCOV(b *testing.B) {
 		copy(buf, src[r%2])
 		tr.Process(context.Background(), buf)
 	})
+}
+
+// fillTags passes one point of each of n tags (names of 11 and 7 bytes).
+func fillTags(tr *Transform, n int) {
+	batch := make([]engine.Point, 1000)
+	for i := 0; i < n; i += len(batch) {
+		for j := range batch {
+			k := i + j
+			batch[j] = engine.Point{Asset: fmt.Sprintf("asset-%05d", k/100), Tag: fmt.Sprintf("tag-%03d", k%100), Value: engine.Float(float64(k)), TS: int64(k)}
+		}
+		tr.Process(context.Background(), batch)
+	}
+}
+
+// BenchmarkStateBytesPerTag measures the heap the state takes per tracked
+// (asset, tag): the basis of the max_tags bound.
+func BenchmarkStateBytesPerTag(b *testing.B) {
+	const tags = 1_000_000
+	for range b.N {
+		tr := build(b, Config{MaxTags: tags})
+		runtime.GC()
+		var m0, m1 runtime.MemStats
+		runtime.ReadMemStats(&m0)
+		fillTags(tr, tags)
+		runtime.GC()
+		runtime.ReadMemStats(&m1)
+		if tr.count != tags {
+			b.Fatalf("%d tags tracked, want %d", tr.count, tags)
+		}
+		b.ReportMetric(float64(m1.HeapAlloc-m0.HeapAlloc)/tags, "bytes/tag")
+		runtime.KeepAlive(tr)
+	}
+}
+
+// BenchmarkStateSave1M measures one write of the state file of 1,000,000
+// tags; Process does it every state_save_interval while changes commit.
+func BenchmarkStateSave1M(b *testing.B) {
+	tr := build(b, Config{MaxTags: 1_000_000, StateFile: filepath.Join(b.TempDir(), "state.jsonl")})
+	fillTags(tr, 1_000_000)
+	b.ResetTimer()
+	for range b.N {
+		if err := tr.save(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // TestStateFileAcrossRestarts runs flowd twice on the same data directory.
