@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -373,18 +372,6 @@ pipeline "p" {
 	t.Logf("%d windows complete (%d inputs counted more than once), %d dead letters all present", len(perWindow), extra, len(bad))
 }
 
-// readyzCode returns /readyz's status code and body.
-func readyzCode(t *testing.T, p *harness.Proc) (int, string) {
-	t.Helper()
-	resp, err := http.Get("http://" + p.Addr + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // Latency that tells the truth, through the real binary. A constant value
 // polled over OPC UA keeps /readyz at 200 (its source timestamp is old, but
 // it is observed at every read). A sink that takes nothing makes the age of
@@ -408,11 +395,18 @@ func TestLatencyTellsTheTruth(t *testing.T) {
   }
 }`, ep, filepath.Join(dir, "poll.jsonl")))
 	p := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), cfg)
+	readyz := func() (int, string) {
+		code, body, err := p.Readyz()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, body
+	}
 	harness.Eventually(t, 30*time.Second, func() bool {
 		return len(harness.ReadJSONL[map[string]any](t, filepath.Join(dir, "poll.jsonl"))) >= 10
 	}, "polled values in the output")
 	for i := 0; i < 5; i++ {
-		if code, body := readyzCode(t, p); code != 200 {
+		if code, body := readyz(); code != 200 {
 			b, _ := os.ReadFile(filepath.Join(dir, "poll.jsonl"))
 			t.Fatalf("constant polled value: /readyz %d: %s\n%s", code, body, b[:min(len(b), 600)])
 		}
@@ -440,7 +434,7 @@ func TestLatencyTellsTheTruth(t *testing.T) {
 	oldest := func() float64 { return metric(t, p, "flowd_oldest_unacked_seconds") }
 	const problem = "oldest unacknowledged point older than the SLO"
 	harness.Eventually(t, 15*time.Second, func() bool {
-		code, body := readyzCode(t, p)
+		code, body := readyz()
 		return code == 503 && strings.Contains(body, problem)
 	}, "/readyz 503 for the stuck sink")
 	if age := oldest(); age < 2 {
@@ -455,7 +449,7 @@ func TestLatencyTellsTheTruth(t *testing.T) {
 		}
 	}()
 	harness.Eventually(t, 15*time.Second, func() bool {
-		_, body := readyzCode(t, p)
+		_, body := readyz()
 		return oldest() < 1 && !strings.Contains(body, problem)
 	}, "the oldest unacknowledged point's age falling back after recovery")
 	p.Kill()

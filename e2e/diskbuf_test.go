@@ -175,12 +175,11 @@ func sinkStatus(t *testing.T, p *harness.Proc) (engine.PipelineStatus, engine.Co
 
 func readyz(t *testing.T, p *harness.Proc) int {
 	t.Helper()
-	resp, err := http.Get("http://" + p.Addr + "/readyz")
+	code, _, err := p.Readyz()
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return code
 }
 
 func metric(t *testing.T, p *harness.Proc, name string, match ...string) float64 {
