@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -50,27 +49,6 @@ type outLine struct {
 
 // readOut returns the sequence numbers of asset "a" in a JSONL file, in file
 // order; a line that is not valid JSON fails the test.
-// wholeLines copies path up to its last newline into dir and returns the
-// copy's path: what a reader may rely on while a killed writer's last line
-// can be torn.
-func wholeLines(t *testing.T, dir, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		b = b[:i+1]
-	} else {
-		b = nil
-	}
-	cp := filepath.Join(dir, "whole-lines.jsonl")
-	if err := os.WriteFile(cp, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return cp
-}
-
 func readOut(t *testing.T, path string) []int {
 	t.Helper()
 	f, err := os.Open(path)
@@ -256,8 +234,9 @@ func TestDiskBufferSurvivesSIGKILL(t *testing.T) {
 	}
 	p.Kill()
 	// SIGKILL can land inside the sink's write: the torn last line it may
-	// leave is cut off by the sink's next start, so count whole lines only.
-	first := len(readOut(t, wholeLines(t, dir, out)))
+	// leave is cut off by the sink's next start, so count whole lines only
+	// (ReadJSONL leaves an unterminated last line out).
+	first := len(harness.ReadJSONL[outLine](t, out))
 
 	p = harness.Start(t, "--data-dir", dataDir, cfg)
 	harness.Eventually(t, 60*time.Second, func() bool {
