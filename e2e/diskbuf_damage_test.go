@@ -37,28 +37,9 @@ func TestDiskBufferDamageWhileStoppedIsCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := harness.WriteFile(t, dir, "replay.hcl", bufPipeline(bufCase{source: keepAlive, out: out, maxSize: "2MiB", whenFull: "block"}))
-	p := harness.Start(t, "--data-dir", dataDir, cfg)
-	harness.Eventually(t, 60*time.Second, func() bool {
-		_, c := sinkStatus(t, p)
-		return c.Buffer.Points == 0
-	}, "the backlog to drain")
-	lost := int(metric(t, p, "flowd_points_dropped_total", "component=sink.out", "reason=corrupt"))
-	seqs := readOut(t, out)
-	if lost <= 0 || len(seqs)+lost != n {
-		t.Fatalf("delivered %d, reported lost %d, of %d", len(seqs), lost, n)
-	}
-	for i := 1; i < len(seqs); i++ {
-		if seqs[i] <= seqs[i-1] {
-			t.Fatalf("replay out of order at %d", i)
-		}
-	}
+	p, seqs, lost := replayDamaged(t, dir, dataDir, out, "2MiB", n)
 	for _, f := range []string{cut, gone} {
-		found := false
-		for _, l := range strings.Split(p.Stderr.String(), "\n") {
-			found = found || (strings.Contains(l, `"level":"ERROR"`) && strings.Contains(l, filepath.Base(f)))
-		}
-		if !found {
+		if len(levelLines(p.Stderr.String(), "ERROR", filepath.Base(f))) == 0 {
 			t.Errorf("no ERROR names %s", filepath.Base(f))
 		}
 	}
@@ -164,17 +145,7 @@ func TestDiskBufferDamageAfterCleanStopIsCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	replay := harness.WriteFile(t, dir, "replay.hcl", bufPipeline(bufCase{source: keepAlive, out: out, maxSize: "2MiB", whenFull: "block"}))
-	p = harness.Start(t, "--data-dir", dataDir, replay)
-	harness.Eventually(t, 60*time.Second, func() bool {
-		_, c := sinkStatus(t, p)
-		return c.Buffer.Points == 0
-	}, "the backlog to drain")
-	lost := int(metric(t, p, "flowd_points_dropped_total", "component=sink.out", "reason=corrupt"))
-	seqs := readOut(t, out)
-	if lost <= 0 || len(seqs)+lost != n {
-		t.Fatalf("delivered %d, reported lost %d, of %d", len(seqs), lost, n)
-	}
+	p, _, lost := replayDamaged(t, dir, dataDir, out, "2MiB", n)
 	if strings.Contains(p.Stderr.String(), "interrupted append") {
 		t.Error("damage after a clean stop taken for an interrupted append")
 	}

@@ -212,6 +212,32 @@ func fillDiskBuffer(t *testing.T, dir, dataDir, out, maxSize string, n int) {
 	p.Kill()
 }
 
+// replayDamaged restarts flowd on a damaged disk buffer with the sink back,
+// waits until the backlog has drained and checks that each of the n points
+// was delivered, in order, or counted in
+// flowd_points_dropped_total{reason="corrupt"} (some of them). It returns the
+// running process, the delivered sequence numbers and the count lost.
+func replayDamaged(t *testing.T, dir, dataDir, out, maxSize string, n int) (p *harness.Proc, seqs []int, lost int) {
+	t.Helper()
+	cfg := harness.WriteFile(t, dir, "replay.hcl", bufPipeline(bufCase{source: keepAlive, out: out, maxSize: maxSize, whenFull: "block"}))
+	p = harness.Start(t, "--data-dir", dataDir, cfg)
+	harness.Eventually(t, 60*time.Second, func() bool {
+		_, c := sinkStatus(t, p)
+		return c.Buffer.Points == 0
+	}, "the backlog to drain")
+	lost = int(metric(t, p, "flowd_points_dropped_total", "component=sink.out", "reason=corrupt"))
+	seqs = readOut(t, out)
+	if lost <= 0 || len(seqs)+lost != n {
+		t.Fatalf("delivered %d, reported lost %d, of %d", len(seqs), lost, n)
+	}
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] <= seqs[i-1] {
+			t.Fatalf("replay out of order at %d", i)
+		}
+	}
+	return p, seqs, lost
+}
+
 func TestDiskBufferSurvivesSIGKILL(t *testing.T) {
 	const n = 60_000
 	dir := t.TempDir()
@@ -304,22 +330,9 @@ func TestDiskBufferCorruptSegmentSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := harness.WriteFile(t, dir, "replay.hcl", bufPipeline(bufCase{source: keepAlive, out: out, maxSize: "2MiB", whenFull: "block"}))
-	p := harness.Start(t, "--data-dir", dataDir, cfg)
-	harness.Eventually(t, 60*time.Second, func() bool {
-		_, c := sinkStatus(t, p)
-		return c.Buffer.Points == 0
-	}, "the backlog to drain")
-	lost := int(metric(t, p, "flowd_points_dropped_total", "component=sink.out", "reason=corrupt"))
-	seqs := readOut(t, out)
-	if lost <= 0 || len(seqs)+lost != n {
-		t.Fatalf("delivered %d, reported lost %d, of %d", len(seqs), lost, n)
-	}
+	p, seqs, lost := replayDamaged(t, dir, dataDir, out, "2MiB", n)
 	gaps := 0
 	for i := 1; i < len(seqs); i++ {
-		if seqs[i] <= seqs[i-1] {
-			t.Fatalf("replay out of order at %d", i)
-		}
 		if seqs[i] != seqs[i-1]+1 {
 			gaps++
 		}
