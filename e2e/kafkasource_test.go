@@ -641,15 +641,7 @@ func TestKafkaSourceReadsSinkFormats(t *testing.T) {
 	var sinks strings.Builder
 	for _, f := range formats {
 		topic := prefix + "." + f
-		t.Cleanup(func() {
-			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
-			if err == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				kadm.NewClient(cl).DeleteTopics(ctx, topic)
-				cancel()
-				cl.Close()
-			}
-		})
+		deleteTopicAtEnd(t, brokers, topic)
 		fmt.Fprintf(&sinks, `  sink "kafka" %q {
     inputs       = [source.plant]
     brokers      = [%q]
