@@ -62,11 +62,9 @@ func requireSoak(t *testing.T) {
 // every third message of that tag. A round of every tag goes out every 25 ms.
 func publishOrdered(t *testing.T, broker, topic string, n, tags int) [][2]int {
 	t.Helper()
-	s := mqttc.Settings{Brokers: []string{broker}, CleanStart: true, KeepAlive: 30 * time.Second,
-		ConnectTimeout: 10 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	pub, err := mqttc.NewPublisher(ctx, &s, fmt.Sprintf("pub-%d", time.Now().UnixNano()), 1, nil)
+	pub, err := mqttc.NewPublisher(ctx, testMQTTSettings(broker), fmt.Sprintf("pub-%d", time.Now().UnixNano()), 1, nil)
 	if err != nil {
 		t.Error(err)
 		return nil
@@ -282,11 +280,9 @@ pipeline "p" {
 	go func() {
 		defer close(published)
 		<-started
-		s := mqttc.Settings{Brokers: []string{broker}, CleanStart: true, KeepAlive: 30 * time.Second,
-			ConnectTimeout: 10 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		pub, err := mqttc.NewPublisher(ctx, &s, fmt.Sprintf("pub-%d", time.Now().UnixNano()), 1, nil)
+		pub, err := mqttc.NewPublisher(ctx, testMQTTSettings(broker), fmt.Sprintf("pub-%d", time.Now().UnixNano()), 1, nil)
 		if err != nil {
 			t.Error(err)
 			return
