@@ -188,13 +188,10 @@ pipeline "p" {%s
     linger         = "20ms"`), out))
 	var sent [][2]int
 	published := make(chan struct{})
-	started := make(chan struct{})
 	go func() {
 		defer close(published)
-		<-started
 		sent = publishOrdered(t, broker, "e2e/"+run, n, 16)
 	}()
-	close(started)
 	p := killLoop(t, cfg, kills, published)
 	<-published
 	want := changeEvents(sent)
@@ -274,12 +271,10 @@ pipeline "p" {
 	const tags = 16
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	published := make(chan struct{})
-	started := make(chan struct{})
 	perWindow := map[[2]int64]int{} // (tag, window start s) → published
 	bad := map[string]bool{}
 	go func() {
 		defer close(published)
-		<-started
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		pub, err := mqttc.NewPublisher(ctx, testMQTTSettings(broker), fmt.Sprintf("pub-%d", time.Now().UnixNano()), 1, nil)
@@ -310,7 +305,6 @@ pipeline "p" {
 		}
 		pub.Close(ctx)
 	}()
-	close(started)
 	p := killLoop(t, cfg, kills, published)
 	<-published
 	// Let the last messages in, then stop gracefully: the drain closes the
