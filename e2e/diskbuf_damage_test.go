@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -55,16 +54,8 @@ func TestDiskBufferDamageWhileStoppedIsCounted(t *testing.T) {
 // A disk buffer that filled its file system (ENOSPC) starts again and
 // drains without new space being freed first.
 func TestDiskBufferFullFilesystemStartsAndDrains(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root")
-	}
+	dataDir := mountTmpfs(t, "2m")
 	dir := t.TempDir()
-	dataDir := filepath.Join(dir, "data")
-	os.Mkdir(dataDir, 0o755)
-	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dataDir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v: %s)", err, b)
-	}
-	t.Cleanup(func() { exec.Command("umount", dataDir).Run() })
 
 	const n = 300_000
 	out, unblock := block(t, dir)

@@ -301,7 +301,8 @@ func TestBlockedSinkAttrsBounded(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of the given size for the test, or skips saying why.
+// mountTmpfs mounts a tmpfs of the given size for the test (a real file
+// system that fills up), or skips saying why.
 func mountTmpfs(t *testing.T, size string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {
