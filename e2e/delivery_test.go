@@ -2,11 +2,9 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -64,11 +62,9 @@ func requireSoak(t *testing.T) {
 // every third message of that tag. A round of every tag goes out every 25 ms.
 func publishOrdered(t *testing.T, broker, topic string, n, tags int) [][2]int {
 	t.Helper()
-	s := mqttc.Settings{Brokers: []string{broker}, CleanStart: true, KeepAlive: 30 * time.Second,
-		ConnectTimeout: 10 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	pub, err := mqttc.NewPublisher(ctx, &s, fmt.Sprintf("pub-%d", time.Now().UnixNano()), 1, nil)
+	pub, err := mqttc.NewPublisher(ctx, testMQTTSettings(broker), fmt.Sprintf("pub-%d", time.Now().UnixNano()), 1, nil)
 	if err != nil {
 		t.Error(err)
 		return nil
@@ -108,28 +104,20 @@ func changeEvents(sent [][2]int) map[[2]int]bool {
 	return want
 }
 
-// readTagValues reads (tag number, value) pairs from a JSONL output file.
+// readTagValues reads (tag number, value) pairs from a JSONL output file. A
+// last line torn by a kill is left out (the file sink cuts it on its next
+// start); any other line that does not decode, or names a tag other than
+// t<N>, fails the test.
 func readTagValues(t *testing.T, path string) map[[2]int]int {
 	t.Helper()
 	got := map[[2]int]int{}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		if os.IsNotExist(err) {
-			return got
-		}
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		var p struct {
-			Tag   string  `json:"tag"`
-			Value float64 `json:"value"`
-		}
-		if json.Unmarshal([]byte(line), &p) != nil || !strings.HasPrefix(p.Tag, "t") {
-			continue // a torn last line after a kill
-		}
-		n, err := strconv.Atoi(p.Tag[1:])
-		if err != nil {
-			continue
+	for _, p := range harness.ReadJSONL[struct {
+		Tag   string  `json:"tag"`
+		Value float64 `json:"value"`
+	}](t, path) {
+		n, err := strconv.Atoi(strings.TrimPrefix(p.Tag, "t"))
+		if err != nil || !strings.HasPrefix(p.Tag, "t") {
+			t.Fatalf("%s: unexpected tag %q", path, p.Tag)
 		}
 		got[[2]int{n, int(p.Value)}]++
 	}
@@ -200,13 +188,10 @@ pipeline "p" {%s
     linger         = "20ms"`), out))
 	var sent [][2]int
 	published := make(chan struct{})
-	started := make(chan struct{})
 	go func() {
 		defer close(published)
-		<-started
 		sent = publishOrdered(t, broker, "e2e/"+run, n, 16)
 	}()
-	close(started)
 	p := killLoop(t, cfg, kills, published)
 	<-published
 	want := changeEvents(sent)
@@ -222,9 +207,15 @@ pipeline "p" {%s
 		return len(missing) == 0
 	}, "every change event in the output")
 	got := readTagValues(t, out)
+	wasSent := make(map[[2]int]bool, len(sent))
+	for _, m := range sent {
+		wasSent[m] = true
+	}
 	dups := 0
 	for ev, c := range got {
-		if !want[ev] {
+		if !wasSent[ev] {
+			t.Errorf("tag t%d value %d in the output was never published", ev[0], ev[1])
+		} else if !want[ev] {
 			// A value cov passed again after a restart whose saved state
 			// was older: a duplicate change, not a loss.
 			dups++
@@ -280,17 +271,13 @@ pipeline "p" {
 	const tags = 16
 	t0 := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
 	published := make(chan struct{})
-	started := make(chan struct{})
 	perWindow := map[[2]int64]int{} // (tag, window start s) → published
 	bad := map[string]bool{}
 	go func() {
 		defer close(published)
-		<-started
-		s := mqttc.Settings{Brokers: []string{broker}, CleanStart: true, KeepAlive: 30 * time.Second,
-			ConnectTimeout: 10 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second}
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
-		pub, err := mqttc.NewPublisher(ctx, &s, fmt.Sprintf("pub-%d", time.Now().UnixNano()), 1, nil)
+		pub, err := mqttc.NewPublisher(ctx, testMQTTSettings(broker), fmt.Sprintf("pub-%d", time.Now().UnixNano()), 1, nil)
 		if err != nil {
 			t.Error(err)
 			return
@@ -318,7 +305,6 @@ pipeline "p" {
 		}
 		pub.Close(ctx)
 	}()
-	close(started)
 	p := killLoop(t, cfg, kills, published)
 	<-published
 	// Let the last messages in, then stop gracefully: the drain closes the
@@ -330,20 +316,16 @@ pipeline "p" {
 	time.Sleep(3 * time.Second)
 	p.Stop(30 * time.Second)
 
+	// Only window counts of tags t<N> may be in the output.
 	got := map[[2]int64]int{}
-	b, _ := os.ReadFile(out)
-	for _, line := range strings.Split(string(b), "\n") {
-		var pt struct {
-			Tag   string    `json:"tag"`
-			Value int       `json:"value"`
-			TS    time.Time `json:"ts"`
-		}
-		if json.Unmarshal([]byte(line), &pt) != nil || !strings.HasSuffix(pt.Tag, "_count") {
-			continue
-		}
+	for _, pt := range harness.ReadJSONL[struct {
+		Tag   string    `json:"tag"`
+		Value int       `json:"value"`
+		TS    time.Time `json:"ts"`
+	}](t, out) {
 		tag, err := strconv.Atoi(strings.TrimSuffix(strings.TrimPrefix(pt.Tag, "t"), "_count"))
-		if err != nil {
-			continue
+		if err != nil || !strings.HasPrefix(pt.Tag, "t") || !strings.HasSuffix(pt.Tag, "_count") {
+			t.Fatalf("unexpected tag %q in the window output", pt.Tag)
 		}
 		got[[2]int64{int64(tag), pt.TS.Unix()}] += pt.Value
 	}
@@ -373,18 +355,6 @@ pipeline "p" {
 	t.Logf("%d windows complete (%d inputs counted more than once), %d dead letters all present", len(perWindow), extra, len(bad))
 }
 
-// readyzCode returns /readyz's status code and body.
-func readyzCode(t *testing.T, p *harness.Proc) (int, string) {
-	t.Helper()
-	resp, err := http.Get("http://" + p.Addr + "/readyz")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b)
-}
-
 // Latency that tells the truth, through the real binary. A constant value
 // polled over OPC UA keeps /readyz at 200 (its source timestamp is old, but
 // it is observed at every read). A sink that takes nothing makes the age of
@@ -408,11 +378,18 @@ func TestLatencyTellsTheTruth(t *testing.T) {
   }
 }`, ep, filepath.Join(dir, "poll.jsonl")))
 	p := harness.Start(t, "--data-dir", filepath.Join(dir, "data"), cfg)
+	readyz := func() (int, string) {
+		code, body, err := p.Readyz()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return code, body
+	}
 	harness.Eventually(t, 30*time.Second, func() bool {
 		return len(harness.ReadJSONL[map[string]any](t, filepath.Join(dir, "poll.jsonl"))) >= 10
 	}, "polled values in the output")
 	for i := 0; i < 5; i++ {
-		if code, body := readyzCode(t, p); code != 200 {
+		if code, body := readyz(); code != 200 {
 			b, _ := os.ReadFile(filepath.Join(dir, "poll.jsonl"))
 			t.Fatalf("constant polled value: /readyz %d: %s\n%s", code, body, b[:min(len(b), 600)])
 		}
@@ -440,7 +417,7 @@ func TestLatencyTellsTheTruth(t *testing.T) {
 	oldest := func() float64 { return metric(t, p, "flowd_oldest_unacked_seconds") }
 	const problem = "oldest unacknowledged point older than the SLO"
 	harness.Eventually(t, 15*time.Second, func() bool {
-		code, body := readyzCode(t, p)
+		code, body := readyz()
 		return code == 503 && strings.Contains(body, problem)
 	}, "/readyz 503 for the stuck sink")
 	if age := oldest(); age < 2 {
@@ -455,7 +432,7 @@ func TestLatencyTellsTheTruth(t *testing.T) {
 		}
 	}()
 	harness.Eventually(t, 15*time.Second, func() bool {
-		_, body := readyzCode(t, p)
+		_, body := readyz()
 		return oldest() < 1 && !strings.Contains(body, problem)
 	}, "the oldest unacknowledged point's age falling back after recovery")
 	p.Kill()

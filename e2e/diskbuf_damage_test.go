@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -37,28 +36,9 @@ func TestDiskBufferDamageWhileStoppedIsCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := harness.WriteFile(t, dir, "replay.hcl", bufPipeline(bufCase{source: keepAlive, out: out, maxSize: "2MiB", whenFull: "block"}))
-	p := harness.Start(t, "--data-dir", dataDir, cfg)
-	harness.Eventually(t, 60*time.Second, func() bool {
-		_, c := sinkStatus(t, p)
-		return c.Buffer.Points == 0
-	}, "the backlog to drain")
-	lost := int(metric(t, p, "flowd_points_dropped_total", "component=sink.out", "reason=corrupt"))
-	seqs := readOut(t, out)
-	if lost <= 0 || len(seqs)+lost != n {
-		t.Fatalf("delivered %d, reported lost %d, of %d", len(seqs), lost, n)
-	}
-	for i := 1; i < len(seqs); i++ {
-		if seqs[i] <= seqs[i-1] {
-			t.Fatalf("replay out of order at %d", i)
-		}
-	}
+	p, seqs, lost := replayDamaged(t, dir, dataDir, out, "2MiB", n)
 	for _, f := range []string{cut, gone} {
-		found := false
-		for _, l := range strings.Split(p.Stderr.String(), "\n") {
-			found = found || (strings.Contains(l, `"level":"ERROR"`) && strings.Contains(l, filepath.Base(f)))
-		}
-		if !found {
+		if len(levelLines(p.Stderr.String(), "ERROR", filepath.Base(f))) == 0 {
 			t.Errorf("no ERROR names %s", filepath.Base(f))
 		}
 	}
@@ -74,16 +54,8 @@ func TestDiskBufferDamageWhileStoppedIsCounted(t *testing.T) {
 // A disk buffer that filled its file system (ENOSPC) starts again and
 // drains without new space being freed first.
 func TestDiskBufferFullFilesystemStartsAndDrains(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root")
-	}
+	dataDir := mountTmpfs(t, "2m")
 	dir := t.TempDir()
-	dataDir := filepath.Join(dir, "data")
-	os.Mkdir(dataDir, 0o755)
-	if b, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", dataDir).CombinedOutput(); err != nil {
-		t.Skipf("cannot mount a tmpfs (%v: %s)", err, b)
-	}
-	t.Cleanup(func() { exec.Command("umount", dataDir).Run() })
 
 	const n = 300_000
 	out, unblock := block(t, dir)
@@ -164,17 +136,7 @@ func TestDiskBufferDamageAfterCleanStopIsCounted(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	replay := harness.WriteFile(t, dir, "replay.hcl", bufPipeline(bufCase{source: keepAlive, out: out, maxSize: "2MiB", whenFull: "block"}))
-	p = harness.Start(t, "--data-dir", dataDir, replay)
-	harness.Eventually(t, 60*time.Second, func() bool {
-		_, c := sinkStatus(t, p)
-		return c.Buffer.Points == 0
-	}, "the backlog to drain")
-	lost := int(metric(t, p, "flowd_points_dropped_total", "component=sink.out", "reason=corrupt"))
-	seqs := readOut(t, out)
-	if lost <= 0 || len(seqs)+lost != n {
-		t.Fatalf("delivered %d, reported lost %d, of %d", len(seqs), lost, n)
-	}
+	p, _, lost := replayDamaged(t, dir, dataDir, out, "2MiB", n)
 	if strings.Contains(p.Stderr.String(), "interrupted append") {
 		t.Error("damage after a clean stop taken for an interrupted append")
 	}

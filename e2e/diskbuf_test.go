@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -50,27 +49,6 @@ type outLine struct {
 
 // readOut returns the sequence numbers of asset "a" in a JSONL file, in file
 // order; a line that is not valid JSON fails the test.
-// wholeLines copies path up to its last newline into dir and returns the
-// copy's path: what a reader may rely on while a killed writer's last line
-// can be torn.
-func wholeLines(t *testing.T, dir, path string) string {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil && !os.IsNotExist(err) {
-		t.Fatal(err)
-	}
-	if i := bytes.LastIndexByte(b, '\n'); i >= 0 {
-		b = b[:i+1]
-	} else {
-		b = nil
-	}
-	cp := filepath.Join(dir, "whole-lines.jsonl")
-	if err := os.WriteFile(cp, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return cp
-}
-
 func readOut(t *testing.T, path string) []int {
 	t.Helper()
 	f, err := os.Open(path)
@@ -175,12 +153,11 @@ func sinkStatus(t *testing.T, p *harness.Proc) (engine.PipelineStatus, engine.Co
 
 func readyz(t *testing.T, p *harness.Proc) int {
 	t.Helper()
-	resp, err := http.Get("http://" + p.Addr + "/readyz")
+	code, _, err := p.Readyz()
 	if err != nil {
 		t.Fatal(err)
 	}
-	resp.Body.Close()
-	return resp.StatusCode
+	return code
 }
 
 func metric(t *testing.T, p *harness.Proc, name string, match ...string) float64 {
@@ -235,6 +212,32 @@ func fillDiskBuffer(t *testing.T, dir, dataDir, out, maxSize string, n int) {
 	p.Kill()
 }
 
+// replayDamaged restarts flowd on a damaged disk buffer with the sink back,
+// waits until the backlog has drained and checks that each of the n points
+// was delivered, in order, or counted in
+// flowd_points_dropped_total{reason="corrupt"} (some of them). It returns the
+// running process, the delivered sequence numbers and the count lost.
+func replayDamaged(t *testing.T, dir, dataDir, out, maxSize string, n int) (p *harness.Proc, seqs []int, lost int) {
+	t.Helper()
+	cfg := harness.WriteFile(t, dir, "replay.hcl", bufPipeline(bufCase{source: keepAlive, out: out, maxSize: maxSize, whenFull: "block"}))
+	p = harness.Start(t, "--data-dir", dataDir, cfg)
+	harness.Eventually(t, 60*time.Second, func() bool {
+		_, c := sinkStatus(t, p)
+		return c.Buffer.Points == 0
+	}, "the backlog to drain")
+	lost = int(metric(t, p, "flowd_points_dropped_total", "component=sink.out", "reason=corrupt"))
+	seqs = readOut(t, out)
+	if lost <= 0 || len(seqs)+lost != n {
+		t.Fatalf("delivered %d, reported lost %d, of %d", len(seqs), lost, n)
+	}
+	for i := 1; i < len(seqs); i++ {
+		if seqs[i] <= seqs[i-1] {
+			t.Fatalf("replay out of order at %d", i)
+		}
+	}
+	return p, seqs, lost
+}
+
 func TestDiskBufferSurvivesSIGKILL(t *testing.T) {
 	const n = 60_000
 	dir := t.TempDir()
@@ -257,8 +260,9 @@ func TestDiskBufferSurvivesSIGKILL(t *testing.T) {
 	}
 	p.Kill()
 	// SIGKILL can land inside the sink's write: the torn last line it may
-	// leave is cut off by the sink's next start, so count whole lines only.
-	first := len(readOut(t, wholeLines(t, dir, out)))
+	// leave is cut off by the sink's next start, so count whole lines only
+	// (ReadJSONL leaves an unterminated last line out).
+	first := len(harness.ReadJSONL[outLine](t, out))
 
 	p = harness.Start(t, "--data-dir", dataDir, cfg)
 	harness.Eventually(t, 60*time.Second, func() bool {
@@ -326,22 +330,9 @@ func TestDiskBufferCorruptSegmentSkipped(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	cfg := harness.WriteFile(t, dir, "replay.hcl", bufPipeline(bufCase{source: keepAlive, out: out, maxSize: "2MiB", whenFull: "block"}))
-	p := harness.Start(t, "--data-dir", dataDir, cfg)
-	harness.Eventually(t, 60*time.Second, func() bool {
-		_, c := sinkStatus(t, p)
-		return c.Buffer.Points == 0
-	}, "the backlog to drain")
-	lost := int(metric(t, p, "flowd_points_dropped_total", "component=sink.out", "reason=corrupt"))
-	seqs := readOut(t, out)
-	if lost <= 0 || len(seqs)+lost != n {
-		t.Fatalf("delivered %d, reported lost %d, of %d", len(seqs), lost, n)
-	}
+	p, seqs, lost := replayDamaged(t, dir, dataDir, out, "2MiB", n)
 	gaps := 0
 	for i := 1; i < len(seqs); i++ {
-		if seqs[i] <= seqs[i-1] {
-			t.Fatalf("replay out of order at %d", i)
-		}
 		if seqs[i] != seqs[i-1]+1 {
 			gaps++
 		}

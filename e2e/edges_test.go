@@ -175,10 +175,9 @@ func TestMQTTPayloadEdges(t *testing.T) {
 	p := harness.Start(t, cfg)
 	waitConnected(t, p, "source.json")
 	waitConnected(t, p, "source.map")
-	s := mqttc.Settings{Brokers: []string{broker}, CleanStart: true, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pub, err := mqttc.NewPublisher(ctx, &s, run+"-pub", 1, nil)
+	pub, err := mqttc.NewPublisher(ctx, testMQTTSettings(broker), run+"-pub", 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +301,8 @@ func TestBlockedSinkAttrsBounded(t *testing.T) {
 	}
 }
 
-// mountTmpfs mounts a tmpfs of the given size for the test, or skips saying why.
+// mountTmpfs mounts a tmpfs of the given size for the test (a real file
+// system that fills up), or skips saying why.
 func mountTmpfs(t *testing.T, size string) string {
 	t.Helper()
 	if os.Geteuid() != 0 {

@@ -233,14 +233,12 @@ func TestHTTPBackpressureBlockedSink(t *testing.T) {
 // readyzLines returns the /readyz problems that mention id ("" when none).
 func readyzLines(t *testing.T, p *harness.Proc, id string) string {
 	t.Helper()
-	resp, err := http.Get("http://" + p.Addr + "/readyz")
+	_, body, err := p.Readyz()
 	if err != nil {
 		return "unreachable"
 	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
 	var out []string
-	for _, l := range strings.Split(string(b), "\n") {
+	for _, l := range strings.Split(body, "\n") {
 		if strings.Contains(l, id) {
 			out = append(out, l)
 		}

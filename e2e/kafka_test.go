@@ -31,6 +31,14 @@ func kafkaTopicB(t testing.TB, brokers string, partitions int32, opts ...kgo.Opt
 		return '-'
 	}, strings.ToLower(t.Name()))
 	topic := fmt.Sprintf("e2e-%s-%d", name, time.Now().UnixNano())
+	createTopic(t, brokers, topic, partitions, opts...)
+	deleteTopicAtEnd(t, brokers, topic, opts...)
+	return topic
+}
+
+// createTopic creates topic with one replica per partition.
+func createTopic(t testing.TB, brokers, topic string, partitions int32, opts ...kgo.Opt) {
+	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
@@ -41,6 +49,10 @@ func kafkaTopicB(t testing.TB, brokers string, partitions int32, opts ...kgo.Opt
 	if _, err := kadm.NewClient(cl).CreateTopic(ctx, partitions, 1, nil, topic); err != nil {
 		t.Fatalf("create topic %s: %v", topic, err)
 	}
+}
+
+// deleteTopicAtEnd deletes topic when the test ends (if it exists by then).
+func deleteTopicAtEnd(t testing.TB, brokers, topic string, opts ...kgo.Opt) {
 	t.Cleanup(func() {
 		cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers)}, opts...)...)
 		if err != nil {
@@ -51,7 +63,6 @@ func kafkaTopicB(t testing.TB, brokers string, partitions int32, opts ...kgo.Opt
 		defer cancel()
 		kadm.NewClient(cl).DeleteTopics(ctx, topic)
 	})
-	return topic
 }
 
 // consumed is one record read back.

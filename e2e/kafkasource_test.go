@@ -394,35 +394,13 @@ func TestKafkaSourceGroupKillAndRebalance(t *testing.T) {
 	checkOrder(t, out)
 }
 
-// laterTopic names a topic to be created by createLaterTopic while the test
+// laterTopic names a topic to be created with createTopic while the test
 // runs (a Kafka sink to it fails to connect until then: a blocked sink), and
 // deletes it when the test ends.
 func laterTopic(t *testing.T, brokers, suffix string) string {
 	name := fmt.Sprintf("e2e-later-%s-%d", suffix, time.Now().UnixNano())
-	t.Cleanup(func() {
-		cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
-		if err != nil {
-			return
-		}
-		defer cl.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer cancel()
-		kadm.NewClient(cl).DeleteTopics(ctx, name)
-	})
+	deleteTopicAtEnd(t, brokers, name)
 	return name
-}
-
-func createLaterTopic(t *testing.T, brokers, name string) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if _, err := kadm.NewClient(cl).CreateTopic(ctx, 1, 1, nil, name); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // kafkaSinkHCL is a kafka sink block writing json_batch records to topic.
@@ -482,7 +460,7 @@ func TestKafkaSourceDeadLetterBeforeCommit(t *testing.T) {
 	if offs := groupOffsets(t, brokers, group, topic); offs[0] > 2 {
 		t.Fatalf("committed offset %d, past the bad record at 2 whose dead letter is not taken", offs[0])
 	}
-	createLaterTopic(t, brokers, deadTopic)
+	createTopic(t, brokers, deadTopic, 1)
 	harness.Eventually(t, 90*time.Second, func() bool { return groupOffsets(t, brokers, group, topic)[0] == 5 },
 		"the offset committed to the end once the dead letter is in Kafka")
 	recs := consumeAll(t, brokers, deadTopic, 1, 20*time.Second, func(c *consumed) int { return len(c.decode(t)) })
@@ -561,7 +539,7 @@ func TestKafkaSourceBlockedSinkBounded(t *testing.T) {
 			t.Errorf("partition %d committed at %d with nothing delivered", part, o)
 		}
 	}
-	createLaterTopic(t, brokers, outTopic)
+	createTopic(t, brokers, outTopic, 1)
 	end := int64(sp.recordsPerPart())
 	harness.Eventually(t, 3*time.Minute, func() bool {
 		offs := groupOffsets(t, brokers, group, topic)
@@ -663,15 +641,7 @@ func TestKafkaSourceReadsSinkFormats(t *testing.T) {
 	var sinks strings.Builder
 	for _, f := range formats {
 		topic := prefix + "." + f
-		t.Cleanup(func() {
-			cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
-			if err == nil {
-				ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-				kadm.NewClient(cl).DeleteTopics(ctx, topic)
-				cancel()
-				cl.Close()
-			}
-		})
+		deleteTopicAtEnd(t, brokers, topic)
 		fmt.Fprintf(&sinks, `  sink "kafka" %q {
     inputs       = [source.plant]
     brokers      = [%q]

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,21 +122,6 @@ type mbRequest struct {
 	Exc    int    `json:"exception"`
 }
 
-// twoFreePorts returns a port p such that p and p+1 were both free a
-// moment ago (the simulator's devices listen on consecutive ports).
-func twoFreePorts(t *testing.T) int {
-	t.Helper()
-	for i := 0; i < 50; i++ {
-		p := harness.FreePort(t)
-		if l, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p+1)); err == nil {
-			l.Close()
-			return p
-		}
-	}
-	t.Fatal("no two consecutive free ports")
-	return 0
-}
-
 // startSimModbus runs `flowd sim modbus` on a free port and waits until
 // it listens.
 func startSimModbus(t *testing.T, port int, args ...string) *exec.Cmd {
@@ -174,7 +158,7 @@ func startSimModbus(t *testing.T, port int, args ...string) *exec.Cmd {
 // points with the exception code.
 func TestModbusSim(t *testing.T) {
 	dir := t.TempDir()
-	port := twoFreePorts(t)
+	port := consecutivePorts(t, 2) // the simulator's devices listen on consecutive ports
 	record := filepath.Join(dir, "requests.jsonl")
 	startSimModbus(t, port, "--devices", "2", "--interval", "150ms", "--record", record)
 	out := filepath.Join(dir, "points.jsonl")

@@ -25,13 +25,19 @@ func mqttRun(t *testing.T) string {
 	return fmt.Sprintf("%s-%d", strings.ReplaceAll(t.Name(), "/", "-"), time.Now().UnixNano())
 }
 
+// testMQTTSettings are the settings of the tests' own MQTT clients
+// (publishers, and subscribers that check what flowd sent).
+func testMQTTSettings(broker string) *mqttc.Settings {
+	return &mqttc.Settings{Brokers: []string{broker}, CleanStart: true, KeepAlive: 30 * time.Second,
+		ConnectTimeout: 10 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second}
+}
+
 // publishSeq publishes values from..to-1 as {"tag":"seq","value":i} to
 // topic/<i%8>, over several connections, and fails the test if the broker did
 // not take every one.
 func publishSeq(t testing.TB, broker, topic string, from, to, clients int) {
 	t.Helper()
-	s := mqttc.Settings{Brokers: []string{broker}, CleanStart: true, KeepAlive: 30 * time.Second,
-		ConnectTimeout: 10 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second}
+	s := testMQTTSettings(broker)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -40,7 +46,7 @@ func publishSeq(t testing.TB, broker, topic string, from, to, clients int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			pub, err := mqttc.NewPublisher(ctx, &s, fmt.Sprintf("pub-%d-%d", time.Now().UnixNano(), c), 128, nil)
+			pub, err := mqttc.NewPublisher(ctx, s, fmt.Sprintf("pub-%d-%d", time.Now().UnixNano(), c), 128, nil)
 			if err != nil {
 				errs <- err
 				return
@@ -404,11 +410,11 @@ func TestMQTTTLSAuth(t *testing.T) {
 		out := filepath.Join(dir, "out.jsonl")
 		p := harness.StartEnv(t, []string{"MQTT_USER=" + user, "MQTT_PASSWORD=" + pass}, conf(dir, out, ca, run))
 		waitConnected(t, p, "source.in")
-		s := mqttc.Settings{Brokers: []string{broker}, Username: user, Password: pass, CleanStart: true,
-			KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second, TLS: &mqttc.TLS{CAFile: ca}}
+		s := testMQTTSettings(broker)
+		s.Username, s.Password, s.TLS = user, pass, &mqttc.TLS{CAFile: ca}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
-		pub, err := mqttc.NewPublisher(ctx, &s, run+"-pub", 16, nil)
+		pub, err := mqttc.NewPublisher(ctx, s, run+"-pub", 16, nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -469,10 +475,9 @@ func TestMQTTMalformedPayloads(t *testing.T) {
 }`, out))
 	p := harness.Start(t, cfg)
 	waitConnected(t, p, "source.in")
-	s := mqttc.Settings{Brokers: []string{broker}, CleanStart: true, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pub, err := mqttc.NewPublisher(ctx, &s, run+"-pub", 1, nil)
+	pub, err := mqttc.NewPublisher(ctx, testMQTTSettings(broker), run+"-pub", 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -698,10 +703,9 @@ func TestMQTTDeadLetters(t *testing.T) {
 }`, out, dead))
 	p := harness.Start(t, cfg)
 	waitConnected(t, p, "source.in")
-	s := mqttc.Settings{Brokers: []string{broker}, CleanStart: true, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	pub, err := mqttc.NewPublisher(ctx, &s, run+"-pub", 1, nil)
+	pub, err := mqttc.NewPublisher(ctx, testMQTTSettings(broker), run+"-pub", 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

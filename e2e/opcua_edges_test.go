@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,22 +27,15 @@ type interopServer struct {
 
 // startInterop starts the interop script on a free port with the Python of
 // the asyncua install that e2e/services.d/opcua.sh made, and waits until it
-// accepts connections. It is killed (and continued first, if stopped) when
-// the test ends.
+// answers GetEndpoints. It is killed (and continued first, if stopped) when
+// the test ends. The install missing while the shared server is up fails the
+// test: it is a broken setup, not a reason to skip.
 func startInterop(t *testing.T, args ...string) *interopServer {
 	t.Helper()
-	harness.Require(t, "FLOWD_TEST_OPCUA_INTEROP") // the install exists
-	py := os.Getenv("FLOWD_TEST_OPCUA_PYTHON")
-	if py == "" {
-		cache := os.Getenv("FLOWD_CACHE")
-		if cache == "" {
-			home, _ := os.UserHomeDir()
-			cache = filepath.Join(home, ".cache", "flowd")
-		}
-		py = filepath.Join(cache, "asyncua-1.1.5", "bin", "python")
-	}
+	harness.Require(t, "FLOWD_TEST_OPCUA_INTEROP")
+	py := harness.Require(t, "FLOWD_TEST_OPCUA_PYTHON")
 	if _, err := os.Stat(py); err != nil {
-		t.Skipf("asyncua python not found (%v): run e2e/services.sh up opcua", err)
+		t.Fatalf("the asyncua install of e2e/services.d/opcua.sh is missing: %v", err)
 	}
 	port := harness.FreePort(t)
 	full := append([]string{filepath.Join(harness.RepoRoot(), "e2e", "opcua_interop_server.py"),
@@ -58,15 +50,14 @@ func startInterop(t *testing.T, args ...string) *interopServer {
 		cmd.Process.Kill()
 		cmd.Wait()
 	})
-	addr := fmt.Sprintf("127.0.0.1:%d", port)
+	ep := fmt.Sprintf("opc.tcp://127.0.0.1:%d", port)
 	harness.Eventually(t, 60*time.Second, func() bool {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_, err := gopcua.GetEndpoints(ctx, ep)
 		return err == nil
-	}, "private asyncua server on %s did not start", addr)
-	return &interopServer{Endpoint: "opc.tcp://" + addr, Cmd: cmd}
+	}, "private asyncua server on %s did not start", ep)
+	return &interopServer{Endpoint: ep, Cmd: cmd}
 }
 
 // levelLines returns the JSON log lines of a level whose msg contains substr.

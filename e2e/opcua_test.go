@@ -627,56 +627,12 @@ pipeline "plant" {
 	t.Logf("assets per replica %v; %d writes compared, none lost, none read twice", per, total)
 }
 
-// interopPython finds the Python of the asyncua install e2e/services.sh made.
-func interopPython(t *testing.T) string {
-	t.Helper()
-	cache := os.Getenv("FLOWD_CACHE")
-	if cache == "" {
-		base, err := os.UserCacheDir()
-		if err != nil {
-			t.Skip("no cache directory for the asyncua install")
-		}
-		cache = filepath.Join(base, "flowd")
-	}
-	found, _ := filepath.Glob(filepath.Join(cache, "asyncua-*", "bin", "python"))
-	if len(found) == 0 {
-		t.Skipf("no asyncua install under %s: run `e2e/services.sh up opcua`", cache)
-	}
-	return found[len(found)-1]
-}
-
-// startInteropServer runs a private copy of the asyncua interop server (this
-// checkout's script, so nodes added to it are there) on a free port.
-func startInteropServer(t *testing.T) string {
-	t.Helper()
-	port := harness.FreePort(t)
-	cmd := exec.Command(interopPython(t), filepath.Join(harness.RepoRoot(), "e2e", "opcua_interop_server.py"),
-		"--port", fmt.Sprint(port), "--pki", filepath.Join(t.TempDir(), "pki"))
-	var log strings.Builder
-	cmd.Stdout, cmd.Stderr = &log, &log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() { cmd.Process.Kill(); <-done })
-	ep := fmt.Sprintf("opc.tcp://127.0.0.1:%d", port)
-	harness.Eventually(t, 60*time.Second, func() bool {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		defer cancel()
-		_, err := gopcua.GetEndpoints(ctx, ep)
-		return err == nil
-	}, "the asyncua server on %s", ep)
-	return ep
-}
-
 // A ByteString (de ad be ef 00 7f) and a UInt64 of 18446744073709551615 from
 // a server of another stack come out of the real binary unchanged: the bytes
 // as base64, the integer with every digit, in poll and subscribe mode and
 // through a disk buffer (binary records) into JSON lines.
 func TestOPCUAInteropLosslessValues(t *testing.T) {
-	harness.Require(t, "FLOWD_TEST_OPCUA_INTEROP") // the asyncua install
-	ep := startInteropServer(t)
+	ep := startInterop(t).Endpoint
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.jsonl")
 	cfg := harness.WriteFile(t, dir, "p.hcl", fmt.Sprintf(`pipeline "lossless" {

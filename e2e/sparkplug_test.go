@@ -28,17 +28,12 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-func spSettings(broker string) *mqttc.Settings {
-	return &mqttc.Settings{Brokers: []string{broker}, CleanStart: true, KeepAlive: 30 * time.Second,
-		ConnectTimeout: 10 * time.Second, BackoffMin: 100 * time.Millisecond, BackoffMax: time.Second}
-}
-
 // spPublisher publishes in order (one message in flight).
 func spPublisher(t *testing.T, broker, id string) func(topic string, pl *sproto.Payload) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	t.Cleanup(cancel)
-	pub, err := mqttc.NewPublisher(ctx, spSettings(broker), id, 1, nil)
+	pub, err := mqttc.NewPublisher(ctx, testMQTTSettings(broker), id, 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,7 +73,7 @@ func spCollect(t *testing.T, broker, filter string) *spCollector {
 	c := &spCollector{}
 	ctx, cancel := context.WithCancel(context.Background())
 	subscribed := make(chan error, 1)
-	cm, err := mqttc.Connect(ctx, spSettings(broker), fmt.Sprintf("spcollect-%d", time.Now().UnixNano()), false, mqttc.Handlers{
+	cm, err := mqttc.Connect(ctx, testMQTTSettings(broker), fmt.Sprintf("spcollect-%d", time.Now().UnixNano()), false, mqttc.Handlers{
 		OnPublish: func(pr autopaho.PublishReceived) {
 			c.mu.Lock()
 			c.msgs = append(c.msgs, spMsg{pr.Packet.Topic, append([]byte(nil), pr.Packet.Payload...)})
@@ -353,7 +348,7 @@ func TestSparkplugMalformedDeadLettered(t *testing.T) {
 	waitConnected(t, p, "source.in")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	raw, err := mqttc.NewPublisher(ctx, spSettings(broker), group+"-raw", 1, nil)
+	raw, err := mqttc.NewPublisher(ctx, testMQTTSettings(broker), group+"-raw", 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -558,7 +553,7 @@ func TestSparkplugSinkEdgeNodeReadByTahu(t *testing.T) {
 	cmd := sparkplug.RebirthRequest(group, "gw1", time.Now().UnixNano())
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	rb, err := mqttc.NewPublisher(ctx, spSettings(broker), group+"-host", 1, nil)
+	rb, err := mqttc.NewPublisher(ctx, testMQTTSettings(broker), group+"-host", 1, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -50,11 +50,70 @@ type screenBuffer struct {
 
 func (s *screenBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
+// runOnPTY runs `flowd run pipe` with stdout and stderr on a new
+// pseudo-terminal of the given size and collects what it writes. stop sends
+// SIGTERM, fails the test unless flowd exits 0 within 30 s, and returns all
+// that was written.
+func runOnPTY(t *testing.T, rows, cols uint16, pipe string) (screen *screenBuffer, stop func() string) {
+	t.Helper()
+	master, tty := openPTY(t, rows, cols)
+	t.Cleanup(func() { master.Close() })
+	cmd := exec.Command(harness.Flowd(t), "run", "--http", fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), pipe)
+	cmd.Stdout, cmd.Stderr = tty, tty
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tty.Close() // the child holds it now
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			cmd.Process.Kill()
+			<-exited
+		}
+	})
+
+	screen = &screenBuffer{}
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			screen.mu.Lock()
+			screen.b.Write(buf[:n])
+			screen.mu.Unlock()
+			if err != nil {
+				return // EIO once the child has closed the terminal
+			}
+		}
+	}()
+	return screen, func() string {
+		t.Helper()
+		cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
+				t.Fatalf("flowd exited %d:\n%s", ee.ExitCode(), screen.String())
+			} else if err != nil {
+				t.Fatal(err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Fatalf("flowd did not stop on SIGTERM")
+		}
+		select {
+		case <-readDone:
+		case <-time.After(5 * time.Second):
+		}
+		return screen.String()
+	}
+}
+
 // TestRunOnATerminal runs the real binary with its stderr on a
 // pseudo-terminal: the live status line per pipeline appears and is redrawn
 // in place, and the logs are text, not JSON.
 func TestRunOnATerminal(t *testing.T) {
-	bin := harness.Flowd(t)
 	dir := t.TempDir()
 	pipe := harness.WriteFile(t, dir, "tty.hcl", `
 pipeline "tty" {
@@ -77,38 +136,7 @@ pipeline "second" {
   }
 }
 `)
-	master, tty := openPTY(t, 30, 100)
-	defer master.Close()
-	cmd := exec.Command(bin, "run", "--http", fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), pipe)
-	cmd.Stdout, cmd.Stderr = tty, tty
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	tty.Close() // the child holds it now
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-	}()
-
-	var screen screenBuffer
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		buf := make([]byte, 4096)
-		for {
-			n, err := master.Read(buf)
-			screen.mu.Lock()
-			screen.b.Write(buf[:n])
-			screen.mu.Unlock()
-			if err != nil {
-				return // EIO once the child has closed the terminal
-			}
-		}
-	}()
+	screen, stop := runOnPTY(t, 30, 100, pipe)
 
 	live := regexp.MustCompile(`tty\s+in\s+[1-9]\d*/s\s+out\s+[1-9]\d*/s\s+p99\s+\d+ms\s+backlog\s+\d+\s+ok`)
 	second := regexp.MustCompile(`second\s+in\s+[1-9]`)
@@ -117,23 +145,7 @@ pipeline "second" {
 		return live.MatchString(s) && second.MatchString(s) && strings.Count(s, "\033[J") >= 2
 	}, "no redrawn status lines for both pipelines on the terminal:\n%q", screen.String())
 
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-exited:
-		var ee *exec.ExitError
-		if errors.As(err, &ee) {
-			t.Fatalf("flowd exited %d:\n%s", ee.ExitCode(), screen.String())
-		} else if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatalf("flowd did not stop on SIGTERM")
-	}
-	select {
-	case <-readDone:
-	case <-time.After(5 * time.Second):
-	}
-	out := screen.String()
+	out := stop()
 	if strings.Contains(out, `{"time"`) {
 		t.Errorf("JSON logs on a terminal:\n%s", out)
 	}
@@ -152,7 +164,6 @@ pipeline "second" {
 // (after a newline, or where the status lines were just erased) and is whole,
 // never glued to a status line, while the status lines keep being redrawn.
 func TestStdoutSinkBesideStatusLine(t *testing.T) {
-	bin := harness.Flowd(t)
 	dir := t.TempDir()
 	pipe := harness.WriteFile(t, dir, "console.hcl", `
 pipeline "console" {
@@ -167,54 +178,14 @@ pipeline "console" {
   }
 }
 `)
-	master, tty := openPTY(t, 30, 160)
-	defer master.Close()
-	cmd := exec.Command(bin, "run", "--http", fmt.Sprintf("127.0.0.1:%d", harness.FreePort(t)), pipe)
-	cmd.Stdout, cmd.Stderr = tty, tty
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	tty.Close()
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer func() {
-		if cmd.ProcessState == nil {
-			cmd.Process.Kill()
-			<-exited
-		}
-	}()
-	var screen screenBuffer
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		buf := make([]byte, 4096)
-		for {
-			n, err := master.Read(buf)
-			screen.mu.Lock()
-			screen.b.Write(buf[:n])
-			screen.mu.Unlock()
-			if err != nil {
-				return
-			}
-		}
-	}()
+	screen, stop := runOnPTY(t, 30, 160, pipe)
 
 	live := regexp.MustCompile(`console\s+in\s+[1-9]\d*/s\s+out\s+[1-9]\d*/s`)
 	harness.Eventually(t, 30*time.Second, func() bool {
 		s := screen.String()
 		return len(live.FindAllString(s, -1)) >= 3 && strings.Count(s, `{"asset"`) >= 50
 	}, "no status lines redrawn three times beside 50 printed points:\n%q", screen.String())
-	cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(30 * time.Second):
-		t.Fatal("flowd did not stop on SIGTERM")
-	}
-	select {
-	case <-readDone:
-	case <-time.After(5 * time.Second):
-	}
-	out := screen.String()
+	out := stop()
 	points := 0
 	for i := 0; ; {
 		j := strings.Index(out[i:], `{"asset"`)
