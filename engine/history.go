@@ -89,7 +89,7 @@ func (l *latency) window(now time.Time, n int64) hist {
 // recordHistory appends one sample per pipeline; the sampler calls it after
 // updating the rates.
 func (rt *Runtime) recordHistory(now time.Time) {
-	for _, p := range rt.pipelines {
+	for _, p := range rt.list() {
 		s := HistorySample{T: now.UnixMilli()}
 		var lat hist
 		mono := Now()
@@ -116,7 +116,7 @@ func (rt *Runtime) recordHistory(now time.Time) {
 // all of them).
 func (rt *Runtime) History(since int64) History {
 	h := History{Pipelines: []PipelineHistory{}}
-	for _, p := range rt.pipelines {
+	for _, p := range rt.list() {
 		h.Pipelines = append(h.Pipelines, PipelineHistory{
 			Name: p.cfg.Name, LatencySLOms: ms(p.cfg.LatencySLO), IntervalSeconds: historyEvery.Seconds(),
 			Samples: p.history.since(since),

@@ -87,17 +87,66 @@ func NewHandler(current func() *Runtime, extra ...prometheus.Gatherer) http.Hand
 }
 
 // gatherer is the runtime's metrics: the engine's counters and the
-// components' own metrics (Options.Metrics).
+// components' own metrics. After a reload, pipelines may come from different
+// loads, each load's components in a registry of their own (which also holds
+// the series of that load's pipelines that did not replace running ones):
+// each registry contributes only the series of the pipelines built from it.
 func (rt *Runtime) gatherer() prometheus.Gatherer {
 	rt.regOnce.Do(func() {
 		r := prometheus.NewRegistry()
 		r.MustRegister(rt.Collector())
-		rt.reg = prometheus.Gatherers{r}
-		if rt.opts.Metrics != nil {
-			rt.reg = append(rt.reg, rt.opts.Metrics)
-		}
+		rt.reg = r
 	})
-	return rt.reg
+	g := prometheus.Gatherers{rt.reg}
+	owners := map[*prometheus.Registry]map[string]bool{}
+	var order []*prometheus.Registry
+	for _, p := range rt.list() {
+		if p.metrics == nil {
+			continue
+		}
+		if owners[p.metrics] == nil {
+			owners[p.metrics] = map[string]bool{}
+			order = append(order, p.metrics)
+		}
+		owners[p.metrics][p.cfg.Name] = true
+	}
+	for _, reg := range order {
+		g = append(g, pipelineFilter{reg, owners[reg]})
+	}
+	return g
+}
+
+// pipelineFilter gathers g's series whose pipeline label is in keep.
+type pipelineFilter struct {
+	g    prometheus.Gatherer
+	keep map[string]bool
+}
+
+func (f pipelineFilter) Gather() ([]*dto.MetricFamily, error) {
+	mfs, err := f.g.Gather()
+	out := mfs[:0]
+	for _, mf := range mfs {
+		ms := mf.Metric[:0]
+		for _, m := range mf.Metric {
+			if f.owns(m) {
+				ms = append(ms, m)
+			}
+		}
+		if len(ms) > 0 {
+			mf.Metric = ms
+			out = append(out, mf)
+		}
+	}
+	return out, err
+}
+
+func (f pipelineFilter) owns(m *dto.Metric) bool {
+	for _, l := range m.Label {
+		if l.GetName() == "pipeline" {
+			return f.keep[l.GetValue()]
+		}
+	}
+	return true
 }
 
 // Serve listens on addr until ctx is done. It returns once the listener is

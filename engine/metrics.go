@@ -52,9 +52,10 @@ func constHist(desc *prometheus.Desc, h hist, labels ...string) prometheus.Metri
 
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	rt := (*Runtime)(c)
-	st := rt.Status()
+	ps := rt.list()
+	st := statusOf(ps)
 	now := Now()
-	for pi, p := range rt.pipelines {
+	for pi, p := range ps {
 		name := p.cfg.Name
 		breached := 0.0
 		if st.Pipelines[pi].SLOBreached {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/prometheus/client_golang/prometheus"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,11 @@ type PipelineConfig struct {
 	QueueSize  int
 	DeadLetter string // sink name, or ""
 	Nodes      []*NodeConfig
+	// Fingerprint identifies everything the pipeline was built from (its
+	// block's text and the variable values, environment variables and files
+	// it read). A reload keeps a running pipeline whose fingerprint is equal;
+	// "" never equals anything.
+	Fingerprint string
 }
 
 // NodeConfig is one instantiated component and its wiring.
@@ -61,8 +67,15 @@ type pipeline struct {
 	soft  context.Context
 	hard  context.Context
 	log   *slog.Logger
+	// stopSoft and stopHard drain this pipeline alone (Apply); done is
+	// closed when it has finished. Set when it starts.
+	stopSoft, stopHard context.CancelFunc
+	done               chan struct{}
+	// metrics is the registry its components registered in; /metrics
+	// serves each pipeline's series from its own (see Runtime.gatherer).
+	metrics *prometheus.Registry
 
-	history historyRing
+	history *historyRing // shared with its replacement after a reload
 }
 
 // node is a running component.

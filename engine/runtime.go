@@ -24,17 +24,34 @@ type Options struct {
 	Metrics *prometheus.Registry
 }
 
-// Runtime runs pipelines.
+// Runtime runs pipelines. Apply changes the set while it runs: pipelines
+// whose configuration is unchanged keep running untouched.
 type Runtime struct {
-	opts      Options
-	log       *slog.Logger
+	opts     Options
+	log      *slog.Logger
+	started  atomic.Int64 // unix nanoseconds; set by Run, read by Status
+	regOnce  sync.Once
+	reg      prometheus.Gatherer // the engine's own counters
+	tapMu    sync.Mutex          // serialises attaching and detaching taps
+	quit     chan struct{}
+	quitOnce sync.Once
+
+	// mu guards the fields below. pipelines is replaced, never changed in
+	// place, so a copy taken under mu can be read without it.
+	mu        sync.Mutex
 	pipelines []*pipeline
-	started   atomic.Int64 // unix nanoseconds; set by Run, read by Status
-	regOnce   sync.Once
-	reg       prometheus.Gatherers
-	tapMu     sync.Mutex // serialises attaching and detaching taps
-	quit      chan struct{}
-	quitOnce  sync.Once
+	soft      context.Context // Run's context; nil before Run
+	hard      context.Context // cancelled when the drain deadline passes
+	active    int             // pipelines running, plus one per Apply under way
+	idle      chan struct{}   // closed when active drops to 0: Run ends
+	finished  bool            // idle is closed; Apply is refused
+}
+
+// list is the current pipelines.
+func (rt *Runtime) list() []*pipeline {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	return rt.pipelines
 }
 
 // Quit ends a drain under way at once, as if its deadline had passed: what
@@ -47,20 +64,31 @@ func New(cfgs []*PipelineConfig, opts Options) (*Runtime, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	rt := &Runtime{opts: opts, log: opts.Logger, quit: make(chan struct{})}
+	rt := &Runtime{opts: opts, log: opts.Logger, quit: make(chan struct{}), idle: make(chan struct{})}
+	ps, err := rt.buildAll(cfgs, opts.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	rt.pipelines = ps
+	return rt, nil
+}
+
+// buildAll builds pipelines; on an error it releases the disk buffers already
+// opened, so a corrected configuration (or a rollback) can open them again.
+func (rt *Runtime) buildAll(cfgs []*PipelineConfig, metrics *prometheus.Registry) ([]*pipeline, error) {
+	var ps []*pipeline
 	for _, pc := range cfgs {
 		p, err := rt.build(pc)
 		if err != nil {
-			// Release the disk buffers already opened, so a corrected
-			// configuration (or a rollback) can open them again.
-			for _, p := range rt.pipelines {
+			for _, p := range ps {
 				p.closeBuffers()
 			}
 			return nil, err
 		}
-		rt.pipelines = append(rt.pipelines, p)
+		p.metrics = metrics
+		ps = append(ps, p)
 	}
-	return rt, nil
+	return ps, nil
 }
 
 func (p *pipeline) closeBuffers() {
@@ -75,7 +103,7 @@ func (rt *Runtime) build(pc *PipelineConfig) (_ *pipeline, err error) {
 	if pc.QueueSize <= 0 {
 		pc.QueueSize = 8
 	}
-	p := &pipeline{cfg: pc, rt: rt, byID: map[string]*node{}, log: rt.log.With("pipeline", pc.Name)}
+	p := &pipeline{cfg: pc, rt: rt, byID: map[string]*node{}, log: rt.log.With("pipeline", pc.Name), history: &historyRing{}}
 	defer func() {
 		if err != nil {
 			p.closeBuffers()
@@ -169,19 +197,25 @@ func (rt *Runtime) Run(ctx context.Context, drainTimeout time.Duration) error {
 	rt.started.Store(time.Now().UnixNano())
 	hard, cancelHard := context.WithCancel(context.Background())
 	defer cancelHard()
-	var wg sync.WaitGroup
-	for _, p := range rt.pipelines {
-		p.soft, p.hard = ctx, hard
-		wg.Add(1)
-		go func() { defer wg.Done(); p.run() }()
+	rt.mu.Lock()
+	if rt.soft != nil {
+		rt.mu.Unlock()
+		return errors.New("runtime already ran")
 	}
-	done := make(chan struct{})
-	go func() { wg.Wait(); close(done) }()
+	rt.soft, rt.hard = ctx, hard
+	for _, p := range rt.pipelines {
+		rt.startLocked(p)
+	}
+	if rt.active == 0 {
+		rt.finished = true
+		close(rt.idle)
+	}
+	rt.mu.Unlock()
 	stopSampler := rt.startSampler()
 	defer stopSampler()
 
 	select {
-	case <-done:
+	case <-rt.idle:
 		return nil
 	case <-ctx.Done():
 	}
@@ -189,19 +223,217 @@ func (rt *Runtime) Run(ctx context.Context, drainTimeout time.Duration) error {
 	timer := time.NewTimer(drainTimeout)
 	defer timer.Stop()
 	select {
-	case <-done:
+	case <-rt.idle:
 		return nil
 	case <-timer.C:
 		rt.log.Warn("drain deadline reached; acknowledging the rest as not delivered")
 		cancelHard()
-		<-done
+		<-rt.idle
 		return fmt.Errorf("drain deadline of %s exceeded", drainTimeout)
 	case <-rt.quit:
 		rt.log.Warn("quitting before the drain finished; acknowledging the rest as not delivered")
 		cancelHard()
-		<-done
+		<-rt.idle
 		return errors.New("quit before the drain finished")
 	}
+}
+
+// startLocked runs p under contexts of its own, derived from Run's, so Apply
+// can drain it alone.
+func (rt *Runtime) startLocked(p *pipeline) {
+	p.soft, p.stopSoft = context.WithCancel(rt.soft)
+	p.hard, p.stopHard = context.WithCancel(rt.hard)
+	p.done = make(chan struct{})
+	rt.active++
+	go func() {
+		p.run()
+		p.stopSoft()
+		p.stopHard()
+		close(p.done)
+		rt.release()
+	}()
+}
+
+// release ends one unit of activity (a pipeline, or an Apply).
+func (rt *Runtime) release() {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.active--; rt.active == 0 {
+		rt.finished = true
+		close(rt.idle)
+	}
+}
+
+// drain stops ps as Run's shutdown does: sources stop, queued points reach
+// the sinks, and after timeout (or Quit) the rest is acknowledged as not
+// delivered. Durable buffers are closed and component Close is called
+// before it returns, so a replacement may open the same files.
+func (rt *Runtime) drain(ps []*pipeline, timeout time.Duration) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	for _, p := range ps {
+		p.stopSoft()
+	}
+	all := make(chan struct{})
+	go func() {
+		for _, p := range ps {
+			<-p.done
+		}
+		close(all)
+	}()
+	timer := time.NewTimer(timeout)
+	defer timer.Stop()
+	var err error
+	select {
+	case <-all:
+		return nil
+	case <-timer.C:
+		err = fmt.Errorf("drain deadline of %s exceeded", timeout)
+	case <-rt.quit:
+		err = errors.New("quit before the drain finished")
+	}
+	for _, p := range ps {
+		p.stopHard()
+	}
+	<-all
+	return err
+}
+
+// Change says what Apply does, by pipeline name.
+type Change struct {
+	Kept, Stopped, Started []string
+	// Drained is the final status of the stopped pipelines.
+	Drained Status
+	// RolledBack: a new pipeline could not be built, and the stopped ones
+	// run their previous configuration again.
+	RolledBack bool
+}
+
+// plan splits cfgs into the running pipelines to keep (by name) and the
+// configurations to build, and lists the running ones to stop.
+func plan(old []*pipeline, cfgs []*PipelineConfig) (ch Change, kept map[string]*pipeline, build []*PipelineConfig, stop []*pipeline) {
+	running := map[string]*pipeline{}
+	for _, p := range old {
+		running[p.cfg.Name] = p
+	}
+	kept = map[string]*pipeline{}
+	for _, pc := range cfgs {
+		if p := running[pc.Name]; p != nil && p.cfg.Fingerprint != "" && p.cfg.Fingerprint == pc.Fingerprint {
+			kept[pc.Name] = p
+			ch.Kept = append(ch.Kept, pc.Name)
+			continue
+		}
+		build = append(build, pc)
+		ch.Started = append(ch.Started, pc.Name)
+	}
+	for _, p := range old {
+		if kept[p.cfg.Name] == nil {
+			stop = append(stop, p)
+			ch.Stopped = append(ch.Stopped, p.cfg.Name)
+		}
+	}
+	return ch, kept, build, stop
+}
+
+// Plan says what Apply(cfgs) would do now, doing nothing.
+func (rt *Runtime) Plan(cfgs []*PipelineConfig) Change {
+	ch, _, _, _ := plan(rt.list(), cfgs)
+	return ch
+}
+
+// Apply changes the running pipelines to cfgs, as Vector's topology reload
+// does: a pipeline whose Fingerprint equals the running one's keeps running
+// untouched (components, buffers, counters); the others of the running set
+// (changed or removed) drain as at shutdown, all within drainTimeout, and
+// then the changed and added ones are built and started. Stopping before
+// building means a replacement never holds a disk buffer, state file or
+// client identity at the same time as its predecessor: they are closed
+// (and a state file saved) before the replacement opens them.
+//
+// When one of the new pipelines cannot be built (what validation cannot see,
+// like a disk buffer that does not open), the pipelines stopped for it start
+// again from their previous configuration (RolledBack) and the error is
+// returned. Metrics is the registry cfgs' components registered in. Apply
+// must not be called concurrently with itself.
+func (rt *Runtime) Apply(cfgs []*PipelineConfig, metrics *prometheus.Registry, drainTimeout time.Duration) (Change, error) {
+	rt.mu.Lock()
+	if rt.soft == nil || rt.finished {
+		rt.mu.Unlock()
+		return Change{}, errors.New("runtime is not running")
+	}
+	rt.active++ // Run must not end while pipelines are being swapped
+	old := rt.pipelines
+	rt.mu.Unlock()
+	defer rt.release()
+
+	ch, kept, build, stop := plan(old, cfgs)
+	if len(stop) == 0 && len(build) == 0 {
+		return ch, nil
+	}
+	if err := rt.drain(stop, drainTimeout); err != nil {
+		rt.log.Error("drain of the previous pipelines incomplete", "err", err)
+	}
+	ch.Drained = statusOf(stop)
+	started, err := rt.buildAll(build, metrics)
+	if err != nil {
+		// Back to what ran: the kept pipelines never stopped; the stopped
+		// ones start again from their previous configuration.
+		for _, p := range stop {
+			np, rerr := rt.build(p.cfg)
+			if rerr != nil {
+				rt.swap(keepOrder(old, kept))
+				return ch, fmt.Errorf("%w; cannot restart pipeline %s either: %v", err, p.cfg.Name, rerr)
+			}
+			np.metrics, np.history = p.metrics, p.history
+			kept[p.cfg.Name] = np
+			rt.startNew(np)
+		}
+		rt.swap(keepOrder(old, kept))
+		ch.RolledBack = true
+		return ch, err
+	}
+	prev := map[string]*pipeline{}
+	for _, p := range stop {
+		prev[p.cfg.Name] = p
+	}
+	for _, p := range started {
+		if q := prev[p.cfg.Name]; q != nil {
+			p.history = q.history // a pipeline's graph goes on across its reload
+		}
+		kept[p.cfg.Name] = p
+		rt.startNew(p)
+	}
+	next := make([]*pipeline, 0, len(cfgs))
+	for _, pc := range cfgs {
+		next = append(next, kept[pc.Name])
+	}
+	rt.swap(next)
+	return ch, nil
+}
+
+// keepOrder lists old's pipelines in their order, each replaced by its entry
+// in by (pipelines missing there are left out).
+func keepOrder(old []*pipeline, by map[string]*pipeline) []*pipeline {
+	out := make([]*pipeline, 0, len(old))
+	for _, p := range old {
+		if q := by[p.cfg.Name]; q != nil {
+			out = append(out, q)
+		}
+	}
+	return out
+}
+
+func (rt *Runtime) startNew(p *pipeline) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.startLocked(p)
+}
+
+func (rt *Runtime) swap(ps []*pipeline) {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	rt.pipelines = ps
 }
 
 func (p *pipeline) run() {
@@ -243,7 +475,7 @@ func (rt *Runtime) startSampler() func() {
 			case <-stop:
 				return
 			case now := <-t.C:
-				for _, p := range rt.pipelines {
+				for _, p := range rt.list() {
 					for _, n := range p.nodes {
 						n.rateIn.sample(n.received.Load(), now)
 						n.rateOut.sample(n.emitted.Load()+n.delivered.Load(), now)

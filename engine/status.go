@@ -91,12 +91,18 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 
 // Status snapshots every pipeline.
 func (rt *Runtime) Status() Status {
-	st := Status{Ready: true}
+	st := statusOf(rt.list())
 	if t := rt.started.Load(); t != 0 {
 		st.UptimeSeconds = time.Since(time.Unix(0, t)).Seconds()
 	}
+	return st
+}
+
+// statusOf snapshots ps; its Pipelines are in the order of ps.
+func statusOf(ps []*pipeline) Status {
+	st := Status{Ready: true}
 	now := Now()
-	for _, p := range rt.pipelines {
+	for _, p := range ps {
 		ps := PipelineStatus{Name: p.cfg.Name, LatencySLOms: ms(p.cfg.LatencySLO), Ready: true}
 		for _, n := range p.nodes {
 			state, lastErr := n.getState()
@@ -186,7 +192,7 @@ type Totals struct {
 // sinks took.
 func (rt *Runtime) Totals() Totals {
 	var t Totals
-	for _, p := range rt.pipelines {
+	for _, p := range rt.list() {
 		for _, n := range p.nodes {
 			for _, c := range n.dropCounts() {
 				t.Dropped += c

@@ -96,7 +96,7 @@ func (rt *Runtime) Tap(cfg TapConfig) (*TapHandle, error) {
 			h.Components = append(h.Components, n.p.cfg.Name+"/"+n.id)
 		}
 	}
-	for _, p := range rt.pipelines {
+	for _, p := range rt.list() {
 		for _, n := range p.nodes {
 			if all || (len(cfg.Patterns) > 0 && tapMatches(cfg.Patterns, p.cfg.Name, n.id)) {
 				add(n)
@@ -126,7 +126,7 @@ func (rt *Runtime) Tap(cfg TapConfig) (*TapHandle, error) {
 
 func (rt *Runtime) componentIDs() []string {
 	var ids []string
-	for _, p := range rt.pipelines {
+	for _, p := range rt.list() {
 		for _, n := range p.nodes {
 			ids = append(ids, p.cfg.Name+"/"+n.id)
 		}

@@ -243,6 +243,7 @@ var variableSchema = &hcl.BodySchema{Attributes: []hcl.AttributeSchema{
 type fileContent struct {
 	content *hcl.BodyContent
 	dir     string
+	src     []byte
 }
 
 func (l *Loader) load(files []*hcl.File, names []string) (*Config, hcl.Diagnostics) {
@@ -251,7 +252,7 @@ func (l *Loader) load(files []*hcl.File, names []string) (*Config, hcl.Diagnosti
 	for i, f := range files {
 		c, d := f.Body.Content(rootSchema)
 		diags = append(diags, d...)
-		fcs = append(fcs, fileContent{content: c, dir: filepath.Dir(names[i])})
+		fcs = append(fcs, fileContent{content: c, dir: filepath.Dir(names[i]), src: f.Bytes})
 	}
 
 	vars, d := l.variables(fcs)
@@ -310,9 +311,13 @@ func (l *Loader) load(files []*hcl.File, names []string) (*Config, hcl.Diagnosti
 				continue
 			}
 			seen[name] = b.DefRange
-			p, d := l.pipeline(name, b, evalCtx(fc.dir), cfg.Service.DataDir, shard, cfg.Service.HTTPAddr)
+			fp := newFingerprint(fc.src, b, fc.dir, vars, cfg.Service.DataDir, shard, cfg.Service.HTTPAddr)
+			ctx := evalCtx(fc.dir)
+			ctx.Functions = fp.functions(ctx.Functions)
+			p, d := l.pipeline(name, b, ctx, cfg.Service.DataDir, shard, cfg.Service.HTTPAddr)
 			diags = append(diags, d...)
 			if p != nil {
+				p.Fingerprint = fp.sum()
 				cfg.Pipelines = append(cfg.Pipelines, p)
 			}
 		}
