@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
@@ -15,6 +16,8 @@ import (
 	"time"
 
 	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/diskq"
+	"github.com/flowd/flowd/engine/supervisor"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -47,13 +50,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	tty := isTerminal(stderr)
 	out := &statusWriter{w: stderr}
 	level := new(slog.LevelVar)
-	var handler slog.Handler
-	if *logFormat == "json" || (*logFormat == "auto" && !tty) {
-		handler = slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level})
-	} else {
-		handler = slog.NewTextHandler(out, &slog.HandlerOptions{Level: level})
-	}
-	logger := slog.New(engine.RedactHandler(handler))
+	logger := newLogger(out, level, *logFormat, tty)
 
 	// Sinks printing to stdout take os.Stdout when they are built: capture it
 	// first when it shares the terminal with the status lines.
@@ -63,7 +60,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	metrics := prometheus.NewRegistry()
-	hash, _ := configHash(fs.Args())
+	hash, _ := supervisor.Hash(fs.Args())
 	cfg, ok := load(fs.Args(), vars, *dataDir, logger, metrics, stderr)
 	if !ok {
 		return exitInvalid
@@ -80,16 +77,16 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	sup := &supervisor{
-		paths: fs.Args(), vars: vars, dataDir: *dataDir, logger: logger, level: level, levelFlag: *logLevel,
-		drain: *drain, watch: *watch, service: cfg.Service, hash: hash, metrics: newReloadMetrics(),
-		running: &loaded{cfg: cfg, metrics: metrics},
-	}
-	rt, err := sup.build(sup.running)
+	sup, err := supervisor.New(supervisor.Options{
+		Paths: fs.Args(), Vars: vars, DataDir: *dataDir, Registry: registry(), Logger: logger, Level: level, LevelFlag: *logLevel,
+		Drain: *drain, Watch: *watch, NewDiskBuffer: diskq.NewBuffer,
+	}, cfg, metrics, hash)
 	if err != nil {
 		logger.Error("cannot build pipelines", "err", err)
 		return exitInvalid
 	}
+	rt := sup.Runtime()
+	current := func() *engine.Runtime { return rt }
 
 	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -100,29 +97,15 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		signal.Notify(hup, syscall.SIGHUP)
 		defer signal.Stop(hup)
 	}
-	sup.cur.Store(rt)
 
+	httpCtx, stopHTTP := context.WithCancel(context.Background())
+	defer stopHTTP()
 	addr := cfg.Service.HTTPAddr
 	if *httpAddr != "" {
 		addr = *httpAddr
 	}
-	httpCtx, stopHTTP := context.WithCancel(context.Background())
-	defer stopHTTP()
-	if addr != "off" {
-		bound, _, err := engine.Serve(httpCtx, addr, engine.AllowHosts(withTap(sup.cur.Load, *tapRemote, engine.NewHandler(sup.cur.Load, sup.metrics.reg)), cfg.Service.AllowedHosts))
-		if err != nil {
-			logger.Error("cannot listen", "addr", addr, "err", err)
-			return exitInvalid
-		}
-		logger.Info("serving status", "url", "http://"+bound.String()+"/")
-	}
-	if *pprofAddr != "" {
-		bound, err := servePprof(httpCtx, *pprofAddr)
-		if err != nil {
-			logger.Error("cannot serve profiles", "err", err)
-			return exitUsage
-		}
-		logger.Info("serving profiles", "url", "http://"+bound.String()+"/debug/pprof/")
+	if code := serveHTTP(httpCtx, logger, addr, *pprofAddr, engine.AllowHosts(withTap(current, *tapRemote, engine.NewHandler(current, sup.Metrics())), cfg.Service.AllowedHosts)); code >= 0 {
+		return code
 	}
 
 	names := make([]string, len(cfg.Pipelines))
@@ -133,21 +116,20 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); watchShutdown(sig, logger, sup.cur.Load, *drain, done) }()
+	go func() { defer wg.Done(); watchShutdown(sig, logger, current, *drain, done) }()
 	switch {
 	case *quiet:
 	case tty:
 		wg.Add(1)
-		go func() { defer wg.Done(); out.progress(sup.cur.Load, func() int { return termWidth(stderr) }, done) }()
+		go func() { defer wg.Done(); out.progress(current, func() int { return termWidth(stderr) }, done) }()
 	case *statusEvery > 0:
 		wg.Add(1)
-		go func() { defer wg.Done(); logStatusEvery(logger, sup.cur.Load, *statusEvery, done) }()
+		go func() { defer wg.Done(); logStatusEvery(logger, current, *statusEvery, done) }()
 	}
-	err = sup.run(ctx, rt, hup)
+	err = sup.Run(ctx, hup)
 	close(done)
 	wg.Wait()
 	out.clear()
-	rt = sup.cur.Load()
 	if *finalStatus != "" {
 		if b, err := json.MarshalIndent(rt.Status(), "", "  "); err == nil {
 			if err := os.WriteFile(*finalStatus, b, 0o644); err != nil {
@@ -155,7 +137,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			}
 		}
 	}
-	logger.Info("flowd stopped", summaryAttrs(rt)...)
+	logger.Info("flowd stopped", rt.Status().SummaryAttrs()...)
 	if dryRun != nil {
 		logger.Info("dry run: nothing was sent", "points_printed", dryRun.count())
 	}
@@ -164,4 +146,38 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	return exitOK
+}
+
+// newLogger logs through out in text or JSON (auto: text on a terminal),
+// with secrets redacted.
+func newLogger(out io.Writer, level *slog.LevelVar, format string, tty bool) *slog.Logger {
+	var handler slog.Handler
+	if format == "json" || (format == "auto" && !tty) {
+		handler = slog.NewJSONHandler(out, &slog.HandlerOptions{Level: level})
+	} else {
+		handler = slog.NewTextHandler(out, &slog.HandlerOptions{Level: level})
+	}
+	return slog.New(engine.RedactHandler(handler))
+}
+
+// serveHTTP serves h on addr (unless "off") and the profiles on pprofAddr
+// (if set) until ctx ends; it returns an exit code on failure, else -1.
+func serveHTTP(ctx context.Context, logger *slog.Logger, addr, pprofAddr string, h http.Handler) int {
+	if addr != "off" {
+		bound, _, err := engine.Serve(ctx, addr, h)
+		if err != nil {
+			logger.Error("cannot listen", "addr", addr, "err", err)
+			return exitInvalid
+		}
+		logger.Info("serving status", "url", "http://"+bound.String()+"/")
+	}
+	if pprofAddr != "" {
+		bound, err := servePprof(ctx, pprofAddr)
+		if err != nil {
+			logger.Error("cannot serve profiles", "err", err)
+			return exitUsage
+		}
+		logger.Info("serving profiles", "url", "http://"+bound.String()+"/debug/pprof/")
+	}
+	return -1
 }

@@ -1,20 +1,17 @@
-package main
+package engine
 
 import (
 	"fmt"
 	"sort"
 	"strings"
-
-	"github.com/flowd/flowd/engine"
 )
 
-// summaryAttrs is the exit summary: totals that add up, and where each part
+// SummaryAttrs is the exit summary: totals that add up, and where each part
 // went. Each sink gets its own copy of the points reaching it, so
 // delivered_by shows per sink what it took; filtered_by shows what each
 // transform held back on purpose (where false, unchanged values).
-func summaryAttrs(rt *engine.Runtime) []any {
-	st := rt.Status()
-	var total engine.PointCounts
+func (st Status) SummaryAttrs() []any {
+	var total PointCounts
 	var filtered, delivered, dropped []string
 	for _, p := range st.Pipelines {
 		prefix := ""
@@ -30,7 +27,7 @@ func summaryAttrs(rt *engine.Runtime) []any {
 			if c.Filtered > 0 {
 				filtered = append(filtered, fmt.Sprintf("%s%s=%d", prefix, c.ID, c.Filtered))
 			}
-			if c.Kind == engine.KindSink {
+			if c.Kind == KindSink {
 				delivered = append(delivered, fmt.Sprintf("%s%s=%d", prefix, c.ID, c.Delivered))
 			}
 			reasons := make([]string, 0, len(c.Dropped))
