@@ -98,6 +98,15 @@ func (rt *Runtime) Status() Status {
 	return st
 }
 
+// Names are the pipelines' names, in order.
+func (st Status) Names() []string {
+	out := make([]string, len(st.Pipelines))
+	for i, p := range st.Pipelines {
+		out[i] = p.Name
+	}
+	return out
+}
+
 // statusOf snapshots ps; its Pipelines are in the order of ps.
 func statusOf(ps []*pipeline) Status {
 	st := Status{Ready: true}

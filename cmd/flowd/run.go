@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -21,23 +22,40 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-func cmdRun(args []string, stdout, stderr io.Writer) int {
+// runFlags are the flags of flowd run.
+type runFlags struct {
+	fs                                *flag.FlagSet
+	httpAddr, dataDir, logLevel       *string
+	logFormat, pprofAddr, finalStatus *string
+	drain, watch, statusEvery         *time.Duration
+	quiet, tapRemote                  *bool
+	vars                              varFlags
+	dry                               dryRunOpts
+}
+
+func newRunFlags(stderr io.Writer) *runFlags {
 	fs := flag.NewFlagSet("run", flag.ContinueOnError)
-	httpAddr := fs.String("http", "", "address for /metrics, /healthz, /readyz, /api/status and the status page (default: service.http_addr, 127.0.0.1:9180; \"off\" disables)")
-	dataDir := fs.String("data-dir", "", "directory for buffers and state (default: service.data_dir)")
-	drain := fs.Duration("drain-timeout", 30*time.Second, "on SIGINT/SIGTERM or a reload, how long queued points may take to reach the sinks")
-	watch := fs.Duration("watch", 2*time.Second, "how often to look for changed configuration files and reload them (0: reload on SIGHUP only)")
-	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: service.log_level)")
-	logFormat := fs.String("log-format", "auto", "text, json, or auto (text on a terminal, JSON otherwise)")
-	quiet := fs.Bool("quiet", false, "no live status lines on a terminal, no periodic status records otherwise")
-	statusEvery := fs.Duration("status-interval", time.Minute, "when not on a terminal, log a status record per pipeline this often (0: never)")
-	pprofAddr := fs.String("pprof", "", "serve Go's runtime profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
-	finalStatus := fs.String("final-status", "", "on exit, write the final /api/status JSON to this file (tests and benchmarks)")
-	vars := varFlags{}
-	fs.Var(vars, "var", "set a variable: --var name=value (repeatable)")
-	dry := dryRunFlags(fs)
-	tapRemote := fs.Bool("tap-remote", false, "allow /api/tap (flowd tap) from other hosts, not only loopback: the points are data, so only on a trusted network")
+	f := &runFlags{fs: fs, vars: varFlags{}}
+	f.httpAddr = fs.String("http", "", "address for /metrics, /healthz, /readyz, /api/status and the status page (default: service.http_addr, 127.0.0.1:9180; \"off\" disables)")
+	f.dataDir = fs.String("data-dir", "", "directory for buffers and state (default: service.data_dir)")
+	f.drain = fs.Duration("drain-timeout", 30*time.Second, "on SIGINT/SIGTERM or a reload, how long queued points may take to reach the sinks")
+	f.watch = fs.Duration("watch", 2*time.Second, "how often to look for changed configuration files and reload them (0: reload on SIGHUP only)")
+	f.logLevel = fs.String("log-level", "", "debug, info, warn or error (default: service.log_level)")
+	f.logFormat = fs.String("log-format", "auto", "text, json, or auto (text on a terminal, JSON otherwise)")
+	f.quiet = fs.Bool("quiet", false, "no live status lines on a terminal, no periodic status records otherwise")
+	f.statusEvery = fs.Duration("status-interval", time.Minute, "when not on a terminal, log a status record per pipeline this often (0: never)")
+	f.pprofAddr = fs.String("pprof", "", "serve Go's runtime profiles (/debug/pprof/) on this loopback address, e.g. 127.0.0.1:6060")
+	f.finalStatus = fs.String("final-status", "", "on exit, write the final /api/status JSON to this file (tests and benchmarks)")
+	fs.Var(f.vars, "var", "set a variable: --var name=value (repeatable)")
+	f.dry = dryRunFlags(fs)
+	f.tapRemote = fs.Bool("tap-remote", false, "allow /api/tap (flowd tap) from other hosts, not only loopback: the points are data, so only on a trusted network")
 	fs.Usage = func() { fmt.Fprintln(stderr, "Usage: flowd run [flags] FILE|DIR..."); fs.PrintDefaults() }
+	return f
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	f := newRunFlags(stderr)
+	fs := f.fs
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
@@ -46,40 +64,36 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 
-	dryRun := dry.start(stdout, httpAddr, watch, quiet)
+	dryRun := f.dry.start(stdout, f.httpAddr, f.watch, f.quiet)
 	tty := isTerminal(stderr)
 	out := &statusWriter{w: stderr}
 	level := new(slog.LevelVar)
-	logger := newLogger(out, level, *logFormat, tty)
+	logger := newLogger(out, level, *f.logFormat, tty)
 
 	// Sinks printing to stdout take os.Stdout when they are built: capture it
 	// first when it shares the terminal with the status lines.
-	if tty && !*quiet && isTerminal(stdout) {
+	if tty && !*f.quiet && isTerminal(stdout) {
 		if restore, err := out.captureStdout(); err == nil {
 			defer restore()
 		}
 	}
 	metrics := prometheus.NewRegistry()
 	hash, _ := supervisor.Hash(fs.Args())
-	cfg, ok := load(fs.Args(), vars, *dataDir, logger, metrics, stderr)
+	cfg, ok := load(fs.Args(), f.vars, *f.dataDir, logger, metrics, stderr)
 	if !ok {
 		return exitInvalid
 	}
 	if dryRun != nil {
 		dryRun.replaceSinks(cfg)
 	}
-	lvl := cfg.Service.LogLevel
-	if *logLevel != "" {
-		lvl = *logLevel
-	}
-	if err := level.UnmarshalText([]byte(lvl)); err != nil {
+	if err := level.UnmarshalText([]byte(cmp.Or(*f.logLevel, cfg.Service.LogLevel))); err != nil {
 		fmt.Fprintf(stderr, "flowd run: --log-level: %v\n", err)
 		return exitUsage
 	}
 
 	sup, err := supervisor.New(supervisor.Options{
-		Paths: fs.Args(), Vars: vars, DataDir: *dataDir, Registry: registry(), Logger: logger, Level: level, LevelFlag: *logLevel,
-		Drain: *drain, Watch: *watch, NewDiskBuffer: diskq.NewBuffer,
+		Paths: fs.Args(), Vars: f.vars, DataDir: *f.dataDir, Registry: registry(), Logger: logger, Level: level, LevelFlag: *f.logLevel,
+		Drain: *f.drain, Watch: *f.watch, NewDiskBuffer: diskq.NewBuffer,
 	}, cfg, metrics, hash)
 	if err != nil {
 		logger.Error("cannot build pipelines", "err", err)
@@ -101,41 +115,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
 	addr := cfg.Service.HTTPAddr
-	if *httpAddr != "" {
-		addr = *httpAddr
+	if *f.httpAddr != "" {
+		addr = *f.httpAddr
 	}
-	if code := serveHTTP(httpCtx, logger, addr, *pprofAddr, engine.AllowHosts(withTap(current, *tapRemote, engine.NewHandler(current, sup.Metrics())), cfg.Service.AllowedHosts)); code >= 0 {
+	if code := serveHTTP(httpCtx, logger, addr, *f.pprofAddr, engine.AllowHosts(withTap(current, *f.tapRemote, engine.NewHandler(current, sup.Metrics())), cfg.Service.AllowedHosts)); code >= 0 {
 		return code
 	}
 
-	names := make([]string, len(cfg.Pipelines))
-	for i, p := range cfg.Pipelines {
-		names[i] = p.Name
-	}
-	logger.Info("flowd running", "version", version, "pipelines", strings.Join(names, ","))
-	done := make(chan struct{})
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() { defer wg.Done(); watchShutdown(sig, logger, current, *drain, done) }()
-	switch {
-	case *quiet:
-	case tty:
-		wg.Add(1)
-		go func() { defer wg.Done(); out.progress(current, func() int { return termWidth(stderr) }, done) }()
-	case *statusEvery > 0:
-		wg.Add(1)
-		go func() { defer wg.Done(); logStatusEvery(logger, current, *statusEvery, done) }()
-	}
+	logger.Info("flowd running", "version", version, "pipelines", strings.Join(rt.Status().Names(), ","))
+	stopReporting := report(sig, logger, out, current, *f.drain, *f.quiet, tty, *f.statusEvery)
 	err = sup.Run(ctx, hup)
-	close(done)
-	wg.Wait()
-	out.clear()
-	if *finalStatus != "" {
-		if b, err := json.MarshalIndent(rt.Status(), "", "  "); err == nil {
-			if err := os.WriteFile(*finalStatus, b, 0o644); err != nil {
-				logger.Error("cannot write final status", "err", err)
-			}
-		}
+	stopReporting()
+	if *f.finalStatus != "" {
+		writeFinalStatus(logger, *f.finalStatus, rt.Status())
 	}
 	logger.Info("flowd stopped", rt.Status().SummaryAttrs()...)
 	if dryRun != nil {
@@ -146,6 +138,41 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return exitInvalid
 	}
 	return exitOK
+}
+
+// report runs, until the returned stop is called, the shutdown watcher and
+// the status output: live lines on a terminal, records every statusEvery
+// otherwise, nothing when quiet. stop also clears the live lines.
+func report(sig context.Context, logger *slog.Logger, out *statusWriter, current func() *engine.Runtime, drain time.Duration, quiet, tty bool, statusEvery time.Duration) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); watchShutdown(sig, logger, current, drain, done) }()
+	switch {
+	case quiet:
+	case tty:
+		wg.Add(1)
+		go func() { defer wg.Done(); out.progress(current, func() int { return termWidth(out.w) }, done) }()
+	case statusEvery > 0:
+		wg.Add(1)
+		go func() { defer wg.Done(); logStatusEvery(logger, current, statusEvery, done) }()
+	}
+	return func() {
+		close(done)
+		wg.Wait()
+		out.clear()
+	}
+}
+
+// writeFinalStatus writes st as /api/status would (--final-status).
+func writeFinalStatus(logger *slog.Logger, path string, st engine.Status) {
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		logger.Error("cannot write final status", "err", err)
+	}
 }
 
 // newLogger logs through out in text or JSON (auto: text on a terminal),
