@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -231,6 +232,21 @@ func TestReloadKeepsUnchangedPipelines(t *testing.T) {
 	st := rt.Status()
 	if len(st.Pipelines) != 2 || st.Pipelines[0].Name != "a" || st.Pipelines[1].Name != "b" {
 		t.Fatalf("pipelines after the reload: %+v", st.Pipelines)
+	}
+
+	// /metrics serves each pipeline's component series once: a's from the
+	// first load's registry, b's from the reload's (which also holds the
+	// series of a's unused second build).
+	w := httptest.NewRecorder()
+	engine.NewHandler(s.Runtime, s.Metrics()).ServeHTTP(w, httptest.NewRequest("GET", "/metrics", nil))
+	if w.Code != 200 {
+		t.Fatalf("/metrics: %d %s", w.Code, w.Body)
+	}
+	for _, name := range []string{"a", "b"} {
+		series := `flowd_sim_skipped_ticks_total{component="source.s",pipeline="` + name + `"}`
+		if n := strings.Count(w.Body.String(), series); n != 1 {
+			t.Errorf("%s appears %d times", series, n)
+		}
 	}
 }
 
