@@ -313,3 +313,38 @@ func value(m prometheus.Metric) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+// A pipeline removed from the files stops, one added starts, and a SIGHUP
+// with unchanged files rebuilds every pipeline (to read again what flowd
+// cannot watch, like a certificate named by path).
+func TestReloadAddsRemovesAndRebuildsOnSIGHUP(t *testing.T) {
+	dir := t.TempDir()
+	fileA, fileB := filepath.Join(dir, "a.hcl"), filepath.Join(dir, "b.hcl")
+	outA, outB, outC := filepath.Join(dir, "a.jsonl"), filepath.Join(dir, "b.jsonl"), filepath.Join(dir, "c.jsonl")
+	write(t, fileA, simPipeline("a", "a", outA, ""))
+	write(t, fileB, simPipeline("b", "b", outB, ""))
+	s, hup, logs := start(t, dir)
+	rt := s.Runtime()
+	waitFor(t, func() bool { return received(rt, "a") > 100 && received(rt, "b") > 100 }, "no traffic")
+
+	write(t, fileB, simPipeline("c", "c", outC, ""))
+	hup <- syscall.SIGHUP
+	waitFor(t, func() bool { return received(rt, "c") > 0 }, "the added pipeline did not start")
+	if received(rt, "b") != -1 {
+		t.Fatal("the removed pipeline is still there")
+	}
+	if !strings.Contains(logs.String(), "kept=a restarted=c stopped=b") {
+		t.Fatalf("reload log:\n%s", logs)
+	}
+
+	waitFor(t, func() bool { return received(rt, "a") > 200 }, "a stopped")
+	before := received(rt, "a")
+	hup <- syscall.SIGHUP
+	waitFor(t, func() bool { return value(s.metrics.total.WithLabelValues("success")) == 2 }, "no second reload")
+	if got := received(rt, "a"); got >= before {
+		t.Fatalf("a was not rebuilt by SIGHUP with unchanged files: read %d, %d before", got, before)
+	}
+	if !strings.Contains(logs.String(), `kept="" restarted=a,c stopped=a,c`) {
+		t.Fatalf("reload log:\n%s", logs)
+	}
+}
