@@ -348,3 +348,44 @@ func TestReloadAddsRemovesAndRebuildsOnSIGHUP(t *testing.T) {
 		t.Fatalf("reload log:\n%s", logs)
 	}
 }
+
+// A changed pipeline's replacement takes over its disk buffer: the backlog
+// the old pipeline could not deliver (its file cannot be opened) is kept on
+// disk when it stops and delivered by the replacement.
+func TestReloadHandsDiskBufferToTheReplacement(t *testing.T) {
+	dir := t.TempDir()
+	path, blocked, out := filepath.Join(dir, "p.hcl"), filepath.Join(dir, "blocked"), filepath.Join(dir, "out.jsonl")
+	if err := os.Mkdir(blocked, 0o755); err != nil { // a directory: the file sink cannot open it
+		t.Fatal(err)
+	}
+	conf := func(prefix, out string) string {
+		return strings.Replace(simPipeline("p", prefix, out, ""), "path   =", "buffer {\n      type = \"disk\"\n    }\n    path   =", 1)
+	}
+	write(t, path, conf("g1-", blocked))
+	s, hup, logs := start(t, path)
+	rt := s.Runtime()
+	waitFor(t, func() bool {
+		for _, c := range rt.Status().Pipelines[0].Components {
+			if c.Buffer != nil && c.Buffer.Points > 100 {
+				return true
+			}
+		}
+		return false
+	}, "no backlog in the disk buffer")
+
+	write(t, path, conf("g2-", out))
+	hup <- syscall.SIGHUP
+	waitFor(t, func() bool { return value(s.metrics.total.WithLabelValues("success")) == 1 }, "no reload")
+	var first int
+	for _, l := range strings.Split(logs.String(), "\n") {
+		if strings.Contains(l, "previous configuration drained") {
+			if _, err := fmt.Sscanf(l[strings.Index(l, "points_in="):], "points_in=%d", &first); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if first < 100 {
+		t.Fatalf("the first pipeline read %d points", first)
+	}
+	waitFor(t, func() bool { return countAssets(out, "g1-") == first && countAssets(out, "g2-") > 0 }, "the backlog was not delivered by the replacement")
+}
