@@ -4,6 +4,7 @@
 package supervisor
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -27,8 +28,8 @@ type Options struct {
 	DataDir  string            // --data-dir; "" means service.data_dir
 	Registry *engine.Registry  // the components of this build
 	Logger   *slog.Logger
-	// Level is the logger's level; LevelFlag (--log-level), when set, wins
-	// over service.log_level at each reload.
+	// Level is the logger's level (nil: left alone); LevelFlag
+	// (--log-level), when set, wins over service.log_level at each reload.
 	Level     *slog.LevelVar
 	LevelFlag string
 	// Drain bounds how long a stopping pipeline's queued points may take to
@@ -183,11 +184,9 @@ func (s *Supervisor) prepare(why, hash string, all bool) *loaded {
 	if cfg.Service.HTTPAddr != s.service.HTTPAddr || cfg.Service.DataDir != s.service.DataDir || !slices.Equal(cfg.Service.AllowedHosts, s.service.AllowedHosts) {
 		log.Warn("service.http_addr, service.allowed_hosts and service.data_dir take effect at the next restart")
 	}
-	lvl := cfg.Service.LogLevel
-	if s.opts.LevelFlag != "" {
-		lvl = s.opts.LevelFlag
+	if s.opts.Level != nil {
+		s.opts.Level.UnmarshalText([]byte(cmp.Or(s.opts.LevelFlag, cfg.Service.LogLevel)))
 	}
-	s.opts.Level.UnmarshalText([]byte(lvl))
 	if all {
 		for _, p := range cfg.Pipelines {
 			p.Fingerprint = ""
