@@ -243,9 +243,9 @@ func decodeBlocks(content *hcl.BodyContent, f Field, fv reflect.Value, ctx *hcl.
 		diags = append(diags, d...)
 		diags = append(diags, DecodeContent(c, ev, ctx)...)
 		if pf := ev.FieldByName("Pos"); pf.IsValid() && pf.Type() == blockPosType {
-			pos := engine.BlockPos{Block: b.DefRange, Attrs: make(map[string]hcl.Range, len(c.Attributes))}
+			pos := engine.BlockPos{Block: toRange(b.DefRange), Attrs: make(map[string]engine.Range, len(c.Attributes))}
 			for n, a := range c.Attributes {
-				pos.Attrs[n] = a.Expr.Range()
+				pos.Attrs[n] = toRange(a.Expr.Range())
 			}
 			pf.Set(reflect.ValueOf(pos))
 		}
@@ -423,7 +423,7 @@ func exprFrom(e hcl.Expression, ctx *hcl.EvalContext) (engine.Expr, hcl.Diagnost
 		r.Start.Column++
 		r.Start.Byte++
 	}
-	return engine.Expr{Src: val.AsString(), Range: r}, nil
+	return engine.Expr{Src: val.AsString(), Range: toRange(r)}, nil
 }
 
 func assign(fv reflect.Value, val cty.Value) error {

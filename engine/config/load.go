@@ -774,7 +774,7 @@ func buildDiag(c *component, err error) *hcl.Diagnostic {
 		d.Subject, d.Context = a.Expr.Range().Ptr(), a.Range.Ptr()
 	}
 	if fe.Expr != nil {
-		r := fe.Expr.Range
+		r := hclRange(fe.Expr.Range)
 		if fe.Offset >= 0 && r.Start.Line == r.End.Line && fe.Offset < len(fe.Expr.Src) {
 			r.Start.Column += fe.Offset
 			r.Start.Byte += fe.Offset
@@ -785,7 +785,8 @@ func buildDiag(c *component, err error) *hcl.Diagnostic {
 		d.Subject = &r
 	}
 	if fe.Range != nil {
-		d.Subject, d.Context = fe.Range, nil
+		r := hclRange(*fe.Range)
+		d.Subject, d.Context = &r, nil
 	}
 	return d
 }
