@@ -452,7 +452,12 @@ const (
 // Config struct tags: `hcl:"name"` (optional attribute), `hcl:"name,required"`,
 // `hcl:"name,block"` (a nested block: a struct, pointer to struct or slice of
 // structs), `hcl:"name,label"` (a block label), `default:"…"`, `doc:"…"`,
-// `enum:"a|b|c"`.
+// `enum:"a|b|c"`. An embedded struct without an hcl name is a shared group
+// of attributes (a connection, TLS, authentication): its fields are
+// written flat, as if declared in place, and the embedding field may set
+// the component's own defaults and docs for them with
+// `default.NAME:"…"` and `doc.NAME:"…"`. Types other than the kinds
+// (duration, size, expression) are decoded by config.RegisterType.
 type Spec struct {
 	Kind        ComponentKind
 	Type        string
