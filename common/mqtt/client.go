@@ -25,8 +25,8 @@ import (
 // TLS is the `tls` block of the mqtt source and sink.
 type TLS = tlsconf.Block
 
-// Settings are the connection settings both components share; each
-// component copies its attributes into them.
+// Settings are the client settings both components connect with, made from
+// their Connection (Connection.Settings).
 type Settings struct {
 	Brokers        []string
 	ClientID       string

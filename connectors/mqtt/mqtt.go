@@ -29,18 +29,9 @@ type Subscription struct {
 
 // Config is the mqtt source's configuration.
 type Config struct {
-	Broker         string                 `hcl:"broker" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…"`
-	Brokers        []string               `hcl:"brokers" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"several broker URLs, tried in turn (failover); adds to broker"`
-	ClientID       string                 `hcl:"client_id" doc:"client id (default flowd-<pipeline>-<name>); with connections > 1, -<n> is appended. Keep it stable: the broker keeps the session (unacknowledged messages) under it"`
-	Username       string                 `hcl:"username" doc:"user name; use env(\"…\") or file(\"…\") for secrets"`
-	Password       string                 `hcl:"password" doc:"password; use env(\"…\") or file(\"…\")"`
-	CleanStart     bool                   `hcl:"clean_start" doc:"discard the broker session at start; false keeps unacknowledged messages across restarts"`
-	SessionExpiry  time.Duration          `hcl:"session_expiry" default:"1h" doc:"how long the broker keeps the session while flowd is away"`
-	KeepAlive      time.Duration          `hcl:"keepalive" default:"30s" doc:"MQTT keepalive"`
-	ConnectTimeout time.Duration          `hcl:"connect_timeout" default:"10s" doc:"time allowed for one connection attempt"`
-	BackoffMin     time.Duration          `hcl:"backoff_min" default:"200ms" doc:"first reconnect delay"`
-	BackoffMax     time.Duration          `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay (the delay doubles up to it); a connection lost within a minute of coming up counts as a failed attempt, so a session taken over again and again (a duplicate client_id) reconnects at this pace"`
-	TLS            *mqttc.TLS             `hcl:"tls,block" doc:"TLS settings for mqtts:// and wss://"`
+	// The connection attributes, shared with the mqtt sink.
+	mqttc.Connection `doc.client_id:"client id (default flowd-<pipeline>-<name>); with connections > 1, -<n> is appended. Keep it stable: the broker keeps the session (unacknowledged messages) under it"`
+
 	Topics         []string               `hcl:"topics" doc:"topic filters, subscribed with qos"`
 	Subscriptions  []Subscription         `hcl:"subscription,block" doc:"topic filters with their own QoS"`
 	QoS            int                    `hcl:"qos" default:"1" doc:"QoS of topics: 0 (at most once), 1 or 2 (at least once)"`
@@ -113,20 +104,9 @@ func fieldErr(err error) error {
 // New validates the config and builds the source.
 func New(c *Config, env *engine.Env) (engine.Source, error) {
 	s := &Source{cfg: *c, env: env}
-	brokers := append([]string(nil), c.Brokers...)
-	if c.Broker != "" {
-		brokers = append([]string{c.Broker}, brokers...)
-	}
-	s.clientID = c.ClientID
-	if s.clientID == "" {
-		s.clientID = "flowd-" + env.Pipeline + "-" + env.Name
-	}
-	s.settings = mqttc.Settings{
-		Brokers: brokers, ClientID: s.clientID, Username: c.Username, Password: c.Password,
-		CleanStart: c.CleanStart, SessionExpiry: c.SessionExpiry, KeepAlive: c.KeepAlive,
-		ConnectTimeout: c.ConnectTimeout, BackoffMin: c.BackoffMin, BackoffMax: c.BackoffMax, TLS: c.TLS,
-		ReceiveMaximum: uint16(c.ReceiveMaximum),
-	}
+	s.settings = c.Connection.Settings("flowd-" + env.Pipeline + "-" + env.Name)
+	s.settings.ReceiveMaximum = uint16(c.ReceiveMaximum)
+	s.clientID = s.settings.ClientID
 	var bad engine.Problems
 	if err := s.settings.Validate(); err != nil {
 		for _, e := range engine.SplitErrors(err) {

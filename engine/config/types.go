@@ -28,8 +28,13 @@ type TypeDecoder struct {
 	Expr func(e hcl.Expression, ctx *hcl.EvalContext, fv reflect.Value) hcl.Diagnostics
 }
 
-// typeDecoders are looked up before the kinds; written only at init.
-var typeDecoders = map[reflect.Type]TypeDecoder{}
+// typeDecoders are looked up before the kinds. A type of the engine gets its
+// line here; RegisterType adds others (from an init function).
+var typeDecoders = map[reflect.Type]TypeDecoder{
+	reflect.TypeFor[time.Duration](): {Name: "duration", Value: decodeDuration},
+	reflect.TypeFor[engine.Size]():   {Name: "size", Value: decodeSize},
+	reflect.TypeFor[engine.Expr]():   {Name: "expression", Expr: decodeExpr},
+}
 
 // RegisterType makes the decoder (and the docs) handle attributes of type t
 // with d. Call it from an init function: the table is not locked.
@@ -41,12 +46,6 @@ func RegisterType(t reflect.Type, d TypeDecoder) {
 		panic("config: type " + t.String() + " registered without a decoder")
 	}
 	typeDecoders[t] = d
-}
-
-func init() {
-	RegisterType(reflect.TypeFor[time.Duration](), TypeDecoder{Name: "duration", Value: decodeDuration})
-	RegisterType(reflect.TypeFor[engine.Size](), TypeDecoder{Name: "size", Value: decodeSize})
-	RegisterType(reflect.TypeFor[engine.Expr](), TypeDecoder{Name: "expression", Expr: decodeExpr})
 }
 
 func decodeDuration(val cty.Value, fv reflect.Value) error {
