@@ -96,7 +96,7 @@ type Source struct {
 func fieldErr(err error) error {
 	var fe *mqttc.FieldError
 	if errors.As(err, &fe) {
-		return &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err}
+		return &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err, Range: fe.Range}
 	}
 	return err
 }

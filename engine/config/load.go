@@ -761,6 +761,9 @@ func buildDiag(c *component, err error) *hcl.Diagnostic {
 		Detail: err.Error(), Subject: c.block.DefRange.Ptr()}
 	var fe *engine.FieldError
 	if !errors.As(err, &fe) {
+		if r := configRange(err); r != nil {
+			d.Subject = r
+		}
 		return d
 	}
 	d.Detail = fe.Field + ": " + fe.Err.Error()
@@ -787,6 +790,20 @@ func buildDiag(c *component, err error) *hcl.Diagnostic {
 	if fe.Range != nil {
 		r := hclRange(*fe.Range)
 		d.Subject, d.Context = &r, nil
+	} else if r := configRange(fe.Err); r != nil {
+		d.Subject, d.Context = r, nil
 	}
 	return d
+}
+
+// configRange is where an error in err's chain says it was written (a tls
+// block's file that cannot be read: tlsconf.Error), whichever component
+// returned it and however it was wrapped; nil when none says.
+func configRange(err error) *hcl.Range {
+	var at interface{ ConfigRange() *engine.Range }
+	if !errors.As(err, &at) || at.ConfigRange() == nil {
+		return nil
+	}
+	r := hclRange(*at.ConfigRange())
+	return &r
 }

@@ -88,7 +88,7 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		for _, e := range engine.SplitErrors(err) {
 			var fe *mqttc.FieldError
 			if errors.As(e, &fe) {
-				bad.Add(fe.Field, fe.Err)
+				bad = append(bad, &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err, Range: fe.Range})
 			} else {
 				bad = append(bad, e)
 			}
