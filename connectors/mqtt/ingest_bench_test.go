@@ -61,7 +61,7 @@ func BenchmarkSourceIngest(b *testing.B) {
 		SessionExpiry: 10 * time.Minute, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second,
 		BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second},
 		Topics: []string{"bench/" + run + "/#"}, QoS: 1, Connections: 1,
-		ReceiveMaximum: 2000, BatchSize: 1000, Linger: 20 * time.Millisecond, Format: "json", MaxPayload: 1 << 20}
+		ReceiveMaximum: 2000, Batching: engine.Batching{BatchSize: 1000, Linger: 20 * time.Millisecond}, Format: "json", MaxPayload: 1 << 20}
 	src, err := New(&c, &engine.Env{Pipeline: "bench", Name: "in", Codecs: codecs.All()})
 	if err != nil {
 		b.Fatal(err)

@@ -32,23 +32,22 @@ type Config struct {
 	// The connection attributes, shared with the mqtt sink.
 	mqttc.Connection `doc.client_id:"client id (default flowd-<pipeline>-<name>); with connections > 1, -<n> is appended. Keep it stable: the broker keeps the session (unacknowledged messages) under it"`
 
-	Topics         []string               `hcl:"topics" doc:"topic filters, subscribed with qos"`
-	Subscriptions  []Subscription         `hcl:"subscription,block" doc:"topic filters with their own QoS"`
-	QoS            int                    `hcl:"qos" default:"1" doc:"QoS of topics: 0 (at most once), 1 or 2 (at least once)"`
-	Group          string                 `hcl:"group" doc:"shared subscription group: subscribe to $share/<group>/<filter> so several connections or gateways split the load"`
-	Connections    int                    `hcl:"connections" default:"1" doc:"subscriber connections in this process, each with its own decoder and ack queue (needs group when more than 1; at most 64)"`
-	ReceiveMaximum int                    `hcl:"receive_maximum" default:"1000" doc:"unacknowledged QoS 1/2 messages the broker may send per connection: the flow control under backpressure (1–65535)"`
-	BatchSize      int                    `hcl:"batch_size" default:"1000" doc:"most points handed to the pipeline at once (at most 1,000,000)"`
-	Linger         time.Duration          `hcl:"linger" default:"20ms" doc:"longest wait to fill a batch"`
-	Format         string                 `hcl:"format" default:"json" doc:"a codec that decodes (docs/codecs), map or sparkplug. json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value; sparkplug: Sparkplug B v3.0 births, data and deaths (topics default to spBv1.0/#)"`
-	Rebirth        bool                   `hcl:"sparkplug_rebirth" default:"true" doc:"format sparkplug: on data that cannot be decoded without a new birth (before any birth, an unknown alias or metric, a sequence gap) publish an NCMD Node Control/Rebirth to that edge node"`
-	RebirthEvery   time.Duration          `hcl:"sparkplug_rebirth_interval" default:"5s" doc:"format sparkplug: least time between two rebirth requests to one edge node"`
-	SeqCheck       bool                   `hcl:"sparkplug_seq_check" default:"true" doc:"format sparkplug: reject a message whose seq is not the next of its edge node (and ask for a rebirth); off with group, since a shared subscription neither delivers every message to one connection nor keeps order across connections"`
-	Asset          string                 `hcl:"asset" doc:"asset of points that carry none (a literal)"`
-	AssetExpr      engine.Expr            `hcl:"asset_expr" doc:"asset of points that carry none: an expression over topic (the topic's levels, a list of strings), e.g. topic[1] or 'plant-' + topic[1]"`
-	TagExpr        engine.Expr            `hcl:"tag_expr" doc:"tag of points that carry none (raw: of every point): an expression over topic, e.g. topic[2] or join(topic[2:], '.'); default for raw: the whole topic"`
-	Map            map[string]engine.Expr `hcl:"map" doc:"format map: asset, tag, value, quality and ts, each an expression over payload (the decoded JSON object, numbers as int or float) and topic (the topic's levels), e.g. value = \"payload.sensor.reading * 0.1\"; a value that is missing or null rejects the message"`
-	MaxPayload     engine.Size            `hcl:"max_payload" default:"1MiB" doc:"larger messages are rejected (counted, logged, acknowledged); at most 256MiB, the largest MQTT packet"`
+	Topics         []string       `hcl:"topics" doc:"topic filters, subscribed with qos"`
+	Subscriptions  []Subscription `hcl:"subscription,block" doc:"topic filters with their own QoS"`
+	QoS            int            `hcl:"qos" default:"1" doc:"QoS of topics: 0 (at most once), 1 or 2 (at least once)"`
+	Group          string         `hcl:"group" doc:"shared subscription group: subscribe to $share/<group>/<filter> so several connections or gateways split the load"`
+	Connections    int            `hcl:"connections" default:"1" doc:"subscriber connections in this process, each with its own decoder and ack queue (needs group when more than 1; at most 64)"`
+	ReceiveMaximum int            `hcl:"receive_maximum" default:"1000" doc:"unacknowledged QoS 1/2 messages the broker may send per connection: the flow control under backpressure (1–65535)"`
+	engine.Batching
+	Format       string                 `hcl:"format" default:"json" doc:"a codec that decodes (docs/codecs), map or sparkplug. json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value; sparkplug: Sparkplug B v3.0 births, data and deaths (topics default to spBv1.0/#)"`
+	Rebirth      bool                   `hcl:"sparkplug_rebirth" default:"true" doc:"format sparkplug: on data that cannot be decoded without a new birth (before any birth, an unknown alias or metric, a sequence gap) publish an NCMD Node Control/Rebirth to that edge node"`
+	RebirthEvery time.Duration          `hcl:"sparkplug_rebirth_interval" default:"5s" doc:"format sparkplug: least time between two rebirth requests to one edge node"`
+	SeqCheck     bool                   `hcl:"sparkplug_seq_check" default:"true" doc:"format sparkplug: reject a message whose seq is not the next of its edge node (and ask for a rebirth); off with group, since a shared subscription neither delivers every message to one connection nor keeps order across connections"`
+	Asset        string                 `hcl:"asset" doc:"asset of points that carry none (a literal)"`
+	AssetExpr    engine.Expr            `hcl:"asset_expr" doc:"asset of points that carry none: an expression over topic (the topic's levels, a list of strings), e.g. topic[1] or 'plant-' + topic[1]"`
+	TagExpr      engine.Expr            `hcl:"tag_expr" doc:"tag of points that carry none (raw: of every point): an expression over topic, e.g. topic[2] or join(topic[2:], '.'); default for raw: the whole topic"`
+	Map          map[string]engine.Expr `hcl:"map" doc:"format map: asset, tag, value, quality and ts, each an expression over payload (the decoded JSON object, numbers as int or float) and topic (the topic's levels), e.g. value = \"payload.sensor.reading * 0.1\"; a value that is missing or null rejects the message"`
+	MaxPayload   engine.Size            `hcl:"max_payload" default:"1MiB" doc:"larger messages are rejected (counted, logged, acknowledged); at most 256MiB, the largest MQTT packet"`
 }
 
 // Spec declares the mqtt source.
@@ -133,10 +132,7 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	if c.ReceiveMaximum < 1 || c.ReceiveMaximum > 65535 {
 		bad.Addf("receive_maximum", "must be between 1 and 65535")
 	}
-	bad.Between("batch_size", int64(c.BatchSize), 1, engine.MaxBatchSize)
-	if c.Linger < 0 {
-		bad.Addf("linger", "must not be negative")
-	}
+	c.Batching.Check(&bad)
 	if c.MaxPayload < 0 || c.MaxPayload > engine.MaxMessageSize { // 0: no limit of its own
 		bad.Addf("max_payload", "must be between 0 and 256MiB")
 	}
