@@ -11,7 +11,6 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -223,7 +222,30 @@ const (
 // a compile error can point inside the string.
 type Expr struct {
 	Src   string
-	Range hcl.Range
+	Range Range
+}
+
+// Range is where something was written in a config file, for errors that
+// name file:line:col. The config loader fills it in; the engine and the
+// components only carry it, so they need no HCL.
+type Range struct {
+	Filename   string
+	Start, End Pos
+}
+
+// String is file:line,col-col (file:line,col-line,col across lines), as HCL
+// writes its ranges.
+func (r Range) String() string {
+	if r.Start.Line == r.End.Line {
+		return fmt.Sprintf("%s:%d,%d-%d", r.Filename, r.Start.Line, r.Start.Column, r.End.Column)
+	}
+	return fmt.Sprintf("%s:%d,%d-%d,%d", r.Filename, r.Start.Line, r.Start.Column, r.End.Line, r.End.Column)
+}
+
+// Pos is a place in a config file: line and column count from 1 (the column
+// in characters), Byte from 0.
+type Pos struct {
+	Line, Column, Byte int
 }
 
 // Size is a byte count written as "512MiB", "1GB" or a plain number.
@@ -238,19 +260,19 @@ type FieldError struct {
 	Err    error
 	// Range, when set, is where the fault is (an attribute inside a nested
 	// block, see BlockPos); it wins over Field's attribute.
-	Range *hcl.Range
+	Range *Range
 }
 
 // BlockPos is where a nested config block and its attributes were written.
 // A block struct with a field `Pos BlockPos` (no hcl tag) gets it filled in,
 // so a constructor can blame an attribute several blocks deep.
 type BlockPos struct {
-	Block hcl.Range
-	Attrs map[string]hcl.Range
+	Block Range
+	Attrs map[string]Range
 }
 
 // At is the range of attribute name, or of the block when it was not written.
-func (p BlockPos) At(name string) *hcl.Range {
+func (p BlockPos) At(name string) *Range {
 	if r, ok := p.Attrs[name]; ok {
 		return &r
 	}
@@ -430,7 +452,12 @@ const (
 // Config struct tags: `hcl:"name"` (optional attribute), `hcl:"name,required"`,
 // `hcl:"name,block"` (a nested block: a struct, pointer to struct or slice of
 // structs), `hcl:"name,label"` (a block label), `default:"…"`, `doc:"…"`,
-// `enum:"a|b|c"`.
+// `enum:"a|b|c"`. An embedded struct without an hcl name is a shared group
+// of attributes (a connection, TLS, authentication): its fields are
+// written flat, as if declared in place, and the embedding field may set
+// the component's own defaults and docs for them with
+// `default.NAME:"…"` and `doc.NAME:"…"`. Types other than the kinds
+// (duration, size, expression) are decoded by config.RegisterType.
 type Spec struct {
 	Kind        ComponentKind
 	Type        string

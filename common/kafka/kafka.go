@@ -30,6 +30,20 @@ type SASL struct {
 	Password  string `hcl:"password,required" doc:"password; use env(\"NAME\") or file(\"path\") rather than a literal"`
 }
 
+// Client is the group of attributes every Kafka-speaking component's config
+// embeds (written flat): who the client is and how it authenticates. The
+// brokers stay with each component, whose rules for them differ.
+type Client struct {
+	ClientID string `hcl:"client_id" default:"flowd" doc:"client id the brokers see"`
+	TLS      *TLS   `hcl:"tls,block" doc:"connect with TLS"`
+	SASL     *SASL  `hcl:"sasl,block" doc:"authenticate with SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"`
+}
+
+// Settings are the client settings of the group (no brokers yet).
+func (c *Client) Settings() Settings {
+	return Settings{ClientID: c.ClientID, TLS: c.TLS, SASL: c.SASL}
+}
+
 // Settings is everything needed to build a producing franz-go client.
 type Settings struct {
 	Brokers  []string

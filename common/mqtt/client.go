@@ -20,13 +20,14 @@ import (
 	"github.com/eclipse/paho.golang/autopaho"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/flowd/flowd/common/tlsconf"
+	"github.com/flowd/flowd/engine"
 )
 
 // TLS is the `tls` block of the mqtt source and sink.
 type TLS = tlsconf.Block
 
-// Settings are the connection settings both components share; each
-// component copies its attributes into them.
+// Settings are the client settings both components connect with, made from
+// their Connection (Connection.Settings).
 type Settings struct {
 	Brokers        []string
 	ClientID       string
@@ -49,6 +50,9 @@ type Settings struct {
 type FieldError struct {
 	Field string
 	Err   error
+	// Range is where the attribute was written, when known (one inside the
+	// tls block).
+	Range *engine.Range
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
@@ -57,13 +61,13 @@ func (e *FieldError) Unwrap() error { return e.Err }
 // ParseBrokers checks broker URLs: mqtt://, mqtts://, ws://, wss:// with a port.
 func ParseBrokers(brokers []string) ([]*url.URL, error) {
 	if len(brokers) == 0 {
-		return nil, &FieldError{"broker", errors.New("at least one broker URL is required")}
+		return nil, &FieldError{Field: "broker", Err: errors.New("at least one broker URL is required")}
 	}
 	var out []*url.URL
 	for _, b := range brokers {
 		u, err := url.Parse(b)
 		if err != nil {
-			return nil, &FieldError{"broker", fmt.Errorf("%q is not a URL: %w", b, err)}
+			return nil, &FieldError{Field: "broker", Err: fmt.Errorf("%q is not a URL: %w", b, err)}
 		}
 		switch u.Scheme {
 		case "mqtt", "tcp":
@@ -78,10 +82,10 @@ func ParseBrokers(brokers []string) ([]*url.URL, error) {
 			}
 		case "ws", "wss":
 		default:
-			return nil, &FieldError{"broker", fmt.Errorf("%q: scheme must be mqtt, mqtts, ws or wss", b)}
+			return nil, &FieldError{Field: "broker", Err: fmt.Errorf("%q: scheme must be mqtt, mqtts, ws or wss", b)}
 		}
 		if u.Hostname() == "" {
-			return nil, &FieldError{"broker", fmt.Errorf("%q has no host", b)}
+			return nil, &FieldError{Field: "broker", Err: fmt.Errorf("%q has no host", b)}
 		}
 		out = append(out, u)
 	}
@@ -103,7 +107,7 @@ func (s *Settings) TLSConfig(urls []*url.URL) (*tls.Config, error) {
 	}
 	cfg, err := s.TLS.Config()
 	if te := (*tlsconf.Error)(nil); errors.As(err, &te) {
-		return nil, &FieldError{te.Field, te.Err}
+		return nil, &FieldError{Field: te.Field, Err: te.Err, Range: te.Range}
 	}
 	return cfg, err
 }
@@ -119,15 +123,15 @@ func (s *Settings) Validate() error {
 	}
 	switch {
 	case s.ClientID == "":
-		errs = append(errs, &FieldError{"client_id", errors.New("must not be empty")})
+		errs = append(errs, &FieldError{Field: "client_id", Err: errors.New("must not be empty")})
 	case len(s.ClientID) > 65535:
-		errs = append(errs, &FieldError{"client_id", errors.New("too long")})
+		errs = append(errs, &FieldError{Field: "client_id", Err: errors.New("too long")})
 	}
 	if s.KeepAlive < 0 || s.KeepAlive > 65535*time.Second {
-		errs = append(errs, &FieldError{"keepalive", errors.New("must be between 0s and 18h")})
+		errs = append(errs, &FieldError{Field: "keepalive", Err: errors.New("must be between 0s and 18h")})
 	}
 	if s.SessionExpiry < 0 || s.SessionExpiry > time.Duration(1<<32-1)*time.Second {
-		errs = append(errs, &FieldError{"session_expiry", errors.New("must be between 0s and 136 years")})
+		errs = append(errs, &FieldError{Field: "session_expiry", Err: errors.New("must be between 0s and 136 years")})
 	}
 	return errors.Join(errs...)
 }

@@ -13,6 +13,8 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/flowd/flowd/engine"
 )
 
 func writeCert(t *testing.T, dir string) (certFile, keyFile string) {
@@ -59,6 +61,36 @@ func TestConfig(t *testing.T) {
 		var te *Error
 		if !errors.As(err, &te) || te.Field != tc.field {
 			t.Errorf("%+v: error %v, want one on %s", tc.b, err, tc.field)
+		}
+	}
+}
+
+// TestErrorRange checks that an error of a block read from a config file
+// says where: at the attribute it is about, or at the block when that
+// attribute was not written; and nowhere for a block made in code.
+func TestErrorRange(t *testing.T) {
+	at := func(line int) engine.Range {
+		return engine.Range{Filename: "p.hcl", Start: engine.Pos{Line: line, Column: 5}, End: engine.Pos{Line: line, Column: 9}}
+	}
+	pos := engine.BlockPos{Block: at(3), Attrs: map[string]engine.Range{"ca_file": at(4), "key_file": at(5)}}
+	for _, c := range []struct {
+		b    Block
+		line int
+	}{
+		{Block{CAFile: "/nonexistent/ca.pem", Pos: pos}, 4},
+		{Block{KeyFile: "k.pem", Pos: pos}, 3}, // cert_file is missing: the block
+		{Block{CAFile: "/nonexistent/ca.pem"}, 0},
+	} {
+		_, err := c.b.Config()
+		var te *Error
+		if !errors.As(err, &te) {
+			t.Fatalf("%+v: %v", c.b, err)
+		}
+		switch {
+		case c.line == 0 && te.ConfigRange() != nil:
+			t.Errorf("%+v: range %v for a block made in code", c.b, te.ConfigRange())
+		case c.line != 0 && (te.ConfigRange() == nil || te.ConfigRange().Start.Line != c.line):
+			t.Errorf("%+v: range %v, want line %d", c.b, te.ConfigRange(), c.line)
 		}
 	}
 }

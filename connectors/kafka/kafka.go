@@ -53,9 +53,8 @@ type Config struct {
 	RebalanceTimeout time.Duration `hcl:"rebalance_timeout" default:"60s" doc:"how long a rebalance may take"`
 	DrainTimeout     time.Duration `hcl:"drain_timeout" default:"10s" doc:"at shutdown, how long to wait for the points in flight to be acknowledged before the last commit"`
 
-	ClientID string       `hcl:"client_id" default:"flowd" doc:"client id the brokers see"`
-	TLS      *ckafka.TLS  `hcl:"tls,block" doc:"connect with TLS (Event Hubs: always; this block may add a CA)"`
-	SASL     *ckafka.SASL `hcl:"sasl,block" doc:"authenticate with SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"`
+	// client_id, tls and sasl, shared with the kafka sink.
+	ckafka.Client `doc.tls:"connect with TLS (Event Hubs: always; this block may add a CA)"`
 }
 
 // Spec declares the kafka source.
@@ -126,7 +125,8 @@ type partState struct {
 // New validates the config and builds the source.
 func New(c *Config, env *engine.Env) (engine.Source, error) {
 	var bad engine.Problems
-	set := ckafka.Settings{ClientID: c.ClientID, TLS: c.TLS, SASL: c.SASL, Logger: env.Logger}
+	set := c.Client.Settings()
+	set.Logger = env.Logger
 	topics := c.Topics
 	sessionTimeout := c.SessionTimeout
 	switch {

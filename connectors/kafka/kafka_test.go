@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flowd/flowd/codecs"
+	ckafka "github.com/flowd/flowd/common/kafka"
 	"github.com/flowd/flowd/engine"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -137,7 +138,7 @@ func newSource(t testing.TB, c Config) *Source {
 	}
 	def := Config{StartOffset: "earliest", MaxPayload: 1 << 20, BatchSize: 7, MaxPollRecords: 100, MaxInFlight: 100000,
 		FetchMaxBytes: 1 << 20, FetchMaxPartitionBytes: 1 << 20, CommitInterval: 100 * time.Millisecond,
-		SessionTimeout: 10 * time.Second, RebalanceTimeout: 10 * time.Second, DrainTimeout: time.Second, ClientID: "flowd-test"}
+		SessionTimeout: 10 * time.Second, RebalanceTimeout: 10 * time.Second, DrainTimeout: time.Second, Client: ckafka.Client{ClientID: "flowd-test"}}
 	if c.BatchSize == 0 {
 		c.BatchSize = def.BatchSize
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+	mqttc "github.com/flowd/flowd/common/mqtt"
 	"github.com/flowd/flowd/engine"
 )
 
@@ -38,8 +39,9 @@ func (o *fakeOutput) count() (batches, points int) {
 }
 
 func testSource(t *testing.T, batch int, linger time.Duration) *Source {
-	c := Config{Broker: "mqtt://127.0.0.1:1883", Topics: []string{"t/#"}, QoS: 1, Connections: 1, ReceiveMaximum: 100,
-		BatchSize: batch, Linger: linger, Format: "json", MaxPayload: 1 << 20, KeepAlive: 30 * time.Second, SessionExpiry: time.Hour}
+	c := Config{Connection: mqttc.Connection{Broker: "mqtt://127.0.0.1:1883", KeepAlive: 30 * time.Second, SessionExpiry: time.Hour},
+		Topics: []string{"t/#"}, QoS: 1, Connections: 1, ReceiveMaximum: 100,
+		Batching: engine.Batching{BatchSize: batch, Linger: linger}, Format: "json", MaxPayload: 1 << 20}
 	src, err := New(&c, &engine.Env{Pipeline: "p", Name: "n", Codecs: codecs.All()})
 	if err != nil {
 		t.Fatal(err)

@@ -168,8 +168,8 @@ func TestDecodeMillisExact(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	base := func() Config {
-		return Config{Broker: "mqtt://127.0.0.1:1883", Topics: []string{"a/#"}, QoS: 1, Connections: 1, ReceiveMaximum: 100,
-			BatchSize: 10, Format: "json", SessionExpiry: time.Hour, KeepAlive: 30 * time.Second}
+		return Config{Connection: mqttc.Connection{Broker: "mqtt://127.0.0.1:1883", SessionExpiry: time.Hour, KeepAlive: 30 * time.Second},
+			Topics: []string{"a/#"}, QoS: 1, Connections: 1, ReceiveMaximum: 100, Batching: engine.Batching{BatchSize: 10}, Format: "json"}
 	}
 	for field, mutate := range map[string]func(*Config){
 		"broker":          func(c *Config) { c.Broker = "http://x" },

@@ -57,10 +57,11 @@ func BenchmarkSourceIngest(b *testing.B) {
 		b.Skip("FLOWD_TEST_MQTT is not set (e2e/services.sh env)")
 	}
 	run := fmt.Sprintf("ingest-%d", time.Now().UnixNano())
-	c := Config{Broker: broker, ClientID: run, Topics: []string{"bench/" + run + "/#"}, QoS: 1, Connections: 1,
-		ReceiveMaximum: 2000, BatchSize: 1000, Linger: 20 * time.Millisecond, Format: "json", MaxPayload: 1 << 20,
+	c := Config{Connection: mqttc.Connection{Broker: broker, ClientID: run,
 		SessionExpiry: 10 * time.Minute, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second,
-		BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second}
+		BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second},
+		Topics: []string{"bench/" + run + "/#"}, QoS: 1, Connections: 1,
+		ReceiveMaximum: 2000, Batching: engine.Batching{BatchSize: 1000, Linger: 20 * time.Millisecond}, Format: "json", MaxPayload: 1 << 20}
 	src, err := New(&c, &engine.Env{Pipeline: "bench", Name: "in", Codecs: codecs.All()})
 	if err != nil {
 		b.Fatal(err)

@@ -29,35 +29,25 @@ type Subscription struct {
 
 // Config is the mqtt source's configuration.
 type Config struct {
-	Broker         string                 `hcl:"broker" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…"`
-	Brokers        []string               `hcl:"brokers" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"several broker URLs, tried in turn (failover); adds to broker"`
-	ClientID       string                 `hcl:"client_id" doc:"client id (default flowd-<pipeline>-<name>); with connections > 1, -<n> is appended. Keep it stable: the broker keeps the session (unacknowledged messages) under it"`
-	Username       string                 `hcl:"username" doc:"user name; use env(\"…\") or file(\"…\") for secrets"`
-	Password       string                 `hcl:"password" doc:"password; use env(\"…\") or file(\"…\")"`
-	CleanStart     bool                   `hcl:"clean_start" doc:"discard the broker session at start; false keeps unacknowledged messages across restarts"`
-	SessionExpiry  time.Duration          `hcl:"session_expiry" default:"1h" doc:"how long the broker keeps the session while flowd is away"`
-	KeepAlive      time.Duration          `hcl:"keepalive" default:"30s" doc:"MQTT keepalive"`
-	ConnectTimeout time.Duration          `hcl:"connect_timeout" default:"10s" doc:"time allowed for one connection attempt"`
-	BackoffMin     time.Duration          `hcl:"backoff_min" default:"200ms" doc:"first reconnect delay"`
-	BackoffMax     time.Duration          `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay (the delay doubles up to it); a connection lost within a minute of coming up counts as a failed attempt, so a session taken over again and again (a duplicate client_id) reconnects at this pace"`
-	TLS            *mqttc.TLS             `hcl:"tls,block" doc:"TLS settings for mqtts:// and wss://"`
-	Topics         []string               `hcl:"topics" doc:"topic filters, subscribed with qos"`
-	Subscriptions  []Subscription         `hcl:"subscription,block" doc:"topic filters with their own QoS"`
-	QoS            int                    `hcl:"qos" default:"1" doc:"QoS of topics: 0 (at most once), 1 or 2 (at least once)"`
-	Group          string                 `hcl:"group" doc:"shared subscription group: subscribe to $share/<group>/<filter> so several connections or gateways split the load"`
-	Connections    int                    `hcl:"connections" default:"1" doc:"subscriber connections in this process, each with its own decoder and ack queue (needs group when more than 1; at most 64)"`
-	ReceiveMaximum int                    `hcl:"receive_maximum" default:"1000" doc:"unacknowledged QoS 1/2 messages the broker may send per connection: the flow control under backpressure (1–65535)"`
-	BatchSize      int                    `hcl:"batch_size" default:"1000" doc:"most points handed to the pipeline at once (at most 1,000,000)"`
-	Linger         time.Duration          `hcl:"linger" default:"20ms" doc:"longest wait to fill a batch"`
-	Format         string                 `hcl:"format" default:"json" doc:"a codec that decodes (docs/codecs), map or sparkplug. json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value; sparkplug: Sparkplug B v3.0 births, data and deaths (topics default to spBv1.0/#)"`
-	Rebirth        bool                   `hcl:"sparkplug_rebirth" default:"true" doc:"format sparkplug: on data that cannot be decoded without a new birth (before any birth, an unknown alias or metric, a sequence gap) publish an NCMD Node Control/Rebirth to that edge node"`
-	RebirthEvery   time.Duration          `hcl:"sparkplug_rebirth_interval" default:"5s" doc:"format sparkplug: least time between two rebirth requests to one edge node"`
-	SeqCheck       bool                   `hcl:"sparkplug_seq_check" default:"true" doc:"format sparkplug: reject a message whose seq is not the next of its edge node (and ask for a rebirth); off with group, since a shared subscription neither delivers every message to one connection nor keeps order across connections"`
-	Asset          string                 `hcl:"asset" doc:"asset of points that carry none (a literal)"`
-	AssetExpr      engine.Expr            `hcl:"asset_expr" doc:"asset of points that carry none: an expression over topic (the topic's levels, a list of strings), e.g. topic[1] or 'plant-' + topic[1]"`
-	TagExpr        engine.Expr            `hcl:"tag_expr" doc:"tag of points that carry none (raw: of every point): an expression over topic, e.g. topic[2] or join(topic[2:], '.'); default for raw: the whole topic"`
-	Map            map[string]engine.Expr `hcl:"map" doc:"format map: asset, tag, value, quality and ts, each an expression over payload (the decoded JSON object, numbers as int or float) and topic (the topic's levels), e.g. value = \"payload.sensor.reading * 0.1\"; a value that is missing or null rejects the message"`
-	MaxPayload     engine.Size            `hcl:"max_payload" default:"1MiB" doc:"larger messages are rejected (counted, logged, acknowledged); at most 256MiB, the largest MQTT packet"`
+	// The connection attributes, shared with the mqtt sink.
+	mqttc.Connection `doc.client_id:"client id (default flowd-<pipeline>-<name>); with connections > 1, -<n> is appended. Keep it stable: the broker keeps the session (unacknowledged messages) under it"`
+
+	Topics         []string       `hcl:"topics" doc:"topic filters, subscribed with qos"`
+	Subscriptions  []Subscription `hcl:"subscription,block" doc:"topic filters with their own QoS"`
+	QoS            int            `hcl:"qos" default:"1" doc:"QoS of topics: 0 (at most once), 1 or 2 (at least once)"`
+	Group          string         `hcl:"group" doc:"shared subscription group: subscribe to $share/<group>/<filter> so several connections or gateways split the load"`
+	Connections    int            `hcl:"connections" default:"1" doc:"subscriber connections in this process, each with its own decoder and ack queue (needs group when more than 1; at most 64)"`
+	ReceiveMaximum int            `hcl:"receive_maximum" default:"1000" doc:"unacknowledged QoS 1/2 messages the broker may send per connection: the flow control under backpressure (1–65535)"`
+	engine.Batching
+	Format       string                 `hcl:"format" default:"json" doc:"a codec that decodes (docs/codecs), map or sparkplug. json: a point object, an array of them, or a tag map {\"Temp\": {\"Value\": 1, \"SourceTimestamp\": \"…\"}}; map: the map attribute picks fields out of any JSON object; raw: the payload as a string value; sparkplug: Sparkplug B v3.0 births, data and deaths (topics default to spBv1.0/#)"`
+	Rebirth      bool                   `hcl:"sparkplug_rebirth" default:"true" doc:"format sparkplug: on data that cannot be decoded without a new birth (before any birth, an unknown alias or metric, a sequence gap) publish an NCMD Node Control/Rebirth to that edge node"`
+	RebirthEvery time.Duration          `hcl:"sparkplug_rebirth_interval" default:"5s" doc:"format sparkplug: least time between two rebirth requests to one edge node"`
+	SeqCheck     bool                   `hcl:"sparkplug_seq_check" default:"true" doc:"format sparkplug: reject a message whose seq is not the next of its edge node (and ask for a rebirth); off with group, since a shared subscription neither delivers every message to one connection nor keeps order across connections"`
+	Asset        string                 `hcl:"asset" doc:"asset of points that carry none (a literal)"`
+	AssetExpr    engine.Expr            `hcl:"asset_expr" doc:"asset of points that carry none: an expression over topic (the topic's levels, a list of strings), e.g. topic[1] or 'plant-' + topic[1]"`
+	TagExpr      engine.Expr            `hcl:"tag_expr" doc:"tag of points that carry none (raw: of every point): an expression over topic, e.g. topic[2] or join(topic[2:], '.'); default for raw: the whole topic"`
+	Map          map[string]engine.Expr `hcl:"map" doc:"format map: asset, tag, value, quality and ts, each an expression over payload (the decoded JSON object, numbers as int or float) and topic (the topic's levels), e.g. value = \"payload.sensor.reading * 0.1\"; a value that is missing or null rejects the message"`
+	MaxPayload   engine.Size            `hcl:"max_payload" default:"1MiB" doc:"larger messages are rejected (counted, logged, acknowledged); at most 256MiB, the largest MQTT packet"`
 }
 
 // Spec declares the mqtt source.
@@ -105,7 +95,7 @@ type Source struct {
 func fieldErr(err error) error {
 	var fe *mqttc.FieldError
 	if errors.As(err, &fe) {
-		return &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err}
+		return &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err, Range: fe.Range}
 	}
 	return err
 }
@@ -113,20 +103,9 @@ func fieldErr(err error) error {
 // New validates the config and builds the source.
 func New(c *Config, env *engine.Env) (engine.Source, error) {
 	s := &Source{cfg: *c, env: env}
-	brokers := append([]string(nil), c.Brokers...)
-	if c.Broker != "" {
-		brokers = append([]string{c.Broker}, brokers...)
-	}
-	s.clientID = c.ClientID
-	if s.clientID == "" {
-		s.clientID = "flowd-" + env.Pipeline + "-" + env.Name
-	}
-	s.settings = mqttc.Settings{
-		Brokers: brokers, ClientID: s.clientID, Username: c.Username, Password: c.Password,
-		CleanStart: c.CleanStart, SessionExpiry: c.SessionExpiry, KeepAlive: c.KeepAlive,
-		ConnectTimeout: c.ConnectTimeout, BackoffMin: c.BackoffMin, BackoffMax: c.BackoffMax, TLS: c.TLS,
-		ReceiveMaximum: uint16(c.ReceiveMaximum),
-	}
+	s.settings = c.Connection.Settings("flowd-" + env.Pipeline + "-" + env.Name)
+	s.settings.ReceiveMaximum = uint16(c.ReceiveMaximum)
+	s.clientID = s.settings.ClientID
 	var bad engine.Problems
 	if err := s.settings.Validate(); err != nil {
 		for _, e := range engine.SplitErrors(err) {
@@ -153,10 +132,7 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	if c.ReceiveMaximum < 1 || c.ReceiveMaximum > 65535 {
 		bad.Addf("receive_maximum", "must be between 1 and 65535")
 	}
-	bad.Between("batch_size", int64(c.BatchSize), 1, engine.MaxBatchSize)
-	if c.Linger < 0 {
-		bad.Addf("linger", "must not be negative")
-	}
+	c.Batching.Check(&bad)
 	if c.MaxPayload < 0 || c.MaxPayload > engine.MaxMessageSize { // 0: no limit of its own
 		bad.Addf("max_payload", "must be between 0 and 256MiB")
 	}

@@ -26,9 +26,8 @@ type Config struct {
 	Map        map[string]engine.Expr `hcl:"map" doc:"format map: asset, tag, value (or values: an object whose entries become one point each), quality and ts, each an expression over payload (the decoded JSON datagram)"`
 	MaxPayload engine.Size            `hcl:"max_payload" default:"64KiB" doc:"larger datagrams are rejected (a UDP datagram holds at most 65,507 bytes)"`
 	Queue      int                    `hcl:"queue" default:"10000" doc:"points held between the socket and the pipeline; when full, datagrams are dropped and counted (reason full); at most 1,000,000"`
-	BatchSize  int                    `hcl:"batch_size" default:"1000" doc:"most points handed to the pipeline at once (at most 1,000,000)"`
-	Linger     time.Duration          `hcl:"linger" default:"20ms" doc:"longest wait to fill a batch"`
-	ReadBuffer engine.Size            `hcl:"read_buffer" default:"4MiB" doc:"socket receive buffer (SO_RCVBUF, capped by net.core.rmem_max): what the kernel holds during a burst (at most 1GiB)"`
+	engine.Batching
+	ReadBuffer engine.Size `hcl:"read_buffer" default:"4MiB" doc:"socket receive buffer (SO_RCVBUF, capped by net.core.rmem_max): what the kernel holds during a burst (at most 1GiB)"`
 }
 
 // Spec declares the udp source.
@@ -76,10 +75,7 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		bad.Addf("max_payload", "must be between 1 byte and 64KiB")
 	}
 	bad.Between("queue", int64(c.Queue), 1, maxQueue)
-	bad.Between("batch_size", int64(c.BatchSize), 1, engine.MaxBatchSize)
-	if c.Linger < 0 {
-		bad.Addf("linger", "must not be negative")
-	}
+	c.Batching.Check(&bad)
 	if c.ReadBuffer < 0 || c.ReadBuffer > maxReadBuffer {
 		bad.Addf("read_buffer", "must be between 0 and 1GiB")
 	}

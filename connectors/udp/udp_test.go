@@ -41,7 +41,7 @@ func (o *output) count() int {
 }
 
 func config(mod func(*Config)) *Config {
-	c := &Config{Listen: "127.0.0.1:0", Format: "json", MaxPayload: 65535, Queue: 100, BatchSize: 10, Linger: 5 * time.Millisecond, ReadBuffer: 4 << 20}
+	c := &Config{Listen: "127.0.0.1:0", Format: "json", MaxPayload: 65535, Queue: 100, Batching: engine.Batching{BatchSize: 10, Linger: 5 * time.Millisecond}, ReadBuffer: 4 << 20}
 	if mod != nil {
 		mod(c)
 	}

@@ -3,7 +3,6 @@ package config
 import (
 	"errors"
 	"fmt"
-	"math"
 	"math/big"
 	"net/url"
 	"reflect"
@@ -11,7 +10,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/flowd/flowd/engine"
 	"github.com/hashicorp/hcl/v2"
@@ -22,8 +20,10 @@ import (
 
 // Field describes one attribute or block of a config struct, read from its tags.
 type Field struct {
-	Name     string
-	Index    int
+	Name string
+	// Index is the field's index sequence (reflect.Value.FieldByIndex): more
+	// than one number for a field of an embedded group.
+	Index    []int
 	Type     reflect.Type
 	Block    bool
 	Label    bool
@@ -42,13 +42,8 @@ func (f Field) TypeName() string {
 }
 
 func typeName(t reflect.Type) string {
-	switch t {
-	case durationType:
-		return "duration"
-	case sizeType:
-		return "size"
-	case exprType:
-		return "expression"
+	if d, ok := typeDecoders[t]; ok {
+		return d.Name
 	}
 	switch t.Kind() {
 	case reflect.String:
@@ -73,27 +68,53 @@ func typeName(t reflect.Type) string {
 }
 
 var (
-	durationType = reflect.TypeFor[time.Duration]()
-	sizeType     = reflect.TypeFor[engine.Size]()
-	exprType     = reflect.TypeFor[engine.Expr]()
 	blockPosType = reflect.TypeFor[engine.BlockPos]()
 	fieldCache   sync.Map // reflect.Type → []Field
 )
 
-// Fields lists a config struct's fields, in declaration order.
+// Fields lists a config struct's fields, in declaration order. The fields of
+// an embedded struct without an hcl name (a shared group such as the MQTT
+// connection settings) take its place in the list, as if written in the
+// embedding struct: the HCL stays flat. The embedding field may override the
+// group's defaults and docs per component with tags default.NAME:"…" and
+// doc.NAME:"…". A name given twice, or an override of a name the group does
+// not have, is a programming error and panics.
 func Fields(t reflect.Type) []Field {
 	if v, ok := fieldCache.Load(t); ok {
 		return v.([]Field)
 	}
+	out := fields(t, nil)
+	seen := make(map[string]bool, len(out))
+	for _, f := range out {
+		if seen[f.Name] && !f.Label {
+			panic(fmt.Sprintf("config: %s: attribute %q declared twice", t, f.Name))
+		}
+		seen[f.Name] = true
+	}
+	fieldCache.Store(t, out)
+	return out
+}
+
+func fields(t reflect.Type, index []int) []Field {
 	var out []Field
 	for i := 0; i < t.NumField(); i++ {
 		sf := t.Field(i)
-		tag, ok := sf.Tag.Lookup("hcl")
-		if !ok || tag == "-" {
+		tag, tagged := sf.Tag.Lookup("hcl")
+		if tag == "-" {
 			continue
 		}
+		idx := append(slices.Clip(index), i)
 		name, opts, _ := strings.Cut(tag, ",")
-		f := Field{Name: name, Index: i, Type: sf.Type, Default: sf.Tag.Get("default"), Doc: sf.Tag.Get("doc")}
+		if sf.Anonymous && sf.Type.Kind() == reflect.Struct && name == "" {
+			group := fields(sf.Type, idx)
+			overrideGroup(t, sf, group)
+			out = append(out, group...)
+			continue
+		}
+		if !tagged {
+			continue
+		}
+		f := Field{Name: name, Index: idx, Type: sf.Type, Default: sf.Tag.Get("default"), Doc: sf.Tag.Get("doc")}
 		for _, o := range strings.Split(opts, ",") {
 			switch o {
 			case "required":
@@ -112,7 +133,55 @@ func Fields(t reflect.Type) []Field {
 		}
 		out = append(out, f)
 	}
-	fieldCache.Store(t, out)
+	return out
+}
+
+// overrideGroup applies the default.NAME and doc.NAME tags of the field that
+// embeds a group to the group's fields.
+func overrideGroup(t reflect.Type, sf reflect.StructField, group []Field) {
+	for _, kv := range tagPairs(sf.Tag) {
+		what, name, ok := strings.Cut(kv[0], ".")
+		if !ok || (what != "default" && what != "doc") {
+			continue
+		}
+		i := slices.IndexFunc(group, func(f Field) bool { return f.Name == name })
+		if i < 0 {
+			panic(fmt.Sprintf("config: %s.%s: tag %s names no attribute of %s", t, sf.Name, kv[0], sf.Type))
+		}
+		if what == "default" {
+			group[i].Default = kv[1]
+		} else {
+			group[i].Doc = kv[1]
+		}
+	}
+}
+
+// tagPairs lists the key:"value" pairs of a struct tag, in order.
+func tagPairs(tag reflect.StructTag) [][2]string {
+	var out [][2]string
+	s := strings.TrimSpace(string(tag))
+	for s != "" {
+		key, rest, ok := strings.Cut(s, ":")
+		if !ok || !strings.HasPrefix(rest, `"`) {
+			panic(fmt.Sprintf("config: malformed struct tag %q", tag))
+		}
+		end := 1
+		for end < len(rest) && rest[end] != '"' {
+			if rest[end] == '\\' {
+				end++
+			}
+			end++
+		}
+		if end >= len(rest) {
+			panic(fmt.Sprintf("config: malformed struct tag %q", tag))
+		}
+		val, err := strconv.Unquote(rest[:end+1])
+		if err != nil {
+			panic(fmt.Sprintf("config: malformed struct tag %q", tag))
+		}
+		out = append(out, [2]string{key, val})
+		s = strings.TrimSpace(rest[end+1:])
+	}
 	return out
 }
 
@@ -148,7 +217,7 @@ func Schema(t reflect.Type) *hcl.BodySchema {
 // value (not pointer) gets its own defaults.
 func ApplyDefaults(v reflect.Value) error {
 	for _, f := range Fields(v.Type()) {
-		fv := v.Field(f.Index)
+		fv := v.FieldByIndex(f.Index)
 		if f.Block && f.Type.Kind() == reflect.Struct {
 			if err := ApplyDefaults(fv); err != nil {
 				return err
@@ -168,7 +237,7 @@ func ApplyDefaults(v reflect.Value) error {
 func setFromString(fv reflect.Value, s string) error {
 	var val cty.Value
 	switch {
-	case fv.Type() == durationType || fv.Type() == sizeType || fv.Kind() == reflect.String:
+	case typeDecoders[fv.Type()].Value != nil || fv.Kind() == reflect.String:
 		val = cty.StringVal(s)
 	case fv.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(s)
@@ -192,7 +261,7 @@ func setFromString(fv reflect.Value, s string) error {
 func DecodeContent(content *hcl.BodyContent, v reflect.Value, ctx *hcl.EvalContext) hcl.Diagnostics {
 	var diags hcl.Diagnostics
 	for _, f := range Fields(v.Type()) {
-		fv := v.Field(f.Index)
+		fv := v.FieldByIndex(f.Index)
 		if f.Block {
 			diags = append(diags, decodeBlocks(content, f, fv, ctx)...)
 			continue
@@ -235,7 +304,7 @@ func decodeBlocks(content *hcl.BodyContent, f Field, fv reflect.Value, ctx *hcl.
 		li := 0
 		for _, lf := range Fields(elem) {
 			if lf.Label && li < len(b.Labels) {
-				ev.Field(lf.Index).SetString(b.Labels[li])
+				ev.FieldByIndex(lf.Index).SetString(b.Labels[li])
 				li++
 			}
 		}
@@ -243,9 +312,9 @@ func decodeBlocks(content *hcl.BodyContent, f Field, fv reflect.Value, ctx *hcl.
 		diags = append(diags, d...)
 		diags = append(diags, DecodeContent(c, ev, ctx)...)
 		if pf := ev.FieldByName("Pos"); pf.IsValid() && pf.Type() == blockPosType {
-			pos := engine.BlockPos{Block: b.DefRange, Attrs: make(map[string]hcl.Range, len(c.Attributes))}
+			pos := engine.BlockPos{Block: toRange(b.DefRange), Attrs: make(map[string]engine.Range, len(c.Attributes))}
 			for n, a := range c.Attributes {
-				pos.Attrs[n] = a.Expr.Range()
+				pos.Attrs[n] = toRange(a.Expr.Range())
 			}
 			pf.Set(reflect.ValueOf(pos))
 		}
@@ -275,36 +344,15 @@ func attrDiag(attr *hcl.Attribute, summary, detail string) *hcl.Diagnostic {
 }
 
 func decodeAttr(attr *hcl.Attribute, f Field, fv reflect.Value, ctx *hcl.EvalContext) hcl.Diagnostics {
-	// An expression map keeps each entry's range, so errors point inside it.
-	if fv.Kind() == reflect.Map && fv.Type().Elem() == exprType {
-		pairs, diags := hcl.ExprMap(attr.Expr)
-		if diags.HasErrors() {
-			return diags
-		}
-		m := reflect.MakeMapWithSize(fv.Type(), len(pairs))
-		for _, kv := range pairs {
-			k, d := kv.Key.Value(ctx)
-			diags = append(diags, d...)
-			if d.HasErrors() {
-				continue
-			}
-			if k.IsNull() || !k.Type().Equals(cty.String) {
-				diags = append(diags, attrDiag(attr, "Invalid key", "Map keys must be names or strings."))
-				continue
-			}
-			x, d := exprFrom(kv.Value, ctx)
-			diags = append(diags, d...)
-			m.SetMapIndex(reflect.ValueOf(k.AsString()), reflect.ValueOf(x))
-		}
-		fv.Set(m)
-		return diags
+	// A type decoded from its expression (an expression keeps its range)
+	// gets the expression; in a map, each entry's, so errors point inside it.
+	if d := typeDecoders[fv.Type()]; d.Expr != nil {
+		return d.Expr(attr.Expr, ctx, fv)
 	}
-	if fv.Type() == exprType {
-		x, diags := exprFrom(attr.Expr, ctx)
-		if !diags.HasErrors() {
-			fv.Set(reflect.ValueOf(x))
+	if fv.Kind() == reflect.Map {
+		if d := typeDecoders[fv.Type().Elem()]; d.Expr != nil {
+			return decodeExprMap(attr, d, fv, ctx)
 		}
-		return diags
 	}
 	val, diags := attr.Expr.Value(ctx)
 	if diags.HasErrors() {
@@ -403,6 +451,32 @@ func redactURL(u string) string {
 	return scheme + "://xxxxx@" + rest[at+1:]
 }
 
+// decodeExprMap decodes a map whose values are decoded from their
+// expressions, keeping each entry's range.
+func decodeExprMap(attr *hcl.Attribute, d TypeDecoder, fv reflect.Value, ctx *hcl.EvalContext) hcl.Diagnostics {
+	pairs, diags := hcl.ExprMap(attr.Expr)
+	if diags.HasErrors() {
+		return diags
+	}
+	m := reflect.MakeMapWithSize(fv.Type(), len(pairs))
+	for _, kv := range pairs {
+		k, dg := kv.Key.Value(ctx)
+		diags = append(diags, dg...)
+		if dg.HasErrors() {
+			continue
+		}
+		if k.IsNull() || !k.Type().Equals(cty.String) {
+			diags = append(diags, attrDiag(attr, "Invalid key", "Map keys must be names or strings."))
+			continue
+		}
+		e := reflect.New(fv.Type().Elem()).Elem()
+		diags = append(diags, d.Expr(kv.Value, ctx, e)...)
+		m.SetMapIndex(reflect.ValueOf(k.AsString()), e)
+	}
+	fv.Set(m)
+	return diags
+}
+
 // exprFrom evaluates an attribute as a string expression and keeps where the
 // string's text starts, so a compile error can point at a column inside it.
 func exprFrom(e hcl.Expression, ctx *hcl.EvalContext) (engine.Expr, hcl.Diagnostics) {
@@ -423,119 +497,7 @@ func exprFrom(e hcl.Expression, ctx *hcl.EvalContext) (engine.Expr, hcl.Diagnost
 		r.Start.Column++
 		r.Start.Byte++
 	}
-	return engine.Expr{Src: val.AsString(), Range: r}, nil
-}
-
-func assign(fv reflect.Value, val cty.Value) error {
-	switch {
-	case fv.Type() == durationType:
-		s, err := asString(val)
-		if err != nil {
-			return fmt.Errorf("a duration like \"500ms\", \"10s\" or \"1h\" is required")
-		}
-		d, err := time.ParseDuration(s)
-		if err != nil || d < 0 {
-			return fmt.Errorf("%q is not a duration; write it like \"500ms\", \"10s\" or \"1h\"", s)
-		}
-		fv.SetInt(int64(d))
-		return nil
-	case fv.Type() == sizeType:
-		if val.Type() == cty.Number {
-			f, _ := val.AsBigFloat().Int64()
-			fv.SetInt(f)
-			return nil
-		}
-		s, err := asString(val)
-		if err != nil {
-			return fmt.Errorf("a size like \"512MiB\" or \"1GB\" is required")
-		}
-		n, err := ParseSize(s)
-		if err != nil {
-			return err
-		}
-		fv.SetInt(n)
-		return nil
-	}
-	switch fv.Kind() {
-	case reflect.String:
-		s, err := asString(val)
-		if err != nil {
-			return fmt.Errorf("a string is required")
-		}
-		fv.SetString(s)
-	case reflect.Bool:
-		v, err := convert.Convert(val, cty.Bool)
-		if err != nil {
-			return fmt.Errorf("true or false is required")
-		}
-		fv.SetBool(v.True())
-	case reflect.Int, reflect.Int64, reflect.Int32, reflect.Uint16, reflect.Uint32, reflect.Uint64:
-		v, err := convert.Convert(val, cty.Number)
-		if err != nil {
-			return fmt.Errorf("a whole number is required")
-		}
-		bf := v.AsBigFloat()
-		if !bf.IsInt() {
-			return fmt.Errorf("a whole number is required, not %s", bf.Text('g', 10))
-		}
-		i, acc := bf.Int64()
-		if acc != big.Exact {
-			return fmt.Errorf("number out of range")
-		}
-		if fv.Kind() >= reflect.Uint && fv.Kind() <= reflect.Uint64 {
-			if i < 0 || fv.OverflowUint(uint64(i)) {
-				return fmt.Errorf("number out of range")
-			}
-			fv.SetUint(uint64(i))
-			return nil
-		}
-		if fv.OverflowInt(i) {
-			return fmt.Errorf("number out of range")
-		}
-		fv.SetInt(i)
-	case reflect.Float64:
-		v, err := convert.Convert(val, cty.Number)
-		if err != nil {
-			return fmt.Errorf("a number is required")
-		}
-		f, _ := v.AsBigFloat().Float64()
-		if math.IsInf(f, 0) {
-			return fmt.Errorf("number out of range")
-		}
-		fv.SetFloat(f)
-	case reflect.Slice:
-		if !val.CanIterateElements() || val.Type().IsMapType() || val.Type().IsObjectType() {
-			return fmt.Errorf("a list is required")
-		}
-		out := reflect.MakeSlice(fv.Type(), 0, val.LengthInt())
-		i := 0
-		for it := val.ElementIterator(); it.Next(); i++ {
-			_, ev := it.Element()
-			e := reflect.New(fv.Type().Elem()).Elem()
-			if err := assign(e, ev); err != nil {
-				return fmt.Errorf("element %d: %w", i, err)
-			}
-			out = reflect.Append(out, e)
-		}
-		fv.Set(out)
-	case reflect.Map:
-		if !(val.Type().IsMapType() || val.Type().IsObjectType()) {
-			return fmt.Errorf("a map like { name = value } is required")
-		}
-		out := reflect.MakeMapWithSize(fv.Type(), val.LengthInt())
-		for it := val.ElementIterator(); it.Next(); {
-			k, ev := it.Element()
-			e := reflect.New(fv.Type().Elem()).Elem()
-			if err := assign(e, ev); err != nil {
-				return fmt.Errorf("%s: %w", k.AsString(), err)
-			}
-			out.SetMapIndex(reflect.ValueOf(k.AsString()), e)
-		}
-		fv.Set(out)
-	default:
-		return fmt.Errorf("unsupported field type %s", fv.Type())
-	}
-	return nil
+	return engine.Expr{Src: val.AsString(), Range: toRange(r)}, nil
 }
 
 func asString(val cty.Value) (string, error) {

@@ -766,6 +766,9 @@ func buildDiag(c *component, err error) *hcl.Diagnostic {
 		Detail: err.Error(), Subject: c.block.DefRange.Ptr()}
 	var fe *engine.FieldError
 	if !errors.As(err, &fe) {
+		if r := configRange(err); r != nil {
+			d.Subject = r
+		}
 		return d
 	}
 	d.Detail = fe.Field + ": " + fe.Err.Error()
@@ -779,7 +782,7 @@ func buildDiag(c *component, err error) *hcl.Diagnostic {
 		d.Subject, d.Context = a.Expr.Range().Ptr(), a.Range.Ptr()
 	}
 	if fe.Expr != nil {
-		r := fe.Expr.Range
+		r := hclRange(fe.Expr.Range)
 		if fe.Offset >= 0 && r.Start.Line == r.End.Line && fe.Offset < len(fe.Expr.Src) {
 			r.Start.Column += fe.Offset
 			r.Start.Byte += fe.Offset
@@ -790,7 +793,22 @@ func buildDiag(c *component, err error) *hcl.Diagnostic {
 		d.Subject = &r
 	}
 	if fe.Range != nil {
-		d.Subject, d.Context = fe.Range, nil
+		r := hclRange(*fe.Range)
+		d.Subject, d.Context = &r, nil
+	} else if r := configRange(fe.Err); r != nil {
+		d.Subject, d.Context = r, nil
 	}
 	return d
+}
+
+// configRange is where an error in err's chain says it was written (a tls
+// block's file that cannot be read: tlsconf.Error), whichever component
+// returned it and however it was wrapped; nil when none says.
+func configRange(err error) *hcl.Range {
+	var at interface{ ConfigRange() *engine.Range }
+	if !errors.As(err, &at) || at.ConfigRange() == nil {
+		return nil
+	}
+	r := hclRange(*at.ConfigRange())
+	return &r
 }

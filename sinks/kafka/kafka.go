@@ -43,9 +43,8 @@ type Config struct {
 	Partitions        int  `hcl:"partitions" default:"-1" doc:"partitions of a created topic (-1: the broker's num.partitions)"`
 	ReplicationFactor int  `hcl:"replication_factor" default:"-1" doc:"replication factor of a created topic (-1: the broker's default)"`
 
-	ClientID string       `hcl:"client_id" default:"flowd" doc:"client id the brokers see"`
-	TLS      *ckafka.TLS  `hcl:"tls,block" doc:"connect with TLS"`
-	SASL     *ckafka.SASL `hcl:"sasl,block" doc:"authenticate with SASL (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512)"`
+	// client_id, tls and sasl, shared with the kafka source.
+	ckafka.Client
 }
 
 // Spec declares the Kafka sink.
@@ -143,12 +142,12 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 
 // Settings maps the config onto the shared client settings.
 func Settings(c *Config) ckafka.Settings {
-	return ckafka.Settings{
-		Brokers: c.Brokers, ClientID: c.ClientID, TLS: c.TLS, SASL: c.SASL,
-		Compression: c.Compression, Acks: c.Acks, Idempotent: c.Idempotent, Partitioner: c.Partitioner,
-		Linger: c.Linger, BatchMaxBytes: int32(c.BatchMaxBytes), MaxBufferedRecords: c.MaxBufferedRecords,
-		DeliveryTimeout: c.DeliveryTimeout, RequestTimeout: c.RequestTimeout,
-	}
+	set := c.Client.Settings()
+	set.Brokers = c.Brokers
+	set.Compression, set.Acks, set.Idempotent, set.Partitioner = c.Compression, c.Acks, c.Idempotent, c.Partitioner
+	set.Linger, set.BatchMaxBytes, set.MaxBufferedRecords = c.Linger, int32(c.BatchMaxBytes), c.MaxBufferedRecords
+	set.DeliveryTimeout, set.RequestTimeout = c.DeliveryTimeout, c.RequestTimeout
+	return set
 }
 
 // Sink produces to Kafka.

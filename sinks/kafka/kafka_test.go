@@ -5,6 +5,7 @@ import (
 	"errors"
 	"github.com/flowd/flowd/codecs"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -21,7 +22,7 @@ func config(brokers ...string) *Config {
 		Partitioner: "default", Acks: "all", Idempotent: true, Compression: "none",
 		BatchMaxBytes: 1 << 20, MaxMessageBytes: 1_000_000, MaxBufferedRecords: 10000,
 		DeliveryTimeout: 10 * time.Second, RequestTimeout: 10 * time.Second,
-		Partitions: -1, ReplicationFactor: -1, ClientID: "flowd",
+		Partitions: -1, ReplicationFactor: -1, Client: ckafka.Client{ClientID: "flowd"},
 	}
 }
 
@@ -142,5 +143,21 @@ func BenchmarkSinkWriteKfake(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*len(pts))/b.Elapsed().Seconds(), "points/s")
 		})
+	}
+}
+
+// TestSettingsFromConfig checks that the client settings carry every
+// attribute they are made of, the shared client group's included.
+func TestSettingsFromConfig(t *testing.T) {
+	c := config("b1:9092", "b2:9092")
+	c.Client = ckafka.Client{ClientID: "me", TLS: &ckafka.TLS{ServerName: "s"}, SASL: &ckafka.SASL{Mechanism: "PLAIN", Username: "u", Password: "p"}}
+	c.Linger = time.Millisecond
+	got := Settings(c)
+	want := ckafka.Settings{Brokers: c.Brokers, ClientID: "me", TLS: c.TLS, SASL: c.SASL,
+		Compression: "none", Acks: "all", Idempotent: true, Partitioner: "default",
+		Linger: time.Millisecond, BatchMaxBytes: 1 << 20, MaxBufferedRecords: 10000,
+		DeliveryTimeout: 10 * time.Second, RequestTimeout: 10 * time.Second}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got %+v\nwant %+v", got, want)
 	}
 }

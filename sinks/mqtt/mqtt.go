@@ -23,27 +23,19 @@ import (
 
 // Config is the mqtt sink's configuration.
 type Config struct {
-	Broker         string        `hcl:"broker" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"broker URL: mqtt://host:1883, mqtts://host:8883, ws://host/mqtt or wss://…"`
-	Brokers        []string      `hcl:"brokers" scheme:"mqtt|mqtts|ws|wss|tcp|ssl|tls" doc:"several broker URLs, tried in turn (failover); adds to broker"`
-	ClientID       string        `hcl:"client_id" doc:"client id (default flowd-<pipeline>-sink-<name>)"`
-	Username       string        `hcl:"username" doc:"user name; use env(\"…\") or file(\"…\") for secrets"`
-	Password       string        `hcl:"password" doc:"password; use env(\"…\") or file(\"…\")"`
-	CleanStart     bool          `hcl:"clean_start" default:"true" doc:"start a new broker session on the first connection (unacknowledged batches are retried by the engine either way)"`
-	SessionExpiry  time.Duration `hcl:"session_expiry" default:"0s" doc:"how long the broker keeps the session after a disconnect"`
-	KeepAlive      time.Duration `hcl:"keepalive" default:"30s" doc:"MQTT keepalive"`
-	ConnectTimeout time.Duration `hcl:"connect_timeout" default:"10s" doc:"time allowed for one connection attempt"`
-	BackoffMin     time.Duration `hcl:"backoff_min" default:"200ms" doc:"first reconnect delay"`
-	BackoffMax     time.Duration `hcl:"backoff_max" default:"30s" doc:"longest reconnect delay; a connection lost within a minute of coming up counts as a failed attempt, so a session taken over again and again (a duplicate client_id) reconnects at this pace"`
-	TLS            *mqttc.TLS    `hcl:"tls,block" doc:"TLS settings for mqtts:// and wss://"`
-	Topic          string        `hcl:"topic" doc:"topic to publish to (a literal)"`
-	TopicExpr      engine.Expr   `hcl:"topic_expr" doc:"topic per point: an expression over the point (asset, tag, value, quality, attrs.NAME, …), e.g. 'plant/' + asset + '/' + tag; a point whose topic cannot be computed or is empty is rejected (dead letter, reason topic)"`
-	QoS            int           `hcl:"qos" default:"1" doc:"0, 1 or 2; at 1 and 2 a batch is acknowledged upstream only after every PUBACK/PUBCOMP"`
-	Retain         bool          `hcl:"retain" doc:"publish retained messages"`
-	Format         string        `hcl:"format" default:"json" doc:"a codec that encodes (docs/codecs), or sparkplug. json: a message per point; json_batch: a message per topic per batch (an array, split to stay under max_message_bytes); asset_json: a message per asset per batch; sparkplug: flowd is a Sparkplug B edge node (sparkplug_group, sparkplug_edge_node; topic is not used): assets are devices, tags are metrics"`
-	SpGroup        string        `hcl:"sparkplug_group" doc:"format sparkplug: the Sparkplug group id"`
-	SpNode         string        `hcl:"sparkplug_edge_node" doc:"format sparkplug: the edge node id (default flowd-<pipeline>-<name>)"`
-	MaxInflight    int           `hcl:"max_inflight" default:"256" doc:"publishes waiting for their acknowledgement at once (1–65535, the packet identifiers MQTT has)"`
-	UserProperties bool          `hcl:"user_properties" default:"true" doc:"format json: add the point's source timestamp (ts), asset and tag as MQTT v5 user properties"`
+	// The connection attributes, shared with the mqtt source; a sink keeps no
+	// session of its own by default (the engine retries unacknowledged batches).
+	mqttc.Connection `doc.client_id:"client id (default flowd-<pipeline>-sink-<name>)" default.clean_start:"true" doc.clean_start:"start a new broker session on the first connection (unacknowledged batches are retried by the engine either way)" default.session_expiry:"0s" doc.session_expiry:"how long the broker keeps the session after a disconnect" doc.backoff_max:"longest reconnect delay; a connection lost within a minute of coming up counts as a failed attempt, so a session taken over again and again (a duplicate client_id) reconnects at this pace"`
+
+	Topic          string      `hcl:"topic" doc:"topic to publish to (a literal)"`
+	TopicExpr      engine.Expr `hcl:"topic_expr" doc:"topic per point: an expression over the point (asset, tag, value, quality, attrs.NAME, …), e.g. 'plant/' + asset + '/' + tag; a point whose topic cannot be computed or is empty is rejected (dead letter, reason topic)"`
+	QoS            int         `hcl:"qos" default:"1" doc:"0, 1 or 2; at 1 and 2 a batch is acknowledged upstream only after every PUBACK/PUBCOMP"`
+	Retain         bool        `hcl:"retain" doc:"publish retained messages"`
+	Format         string      `hcl:"format" default:"json" doc:"a codec that encodes (docs/codecs), or sparkplug. json: a message per point; json_batch: a message per topic per batch (an array, split to stay under max_message_bytes); asset_json: a message per asset per batch; sparkplug: flowd is a Sparkplug B edge node (sparkplug_group, sparkplug_edge_node; topic is not used): assets are devices, tags are metrics"`
+	SpGroup        string      `hcl:"sparkplug_group" doc:"format sparkplug: the Sparkplug group id"`
+	SpNode         string      `hcl:"sparkplug_edge_node" doc:"format sparkplug: the edge node id (default flowd-<pipeline>-<name>)"`
+	MaxInflight    int         `hcl:"max_inflight" default:"256" doc:"publishes waiting for their acknowledgement at once (1–65535, the packet identifiers MQTT has)"`
+	UserProperties bool        `hcl:"user_properties" default:"true" doc:"format json: add the point's source timestamp (ts), asset and tag as MQTT v5 user properties"`
 
 	// Shared framing (engine/codec): the same limit as the kafka and eventhubs sinks.
 	MaxMessageBytes engine.Size `hcl:"max_message_bytes" default:"0" doc:"largest payload (0: no limit); a json_batch is split below it, a single point (or asset) above it is rejected (reason too_large), as in the kafka and eventhubs sinks"`
@@ -89,25 +81,14 @@ type Sink struct {
 // New validates the config and builds the sink; it connects on Connect.
 func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	s := &Sink{cfg: *c, env: env}
-	brokers := append([]string(nil), c.Brokers...)
-	if c.Broker != "" {
-		brokers = append([]string{c.Broker}, brokers...)
-	}
-	s.clientID = c.ClientID
-	if s.clientID == "" {
-		s.clientID = "flowd-" + env.Pipeline + "-sink-" + env.Name
-	}
-	s.settings = mqttc.Settings{
-		Brokers: brokers, ClientID: s.clientID, Username: c.Username, Password: c.Password,
-		CleanStart: c.CleanStart, SessionExpiry: c.SessionExpiry, KeepAlive: c.KeepAlive,
-		ConnectTimeout: c.ConnectTimeout, BackoffMin: c.BackoffMin, BackoffMax: c.BackoffMax, TLS: c.TLS,
-	}
+	s.settings = c.Connection.Settings("flowd-" + env.Pipeline + "-sink-" + env.Name)
+	s.clientID = s.settings.ClientID
 	var bad engine.Problems
 	if err := s.settings.Validate(); err != nil {
 		for _, e := range engine.SplitErrors(err) {
 			var fe *mqttc.FieldError
 			if errors.As(e, &fe) {
-				bad.Add(fe.Field, fe.Err)
+				bad = append(bad, &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err, Range: fe.Range})
 			} else {
 				bad = append(bad, e)
 			}

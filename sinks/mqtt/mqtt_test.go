@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	mqttc "github.com/flowd/flowd/common/mqtt"
 	"github.com/flowd/flowd/engine"
 )
 
@@ -108,10 +109,10 @@ func TestMessagesFormats(t *testing.T) {
 
 func TestConfigErrors(t *testing.T) {
 	for field, c := range map[string]Config{
-		"topic":      {Broker: "mqtt://h", QoS: 1, MaxInflight: 1},
-		"topic_expr": {Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "'a/' + asset + tgs"}},
-		"qos":        {Broker: "mqtt://h", QoS: 5, MaxInflight: 1, Topic: "t"},
-		"broker":     {Broker: "udp://h", QoS: 1, MaxInflight: 1, Topic: "t"},
+		"topic":      {Connection: mqttc.Connection{Broker: "mqtt://h"}, QoS: 1, MaxInflight: 1},
+		"topic_expr": {Connection: mqttc.Connection{Broker: "mqtt://h"}, QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "'a/' + asset + tgs"}},
+		"qos":        {Connection: mqttc.Connection{Broker: "mqtt://h"}, QoS: 5, MaxInflight: 1, Topic: "t"},
+		"broker":     {Connection: mqttc.Connection{Broker: "udp://h"}, QoS: 1, MaxInflight: 1, Topic: "t"},
 	} {
 		_, err := New(&c, &engine.Env{Pipeline: "p", Name: "n", Codecs: codecs.All()})
 		var fe *engine.FieldError
@@ -119,17 +120,17 @@ func TestConfigErrors(t *testing.T) {
 			t.Errorf("%s: got %v", field, err)
 		}
 	}
-	c := Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "'a/' + asset + tgs"}}
+	c := Config{Connection: mqttc.Connection{Broker: "mqtt://h"}, QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "'a/' + asset + tgs"}}
 	_, err := New(&c, &engine.Env{Codecs: codecs.All()})
 	var fe *engine.FieldError
 	if !errors.As(err, &fe) || fe.Offset != 15 || fe.Expr == nil {
 		t.Errorf("compile error should point at the unknown name (offset 15): %#v", fe)
 	}
-	c = Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "ts"}}
+	c = Config{Connection: mqttc.Connection{Broker: "mqtt://h"}, QoS: 1, MaxInflight: 1, TopicExpr: engine.Expr{Src: "ts"}}
 	if _, err := New(&c, &engine.Env{Codecs: codecs.All()}); err == nil {
 		t.Error("a topic_expr giving an int should be refused")
 	}
-	c = Config{Broker: "mqtt://h", QoS: 1, MaxInflight: 1, Topic: "a/+"}
+	c = Config{Connection: mqttc.Connection{Broker: "mqtt://h"}, QoS: 1, MaxInflight: 1, Topic: "a/+"}
 	if _, err := New(&c, &engine.Env{Codecs: codecs.All()}); err == nil {
 		t.Error("a wildcard in topic should be refused")
 	}

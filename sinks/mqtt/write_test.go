@@ -63,8 +63,8 @@ func TestWriteAllAgainstBroker(t *testing.T) {
 		t.Fatal("not subscribed")
 	}
 
-	c := Config{Broker: broker, ClientID: run + "-pub", TopicExpr: engine.Expr{Src: "'" + run + "/' + tag"}, Format: "json",
-		QoS: 1, MaxInflight: inflight, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second}
+	c := Config{Connection: mqttc.Connection{Broker: broker, ClientID: run + "-pub", KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second},
+		TopicExpr: engine.Expr{Src: "'" + run + "/' + tag"}, Format: "json", QoS: 1, MaxInflight: inflight}
 	sk, err := New(&c, &engine.Env{Pipeline: "p", Name: "n", Codecs: codecs.All(), Logger: slog.New(slog.NewTextHandler(os.Stderr, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -100,8 +100,8 @@ func BenchmarkWriteBroker(b *testing.B) {
 	}
 	ctx := context.Background()
 	run := fmt.Sprintf("sinkbench-%d", time.Now().UnixNano())
-	c := Config{Broker: broker, ClientID: run, TopicExpr: engine.Expr{Src: "'" + run + "/' + asset + '/' + tag"}, Format: "json",
-		QoS: 1, MaxInflight: 256, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second}
+	c := Config{Connection: mqttc.Connection{Broker: broker, ClientID: run, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second},
+		TopicExpr: engine.Expr{Src: "'" + run + "/' + asset + '/' + tag"}, Format: "json", QoS: 1, MaxInflight: 256}
 	sk, err := New(&c, &engine.Env{Pipeline: "p", Name: "n", Codecs: codecs.All()})
 	if err != nil {
 		b.Fatal(err)
@@ -136,9 +136,9 @@ func TestWriteRetriesOnlyUnacknowledged(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
 	run := fmt.Sprintf("sinkpartial-%d", time.Now().UnixNano())
-	c := Config{Broker: broker, ClientID: run + "-pub", Topic: run, Format: "json",
-		QoS: 1, MaxInflight: 1, KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second,
-		BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second}
+	c := Config{Connection: mqttc.Connection{Broker: broker, ClientID: run + "-pub", KeepAlive: 30 * time.Second, ConnectTimeout: 10 * time.Second,
+		BackoffMin: 200 * time.Millisecond, BackoffMax: time.Second},
+		Topic: run, Format: "json", QoS: 1, MaxInflight: 1}
 	sk, err := New(&c, &engine.Env{Pipeline: "p", Name: "n", Codecs: codecs.All()})
 	if err != nil {
 		t.Fatal(err)
