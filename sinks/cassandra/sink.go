@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -403,9 +402,9 @@ func (s *Sink) Close(ctx context.Context) error {
 	return nil
 }
 
-// retryPolicy retries idempotent writes with exponential backoff and jitter,
-// waiting on the request's context; errors about the request itself are not
-// retried.
+// retryPolicy is gocql's RetryPolicy over engine.Backoff: it retries
+// idempotent writes with exponential backoff and jitter, waiting on the
+// request's context; errors about the request itself are not retried.
 type retryPolicy struct {
 	n        int
 	min, max time.Duration
@@ -416,9 +415,7 @@ func (r *retryPolicy) Attempt(q gocql.RetryableQuery) bool {
 	if q.Attempts() > r.n {
 		return false
 	}
-	d := min(r.min<<min(q.Attempts()-1, 16), r.max)
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
+	t := time.NewTimer(r.delay(q.Attempts()))
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -429,6 +426,12 @@ func (r *retryPolicy) Attempt(q gocql.RetryableQuery) bool {
 	case <-q.Context().Done():
 		return false
 	}
+}
+
+// delay is the wait before the next try after attempts tries (gocql counts
+// the first one).
+func (r *retryPolicy) delay(attempts int) time.Duration {
+	return engine.Backoff(r.min, r.max, attempts-1)
 }
 
 func (r *retryPolicy) GetRetryType(err error) gocql.RetryType {
