@@ -97,9 +97,9 @@ type Source struct {
 	ackFailed prometheus.Counter
 	rebirths  prometheus.Counter // format sparkplug: rebirth requests published
 	unacked   atomic.Int64
-	rejectLog logLimiter
+	rejectLog engine.LogLimiter
 	up        atomic.Int32
-	errLog    mqttc.ErrorLog
+	errLog    engine.MessageLogLimiter
 }
 
 func fieldErr(err error) error {
@@ -112,7 +112,8 @@ func fieldErr(err error) error {
 
 // New validates the config and builds the source.
 func New(c *Config, env *engine.Env) (engine.Source, error) {
-	s := &Source{cfg: *c, env: env}
+	s := &Source{cfg: *c, env: env, rejectLog: engine.LogLimiter{Every: 10 * time.Second, Burst: 20},
+		errLog: engine.MessageLogLimiter{Every: mqttc.ErrorLogWindow}}
 	brokers := append([]string(nil), c.Brokers...)
 	if c.Broker != "" {
 		brokers = append([]string{c.Broker}, brokers...)
@@ -612,7 +613,7 @@ func (s *Source) reject(m message, err error, st *settle) {
 		Attrs: map[string]string{"mqtt_topic": m.pub.Topic}}
 	st.add()
 	s.env.RejectAck([]engine.Point{p}, "decode", fmt.Errorf("topic %s: %w", m.pub.Topic, err), st.done)
-	if ok, suppressed := s.rejectLog.allow(time.Now()); ok && s.env.Logger != nil {
+	if ok, suppressed := s.rejectLog.Allow(time.Now()); ok && s.env.Logger != nil {
 		s.env.Logger.Warn("mqtt payload rejected", "topic", m.pub.Topic, "bytes", len(m.pub.Payload), "err", err.Error(), "suppressed_before", suppressed)
 	}
 }
@@ -638,30 +639,4 @@ func (s *Source) requestRebirth(ctx context.Context, m message, err error) {
 	if s.env.Logger != nil {
 		s.env.Logger.Info("sparkplug rebirth requested", "topic", cmd.Topic, "reason", re.Err.Error())
 	}
-}
-
-// logLimiter lets a burst of lines through per window and counts the rest.
-type logLimiter struct {
-	mu         sync.Mutex
-	window     time.Time
-	n          int
-	suppressed int
-}
-
-const rejectLogsPerWindow = 20
-
-func (l *logLimiter) allow(now time.Time) (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.window) > 10*time.Second {
-		l.window, l.n = now, 0
-	}
-	if l.n >= rejectLogsPerWindow {
-		l.suppressed++
-		return false, 0
-	}
-	l.n++
-	s := l.suppressed
-	l.suppressed = 0
-	return true, s
 }

@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -455,16 +454,17 @@ func (r *retryPolicy) GetRetryType(err error) gocql.RetryType {
 // info as debug, and its errors and warnings at most one per 5 s (the driver
 // reports every failed reconnection while a node is down).
 type slogAdapter struct {
-	l    *slog.Logger
-	last *atomic.Int64
+	l   *slog.Logger
+	lim *engine.LogLimiter
 }
 
-func newSlogAdapter(l *slog.Logger) slogAdapter { return slogAdapter{l: l, last: new(atomic.Int64)} }
+func newSlogAdapter(l *slog.Logger) slogAdapter {
+	return slogAdapter{l: l, lim: &engine.LogLimiter{Every: 5 * time.Second}}
+}
 
 func (a slogAdapter) allow() bool {
-	now := time.Now().UnixNano()
-	last := a.last.Load()
-	return now-last >= int64(5*time.Second) && a.last.CompareAndSwap(last, now)
+	ok, _ := a.lim.Allow(time.Now())
+	return ok
 }
 
 func attrs(fields []gocql.LogField) []any {

@@ -79,7 +79,7 @@ type Sink struct {
 	cm      *autopaho.ConnectionManager
 	cancel  context.CancelFunc
 	lastErr atomic.Pointer[string]
-	errLog  mqttc.ErrorLog
+	errLog  engine.MessageLogLimiter
 	buf     []byte
 	sent    []bool // per message of the current Write: acknowledged
 
@@ -88,7 +88,7 @@ type Sink struct {
 
 // New validates the config and builds the sink; it connects on Connect.
 func New(c *Config, env *engine.Env) (engine.Sink, error) {
-	s := &Sink{cfg: *c, env: env}
+	s := &Sink{cfg: *c, env: env, errLog: engine.MessageLogLimiter{Every: mqttc.ErrorLogWindow}}
 	brokers := append([]string(nil), c.Brokers...)
 	if c.Broker != "" {
 		brokers = append([]string{c.Broker}, brokers...)
