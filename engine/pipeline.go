@@ -403,9 +403,7 @@ func (n *node) runSource() {
 	ctx := n.p.soft
 	var bo backoff
 	for ctx.Err() == nil {
-		if !n.connect(ctx) {
-			break
-		}
+		n.setState(StateConnected, nil) // a source connects inside Run
 		err := src.Run(ctx, n)
 		if err == nil {
 			n.p.log.Info("source ended", "component", n.id)
