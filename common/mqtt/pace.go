@@ -58,7 +58,7 @@ func (p *pacer) delay(attempt int) time.Duration {
 	p.mu.Lock()
 	n := attempt + p.flaps
 	p.mu.Unlock()
-	return Backoff(p.lo, p.hi)(n)
+	return reconnectDelay(p.lo, p.hi, n)
 }
 
 // ErrorLogWindow is how often one repeated connection error is logged (with
