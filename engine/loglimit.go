@@ -2,6 +2,7 @@ package engine
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -13,26 +14,43 @@ type LogLimiter struct {
 	Every time.Duration // 0: 5 s
 	Burst int           // lines per Every; 0: 1
 
+	// While the window is full, Allow only counts, without the lock: the
+	// engine asks once per rejected point of a batch.
+	fullUntil atomic.Int64 // end of the full window; 0: not full
+	fastHeld  atomic.Int64 // lines held back that way
+
 	mu         sync.Mutex
-	start      time.Time // of the current window
-	n          int       // lines let through in it
-	suppressed int       // lines held back since the last one let through
+	started    bool
+	start      int64 // of the current window
+	n          int   // lines let through in it
+	suppressed int   // lines held back since the last one let through
 }
 
-// Allow reports whether a line may be written at now, and how many were held
-// back since the last one that was.
-func (l *LogLimiter) Allow(now time.Time) (ok bool, suppressed int) {
+// Allow reports whether a line may be written at now (Now(): monotonic
+// nanoseconds, cheaper than time.Now), and how many were held back since the
+// last one that was.
+func (l *LogLimiter) Allow(now int64) (ok bool, suppressed int) {
+	if end := l.fullUntil.Load(); end != 0 && now < end {
+		l.fastHeld.Add(1)
+		return false, 0
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.start.IsZero() || now.Sub(l.start) >= l.every() {
-		l.start, l.n = now, 0
+	if !l.started || now-l.start >= int64(l.every()) {
+		l.started, l.start, l.n = true, now, 0
+		l.fullUntil.Store(0)
 	}
-	if l.n >= max(l.Burst, 1) {
+	burst := max(l.Burst, 1)
+	if l.n >= burst {
 		l.suppressed++
 		return false, 0
 	}
 	l.n++
-	suppressed, l.suppressed = l.suppressed, 0
+	if l.n == burst {
+		l.fullUntil.Store(l.start + int64(l.every()))
+	}
+	suppressed = l.suppressed + int(l.fastHeld.Swap(0))
+	l.suppressed = 0
 	return true, suppressed
 }
 
@@ -51,9 +69,9 @@ type MessageLogLimiter struct {
 // maxLimitedMessages bounds the messages a MessageLogLimiter remembers.
 const maxLimitedMessages = 64
 
-// Allow reports whether msg may be written at now, and how many times it was
-// held back since it last was.
-func (m *MessageLogLimiter) Allow(msg string, now time.Time) (ok bool, suppressed int) {
+// Allow reports whether msg may be written at now (Now()), and how many times
+// it was held back since it last was.
+func (m *MessageLogLimiter) Allow(msg string, now int64) (ok bool, suppressed int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if l := m.seen[msg]; l != nil {
@@ -86,8 +104,8 @@ func (l *LogLimiter) every() time.Duration {
 
 // expired reports whether the limiter's window has ended, so that it may be
 // forgotten (with the count of lines it held back).
-func (l *LogLimiter) expired(now time.Time) bool {
+func (l *LogLimiter) expired(now int64) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return now.Sub(l.start) >= l.every()
+	return now-l.start >= int64(l.every())
 }

@@ -817,7 +817,7 @@ func (b *backoff) wait(ctx context.Context) bool {
 // logAllowed reports whether the node may write a warning or error line now
 // (one per 5 s).
 func (n *node) logAllowed() bool {
-	ok, _ := n.logLimit.Allow(time.Now())
+	ok, _ := n.logLimit.Allow(Now())
 	return ok
 }
 

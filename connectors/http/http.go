@@ -416,7 +416,7 @@ func (s *Source) reject(r *http.Request, body []byte, err error) <-chan error {
 	}
 	p := engine.Point{Tag: r.URL.Path, Value: engine.String(string(body)), Quality: engine.Bad, TS: time.Now().UnixNano(),
 		Attrs: map[string]string{"http_path": r.URL.Path}}
-	if ok, suppressed := s.rejectLog.Allow(time.Now()); ok && s.env.Logger != nil {
+	if ok, suppressed := s.rejectLog.Allow(engine.Now()); ok && s.env.Logger != nil {
 		s.env.Logger.Warn("http body rejected", "path", r.URL.Path, "bytes", len(body), "err", err.Error(), "suppressed_before", suppressed)
 	}
 	done := make(chan error, 1)

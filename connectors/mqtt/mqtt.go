@@ -361,7 +361,7 @@ const ackFlushTimeout = 2 * time.Second
 func (s *Source) connError(err error) {
 	msg := err.Error()
 	s.env.SetState(engine.StateFailing, err)
-	if ok, repeats := s.errLog.Allow(msg, time.Now()); ok && s.env.Logger != nil {
+	if ok, repeats := s.errLog.Allow(msg, engine.Now()); ok && s.env.Logger != nil {
 		s.env.Logger.Error("mqtt connection failed", "err", msg, "repeats", repeats)
 	}
 }
@@ -613,7 +613,7 @@ func (s *Source) reject(m message, err error, st *settle) {
 		Attrs: map[string]string{"mqtt_topic": m.pub.Topic}}
 	st.add()
 	s.env.RejectAck([]engine.Point{p}, "decode", fmt.Errorf("topic %s: %w", m.pub.Topic, err), st.done)
-	if ok, suppressed := s.rejectLog.Allow(time.Now()); ok && s.env.Logger != nil {
+	if ok, suppressed := s.rejectLog.Allow(engine.Now()); ok && s.env.Logger != nil {
 		s.env.Logger.Warn("mqtt payload rejected", "topic", m.pub.Topic, "bytes", len(m.pub.Payload), "err", err.Error(), "suppressed_before", suppressed)
 	}
 }

@@ -463,7 +463,7 @@ func newSlogAdapter(l *slog.Logger) slogAdapter {
 }
 
 func (a slogAdapter) allow() bool {
-	ok, _ := a.lim.Allow(time.Now())
+	ok, _ := a.lim.Allow(engine.Now())
 	return ok
 }
 

@@ -245,7 +245,7 @@ func (s *Sink) connError(err error) {
 	msg := err.Error()
 	s.env.SetState(engine.StateFailing, err)
 	s.lastErr.Store(&msg)
-	if ok, repeats := s.errLog.Allow(msg, time.Now()); ok && s.env.Logger != nil {
+	if ok, repeats := s.errLog.Allow(msg, engine.Now()); ok && s.env.Logger != nil {
 		s.env.Logger.Error("mqtt connection failed", "err", msg, "repeats", repeats)
 	}
 }
