@@ -198,8 +198,9 @@ type WriteSizer interface {
 	WriteSize() int
 }
 
-// Connector is implemented by components that open a connection before use.
-// The engine retries Connect with backoff until it succeeds or shutdown.
+// Connector is implemented by sinks that open a connection before use. The
+// engine retries Connect with backoff until it succeeds or shutdown. Sources
+// connect (and reconnect) inside Run; the engine does not call their Connect.
 type Connector interface {
 	Connect(ctx context.Context) error
 }

@@ -194,7 +194,7 @@ func (n *node) settleAsync(ctx context.Context, results chan settled, mu *sync.M
 		}
 		failing = true
 		n.setState(StateFailing, err)
-		if n.logLimit.allow() {
+		if n.logAllowed() {
 			n.p.log.Error("write failed; retrying", "component", n.id, "points", len(f.pts), "err", err)
 		}
 		wg.Add(1)

@@ -109,7 +109,7 @@ type node struct {
 	state     State
 	lastErr   string
 	errAt     time.Time
-	logLimit  rateLimiter
+	logLimit  LogLimiter // one line per 5 s
 	rateIn    rateMeter
 	rateOut   rateMeter
 	reconnect atomic.Int64
@@ -183,7 +183,7 @@ func (n *node) deadLetters(points []Point, reason string, err error) []Point {
 		return nil
 	}
 	n.dropped(len(points), reason)
-	if n.logLimit.allow() {
+	if n.logAllowed() {
 		n.p.log.Warn("points rejected", "component", n.id, "reason", reason, "points", len(points), "err", err)
 	}
 	dl := n.p.dead
@@ -391,7 +391,7 @@ func (n *node) connect(ctx context.Context) bool {
 		}
 		n.setState(StateFailing, err)
 		n.reconnect.Add(1)
-		if n.logLimit.allow() {
+		if n.logAllowed() {
 			n.p.log.Error("connect failed", "component", n.id, "err", err)
 		}
 		if !bo.wait(ctx) {
@@ -416,9 +416,7 @@ func (n *node) runSource() {
 	ctx := n.p.soft
 	var bo backoff
 	for ctx.Err() == nil {
-		if !n.connect(ctx) {
-			break
-		}
+		n.setState(StateConnected, nil) // a source connects inside Run
 		err := src.Run(ctx, n)
 		if err == nil {
 			n.p.log.Info("source ended", "component", n.id)
@@ -684,7 +682,7 @@ func (n *node) deliver(ctx context.Context, b Batch) bool {
 			return false
 		}
 		n.setState(StateFailing, err)
-		if n.logLimit.allow() {
+		if n.logAllowed() {
 			n.p.log.Error("write failed; retrying", "component", n.id, "points", len(pts), "err", err)
 		}
 		if !bo.wait(ctx) {
@@ -761,7 +759,7 @@ func (n *node) settle(pts []Point, we *WriteError, a *ack) (retry []Point, rejec
 		out[r.Index] = outRejected
 		rejected = true
 		n.dropped(1, r.Reason)
-		if n.logLimit.allow() {
+		if n.logAllowed() {
 			n.p.log.Warn("points rejected", "component", n.id, "reason", r.Reason, "err", r.Err)
 		}
 		if dl := n.p.dead; dl != nil && dl != n {
@@ -829,16 +827,11 @@ func (b *backoff) wait(ctx context.Context) bool {
 	}
 }
 
-// rateLimiter lets one log line through per interval (5 s).
-type rateLimiter struct{ last atomic.Int64 }
-
-func (r *rateLimiter) allow() bool {
-	now := Now()
-	last := r.last.Load()
-	if now-last < int64(5*time.Second) && last != 0 {
-		return false
-	}
-	return r.last.CompareAndSwap(last, now)
+// logAllowed reports whether the node may write a warning or error line now
+// (one per 5 s).
+func (n *node) logAllowed() bool {
+	ok, _ := n.logLimit.Allow(Now())
+	return ok
 }
 
 func (p *pipeline) String() string { return fmt.Sprintf("pipeline %q", p.cfg.Name) }

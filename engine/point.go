@@ -252,7 +252,8 @@ func (q Quality) String() string {
 	return "good"
 }
 
-// ParseQuality accepts good, uncertain and bad (case-sensitive, as emitted).
+// ParseQuality accepts good, uncertain and bad in lower case (as emitted),
+// title case or upper case, and "" as good; other spellings are refused.
 func ParseQuality(s string) (Quality, bool) {
 	switch s {
 	case "good", "Good", "GOOD", "":

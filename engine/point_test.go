@@ -34,3 +34,19 @@ func TestUintValue(t *testing.T) {
 		t.Errorf("ValueOf(MaxUint64) = %v (%s)", v, v.Kind())
 	}
 }
+
+// ParseQuality takes the emitted lower case, title and upper case, and ""
+// (good); nothing else.
+func TestParseQualitySpellings(t *testing.T) {
+	for s, want := range map[string]Quality{"good": Good, "Good": Good, "GOOD": Good, "": Good,
+		"uncertain": Uncertain, "Uncertain": Uncertain, "UNCERTAIN": Uncertain, "bad": Bad, "Bad": Bad, "BAD": Bad} {
+		if q, ok := ParseQuality(s); !ok || q != want {
+			t.Errorf("ParseQuality(%q) = %v %v, want %v", s, q, ok, want)
+		}
+	}
+	for _, s := range []string{"gOOd", "BaD", "ok", " good", "0"} {
+		if _, ok := ParseQuality(s); ok {
+			t.Errorf("ParseQuality(%q) accepted", s)
+		}
+	}
+}

@@ -333,23 +333,23 @@ func reasonText(d *paho.Disconnect) string {
 	return ""
 }
 
-// Backoff returns a reconnect delay function: none before the first
-// attempt, then doubling from min up to max with ±20 % jitter.
-func Backoff(lo, hi time.Duration) func(int) time.Duration {
+// reconnectDelay is the wait before reconnection attempt: none before the
+// first (autopaho's attempt 0), then doubling from lo up to hi with ±20 %
+// jitter. It is not engine.Backoff, whose first delay is lo and whose jitter
+// is the upper half.
+func reconnectDelay(lo, hi time.Duration, attempt int) time.Duration {
 	if lo <= 0 {
 		lo = 100 * time.Millisecond
 	}
 	hi = max(hi, lo)
-	return func(attempt int) time.Duration {
-		if attempt <= 0 {
-			return 0
-		}
-		d := lo
-		for i := 1; i < attempt && d < hi; i++ {
-			d *= 2
-		}
-		return time.Duration(float64(min(d, hi)) * (0.8 + 0.4*rand.Float64()))
+	if attempt <= 0 {
+		return 0
 	}
+	d := lo
+	for i := 1; i < attempt && d < hi; i++ {
+		d *= 2
+	}
+	return time.Duration(float64(min(d, hi)) * (0.8 + 0.4*rand.Float64()))
 }
 
 // Explain turns a connection error into one clear sentence: a refused

@@ -31,8 +31,8 @@ func TestParseBrokers(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	b := Backoff(100*time.Millisecond, time.Second)
+func TestReconnectDelay(t *testing.T) {
+	b := func(attempt int) time.Duration { return reconnectDelay(100*time.Millisecond, time.Second, attempt) }
 	if b(0) != 0 {
 		t.Error("no delay before the first attempt")
 	}

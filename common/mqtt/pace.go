@@ -58,53 +58,10 @@ func (p *pacer) delay(attempt int) time.Duration {
 	p.mu.Lock()
 	n := attempt + p.flaps
 	p.mu.Unlock()
-	return Backoff(p.lo, p.hi)(n)
+	return reconnectDelay(p.lo, p.hi, n)
 }
 
-// ErrorLog rate-limits a connection's error lines: each distinct message
-// is logged at most once per ErrorLogWindow; the repeats in between are
-// counted and reported with its next line. A connection that fails the same
-// way (or alternates between a few ways) every few seconds for a day writes
-// a line a minute, not twenty thousand.
-type ErrorLog struct {
-	mu   sync.Mutex
-	seen map[string]*logged
-}
-
-type logged struct {
-	at      time.Time
-	repeats int
-}
-
-// ErrorLogWindow is how often one repeated message is logged.
+// ErrorLogWindow is how often one repeated connection error is logged (with
+// engine.MessageLogLimiter): a connection that fails the same way every few
+// seconds for a day writes a line a minute, not twenty thousand.
 const ErrorLogWindow = time.Minute
-
-// Allow reports whether msg should be logged now, and how many times it was
-// suppressed since it was last logged.
-func (l *ErrorLog) Allow(msg string, now time.Time) (ok bool, repeats int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if e := l.seen[msg]; e != nil {
-		if now.Sub(e.at) < ErrorLogWindow {
-			e.repeats++
-			return false, 0
-		}
-		repeats = e.repeats
-		e.at, e.repeats = now, 0
-		return true, repeats
-	}
-	if l.seen == nil {
-		l.seen = map[string]*logged{}
-	}
-	if len(l.seen) >= 64 { // messages may carry addresses: keep the map small
-		for k, e := range l.seen {
-			if now.Sub(e.at) >= ErrorLogWindow {
-				delete(l.seen, k)
-			}
-		}
-	}
-	if len(l.seen) < 64 {
-		l.seen[msg] = &logged{at: now}
-	}
-	return true, 0
-}

@@ -35,26 +35,6 @@ func TestPacerGrowsOverShortConnections(t *testing.T) {
 	}
 }
 
-func TestErrorLogRateLimits(t *testing.T) {
-	var l ErrorLog
-	now := time.Now()
-	logged := 0
-	for i := 0; i < 1000; i++ {
-		for _, msg := range []string{"connection lost: EOF", "subscribe: context deadline exceeded"} {
-			if ok, _ := l.Allow(msg, now.Add(time.Duration(i)*10*time.Millisecond)); ok {
-				logged++
-			}
-		}
-	}
-	if logged != 2 {
-		t.Fatalf("%d lines logged in 10s, want one per message", logged)
-	}
-	ok, repeats := l.Allow("connection lost: EOF", now.Add(2*time.Minute))
-	if !ok || repeats != 999 {
-		t.Fatalf("after the window: ok=%v repeats=%d, want true 999", ok, repeats)
-	}
-}
-
 func TestExplainTakeover(t *testing.T) {
 	err := explainDisconnect(&paho.Disconnect{ReasonCode: 0x8E}, "plant-1")
 	if !strings.Contains(err.Error(), `client id "plant-1"`) || !strings.Contains(err.Error(), "0x8E") {

@@ -91,9 +91,8 @@ func (p *Publisher) Publish(ctx context.Context, topic string, payload []byte, q
 	}
 }
 
-// Sent and Failed count finished publishes.
-func (p *Publisher) Sent() int64   { return p.sent.Load() }
-func (p *Publisher) Failed() int64 { return p.failed.Load() }
+// Sent counts the publishes that succeeded (Close reports the failed ones).
+func (p *Publisher) Sent() int64 { return p.sent.Load() }
 
 // Close waits for the queued publishes, then disconnects. It returns the
 // last publish error, if any.

@@ -17,6 +17,7 @@ import (
 	"github.com/flowd/flowd/common/sparkplug"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/codec"
+	"github.com/flowd/flowd/engine/pointexpr"
 )
 
 // Decoder turns messages into points. It is not safe for concurrent use (it
@@ -368,7 +369,7 @@ func New(o Options) (*Decoder, error) {
 		if o.Asset != "" {
 			return nil, &engine.FieldError{Field: "asset_expr", Offset: -1, Err: errors.New("set asset or asset_expr, not both")}
 		}
-		e, err := compileExpr(o.Subject, "asset_expr", o.AssetExpr, false, wantString)
+		e, err := compileExpr(o.Subject, "asset_expr", o.AssetExpr, false, pointexpr.StringResult)
 		if err != nil {
 			return nil, err
 		}
@@ -380,7 +381,7 @@ func New(o Options) (*Decoder, error) {
 		if o.Tag != "" {
 			return nil, &engine.FieldError{Field: "tag_expr", Offset: -1, Err: errors.New("set tag or tag_expr, not both")}
 		}
-		e, err := compileExpr(o.Subject, "tag_expr", o.TagExpr, false, wantString)
+		e, err := compileExpr(o.Subject, "tag_expr", o.TagExpr, false, pointexpr.StringResult)
 		if err != nil {
 			return nil, err
 		}
@@ -418,7 +419,7 @@ func New(o Options) (*Decoder, error) {
 				return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("set value or values, not both")}
 			}
 			x := o.Map["values"]
-			e, err := compileExpr(o.Subject, "map.values", x, true, wantAny)
+			e, err := compileExpr(o.Subject, "map.values", x, true, pointexpr.ObjectResult)
 			if err != nil {
 				return nil, err
 			}
@@ -441,12 +442,12 @@ func New(o Options) (*Decoder, error) {
 			if !ok {
 				continue
 			}
-			w := wantString
+			w := pointexpr.StringResult
 			switch k {
 			case "value":
-				w = wantValue
+				w = pointexpr.ScalarResult
 			case "ts":
-				w = wantTS
+				w = pointexpr.TimeResult
 			}
 			e, err := compileExpr(o.Subject, "map."+k, x, true, w)
 			if err != nil {

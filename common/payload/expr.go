@@ -2,13 +2,10 @@ package payload
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"reflect"
 	"strconv"
 	"strings"
 
-	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/ast"
 	"github.com/expr-lang/expr/vm"
 	"github.com/flowd/flowd/engine"
@@ -61,16 +58,6 @@ func envFor(subject string, payload bool) any {
 	return noEnv{}
 }
 
-// want is the kind of result an attribute needs.
-type want int
-
-const (
-	wantString want = iota // asset, tag, quality
-	wantValue              // a scalar
-	wantTS                 // RFC 3339 string or Unix milliseconds
-	wantAny                // checked when evaluated (map.values: an object)
-)
-
 // msgExpr is a compiled expression over a message. Expressions made of
 // quoted strings and topic levels joined by + run natively (no allocation
 // for a single level); anything else runs on expr's VM.
@@ -88,63 +75,20 @@ type part struct {
 	isLit bool
 }
 
-// compileExpr compiles x for the attribute field with expr-lang; payload
-// says whether the payload is in scope (the map block). Compile errors are
-// *engine.FieldError values pointing at the column inside the expression.
-func compileExpr(subject, field string, x engine.Expr, payload bool, w want) (*msgExpr, error) {
-	if strings.TrimSpace(x.Src) == "" {
-		return nil, engine.ExprError(field, &x, -1, errors.New("empty expression"))
-	}
-	opts := pointexpr.Options()
-	opts = append(opts, expr.Env(envFor(subject, payload)))
-	prog, err := expr.Compile(x.Src, opts...)
+// compileExpr compiles x for the attribute field with the engine's
+// expression front end; payload says whether the payload is in scope (the
+// map block). Compile errors are *engine.FieldError values pointing at the
+// column inside the expression.
+func compileExpr(subject, field string, x engine.Expr, payload bool, want pointexpr.Result) (*msgExpr, error) {
+	prog, err := pointexpr.CompileEnv(field, x, envFor(subject, payload), want)
 	if err != nil {
-		return nil, pointexpr.CompileError(field, &x, err)
-	}
-	if t := prog.Node().Type(); t != nil && t.Kind() != reflect.Interface {
-		ok := true
-		switch w {
-		case wantString:
-			ok = t.Kind() == reflect.String
-		case wantValue:
-			k := t.Kind()
-			ok = k == reflect.String || k == reflect.Bool || isNumber(k)
-		case wantTS:
-			ok = t.Kind() == reflect.String || isNumber(t.Kind())
-		case wantAny:
-			ok = t.Kind() == reflect.Map
-		}
-		if !ok {
-			return nil, engine.ExprError(field, &x, 0, fmt.Errorf("the expression gives a %s, which cannot be a %s", t, w))
-		}
+		return nil, err
 	}
 	e := &msgExpr{field: field, src: x.Src, prog: prog}
 	if parts, ok := flatten(subject, prog.Node(), nil); ok && subject != "" {
 		e.parts = parts
 	}
 	return e, nil
-}
-
-func (w want) String() string {
-	switch w {
-	case wantValue:
-		return "value"
-	case wantTS:
-		return "timestamp"
-	case wantAny:
-		return "object of values"
-	}
-	return "string"
-}
-
-func isNumber(k reflect.Kind) bool {
-	switch k {
-	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
-		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
-		reflect.Float32, reflect.Float64:
-		return true
-	}
-	return false
 }
 
 // flatten reads a tree of quoted strings and subject[N] (topic[N]) joined by

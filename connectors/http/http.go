@@ -95,14 +95,14 @@ type Source struct {
 	requests  *prometheus.CounterVec
 	codes     map[int]prometheus.Counter
 	retryHdr  string
-	rejectLog logLimiter
+	rejectLog engine.LogLimiter
 	addr      atomic.Pointer[string]
 }
 
 // New validates the config and builds the source.
 func New(c *Config, env *engine.Env) (engine.Source, error) {
 	var bad engine.Problems
-	s := &Source{cfg: *c, env: env}
+	s := &Source{cfg: *c, env: env, rejectLog: engine.LogLimiter{Every: 10 * time.Second, Burst: 20}}
 	if _, _, err := net.SplitHostPort(c.Listen); err != nil {
 		bad.Addf("listen", "%v (want host:port)", err)
 	} else if env != nil && env.AdminAddr != "" && samePort(c.Listen, env.AdminAddr) {
@@ -416,34 +416,10 @@ func (s *Source) reject(r *http.Request, body []byte, err error) <-chan error {
 	}
 	p := engine.Point{Tag: r.URL.Path, Value: engine.String(string(body)), Quality: engine.Bad, TS: time.Now().UnixNano(),
 		Attrs: map[string]string{"http_path": r.URL.Path}}
-	if ok, suppressed := s.rejectLog.allow(time.Now()); ok && s.env.Logger != nil {
+	if ok, suppressed := s.rejectLog.Allow(engine.Now()); ok && s.env.Logger != nil {
 		s.env.Logger.Warn("http body rejected", "path", r.URL.Path, "bytes", len(body), "err", err.Error(), "suppressed_before", suppressed)
 	}
 	done := make(chan error, 1)
 	s.env.RejectAck([]engine.Point{p}, "decode", fmt.Errorf("path %s: %w", r.URL.Path, err), func(err error) { done <- err })
 	return done
-}
-
-// logLimiter lets a burst of lines through per window and counts the rest.
-type logLimiter struct {
-	mu         sync.Mutex
-	window     time.Time
-	n          int
-	suppressed int
-}
-
-func (l *logLimiter) allow(now time.Time) (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.window) > 10*time.Second {
-		l.window, l.n = now, 0
-	}
-	if l.n >= 20 {
-		l.suppressed++
-		return false, 0
-	}
-	l.n++
-	sup := l.suppressed
-	l.suppressed = 0
-	return true, sup
 }

@@ -87,9 +87,9 @@ type Source struct {
 	ackFailed prometheus.Counter
 	rebirths  prometheus.Counter // format sparkplug: rebirth requests published
 	unacked   atomic.Int64
-	rejectLog logLimiter
+	rejectLog engine.LogLimiter
 	up        atomic.Int32
-	errLog    mqttc.ErrorLog
+	errLog    engine.MessageLogLimiter
 }
 
 func fieldErr(err error) error {
@@ -102,7 +102,8 @@ func fieldErr(err error) error {
 
 // New validates the config and builds the source.
 func New(c *Config, env *engine.Env) (engine.Source, error) {
-	s := &Source{cfg: *c, env: env}
+	s := &Source{cfg: *c, env: env, rejectLog: engine.LogLimiter{Every: 10 * time.Second, Burst: 20},
+		errLog: engine.MessageLogLimiter{Every: mqttc.ErrorLogWindow}}
 	s.settings = c.Connection.Settings("flowd-" + env.Pipeline + "-" + env.Name)
 	s.settings.ReceiveMaximum = uint16(c.ReceiveMaximum)
 	s.clientID = s.settings.ClientID
@@ -336,7 +337,7 @@ const ackFlushTimeout = 2 * time.Second
 func (s *Source) connError(err error) {
 	msg := err.Error()
 	s.env.SetState(engine.StateFailing, err)
-	if ok, repeats := s.errLog.Allow(msg, time.Now()); ok && s.env.Logger != nil {
+	if ok, repeats := s.errLog.Allow(msg, engine.Now()); ok && s.env.Logger != nil {
 		s.env.Logger.Error("mqtt connection failed", "err", msg, "repeats", repeats)
 	}
 }
@@ -588,7 +589,7 @@ func (s *Source) reject(m message, err error, st *settle) {
 		Attrs: map[string]string{"mqtt_topic": m.pub.Topic}}
 	st.add()
 	s.env.RejectAck([]engine.Point{p}, "decode", fmt.Errorf("topic %s: %w", m.pub.Topic, err), st.done)
-	if ok, suppressed := s.rejectLog.allow(time.Now()); ok && s.env.Logger != nil {
+	if ok, suppressed := s.rejectLog.Allow(engine.Now()); ok && s.env.Logger != nil {
 		s.env.Logger.Warn("mqtt payload rejected", "topic", m.pub.Topic, "bytes", len(m.pub.Payload), "err", err.Error(), "suppressed_before", suppressed)
 	}
 }
@@ -614,30 +615,4 @@ func (s *Source) requestRebirth(ctx context.Context, m message, err error) {
 	if s.env.Logger != nil {
 		s.env.Logger.Info("sparkplug rebirth requested", "topic", cmd.Topic, "reason", re.Err.Error())
 	}
-}
-
-// logLimiter lets a burst of lines through per window and counts the rest.
-type logLimiter struct {
-	mu         sync.Mutex
-	window     time.Time
-	n          int
-	suppressed int
-}
-
-const rejectLogsPerWindow = 20
-
-func (l *logLimiter) allow(now time.Time) (bool, int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.window) > 10*time.Second {
-		l.window, l.n = now, 0
-	}
-	if l.n >= rejectLogsPerWindow {
-		l.suppressed++
-		return false, 0
-	}
-	l.n++
-	s := l.suppressed
-	l.suppressed = 0
-	return true, s
 }

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"path/filepath"
 	"sort"
@@ -318,24 +317,8 @@ func (t *tagState) pass(v engine.Value, q engine.Quality) bool {
 	if t.dbType == "none" || t.dbType == "" {
 		return true
 	}
-	ok := !t.reported || q != t.lastQ
-	if !ok {
-		a, an := v.Float64()
-		b, bn := t.last.Float64()
-		switch {
-		case v.IsInteger() && t.last.IsInteger() && t.deadband == 0 && t.dbType == "absolute":
-			ok = !v.Equal(t.last) // exact, also for a UInt64 beyond float64's precision
-		case an && bn && v.Kind() != engine.KindBool:
-			d := math.Abs(a - b)
-			if t.dbType == "percent" {
-				ok = b == 0 && d > 0 || b != 0 && d > math.Abs(b)*t.deadband/100
-			} else {
-				ok = d > t.deadband
-			}
-		default:
-			ok = !v.Equal(t.last)
-		}
-	}
+	ok := !t.reported || q != t.lastQ ||
+		engine.Deadband{Value: t.deadband, Percent: t.dbType == "percent"}.Changed(t.last, v)
 	if ok {
 		t.last, t.lastQ, t.reported = v, q, true
 	}

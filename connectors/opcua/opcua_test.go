@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"sync"
@@ -362,6 +363,22 @@ func TestRereadUnchangedValueIsStampedWhenObserved(t *testing.T) {
 	dv := &ua.DataValue{Value: ua.MustVariant(2.0), SourceTimestamp: recent, ServerTimestamp: t2.Add(2 * time.Second)}
 	if got := src.appendValue(nil, fresh, dv, t2.Add(2*time.Second))[0].TS; got != recent.UnixNano() {
 		t.Fatalf("first read of a value changed within the interval: ts %v, want its source timestamp", time.Unix(0, got).UTC())
+	}
+}
+
+// The client-side deadband reports a value entering NaN once and a number
+// after NaN (engine.Deadband, as the cov transform does); |a-b| > deadband is
+// false for any NaN, which hid a value entering NaN.
+func TestDeadbandNaN(t *testing.T) {
+	for _, spec := range []nodeSpec{{dbType: "absolute", deadband: 0.5}, {dbType: "absolute"}, {dbType: "percent", deadband: 10}} {
+		ts := &tagState{nodeSpec: spec}
+		var got []bool
+		for _, v := range []float64{1, math.NaN(), math.NaN(), 2, 2} {
+			got = append(got, ts.pass(engine.Float(v), engine.Good))
+		}
+		if fmt.Sprint(got) != "[true true false true false]" {
+			t.Errorf("%s %g: 1 NaN NaN 2 2 passed %v", spec.dbType, spec.deadband, got)
+		}
 	}
 }
 

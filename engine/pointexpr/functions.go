@@ -141,10 +141,9 @@ var numTypes = map[int][]any{
 	5: {new(func(float64, float64, float64, float64, float64) float64)},
 }
 
-// Options are the expr options that declare the plant functions; Compile
-// adds the environment. Exported so other packages can check expressions
-// against the same function set.
-func Options() []expr.Option {
+// options are the expr options that declare the plant functions; compile
+// adds the environment.
+func options() []expr.Option {
 	var opts []expr.Option
 	for name, f := range numFuncs {
 		var types []any

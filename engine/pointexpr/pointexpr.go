@@ -22,6 +22,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/expr-lang/expr"
@@ -75,35 +76,89 @@ type Program struct {
 
 // Compile checks and compiles x for the attribute field. want is the kind of
 // result the caller needs: KindBool (a condition), KindString (a topic, a
-// key), or KindNull for any value. A compile error is an *engine.FieldError
-// that points at the line and column inside the expression.
+// key), KindFloat or KindInt (a number), or KindNull for any value. A compile
+// error is an *engine.FieldError that points at the line and column inside
+// the expression.
 func Compile(field string, x engine.Expr, want engine.Kind) (*Program, error) {
-	if x.Src == "" {
-		return nil, engine.ExprError(field, &x, -1, errors.New("empty expression"))
+	r := AnyResult
+	switch want {
+	case engine.KindBool:
+		r = BoolResult
+	case engine.KindString:
+		r = StringResult
+	case engine.KindFloat, engine.KindInt:
+		r = NumberResult
 	}
-	opts := append(Options(), expr.Env(Env{}))
-	if want == engine.KindBool {
-		opts = append(opts, expr.AsBool())
-	}
-	prog, err := expr.Compile(x.Src, opts...)
+	prog, err := compile(field, x, Env{}, r, names)
 	if err != nil {
-		return nil, compileError(field, &x, err, names)
-	}
-	if t := prog.Node().Type(); t != nil && t.Kind() != reflect.Interface {
-		ok := true
-		switch want {
-		case engine.KindString:
-			ok = t.Kind() == reflect.String
-		case engine.KindFloat, engine.KindInt:
-			ok = isNumberKind(t.Kind())
-		}
-		if !ok {
-			return nil, engine.ExprError(field, &x, 0, fmt.Errorf("the expression gives a %s, not a %s", t, want))
-		}
+		return nil, err
 	}
 	p := &Program{field: field, src: x.Src, want: want, prog: prog}
 	p.fast = compileNode(prog.Node())
 	return p, nil
+}
+
+// Result is the kind of result an attribute needs. When the expression's
+// type is known before it runs, the compiler checks it.
+type Result int
+
+const (
+	AnyResult    Result = iota // any value (checked when evaluated)
+	BoolResult                 // a condition
+	StringResult               // a name, a topic, a key
+	NumberResult               // an int or a float
+	ScalarResult               // a string, a bool or a number
+	TimeResult                 // an RFC 3339 string or a number (Unix milliseconds)
+	ObjectResult               // a map of values
+)
+
+func (r Result) String() string {
+	return [...]string{"a value", "a bool", "a string", "a number", "a value", "a timestamp", "an object of values"}[r]
+}
+
+func (r Result) accepts(k reflect.Kind) bool {
+	switch r {
+	case StringResult:
+		return k == reflect.String
+	case NumberResult:
+		return isNumberKind(k)
+	case ScalarResult:
+		return k == reflect.String || k == reflect.Bool || isNumberKind(k)
+	case TimeResult:
+		return k == reflect.String || isNumberKind(k)
+	case ObjectResult:
+		return k == reflect.Map
+	}
+	return true // AnyResult; BoolResult is enforced by expr.AsBool
+}
+
+// CompileEnv is the expression front end for components whose expressions
+// see an environment of their own instead of a point (env: a struct whose
+// expr tags name the variables), with the same functions as Compile. A
+// compile error, or a result of a known type that want does not accept, is
+// an *engine.FieldError pointing at the column inside the expression.
+func CompileEnv(field string, x engine.Expr, env any, want Result) (*vm.Program, error) {
+	return compile(field, x, env, want, nil) // their names are not the point's
+}
+
+// compile is the front end both share; known are the variable names that
+// hints suggest for a misspelled one.
+func compile(field string, x engine.Expr, env any, want Result, known []string) (*vm.Program, error) {
+	if strings.TrimSpace(x.Src) == "" {
+		return nil, engine.ExprError(field, &x, -1, errors.New("empty expression"))
+	}
+	opts := append(options(), expr.Env(env))
+	if want == BoolResult {
+		opts = append(opts, expr.AsBool())
+	}
+	prog, err := expr.Compile(x.Src, opts...)
+	if err != nil {
+		return nil, compileError(field, &x, err, known)
+	}
+	if t := prog.Node().Type(); t != nil && t.Kind() != reflect.Interface && !want.accepts(t.Kind()) {
+		return nil, engine.ExprError(field, &x, 0, fmt.Errorf("the expression gives a %s, not %s", t, want))
+	}
+	return prog, nil
 }
 
 func isNumberKind(k reflect.Kind) bool {
@@ -114,13 +169,6 @@ func isNumberKind(k reflect.Kind) bool {
 		return true
 	}
 	return false
-}
-
-// CompileError turns an error of expr.Compile into an *engine.FieldError
-// pointing at the column inside the expression, for components that compile
-// expressions over an environment of their own (with Options()).
-func CompileError(field string, x *engine.Expr, err error) error {
-	return compileError(field, x, err, nil) // their names are not the point's
 }
 
 // compileError converts expr's error (which carries a rune offset) into a

@@ -302,3 +302,46 @@ func TestUintValue(t *testing.T) {
 		}
 	}
 }
+
+// CompileEnv is the same front end over another environment (the payload
+// decoders' topic, path and payload): the plant functions, the result check
+// and errors pointing inside the expression.
+func TestCompileEnvResults(t *testing.T) {
+	type env struct {
+		Topic   []string       `expr:"topic"`
+		Payload map[string]any `expr:"payload"`
+	}
+	for _, c := range []struct {
+		src  string
+		want Result
+		err  string // "" when it compiles
+	}{
+		{"topic[1] + '/' + topic[2]", StringResult, ""},
+		{"len(topic)", StringResult, "gives a int, not a string"},
+		{"c_to_f(20)", ScalarResult, ""},
+		{"len(topic) > 1", ScalarResult, ""},
+		{"topic", ScalarResult, "not a value"},
+		{"1700000000000", TimeResult, ""},
+		{"'2024-01-01T00:00:00Z'", TimeResult, ""},
+		{"true", TimeResult, "gives a bool, not a timestamp"},
+		{"{'a': 1}", ObjectResult, ""},
+		{"'x'", ObjectResult, "not an object of values"},
+		{"payload.v", ObjectResult, ""}, // unknown type: checked when evaluated
+		{"len(topic) > 1", BoolResult, ""},
+		{"topic[0]", BoolResult, "bool"},
+		{"  ", StringResult, "empty expression"},
+		{"topic[0] +", StringResult, "unexpected"},
+	} {
+		prog, err := CompileEnv("tag_expr", engine.Expr{Src: c.src}, env{}, c.want)
+		if c.err == "" {
+			if err != nil || prog == nil {
+				t.Errorf("%q as %s: %v", c.src, c.want, err)
+			}
+			continue
+		}
+		var fe *engine.FieldError
+		if !errors.As(err, &fe) || fe.Field != "tag_expr" || !strings.Contains(err.Error(), c.err) {
+			t.Errorf("%q as %s: error %v, want a FieldError on tag_expr with %q", c.src, c.want, err, c.err)
+		}
+	}
+}

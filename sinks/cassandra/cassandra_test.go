@@ -285,6 +285,20 @@ func TestRetryAttemptStopsWithContext(t *testing.T) {
 	}
 }
 
+// The driver's retries double from min up to max with the upper half random,
+// as the engine's own retries do.
+func TestRetryDelayDoublesToMax(t *testing.T) {
+	r := &retryPolicy{n: 100, min: 100 * time.Millisecond, max: 5 * time.Second}
+	for attempts, want := range map[int]time.Duration{1: 100 * time.Millisecond, 2: 200 * time.Millisecond,
+		4: 800 * time.Millisecond, 6: 3200 * time.Millisecond, 7: 5 * time.Second, 17: 5 * time.Second, 100: 5 * time.Second} {
+		for range 100 {
+			if d := r.delay(attempts); d < want/2 || d > want {
+				t.Fatalf("after %d attempts: %s, want within [%s, %s]", attempts, d, want/2, want)
+			}
+		}
+	}
+}
+
 // The tests below need a real Cassandra (e2e/services.sh up cassandra).
 
 func realSink(t testing.TB, edit func(*Config)) (*Sink, *gocql.Session) {

@@ -7,11 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -403,9 +401,9 @@ func (s *Sink) Close(ctx context.Context) error {
 	return nil
 }
 
-// retryPolicy retries idempotent writes with exponential backoff and jitter,
-// waiting on the request's context; errors about the request itself are not
-// retried.
+// retryPolicy is gocql's RetryPolicy over engine.Backoff: it retries
+// idempotent writes with exponential backoff and jitter, waiting on the
+// request's context; errors about the request itself are not retried.
 type retryPolicy struct {
 	n        int
 	min, max time.Duration
@@ -416,9 +414,7 @@ func (r *retryPolicy) Attempt(q gocql.RetryableQuery) bool {
 	if q.Attempts() > r.n {
 		return false
 	}
-	d := min(r.min<<min(q.Attempts()-1, 16), r.max)
-	d = d/2 + rand.N(d/2+1)
-	t := time.NewTimer(d)
+	t := time.NewTimer(r.delay(q.Attempts()))
 	defer t.Stop()
 	select {
 	case <-t.C:
@@ -429,6 +425,12 @@ func (r *retryPolicy) Attempt(q gocql.RetryableQuery) bool {
 	case <-q.Context().Done():
 		return false
 	}
+}
+
+// delay is the wait before the next try after attempts tries (gocql counts
+// the first one).
+func (r *retryPolicy) delay(attempts int) time.Duration {
+	return engine.Backoff(r.min, r.max, attempts-1)
 }
 
 func (r *retryPolicy) GetRetryType(err error) gocql.RetryType {
@@ -452,16 +454,17 @@ func (r *retryPolicy) GetRetryType(err error) gocql.RetryType {
 // info as debug, and its errors and warnings at most one per 5 s (the driver
 // reports every failed reconnection while a node is down).
 type slogAdapter struct {
-	l    *slog.Logger
-	last *atomic.Int64
+	l   *slog.Logger
+	lim *engine.LogLimiter
 }
 
-func newSlogAdapter(l *slog.Logger) slogAdapter { return slogAdapter{l: l, last: new(atomic.Int64)} }
+func newSlogAdapter(l *slog.Logger) slogAdapter {
+	return slogAdapter{l: l, lim: &engine.LogLimiter{Every: 5 * time.Second}}
+}
 
 func (a slogAdapter) allow() bool {
-	now := time.Now().UnixNano()
-	last := a.last.Load()
-	return now-last >= int64(5*time.Second) && a.last.CompareAndSwap(last, now)
+	ok, _ := a.lim.Allow(engine.Now())
+	return ok
 }
 
 func attrs(fields []gocql.LogField) []any {

@@ -71,7 +71,7 @@ type Sink struct {
 	cm      *autopaho.ConnectionManager
 	cancel  context.CancelFunc
 	lastErr atomic.Pointer[string]
-	errLog  mqttc.ErrorLog
+	errLog  engine.MessageLogLimiter
 	buf     []byte
 	sent    []bool // per message of the current Write: acknowledged
 
@@ -80,7 +80,7 @@ type Sink struct {
 
 // New validates the config and builds the sink; it connects on Connect.
 func New(c *Config, env *engine.Env) (engine.Sink, error) {
-	s := &Sink{cfg: *c, env: env}
+	s := &Sink{cfg: *c, env: env, errLog: engine.MessageLogLimiter{Every: mqttc.ErrorLogWindow}}
 	s.settings = c.Connection.Settings("flowd-" + env.Pipeline + "-sink-" + env.Name)
 	s.clientID = s.settings.ClientID
 	var bad engine.Problems
@@ -226,7 +226,7 @@ func (s *Sink) connError(err error) {
 	msg := err.Error()
 	s.env.SetState(engine.StateFailing, err)
 	s.lastErr.Store(&msg)
-	if ok, repeats := s.errLog.Allow(msg, time.Now()); ok && s.env.Logger != nil {
+	if ok, repeats := s.errLog.Allow(msg, engine.Now()); ok && s.env.Logger != nil {
 		s.env.Logger.Error("mqtt connection failed", "err", msg, "repeats", repeats)
 	}
 }

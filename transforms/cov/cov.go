@@ -69,8 +69,7 @@ var Spec = engine.TransformSpec(engine.Info{
 }, New)
 
 type params struct {
-	deadband  float64
-	percent   bool
+	deadband  engine.Deadband
 	heartbeat int64
 }
 
@@ -195,14 +194,14 @@ func New(c *Config, env *engine.Env) (engine.Transform, error) {
 	}
 	t := &Transform{cfg: *c, env: env, state: map[uint64]*entry{}, seed: maphash.MakeSeed(), ttl: int64(c.StateTTL),
 		wake: make(chan struct{}, 1)}
-	t.def = params{deadband: c.Deadband, percent: c.Mode == "percent", heartbeat: int64(c.Heartbeat)}
+	t.def = params{deadband: engine.Deadband{Value: c.Deadband, Percent: c.Mode == "percent"}, heartbeat: int64(c.Heartbeat)}
 	for _, o := range c.Override {
 		p := t.def
 		if o.Deadband >= 0 {
-			p.deadband = o.Deadband
+			p.deadband.Value = o.Deadband
 		}
 		if o.Mode != "" {
-			p.percent = o.Mode == "percent"
+			p.deadband.Percent = o.Mode == "percent"
 		}
 		if o.Heartbeat > 0 {
 			p.heartbeat = int64(o.Heartbeat)
@@ -400,7 +399,8 @@ func (e *entry) report(p *engine.Point) {
 	e.fellBack = false
 }
 
-// changed applies the change-of-value rules.
+// changed applies the change-of-value rules: a quality change, a due
+// heartbeat, or a value beyond the deadband (engine.Deadband).
 func changed(e *entry, p *engine.Point) bool {
 	if p.Quality != e.quality {
 		return true
@@ -408,26 +408,7 @@ func changed(e *entry, p *engine.Point) bool {
 	if hb := e.par.heartbeat; hb > 0 && p.TS-e.lastTS >= hb {
 		return true
 	}
-	v, last := p.Value, e.last
-	if !v.IsNumeric() || !last.IsNumeric() {
-		return !v.Equal(last)
-	}
-	if v.IsInteger() && last.IsInteger() && e.par.deadband == 0 && !e.par.percent {
-		return !v.Equal(last)
-	}
-	x, _ := v.Float64()
-	l, _ := last.Float64()
-	if math.IsNaN(x) || math.IsNaN(l) {
-		return math.IsNaN(x) != math.IsNaN(l)
-	}
-	d := math.Abs(x - l)
-	if e.par.percent {
-		if l == 0 {
-			return x != 0
-		}
-		return d > e.par.deadband/100*math.Abs(l)
-	}
-	return d > e.par.deadband
+	return e.par.deadband.Changed(e.last, p.Value)
 }
 
 // sweep forgets tags unseen for state_ttl (by the points' ts).

@@ -86,6 +86,13 @@ func TestDeadbandEdgeCases(t *testing.T) {
 	run(t, "percent with a last value of zero", build(t, Config{Deadband: 50, Mode: "percent"}), []step{
 		{f(0), 0, 0, true}, {f(0), 0, 1, false}, {f(0.0001), 0, 2, true}, {i(0), 0, 3, true}, {i(0), 0, 4, false},
 	})
+	nan := f(math.NaN())
+	run(t, "NaN: entering passes once, leaving passes", build(t, Config{Deadband: 0.5}), []step{
+		{f(1), 0, 0, true}, {nan, 0, 1, true}, {nan, 0, 2, false}, {f(1), 0, 3, true}, {f(1.2), 0, 4, false},
+	})
+	run(t, "NaN in percent mode", build(t, Config{Deadband: 10, Mode: "percent"}), []step{
+		{f(100), 0, 0, true}, {nan, 0, 1, true}, {nan, 0, 2, false}, {f(100), 0, 3, true},
+	})
 	run(t, "quality change always passes", build(t, Config{Deadband: 100}), []step{
 		{f(1), engine.Good, 0, true}, {f(1), engine.Bad, 1, true}, {f(1), engine.Bad, 2, false},
 		{f(2), engine.Uncertain, 3, true}, {f(2), engine.Good, 4, true},
