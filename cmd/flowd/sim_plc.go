@@ -16,7 +16,7 @@ import (
 	"time"
 
 	uacommon "github.com/flowd/flowd/common/opcua"
-	"github.com/flowd/flowd/common/opcua/simplc"
+	simplc "github.com/flowd/flowd/sim/plc"
 )
 
 // userFlags collects repeated --user name:password flags.
