@@ -8,7 +8,8 @@ import (
 	"text/tabwriter"
 )
 
-// Result is the JSON object DESIGN.md fixes.
+// Result is one scenario's outcome: the JSON object `flowd bench --json`
+// prints (and e2e/bench_test.go reads) per scenario.
 type Result struct {
 	Scenario     string  `json:"scenario"`
 	DurationS    float64 `json:"duration_s"`
