@@ -253,7 +253,7 @@ pipeline "modbus" {
 			if pt.Asset == "d1" {
 				d = 1
 			}
-			// the formulas of the simulator's register map (package simmodbus)
+			// the formulas of the simulator's register map (package sim/modbus)
 			ki := int64(k)
 			var want any
 			switch parts[2] {

@@ -17,9 +17,9 @@ import (
 	gopcua "github.com/gopcua/opcua"
 
 	uacommon "github.com/flowd/flowd/common/opcua"
-	"github.com/flowd/flowd/common/opcua/simplc"
 	"github.com/flowd/flowd/e2e/harness"
 	"github.com/flowd/flowd/engine"
+	simplc "github.com/flowd/flowd/sim/plc"
 )
 
 // jsonPoint is a point as the file sink writes it.

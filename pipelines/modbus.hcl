@@ -3,7 +3,7 @@
 #   flowd run pipelines/modbus.hcl
 # `flowd validate --verbose pipelines/modbus.hcl` prints the block reads.
 # The addresses follow the simulator's register map
-# (go doc github.com/flowd/flowd/common/modbus/simmodbus).
+# (go doc github.com/flowd/flowd/sim/modbus).
 
 variable "meter_host" {
   default = "127.0.0.1"

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/flowd/flowd/e2e/bench"
 )
 
 // The completion scripts are generated from the commands themselves: each
@@ -88,8 +90,8 @@ func completionModel() []complCmd {
 				c.words = append(c.words, k.Name)
 			}
 		case "bench":
-			for _, s := range scenarios() {
-				c.words = append(c.words, s.name)
+			for _, s := range bench.Scenarios() {
+				c.words = append(c.words, s.Name)
 			}
 		case "completion":
 			c.words = []string{"bash", "zsh", "fish"}

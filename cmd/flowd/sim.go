@@ -6,7 +6,8 @@ import (
 )
 
 // simulators are the `flowd sim` subcommands: test peers that stand in for
-// plant equipment, one per file (sim_*.go).
+// plant equipment, one per file (sim_*.go) that parses the flags and calls
+// the simulator's package under sim/.
 func simulators() map[string]command {
 	return map[string]command{
 		"mqtt":   cmdSimMQTT,

@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/flowd/flowd/common/modbus/simmodbus"
+	simmodbus "github.com/flowd/flowd/sim/modbus"
 )
 
 func cmdSimModbus(args []string, stdout, stderr io.Writer) int {
@@ -26,7 +26,7 @@ func cmdSimModbus(args []string, stdout, stderr io.Writer) int {
 	interval := fs.Duration("interval", time.Second, "time between value changes")
 	record := fs.String("record", "", "append one JSON line per answered request to this file")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: flowd sim modbus [flags]\n\nModbus TCP devices serving every data type in every byte and word order\n(register map: go doc github.com/flowd/flowd/common/modbus/simmodbus).")
+		fmt.Fprintln(stderr, "Usage: flowd sim modbus [flags]\n\nModbus TCP devices serving every data type in every byte and word order\n(register map: go doc github.com/flowd/flowd/sim/modbus).")
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {

@@ -7,16 +7,14 @@ import (
 	"io"
 	"log"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	uacommon "github.com/flowd/flowd/common/opcua"
-	"github.com/flowd/flowd/common/opcua/simplc"
+	simplc "github.com/flowd/flowd/sim/plc"
 )
 
 // userFlags collects repeated --user name:password flags.
@@ -74,12 +72,11 @@ Flags:
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
-	u, err := url.Parse(*listen)
-	if err != nil || u.Port() == "" {
-		fmt.Fprintf(stderr, "flowd sim plc: --listen: want opc.tcp://host:port, got %q\n", *listen)
+	endpoints, err := simplc.Endpoints(*listen, *plcs)
+	if err != nil {
+		fmt.Fprintf(stderr, "flowd sim plc: --listen: %v, got %q\n", err, *listen)
 		return exitUsage
 	}
-	port, _ := strconv.Atoi(u.Port())
 	logger := slog.New(slog.NewTextHandler(stderr, nil))
 	if !*serverLog {
 		// gopcua's server writes progress lines ("doing objects.") through
@@ -88,52 +85,27 @@ Flags:
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	var running []*simplc.PLC
-	defer func() { closeAll(running, stderr) }()
-	for i := 0; i < *plcs; i++ {
-		ep := fmt.Sprintf("opc.tcp://%s:%d%s", u.Hostname(), port+i, u.Path)
-		dir := *pki
-		if dir != "" && *plcs > 1 {
-			dir = fmt.Sprintf("%s/plc%d", dir, i+1)
-		}
-		p, err := simplc.New(simplc.Config{
-			Listen: ep, Assets: *assets, Tags: *tags, Interval: *interval, Change: *change, Seed: *seed + uint64(i),
-			MaxNodesPerRead: *maxRead, Policies: strings.Split(*policies, ","), Users: users, NoAnonymous: *noAnon,
-			CertDir: dir, Logger: logger, ServerLog: *serverLog,
-		})
-		if err == nil {
-			err = p.Start(ctx)
-		}
-		if err != nil {
-			fmt.Fprintf(stderr, "flowd sim plc: %s: %v\n", ep, err)
-			return exitInvalid
-		}
-		running = append(running, p)
+	cfg := simplc.Config{
+		Assets: *assets, Tags: *tags, Interval: *interval, Change: *change, Seed: *seed,
+		MaxNodesPerRead: *maxRead, Policies: strings.Split(*policies, ","), Users: users, NoAnonymous: *noAnon,
+		CertDir: *pki, Logger: logger, ServerLog: *serverLog,
+	}
+	running, err := simplc.StartAll(ctx, cfg, endpoints, func(ep string, p *simplc.PLC) {
 		fmt.Fprintf(stdout, "%s ready: %d assets × %d tags (%s … %s), certificate sha1 %s\n", ep, *assets, *tags,
 			p.NodeID(0, 0), p.NodeID(*assets-1, *tags-1), uacommon.Thumbprint(p.Certificate()))
+	})
+	// Closing waits a moment at most: the process exit closes the sockets
+	// of clients still connected anyway.
+	defer func() {
+		if !simplc.CloseAll(running, time.Second) {
+			fmt.Fprintln(stderr, "flowd sim plc: clients still connected; closing their connections")
+		}
+	}()
+	if err != nil {
+		fmt.Fprintf(stderr, "flowd sim plc: %v\n", err)
+		return exitInvalid
 	}
 	<-ctx.Done()
 	stop() // a second Ctrl-C ends the process at once
 	return exitOK
-}
-
-// closeAll stops the PLCs, waiting a moment at most: gopcua's server waits
-// up to 10 s for the channels of connected clients to end, which they only
-// do when the clients go; the process exit closes their sockets anyway.
-func closeAll(plcs []*simplc.PLC, stderr io.Writer) {
-	if len(plcs) == 0 {
-		return
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for _, p := range plcs {
-			p.Close()
-		}
-	}()
-	select {
-	case <-done:
-	case <-time.After(time.Second):
-		fmt.Fprintln(stderr, "flowd sim plc: clients still connected; closing their connections")
-	}
 }

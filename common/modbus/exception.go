@@ -1,5 +1,5 @@
 // Package modbus is Modbus code shared by the modbus source and the
-// simulated devices (simmodbus): the exception codes of simonvetter/modbus's
+// simulated devices (sim/modbus): the exception codes of simonvetter/modbus's
 // errors, both ways.
 package modbus
 

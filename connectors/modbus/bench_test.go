@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowd/flowd/common/modbus/simmodbus"
 	"github.com/flowd/flowd/engine"
+	simmodbus "github.com/flowd/flowd/sim/modbus"
 )
 
 type discardOut struct{ n int }

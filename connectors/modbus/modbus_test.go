@@ -14,9 +14,9 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/flowd/flowd/common/modbus/simmodbus"
 	"github.com/flowd/flowd/engine"
 	"github.com/flowd/flowd/engine/config"
+	simmodbus "github.com/flowd/flowd/sim/modbus"
 )
 
 type nopSink struct{}

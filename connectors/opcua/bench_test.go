@@ -10,8 +10,8 @@ import (
 	gopcua "github.com/gopcua/opcua"
 	"github.com/gopcua/opcua/ua"
 
-	"github.com/flowd/flowd/common/opcua/simplc"
 	"github.com/flowd/flowd/engine"
+	simplc "github.com/flowd/flowd/sim/plc"
 )
 
 // BenchmarkAppendValue measures the data value → point conversion of the hot path.

@@ -11,8 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/flowd/flowd/common/opcua/simplc"
 	"github.com/flowd/flowd/engine"
+	simplc "github.com/flowd/flowd/sim/plc"
 )
 
 // stalledOutput blocks every Emit until released, as the engine does when

@@ -12,8 +12,8 @@ import (
 	"time"
 
 	uacommon "github.com/flowd/flowd/common/opcua"
-	"github.com/flowd/flowd/common/opcua/simplc"
 	"github.com/flowd/flowd/engine"
+	simplc "github.com/flowd/flowd/sim/plc"
 	"github.com/gopcua/opcua/ua"
 )
 

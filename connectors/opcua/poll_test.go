@@ -8,8 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/flowd/flowd/common/opcua/simplc"
 	"github.com/flowd/flowd/engine"
+	simplc "github.com/flowd/flowd/sim/plc"
 )
 
 // slowOut takes each batch after delay, as a full pipeline does, and notes

@@ -7,8 +7,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/flowd/flowd/common/opcua/simplc"
 	"github.com/flowd/flowd/engine"
+	simplc "github.com/flowd/flowd/sim/plc"
 )
 
 func newShardSource(t *testing.T, c Config, shard engine.Shard) *Source {

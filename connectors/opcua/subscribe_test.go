@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/flowd/flowd/common/opcua/simplc"
 	"github.com/flowd/flowd/engine"
+	simplc "github.com/flowd/flowd/sim/plc"
 )
 
 // lockedBuf is a log destination shared by goroutines.

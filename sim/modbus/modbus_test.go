@@ -1,4 +1,4 @@
-package simmodbus
+package modbus
 
 import (
 	"bytes"

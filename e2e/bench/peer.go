@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -114,7 +114,7 @@ func createTopic(ctx context.Context, brokers, topic string, partitions int32) e
 
 // runPeer runs the scenario's work on Telegraf and measures it like flowd:
 // CPU and peak RSS from /proc, points from the Kafka topic it writes.
-func runPeer(ctx context.Context, sc scenario, duration time.Duration, logw io.Writer) (*benchResult, error) {
+func runPeer(ctx context.Context, sc scenario, duration time.Duration, logw io.Writer) (*Result, error) {
 	bin := os.Getenv("FLOWD_TEST_TELEGRAF")
 	self, err := os.Executable()
 	if err != nil {
@@ -144,16 +144,11 @@ func runPeer(ctx context.Context, sc scenario, duration time.Duration, logw io.W
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	conf := filepath.Join(dir, "telegraf.conf")
-	if err := os.WriteFile(conf, []byte(sc.peer.config(r)), 0o600); err != nil {
-		return nil, err
-	}
-	tg, err := startChild(bin, []string{"--config", conf}, logw)
+	tg, err := startTelegraf(bin, sc.peer.config(r), dir, logw)
 	if err != nil {
 		return nil, err
 	}
 	defer tg.stop(time.Minute)
-	pid := tg.cmd.Process.Pid
 	// Telegraf has no readiness endpoint: give it time to connect and
 	// subscribe before anything is published.
 	if !sleepCtx(ctx, 5*time.Second) {
@@ -174,31 +169,9 @@ func runPeer(ctx context.Context, sc scenario, duration time.Duration, logw io.W
 			pubs = append(pubs, p)
 		}
 	}
-	if !sleepCtx(ctx, min(10*time.Second, duration/5)) {
-		return nil, ctx.Err()
-	}
-	end0, err := endOffsets(ctx, brokers, r.topic)
+	res, err := measurePeer(ctx, tg, bin, brokers, r.topic, duration)
 	if err != nil {
 		return nil, err
-	}
-	cpu0, _ := procCPU(pid)
-	t0 := time.Now()
-	sleepCtx(ctx, duration)
-	end1, err := endOffsets(ctx, brokers, r.topic)
-	if err != nil {
-		return nil, err
-	}
-	cpu1, _ := procCPU(pid)
-	elapsed := time.Since(t0).Seconds()
-	rss, _ := procPeakRSS(pid)
-	res := &benchResult{
-		Scenario: "telegraf " + telegrafVersion(bin), DurationS: elapsed,
-		PointsInPerS: float64(end1-end0) / elapsed, PointsOutPS: float64(end1-end0) / elapsed,
-		CPUCores: (cpu1 - cpu0) / elapsed, RSSPeakMB: float64(rss) / 1e6,
-		Truth: &benchTruth{Topic: r.topic},
-	}
-	if cpu1 > cpu0 {
-		res.PointsPerCPUSecond = float64(end1-end0) / (cpu1 - cpu0)
 	}
 	var published int64
 	for _, p := range pubs {
@@ -210,13 +183,61 @@ func runPeer(ctx context.Context, sc scenario, duration time.Duration, logw io.W
 	// Let Telegraf flush what it holds, then stop it (it flushes on exit).
 	waitStable(ctx, brokers, r.topic, 5*time.Second, time.Minute)
 	tg.stop(time.Minute)
+	return res, checkPeer(ctx, sc, res, brokers, r.topic, published)
+}
+
+// startTelegraf runs Telegraf on conf, written into dir.
+func startTelegraf(bin, conf, dir string, logw io.Writer) (*child, error) {
+	path := filepath.Join(dir, "telegraf.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		return nil, err
+	}
+	return startChild(bin, []string{"--config", path}, logw)
+}
+
+// measurePeer warms up, then measures Telegraf over duration: its rates
+// from the topic's end offsets (in records), CPU and peak RSS from /proc.
+func measurePeer(ctx context.Context, tg *child, bin, brokers, topic string, duration time.Duration) (*Result, error) {
+	pid := tg.cmd.Process.Pid
+	if !sleepCtx(ctx, min(10*time.Second, duration/5)) {
+		return nil, ctx.Err()
+	}
+	end0, err := endOffsets(ctx, brokers, topic)
+	if err != nil {
+		return nil, err
+	}
+	cpu0, _ := procCPU(pid)
+	t0 := time.Now()
+	sleepCtx(ctx, duration)
+	end1, err := endOffsets(ctx, brokers, topic)
+	if err != nil {
+		return nil, err
+	}
+	cpu1, _ := procCPU(pid)
+	elapsed := time.Since(t0).Seconds()
+	rss, _ := procPeakRSS(pid)
+	res := &Result{
+		Scenario: "telegraf " + telegrafVersion(bin), DurationS: elapsed,
+		PointsInPerS: float64(end1-end0) / elapsed, PointsOutPS: float64(end1-end0) / elapsed,
+		CPUCores: (cpu1 - cpu0) / elapsed, RSSPeakMB: float64(rss) / 1e6,
+		Truth: &Truth{Topic: topic},
+	}
+	if cpu1 > cpu0 {
+		res.PointsPerCPUSecond = float64(end1-end0) / (cpu1 - cpu0)
+	}
+	return res, nil
+}
+
+// checkPeer reads Telegraf's topic back: its points scale the rates taken
+// in records, and they must be what the publishers sent.
+func checkPeer(ctx context.Context, sc scenario, res *Result, brokers, topic string, published int64) error {
 	count := sc.peer.count
 	if count == nil {
 		count = countRecords
 	}
-	records, points, err := countTopic(ctx, brokers, r.topic, count)
+	records, points, err := countTopic(ctx, brokers, topic, count)
 	if err != nil {
-		return res, err
+		return err
 	}
 	if records > 0 && points != records {
 		// rates were taken from offsets, in records: scale them to points
@@ -226,7 +247,7 @@ func runPeer(ctx context.Context, sc scenario, duration time.Duration, logw io.W
 	records = points
 	res.PointsOut, res.PointsIn, res.Truth.InTopic = records, records, records
 	if records == 0 {
-		return res, errors.New("telegraf delivered nothing (see its log above)")
+		return errors.New("telegraf delivered nothing (see its log above)")
 	}
 	if sc.publishers != nil {
 		res.Truth.Published = published
@@ -236,7 +257,7 @@ func runPeer(ctx context.Context, sc scenario, duration time.Duration, logw io.W
 			res.Problems = append(res.Problems, fmt.Sprintf("publishers sent %d values, the topic holds %d", published, records))
 		}
 	}
-	return res, nil
+	return nil
 }
 
 // waitStable waits until topic's end offsets have not moved for quiet.

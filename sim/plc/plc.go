@@ -1,9 +1,9 @@
-// Package simplc is flowd's simulated PLC: an OPC UA server (on gopcua's
+// Package plc is flowd's simulated PLC: an OPC UA server (on gopcua's
 // server package) exposing Objects/<Asset>/<Tag> variables of type double,
 // float, int32, bool and string whose values change every interval. It
 // records every value it writes so tests can compare a client's view with
 // the truth. `flowd sim plc` runs it as a process.
-package simplc
+package plc
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package main
+package bench
 
 import (
 	"context"
@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"time"
 
 	gocql "github.com/apache/cassandra-gocql-driver/v2"
@@ -26,121 +24,6 @@ type cloudTier struct {
 	// keyspace, when set, is the Cassandra keyspace of the run, dropped
 	// after it.
 	keyspace func(r *benchRun) string
-}
-
-// tierResult is one tier's share of a two-tier run: its processes'
-// CPU, memory and counts, and its sinks' latency (for the cloud tier, from
-// the publisher's timestamp to Cassandra's acknowledgement: end to end).
-type tierResult struct {
-	Tier         string  `json:"tier"`
-	Processes    int     `json:"processes"`
-	PointsInPerS float64 `json:"points_in_per_s"`
-	PointsOutPS  float64 `json:"points_out_per_s"`
-	CPUCores     float64 `json:"cpu_cores"`
-	// CPUMicrosPerPoint is the tier's CPU time per point it delivered.
-	CPUMicrosPerPoint float64 `json:"cpu_us_per_point"`
-	RSSPeakMB         float64 `json:"rss_peak_mb"`
-	LatencyP50        float64 `json:"latency_p50_ms"`
-	LatencyP99        float64 `json:"latency_p99_ms"`
-	LatencyMax        float64 `json:"latency_max_ms"`
-	PointsIn          int64   `json:"points_in"`
-	PointsOut         int64   `json:"points_out"`
-	PointsLost        int64   `json:"points_lost"`
-	// Duplicates is what the tier took in more than once (at-least-once:
-	// points redelivered after a rebalance or a retried commit).
-	Duplicates int64 `json:"duplicates,omitempty"`
-	// CPUMicrosPerPointRun is the tier's CPU time over its processes' whole
-	// life (start, measured window, drain) per point delivered: the
-	// per-point cost without the window's timing.
-	CPUMicrosPerPointRun float64 `json:"cpu_us_per_point_run"`
-}
-
-// lifeCPU is a finished process's user+system CPU time in seconds.
-func lifeCPU(cmd *exec.Cmd) float64 {
-	if cmd.ProcessState == nil {
-		return 0
-	}
-	return (cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()).Seconds()
-}
-
-// flowdProc is a flowd run process of a bench with its status address.
-type flowdProc struct {
-	cmd    *exec.Cmd
-	addr   string
-	final  string
-	dir    string
-	exited chan error
-	done   bool
-	pprof  string
-	cpu0   float64
-}
-
-func startFlowd(self, pipeline string, vars map[string]string, pprof bool, logw io.Writer) (*flowdProc, error) {
-	addr, err := freeAddr()
-	if err != nil {
-		return nil, err
-	}
-	var extra []string
-	if pprof {
-		pa, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
-		extra = []string{"--pprof", pa}
-	}
-	dir, err := os.MkdirTemp("", "flowd-bench")
-	if err != nil {
-		return nil, err
-	}
-	p := &flowdProc{addr: addr, dir: dir, final: filepath.Join(dir, "final-status.json"), exited: make(chan error, 1)}
-	argv := append([]string{"run", "--http", addr, "--data-dir", dir, "--log-format", "json", "--log-level", "warn", "--final-status", p.final}, extra...)
-	if pprof {
-		p.pprof = extra[1]
-	}
-	for k, v := range vars {
-		argv = append(argv, "--var", k+"="+v)
-	}
-	p.cmd = exec.Command(self, append(argv, pipeline)...)
-	p.cmd.Stderr = logw
-	if err := p.cmd.Start(); err != nil {
-		os.RemoveAll(dir)
-		return nil, err
-	}
-	go func() { p.exited <- p.cmd.Wait() }()
-	return p, nil
-}
-
-// stop ends the process with SIGTERM (it drains) and reads its final status.
-func (p *flowdProc) stop(timeout time.Duration) (engine.Status, error) {
-	if p.done {
-		return readFinalStatus(p.final)
-	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.exited:
-		p.done = true
-		if err != nil {
-			return engine.Status{}, fmt.Errorf("flowd exited with %v", err)
-		}
-	case <-time.After(timeout):
-		p.cmd.Process.Signal(syscall.SIGQUIT)
-		select {
-		case <-p.exited:
-		case <-time.After(5 * time.Second):
-		}
-		p.done = true
-		return engine.Status{}, fmt.Errorf("flowd did not exit within %s of SIGTERM (goroutine dump in the log above)", timeout)
-	}
-	return readFinalStatus(p.final)
-}
-
-func (p *flowdProc) kill() {
-	if !p.done {
-		p.cmd.Process.Kill()
-		<-p.exited
-		p.done = true
-	}
-	os.RemoveAll(p.dir)
 }
 
 // cloudRun is the running cloud tier of one bench run.
@@ -171,7 +54,7 @@ func startCloud(ctx context.Context, t *cloudTier, r *benchRun, self, dir, profi
 		c.procs = append(c.procs, p)
 	}
 	for _, p := range c.procs {
-		if err := waitHTTP(p.addr, 2*time.Minute, p.exited); err != nil {
+		if err := p.waitHTTP(2 * time.Minute); err != nil {
 			return c, fmt.Errorf("cloud replica: %w", err)
 		}
 		if err := waitSourcesUp(ctx, p.addr, time.Minute); err != nil {
@@ -194,8 +77,8 @@ func (c *cloudRun) mark(d time.Duration) {
 }
 
 // measure ends the window: rates, CPU, peak RSS and latency of the tier.
-func (c *cloudRun) measure(elapsed float64) *tierResult {
-	t := &tierResult{Tier: "cloud", Processes: len(c.procs)}
+func (c *cloudRun) measure(elapsed float64) *TierResult {
+	t := &TierResult{Tier: "cloud", Processes: len(c.procs)}
 	var cpu float64
 	var din, dout int64
 	for i, p := range c.procs {
@@ -230,26 +113,11 @@ func (c *cloudRun) measure(elapsed float64) *tierResult {
 	return t
 }
 
-// latencyOf is the largest latency figures of a status's components.
-func latencyOf(st engine.Status) engine.LatencyStatus {
-	var l engine.LatencyStatus
-	for _, p := range st.Pipelines {
-		for _, c := range p.Components {
-			if c.Latency != nil {
-				l.P50ms = max(l.P50ms, c.Latency.P50ms)
-				l.P99ms = max(l.P99ms, c.Latency.P99ms)
-				l.Maxms = max(l.Maxms, c.Latency.Maxms)
-			}
-		}
-	}
-	return l
-}
-
 // drain waits until the replicas took in want points and delivered what
 // they took in (or their counts stop moving for 30 s), then stops them and
 // adds up their final statuses. Stopping a replica with points still
 // unacknowledged would hand them to the others: duplicates, not losses.
-func (c *cloudRun) drain(ctx context.Context, want int64, t *tierResult) error {
+func (c *cloudRun) drain(ctx context.Context, want int64, t *TierResult) error {
 	if len(c.procs) == 0 {
 		return nil
 	}
@@ -285,7 +153,7 @@ func (c *cloudRun) drain(ctx context.Context, want int64, t *tierResult) error {
 	}()
 	for _, p := range c.procs {
 		st, err := p.stop(2 * time.Minute)
-		cpu += lifeCPU(p.cmd)
+		cpu += p.lifeCPU()
 		if err != nil {
 			errs = errors.Join(errs, fmt.Errorf("cloud replica: %w", err))
 			continue
@@ -329,7 +197,7 @@ func trackersKeyspace(r *benchRun) string { return "flowd_bench_" + r.id }
 // every point the topic holds and deliver or count every point it took in.
 // res.Truth stays the edge's (published, received, delivered to the topic,
 // read back from it); the cloud's counts are in its tier.
-func finishCloud(ctx context.Context, res *benchResult, edge, cloud *tierResult, c *cloudRun, edgeCPU float64) {
+func finishCloud(ctx context.Context, res *Result, edge, cloud *TierResult, c *cloudRun, edgeCPU float64) {
 	edge.PointsIn, edge.PointsOut = res.PointsIn, res.PointsOut
 	if edge.PointsOut > 0 {
 		edge.CPUMicrosPerPointRun = edgeCPU / float64(edge.PointsOut) * 1e6
@@ -350,7 +218,7 @@ func finishCloud(ctx context.Context, res *benchResult, edge, cloud *tierResult,
 		cloud.PointsLost += miss
 		res.Problems = append(res.Problems, fmt.Sprintf("the topic holds %d points, the cloud replicas took in %d", want, cloud.PointsIn))
 	}
-	res.Tiers = []*tierResult{edge, cloud}
+	res.Tiers = []*TierResult{edge, cloud}
 	res.PointsLost = edge.PointsLost + cloud.PointsLost
 	res.PointsOut, res.PointsOutPS = cloud.PointsOut, cloud.PointsOutPS
 	res.CPUCores = edge.CPUCores + cloud.CPUCores

@@ -1,4 +1,4 @@
-package simplc
+package plc
 
 import (
 	"time"

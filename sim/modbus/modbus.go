@@ -1,4 +1,4 @@
-// Package simmodbus simulates Modbus TCP devices for tests and benchmarks:
+// Package modbus simulates Modbus TCP devices for tests and benchmarks:
 // N devices on consecutive ports, each serving registers of every data type
 // in every byte and word order, coils and discrete inputs, all changing at
 // an interval, and keeping a record of every request it answered.
@@ -22,7 +22,7 @@
 // 1000+i). Coil i is (k+i) mod 3 == 0, discrete input i is (k+i+d) mod 2 == 0,
 // for i < Bits. Any other address answers exception 2 (illegal data
 // address); a unit id other than Unit (or 0) answers exception 11.
-package simmodbus
+package modbus
 
 import (
 	"encoding/binary"
