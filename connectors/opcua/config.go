@@ -110,135 +110,20 @@ func fieldErr(field string, err error) error {
 	return &engine.FieldError{Field: field, Offset: -1, Err: err}
 }
 
-// validate checks the config and resolves static nodes.
+// validate checks the config and resolves static nodes. Problems are
+// reported in a fixed order (settings, nodes, browse) so an operator sees
+// the same list on every run.
 func (c *Config) validate() ([]nodeSpec, error) {
 	var bad engine.Problems
 	if c.Interval <= 0 {
 		bad = append(bad, fieldErr("interval", fmt.Errorf("must be positive")))
 	}
-	if _, err := uacommon.PolicyURI(c.SecurityPolicy); err != nil {
-		bad = append(bad, fieldErr("security_policy", err))
-	}
-	if mode, err := uacommon.Mode(c.SecurityMode); err != nil {
-		bad = append(bad, fieldErr("security_mode", err))
-	} else if (c.SecurityPolicy == "None") != (mode == ua.MessageSecurityModeNone) {
-		bad = append(bad, fieldErr("security_mode", fmt.Errorf("security_policy %s needs security_mode %s", c.SecurityPolicy,
-			map[bool]string{true: "None", false: "Sign or SignAndEncrypt"}[c.SecurityPolicy == "None"])))
-	}
-	if c.Username != "" && c.UserCertificate != "" {
-		bad = append(bad, fieldErr("user_certificate", fmt.Errorf("set either username or user_certificate, not both")))
-	}
-	if (c.UserCertificate == "") != (c.UserPrivateKey == "") {
-		bad = append(bad, fieldErr("user_private_key", fmt.Errorf("user_certificate and user_private_key go together")))
-	}
-	if (c.Certificate == "") != (c.PrivateKey == "") {
-		bad = append(bad, fieldErr("private_key", fmt.Errorf("certificate and private_key go together")))
-	}
-	if c.Username != "" && c.SecurityPolicy == "None" {
-		bad = append(bad, fieldErr("username", fmt.Errorf("a password would travel in clear text: choose a security_policy other than None")))
-	}
-	if c.QueueSize < 1 || c.QueueSize > maxQueueSize {
-		bad = append(bad, fieldErr("queue_size", fmt.Errorf("must be between 1 and %d", maxQueueSize)))
-	}
-	if c.MaxNodesPerRead < 0 || c.MaxNodesPerRead > maxPerRequest {
-		bad = append(bad, fieldErr("max_nodes_per_read", fmt.Errorf("must be between 0 and %d", maxPerRequest)))
-	}
-	if c.MaxItemsPerSub < 1 || c.MaxItemsPerSub > maxPerRequest {
-		bad = append(bad, fieldErr("max_items_per_subscription", fmt.Errorf("must be between 1 and %d", maxPerRequest)))
-	}
-	if c.Deadband < 0 {
-		bad = append(bad, fieldErr("deadband", fmt.Errorf("must not be negative")))
-	}
-	if c.AuthRetry < c.ReconnectMin {
-		bad = append(bad, fieldErr("auth_retry", fmt.Errorf("must be at least reconnect_min")))
-	}
-	if c.KeepAliveCount < 1 {
-		bad = append(bad, fieldErr("keepalive_count", fmt.Errorf("must be at least 1")))
-	}
-	if c.LifetimeCount != 0 && c.LifetimeCount < 3*c.KeepAliveCount {
-		bad = append(bad, fieldErr("lifetime_count", fmt.Errorf("must be at least 3 × keepalive_count (%d)", 3*c.KeepAliveCount)))
-	}
-	if c.WatchdogTimeout <= 0 {
-		bad = append(bad, fieldErr("watchdog_timeout", fmt.Errorf("must be positive")))
-	}
-	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {
-		bad = append(bad, fieldErr("reconnect_max", fmt.Errorf("need 0 < reconnect_min ≤ reconnect_max")))
-	}
-	var specs []nodeSpec
-	base := nodeSpec{asset: c.Asset, sampling: c.SamplingInterval, queue: c.QueueSize, deadband: c.Deadband, dbType: c.DeadbandType}
-	for _, tagName := range sortedKeys(c.Nodes) {
-		nid, err := ua.ParseNodeID(c.Nodes[tagName])
-		if err != nil {
-			bad = append(bad, fieldErr("nodes", fmt.Errorf("%s: bad node id %q: %v", tagName, c.Nodes[tagName], err)))
-			continue
-		}
-		s := base
-		s.tag, s.id = tagName, nid
-		specs = append(specs, s)
-	}
-nodes:
-	for _, n := range c.Node {
-		nid, err := ua.ParseNodeID(n.ID)
-		if err != nil {
-			bad = append(bad, fieldErr("node", fmt.Errorf("%s: bad node id %q: %v", n.Name, n.ID, err)))
-			continue
-		}
-		s := base
-		s.tag, s.id = n.Name, nid
-		if n.Asset != "" {
-			s.asset = n.Asset
-		}
-		if n.SamplingInterval > 0 {
-			s.sampling = n.SamplingInterval
-		}
-		if n.QueueSize > maxQueueSize {
-			bad = append(bad, fieldErr("node", fmt.Errorf("%s: queue_size must be between 1 and %d", n.Name, maxQueueSize)))
-			continue
-		}
-		if n.QueueSize > 0 {
-			s.queue = n.QueueSize
-		}
-		if n.DeadbandType != "" {
-			switch n.DeadbandType {
-			case "none", "absolute", "percent":
-			default:
-				bad = append(bad, fieldErr("node", fmt.Errorf("%s: deadband_type must be none, absolute or percent", n.Name)))
-				continue nodes
-			}
-			s.dbType = n.DeadbandType
-			s.deadband = n.Deadband
-		} else if n.Deadband > 0 {
-			s.deadband = n.Deadband
-			if s.dbType == "none" {
-				s.dbType = "absolute"
-			}
-		}
-		specs = append(specs, s)
-	}
-	seen := map[[2]string]string{}
-	for _, sp := range specs {
-		k := [2]string{sp.asset, sp.tag}
-		if prev, dup := seen[k]; dup {
-			bad = append(bad, fieldErr("node", fmt.Errorf("nodes %s and %s both make asset %q tag %q: give one a different tag or asset", prev, sp.id, sp.asset, sp.tag)))
-		}
-		seen[k] = sp.id.String()
-	}
+	c.checkSecurity(&bad)
+	c.checkLimits(&bad)
+	specs := c.staticNodes(&bad)
+	checkDuplicateSeries(specs, &bad)
 	if c.Browse != nil {
-		if c.Browse.AssetLevels < 0 {
-			bad = append(bad, fieldErr("browse", fmt.Errorf("asset_levels must not be negative")))
-		}
-		if uacommon.IsBrowsePath(c.Browse.Root) {
-			if _, _, err := uacommon.ParseBrowsePath(c.Browse.Root); err != nil {
-				bad = append(bad, fieldErr("browse", fmt.Errorf("root: %v", err)))
-			}
-		} else if _, err := ua.ParseNodeID(c.Browse.Root); err != nil {
-			bad = append(bad, fieldErr("browse", fmt.Errorf("root: bad node id %q: %v", c.Browse.Root, err)))
-		}
-		for _, p := range append(append([]string(nil), c.Browse.Include...), c.Browse.Exclude...) {
-			if _, err := path.Match(p, ""); err != nil {
-				bad = append(bad, fieldErr("browse", fmt.Errorf("bad pattern %q: %v", p, err)))
-			}
-		}
+		c.Browse.check(&bad)
 	}
 	if len(c.Nodes) == 0 && len(c.Node) == 0 && c.Browse == nil {
 		bad = append(bad, fieldErr("nodes", fmt.Errorf("no nodes: set nodes, node blocks or a browse block")))
@@ -247,6 +132,163 @@ nodes:
 		return nil, err
 	}
 	return specs, nil
+}
+
+// checkSecurity checks the channel security and user identity settings,
+// which must agree with each other before a connection is even tried.
+func (c *Config) checkSecurity(bad *engine.Problems) {
+	if _, err := uacommon.PolicyURI(c.SecurityPolicy); err != nil {
+		*bad = append(*bad, fieldErr("security_policy", err))
+	}
+	if mode, err := uacommon.Mode(c.SecurityMode); err != nil {
+		*bad = append(*bad, fieldErr("security_mode", err))
+	} else if (c.SecurityPolicy == "None") != (mode == ua.MessageSecurityModeNone) {
+		*bad = append(*bad, fieldErr("security_mode", fmt.Errorf("security_policy %s needs security_mode %s", c.SecurityPolicy,
+			map[bool]string{true: "None", false: "Sign or SignAndEncrypt"}[c.SecurityPolicy == "None"])))
+	}
+	if c.Username != "" && c.UserCertificate != "" {
+		*bad = append(*bad, fieldErr("user_certificate", fmt.Errorf("set either username or user_certificate, not both")))
+	}
+	if (c.UserCertificate == "") != (c.UserPrivateKey == "") {
+		*bad = append(*bad, fieldErr("user_private_key", fmt.Errorf("user_certificate and user_private_key go together")))
+	}
+	if (c.Certificate == "") != (c.PrivateKey == "") {
+		*bad = append(*bad, fieldErr("private_key", fmt.Errorf("certificate and private_key go together")))
+	}
+	if c.Username != "" && c.SecurityPolicy == "None" {
+		*bad = append(*bad, fieldErr("username", fmt.Errorf("a password would travel in clear text: choose a security_policy other than None")))
+	}
+}
+
+// checkLimits checks the sizes, counts and durations of the session,
+// subscription and reconnection settings.
+func (c *Config) checkLimits(bad *engine.Problems) {
+	if c.QueueSize < 1 || c.QueueSize > maxQueueSize {
+		*bad = append(*bad, fieldErr("queue_size", fmt.Errorf("must be between 1 and %d", maxQueueSize)))
+	}
+	if c.MaxNodesPerRead < 0 || c.MaxNodesPerRead > maxPerRequest {
+		*bad = append(*bad, fieldErr("max_nodes_per_read", fmt.Errorf("must be between 0 and %d", maxPerRequest)))
+	}
+	if c.MaxItemsPerSub < 1 || c.MaxItemsPerSub > maxPerRequest {
+		*bad = append(*bad, fieldErr("max_items_per_subscription", fmt.Errorf("must be between 1 and %d", maxPerRequest)))
+	}
+	if c.Deadband < 0 {
+		*bad = append(*bad, fieldErr("deadband", fmt.Errorf("must not be negative")))
+	}
+	if c.AuthRetry < c.ReconnectMin {
+		*bad = append(*bad, fieldErr("auth_retry", fmt.Errorf("must be at least reconnect_min")))
+	}
+	if c.KeepAliveCount < 1 {
+		*bad = append(*bad, fieldErr("keepalive_count", fmt.Errorf("must be at least 1")))
+	}
+	if c.LifetimeCount != 0 && c.LifetimeCount < 3*c.KeepAliveCount {
+		*bad = append(*bad, fieldErr("lifetime_count", fmt.Errorf("must be at least 3 × keepalive_count (%d)", 3*c.KeepAliveCount)))
+	}
+	if c.WatchdogTimeout <= 0 {
+		*bad = append(*bad, fieldErr("watchdog_timeout", fmt.Errorf("must be positive")))
+	}
+	if c.ReconnectMin <= 0 || c.ReconnectMax < c.ReconnectMin {
+		*bad = append(*bad, fieldErr("reconnect_max", fmt.Errorf("need 0 < reconnect_min ≤ reconnect_max")))
+	}
+}
+
+// staticNodes resolves the nodes map (in tag order) and then the node
+// blocks (in file order); a node with a bad setting is reported and left out.
+func (c *Config) staticNodes(bad *engine.Problems) []nodeSpec {
+	var specs []nodeSpec
+	base := nodeSpec{asset: c.Asset, sampling: c.SamplingInterval, queue: c.QueueSize, deadband: c.Deadband, dbType: c.DeadbandType}
+	for _, tagName := range sortedKeys(c.Nodes) {
+		nid, err := ua.ParseNodeID(c.Nodes[tagName])
+		if err != nil {
+			*bad = append(*bad, fieldErr("nodes", fmt.Errorf("%s: bad node id %q: %v", tagName, c.Nodes[tagName], err)))
+			continue
+		}
+		s := base
+		s.tag, s.id = tagName, nid
+		specs = append(specs, s)
+	}
+	for _, n := range c.Node {
+		s, err := n.spec(base)
+		if err != nil {
+			*bad = append(*bad, fieldErr("node", err))
+			continue
+		}
+		specs = append(specs, s)
+	}
+	return specs
+}
+
+// spec is the node block's nodeSpec: base (the source's settings) with the
+// block's overrides applied.
+func (n *NodeConfig) spec(base nodeSpec) (nodeSpec, error) {
+	nid, err := ua.ParseNodeID(n.ID)
+	if err != nil {
+		return nodeSpec{}, fmt.Errorf("%s: bad node id %q: %v", n.Name, n.ID, err)
+	}
+	s := base
+	s.tag, s.id = n.Name, nid
+	if n.Asset != "" {
+		s.asset = n.Asset
+	}
+	if n.SamplingInterval > 0 {
+		s.sampling = n.SamplingInterval
+	}
+	if n.QueueSize > maxQueueSize {
+		return nodeSpec{}, fmt.Errorf("%s: queue_size must be between 1 and %d", n.Name, maxQueueSize)
+	}
+	if n.QueueSize > 0 {
+		s.queue = n.QueueSize
+	}
+	if n.DeadbandType != "" {
+		switch n.DeadbandType {
+		case "none", "absolute", "percent":
+		default:
+			return nodeSpec{}, fmt.Errorf("%s: deadband_type must be none, absolute or percent", n.Name)
+		}
+		s.dbType = n.DeadbandType
+		s.deadband = n.Deadband
+	} else if n.Deadband > 0 {
+		// A deadband without a type means absolute, unless the source
+		// already chose one.
+		s.deadband = n.Deadband
+		if s.dbType == "none" {
+			s.dbType = "absolute"
+		}
+	}
+	return s, nil
+}
+
+// checkDuplicateSeries reports static nodes that would write the same
+// (asset, tag) series: their points would be indistinguishable downstream.
+func checkDuplicateSeries(specs []nodeSpec, bad *engine.Problems) {
+	seen := map[[2]string]string{}
+	for _, sp := range specs {
+		k := [2]string{sp.asset, sp.tag}
+		if prev, dup := seen[k]; dup {
+			*bad = append(*bad, fieldErr("node", fmt.Errorf("nodes %s and %s both make asset %q tag %q: give one a different tag or asset", prev, sp.id, sp.asset, sp.tag)))
+		}
+		seen[k] = sp.id.String()
+	}
+}
+
+// check checks the browse block's root and patterns, so a typo fails at
+// load time rather than on the first browse of a running session.
+func (b *BrowseConfig) check(bad *engine.Problems) {
+	if b.AssetLevels < 0 {
+		*bad = append(*bad, fieldErr("browse", fmt.Errorf("asset_levels must not be negative")))
+	}
+	if uacommon.IsBrowsePath(b.Root) {
+		if _, _, err := uacommon.ParseBrowsePath(b.Root); err != nil {
+			*bad = append(*bad, fieldErr("browse", fmt.Errorf("root: %v", err)))
+		}
+	} else if _, err := ua.ParseNodeID(b.Root); err != nil {
+		*bad = append(*bad, fieldErr("browse", fmt.Errorf("root: bad node id %q: %v", b.Root, err)))
+	}
+	for _, p := range append(append([]string(nil), b.Include...), b.Exclude...) {
+		if _, err := path.Match(p, ""); err != nil {
+			*bad = append(*bad, fieldErr("browse", fmt.Errorf("bad pattern %q: %v", p, err)))
+		}
+	}
 }
 
 // Limits checked by validate: a server revises larger values down anyway,
