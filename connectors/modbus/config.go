@@ -234,7 +234,31 @@ func (c *Config) validate() ([]*device, error) {
 // every register of the address space, of each of the four tables.
 const maxTagsPerDevice = 4 * 0x10000
 
+// tagDefaults are the device-level settings a tag inherits.
+type tagDefaults struct {
+	interval             time.Duration
+	byteOrder, wordOrder bool // little-endian
+}
+
 func (c *Config) resolveDevice(dc *DeviceConfig) (*device, error) {
+	d, def, err := c.deviceSettings(dc)
+	// The tags are checked against the device's settings: only once those
+	// are right.
+	if err != nil {
+		return nil, err
+	}
+	if err := d.addTags(dc, def); err != nil {
+		return nil, err
+	}
+	if err := checkOverlaps(d.tags); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// deviceSettings checks a device block's own settings and applies them over
+// the source's; it returns what the device's tags inherit.
+func (c *Config) deviceSettings(dc *DeviceConfig) (*device, tagDefaults, error) {
 	var bad engine.Problems
 	ep := strings.TrimPrefix(dc.Endpoint, "tcp://")
 	if _, port, err := net.SplitHostPort(ep); err != nil || port == "" {
@@ -270,28 +294,29 @@ func (c *Config) resolveDevice(dc *DeviceConfig) (*device, error) {
 	} else if dc.MaxGap != -1 {
 		bad = append(bad, blame(dc.Pos, "max_gap", "must not be negative"))
 	}
-	interval := c.Interval
+	def := tagDefaults{interval: c.Interval}
 	if dc.Interval < 0 {
 		bad = append(bad, blame(dc.Pos, "interval", "must be positive"))
 	} else if dc.Interval > 0 {
-		interval = dc.Interval
+		def.interval = dc.Interval
 	}
-	devByte, err := order(dc.ByteOrder, c.ByteOrder, dc.Pos, "byte_order")
-	if err != nil {
+	var err error
+	if def.byteOrder, err = order(dc.ByteOrder, c.ByteOrder, dc.Pos, "byte_order"); err != nil {
 		bad = append(bad, err)
 	}
-	devWord, err := order(dc.WordOrder, c.WordOrder, dc.Pos, "word_order")
-	if err != nil {
+	if def.wordOrder, err = order(dc.WordOrder, c.WordOrder, dc.Pos, "word_order"); err != nil {
 		bad = append(bad, err)
 	}
 	if len(dc.Tag) == 0 {
 		bad = append(bad, blameBlock(dc.Pos, "device", "device %q has no tags: add tag blocks", dc.Name))
 	}
-	// The tags are checked against the device's settings: only once those
-	// are right.
-	if err := bad.Err(); err != nil {
-		return nil, err
-	}
+	return d, def, bad.Err()
+}
+
+// addTags resolves the device's tag blocks in file order; a tag that is
+// declared twice or does not resolve is reported and left out.
+func (d *device) addTags(dc *DeviceConfig, def tagDefaults) error {
+	var bad engine.Problems
 	names := map[string]bool{}
 	for i := range dc.Tag {
 		tc := &dc.Tag[i]
@@ -300,50 +325,48 @@ func (c *Config) resolveDevice(dc *DeviceConfig) (*device, error) {
 			continue
 		}
 		names[tc.Name] = true
-		t, err := resolveTag(tc, d.asset, interval, devByte, devWord)
+		t, err := resolveTag(tc, d.asset, def.interval, def.byteOrder, def.wordOrder)
 		if err != nil {
 			bad = append(bad, err)
 			continue
 		}
-		if t.table.bits() && t.size > d.maxBits || !t.table.bits() && t.size > d.maxRegs {
-			bad = append(bad, blame(tc.Pos, "length", "tag needs %d registers, more than one read may ask for (max_registers %d)", t.size, d.maxRegs))
-			continue
-		}
-		if tc.Count < 1 {
-			bad = append(bad, blame(tc.Pos, "count", "must be at least 1"))
-			continue
-		}
-		if tc.Count == 1 {
-			d.tags = append(d.tags, t)
-			continue
-		}
-		if t.bit >= 0 {
-			bad = append(bad, blame(tc.Pos, "count", "an array of bits of a register: declare each bit as a tag"))
-			continue
-		}
-		// Compared before multiplying: a huge count must not wrap around.
-		if tc.Count > 0x10000 || t.addr+tc.Count*t.size > 0x10000 {
-			bad = append(bad, blame(tc.Pos, "count", "%d values from address %d run past address 65535", tc.Count, t.addr))
-			continue
-		}
-		if len(d.tags)+tc.Count > maxTagsPerDevice {
-			bad = append(bad, blame(tc.Pos, "count", "device %q would have more than %d tags", dc.Name, maxTagsPerDevice))
-			continue
-		}
-		for k := 0; k < tc.Count; k++ {
-			e := *t
-			e.name = tc.Name + "[" + strconv.Itoa(k) + "]"
-			e.addr = t.addr + k*t.size
-			d.tags = append(d.tags, &e)
+		if err := d.addTag(dc.Name, tc, t); err != nil {
+			bad = append(bad, err)
 		}
 	}
-	if err := bad.Err(); err != nil {
-		return nil, err
+	return bad.Err()
+}
+
+// addTag adds t, or with count > 1 one tag per array element, each named
+// tag[i] at its own address.
+func (d *device) addTag(devName string, tc *TagConfig, t *tag) error {
+	if t.table.bits() && t.size > d.maxBits || !t.table.bits() && t.size > d.maxRegs {
+		return blame(tc.Pos, "length", "tag needs %d registers, more than one read may ask for (max_registers %d)", t.size, d.maxRegs)
 	}
-	if err := checkOverlaps(d.tags); err != nil {
-		return nil, err
+	if tc.Count < 1 {
+		return blame(tc.Pos, "count", "must be at least 1")
 	}
-	return d, nil
+	if tc.Count == 1 {
+		d.tags = append(d.tags, t)
+		return nil
+	}
+	if t.bit >= 0 {
+		return blame(tc.Pos, "count", "an array of bits of a register: declare each bit as a tag")
+	}
+	// Compared before multiplying: a huge count must not wrap around.
+	if tc.Count > 0x10000 || t.addr+tc.Count*t.size > 0x10000 {
+		return blame(tc.Pos, "count", "%d values from address %d run past address 65535", tc.Count, t.addr)
+	}
+	if len(d.tags)+tc.Count > maxTagsPerDevice {
+		return blame(tc.Pos, "count", "device %q would have more than %d tags", devName, maxTagsPerDevice)
+	}
+	for k := 0; k < tc.Count; k++ {
+		e := *t
+		e.name = tc.Name + "[" + strconv.Itoa(k) + "]"
+		e.addr = t.addr + k*t.size
+		d.tags = append(d.tags, &e)
+	}
+	return nil
 }
 
 func resolveTag(tc *TagConfig, asset string, interval time.Duration, devByte, devWord bool) (*tag, error) {
