@@ -127,8 +127,33 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	var bad engine.Problems
 	set := c.Client.Settings()
 	set.Logger = env.Logger
-	topics := c.Topics
-	sessionTimeout := c.SessionTimeout
+	topics, sessionTimeout := c.connection(&set, &bad)
+	c.checkSubscription(topics, &bad)
+	c.checkLimits(&bad)
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	if _, err := set.Opts(); err != nil {
+		return nil, err
+	}
+	dec, err := payload.New(payload.Options{Format: c.Format, Codecs: env.Codecs, MaxPayload: int(c.MaxPayload), Subject: "topic", Values: true,
+		Asset: c.Asset, AssetExpr: c.AssetExpr, Tag: c.Tag, TagExpr: c.TagExpr, Map: c.Map})
+	if err != nil {
+		return nil, err
+	}
+	s := &Source{cfg: *c, env: env, dec: dec, set: set, parts: map[tp]*partState{}, wake: make(chan struct{}, 1)}
+	s.opts = s.consumerOpts(topics, sessionTimeout)
+	s.registerMetrics(env)
+	return s, nil
+}
+
+// connection applies brokers or an Event Hubs connection string to set. A
+// connection string may name the topic (EntityPath) and caps the session
+// timeout at the service's limit, so it returns the topics and session
+// timeout to use.
+func (c *Config) connection(set *ckafka.Settings, bad *engine.Problems) (topics []string, sessionTimeout time.Duration) {
+	topics = c.Topics
+	sessionTimeout = c.SessionTimeout
 	switch {
 	case c.ConnectionString != "" && len(c.Brokers) > 0:
 		bad.Add("connection_string", errors.New("set brokers or connection_string, not both"))
@@ -150,9 +175,15 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	default:
 		set.Brokers = c.Brokers
 	}
+	return topics, sessionTimeout
+}
+
+// checkSubscription checks what the group consumes. It runs right after
+// connection, whose problems it looks at.
+func (c *Config) checkSubscription(topics []string, bad *engine.Problems) {
 	// Without a usable connection string its hub is unknown: topics may be
 	// missing only because of that.
-	if len(topics) == 0 && (c.ConnectionString == "" || len(bad) == 0) {
+	if len(topics) == 0 && (c.ConnectionString == "" || len(*bad) == 0) {
 		bad.Add("topics", errors.New("no topics to consume"))
 	}
 	if c.TopicRegex {
@@ -165,6 +196,11 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	if c.Group == "" {
 		bad.Add("group", errors.New("must not be empty"))
 	}
+}
+
+// checkLimits checks the bounds on batches, memory in flight, fetch sizes
+// and timings.
+func (c *Config) checkLimits(bad *engine.Problems) {
 	bad.Between("batch_size", int64(c.BatchSize), 1, engine.MaxBatchSize)
 	bad.Between("max_poll_records", int64(c.MaxPollRecords), 1, engine.MaxBatchSize)
 	bad.Between("max_in_flight", int64(c.MaxInFlight), 1, engine.MaxPendingPoints)
@@ -182,23 +218,18 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	if c.DrainTimeout < 0 {
 		bad.Add("drain_timeout", errors.New("must not be negative"))
 	}
-	if err := bad.Err(); err != nil {
-		return nil, err
-	}
-	if _, err := set.Opts(); err != nil {
-		return nil, err
-	}
-	dec, err := payload.New(payload.Options{Format: c.Format, Codecs: env.Codecs, MaxPayload: int(c.MaxPayload), Subject: "topic", Values: true,
-		Asset: c.Asset, AssetExpr: c.AssetExpr, Tag: c.Tag, TagExpr: c.TagExpr, Map: c.Map})
-	if err != nil {
-		return nil, err
-	}
-	s := &Source{cfg: *c, env: env, dec: dec, set: set, parts: map[tp]*partState{}, wake: make(chan struct{}, 1)}
+}
+
+// consumerOpts are the consumer group options added to the client's own
+// (brokers, TLS, SASL): offsets are committed by hand, so the partition
+// callbacks of s take part.
+func (s *Source) consumerOpts(topics []string, sessionTimeout time.Duration) []kgo.Opt {
+	c := &s.cfg
 	start := kgo.NewOffset().AtStart()
 	if c.StartOffset == "latest" {
 		start = kgo.NewOffset().AtEnd()
 	}
-	s.opts = []kgo.Opt{
+	opts := []kgo.Opt{
 		kgo.ConsumerGroup(c.Group),
 		kgo.ConsumeTopics(topics...),
 		kgo.ConsumeResetOffset(start),
@@ -213,8 +244,13 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		kgo.RebalanceTimeout(c.RebalanceTimeout),
 	}
 	if c.TopicRegex {
-		s.opts = append(s.opts, kgo.ConsumeRegex())
+		opts = append(opts, kgo.ConsumeRegex())
 	}
+	return opts
+}
+
+// registerMetrics creates the source's metrics and registers them with env.
+func (s *Source) registerMetrics(env *engine.Env) {
 	s.records = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flowd_kafka_records_total", Help: "Records read by the kafka source, by result (ok, rejected: did not decode, dead-lettered).",
 	}, []string{"result"})
@@ -233,7 +269,6 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	}, []string{"result"})
 	s.commitOK, s.commitFailed = s.commits.WithLabelValues("ok"), s.commits.WithLabelValues("failed")
 	env.MustRegister(s.records, s.lag, s.committedOff, s.inflightGauge, s.commits)
-	return s, nil
 }
 
 // Run consumes until ctx ends or a sink gives up on points (then it returns
