@@ -94,17 +94,35 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		}
 		enc.KeyExpr = p
 	}
-	var cs ConnString
-	csOK := true
+	cs, csOK := c.connString(&bad)
+	hub := c.eventHub(cs, csOK, &bad)
+	c.checkEncoding(&enc, hub, &bad)
+	c.checkDelivery(cs, &enc, &bad)
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	s := &Sink{cfg: *c, env: env, cs: cs, hub: hub, enc: enc}
+	s.events = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_eventhubs_events_sent_total", Help: "Events the Event Hubs sink sent and had acknowledged."})
+	s.batches = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_eventhubs_batches_sent_total", Help: "AMQP batches (or Kafka records) the Event Hubs sink sent."})
+	s.failures = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_eventhubs_send_failures_total", Help: "Writes that failed and were handed back for retry."})
+	env.MustRegister(s.events, s.batches, s.failures)
+	return s, nil
+}
+
+// connString is the namespace to connect to, from the connection string or
+// the namespace of a credential block. ok is false when the connection
+// string is missing or unusable, so its EntityPath is unknown.
+func (c *Config) connString(bad *engine.Problems) (cs ConnString, ok bool) {
+	ok = true
 	switch {
 	case c.ConnectionString != "" && c.Credential != nil:
 		bad.Add("credential", errors.New("set connection_string or a credential block, not both"))
-		csOK = false
+		ok = false
 	case c.ConnectionString != "":
 		var err error
 		if cs, err = ParseConnectionString(c.ConnectionString); err != nil {
 			bad.Add("connection_string", err)
-			csOK = false
+			ok = false
 		}
 	case c.Credential != nil:
 		if c.Namespace == "" {
@@ -116,8 +134,14 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		cs.Host = c.Namespace
 	default:
 		bad.Add("connection_string", errors.New("set connection_string, or namespace with a credential block"))
-		csOK = false
+		ok = false
 	}
+	return cs, ok
+}
+
+// eventHub is the hub to send to: event_hub, else the connection string's
+// EntityPath; the two must agree when both are set.
+func (c *Config) eventHub(cs ConnString, csOK bool, bad *engine.Problems) string {
 	hub := c.EventHub
 	if hub == "" {
 		hub = cs.EntityPath
@@ -129,17 +153,29 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	if cs.EntityPath != "" && c.EventHub != "" && cs.EntityPath != c.EventHub {
 		bad.Add("event_hub", fmt.Errorf("the connection string is for hub %q", cs.EntityPath))
 	}
+	return hub
+}
+
+// checkEncoding runs the shared encoding's checks, blamed on this sink's
+// attribute names, and sets the encoding's topic to hub.
+func (c *Config) checkEncoding(enc *ckafka.Encoding, hub string, bad *engine.Problems) {
 	enc.Topic = hub
 	if enc.Topic == "" {
 		enc.Topic = "-" // checked above; the encoding's own checks go on
 	}
+	// A partition_key_expr that did not compile is reported already.
 	if enc.KeyExpr != nil || c.PartitionKeyExpr.Src == "" {
-		if field, err := ckafka.CheckEncoding(&enc); err != nil {
+		if field, err := ckafka.CheckEncoding(enc); err != nil {
 			field = strings.Replace(field, "key_", "partition_key_", 1)
 			bad.Add(field, err)
 		}
 	}
 	enc.Topic = hub
+}
+
+// checkDelivery checks TLS, timeouts, retries and buffering, and the Kafka
+// transport's limits, which cap enc's record size.
+func (c *Config) checkDelivery(cs ConnString, enc *ckafka.Encoding, bad *engine.Problems) {
 	if c.TLS != nil {
 		if _, err := c.TLS.Config(); err != nil {
 			bad.Add("tls", err)
@@ -157,15 +193,6 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		// A record must fit a record batch, which must fit a request.
 		enc.MaxRecordBytes = min(enc.MaxRecordBytes, KafkaMaxRecordBytes)
 	}
-	if err := bad.Err(); err != nil {
-		return nil, err
-	}
-	s := &Sink{cfg: *c, env: env, cs: cs, hub: hub, enc: enc}
-	s.events = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_eventhubs_events_sent_total", Help: "Events the Event Hubs sink sent and had acknowledged."})
-	s.batches = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_eventhubs_batches_sent_total", Help: "AMQP batches (or Kafka records) the Event Hubs sink sent."})
-	s.failures = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_eventhubs_send_failures_total", Help: "Writes that failed and were handed back for retry."})
-	env.MustRegister(s.events, s.batches, s.failures)
-	return s, nil
 }
 
 // Sink sends to Event Hubs through one of two transports.
