@@ -109,39 +109,71 @@ func (s *Settings) Opts() ([]kgo.Opt, error) {
 	if s.ClientID != "" {
 		opts = append(opts, kgo.ClientID(s.ClientID))
 	}
+	acks, err := s.acksOpts()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, acks...)
+	part, err := s.partitionerOpts()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, part...)
+	opts = append(opts, s.limitOpts()...)
+	sec, err := s.securityOpts()
+	if err != nil {
+		return nil, err
+	}
+	opts = append(opts, sec...)
+	if s.Logger != nil {
+		opts = append(opts, kgo.WithLogger(slogLogger{s.Logger}))
+	}
+	return opts, nil
+}
+
+// acksOpts are the options of the acks setting; only all may keep
+// idempotent writes, which need every in-sync replica's acknowledgement.
+func (s *Settings) acksOpts() ([]kgo.Opt, error) {
 	switch s.Acks {
 	case "", "all":
-		opts = append(opts, kgo.RequiredAcks(kgo.AllISRAcks()))
 		if !s.Idempotent {
-			opts = append(opts, kgo.DisableIdempotentWrite())
-		} else {
-			// Without this, franz-go waits forever for the outcome of an
-			// idempotent batch already sent, and the delivery timeout never
-			// hands the batch back to the engine. At-least-once: a batch the
-			// engine retries after a timeout may land twice.
-			opts = append(opts, kgo.AllowIdempotentProduceCancellation())
+			return []kgo.Opt{kgo.RequiredAcks(kgo.AllISRAcks()), kgo.DisableIdempotentWrite()}, nil
 		}
+		// Without this, franz-go waits forever for the outcome of an
+		// idempotent batch already sent, and the delivery timeout never
+		// hands the batch back to the engine. At-least-once: a batch the
+		// engine retries after a timeout may land twice.
+		return []kgo.Opt{kgo.RequiredAcks(kgo.AllISRAcks()), kgo.AllowIdempotentProduceCancellation()}, nil
 	case "leader":
-		opts = append(opts, kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite())
+		return []kgo.Opt{kgo.RequiredAcks(kgo.LeaderAck()), kgo.DisableIdempotentWrite()}, nil
 	case "none":
-		opts = append(opts, kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite())
-	default:
-		return nil, fmt.Errorf("unknown acks %q (all, leader, none)", s.Acks)
+		return []kgo.Opt{kgo.RequiredAcks(kgo.NoAck()), kgo.DisableIdempotentWrite()}, nil
 	}
+	return nil, fmt.Errorf("unknown acks %q (all, leader, none)", s.Acks)
+}
+
+// partitionerOpts are the options of the partitioner setting; none for
+// franz-go's default.
+func (s *Settings) partitionerOpts() ([]kgo.Opt, error) {
 	switch s.Partitioner {
 	case "", "default":
+		return nil, nil
 	case "sticky_key":
-		opts = append(opts, kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil)))
+		return []kgo.Opt{kgo.RecordPartitioner(kgo.StickyKeyPartitioner(nil))}, nil
 	case "round_robin":
-		opts = append(opts, kgo.RecordPartitioner(kgo.RoundRobinPartitioner()))
+		return []kgo.Opt{kgo.RecordPartitioner(kgo.RoundRobinPartitioner())}, nil
 	case "least_backup":
-		opts = append(opts, kgo.RecordPartitioner(kgo.LeastBackupPartitioner()))
-	default:
-		return nil, fmt.Errorf("unknown partitioner %q", s.Partitioner)
+		return []kgo.Opt{kgo.RecordPartitioner(kgo.LeastBackupPartitioner())}, nil
 	}
+	return nil, fmt.Errorf("unknown partitioner %q", s.Partitioner)
+}
+
+// limitOpts are the producer's sizes and timeouts; a zero setting keeps
+// franz-go's default.
+func (s *Settings) limitOpts() []kgo.Opt {
 	// Always set: franz-go lingers 10ms by default, and a sink that waits for
 	// its batch's acknowledgements gains nothing from lingering.
-	opts = append(opts, kgo.ProducerLinger(max(s.Linger, 0)))
+	opts := []kgo.Opt{kgo.ProducerLinger(max(s.Linger, 0))}
 	if s.BatchMaxBytes > 0 {
 		opts = append(opts, kgo.ProducerBatchMaxBytes(s.BatchMaxBytes))
 	}
@@ -169,6 +201,12 @@ func (s *Settings) Opts() ([]kgo.Opt, error) {
 	if s.DialTimeout > 0 {
 		opts = append(opts, kgo.DialTimeout(s.DialTimeout))
 	}
+	return opts
+}
+
+// securityOpts are the TLS and SASL options, when set.
+func (s *Settings) securityOpts() ([]kgo.Opt, error) {
+	var opts []kgo.Opt
 	if s.TLS != nil {
 		tc, err := s.TLS.Config()
 		if err != nil {
@@ -182,9 +220,6 @@ func (s *Settings) Opts() ([]kgo.Opt, error) {
 			return nil, err
 		}
 		opts = append(opts, kgo.SASL(m))
-	}
-	if s.Logger != nil {
-		opts = append(opts, kgo.WithLogger(slogLogger{s.Logger}))
 	}
 	return opts, nil
 }
