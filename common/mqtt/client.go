@@ -170,86 +170,24 @@ func Connect(ctx context.Context, s *Settings, clientID string, manualAcks bool,
 	if err != nil {
 		return nil, err
 	}
-	// The client library ignores a URL's userinfo for the login but prints
-	// the URL in its errors: take it out, and use it as the credentials when
-	// username is not set.
-	user, pass := s.Username, s.Password
-	for _, u := range urls {
-		if u.User != nil {
-			if user == "" {
-				user = u.User.Username()
-				pass, _ = u.User.Password()
-			}
-			u.User = nil
-		}
-	}
-	expiry := uint32(s.SessionExpiry / time.Second)
-	pace := newPacer(s.BackoffMin, s.BackoffMax)
+	user, pass := takeURLLogin(urls, s.Username, s.Password)
 	cfg := autopaho.ClientConfig{
 		ServerUrls:                    urls,
 		TlsCfg:                        tlsCfg,
 		KeepAlive:                     uint16(s.KeepAlive / time.Second),
 		CleanStartOnInitialConnection: s.CleanStart,
-		SessionExpiryInterval:         expiry,
-		ReconnectBackoff:              pace.delay,
+		SessionExpiryInterval:         uint32(s.SessionExpiry / time.Second),
 		ConnectTimeout:                s.ConnectTimeout,
 		ConnectUsername:               user,
 		ConnectPassword:               []byte(pass),
-		OnConnectionUp: func(cm *autopaho.ConnectionManager, ack *paho.Connack) {
-			pace.up(time.Now())
-			if h.OnUp != nil {
-				h.OnUp(cm, ack)
-			}
-		},
-		OnConnectionDown: func() bool {
-			if pace.down(time.Now()) >= flapsToWarn && h.OnError != nil && ctx.Err() == nil {
-				// Mosquitto closes a taken-over session's connection without
-				// a DISCONNECT: repeated short connections are the sign.
-				h.OnError(fmt.Errorf("the broker keeps closing the connections of client id %q soon after accepting them: most likely "+
-					"another client (a second process?) uses the same client id and takes the session over; each process and connection "+
-					"needs its own client_id (reconnecting with growing backoff meanwhile)", clientID))
-			}
-			if h.OnDown != nil {
-				h.OnDown()
-			}
-			return true
-		},
-		OnConnectError: func(err error) {
-			if h.OnError != nil {
-				h.OnError(Explain(err))
-			}
-		},
 		ClientConfig: paho.ClientConfig{
 			ClientID:                   clientID,
 			EnableManualAcknowledgment: manualAcks,
 			SendAcksInterval:           10 * time.Millisecond,
-			OnClientError: func(err error) {
-				if h.OnError != nil && ctx.Err() == nil {
-					h.OnError(fmt.Errorf("connection lost: %w", Explain(err)))
-				}
-			},
-			OnServerDisconnect: func(d *paho.Disconnect) {
-				if h.OnError != nil {
-					h.OnError(explainDisconnect(d, clientID))
-				}
-			},
 		},
 	}
-	if s.ReceiveMaximum > 0 || h.OnConnectPacket != nil {
-		rm := s.ReceiveMaximum
-		cfg.ConnectPacketBuilder = func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
-			if rm > 0 {
-				if c.Properties == nil {
-					c.Properties = &paho.ConnectProperties{}
-				}
-				c.Properties.ReceiveMaximum = &rm
-			}
-			if h.OnConnectPacket != nil {
-				h.OnConnectPacket(c)
-			}
-			return c, nil
-		}
-	}
+	setConnectionHandlers(ctx, &cfg, newPacer(s.BackoffMin, s.BackoffMax), clientID, h)
+	cfg.ConnectPacketBuilder = connectPacketBuilder(s.ReceiveMaximum, h.OnConnectPacket)
 	// cur is the connection being used: autopaho dials the next one only
 	// after the previous client has ended, so a message received comes from it.
 	var cur atomic.Pointer[AckConn]
@@ -270,10 +208,98 @@ func Connect(ctx context.Context, s *Settings, clientID string, manualAcks bool,
 			return c, nil
 		}
 	}
+	cfg.OnPublishReceived = publishReceivers(h, &cur)
+	if log != nil {
+		l := pahoLogger{log.With("client_id", clientID)}
+		cfg.Errors, cfg.PahoErrors = l, l
+	}
+	return autopaho.NewConnection(ctx, cfg)
+}
+
+// takeURLLogin removes the userinfo from the broker URLs and returns the
+// login to use: the client library ignores a URL's userinfo for the login
+// but prints the URL in its errors. The first URL's credentials apply when
+// user is not set.
+func takeURLLogin(urls []*url.URL, user, pass string) (string, string) {
+	for _, u := range urls {
+		if u.User != nil {
+			if user == "" {
+				user = u.User.Username()
+				pass, _ = u.User.Password()
+			}
+			u.User = nil
+		}
+	}
+	return user, pass
+}
+
+// setConnectionHandlers wires the connection lifecycle of cfg to the pacer
+// (reconnect backoff, flap detection) and to h, explaining errors on the way.
+func setConnectionHandlers(ctx context.Context, cfg *autopaho.ClientConfig, pace *pacer, clientID string, h Handlers) {
+	cfg.ReconnectBackoff = pace.delay
+	cfg.OnConnectionUp = func(cm *autopaho.ConnectionManager, ack *paho.Connack) {
+		pace.up(time.Now())
+		if h.OnUp != nil {
+			h.OnUp(cm, ack)
+		}
+	}
+	cfg.OnConnectionDown = func() bool {
+		if pace.down(time.Now()) >= flapsToWarn && h.OnError != nil && ctx.Err() == nil {
+			// Mosquitto closes a taken-over session's connection without
+			// a DISCONNECT: repeated short connections are the sign.
+			h.OnError(fmt.Errorf("the broker keeps closing the connections of client id %q soon after accepting them: most likely "+
+				"another client (a second process?) uses the same client id and takes the session over; each process and connection "+
+				"needs its own client_id (reconnecting with growing backoff meanwhile)", clientID))
+		}
+		if h.OnDown != nil {
+			h.OnDown()
+		}
+		return true
+	}
+	cfg.OnConnectError = func(err error) {
+		if h.OnError != nil {
+			h.OnError(Explain(err))
+		}
+	}
+	cfg.OnClientError = func(err error) {
+		if h.OnError != nil && ctx.Err() == nil {
+			h.OnError(fmt.Errorf("connection lost: %w", Explain(err)))
+		}
+	}
+	cfg.OnServerDisconnect = func(d *paho.Disconnect) {
+		if h.OnError != nil {
+			h.OnError(explainDisconnect(d, clientID))
+		}
+	}
+}
+
+// connectPacketBuilder returns the CONNECT hook that sets Receive Maximum
+// and applies onConnect, or nil when neither is wanted (autopaho's default).
+func connectPacketBuilder(rm uint16, onConnect func(*paho.Connect)) func(*paho.Connect, *url.URL) (*paho.Connect, error) {
+	if rm == 0 && onConnect == nil {
+		return nil
+	}
+	return func(c *paho.Connect, _ *url.URL) (*paho.Connect, error) {
+		if rm > 0 {
+			if c.Properties == nil {
+				c.Properties = &paho.ConnectProperties{}
+			}
+			c.Properties.ReceiveMaximum = &rm
+		}
+		if onConnect != nil {
+			onConnect(c)
+		}
+		return c, nil
+	}
+}
+
+// publishReceivers passes received messages to h's handler, with the
+// current connection for manual acks when h wants them.
+func publishReceivers(h Handlers, cur *atomic.Pointer[AckConn]) []func(paho.PublishReceived) (bool, error) {
 	switch {
 	case h.OnPublishAcks != nil:
 		on := h.OnPublishAcks
-		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
+		return []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) {
 				on(autopaho.PublishReceived{PublishReceived: pr}, cur.Load())
 				return true, nil
@@ -281,18 +307,14 @@ func Connect(ctx context.Context, s *Settings, clientID string, manualAcks bool,
 		}
 	case h.OnPublish != nil:
 		on := h.OnPublish
-		cfg.OnPublishReceived = []func(paho.PublishReceived) (bool, error){
+		return []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) {
 				on(autopaho.PublishReceived{PublishReceived: pr})
 				return true, nil
 			},
 		}
 	}
-	if log != nil {
-		l := pahoLogger{log.With("client_id", clientID)}
-		cfg.Errors, cfg.PahoErrors = l, l
-	}
-	return autopaho.NewConnection(ctx, cfg)
+	return nil
 }
 
 // pahoLogger passes paho's internal error log to slog at debug level (the

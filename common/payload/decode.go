@@ -365,105 +365,170 @@ func New(o Options) (*Decoder, error) {
 		return nil, fmt.Errorf("payload: unknown subject %q", o.Subject)
 	}
 	d := &Decoder{maxPayload: o.MaxPayload, subject: o.Subject, ev: &evaluator{}}
+	// Each step checks the attributes it owns; the order fixes which error
+	// a config with several mistakes reports first.
+	if err := d.setAsset(&o); err != nil {
+		return nil, err
+	}
+	if err := d.setTag(&o); err != nil {
+		return nil, err
+	}
+	if err := d.setSparkplug(&o); err != nil {
+		return nil, err
+	}
+	if err := d.setMap(&o); err != nil {
+		return nil, err
+	}
+	if err := d.setCodec(&o); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// setAsset sets the asset from asset or asset_expr.
+func (d *Decoder) setAsset(o *Options) error {
 	if o.AssetExpr.Src != "" {
 		if o.Asset != "" {
-			return nil, &engine.FieldError{Field: "asset_expr", Offset: -1, Err: errors.New("set asset or asset_expr, not both")}
+			return &engine.FieldError{Field: "asset_expr", Offset: -1, Err: errors.New("set asset or asset_expr, not both")}
 		}
 		e, err := compileExpr(o.Subject, "asset_expr", o.AssetExpr, false, pointexpr.StringResult)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		d.asset = field{set: true, expr: e}
 	} else if o.Asset != "" {
 		d.asset = field{set: true, lit: o.Asset}
 	}
+	return nil
+}
+
+// setTag sets the tag from tag or tag_expr; raw payloads carry no tag and
+// take the subject unless a literal one is given.
+func (d *Decoder) setTag(o *Options) error {
 	if o.TagExpr.Src != "" {
 		if o.Tag != "" {
-			return nil, &engine.FieldError{Field: "tag_expr", Offset: -1, Err: errors.New("set tag or tag_expr, not both")}
+			return &engine.FieldError{Field: "tag_expr", Offset: -1, Err: errors.New("set tag or tag_expr, not both")}
 		}
 		e, err := compileExpr(o.Subject, "tag_expr", o.TagExpr, false, pointexpr.StringResult)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		d.tag = field{set: true, expr: e}
 	} else if o.Tag != "" {
 		d.tag = field{set: true, lit: o.Tag}
 	} else if o.Format == "raw" {
 		if o.Subject == "" {
-			return nil, &engine.FieldError{Field: "tag", Offset: -1, Err: errors.New("format raw needs tag: the payload carries none")}
+			return &engine.FieldError{Field: "tag", Offset: -1, Err: errors.New("format raw needs tag: the payload carries none")}
 		}
 		d.tag = field{set: true, topic: true}
 	}
-	if o.Format == "sparkplug" {
-		switch {
-		case o.Subject != "topic":
-			return nil, &engine.FieldError{Field: "format", Offset: -1, Err: errors.New("sparkplug is read from MQTT topics only")}
-		case d.tag.set:
-			return nil, &engine.FieldError{Field: "tag_expr", Offset: -1, Err: errors.New("format sparkplug names tags by metric name; tag_expr is not used")}
-		}
-		d.sp = sparkplug.NewDecoder(sparkplug.NewState(o.Sparkplug), d.spAsset)
+	return nil
+}
+
+// setSparkplug sets up the Sparkplug decoder for format sparkplug, which
+// names points by topic and metric itself.
+func (d *Decoder) setSparkplug(o *Options) error {
+	if o.Format != "sparkplug" {
+		return nil
 	}
-	if o.Format == "map" {
-		if len(o.Map) == 0 {
-			return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("format map needs the map attribute (at least value)")}
-		}
-		_, hasValues := o.Map["values"]
-		if _, ok := o.Map["value"]; !ok && !(o.Values && hasValues) {
-			if o.Values {
-				return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map needs a value or a values entry")}
-			}
-			return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map needs a value entry")}
-		}
-		if o.Values && hasValues {
-			if _, ok := o.Map["value"]; ok {
-				return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("set value or values, not both")}
-			}
-			x := o.Map["values"]
-			e, err := compileExpr(o.Subject, "map.values", x, true, pointexpr.ObjectResult)
-			if err != nil {
-				return nil, err
-			}
-			d.values = e
-		}
-		for k := range o.Map {
-			if o.Values && k == "values" {
-				continue
-			}
-			if !slices.Contains(mapOrder[:], k) {
-				if o.Values {
-					return nil, &engine.FieldError{Field: "map", Offset: -1, Err: fmt.Errorf("unknown entry %q: use asset, tag, value or values, quality or ts", k)}
-				}
-				return nil, &engine.FieldError{Field: "map", Offset: -1, Err: fmt.Errorf("unknown entry %q: use asset, tag, value, quality or ts", k)}
-			}
-		}
-		d.mapping = map[string]*msgExpr{}
-		for _, k := range mapOrder {
-			x, ok := o.Map[k]
-			if !ok {
-				continue
-			}
-			w := pointexpr.StringResult
-			switch k {
-			case "value":
-				w = pointexpr.ScalarResult
-			case "ts":
-				w = pointexpr.TimeResult
-			}
-			e, err := compileExpr(o.Subject, "map."+k, x, true, w)
-			if err != nil {
-				return nil, err
-			}
-			d.mapping[k] = e
-		}
-	} else if len(o.Map) > 0 {
-		return nil, &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map is only used with format = \"map\"")}
+	switch {
+	case o.Subject != "topic":
+		return &engine.FieldError{Field: "format", Offset: -1, Err: errors.New("sparkplug is read from MQTT topics only")}
+	case d.tag.set:
+		return &engine.FieldError{Field: "tag_expr", Offset: -1, Err: errors.New("format sparkplug names tags by metric name; tag_expr is not used")}
 	}
-	if o.Format != "map" && o.Format != "sparkplug" {
-		c, err := o.Codecs.Decoder(o.Format, "map", "sparkplug")
+	d.sp = sparkplug.NewDecoder(sparkplug.NewState(o.Sparkplug), d.spAsset)
+	return nil
+}
+
+// setMap compiles the map block of format map, which no other format uses.
+func (d *Decoder) setMap(o *Options) error {
+	if o.Format != "map" {
+		if len(o.Map) > 0 {
+			return &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map is only used with format = \"map\"")}
+		}
+		return nil
+	}
+	if err := checkMapValue(o); err != nil {
+		return err
+	}
+	if _, hasValues := o.Map["values"]; o.Values && hasValues {
+		e, err := compileExpr(o.Subject, "map.values", o.Map["values"], true, pointexpr.ObjectResult)
 		if err != nil {
-			return nil, &engine.FieldError{Field: "format", Offset: -1, Err: err}
+			return err
 		}
-		d.codec = c
+		d.values = e
 	}
-	return d, nil
+	if err := checkMapNames(o); err != nil {
+		return err
+	}
+	d.mapping = map[string]*msgExpr{}
+	for _, k := range mapOrder {
+		x, ok := o.Map[k]
+		if !ok {
+			continue
+		}
+		w := pointexpr.StringResult
+		switch k {
+		case "value":
+			w = pointexpr.ScalarResult
+		case "ts":
+			w = pointexpr.TimeResult
+		}
+		e, err := compileExpr(o.Subject, "map."+k, x, true, w)
+		if err != nil {
+			return err
+		}
+		d.mapping[k] = e
+	}
+	return nil
+}
+
+// checkMapValue checks that the map block has exactly one of value and
+// values (values only where the source allows it).
+func checkMapValue(o *Options) error {
+	if len(o.Map) == 0 {
+		return &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("format map needs the map attribute (at least value)")}
+	}
+	_, hasValues := o.Map["values"]
+	_, hasValue := o.Map["value"]
+	if !hasValue && !(o.Values && hasValues) {
+		if o.Values {
+			return &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map needs a value or a values entry")}
+		}
+		return &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("map needs a value entry")}
+	}
+	if o.Values && hasValues && hasValue {
+		return &engine.FieldError{Field: "map", Offset: -1, Err: errors.New("set value or values, not both")}
+	}
+	return nil
+}
+
+// checkMapNames refuses entries of the map block that are not known.
+func checkMapNames(o *Options) error {
+	for k := range o.Map {
+		if o.Values && k == "values" {
+			continue
+		}
+		if !slices.Contains(mapOrder[:], k) {
+			if o.Values {
+				return &engine.FieldError{Field: "map", Offset: -1, Err: fmt.Errorf("unknown entry %q: use asset, tag, value or values, quality or ts", k)}
+			}
+			return &engine.FieldError{Field: "map", Offset: -1, Err: fmt.Errorf("unknown entry %q: use asset, tag, value, quality or ts", k)}
+		}
+	}
+	return nil
+}
+
+// setCodec picks the codec of the formats that are not decoded here.
+func (d *Decoder) setCodec(o *Options) error {
+	if o.Format == "map" || o.Format == "sparkplug" {
+		return nil
+	}
+	c, err := o.Codecs.Decoder(o.Format, "map", "sparkplug")
+	if err != nil {
+		return &engine.FieldError{Field: "format", Offset: -1, Err: err}
+	}
+	d.codec = c
+	return nil
 }

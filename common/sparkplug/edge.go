@@ -162,21 +162,45 @@ type Rejected struct {
 // its birth; a metric whose datatype changes is born again where the change
 // happens. Each point is published exactly once, in order per metric.
 func (e *EdgeNode) Data(points []engine.Point, now int64) ([]Message, []Rejected) {
+	b := e.learn(points)
 	var out []Message
-	var rej []Rejected
-	var skip []bool // points that are rejected or published in a birth
-	mark := func(i int) {
-		if skip == nil {
-			skip = make([]bool, len(points))
+	if b.nodeBirth {
+		out = append(out, e.Births(now)...)
+	} else {
+		for _, id := range b.births {
+			out = append(out, e.dbirth(id, now))
 		}
-		skip[i] = true
 	}
-	nodeBirth := !e.Alive()
-	var births []string // devices to be born, in order
+	for _, id := range b.births {
+		e.devices[id].pending = false
+	}
+	return e.data(out, points, b.skip, now), b.rej
+}
+
+// learned is what learning the new metrics of a batch found.
+type learned struct {
+	rej       []Rejected
+	skip      []bool   // points that are rejected or published in a birth; nil: none
+	nodeBirth bool     // all births must be (re)sent
+	births    []string // devices to be born, in order
+}
+
+// learn registers the devices and metrics that points introduce, with the
+// next aliases, and says which births they need; points that cannot be
+// metrics are rejected.
+func (e *EdgeNode) learn(points []engine.Point) learned {
+	var b learned
+	mark := func(i int) {
+		if b.skip == nil {
+			b.skip = make([]bool, len(points))
+		}
+		b.skip[i] = true
+	}
+	b.nodeBirth = !e.Alive()
 	for i := range points {
 		p := &points[i]
 		if p.Tag == "" {
-			rej = append(rej, Rejected{i, fmt.Errorf("a point needs a tag to be a metric")})
+			b.rej = append(b.rej, Rejected{i, fmt.Errorf("a point needs a tag to be a metric")})
 			mark(i)
 			continue
 		}
@@ -184,7 +208,7 @@ func (e *EdgeNode) Data(points []engine.Point, now int64) ([]Message, []Rejected
 		d := e.node
 		if id != "" {
 			if err := CheckID("device", id); err != nil {
-				rej = append(rej, Rejected{i, fmt.Errorf("asset as Sparkplug device: %w", err)})
+				b.rej = append(b.rej, Rejected{i, fmt.Errorf("asset as Sparkplug device: %w", err)})
 				mark(i)
 				continue
 			}
@@ -208,22 +232,19 @@ func (e *EdgeNode) Data(points []engine.Point, now int64) ([]Message, []Rejected
 		mark(i)
 		switch {
 		case id == "":
-			nodeBirth = true
+			b.nodeBirth = true
 		case !d.pending:
 			d.pending = true
-			births = append(births, id)
+			b.births = append(b.births, id)
 		}
 	}
-	if nodeBirth {
-		out = append(out, e.Births(now)...)
-	} else {
-		for _, id := range births {
-			out = append(out, e.dbirth(id, now))
-		}
-	}
-	for _, id := range births {
-		e.devices[id].pending = false
-	}
+	return b
+}
+
+// data appends to out the NDATA/DDATA of the points not skipped, one
+// message per run of points of the same device, and a birth in place of a
+// point whose datatype changed.
+func (e *EdgeNode) data(out []Message, points []engine.Point, skip []bool, now int64) []Message {
 	cur := "" // device of the pending data metrics
 	var pending []*sproto.Payload_Metric
 	flush := func() {
@@ -269,7 +290,7 @@ func (e *EdgeNode) Data(points []engine.Point, now int64) ([]Message, []Rejected
 		pending = append(pending, pm)
 	}
 	flush()
-	return out, rej
+	return out
 }
 
 func (e *EdgeNode) msg(topic string, pl *sproto.Payload) Message {

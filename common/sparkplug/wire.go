@@ -92,6 +92,8 @@ type wireMetric struct {
 
 // parseMetric reads one Metric; validate checks the nested messages flowd
 // does not read (metadata, DataSet, Template, extensions) as protobuf would.
+// The loop stays here and only the per-field work is split out: it runs for
+// every metric of every DDATA.
 func parseMetric(b []byte, validate bool) (wireMetric, error) {
 	var m wireMetric
 	for len(b) > 0 {
@@ -108,25 +110,7 @@ func parseMetric(b []byte, validate bool) (wireMetric, error) {
 					return m, protowire.ParseError(n)
 				}
 				b = b[n:]
-				switch num {
-				case 2:
-					m.alias, m.hasAlias = v, true
-				case 3:
-					m.ts, m.hasTS = v, true
-				case 4:
-					m.dt = uint32(v)
-				case 7:
-					m.isNull = v != 0
-				case fInt:
-					m.v = rawValue{field: fInt, u: uint64(uint32(v))}
-				case fLong:
-					m.v = rawValue{field: fLong, u: v}
-				case fBool:
-					m.v = rawValue{field: fBool}
-					if v != 0 {
-						m.v.u = 1
-					}
-				}
+				m.setVarint(num, v)
 				continue
 			}
 		case protowire.Fixed32Type:
@@ -156,33 +140,8 @@ func parseMetric(b []byte, validate bool) (wireMetric, error) {
 					return m, protowire.ParseError(n)
 				}
 				b = b[n:]
-				var check proto.Message
-				switch num {
-				case 1:
-					m.name, m.hasName = v, true
-				case 8:
-					check = &sproto.Payload_MetaData{}
-				case 9:
-					if m.hasProps {
-						// protobuf merges repeated occurrences; so rare that
-						// the generated types may do it.
-						return m, errMergeProps
-					}
-					m.props, m.hasProps = v, true
-					check = &sproto.Payload_PropertySet{}
-				case fString, fBytes:
-					m.v = rawValue{field: int(num), b: v}
-				case fDataSet:
-					m.v, check = rawValue{field: fDataSet}, &sproto.Payload_DataSet{}
-				case fTmpl:
-					m.v, check = rawValue{field: fTmpl}, &sproto.Payload_Template{}
-				case fExt:
-					m.v, check = rawValue{field: fExt}, &sproto.Payload_Metric_MetricValueExtension{}
-				}
-				if validate && check != nil {
-					if err := proto.Unmarshal(v, check); err != nil {
-						return m, err
-					}
+				if err := m.setBytes(num, v, validate); err != nil {
+					return m, err
 				}
 				continue
 			}
@@ -194,6 +153,62 @@ func parseMetric(b []byte, validate bool) (wireMetric, error) {
 		b = b[n:]
 	}
 	return m, nil
+}
+
+// setVarint stores the varint field num of a Metric (parseMetric checked
+// that flowd reads it); fields 5 and 6 (historical, transient) are not kept.
+func (m *wireMetric) setVarint(num protowire.Number, v uint64) {
+	switch num {
+	case 2:
+		m.alias, m.hasAlias = v, true
+	case 3:
+		m.ts, m.hasTS = v, true
+	case 4:
+		m.dt = uint32(v)
+	case 7:
+		m.isNull = v != 0
+	case fInt:
+		m.v = rawValue{field: fInt, u: uint64(uint32(v))}
+	case fLong:
+		m.v = rawValue{field: fLong, u: v}
+	case fBool:
+		m.v = rawValue{field: fBool}
+		if v != 0 {
+			m.v.u = 1
+		}
+	}
+}
+
+// setBytes stores the length-delimited field num of a Metric and, with
+// validate, checks the nested messages flowd keeps only as raw bytes.
+func (m *wireMetric) setBytes(num protowire.Number, v []byte, validate bool) error {
+	var check proto.Message
+	switch num {
+	case 1:
+		m.name, m.hasName = v, true
+	case 8:
+		check = &sproto.Payload_MetaData{}
+	case 9:
+		if m.hasProps {
+			// protobuf merges repeated occurrences; so rare that
+			// the generated types may do it.
+			return errMergeProps
+		}
+		m.props, m.hasProps = v, true
+		check = &sproto.Payload_PropertySet{}
+	case fString, fBytes:
+		m.v = rawValue{field: int(num), b: v}
+	case fDataSet:
+		m.v, check = rawValue{field: fDataSet}, &sproto.Payload_DataSet{}
+	case fTmpl:
+		m.v, check = rawValue{field: fTmpl}, &sproto.Payload_Template{}
+	case fExt:
+		m.v, check = rawValue{field: fExt}, &sproto.Payload_Metric_MetricValueExtension{}
+	}
+	if validate && check != nil {
+		return proto.Unmarshal(v, check)
+	}
+	return nil
 }
 
 // errMergeProps sends a metric with two property sets to the generated
