@@ -102,10 +102,10 @@ var markers = int64(1_000_000)
 // input, it produces a marker value again and again until the sink was
 // given it (a subscription may not exist yet); for a polling source, until
 // the sink was given a good point.
-func ready(t *testing.T, s SourceSetup, sink *probeSink) {
+func ready(t *testing.T, p *pipe, s SourceSetup, sink *probeSink) {
 	t.Helper()
 	if s.Produce == nil {
-		eventually(t, func() bool { return sink.attempted.goodCount() > 0 }, "the source handed on no good point")
+		eventually(t, func() bool { return sink.attempted.goodCount() > 0 }, "the source handed on no good point (%s)", p.sourceState())
 		return
 	}
 	markers++
@@ -114,7 +114,7 @@ func ready(t *testing.T, s SourceSetup, sink *probeSink) {
 	var last error
 	for !sink.attempted.has(m) {
 		if time.Now().After(deadline) {
-			t.Fatalf("after %s the source has handed on no input (last produce error: %v)", waitFor, last)
+			t.Fatalf("after %s the source has handed on no input (last produce error: %v; %s)", waitFor, last, p.sourceState())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		if err := s.Produce(ctx, []int64{m}); err != nil {
@@ -148,9 +148,9 @@ func sourceDelivers(t *testing.T, h Source) {
 	p := startSource(t, h, s.Config, sink, 100000, 5*time.Second)
 	switch {
 	case s.Produce == nil:
-		ready(t, s, sink)
+		ready(t, p, s, sink)
 	case !s.Before:
-		ready(t, s, sink)
+		ready(t, p, s, sink)
 		if err := s.Produce(ctx, vals); err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func sourceAcks(t *testing.T, h Source) {
 	p := startSource(t, h, s.Config, refusing, 100000, 500*time.Millisecond)
 	var before int64
 	if !s.Before {
-		ready(t, s, refusing)
+		ready(t, p, s, refusing)
 		before = p.component(srcID).Emitted
 		errc = produceAsync(ctx, s, vals)
 	}
@@ -225,7 +225,7 @@ func sourceAcks(t *testing.T, h Source) {
 	}
 	again := newProbeSink(accept)
 	p = startSource(t, h, s.Config, again, 100000, 5*time.Second)
-	ready(t, s, again)
+	ready(t, p, s, again)
 	if seen := again.accepted.seen(vals); len(seen) > 0 {
 		t.Errorf("input the sink took came again after a restart: %s (the source never acknowledged it)", short(seen))
 	}
@@ -243,16 +243,22 @@ func sourceReconnects(t *testing.T, h Source) {
 	s := h.Setup(t, proxy.Addr())
 	sink := newProbeSink(accept)
 	p := startSource(t, h, s.Config, sink, 100000, 5*time.Second)
-	ready(t, s, sink)
+	ready(t, p, s, sink)
 
 	proxy.Down()
-	time.Sleep(2 * time.Second) // long enough for the source to notice
+	time.Sleep(time.Second) // long enough for the source to notice
+	during := sink.accepted.goodCount()
+	time.Sleep(time.Second)
+	if s.Produce == nil && sink.accepted.goodCount() != during {
+		t.Errorf("%d good points while the peer was away: a polling source must not report values it could not read",
+			sink.accepted.goodCount()-during)
+	}
 	proxy.Up()
 	good := sink.accepted.goodCount()
 	if s.Produce == nil {
 		eventually(t, func() bool { return sink.accepted.goodCount() > good }, "no good point since the peer came back")
 	} else {
-		ready(t, s, sink)
+		ready(t, p, s, sink)
 	}
 	if err := p.stop(); err != nil {
 		t.Error(err)
@@ -275,10 +281,10 @@ func sourceBackpressure(t *testing.T, h Source) {
 	p := startSource(t, h, s.Config, sink, 100, 5*time.Second)
 	var errc chan error
 	if s.Produce != nil && !s.Before {
-		ready(t, s, sink)
+		ready(t, p, s, sink)
 		errc = produceAsync(ctx, s, vals)
 	} else if s.Produce == nil {
-		ready(t, s, sink)
+		ready(t, p, s, sink)
 	}
 	time.Sleep(time.Second) // the source meets a full pipeline
 	good := sink.accepted.goodCount()
@@ -333,7 +339,7 @@ func sourceShutdown(t *testing.T, h Source) {
 	if s.Before {
 		eventually(t, func() bool { return p.component(srcID).Emitted > 0 }, "the source handed on nothing")
 	} else {
-		ready(t, s, sink)
+		ready(t, p, s, sink)
 	}
 	var errc chan error
 	if s.Produce != nil && !s.Before {
@@ -350,4 +356,10 @@ func sourceShutdown(t *testing.T, h Source) {
 		t.Errorf("source state %s after shutdown, want %s", c.State, engine.StateStopped)
 	}
 	p.checkCounts()
+}
+
+// sourceState describes the source's state for a failure message.
+func (p *pipe) sourceState() string {
+	c := p.component(srcID)
+	return fmt.Sprintf("source %s, last error %q, %d restarts", c.State, c.LastError, c.Restarts)
 }
