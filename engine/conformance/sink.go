@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -73,16 +74,24 @@ func startSink(t *testing.T, h Sink, cfg string, src *probeSource, dead *probeSi
 // time must not fold two into one).
 var tsBase = time.Now().Truncate(time.Second).UnixNano()
 
-// Point is the point with value v the suite writes.
+// Point is the point with value v the suite writes (the suite sets its
+// asset to Asset of the check).
 func Point(v int64) engine.Point {
 	return engine.Point{Asset: "conformance", Tag: "v", Value: engine.Int(v), Quality: engine.Good,
 		TS: tsBase + v*int64(time.Millisecond)}
 }
 
-func points(vals []int64) []engine.Point {
+// Asset is the asset of every point a sink check writes: its own, so that
+// a peer shared with other tests (or other runs) can be read back by it.
+func Asset(t *testing.T) string {
+	return fmt.Sprintf("conformance-%d-%s", tsBase/1e9, strings.NewReplacer("/", "-", " ", "_").Replace(t.Name()))
+}
+
+func points(t *testing.T, vals []int64) []engine.Point {
 	out := make([]engine.Point, len(vals))
 	for i, v := range vals {
 		out[i] = Point(v)
+		out[i].Asset = Asset(t)
 	}
 	return out
 }
@@ -145,7 +154,7 @@ func sinkDelivers(t *testing.T, h Sink) {
 	for b := range int64(3) {
 		vals := seq(1+50*b, 51+50*b)
 		all = append(all, vals...)
-		if err := outcome(t, src.emit(t, points(vals)), "a batch"); err != nil {
+		if err := outcome(t, src.emit(t, points(t, vals)), "a batch"); err != nil {
 			t.Errorf("batch %d settled with %v, want nil (delivered)", b, err)
 		}
 	}
@@ -172,7 +181,7 @@ func sinkRejects(t *testing.T, h Sink) {
 	src, dead := newProbeSource(), newProbeSink(accept)
 	p := startSink(t, h, s.Config, src, dead, 5*time.Second)
 	good := seq(1, 41)
-	pts := points(good[:20])
+	pts := points(t, good[:20])
 	poison := func(v int64) engine.Point {
 		p := s.Poison(v)
 		p.Attrs = cloneAttrs(p.Attrs)
@@ -180,10 +189,11 @@ func sinkRejects(t *testing.T, h Sink) {
 			p.Attrs = map[string]string{}
 		}
 		p.Attrs["conformance_poison"] = fmt.Sprint(v)
+		p.Asset = Asset(t)
 		return p
 	}
 	pts = append(pts, poison(5001))
-	pts = append(pts, points(good[20:])...)
+	pts = append(pts, points(t, good[20:])...)
 	pts = append(pts, poison(5002))
 	err := outcome(t, src.emit(t, pts), "a batch with unwritable points")
 	if !errors.Is(err, engine.ErrRejected) {
@@ -227,12 +237,12 @@ func sinkRetries(t *testing.T, h Sink) {
 	src, dead := newProbeSource(), newProbeSink(accept)
 	p := startSink(t, h, s.Config, src, dead, 5*time.Second)
 	first := seq(1, 21)
-	if err := outcome(t, src.emit(t, points(first)), "the first batch"); err != nil {
+	if err := outcome(t, src.emit(t, points(t, first)), "the first batch"); err != nil {
 		t.Fatalf("the first batch settled with %v", err)
 	}
 	proxy.Down()
 	second := seq(21, 61)
-	done := src.emit(t, points(second))
+	done := src.emit(t, points(t, second))
 	select {
 	case err := <-done:
 		t.Fatalf("a batch settled with %v while the peer was away, before it could be written", err)
@@ -260,7 +270,7 @@ func sinkShutdown(t *testing.T, h Sink) {
 		s := h.Setup(t, "")
 		src, dead := newProbeSource(), newProbeSink(accept)
 		p := startSink(t, h, s.Config, src, dead, time.Second)
-		if err := outcome(t, src.emit(t, points(seq(1, 11))), "a batch"); err != nil {
+		if err := outcome(t, src.emit(t, points(t, seq(1, 11))), "a batch"); err != nil {
 			t.Fatal(err)
 		}
 		if err := p.stop(); err != nil {
@@ -274,13 +284,13 @@ func sinkShutdown(t *testing.T, h Sink) {
 	s := h.Setup(t, proxy.Addr())
 	src, dead := newProbeSource(), newProbeSink(accept)
 	p := startSink(t, h, s.Config, src, dead, time.Second)
-	if err := outcome(t, src.emit(t, points(seq(1, 11))), "the first batch"); err != nil {
+	if err := outcome(t, src.emit(t, points(t, seq(1, 11))), "the first batch"); err != nil {
 		t.Fatalf("the first batch settled with %v", err)
 	}
 	// The peer stops answering but keeps its connections open: the
 	// nastiest outage for a write that does not honour its context.
 	proxy.Timeout(0)
-	done := src.emit(t, points(seq(11, 31)))
+	done := src.emit(t, points(t, seq(11, 31)))
 	time.Sleep(500 * time.Millisecond)
 	p.stop() // fails the test when the pipeline does not end in time
 	err := outcome(t, done, "the batch cut off at shutdown")
