@@ -49,4 +49,3 @@ drain_timeout = "2s"`, addr, tp, tp),
 		},
 	})
 }
-
