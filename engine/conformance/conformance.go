@@ -155,7 +155,8 @@ func (p *pipe) component(id string) engine.ComponentStatus {
 // ended: every point a source handed on was delivered or dropped (counted
 // once, by reason), none is still pending. What a source dropped itself
 // (Env.Drop, Env.Reject) never entered the pipeline: it is in the source's
-// dropped counts but not in "in".
+// dropped counts but not in "in" (unlike what the engine drops for it as
+// "shutdown": an Emit past the drain deadline).
 func (p *pipe) checkCounts() {
 	p.t.Helper()
 	for _, ps := range p.rt.Status().Pipelines {
@@ -163,7 +164,7 @@ func (p *pipe) checkCounts() {
 		var own int64
 		for _, cs := range ps.Components {
 			if cs.Kind == engine.KindSource {
-				own += sum(cs.Dropped)
+				own += sum(cs.Dropped) - cs.Dropped["shutdown"]
 			}
 		}
 		if c.In != c.Delivered+c.Dropped-own+c.Filtered || c.Pending != 0 {
