@@ -33,6 +33,7 @@ device "d" {
   }
 }`, addr)}
 		},
-		Peer: func(t *testing.T) conformance.Peer { return conformance.Peer{Upstream: device(t)} },
+		NoAck: "a polling source reads current values: its peer keeps nothing to acknowledge",
+		Peer:  func(t *testing.T) conformance.Peer { return conformance.Peer{Upstream: device(t)} },
 	})
 }

@@ -16,17 +16,14 @@ import (
 func TestConformance(t *testing.T) {
 	for _, mode := range []string{"poll", "subscribe"} {
 		t.Run(mode, func(t *testing.T) {
-			var plc *simplc.PLC
-			server := func(t *testing.T) string {
-				plc = startPLC(t, simplc.Config{Assets: 1, Tags: 4, Interval: 50 * time.Millisecond, Change: 1})
-				return strings.TrimPrefix(plc.Endpoint(), "opc.tcp://")
-			}
+			// One PLC serves every check of a mode (it takes a while to start).
+			plc := startPLC(t, simplc.Config{Assets: 1, Tags: 4, Interval: 50 * time.Millisecond, Change: 1})
 			conformance.RunSource(t, conformance.Source{
 				Spec: Spec,
 				Setup: func(t *testing.T, addr string) conformance.SourceSetup {
 					nodes := ""
 					if addr == "" {
-						addr = server(t)
+						addr = strings.TrimPrefix(plc.Endpoint(), "opc.tcp://")
 						nodes = fmt.Sprintf("{ t1 = %q, t2 = %q }", plc.NodeID(0, 0), plc.NodeID(0, 1))
 					} else {
 						nodes = `{ counter = "ns=2;s=Interop.Counter", double = "ns=2;s=Interop.Double" }`
@@ -40,6 +37,7 @@ reconnect_max = "1s"
 watchdog_timeout = "1s"
 nodes = %s`, addr, mode, nodes)}
 				},
+				NoAck: "a polling source reads current values: the server keeps nothing to acknowledge",
 				// gopcua's server (the simulated PLC) answers GetEndpoints
 				// only for its own URL, not a proxy's: the reconnect check
 				// goes through a proxy to the asyncua interop server.
