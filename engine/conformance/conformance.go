@@ -85,7 +85,7 @@ const (
 	waitFor = 60 * time.Second
 	// grace is how long past its drain deadline a pipeline may take to end
 	// after its context was cancelled.
-	grace = 10 * time.Second
+	grace = 5 * time.Second
 )
 
 var logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -131,7 +131,7 @@ func (p *pipe) stop() error {
 		case p.err = <-p.done:
 		case <-time.After(p.drain + grace):
 			p.err = fmt.Errorf("still running %s after its context ended", p.drain+grace)
-			p.t.Errorf("pipeline still running %s after its context was cancelled (drain timeout %s): a component ignores its context",
+			p.t.Errorf("pipeline still running %s after its context was cancelled (drain timeout %s): a component does not end with its context",
 				p.drain+grace, p.drain)
 		}
 	})
