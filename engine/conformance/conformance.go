@@ -84,8 +84,11 @@ func (p Peer) proxy(t *testing.T) *harness.FaultProxy {
 const (
 	waitFor = 60 * time.Second
 	// grace is how long past its drain deadline a pipeline may take to end
-	// after its context was cancelled.
+	// after its context was cancelled: sources must end by then...
 	grace = 5 * time.Second
+	// ...while a sink may also take the engine's 10 s to close its
+	// connection to a peer that does not answer.
+	sinkGrace = 15 * time.Second
 )
 
 var logger = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -97,12 +100,13 @@ type pipe struct {
 	cancel context.CancelFunc
 	done   chan error
 	drain  time.Duration
+	grace  time.Duration
 	once   sync.Once
 	err    error
 }
 
 // start loads src (one pipeline) with the registry and runs it until stop.
-func start(t *testing.T, reg *engine.Registry, src string, drain time.Duration) *pipe {
+func start(t *testing.T, reg *engine.Registry, src string, drain, grace time.Duration) *pipe {
 	t.Helper()
 	dir := t.TempDir()
 	l := config.NewLoader(config.Options{Registry: reg.WithCodecs(codecs.All()), Logger: logger, DataDir: dir})
@@ -115,7 +119,7 @@ func start(t *testing.T, reg *engine.Registry, src string, drain time.Duration) 
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	p := &pipe{t: t, rt: rt, cancel: cancel, done: make(chan error, 1), drain: drain}
+	p := &pipe{t: t, rt: rt, cancel: cancel, done: make(chan error, 1), drain: drain, grace: grace}
 	go func() { p.done <- rt.Run(ctx, drain) }()
 	t.Cleanup(func() { p.stop() })
 	return p
@@ -129,10 +133,10 @@ func (p *pipe) stop() error {
 		p.cancel()
 		select {
 		case p.err = <-p.done:
-		case <-time.After(p.drain + grace):
-			p.err = fmt.Errorf("still running %s after its context ended", p.drain+grace)
+		case <-time.After(p.drain + p.grace):
+			p.err = fmt.Errorf("still running %s after its context ended", p.drain+p.grace)
 			p.t.Errorf("pipeline still running %s after its context was cancelled (drain timeout %s): a component does not end with its context",
-				p.drain+grace, p.drain)
+				p.drain+p.grace, p.drain)
 		}
 	})
 	return p.err

@@ -70,7 +70,7 @@ func startSink(t *testing.T, h Sink, cfg string, src *probeSource, dead *probeSi
 		"  sink %q \"under_test\" {\n    inputs = [source.in]\n%s\n  }\n  sink \"probe\" \"dead\" {}\n}\n",
 		h.Spec.Type, indent(cfg))
 	reg := engine.NewRegistry(h.Spec, probeSourceSpec(src), probeSinkSpec(dead))
-	return start(t, reg, hcl, drain)
+	return start(t, reg, hcl, drain, sinkGrace)
 }
 
 // tsBase keeps every point of a run at its own timestamp (a store keyed by
@@ -244,7 +244,10 @@ func sinkRetries(t *testing.T, h Sink) {
 	proxy := h.Peer(t).proxy(t)
 	s := h.Setup(t, proxy.Addr())
 	src, dead := newProbeSource(), newProbeSink(accept)
-	p := startSink(t, h, s.Config, src, dead, 5*time.Second)
+	// A drain long enough for the sink to close after the outage (the
+	// engine gives Close 10 s): how fast it ends is ShutsDownOnContext's
+	// check, not this one's.
+	p := startSink(t, h, s.Config, src, dead, 15*time.Second)
 	first := seq(1, 21)
 	if err := outcome(t, src.emit(t, points(t, first)), "the first batch"); err != nil {
 		t.Fatalf("the first batch settled with %v", err)

@@ -84,7 +84,7 @@ func startSource(t *testing.T, h Source, cfg string, sink *probeSink, maxPoints 
 	src := fmt.Sprintf("pipeline \"conformance\" {\n  source %q \"under_test\" {\n%s\n  }\n"+
 		"  sink \"probe\" \"out\" {\n    inputs = [source.under_test]\n    buffer {\n      max_points = %d\n    }\n  }\n}\n",
 		h.Spec.Type, indent(cfg), maxPoints)
-	return start(t, engine.NewRegistry(h.Spec, probeSinkSpec(sink)), src, drain)
+	return start(t, engine.NewRegistry(h.Spec, probeSinkSpec(sink)), src, drain, grace)
 }
 
 func indent(s string) string {
