@@ -130,9 +130,11 @@ func start(t *testing.T, reg *engine.Registry, src string, drain, grace time.Dur
 // not honour its context holds a shutdown forever).
 func (p *pipe) stop() error {
 	p.once.Do(func() {
+		began := time.Now()
 		p.cancel()
 		select {
 		case p.err = <-p.done:
+			p.t.Logf("the pipeline ended %s after its context was cancelled (drain timeout %s)", time.Since(began).Round(time.Millisecond), p.drain)
 		case <-time.After(p.drain + p.grace):
 			p.err = fmt.Errorf("still running %s after its context ended", p.drain+p.grace)
 			p.t.Errorf("pipeline still running %s after its context was cancelled (drain timeout %s): a component does not end with its context",
