@@ -553,8 +553,8 @@ func (n *node) runSinkWriter() {
 	defer func() {
 		// Whatever the deadline left behind is counted, never silently lost;
 		// a durable buffer keeps it for the next run.
-		<-n.fed
 		if d, ok := n.buf.(durableBuffer); ok && d.Durable() {
+			<-n.fed
 			if err := d.Close(); err != nil {
 				n.p.log.Warn("closing buffer", "component", n.id, "err", err)
 			}
@@ -562,13 +562,28 @@ func (n *node) runSinkWriter() {
 			n.setState(StateStopped, nil)
 			return
 		}
-		for {
-			b, ok := n.buf.TryPop()
-			if !ok {
+		// Settle the rest now and what upstreams still push until they
+		// end: a source that waits for its acks before it ends (mqtt,
+		// kafka) must not be held until a timeout of its own.
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		for fed := false; ; {
+			for {
+				b, ok := n.buf.TryPop()
+				if !ok {
+					break
+				}
+				n.dropped(len(b.Points), "shutdown")
+				b.Ack(ErrShutdown)
+			}
+			if fed {
 				break
 			}
-			n.dropped(len(b.Points), "shutdown")
-			b.Ack(ErrShutdown)
+			select {
+			case <-n.fed:
+				fed = true
+			case <-tick.C:
+			}
 		}
 		n.close()
 		n.setState(StateStopped, nil)

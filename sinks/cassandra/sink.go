@@ -392,13 +392,28 @@ func rowError(err error) bool {
 	return false
 }
 
-// Close closes the session.
+// Close closes the session, or gives up when ctx ends. gocql's
+// Session.Close takes no context and waits for the control connection,
+// which a node that stopped answering holds indefinitely: past ctx the
+// session is left to finish closing on its own, so a shutdown (or a
+// reload) is not held by a silent node.
 func (s *Sink) Close(ctx context.Context) error {
-	if s.session != nil {
-		s.session.Close()
-		s.session = nil
+	if s.session == nil {
+		return nil
 	}
-	return nil
+	sess := s.session
+	s.session = nil
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		sess.Close()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("cassandra: the session is still closing: %w", ctx.Err())
+	}
 }
 
 // retryPolicy is gocql's RetryPolicy over engine.Backoff: it retries
