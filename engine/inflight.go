@@ -108,25 +108,6 @@ func (n *node) cutOff(f *flight) {
 // settleAsync is runAsync's settler.
 func (n *node) settleAsync(ctx context.Context, results chan settled, mu *sync.Mutex, fifo *[]*flight,
 	slots chan struct{}, popped chan struct{}, start func(*flight), wg *sync.WaitGroup) {
-	release := func() {
-		mu.Lock()
-		var ready []*flight
-		for len(*fifo) > 0 && (*fifo)[0].done {
-			ready = append(ready, (*fifo)[0])
-			(*fifo)[0] = nil
-			*fifo = (*fifo)[1:]
-		}
-		if len(*fifo) > 0 {
-			n.writing.Store((*fifo)[0].ingest)
-		} else {
-			n.writing.Store(0)
-		}
-		mu.Unlock()
-		for _, f := range ready {
-			f.b.Ack(f.outcome)
-			<-slots
-		}
-	}
 	empty := func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -146,17 +127,8 @@ func (n *node) settleAsync(ctx context.Context, results chan settled, mu *sync.M
 			closed = true
 			continue
 		case <-ctx.Done():
-			// The deadline: what is still in flight is cut off. Late
-			// settles find their flight done and are ignored.
-			mu.Lock()
-			rest := append([]*flight(nil), *fifo...)
-			mu.Unlock()
-			for _, f := range rest {
-				if !f.done {
-					n.cutOff(f)
-				}
-			}
-			release()
+			n.cutOffInFlight(mu, fifo)
+			n.releaseSettled(mu, fifo, slots)
 			return
 		}
 		f := r.f
@@ -165,20 +137,7 @@ func (n *node) settleAsync(ctx context.Context, results chan settled, mu *sync.M
 		}
 		err := r.err
 		if err != nil {
-			var we *WriteError
-			if errors.As(err, &we) && (len(we.rejected) > 0 || len(we.retry) > 0) {
-				var rejected bool
-				f.pts, rejected = n.settle(f.pts, we, f.b.ack)
-				if rejected {
-					f.outcome = errRejectedBy(n.id)
-				}
-				err = nil
-				if len(f.pts) > 0 {
-					if err = we.Err; err == nil {
-						err = errors.New("points to retry")
-					}
-				}
-			}
+			err = n.settleFailedWrite(f, err)
 		} else {
 			n.settleDelivered(f.pts)
 			f.pts = f.pts[:0]
@@ -189,7 +148,7 @@ func (n *node) settleAsync(ctx context.Context, results chan settled, mu *sync.M
 				n.setState(StateConnected, nil)
 			}
 			f.done = true
-			release()
+			n.releaseSettled(mu, fifo, slots)
 			continue
 		}
 		failing = true
@@ -197,13 +156,77 @@ func (n *node) settleAsync(ctx context.Context, results chan settled, mu *sync.M
 		if n.logAllowed() {
 			n.p.log.Error("write failed; retrying", "component", n.id, "points", len(f.pts), "err", err)
 		}
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if f.bo.wait(ctx) {
-				start(f)
-			}
-			// On ctx's end the settler cuts the flight off itself.
-		}()
+		n.retryLater(ctx, f, start, wg)
 	}
+}
+
+// releaseSettled acknowledges upstream, in the order they were taken, the
+// settled flights at the head of the fifo, releasing one slot each. A
+// settled flight behind an unsettled one waits: acks must stay in order.
+func (n *node) releaseSettled(mu *sync.Mutex, fifo *[]*flight, slots chan struct{}) {
+	mu.Lock()
+	var ready []*flight
+	for len(*fifo) > 0 && (*fifo)[0].done {
+		ready = append(ready, (*fifo)[0])
+		(*fifo)[0] = nil
+		*fifo = (*fifo)[1:]
+	}
+	if len(*fifo) > 0 {
+		n.writing.Store((*fifo)[0].ingest)
+	} else {
+		n.writing.Store(0)
+	}
+	mu.Unlock()
+	for _, f := range ready {
+		f.b.Ack(f.outcome)
+		<-slots
+	}
+}
+
+// cutOffInFlight is the deadline: what is still in flight is cut off. Late
+// settles find their flight done and are ignored.
+func (n *node) cutOffInFlight(mu *sync.Mutex, fifo *[]*flight) {
+	mu.Lock()
+	rest := append([]*flight(nil), *fifo...)
+	mu.Unlock()
+	for _, f := range rest {
+		if !f.done {
+			n.cutOff(f)
+		}
+	}
+}
+
+// settleFailedWrite applies a failed write's outcome to f: a WriteError
+// naming rejected or retryable points settles the rest now. It returns the
+// error to retry with, or nil when nothing is left to retry.
+func (n *node) settleFailedWrite(f *flight, err error) error {
+	var we *WriteError
+	if !errors.As(err, &we) || (len(we.rejected) == 0 && len(we.retry) == 0) {
+		return err
+	}
+	var rejected bool
+	f.pts, rejected = n.settle(f.pts, we, f.b.ack)
+	if rejected {
+		f.outcome = errRejectedBy(n.id)
+	}
+	if len(f.pts) == 0 {
+		return nil
+	}
+	if we.Err != nil {
+		return we.Err
+	}
+	return errors.New("points to retry")
+}
+
+// retryLater restarts f's write after its backoff, without holding back the
+// settler or the other writes. On ctx's end the settler cuts the flight off
+// itself.
+func (n *node) retryLater(ctx context.Context, f *flight, start func(*flight), wg *sync.WaitGroup) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if f.bo.wait(ctx) {
+			start(f)
+		}
+	}()
 }

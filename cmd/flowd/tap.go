@@ -192,19 +192,8 @@ func tapConfig(q url.Values) (engine.TapConfig, error) {
 	return cfg, nil
 }
 
-func cmdTap(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("tap", flag.ContinueOnError)
-	addr := fs.String("http", "127.0.0.1:9180", "the running flowd's HTTP address (its --http or service.http_addr)")
-	sample := fs.Int("sample", 1, "pass one point in this many, per component")
-	limit := fs.Int("limit", 100, fmt.Sprintf("most points per --interval, over all tapped components (at most %d)", tapMaxLimit))
-	interval := fs.Duration("interval", 500*time.Millisecond, "rate-limit interval")
-	count := fs.Int("count", 0, "exit after this many points (0: until Ctrl-C)")
-	duration := fs.Duration("duration", 0, "exit after this long (0: until Ctrl-C)")
-	var inputsOf listFlag
-	fs.Var(&inputsOf, "inputs-of", "tap what arrives at these components: the outputs of their inputs (repeatable)")
-	meta := fs.Bool("meta", false, `print {"pipeline","component","point"} per line instead of the point alone`)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, `Usage: flowd tap [flags] [COMPONENT...]
+// tapUsage is flowd tap's help; the flag defaults follow it.
+const tapUsage = `Usage: flowd tap [flags] [COMPONENT...]
 
 Prints the points leaving components of a running flowd, one canonical JSON
 line each: what a source or transform passes on, what a sink delivered.
@@ -224,26 +213,27 @@ gateway through a tunnel, ssh -L 9180:127.0.0.1:9180 gateway, or
 kubectl port-forward pod/flowd-0 9180.
 
 Flags:
-`)
+`
+
+func cmdTap(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("tap", flag.ContinueOnError)
+	addr := fs.String("http", "127.0.0.1:9180", "the running flowd's HTTP address (its --http or service.http_addr)")
+	sample := fs.Int("sample", 1, "pass one point in this many, per component")
+	limit := fs.Int("limit", 100, fmt.Sprintf("most points per --interval, over all tapped components (at most %d)", tapMaxLimit))
+	interval := fs.Duration("interval", 500*time.Millisecond, "rate-limit interval")
+	count := fs.Int("count", 0, "exit after this many points (0: until Ctrl-C)")
+	duration := fs.Duration("duration", 0, "exit after this long (0: until Ctrl-C)")
+	var inputsOf listFlag
+	fs.Var(&inputsOf, "inputs-of", "tap what arrives at these components: the outputs of their inputs (repeatable)")
+	meta := fs.Bool("meta", false, `print {"pipeline","component","point"} per line instead of the point alone`)
+	fs.Usage = func() {
+		fmt.Fprint(stderr, tapUsage)
 		fs.PrintDefaults()
 	}
 	if code := parseFlags(fs, args, stderr); code >= 0 {
 		return code
 	}
-	base := *addr
-	if !strings.Contains(base, "://") {
-		base = "http://" + base
-	}
-	q := url.Values{}
-	for _, c := range fs.Args() {
-		q.Add("component", c)
-	}
-	for _, c := range inputsOf {
-		q.Add("inputs_of", c)
-	}
-	q.Set("sample", strconv.Itoa(*sample))
-	q.Set("limit", strconv.Itoa(*limit))
-	q.Set("interval", interval.String())
+	q := tapQuery(fs.Args(), inputsOf, *sample, *limit, *interval)
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -252,22 +242,11 @@ Flags:
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(base, "/")+"/api/tap?"+q.Encode(), nil)
-	if err != nil {
-		fmt.Fprintf(stderr, "flowd tap: %v\n", err)
-		return exitUsage
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		fmt.Fprintf(stderr, "flowd tap: cannot reach flowd at %s: %v\n", *addr, err)
-		return exitInvalid
+	resp, code := openTap(ctx, *addr, q, stderr)
+	if resp == nil {
+		return code
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		fmt.Fprintf(stderr, "flowd tap: %s: %s\n", resp.Status, strings.TrimSpace(string(msg)))
-		return exitInvalid
-	}
 
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64*1024), 16<<20)
@@ -285,6 +264,48 @@ Flags:
 		fmt.Fprintln(stderr, "flowd tap: flowd closed the stream (it stopped)")
 	}
 	return exitInvalid
+}
+
+// tapQuery is the /api/tap query of the command line's selection and limits;
+// the running flowd validates them.
+func tapQuery(components, inputsOf []string, sample, limit int, interval time.Duration) url.Values {
+	q := url.Values{}
+	for _, c := range components {
+		q.Add("component", c)
+	}
+	for _, c := range inputsOf {
+		q.Add("inputs_of", c)
+	}
+	q.Set("sample", strconv.Itoa(sample))
+	q.Set("limit", strconv.Itoa(limit))
+	q.Set("interval", interval.String())
+	return q
+}
+
+// openTap starts the tap stream of the flowd at addr. On failure it reports
+// on stderr and returns a nil response with the exit code.
+func openTap(ctx context.Context, addr string, q url.Values, stderr io.Writer) (*http.Response, int) {
+	base := addr
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	req, err := http.NewRequestWithContext(ctx, "GET", strings.TrimRight(base, "/")+"/api/tap?"+q.Encode(), nil)
+	if err != nil {
+		fmt.Fprintf(stderr, "flowd tap: %v\n", err)
+		return nil, exitUsage
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Fprintf(stderr, "flowd tap: cannot reach flowd at %s: %v\n", addr, err)
+		return nil, exitInvalid
+	}
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		resp.Body.Close()
+		fmt.Fprintf(stderr, "flowd tap: %s: %s\n", resp.Status, strings.TrimSpace(string(msg)))
+		return nil, exitInvalid
+	}
+	return resp, exitOK
 }
 
 // printTap prints the points of a tap stream, line by line so that `| jq`

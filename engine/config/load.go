@@ -454,33 +454,84 @@ func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, d
 			Subject: a.Expr.Range().Ptr(), Context: a.Range.Ptr()})
 	}
 
-	var comps []*component
-	byID := map[string]*component{}
-	names := map[engine.ComponentKind][]string{}
-	for _, b := range content.Blocks {
+	pcs, d := l.decodeComponents(content.Blocks, ctx)
+	diags = append(diags, d...)
+
+	// References: inputs and the dead-letter sink.
+	diags = append(diags, pcs.checkInputs()...)
+	if a, ok := content.Attributes["dead_letter"]; ok {
+		pc.DeadLetter, d = pcs.deadLetter(a)
+		diags = append(diags, d...)
+	}
+	diags = append(diags, pcs.checkSinkInputs(pc.DeadLetter)...)
+	diags = append(diags, cycles(pcs.list, pcs.byID)...)
+	diags = append(diags, pcs.checkUnused()...)
+	if len(pcs.names[engine.KindSource]) == 0 {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Pipeline without a source",
+			Detail: fmt.Sprintf("Pipeline %q needs at least one source block.", name), Subject: block.DefRange.Ptr()})
+	}
+
+	// Build components only once the configuration reads cleanly, so a
+	// constructor never sees half-decoded input.
+	for _, c := range pcs.list {
+		if !c.ok {
+			continue
+		}
+		nc, d := l.buildNode(name, c, dataDir, shard, adminAddr)
+		diags = append(diags, d...)
+		if nc != nil {
+			pc.Nodes = append(pc.Nodes, nc)
+		}
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return pc, diags
+}
+
+// pipelineComponents are a pipeline's component blocks, decoded in
+// declaration order, with their ids and their names by kind for
+// references and suggestions.
+type pipelineComponents struct {
+	list  []*component
+	byID  map[string]*component
+	names map[engine.ComponentKind][]string
+}
+
+// decodeComponents decodes a pipeline's component blocks; a duplicate is
+// reported and left out.
+func (l *Loader) decodeComponents(blocks hcl.Blocks, ctx *hcl.EvalContext) (*pipelineComponents, hcl.Diagnostics) {
+	var diags hcl.Diagnostics
+	pcs := &pipelineComponents{byID: map[string]*component{}, names: map[engine.ComponentKind][]string{}}
+	for _, b := range blocks {
 		kind := engine.ComponentKind(b.Type)
 		c := &component{kind: kind, typ: b.Labels[0], name: b.Labels[1], block: b}
-		if first, dup := byID[c.id()]; dup {
+		if first, dup := pcs.byID[c.id()]; dup {
 			diags = append(diags, duplicate(string(kind), c.name, b.DefRange, first.block.DefRange))
 			continue
 		}
-		byID[c.id()] = c
-		names[kind] = append(names[kind], c.name)
-		comps = append(comps, c)
+		pcs.byID[c.id()] = c
+		pcs.names[kind] = append(pcs.names[kind], c.name)
+		pcs.list = append(pcs.list, c)
 		diags = append(diags, l.decodeComponent(c, ctx)...)
 	}
+	return pcs, diags
+}
 
-	// References: inputs and the dead-letter sink.
-	for _, c := range comps {
+// checkInputs reports inputs that are not a source or transform of the
+// pipeline, suggesting the nearest name.
+func (pcs *pipelineComponents) checkInputs() hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, c := range pcs.list {
 		for _, r := range c.inputs {
 			if r.kind != engine.KindSource && r.kind != engine.KindTransform {
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid input",
 					Detail: "Inputs are references like source.NAME or transform.NAME.", Subject: r.rng.Ptr()})
 				continue
 			}
-			if _, ok := byID[r.id()]; !ok {
+			if _, ok := pcs.byID[r.id()]; !ok {
 				detail := fmt.Sprintf("This pipeline has no %s named %q.", r.kind, r.name)
-				if s := Suggest(r.name, names[r.kind]); s != "" {
+				if s := Suggest(r.name, pcs.names[r.kind]); s != "" {
 					detail += fmt.Sprintf(" Did you mean %s.%s?", r.kind, s)
 				}
 				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Reference to undeclared " + string(r.kind),
@@ -488,85 +539,91 @@ func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, d
 			}
 		}
 	}
-	if a, ok := content.Attributes["dead_letter"]; ok {
-		refs, d := parseRefs(a.Expr, true)
-		diags = append(diags, d...)
-		for _, r := range refs {
-			if r.kind != engine.KindSink {
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid dead_letter",
-					Detail: "dead_letter names a sink: sink.NAME.", Subject: r.rng.Ptr()})
-			} else if _, ok := byID[r.id()]; !ok {
-				detail := fmt.Sprintf("This pipeline has no sink named %q.", r.name)
-				if s := Suggest(r.name, names[engine.KindSink]); s != "" {
-					detail += fmt.Sprintf(" Did you mean sink.%s?", s)
-				}
-				diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Reference to undeclared sink", Detail: detail, Subject: r.rng.Ptr()})
-			} else {
-				pc.DeadLetter = r.name
+	return diags
+}
+
+// deadLetter resolves the dead_letter attribute to the name of a sink of
+// the pipeline ("" when it names none).
+func (pcs *pipelineComponents) deadLetter(a *hcl.Attribute) (string, hcl.Diagnostics) {
+	var name string
+	refs, diags := parseRefs(a.Expr, true)
+	for _, r := range refs {
+		if r.kind != engine.KindSink {
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Invalid dead_letter",
+				Detail: "dead_letter names a sink: sink.NAME.", Subject: r.rng.Ptr()})
+		} else if _, ok := pcs.byID[r.id()]; !ok {
+			detail := fmt.Sprintf("This pipeline has no sink named %q.", r.name)
+			if s := Suggest(r.name, pcs.names[engine.KindSink]); s != "" {
+				detail += fmt.Sprintf(" Did you mean sink.%s?", s)
 			}
+			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Reference to undeclared sink", Detail: detail, Subject: r.rng.Ptr()})
+		} else {
+			name = r.name
 		}
 	}
-	for _, c := range comps {
-		if c.kind == engine.KindSink && c.content != nil && c.content.Attributes["inputs"] == nil && c.name != pc.DeadLetter {
+	return name, diags
+}
+
+// checkSinkInputs requires inputs of every sink but the dead-letter one.
+func (pcs *pipelineComponents) checkSinkInputs(deadLetter string) hcl.Diagnostics {
+	var diags hcl.Diagnostics
+	for _, c := range pcs.list {
+		if c.kind == engine.KindSink && c.content != nil && c.content.Attributes["inputs"] == nil && c.name != deadLetter {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Missing required argument",
 				Detail:  fmt.Sprintf("The argument \"inputs\" is required: sink %q reads from nothing and is not the pipeline's dead_letter sink.", c.name),
 				Subject: c.block.Body.MissingItemRange().Ptr()})
 		}
 	}
-	diags = append(diags, cycles(comps, byID)...)
+	return diags
+}
 
-	// Consumers: a source or transform nothing reads from is almost always a mistake.
+// checkUnused warns of consumers missing: a source or transform nothing
+// reads from is almost always a mistake.
+func (pcs *pipelineComponents) checkUnused() hcl.Diagnostics {
+	var diags hcl.Diagnostics
 	used := map[string]bool{}
-	for _, c := range comps {
+	for _, c := range pcs.list {
 		for _, r := range c.inputs {
 			used[r.id()] = true
 		}
 	}
-	for _, c := range comps {
+	for _, c := range pcs.list {
 		if c.kind != engine.KindSink && !used[c.id()] {
 			diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagWarning, Summary: "Unused " + string(c.kind),
 				Detail: fmt.Sprintf("Nothing takes %s as an input; its points are discarded.", c.id()), Subject: c.block.DefRange.Ptr()})
 		}
 	}
-	if len(names[engine.KindSource]) == 0 {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "Pipeline without a source",
-			Detail: fmt.Sprintf("Pipeline %q needs at least one source block.", name), Subject: block.DefRange.Ptr()})
-	}
+	return diags
+}
 
-	// Build components only once the configuration reads cleanly, so a
-	// constructor never sees half-decoded input.
-	for _, c := range comps {
-		if !c.ok {
-			continue
-		}
-		env := &engine.Env{
-			Pipeline: name, Kind: c.kind, Type: c.typ, Name: c.name, DataDir: dataDir, Shard: shard, AdminAddr: adminAddr,
-			Codecs: l.opts.Registry.Codecs,
-			Logger: l.opts.Logger.With("pipeline", name, "component", c.id()),
-		}
-		if l.opts.Metrics != nil {
-			env.Metrics = prometheus.WrapRegistererWith(prometheus.Labels{"pipeline": name, "component": c.id()}, l.opts.Metrics)
-		}
-		obj, err := build(c, env)
-		if err != nil {
-			for _, e := range engine.SplitErrors(err) {
-				diags = append(diags, buildDiag(c, e))
-			}
-			continue
-		}
-		nc := &engine.NodeConfig{Kind: c.kind, Type: c.typ, Name: c.name, Component: obj, Env: env, Buffer: c.buffer}
-		for _, r := range c.inputs {
-			nc.Inputs = append(nc.Inputs, r.id())
-		}
-		if nc.Buffer.Type == "disk" && nc.Buffer.Dir == "" {
-			nc.Buffer.Dir = filepath.Join(dataDir, "buffers", name, c.name)
-		}
-		pc.Nodes = append(pc.Nodes, nc)
+// buildNode constructs a decoded component with its environment (logger and
+// metrics labelled with pipeline and component). A constructor's errors
+// become diagnostics and a nil node.
+func (l *Loader) buildNode(pipeline string, c *component, dataDir string, shard engine.Shard, adminAddr string) (*engine.NodeConfig, hcl.Diagnostics) {
+	env := &engine.Env{
+		Pipeline: pipeline, Kind: c.kind, Type: c.typ, Name: c.name, DataDir: dataDir, Shard: shard, AdminAddr: adminAddr,
+		Codecs: l.opts.Registry.Codecs,
+		Logger: l.opts.Logger.With("pipeline", pipeline, "component", c.id()),
 	}
-	if diags.HasErrors() {
+	if l.opts.Metrics != nil {
+		env.Metrics = prometheus.WrapRegistererWith(prometheus.Labels{"pipeline": pipeline, "component": c.id()}, l.opts.Metrics)
+	}
+	obj, err := build(c, env)
+	if err != nil {
+		var diags hcl.Diagnostics
+		for _, e := range engine.SplitErrors(err) {
+			diags = append(diags, buildDiag(c, e))
+		}
 		return nil, diags
 	}
-	return pc, diags
+	nc := &engine.NodeConfig{Kind: c.kind, Type: c.typ, Name: c.name, Component: obj, Env: env, Buffer: c.buffer}
+	for _, r := range c.inputs {
+		nc.Inputs = append(nc.Inputs, r.id())
+	}
+	if nc.Buffer.Type == "disk" && nc.Buffer.Dir == "" {
+		nc.Buffer.Dir = filepath.Join(dataDir, "buffers", pipeline, c.name)
+	}
+	return nc, nil
 }
 
 func (l *Loader) decodeComponent(c *component, ctx *hcl.EvalContext) hcl.Diagnostics {

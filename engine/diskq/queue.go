@@ -258,90 +258,127 @@ func (q *Queue) recover() error {
 	var last uint64
 	for i, id := range order {
 		last = id
-		if gap := id - prev - 1; id > prev+1 {
-			q.lost(prev+1, fmt.Sprintf("%d segment(s) missing from here on (deleted, seals missing too)", gap), 0,
-				int64(gap)*estimate(q.segSize-segHdrSize), true, "", false)
-			for g := prev + 1; g < id && g-prev <= maxTombstones; g++ {
-				q.tombstone(g)
-			}
+		if id > prev+1 {
+			q.lostGap(prev, id, estimate)
 		}
 		prev = id
-		from := q.startOf(id, cur)
-		before := int64(0)
-		if id == cur.seg {
-			before = max(cur.before, 0)
-		}
-		total, sealed := readSeal(q.dir, id)
 		if !exists[id] {
-			switch {
-			case sealed && total-before <= 0:
-				// A tombstone, or a segment whose points were all delivered.
-			case sealed:
-				q.lost(id, "segment missing (deleted)", 0, max(total-before, 0), id == cur.seg && cur.before < 0 && cur.off > segHdrSize, "", false)
-			default:
-				q.lost(id, "segment missing (deleted, seal missing too)", 0, estimate(q.segSize-from), true, "", false)
-			}
-			q.tombstone(id)
+			q.lostMissing(id, cur, estimate)
 			continue
 		}
-		r := scans[id]
-		before = max(before, r.before)
-		damaged := r.invalid || (r.validEnd < segHdrSize && (sealed || i < len(order)-1 || clean))
-		var lost int64
-		estimated := false
-		switch {
-		case sealed:
-			lost = max(total-before-r.points, 0)
-			damaged = damaged || lost > 0
-			// A cursor of an older version does not say how many points lie
-			// before it; when the damage is before it too, lost is at most this.
-			estimated = lost > 0 && id == cur.seg && cur.before < 0 && r.validEnd < from
-		case damaged:
-			unread := r.fileSize - max(r.validEnd, from)
-			if r.validEnd < segHdrSize {
-				unread = max(q.segSize, r.fileSize) - from // cut short: its size is lost too
-			}
-			lost, estimated = estimate(unread), true
+		if q.recoverSegment(id, scans[id], cur, i == len(order)-1, clean, estimate) {
+			// The last one (an empty tail): the write segment takes its
+			// id again, so no gap is left and no tombstone is needed.
+			last = id - 1
 		}
-		size := max(r.validEnd, 0)
-		isolated := ""
-		if damaged {
-			what := "damaged segment: records after the offset cannot be read"
-			if r.validEnd < segHdrSize {
-				what = "damaged segment: cut short or overwritten"
-			} else if !r.invalid {
-				what = "damaged segment: cut short (fewer points than its seal)"
-			}
-			isolated = q.quarantine(id)
-			q.lost(id, what, size, lost, estimated, isolated, true)
-		}
-		from = min(from, size)
-		if size-from <= 0 || size <= segHdrSize {
-			os.Remove(filepath.Join(q.dir, segName(id)))
-			switch {
-			case i == len(order)-1 && !damaged:
-				// The last one (an empty tail): the write segment takes its
-				// id again, so no gap is left and no tombstone is needed.
-				os.Remove(filepath.Join(q.dir, sealName(id)))
-				last = id - 1
-			default:
-				q.tombstone(id)
-			}
-			continue
-		}
-		if damaged {
-			q.keepReadable(id, r, isolated)
-		}
-		s := &segment{id: id, size: size, points: r.points, base: before}
-		if len(q.segs) == 0 {
-			q.rseg, q.roff = s, from
-			q.nextIngest = r.firstIngest
-		}
-		q.segs = append(q.segs, s)
-		q.unreadBytes += size - from
-		q.unreadPoints += r.points
 	}
 	return q.resume(max(last, cur.seg)+1, clean)
+}
+
+// lostGap accounts for the segments between prev and id that are gone
+// with their seals: estimated, and tombstoned (up to maxTombstones).
+func (q *Queue) lostGap(prev, id uint64, estimate func(bytes int64) int64) {
+	gap := id - prev - 1
+	q.lost(prev+1, fmt.Sprintf("%d segment(s) missing from here on (deleted, seals missing too)", gap), 0,
+		int64(gap)*estimate(q.segSize-segHdrSize), true, "", false)
+	for g := prev + 1; g < id && g-prev <= maxTombstones; g++ {
+		q.tombstone(g)
+	}
+}
+
+// lostMissing accounts for a deleted segment: exactly from its seal, or
+// estimated where the seal is gone too; it leaves a tombstone.
+func (q *Queue) lostMissing(id uint64, cur cursor, estimate func(bytes int64) int64) {
+	from, before := q.startOf(id, cur), cur.pointsBefore(id)
+	total, sealed := readSeal(q.dir, id)
+	switch {
+	case sealed && total-before <= 0:
+		// A tombstone, or a segment whose points were all delivered.
+	case sealed:
+		q.lost(id, "segment missing (deleted)", 0, max(total-before, 0), id == cur.seg && cur.before < 0 && cur.off > segHdrSize, "", false)
+	default:
+		q.lost(id, "segment missing (deleted, seal missing too)", 0, estimate(q.segSize-from), true, "", false)
+	}
+	q.tombstone(id)
+}
+
+// recoverSegment accounts for segment id, present on disk and scanned as r:
+// damage is counted and quarantined, the readable rest joins the backlog,
+// and a segment with nothing left to read is removed. It reports whether
+// id was the empty tail (last, undamaged), whose id the write segment may
+// take again.
+func (q *Queue) recoverSegment(id uint64, r scanResult, cur cursor, last, clean bool, estimate func(bytes int64) int64) (emptyTail bool) {
+	from, before := q.startOf(id, cur), cur.pointsBefore(id)
+	total, sealed := readSeal(q.dir, id)
+	before = max(before, r.before)
+	damaged, lost, estimated := q.assessDamage(id, r, cur, from, before, total, sealed, last, clean, estimate)
+	size := max(r.validEnd, 0)
+	isolated := ""
+	if damaged {
+		what := "damaged segment: records after the offset cannot be read"
+		if r.validEnd < segHdrSize {
+			what = "damaged segment: cut short or overwritten"
+		} else if !r.invalid {
+			what = "damaged segment: cut short (fewer points than its seal)"
+		}
+		isolated = q.quarantine(id)
+		q.lost(id, what, size, lost, estimated, isolated, true)
+	}
+	from = min(from, size)
+	if size-from <= 0 || size <= segHdrSize {
+		os.Remove(filepath.Join(q.dir, segName(id)))
+		if last && !damaged {
+			os.Remove(filepath.Join(q.dir, sealName(id)))
+			return true
+		}
+		q.tombstone(id)
+		return false
+	}
+	if damaged {
+		q.keepReadable(id, r, isolated)
+	}
+	s := &segment{id: id, size: size, points: r.points, base: before}
+	if len(q.segs) == 0 {
+		q.rseg, q.roff = s, from
+		q.nextIngest = r.firstIngest
+	}
+	q.segs = append(q.segs, s)
+	q.unreadBytes += size - from
+	q.unreadPoints += r.points
+	return false
+}
+
+// assessDamage tells whether a present segment is damaged and how many
+// points are lost: exactly from its seal, else estimated from the bytes
+// that cannot be read. Only the last segment of a run that did not stop
+// cleanly may end early without being damaged.
+func (q *Queue) assessDamage(id uint64, r scanResult, cur cursor, from, before, total int64, sealed, last, clean bool,
+	estimate func(bytes int64) int64) (damaged bool, lost int64, estimated bool) {
+	damaged = r.invalid || (r.validEnd < segHdrSize && (sealed || !last || clean))
+	switch {
+	case sealed:
+		lost = max(total-before-r.points, 0)
+		damaged = damaged || lost > 0
+		// A cursor of an older version does not say how many points lie
+		// before it; when the damage is before it too, lost is at most this.
+		estimated = lost > 0 && id == cur.seg && cur.before < 0 && r.validEnd < from
+	case damaged:
+		unread := r.fileSize - max(r.validEnd, from)
+		if r.validEnd < segHdrSize {
+			unread = max(q.segSize, r.fileSize) - from // cut short: its size is lost too
+		}
+		lost, estimated = estimate(unread), true
+	}
+	return damaged, lost, estimated
+}
+
+// pointsBefore is how many points of segment id the cursor has passed
+// (none where an older version's cursor does not say).
+func (c cursor) pointsBefore(id uint64) int64 {
+	if id != c.seg {
+		return 0
+	}
+	return max(c.before, 0)
 }
 
 // resume starts the write segment next (or leaves it to the first append
