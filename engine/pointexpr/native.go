@@ -164,59 +164,15 @@ func binary(n *ast.BinaryNode) evalFn {
 	if l == nil || r == nil {
 		return nil
 	}
+	// and/or/?? short-circuit, so they cannot go through apply, which
+	// evaluates both sides first.
 	switch n.Operator {
 	case "and", "&&":
-		return func(p *engine.Point) (engine.Value, error) {
-			a, err := l(p)
-			if err != nil {
-				return a, err
-			}
-			ab, ok := a.AsBool()
-			if !ok {
-				return engine.Null(), errNotBool
-			}
-			if !ab {
-				return a, nil
-			}
-			b, err := r(p)
-			if err != nil {
-				return b, err
-			}
-			if _, ok := b.AsBool(); !ok {
-				return engine.Null(), errNotBool
-			}
-			return b, nil
-		}
+		return logicalAnd(l, r)
 	case "or", "||":
-		return func(p *engine.Point) (engine.Value, error) {
-			a, err := l(p)
-			if err != nil {
-				return a, err
-			}
-			ab, ok := a.AsBool()
-			if !ok {
-				return engine.Null(), errNotBool
-			}
-			if ab {
-				return a, nil
-			}
-			b, err := r(p)
-			if err != nil {
-				return b, err
-			}
-			if _, ok := b.AsBool(); !ok {
-				return engine.Null(), errNotBool
-			}
-			return b, nil
-		}
+		return logicalOr(l, r)
 	case "??":
-		return func(p *engine.Point) (engine.Value, error) {
-			a, err := l(p)
-			if err != nil || !a.IsNull() {
-				return a, err
-			}
-			return r(p)
-		}
+		return coalesce(l, r)
 	}
 	if n.Operator == "+" {
 		if f := concat(n); f != nil {
@@ -243,6 +199,67 @@ func binary(n *ast.BinaryNode) evalFn {
 			return b, err
 		}
 		return apply(op, a, b)
+	}
+}
+
+// logicalAnd evaluates r only when l is true; both sides must be booleans.
+func logicalAnd(l, r evalFn) evalFn {
+	return func(p *engine.Point) (engine.Value, error) {
+		a, err := l(p)
+		if err != nil {
+			return a, err
+		}
+		ab, ok := a.AsBool()
+		if !ok {
+			return engine.Null(), errNotBool
+		}
+		if !ab {
+			return a, nil
+		}
+		b, err := r(p)
+		if err != nil {
+			return b, err
+		}
+		if _, ok := b.AsBool(); !ok {
+			return engine.Null(), errNotBool
+		}
+		return b, nil
+	}
+}
+
+// logicalOr evaluates r only when l is false; both sides must be booleans.
+func logicalOr(l, r evalFn) evalFn {
+	return func(p *engine.Point) (engine.Value, error) {
+		a, err := l(p)
+		if err != nil {
+			return a, err
+		}
+		ab, ok := a.AsBool()
+		if !ok {
+			return engine.Null(), errNotBool
+		}
+		if ab {
+			return a, nil
+		}
+		b, err := r(p)
+		if err != nil {
+			return b, err
+		}
+		if _, ok := b.AsBool(); !ok {
+			return engine.Null(), errNotBool
+		}
+		return b, nil
+	}
+}
+
+// coalesce (??) evaluates r only when l is null.
+func coalesce(l, r evalFn) evalFn {
+	return func(p *engine.Point) (engine.Value, error) {
+		a, err := l(p)
+		if err != nil || !a.IsNull() {
+			return a, err
+		}
+		return r(p)
 	}
 }
 
