@@ -109,74 +109,113 @@ func (rt *Runtime) build(pc *PipelineConfig) (_ *pipeline, err error) {
 			p.closeBuffers()
 		}
 	}()
-	for _, nc := range pc.Nodes {
-		if pr, ok := nc.Component.(Preparer); ok {
-			if err := pr.Prepare(); err != nil {
-				return nil, fmt.Errorf("%s: %w", nc.ID(), err)
-			}
-		}
+	if err := prepareComponents(pc); err != nil {
+		return nil, err
 	}
 	for _, nc := range pc.Nodes {
-		n := &node{p: p, cfg: nc, id: nc.ID(), drops: map[string]*atomic.Int64{}, state: StateStarting}
-		if nc.Env != nil {
-			nc.Env.node = n
-		}
-		if nc.Kind == KindTransform {
-			n.in = make(chan Batch, pc.QueueSize)
-		}
-		switch nc.Kind {
-		case KindTransform:
-			t, ok := nc.Component.(Transform)
-			if !ok {
-				return nil, fmt.Errorf("%s: not a transform", n.id)
-			}
-			n.transf = t
-		case KindSink:
-			s, ok := nc.Component.(Sink)
-			if !ok {
-				return nil, fmt.Errorf("%s: not a sink", n.id)
-			}
-			n.sink = s
-			n.lat, n.eng = &latency{}, &latency{}
-			n.fed = make(chan struct{})
-			drop := func(c int) { n.dropped(c, "buffer_full") }
-			switch nc.Buffer.Type {
-			case "", "memory":
-				n.buf = newMemBuffer(nc.Buffer, drop)
-			case "disk":
-				if rt.opts.NewDiskBuffer == nil {
-					return nil, fmt.Errorf("%s: disk buffers are not available in this build", n.id)
-				}
-				b, err := rt.opts.NewDiskBuffer(nc.Buffer, nc.Env)
-				if err != nil {
-					return nil, fmt.Errorf("%s: buffer: %w", n.id, err)
-				}
-				n.buf = b
-			default:
-				return nil, fmt.Errorf("%s: unknown buffer type %q", n.id, nc.Buffer.Type)
-			}
-		case KindSource:
-			if _, ok := nc.Component.(Source); !ok {
-				return nil, fmt.Errorf("%s: not a source", n.id)
-			}
+		n, err := rt.newNode(p, nc)
+		if err != nil {
+			return nil, err
 		}
 		p.nodes = append(p.nodes, n)
 		p.byID[n.id] = n
 	}
+	if err := p.wire(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// prepareComponents lets every component check its settings before any node
+// is built, so a bad component fails the pipeline before buffers are opened.
+func prepareComponents(pc *PipelineConfig) error {
+	for _, nc := range pc.Nodes {
+		if pr, ok := nc.Component.(Preparer); ok {
+			if err := pr.Prepare(); err != nil {
+				return fmt.Errorf("%s: %w", nc.ID(), err)
+			}
+		}
+	}
+	return nil
+}
+
+// newNode builds the node for nc and checks that its component implements
+// the interface its kind needs. The node is not yet part of p: on error the
+// caller's cleanup only closes buffers of nodes that were fully built.
+func (rt *Runtime) newNode(p *pipeline, nc *NodeConfig) (*node, error) {
+	n := &node{p: p, cfg: nc, id: nc.ID(), drops: map[string]*atomic.Int64{}, state: StateStarting}
+	if nc.Env != nil {
+		nc.Env.node = n
+	}
+	if nc.Kind == KindTransform {
+		n.in = make(chan Batch, p.cfg.QueueSize)
+	}
+	switch nc.Kind {
+	case KindTransform:
+		t, ok := nc.Component.(Transform)
+		if !ok {
+			return nil, fmt.Errorf("%s: not a transform", n.id)
+		}
+		n.transf = t
+	case KindSink:
+		s, ok := nc.Component.(Sink)
+		if !ok {
+			return nil, fmt.Errorf("%s: not a sink", n.id)
+		}
+		n.sink = s
+		n.lat, n.eng = &latency{}, &latency{}
+		n.fed = make(chan struct{})
+		if err := rt.attachBuffer(n); err != nil {
+			return nil, err
+		}
+	case KindSource:
+		if _, ok := nc.Component.(Source); !ok {
+			return nil, fmt.Errorf("%s: not a source", n.id)
+		}
+	}
+	return n, nil
+}
+
+// attachBuffer gives sink node n the buffer its config asks for; points the
+// buffer sheds are counted against n as buffer_full.
+func (rt *Runtime) attachBuffer(n *node) error {
+	nc := n.cfg
+	drop := func(c int) { n.dropped(c, "buffer_full") }
+	switch nc.Buffer.Type {
+	case "", "memory":
+		n.buf = newMemBuffer(nc.Buffer, drop)
+	case "disk":
+		if rt.opts.NewDiskBuffer == nil {
+			return fmt.Errorf("%s: disk buffers are not available in this build", n.id)
+		}
+		b, err := rt.opts.NewDiskBuffer(nc.Buffer, nc.Env)
+		if err != nil {
+			return fmt.Errorf("%s: buffer: %w", n.id, err)
+		}
+		n.buf = b
+	default:
+		return fmt.Errorf("%s: unknown buffer type %q", n.id, nc.Buffer.Type)
+	}
+	return nil
+}
+
+// wire connects every node to its inputs and the dead-letter sink, and
+// closes the input of nodes nothing feeds so they finish on their own.
+func (p *pipeline) wire() error {
 	for _, n := range p.nodes {
 		for _, in := range n.cfg.Inputs {
 			up, ok := p.byID[in]
 			if !ok {
-				return nil, fmt.Errorf("%s: unknown input %s", n.id, in)
+				return fmt.Errorf("%s: unknown input %s", n.id, in)
 			}
 			up.outs = append(up.outs, n)
 			n.ups.Add(1)
 		}
 	}
-	if pc.DeadLetter != "" {
-		dl, ok := p.byID[ID(KindSink, pc.DeadLetter)]
+	if p.cfg.DeadLetter != "" {
+		dl, ok := p.byID[ID(KindSink, p.cfg.DeadLetter)]
 		if !ok {
-			return nil, fmt.Errorf("dead_letter: unknown sink %q", pc.DeadLetter)
+			return fmt.Errorf("dead_letter: unknown sink %q", p.cfg.DeadLetter)
 		}
 		p.dead = dl
 		dl.ups.Add(1) // held until every other node has finished
@@ -186,7 +225,7 @@ func (rt *Runtime) build(pc *PipelineConfig) (_ *pipeline, err error) {
 			n.closeInput() // nothing feeds it
 		}
 	}
-	return p, nil
+	return nil
 }
 
 // Run starts every pipeline and blocks until they have all finished: sources
