@@ -272,6 +272,27 @@ func (l *Loader) load(files []*hcl.File, names []string) (*Config, hcl.Diagnosti
 	if err := ApplyDefaults(reflect.ValueOf(&cfg.Service).Elem()); err != nil {
 		panic(err)
 	}
+	diags = append(diags, decodeService(cfg, fcs, evalCtx)...)
+	if l.opts.DataDir != "" {
+		cfg.Service.DataDir = l.opts.DataDir
+	}
+
+	found, d := l.pipelines(cfg, fcs, vars, evalCtx)
+	diags = append(diags, d...)
+	if found == 0 && !diags.HasErrors() {
+		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No pipeline",
+			Detail: "A configuration needs at least one pipeline block.", Subject: fileStart(files)})
+	}
+	if diags.HasErrors() {
+		return nil, diags
+	}
+	return cfg, diags
+}
+
+// decodeService decodes the single service block, wherever it is, into
+// cfg.Service; a second one is reported and skipped.
+func decodeService(cfg *Config, fcs []fileContent, evalCtx func(dir string) *hcl.EvalContext) hcl.Diagnostics {
+	var diags hcl.Diagnostics
 	var serviceAt *hcl.Range
 	for _, fc := range fcs {
 		for _, b := range fc.content.Blocks.OfType("service") {
@@ -294,10 +315,13 @@ func (l *Loader) load(files []*hcl.File, names []string) (*Config, hcl.Diagnosti
 			}
 		}
 	}
-	if l.opts.DataDir != "" {
-		cfg.Service.DataDir = l.opts.DataDir
-	}
+	return diags
+}
 
+// pipelines decodes every pipeline block into cfg.Pipelines, fingerprinting
+// each so a reload restarts only the pipelines whose inputs changed. found
+// counts the distinct pipeline names, also of pipelines that failed.
+func (l *Loader) pipelines(cfg *Config, fcs []fileContent, vars map[string]cty.Value, evalCtx func(dir string) *hcl.EvalContext) (found int, diags hcl.Diagnostics) {
 	var shard engine.Shard
 	if cfg.Service.Shard != nil {
 		shard = *cfg.Service.Shard
@@ -322,14 +346,7 @@ func (l *Loader) load(files []*hcl.File, names []string) (*Config, hcl.Diagnosti
 			}
 		}
 	}
-	if len(seen) == 0 && !diags.HasErrors() {
-		diags = append(diags, &hcl.Diagnostic{Severity: hcl.DiagError, Summary: "No pipeline",
-			Detail: "A configuration needs at least one pipeline block.", Subject: fileStart(files)})
-	}
-	if diags.HasErrors() {
-		return nil, diags
-	}
-	return cfg, diags
+	return len(seen), diags
 }
 
 func fileStart(files []*hcl.File) *hcl.Range {
