@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/flowd/flowd/engine"
+	"github.com/flowd/flowd/engine/config"
 	"github.com/flowd/flowd/engine/diskq"
 	"github.com/flowd/flowd/engine/supervisor"
 	"github.com/prometheus/client_golang/prometheus"
@@ -79,16 +80,9 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	metrics := prometheus.NewRegistry()
 	hash, _ := supervisor.Hash(fs.Args())
-	cfg, ok := load(fs.Args(), f.vars, *f.dataDir, logger, metrics, stderr)
-	if !ok {
-		return exitInvalid
-	}
-	if dryRun != nil {
-		dryRun.replaceSinks(cfg)
-	}
-	if err := level.UnmarshalText([]byte(cmp.Or(*f.logLevel, cfg.Service.LogLevel))); err != nil {
-		fmt.Fprintf(stderr, "flowd run: --log-level: %v\n", err)
-		return exitUsage
+	cfg, code := f.loadConfig(dryRun, logger, level, metrics, stderr)
+	if code >= 0 {
+		return code
 	}
 
 	sup, err := supervisor.New(supervisor.Options{
@@ -102,15 +96,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	rt := sup.Runtime()
 	current := func() *engine.Runtime { return rt }
 
-	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	ctx, cancelDry := dryRun.bind(sig)
-	defer cancelDry()
-	hup := make(chan os.Signal, 1)
-	if dryRun == nil { // a reload would bring the real sinks back
-		signal.Notify(hup, syscall.SIGHUP)
-		defer signal.Stop(hup)
-	}
+	sig, ctx, hup, stopSignals := runSignals(dryRun)
+	defer stopSignals()
 
 	httpCtx, stopHTTP := context.WithCancel(context.Background())
 	defer stopHTTP()
@@ -126,6 +113,50 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	stopReporting := report(sig, logger, out, current, *f.drain, *f.quiet, tty, *f.statusEvery)
 	err = sup.Run(ctx, hup)
 	stopReporting()
+	return f.finish(logger, rt, dryRun, err)
+}
+
+// loadConfig reads the configuration, swaps in the printing sinks of a dry
+// run, and sets the log level (the flag wins over the config). The code is
+// negative when the run can go on.
+func (f *runFlags) loadConfig(dryRun *dryRun, logger *slog.Logger, level *slog.LevelVar, metrics *prometheus.Registry, stderr io.Writer) (*config.Config, int) {
+	cfg, ok := load(f.fs.Args(), f.vars, *f.dataDir, logger, metrics, stderr)
+	if !ok {
+		return nil, exitInvalid
+	}
+	if dryRun != nil {
+		dryRun.replaceSinks(cfg)
+	}
+	if err := level.UnmarshalText([]byte(cmp.Or(*f.logLevel, cfg.Service.LogLevel))); err != nil {
+		fmt.Fprintf(stderr, "flowd run: --log-level: %v\n", err)
+		return nil, exitUsage
+	}
+	return cfg, -1
+}
+
+// runSignals returns sig, cancelled by SIGINT/SIGTERM; ctx, which a dry run
+// may also end; and hup, fed by SIGHUP unless this is a dry run. stop
+// releases them all.
+func runSignals(dryRun *dryRun) (sig, ctx context.Context, hup chan os.Signal, stop func()) {
+	sig, stopNotify := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancelDry := dryRun.bind(sig)
+	hup = make(chan os.Signal, 1)
+	if dryRun == nil { // a reload would bring the real sinks back
+		signal.Notify(hup, syscall.SIGHUP)
+	}
+	return sig, ctx, hup, func() {
+		// Reverse order of the setup, as the deferred calls used to run.
+		if dryRun == nil {
+			signal.Stop(hup)
+		}
+		cancelDry()
+		stopNotify()
+	}
+}
+
+// finish writes the final status and the closing log lines of a run that
+// ended with err, and returns the exit code.
+func (f *runFlags) finish(logger *slog.Logger, rt *engine.Runtime, dryRun *dryRun, err error) int {
 	if *f.finalStatus != "" {
 		writeFinalStatus(logger, *f.finalStatus, rt.Status())
 	}
