@@ -106,14 +106,7 @@ func tapHandler(current func() *engine.Runtime) http.HandlerFunc {
 			return
 		}
 		lines := make(chan []byte, tapQueue)
-		cfg.Emit = func(pipeline, component string, p *engine.Point) bool {
-			select {
-			case lines <- appendTapLine(make([]byte, 0, 192), pipeline, component, p):
-				return true
-			default:
-				return false // the reader is behind: skip, never block the component
-			}
-		}
+		cfg.Emit = queueTapLines(lines)
 		rt := current()
 		tap, err := rt.Tap(cfg)
 		if err != nil {
@@ -124,48 +117,75 @@ func tapHandler(current func() *engine.Runtime) http.HandlerFunc {
 			http.Error(w, err.Error(), code)
 			return
 		}
-		defer func() { tap.Close() }()
+		streamTap(w, fl, r, current, rt, tap, cfg, lines)
+	}
+}
 
-		w.Header().Set("Content-Type", "application/x-ndjson")
-		w.Header().Set("Cache-Control", "no-store")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		enc := json.NewEncoder(w)
-		enc.Encode(tapEvent{Tapping: tap.Components})
-		fl.Flush()
-		tick := time.NewTicker(cfg.Interval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-r.Context().Done():
+// queueTapLines returns the Emit of a tap feeding lines: components call it
+// on their own goroutine, so it must never block.
+func queueTapLines(lines chan<- []byte) func(pipeline, component string, p *engine.Point) bool {
+	return func(pipeline, component string, p *engine.Point) bool {
+		select {
+		case lines <- appendTapLine(make([]byte, 0, 192), pipeline, component, p):
+			return true
+		default:
+			return false // the reader is behind: skip, never block the component
+		}
+	}
+}
+
+// streamTap writes the tap's lines to w until the client leaves or the
+// write fails, reporting skipped points every cfg.Interval and re-tapping
+// when a reload replaced rt. It closes whichever tap is open when it ends.
+func streamTap(w http.ResponseWriter, fl http.Flusher, r *http.Request, current func() *engine.Runtime, rt *engine.Runtime, tap *engine.TapHandle, cfg engine.TapConfig, lines <-chan []byte) {
+	var err error
+	defer func() { tap.Close() }()
+
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	enc := json.NewEncoder(w)
+	enc.Encode(tapEvent{Tapping: tap.Components})
+	fl.Flush()
+	tick := time.NewTicker(cfg.Interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-r.Context().Done():
+			return
+		case b := <-lines:
+			if _, err := w.Write(b); err != nil {
 				return
-			case b := <-lines:
-				if _, err := w.Write(b); err != nil {
+			}
+			writeQueued(w, lines)
+			fl.Flush()
+		case <-tick.C:
+			if n := tap.Skipped(); n > 0 {
+				enc.Encode(tapEvent{Skipped: n})
+				fl.Flush()
+			}
+			// A reload replaced the runtime: follow it.
+			if now := current(); now != rt {
+				tap.Close()
+				rt = now
+				if tap, err = rt.Tap(cfg); err != nil {
+					enc.Encode(tapEvent{Error: "after reload: " + err.Error()})
 					return
 				}
-				for more := true; more; {
-					select {
-					case b := <-lines:
-						w.Write(b)
-					default:
-						more = false
-					}
-				}
-				fl.Flush()
-			case <-tick.C:
-				if n := tap.Skipped(); n > 0 {
-					enc.Encode(tapEvent{Skipped: n})
-					fl.Flush()
-				}
-				// A reload replaced the runtime: follow it.
-				if now := current(); now != rt {
-					tap.Close()
-					rt = now
-					if tap, err = rt.Tap(cfg); err != nil {
-						enc.Encode(tapEvent{Error: "after reload: " + err.Error()})
-						return
-					}
-				}
 			}
+		}
+	}
+}
+
+// writeQueued writes the lines already waiting, so one flush carries them
+// all.
+func writeQueued(w io.Writer, lines <-chan []byte) {
+	for more := true; more; {
+		select {
+		case b := <-lines:
+			w.Write(b)
+		default:
+			more = false
 		}
 	}
 }
