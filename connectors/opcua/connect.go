@@ -24,17 +24,9 @@ func (s *Source) connect(ctx context.Context) (*gopcua.Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("get endpoints: %w", err)
 	}
-	var ep *ua.EndpointDescription
-	var offered []string
-	for _, e := range eps {
-		offered = append(offered, uacommon.PolicyName(e.SecurityPolicyURI)+"/"+uacommon.ModeName(e.SecurityMode))
-		if e.SecurityPolicyURI == s.policy && e.SecurityMode == s.mode && ep == nil {
-			ep = e
-		}
-	}
-	if ep == nil {
-		return nil, fmt.Errorf("server offers no endpoint with security %s/%s (it offers %s)",
-			uacommon.PolicyName(s.policy), uacommon.ModeName(s.mode), strings.Join(offered, ", "))
+	ep, err := s.pickEndpoint(eps)
+	if err != nil {
+		return nil, err
 	}
 	if s.policy != ua.SecurityPolicyURINone {
 		if err := s.checkTrust(ep.ServerCertificate); err != nil {
@@ -61,29 +53,11 @@ func (s *Source) connect(ctx context.Context) (*gopcua.Client, error) {
 		own = der
 		opts = append(opts, gopcua.Certificate(der), gopcua.PrivateKey(key))
 	}
-	authType := ua.UserTokenTypeAnonymous
-	switch {
-	case s.cfg.Username != "":
-		authType = ua.UserTokenTypeUserName
-		opts = append(opts, gopcua.AuthUsername(s.cfg.Username, s.cfg.Password))
-	case s.cfg.UserCertificate != "":
-		authType = ua.UserTokenTypeCertificate
-		der, err := uacommon.ReadCert(s.cfg.UserCertificate)
-		if err != nil {
-			return nil, fmt.Errorf("user_certificate: %w", err)
-		}
-		kb, err := os.ReadFile(s.cfg.UserPrivateKey)
-		if err != nil {
-			return nil, fmt.Errorf("user_private_key: %w", err)
-		}
-		key, err := uacommon.ParseKeyPEM(kb)
-		if err != nil {
-			return nil, fmt.Errorf("user_private_key: %w", err)
-		}
-		opts = append(opts, gopcua.AuthCertificate(der), gopcua.AuthPrivateKey(key))
-	default:
-		opts = append(opts, gopcua.AuthAnonymous())
+	authType, auth, err := s.userAuth()
+	if err != nil {
+		return nil, err
 	}
+	opts = append(opts, auth...)
 	if !offersToken(ep, authType) {
 		return nil, fmt.Errorf("server endpoint %s/%s does not accept %s authentication",
 			uacommon.PolicyName(s.policy), uacommon.ModeName(s.mode), strings.TrimPrefix(authType.String(), "UserTokenType"))
@@ -98,6 +72,54 @@ func (s *Source) connect(ctx context.Context) (*gopcua.Client, error) {
 		return nil, s.explainConnect(err, own)
 	}
 	return c, nil
+}
+
+// pickEndpoint returns the first endpoint with the configured security; the
+// error lists what the server offers instead.
+func (s *Source) pickEndpoint(eps []*ua.EndpointDescription) (*ua.EndpointDescription, error) {
+	var ep *ua.EndpointDescription
+	var offered []string
+	for _, e := range eps {
+		offered = append(offered, uacommon.PolicyName(e.SecurityPolicyURI)+"/"+uacommon.ModeName(e.SecurityMode))
+		if e.SecurityPolicyURI == s.policy && e.SecurityMode == s.mode && ep == nil {
+			ep = e
+		}
+	}
+	if ep == nil {
+		return nil, fmt.Errorf("server offers no endpoint with security %s/%s (it offers %s)",
+			uacommon.PolicyName(s.policy), uacommon.ModeName(s.mode), strings.Join(offered, ", "))
+	}
+	return ep, nil
+}
+
+// userAuth returns the user token type flowd presents (user name, user
+// certificate or anonymous) and the client options that carry it.
+func (s *Source) userAuth() (ua.UserTokenType, []gopcua.Option, error) {
+	var opts []gopcua.Option
+	authType := ua.UserTokenTypeAnonymous
+	switch {
+	case s.cfg.Username != "":
+		authType = ua.UserTokenTypeUserName
+		opts = append(opts, gopcua.AuthUsername(s.cfg.Username, s.cfg.Password))
+	case s.cfg.UserCertificate != "":
+		authType = ua.UserTokenTypeCertificate
+		der, err := uacommon.ReadCert(s.cfg.UserCertificate)
+		if err != nil {
+			return authType, nil, fmt.Errorf("user_certificate: %w", err)
+		}
+		kb, err := os.ReadFile(s.cfg.UserPrivateKey)
+		if err != nil {
+			return authType, nil, fmt.Errorf("user_private_key: %w", err)
+		}
+		key, err := uacommon.ParseKeyPEM(kb)
+		if err != nil {
+			return authType, nil, fmt.Errorf("user_private_key: %w", err)
+		}
+		opts = append(opts, gopcua.AuthCertificate(der), gopcua.AuthPrivateKey(key))
+	default:
+		opts = append(opts, gopcua.AuthAnonymous())
+	}
+	return authType, opts, nil
 }
 
 func offersToken(ep *ua.EndpointDescription, t ua.UserTokenType) bool {
