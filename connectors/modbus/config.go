@@ -371,17 +371,9 @@ func (d *device) addTag(devName string, tc *TagConfig, t *tag) error {
 
 func resolveTag(tc *TagConfig, asset string, interval time.Duration, devByte, devWord bool) (*tag, error) {
 	t := &tag{name: tc.Name, asset: asset, addr: tc.Address, bit: -1, scale: tc.Scale, offset: tc.Offset, interval: interval, pos: tc.Pos}
-	switch tc.Table {
-	case "holding":
-		t.table = tHolding
-	case "input":
-		t.table = tInput
-	case "coil":
-		t.table = tCoil
-	case "discrete":
-		t.table = tDiscrete
-	default:
-		return nil, blame(tc.Pos, "table", "must be holding, input, coil or discrete, not %q", tc.Table)
+	var err error
+	if t.table, err = tagTable(tc); err != nil {
+		return nil, err
 	}
 	typ := tc.Type
 	if typ == "" {
@@ -398,30 +390,8 @@ func resolveTag(tc *TagConfig, asset string, interval time.Duration, devByte, de
 	if t.table.bits() && d != dBool {
 		return nil, blame(tc.Pos, "type", "a %s is one bit: its type is bool, not %s", t.table, typ)
 	}
-	switch {
-	case t.table.bits():
-		t.size = 1
-		if tc.Bit != -1 {
-			return nil, blame(tc.Pos, "bit", "bit selects a bit of a register; a %s is a bit already", t.table)
-		}
-	case d == dBool:
-		if _, set := tc.Pos.Attrs["bit"]; !set && tc.Bit == -1 {
-			return nil, blame(tc.Pos, "type", "a bool in a register needs bit (0–15)")
-		}
-		if tc.Bit < 0 || tc.Bit > 15 {
-			return nil, blame(tc.Pos, "bit", "must be 0–15")
-		}
-		t.bit, t.size = tc.Bit, 1
-	case d == dString:
-		if tc.Length <= 0 {
-			return nil, blame(tc.Pos, "type", "a string needs length (its size in registers)")
-		}
-		t.size = tc.Length
-	default:
-		t.size = d.words()
-		if tc.Bit != -1 {
-			return nil, blame(tc.Pos, "bit", "bit is for type bool")
-		}
+	if err := sizeTag(t, tc); err != nil {
+		return nil, err
 	}
 	if tc.Length != 0 && d != dString {
 		return nil, blame(tc.Pos, "length", "length is for type string")
@@ -436,7 +406,6 @@ func resolveTag(tc *TagConfig, asset string, interval time.Duration, devByte, de
 		return nil, blame(tc.Pos, "scale", "scale and offset are for numbers, not %s", typ)
 	}
 	t.scaled = tc.Scale != 1 || tc.Offset != 0
-	var err error
 	if t.byteLE, err = order(tc.ByteOrder, boolOrder(devByte), tc.Pos, "byte_order"); err != nil {
 		return nil, err
 	}
@@ -449,6 +418,53 @@ func resolveTag(tc *TagConfig, asset string, interval time.Duration, devByte, de
 		t.interval = tc.Interval
 	}
 	return t, nil
+}
+
+// tagTable maps the table name of tc to the Modbus table it reads.
+func tagTable(tc *TagConfig) (table, error) {
+	switch tc.Table {
+	case "holding":
+		return tHolding, nil
+	case "input":
+		return tInput, nil
+	case "coil":
+		return tCoil, nil
+	case "discrete":
+		return tDiscrete, nil
+	}
+	return 0, blame(tc.Pos, "table", "must be holding, input, coil or discrete, not %q", tc.Table)
+}
+
+// sizeTag sets how many registers (or bits) t takes, and for a bool in a
+// register which bit it is, once t's table and type are known.
+func sizeTag(t *tag, tc *TagConfig) error {
+	d := t.typ
+	switch {
+	case t.table.bits():
+		t.size = 1
+		if tc.Bit != -1 {
+			return blame(tc.Pos, "bit", "bit selects a bit of a register; a %s is a bit already", t.table)
+		}
+	case d == dBool:
+		if _, set := tc.Pos.Attrs["bit"]; !set && tc.Bit == -1 {
+			return blame(tc.Pos, "type", "a bool in a register needs bit (0–15)")
+		}
+		if tc.Bit < 0 || tc.Bit > 15 {
+			return blame(tc.Pos, "bit", "must be 0–15")
+		}
+		t.bit, t.size = tc.Bit, 1
+	case d == dString:
+		if tc.Length <= 0 {
+			return blame(tc.Pos, "type", "a string needs length (its size in registers)")
+		}
+		t.size = tc.Length
+	default:
+		t.size = d.words()
+		if tc.Bit != -1 {
+			return blame(tc.Pos, "bit", "bit is for type bool")
+		}
+	}
+	return nil
 }
 
 func boolOrder(little bool) string {
