@@ -209,31 +209,8 @@ func decodePoints(dst []engine.Point, payload []byte, count int, intern map[stri
 			prevAsset = p.Asset
 		}
 		p.Tag = d.name()
-		switch engine.Kind(flags & 7) {
-		case engine.KindNull:
-		case engine.KindFloat:
-			if len(d.b) < 8 {
-				return dst, errCorrupt
-			}
-			p.Value = engine.Float(math.Float64frombits(binary.LittleEndian.Uint64(d.b)))
-			d.b = d.b[8:]
-		case engine.KindInt:
-			p.Value = engine.Int(d.varint())
-		case engine.KindUint:
-			u := d.uvarint()
-			if u <= math.MaxInt64 {
-				return dst, errCorrupt // written as an int
-			}
-			p.Value = engine.Uint(u)
-		case engine.KindBool:
-			c := d.byte()
-			if c > 1 {
-				return dst, errCorrupt
-			}
-			p.Value = engine.Bool(c == 1)
-		case engine.KindString:
-			p.Value = engine.String(d.string())
-		default:
+		var ok bool
+		if p.Value, ok = d.value(engine.Kind(flags & 7)); !ok {
 			return dst, errCorrupt
 		}
 		q := engine.Quality(flags >> qualityShift & 3)
@@ -251,14 +228,8 @@ func decodePoints(dst []engine.Point, payload []byte, count int, intern map[stri
 		prevIngest += d.varint()
 		p.Ingest = ingestMono(prevIngest)
 		if flags&flagAttrs != 0 {
-			n := d.uvarint()
-			if d.err || n == 0 || n > uint64(len(d.b)) {
+			if p.Attrs, ok = d.attrs(); !ok {
 				return dst, errCorrupt
-			}
-			p.Attrs = make(map[string]string, n)
-			for j := uint64(0); j < n && !d.err; j++ {
-				k := d.name()
-				p.Attrs[k] = d.string()
 			}
 		}
 		if d.err {
@@ -270,4 +241,51 @@ func decodePoints(dst []engine.Point, payload []byte, count int, intern map[stri
 		return dst, errCorrupt
 	}
 	return dst, nil
+}
+
+// value decodes a value of kind k; false means the payload is corrupt.
+func (d *decoder) value(k engine.Kind) (engine.Value, bool) {
+	switch k {
+	case engine.KindNull:
+		return engine.Null(), true
+	case engine.KindFloat:
+		if len(d.b) < 8 {
+			return engine.Value{}, false
+		}
+		v := engine.Float(math.Float64frombits(binary.LittleEndian.Uint64(d.b)))
+		d.b = d.b[8:]
+		return v, true
+	case engine.KindInt:
+		return engine.Int(d.varint()), true
+	case engine.KindUint:
+		u := d.uvarint()
+		if u <= math.MaxInt64 {
+			return engine.Value{}, false // written as an int
+		}
+		return engine.Uint(u), true
+	case engine.KindBool:
+		c := d.byte()
+		if c > 1 {
+			return engine.Value{}, false
+		}
+		return engine.Bool(c == 1), true
+	case engine.KindString:
+		return engine.String(d.string()), true
+	}
+	return engine.Value{}, false
+}
+
+// attrs decodes a point's attributes; false means the count cannot be
+// right. A failed read inside sets d.err, which the caller checks.
+func (d *decoder) attrs() (map[string]string, bool) {
+	n := d.uvarint()
+	if d.err || n == 0 || n > uint64(len(d.b)) {
+		return nil, false
+	}
+	attrs := make(map[string]string, n)
+	for j := uint64(0); j < n && !d.err; j++ {
+		k := d.name()
+		attrs[k] = d.string()
+	}
+	return attrs, true
 }
