@@ -83,17 +83,7 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	s := &Sink{cfg: *c, env: env, errLog: engine.MessageLogLimiter{Every: mqttc.ErrorLogWindow}}
 	s.settings = c.Connection.Settings("flowd-" + env.Pipeline + "-sink-" + env.Name)
 	s.clientID = s.settings.ClientID
-	var bad engine.Problems
-	if err := s.settings.Validate(); err != nil {
-		for _, e := range engine.SplitErrors(err) {
-			var fe *mqttc.FieldError
-			if errors.As(e, &fe) {
-				bad = append(bad, &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err, Range: fe.Range})
-			} else {
-				bad = append(bad, e)
-			}
-		}
-	}
+	bad := settingsProblems(&s.settings)
 	if c.QoS < 0 || c.QoS > 2 {
 		bad.Addf("qos", "must be 0, 1 or 2")
 	}
@@ -109,21 +99,7 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		if c.Retain {
 			bad.Addf("retain", "Sparkplug births, data and deaths are never retained")
 		}
-		node := c.SpNode
-		if node == "" {
-			node = "flowd-" + env.Pipeline + "-" + env.Name
-		}
-		if c.SpGroup == "" {
-			bad.Addf("sparkplug_group", "format sparkplug needs the group id")
-		} else if e, err := sparkplug.NewEdgeNode(c.SpGroup, node); err != nil {
-			field := "sparkplug_edge_node"
-			if sparkplug.CheckID("group", c.SpGroup) != nil {
-				field = "sparkplug_group"
-			}
-			bad.Addf(field, "%v", err)
-		} else {
-			s.sp = &edge{node: e, births: make(chan bool, 4)}
-		}
+		s.sp = sparkplugEdge(c, env, &bad)
 		if err := bad.Err(); err != nil {
 			return nil, err
 		}
@@ -159,6 +135,46 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	s.enc = enc
 	s.framer = codec.Framer{Codec: enc, MaxBytes: int(c.MaxMessageBytes)}
 	return s, nil
+}
+
+// settingsProblems is what is wrong with the connection settings, as
+// problems with the config's fields.
+func settingsProblems(set *mqttc.Settings) engine.Problems {
+	var bad engine.Problems
+	if err := set.Validate(); err != nil {
+		for _, e := range engine.SplitErrors(err) {
+			var fe *mqttc.FieldError
+			if errors.As(e, &fe) {
+				bad = append(bad, &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err, Range: fe.Range})
+			} else {
+				bad = append(bad, e)
+			}
+		}
+	}
+	return bad
+}
+
+// sparkplugEdge builds the Sparkplug edge node of format sparkplug, or adds
+// to bad why it cannot and returns nil.
+func sparkplugEdge(c *Config, env *engine.Env, bad *engine.Problems) *edge {
+	node := c.SpNode
+	if node == "" {
+		node = "flowd-" + env.Pipeline + "-" + env.Name
+	}
+	if c.SpGroup == "" {
+		bad.Addf("sparkplug_group", "format sparkplug needs the group id")
+		return nil
+	}
+	e, err := sparkplug.NewEdgeNode(c.SpGroup, node)
+	if err != nil {
+		field := "sparkplug_edge_node"
+		if sparkplug.CheckID("group", c.SpGroup) != nil {
+			field = "sparkplug_group"
+		}
+		bad.Addf(field, "%v", err)
+		return nil
+	}
+	return &edge{node: e, births: make(chan bool, 4)}
 }
 
 // TopicFor renders the topic of a point. An empty topic is an error: it
