@@ -283,60 +283,10 @@ func (s *Sink) Messages(buf []byte, points []engine.Point, out *engine.WriteErro
 		n = len(points) // one message each, at most: no regrowing
 	}
 	msgs := make([]Message, 0, n)
-	frames := s.frames[:0]
 	if s.enc.Framing == engine.FrameBatch {
-		// One batch per topic, in order of first appearance; points without
-		// a topic last.
-		groups := map[string][]int{}
-		var order []string
-		var noTopic []int
-		var noTopicErr []error
-		for i := range points {
-			t, err := s.TopicFor(&points[i])
-			if err != nil {
-				noTopic = append(noTopic, i)
-				noTopicErr = append(noTopicErr, err)
-				continue
-			}
-			if _, ok := groups[t]; !ok {
-				order = append(order, t)
-			}
-			groups[t] = append(groups[t], i)
-		}
-		if cap(s.scratch) < len(points) {
-			s.scratch = make([]engine.Point, 0, len(points))
-		}
-		scratch := s.scratch[:0]
-		for _, t := range order {
-			for _, i := range groups[t] {
-				scratch = append(scratch, points[i])
-			}
-		}
-		for _, i := range noTopic {
-			scratch = append(scratch, points[i])
-		}
-		copy(points, scratch)
-		clear(scratch) // the points' strings are the caller's
-		pos := 0
-		for _, t := range order {
-			n, sub := len(frames), points[pos:pos+len(groups[t])]
-			pos += len(sub)
-			buf, frames = s.framer.Append(buf, frames, sub, tooLarge)
-			for i := n; i < len(frames); i++ {
-				m := Message{topic: t, payload: frames[i].Payload(buf)}
-				m.from, m.to = span(points, frames[i].Points)
-				msgs = append(msgs, m)
-			}
-		}
-		for k := range noTopic {
-			if out != nil {
-				out.Reject(pos+k, "topic", noTopicErr[k])
-			}
-		}
-		clear(frames)
-		s.frames = frames[:0]
-		return msgs, buf
+		return s.batchMessages(buf, msgs, points, out, tooLarge)
 	}
+	frames := s.frames[:0]
 	// A message per point or per asset; the topic from its (first) point.
 	buf, frames = s.framer.Append(buf, frames, points, tooLarge)
 	for i := range frames {
@@ -357,6 +307,62 @@ func (s *Sink) Messages(buf []byte, points []engine.Point, out *engine.WriteErro
 		msgs = append(msgs, m)
 	}
 	clear(frames) // keep no references to the caller's points
+	s.frames = frames[:0]
+	return msgs, buf
+}
+
+// batchMessages is Messages under json_batch: one batch per topic, in order
+// of first appearance, the points regrouped in place; points without a topic
+// last, reported to out.
+func (s *Sink) batchMessages(buf []byte, msgs []Message, points []engine.Point, out *engine.WriteError, tooLarge func([]engine.Point, error)) ([]Message, []byte) {
+	frames := s.frames[:0]
+	groups := map[string][]int{}
+	var order []string
+	var noTopic []int
+	var noTopicErr []error
+	for i := range points {
+		t, err := s.TopicFor(&points[i])
+		if err != nil {
+			noTopic = append(noTopic, i)
+			noTopicErr = append(noTopicErr, err)
+			continue
+		}
+		if _, ok := groups[t]; !ok {
+			order = append(order, t)
+		}
+		groups[t] = append(groups[t], i)
+	}
+	if cap(s.scratch) < len(points) {
+		s.scratch = make([]engine.Point, 0, len(points))
+	}
+	scratch := s.scratch[:0]
+	for _, t := range order {
+		for _, i := range groups[t] {
+			scratch = append(scratch, points[i])
+		}
+	}
+	for _, i := range noTopic {
+		scratch = append(scratch, points[i])
+	}
+	copy(points, scratch)
+	clear(scratch) // the points' strings are the caller's
+	pos := 0
+	for _, t := range order {
+		n, sub := len(frames), points[pos:pos+len(groups[t])]
+		pos += len(sub)
+		buf, frames = s.framer.Append(buf, frames, sub, tooLarge)
+		for i := n; i < len(frames); i++ {
+			m := Message{topic: t, payload: frames[i].Payload(buf)}
+			m.from, m.to = span(points, frames[i].Points)
+			msgs = append(msgs, m)
+		}
+	}
+	for k := range noTopic {
+		if out != nil {
+			out.Reject(pos+k, "topic", noTopicErr[k])
+		}
+	}
+	clear(frames)
 	s.frames = frames[:0]
 	return msgs, buf
 }
