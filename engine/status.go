@@ -112,81 +112,93 @@ func statusOf(ps []*pipeline) Status {
 	st := Status{Ready: true}
 	now := Now()
 	for _, p := range ps {
-		ps := PipelineStatus{Name: p.cfg.Name, LatencySLOms: ms(p.cfg.LatencySLO), Ready: true}
-		for _, n := range p.nodes {
-			state, lastErr := n.getState()
-			cs := ComponentStatus{
-				ID: n.id, Kind: n.cfg.Kind, Type: n.cfg.Type, Inputs: n.cfg.Inputs, State: state, LastError: lastErr,
-				Received: n.received.Load(), Emitted: n.emitted.Load(), Delivered: n.delivered.Load(),
-				Dropped: n.dropCounts(), RateIn: n.rateIn.get(), RateOut: n.rateOut.get(), Restarts: n.reconnect.Load(),
-			}
-			if len(cs.Dropped) == 0 {
-				cs.Dropped = nil
-			}
-			var dropped int64
-			for _, d := range cs.Dropped {
-				dropped += d
-			}
-			ps.Points.Dropped += dropped
-			switch n.cfg.Kind {
-			case KindSource:
-				ps.Points.In += cs.Received
-			case KindTransform:
-				cs.Filtered = n.filtered()
-				ps.Points.Filtered += cs.Filtered
-			case KindSink:
-				ps.Points.Delivered += cs.Delivered
-				ps.Points.Pending += max(cs.Received-cs.Delivered-dropped, 0)
-			}
-			if l, ok := n.cfg.Component.(Lagger); ok {
-				cs.Lag = l.Lag()
-			}
-			if state == StateFailing || state == StateConnecting || state == StateStarting {
-				ps.Problems = append(ps.Problems, n.id+" is "+string(state))
-			}
-			if n.cfg.Kind == KindSink {
-				bs := n.buf.Stats()
-				b := &BufferStatus{Type: n.cfg.Buffer.Type, Points: bs.Points, Bytes: bs.Bytes}
-				if b.Type == "" {
-					b.Type = "memory"
-				}
-				if bs.OldestIngest != 0 {
-					b.OldestSeconds = time.Duration(now - bs.OldestIngest).Seconds()
-				}
-				cs.Buffer = b
-				rec, eng := n.lat.recent(), n.eng.recent()
-				cs.Latency = &LatencyStatus{
-					P50ms: ms(rec.quantile(0.5)), P99ms: ms(rec.quantile(0.99)), Maxms: ms(time.Duration(rec.max)),
-					EngineP99ms: ms(eng.quantile(0.99)), Count: rec.n,
-				}
-				oldest := n.oldestUnacked(now)
-				cs.Latency.OldestUnackedms = ms(oldest)
-				if slo := p.cfg.LatencySLO; slo > 0 && rec.n > 0 && rec.quantile(0.99) > slo {
-					ps.SLOBreached = true
-					ps.Problems = append(ps.Problems, n.id+": p99 latency above the SLO")
-				}
-				if slo := p.cfg.LatencySLO; slo > 0 && oldest > slo {
-					ps.SLOBreached = true
-					ps.Problems = append(ps.Problems, n.id+": oldest unacknowledged point older than the SLO")
-				}
-				if st := p.cfg.StallTimeout; st > 0 && bs.Points > 0 {
-					last := n.lastDelivery.Load()
-					if last == 0 {
-						last = bs.OldestIngest
-					}
-					if time.Duration(now-last) > st {
-						ps.Problems = append(ps.Problems, n.id+": nothing delivered for longer than stall_timeout while its buffer grows")
-					}
-				}
-			}
-			ps.Components = append(ps.Components, cs)
-		}
-		sort.SliceStable(ps.Problems, func(i, j int) bool { return ps.Problems[i] < ps.Problems[j] })
-		ps.Ready = len(ps.Problems) == 0
+		ps := p.status(now)
 		st.Ready = st.Ready && ps.Ready
 		st.Pipelines = append(st.Pipelines, ps)
 	}
 	return st
+}
+
+// status snapshots p at now (Now's clock).
+func (p *pipeline) status(now int64) PipelineStatus {
+	ps := PipelineStatus{Name: p.cfg.Name, LatencySLOms: ms(p.cfg.LatencySLO), Ready: true}
+	for _, n := range p.nodes {
+		state, lastErr := n.getState()
+		cs := ComponentStatus{
+			ID: n.id, Kind: n.cfg.Kind, Type: n.cfg.Type, Inputs: n.cfg.Inputs, State: state, LastError: lastErr,
+			Received: n.received.Load(), Emitted: n.emitted.Load(), Delivered: n.delivered.Load(),
+			Dropped: n.dropCounts(), RateIn: n.rateIn.get(), RateOut: n.rateOut.get(), Restarts: n.reconnect.Load(),
+		}
+		if len(cs.Dropped) == 0 {
+			cs.Dropped = nil
+		}
+		var dropped int64
+		for _, d := range cs.Dropped {
+			dropped += d
+		}
+		ps.Points.Dropped += dropped
+		switch n.cfg.Kind {
+		case KindSource:
+			ps.Points.In += cs.Received
+		case KindTransform:
+			cs.Filtered = n.filtered()
+			ps.Points.Filtered += cs.Filtered
+		case KindSink:
+			ps.Points.Delivered += cs.Delivered
+			ps.Points.Pending += max(cs.Received-cs.Delivered-dropped, 0)
+		}
+		if l, ok := n.cfg.Component.(Lagger); ok {
+			cs.Lag = l.Lag()
+		}
+		if state == StateFailing || state == StateConnecting || state == StateStarting {
+			ps.Problems = append(ps.Problems, n.id+" is "+string(state))
+		}
+		if n.cfg.Kind == KindSink {
+			p.sinkStatus(&ps, &cs, n, now)
+		}
+		ps.Components = append(ps.Components, cs)
+	}
+	sort.SliceStable(ps.Problems, func(i, j int) bool { return ps.Problems[i] < ps.Problems[j] })
+	ps.Ready = len(ps.Problems) == 0
+	return ps
+}
+
+// sinkStatus adds sink n's buffer and latency to cs, and its latency SLO and
+// stall problems to ps.
+func (p *pipeline) sinkStatus(ps *PipelineStatus, cs *ComponentStatus, n *node, now int64) {
+	bs := n.buf.Stats()
+	b := &BufferStatus{Type: n.cfg.Buffer.Type, Points: bs.Points, Bytes: bs.Bytes}
+	if b.Type == "" {
+		b.Type = "memory"
+	}
+	if bs.OldestIngest != 0 {
+		b.OldestSeconds = time.Duration(now - bs.OldestIngest).Seconds()
+	}
+	cs.Buffer = b
+	rec, eng := n.lat.recent(), n.eng.recent()
+	cs.Latency = &LatencyStatus{
+		P50ms: ms(rec.quantile(0.5)), P99ms: ms(rec.quantile(0.99)), Maxms: ms(time.Duration(rec.max)),
+		EngineP99ms: ms(eng.quantile(0.99)), Count: rec.n,
+	}
+	oldest := n.oldestUnacked(now)
+	cs.Latency.OldestUnackedms = ms(oldest)
+	if slo := p.cfg.LatencySLO; slo > 0 && rec.n > 0 && rec.quantile(0.99) > slo {
+		ps.SLOBreached = true
+		ps.Problems = append(ps.Problems, n.id+": p99 latency above the SLO")
+	}
+	if slo := p.cfg.LatencySLO; slo > 0 && oldest > slo {
+		ps.SLOBreached = true
+		ps.Problems = append(ps.Problems, n.id+": oldest unacknowledged point older than the SLO")
+	}
+	if st := p.cfg.StallTimeout; st > 0 && bs.Points > 0 {
+		last := n.lastDelivery.Load()
+		if last == 0 {
+			last = bs.OldestIngest
+		}
+		if time.Duration(now-last) > st {
+			ps.Problems = append(ps.Problems, n.id+": nothing delivered for longer than stall_timeout while its buffer grows")
+		}
+	}
 }
 
 // Totals sums points in and out across pipelines (for progress lines and tests).

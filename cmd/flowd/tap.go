@@ -139,7 +139,11 @@ func queueTapLines(lines chan<- []byte) func(pipeline, component string, p *engi
 // when a reload replaced rt. It closes whichever tap is open when it ends.
 func streamTap(w http.ResponseWriter, fl http.Flusher, r *http.Request, current func() *engine.Runtime, rt *engine.Runtime, tap *engine.TapHandle, cfg engine.TapConfig, lines <-chan []byte) {
 	var err error
-	defer func() { tap.Close() }()
+	defer func() {
+		if tap != nil { // nil when re-tapping after a reload failed
+			tap.Close()
+		}
+	}()
 
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")

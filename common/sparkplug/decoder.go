@@ -160,11 +160,9 @@ func (d *Decoder) decode(dst []engine.Point, topic string, payload []byte, now i
 		}
 	}
 	if !wire {
-		pl = new(sproto.Payload)
-		if err := proto.Unmarshal(payload, pl); err != nil {
-			return dst, fmt.Errorf("invalid Sparkplug B payload: %w", err)
+		if pl, top, err = unmarshalPayload(payload); err != nil {
+			return dst, err
 		}
-		top = wireTop{ts: pl.GetTimestamp(), hasTS: pl.Timestamp != nil, seq: pl.GetSeq(), hasSeq: pl.Seq != nil}
 	}
 	ts := now
 	if top.hasTS {
@@ -172,24 +170,9 @@ func (d *Decoder) decode(dst []engine.Point, topic string, payload []byte, now i
 			return dst, fmt.Errorf("payload timestamp: %w", err)
 		}
 	}
-	st := d.st
-	key := nodeKey{t.Group, t.Node}
-	st.mu.RLock()
-	n := st.nodes[key]
-	st.mu.RUnlock()
+	n, err := d.nodeOf(t)
 	if n == nil {
-		if t.Type != NBIRTH {
-			if t.Type == NDEATH {
-				return dst, nil // a death of a node never seen: nothing to mark
-			}
-			return dst, d.rebirth(nil, t, fmt.Errorf("%s from edge node %s/%s before its NBIRTH", t.Type, t.Group, t.Node))
-		}
-		st.mu.Lock()
-		if n = st.nodes[key]; n == nil {
-			n = &node{bdSeq: -1}
-			st.nodes[nodeKey{strings.Clone(t.Group), strings.Clone(t.Node)}] = n
-		}
-		st.mu.Unlock()
+		return dst, err
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
@@ -210,12 +193,7 @@ func (d *Decoder) decode(dst []engine.Point, topic string, payload []byte, now i
 		case DBIRTH:
 			dst, err = d.dbirth(dst, n, topic, t, pl, ts)
 		case DDEATH:
-			dev := n.devices[t.Device]
-			if dev == nil || !dev.born {
-				return dst, nil
-			}
-			dev.born = false
-			dst = n.markBad(dst, t.Device, true, ts)
+			dst = n.ddeath(dst, t.Device, ts)
 		default: // NDATA, DDATA
 			if wire {
 				dst, err = d.dataWire(dst, n, t, payload, ts)
@@ -228,6 +206,61 @@ func (d *Decoder) decode(dst []engine.Point, topic string, payload []byte, now i
 		return dst[:start], err
 	}
 	return dst, nil
+}
+
+// unmarshalPayload reads a payload into the generated types, with its
+// timestamp and seq.
+func unmarshalPayload(payload []byte) (*sproto.Payload, wireTop, error) {
+	pl := new(sproto.Payload)
+	if err := proto.Unmarshal(payload, pl); err != nil {
+		return nil, wireTop{}, fmt.Errorf("invalid Sparkplug B payload: %w", err)
+	}
+	return pl, wireTop{ts: pl.GetTimestamp(), hasTS: pl.Timestamp != nil, seq: pl.GetSeq(), hasSeq: pl.Seq != nil}, nil
+}
+
+// nodeOf returns the state of t's edge node. A nil node comes with an error
+// asking for a rebirth, or with none when there is nothing to do.
+func (d *Decoder) nodeOf(t Topic) (*node, error) {
+	key := nodeKey{t.Group, t.Node}
+	d.st.mu.RLock()
+	n := d.st.nodes[key]
+	d.st.mu.RUnlock()
+	if n != nil {
+		return n, nil
+	}
+	return d.newNode(t, key)
+}
+
+// newNode handles a message from an edge node with no state yet: an NBIRTH
+// creates it; any other message returns a nil node, with an error asking
+// for a rebirth, or none for a death (nothing to mark).
+func (d *Decoder) newNode(t Topic, key nodeKey) (*node, error) {
+	if t.Type != NBIRTH {
+		if t.Type == NDEATH {
+			return nil, nil // a death of a node never seen: nothing to mark
+		}
+		return nil, d.rebirth(nil, t, fmt.Errorf("%s from edge node %s/%s before its NBIRTH", t.Type, t.Group, t.Node))
+	}
+	st := d.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	n := st.nodes[key]
+	if n == nil {
+		n = &node{bdSeq: -1}
+		st.nodes[nodeKey{strings.Clone(t.Group), strings.Clone(t.Node)}] = n
+	}
+	return n, nil
+}
+
+// ddeath marks the metrics of a live device bad; the death of a device
+// not alive changes nothing. The caller holds n.mu.
+func (n *node) ddeath(dst []engine.Point, device string, ts int64) []engine.Point {
+	dev := n.devices[device]
+	if dev == nil || !dev.born {
+		return dst
+	}
+	dev.born = false
+	return n.markBad(dst, device, true, ts)
 }
 
 // rebirth wraps err as a RebirthError, asking for a rebirth when none was

@@ -77,32 +77,9 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		// Small batches keep a paced replay smooth.
 		batch = max(1, min(batch, int(s.cfg.Rate/10)))
 	}
-	start := time.Now()
-	var sent int64
-	pts := engine.GetPoints(batch)
+	r := &replay{out: out, batch: batch, rate: s.cfg.Rate, start: time.Now(), pts: engine.GetPoints(batch)}
 	line := 0
 	msg := engine.Message{Subject: s.cfg.Path}
-	flush := func() error {
-		if len(pts) == 0 {
-			return nil
-		}
-		if s.cfg.Rate > 0 {
-			due := start.Add(time.Duration(float64(sent) / s.cfg.Rate * float64(time.Second)))
-			if d := time.Until(due); d > 0 {
-				t := time.NewTimer(d)
-				select {
-				case <-ctx.Done():
-					t.Stop()
-					return ctx.Err()
-				case <-t.C:
-				}
-			}
-		}
-		sent += int64(len(pts))
-		err := out.Emit(ctx, pts, nil)
-		pts = engine.GetPoints(batch)
-		return err
-	}
 	for {
 		b, size, rerr := rd.next()
 		if rerr == io.EOF {
@@ -121,19 +98,19 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		if len(b) == 0 {
 			continue
 		}
-		n := len(pts)
+		n := len(r.pts)
 		var err error
 		now := time.Now().UnixNano()
 		msg.Payload, msg.Now = b, now
-		pts, err = s.dec.Decode(pts, &msg)
+		r.pts, err = s.dec.Decode(r.pts, &msg)
 		if err != nil {
-			pts = pts[:n]
+			r.pts = r.pts[:n]
 			s.env.Reject([]engine.Point{{Tag: "payload", Value: engine.String(string(b)), TS: time.Now().UnixNano()}},
 				"decode", fmt.Errorf("%s:%d: %w", s.cfg.Path, line, err))
 			continue
 		}
-		if len(pts) >= batch {
-			if err := flush(); err != nil {
+		if len(r.pts) >= batch {
+			if err := r.flush(ctx); err != nil {
 				return err
 			}
 		}
@@ -141,11 +118,45 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 			return nil
 		}
 	}
-	if err := flush(); err != nil {
+	if err := r.flush(ctx); err != nil {
 		return err
 	}
-	engine.PutPoints(pts)
+	engine.PutPoints(r.pts)
 	return nil
+}
+
+// replay hands a file's points on in batches, paced to rate points a
+// second when rate > 0.
+type replay struct {
+	out   engine.Output
+	batch int
+	rate  float64
+	start time.Time
+	sent  int64
+	pts   []engine.Point // the batch being filled
+}
+
+// flush emits the batch, once it is due, and starts the next one.
+func (r *replay) flush(ctx context.Context) error {
+	if len(r.pts) == 0 {
+		return nil
+	}
+	if r.rate > 0 {
+		due := r.start.Add(time.Duration(float64(r.sent) / r.rate * float64(time.Second)))
+		if d := time.Until(due); d > 0 {
+			t := time.NewTimer(d)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
+	r.sent += int64(len(r.pts))
+	err := r.out.Emit(ctx, r.pts, nil)
+	r.pts = engine.GetPoints(r.batch)
+	return err
 }
 
 // rejectedPrefix is how much of an over-long line goes to the dead-letter

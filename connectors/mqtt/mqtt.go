@@ -137,6 +137,22 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	if c.MaxPayload < 0 || c.MaxPayload > engine.MaxMessageSize { // 0: no limit of its own
 		bad.Addf("max_payload", "must be between 0 and 256MiB")
 	}
+	s.subscribe(c, &bad)
+	if err := bad.Err(); err != nil {
+		return nil, err
+	}
+	dec, err := newDecoder(c, env.Codecs)
+	if err != nil {
+		return nil, err
+	}
+	s.dec = dec
+	s.register(c, env)
+	return s, nil
+}
+
+// subscribe builds the subscriptions of topics and the subscription blocks,
+// adding to bad the filters that cannot be subscribed to.
+func (s *Source) subscribe(c *Config, bad *engine.Problems) {
 	add := func(topic string, qos int, field string) {
 		if topic == "" {
 			bad.Addf(field, "empty topic filter")
@@ -157,14 +173,10 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	for _, sub := range c.Subscriptions {
 		add(sub.Topic, sub.QoS, "subscription")
 	}
-	if err := bad.Err(); err != nil {
-		return nil, err
-	}
-	dec, err := newDecoder(c, env.Codecs)
-	if err != nil {
-		return nil, err
-	}
-	s.dec = dec
+}
+
+// register makes and registers the source's metrics.
+func (s *Source) register(c *Config, env *engine.Env) {
 	s.messages = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flowd_mqtt_messages_total", Help: "MQTT messages received by the source, by result (ok, rejected; ack_failed: an ack paho could not match, redelivered later).",
 	}, []string{"result"})
@@ -178,13 +190,12 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 		s.rebirths = prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "flowd_sparkplug_rebirth_requests_total", Help: "Sparkplug NCMD Node Control/Rebirth requests the source published.",
 		})
-		st := dec.Sparkplug()
+		st := s.dec.Sparkplug()
 		skipped := prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "flowd_sparkplug_metrics_skipped_total", Help: "Sparkplug metric values of types without a point form (DataSet, Template, PropertySet) that the source left out.",
 		}, func() float64 { return float64(st.Skipped()) })
 		env.MustRegister(s.rebirths, skipped)
 	}
-	return s, nil
 }
 
 // Decoder is the shared payload decoder (common/payload), with topic as the

@@ -83,17 +83,7 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	s := &Sink{cfg: *c, env: env, errLog: engine.MessageLogLimiter{Every: mqttc.ErrorLogWindow}}
 	s.settings = c.Connection.Settings("flowd-" + env.Pipeline + "-sink-" + env.Name)
 	s.clientID = s.settings.ClientID
-	var bad engine.Problems
-	if err := s.settings.Validate(); err != nil {
-		for _, e := range engine.SplitErrors(err) {
-			var fe *mqttc.FieldError
-			if errors.As(e, &fe) {
-				bad = append(bad, &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err, Range: fe.Range})
-			} else {
-				bad = append(bad, e)
-			}
-		}
-	}
+	bad := settingsProblems(&s.settings)
 	if c.QoS < 0 || c.QoS > 2 {
 		bad.Addf("qos", "must be 0, 1 or 2")
 	}
@@ -109,21 +99,7 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		if c.Retain {
 			bad.Addf("retain", "Sparkplug births, data and deaths are never retained")
 		}
-		node := c.SpNode
-		if node == "" {
-			node = "flowd-" + env.Pipeline + "-" + env.Name
-		}
-		if c.SpGroup == "" {
-			bad.Addf("sparkplug_group", "format sparkplug needs the group id")
-		} else if e, err := sparkplug.NewEdgeNode(c.SpGroup, node); err != nil {
-			field := "sparkplug_edge_node"
-			if sparkplug.CheckID("group", c.SpGroup) != nil {
-				field = "sparkplug_group"
-			}
-			bad.Addf(field, "%v", err)
-		} else {
-			s.sp = &edge{node: e, births: make(chan bool, 4)}
-		}
+		s.sp = sparkplugEdge(c, env, &bad)
 		if err := bad.Err(); err != nil {
 			return nil, err
 		}
@@ -159,6 +135,46 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	s.enc = enc
 	s.framer = codec.Framer{Codec: enc, MaxBytes: int(c.MaxMessageBytes)}
 	return s, nil
+}
+
+// settingsProblems is what is wrong with the connection settings, as
+// problems with the config's fields.
+func settingsProblems(set *mqttc.Settings) engine.Problems {
+	var bad engine.Problems
+	if err := set.Validate(); err != nil {
+		for _, e := range engine.SplitErrors(err) {
+			var fe *mqttc.FieldError
+			if errors.As(e, &fe) {
+				bad = append(bad, &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err, Range: fe.Range})
+			} else {
+				bad = append(bad, e)
+			}
+		}
+	}
+	return bad
+}
+
+// sparkplugEdge builds the Sparkplug edge node of format sparkplug, or adds
+// to bad why it cannot and returns nil.
+func sparkplugEdge(c *Config, env *engine.Env, bad *engine.Problems) *edge {
+	node := c.SpNode
+	if node == "" {
+		node = "flowd-" + env.Pipeline + "-" + env.Name
+	}
+	if c.SpGroup == "" {
+		bad.Addf("sparkplug_group", "format sparkplug needs the group id")
+		return nil
+	}
+	e, err := sparkplug.NewEdgeNode(c.SpGroup, node)
+	if err != nil {
+		field := "sparkplug_edge_node"
+		if sparkplug.CheckID("group", c.SpGroup) != nil {
+			field = "sparkplug_group"
+		}
+		bad.Addf(field, "%v", err)
+		return nil
+	}
+	return &edge{node: e, births: make(chan bool, 4)}
 }
 
 // TopicFor renders the topic of a point. An empty topic is an error: it
@@ -267,60 +283,10 @@ func (s *Sink) Messages(buf []byte, points []engine.Point, out *engine.WriteErro
 		n = len(points) // one message each, at most: no regrowing
 	}
 	msgs := make([]Message, 0, n)
-	frames := s.frames[:0]
 	if s.enc.Framing == engine.FrameBatch {
-		// One batch per topic, in order of first appearance; points without
-		// a topic last.
-		groups := map[string][]int{}
-		var order []string
-		var noTopic []int
-		var noTopicErr []error
-		for i := range points {
-			t, err := s.TopicFor(&points[i])
-			if err != nil {
-				noTopic = append(noTopic, i)
-				noTopicErr = append(noTopicErr, err)
-				continue
-			}
-			if _, ok := groups[t]; !ok {
-				order = append(order, t)
-			}
-			groups[t] = append(groups[t], i)
-		}
-		if cap(s.scratch) < len(points) {
-			s.scratch = make([]engine.Point, 0, len(points))
-		}
-		scratch := s.scratch[:0]
-		for _, t := range order {
-			for _, i := range groups[t] {
-				scratch = append(scratch, points[i])
-			}
-		}
-		for _, i := range noTopic {
-			scratch = append(scratch, points[i])
-		}
-		copy(points, scratch)
-		clear(scratch) // the points' strings are the caller's
-		pos := 0
-		for _, t := range order {
-			n, sub := len(frames), points[pos:pos+len(groups[t])]
-			pos += len(sub)
-			buf, frames = s.framer.Append(buf, frames, sub, tooLarge)
-			for i := n; i < len(frames); i++ {
-				m := Message{topic: t, payload: frames[i].Payload(buf)}
-				m.from, m.to = span(points, frames[i].Points)
-				msgs = append(msgs, m)
-			}
-		}
-		for k := range noTopic {
-			if out != nil {
-				out.Reject(pos+k, "topic", noTopicErr[k])
-			}
-		}
-		clear(frames)
-		s.frames = frames[:0]
-		return msgs, buf
+		return s.batchMessages(buf, msgs, points, out, tooLarge)
 	}
+	frames := s.frames[:0]
 	// A message per point or per asset; the topic from its (first) point.
 	buf, frames = s.framer.Append(buf, frames, points, tooLarge)
 	for i := range frames {
@@ -341,6 +307,62 @@ func (s *Sink) Messages(buf []byte, points []engine.Point, out *engine.WriteErro
 		msgs = append(msgs, m)
 	}
 	clear(frames) // keep no references to the caller's points
+	s.frames = frames[:0]
+	return msgs, buf
+}
+
+// batchMessages is Messages under json_batch: one batch per topic, in order
+// of first appearance, the points regrouped in place; points without a topic
+// last, reported to out.
+func (s *Sink) batchMessages(buf []byte, msgs []Message, points []engine.Point, out *engine.WriteError, tooLarge func([]engine.Point, error)) ([]Message, []byte) {
+	frames := s.frames[:0]
+	groups := map[string][]int{}
+	var order []string
+	var noTopic []int
+	var noTopicErr []error
+	for i := range points {
+		t, err := s.TopicFor(&points[i])
+		if err != nil {
+			noTopic = append(noTopic, i)
+			noTopicErr = append(noTopicErr, err)
+			continue
+		}
+		if _, ok := groups[t]; !ok {
+			order = append(order, t)
+		}
+		groups[t] = append(groups[t], i)
+	}
+	if cap(s.scratch) < len(points) {
+		s.scratch = make([]engine.Point, 0, len(points))
+	}
+	scratch := s.scratch[:0]
+	for _, t := range order {
+		for _, i := range groups[t] {
+			scratch = append(scratch, points[i])
+		}
+	}
+	for _, i := range noTopic {
+		scratch = append(scratch, points[i])
+	}
+	copy(points, scratch)
+	clear(scratch) // the points' strings are the caller's
+	pos := 0
+	for _, t := range order {
+		n, sub := len(frames), points[pos:pos+len(groups[t])]
+		pos += len(sub)
+		buf, frames = s.framer.Append(buf, frames, sub, tooLarge)
+		for i := n; i < len(frames); i++ {
+			m := Message{topic: t, payload: frames[i].Payload(buf)}
+			m.from, m.to = span(points, frames[i].Points)
+			msgs = append(msgs, m)
+		}
+	}
+	for k := range noTopic {
+		if out != nil {
+			out.Reject(pos+k, "topic", noTopicErr[k])
+		}
+	}
+	clear(frames)
 	s.frames = frames[:0]
 	return msgs, buf
 }
