@@ -203,32 +203,14 @@ func binary(n *ast.BinaryNode) evalFn {
 }
 
 // logicalAnd evaluates r only when l is true; both sides must be booleans.
-func logicalAnd(l, r evalFn) evalFn {
-	return func(p *engine.Point) (engine.Value, error) {
-		a, err := l(p)
-		if err != nil {
-			return a, err
-		}
-		ab, ok := a.AsBool()
-		if !ok {
-			return engine.Null(), errNotBool
-		}
-		if !ab {
-			return a, nil
-		}
-		b, err := r(p)
-		if err != nil {
-			return b, err
-		}
-		if _, ok := b.AsBool(); !ok {
-			return engine.Null(), errNotBool
-		}
-		return b, nil
-	}
-}
+func logicalAnd(l, r evalFn) evalFn { return shortCircuit(l, r, false) }
 
 // logicalOr evaluates r only when l is false; both sides must be booleans.
-func logicalOr(l, r evalFn) evalFn {
+func logicalOr(l, r evalFn) evalFn { return shortCircuit(l, r, true) }
+
+// shortCircuit returns l's value when it equals decided (false for &&, true
+// for ||) without evaluating r, and r's value otherwise.
+func shortCircuit(l, r evalFn, decided bool) evalFn {
 	return func(p *engine.Point) (engine.Value, error) {
 		a, err := l(p)
 		if err != nil {
@@ -238,7 +220,7 @@ func logicalOr(l, r evalFn) evalFn {
 		if !ok {
 			return engine.Null(), errNotBool
 		}
-		if ab {
+		if ab == decided {
 			return a, nil
 		}
 		b, err := r(p)
