@@ -145,7 +145,7 @@ delivery_timeout = "5s"
 tls {
   ca_file = %q
 }`, conn, hub, ca),
-				Received: func(ctx context.Context) ([]int64, error) { return readTopic(ctx, brokers, hub) },
+				Received: func(ctx context.Context) ([]int64, error) { return conformance.ReadTopic(ctx, brokers, hub) },
 				Poison: func(v int64) engine.Point {
 					p := conformance.Point(v)
 					p.Value = engine.String(strings.Repeat("x", 2000)) // over max_message_bytes
@@ -155,40 +155,4 @@ tls {
 		},
 		NoFailure: "the Event Hubs-style Kafka listener advertises its own address, so a proxy cannot come between the client and it (the amqp transport and the kafka sink run the failure checks)",
 	})
-}
-
-// readTopic reads every record of a one-partition topic up to its end.
-func readTopic(ctx context.Context, brokers, tp string) ([]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(tp), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, tp)
-	if err != nil {
-		return nil, err
-	}
-	end, _ := ends.Lookup(tp, 0)
-	var out []int64
-	for next := int64(0); next < end.Offset; {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			return nil, err
-		}
-		var perr error
-		fs.EachRecord(func(r *kgo.Record) {
-			next = r.Offset + 1
-			pts, err := codec.DecodePoints(nil, r.Value)
-			if err != nil || len(pts) != 1 {
-				perr = fmt.Errorf("%q: %v", r.Value, err)
-				return
-			}
-			v, _ := pts[0].Value.Int64()
-			out = append(out, v)
-		})
-		if perr != nil {
-			return nil, perr
-		}
-	}
-	return out, nil
 }

@@ -2,7 +2,6 @@ package kafka
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -48,7 +47,7 @@ topic = %q
 max_message_bytes = 1000
 delivery_timeout = "5s"
 request_timeout = "3s"`, addr, tp),
-				Received: func(ctx context.Context) ([]int64, error) { return readTopic(ctx, brokers, tp) },
+				Received: func(ctx context.Context) ([]int64, error) { return conformance.ReadTopic(ctx, brokers, tp) },
 				Poison: func(v int64) engine.Point {
 					p := conformance.Point(v)
 					p.Value = engine.String(strings.Repeat("x", 2000)) // over max_message_bytes
@@ -61,38 +60,4 @@ request_timeout = "3s"`, addr, tp),
 				Listen: conformance.Require(t, "FLOWD_TEST_KAFKA_FAULTS_PROXY")}
 		},
 	})
-}
-
-// readTopic reads every record of a one-partition topic up to its end.
-func readTopic(ctx context.Context, brokers, tp string) ([]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers), kgo.ConsumeTopics(tp), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		return nil, err
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, tp)
-	if err != nil {
-		return nil, err
-	}
-	end, _ := ends.Lookup(tp, 0)
-	var out []int64
-	for next := int64(0); next < end.Offset; {
-		fs := cl.PollFetches(ctx)
-		if err := fs.Err0(); err != nil {
-			return nil, err
-		}
-		var perr error
-		fs.EachRecord(func(r *kgo.Record) {
-			next = r.Offset + 1
-			var p struct{ Value int64 }
-			if err := json.Unmarshal(r.Value, &p); err != nil {
-				perr = fmt.Errorf("%q: %w", r.Value, err)
-			}
-			out = append(out, p.Value)
-		})
-		if perr != nil {
-			return nil, perr
-		}
-	}
-	return out, nil
 }
