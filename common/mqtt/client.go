@@ -58,6 +58,28 @@ type FieldError struct {
 func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
 func (e *FieldError) Unwrap() error { return e.Err }
 
+// EngineError turns err, when it is a FieldError, into the engine's, so a
+// diagnostic points at the attribute; other errors are returned as they are.
+func EngineError(err error) error {
+	var fe *FieldError
+	if errors.As(err, &fe) {
+		return &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err, Range: fe.Range}
+	}
+	return err
+}
+
+// Problems is what is wrong with the settings, as problems with the
+// component's attributes.
+func (s *Settings) Problems() engine.Problems {
+	var bad engine.Problems
+	if err := s.Validate(); err != nil {
+		for _, e := range engine.SplitErrors(err) {
+			bad = append(bad, EngineError(e))
+		}
+	}
+	return bad
+}
+
 // ParseBrokers checks broker URLs: mqtt://, mqtts://, ws://, wss:// with a port.
 func ParseBrokers(brokers []string) ([]*url.URL, error) {
 	if len(brokers) == 0 {

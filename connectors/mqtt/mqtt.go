@@ -92,14 +92,6 @@ type Source struct {
 	errLog    engine.MessageLogLimiter
 }
 
-func fieldErr(err error) error {
-	var fe *mqttc.FieldError
-	if errors.As(err, &fe) {
-		return &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err, Range: fe.Range}
-	}
-	return err
-}
-
 // New validates the config and builds the source.
 func New(c *Config, env *engine.Env) (engine.Source, error) {
 	s := &Source{cfg: *c, env: env, rejectLog: engine.LogLimiter{Every: 10 * time.Second, Burst: 20},
@@ -107,12 +99,7 @@ func New(c *Config, env *engine.Env) (engine.Source, error) {
 	s.settings = c.Connection.Settings("flowd-" + env.Pipeline + "-" + env.Name)
 	s.settings.ReceiveMaximum = uint16(c.ReceiveMaximum)
 	s.clientID = s.settings.ClientID
-	var bad engine.Problems
-	if err := s.settings.Validate(); err != nil {
-		for _, e := range engine.SplitErrors(err) {
-			bad = append(bad, fieldErr(e))
-		}
-	}
+	bad := s.settings.Problems()
 	if c.QoS < 0 || c.QoS > 2 {
 		bad.Addf("qos", "must be 0, 1 or 2")
 	}
@@ -283,7 +270,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		}, s.env.Logger)
 		if err != nil {
 			stop()
-			return fieldErr(err)
+			return mqttc.EngineError(err)
 		}
 		c.cm = cm
 		conns = append(conns, c)

@@ -83,7 +83,7 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	s := &Sink{cfg: *c, env: env, errLog: engine.MessageLogLimiter{Every: mqttc.ErrorLogWindow}}
 	s.settings = c.Connection.Settings("flowd-" + env.Pipeline + "-sink-" + env.Name)
 	s.clientID = s.settings.ClientID
-	bad := settingsProblems(&s.settings)
+	bad := s.settings.Problems()
 	if c.QoS < 0 || c.QoS > 2 {
 		bad.Addf("qos", "must be 0, 1 or 2")
 	}
@@ -135,23 +135,6 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 	s.enc = enc
 	s.framer = codec.Framer{Codec: enc, MaxBytes: int(c.MaxMessageBytes)}
 	return s, nil
-}
-
-// settingsProblems is what is wrong with the connection settings, as
-// problems with the config's fields.
-func settingsProblems(set *mqttc.Settings) engine.Problems {
-	var bad engine.Problems
-	if err := set.Validate(); err != nil {
-		for _, e := range engine.SplitErrors(err) {
-			var fe *mqttc.FieldError
-			if errors.As(e, &fe) {
-				bad = append(bad, &engine.FieldError{Field: fe.Field, Offset: -1, Err: fe.Err, Range: fe.Range})
-			} else {
-				bad = append(bad, e)
-			}
-		}
-	}
-	return bad
 }
 
 // sparkplugEdge builds the Sparkplug edge node of format sparkplug, or adds
