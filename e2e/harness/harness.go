@@ -66,13 +66,19 @@ func Flowd(t testing.TB) string {
 	return binPath
 }
 
-// Require returns an environment variable set by e2e/services.sh, or skips
-// the test saying how to get it.
+// Require returns an environment variable set by e2e/services.sh. Without
+// it the test is skipped, saying how to get it, except under make test and
+// in CI (FLOWD_TEST_STRICT=1 or CI=true), where a missing server fails the
+// test instead of letting it pass unrun.
 func Require(t testing.TB, name string) string {
 	t.Helper()
 	v := os.Getenv(name)
 	if v == "" {
-		t.Skipf("%s is not set: run `eval \"$(e2e/services.sh up)\"` first (make test does)", name)
+		msg := fmt.Sprintf("%s is not set: run `eval \"$(e2e/services.sh up)\"` first (make test does)", name)
+		if os.Getenv("FLOWD_TEST_STRICT") == "1" || os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
 	}
 	return v
 }

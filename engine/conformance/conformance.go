@@ -8,8 +8,8 @@
 // probe components the test controls, so what they check is what flowd does.
 //
 // A check that a component cannot support is skipped with the reason its
-// harness gives; a test server whose variable is not set fails the test
-// when CI=true (Require) and skips it otherwise.
+// harness gives; a test server whose variable is not set skips the test,
+// and fails it under make test and in CI (Require).
 package conformance
 
 import (
@@ -18,7 +18,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"os"
 	"sort"
 	"strings"
 	"sync"
@@ -31,19 +30,11 @@ import (
 	"github.com/flowd/flowd/engine/config"
 )
 
-// Require returns the test server variable name, or skips the test when it
-// is not set — fails it when CI=true, where every server must be there.
+// Require is harness.Require: the variable, or a skip (a failure under
+// make test and in CI).
 func Require(t testing.TB, name string) string {
 	t.Helper()
-	v := os.Getenv(name)
-	if v == "" {
-		msg := fmt.Sprintf("%s is not set: run `eval \"$(e2e/services.sh up)\"` first (make test does)", name)
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return v
+	return harness.Require(t, name)
 }
 
 // Peer is where a component's server listens, for the fault proxy.
