@@ -2,14 +2,18 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime"
 	"runtime/debug"
 	"strings"
+	"syscall"
+	"time"
 )
 
 // Exit codes.
@@ -202,4 +206,15 @@ func cmdVersion(args []string, stdout, stderr io.Writer) int {
 	v, rev, when, gov := buildInfo()
 	fmt.Fprintf(stdout, "flowd %s\ncommit: %s\nbuilt: %s\ngo: %s %s/%s\n", v, rev, when, gov, runtime.GOOS, runtime.GOARCH)
 	return exitOK
+}
+
+// untilInterrupted is a context that ends on SIGINT or SIGTERM, or after d
+// when d > 0: how every command that runs until stopped ends.
+func untilInterrupted(d time.Duration) (context.Context, context.CancelFunc) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	if d <= 0 {
+		return ctx, stop
+	}
+	ctx, cancel := context.WithTimeout(ctx, d)
+	return ctx, func() { cancel(); stop() }
 }

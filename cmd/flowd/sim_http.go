@@ -1,13 +1,10 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	simhttp "github.com/flowd/flowd/sim/http"
 )
@@ -35,13 +32,8 @@ func cmdSimHTTP(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "flowd sim http: %v\n", err)
 		return exitUsage
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := untilInterrupted(*duration)
 	defer stop()
-	if *duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
-		defer cancel()
-	}
 	n := simhttp.Run(ctx, o, stderr)
 	fmt.Fprintf(stdout, "published %d values\nrequests: %d ok, %d answered 429, %d answered 503, %d failed\n",
 		n.Published, n.OK, n.Full, n.Unavailable, n.Failed)

@@ -1,16 +1,13 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"strconv"
-	"syscall"
 	"time"
 
 	simmodbus "github.com/flowd/flowd/sim/modbus"
@@ -53,7 +50,7 @@ func cmdSimModbus(args []string, stdout, stderr io.Writer) int {
 		defer f.Close()
 		cfg.Record = f
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := untilInterrupted(0)
 	defer stop()
 	sim, err := simmodbus.Start(cfg)
 	if err != nil {

@@ -1,16 +1,12 @@
 package main
 
 import (
-	"context"
 	"flag"
 	"fmt"
 	"io"
 	"log"
 	"log/slog"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	uacommon "github.com/flowd/flowd/common/opcua"
@@ -83,7 +79,7 @@ Flags:
 		// the standard logger whatever its configuration.
 		log.SetOutput(io.Discard)
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := untilInterrupted(0)
 	defer stop()
 	cfg := simplc.Config{
 		Assets: *assets, Tags: *tags, Interval: *interval, Change: *change, Seed: *seed,

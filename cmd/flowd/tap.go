@@ -11,12 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/flowd/flowd/engine"
@@ -259,13 +256,8 @@ func cmdTap(args []string, stdout, stderr io.Writer) int {
 	}
 	q := tapQuery(fs.Args(), inputsOf, *sample, *limit, *interval)
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := untilInterrupted(*duration)
 	defer stop()
-	if *duration > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, *duration)
-		defer cancel()
-	}
 	resp, code := openTap(ctx, *addr, q, stderr)
 	if resp == nil {
 		return code
