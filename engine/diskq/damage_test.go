@@ -43,19 +43,10 @@ func damaged(t *testing.T, damage func(t *testing.T, dir string, ids []uint64) (
 	logs := &lockedBuf{}
 	mod := func(o *Options) {
 		o.Logger = slog.New(slog.NewTextHandler(logs, nil))
-		o.OnDrop = func(n int, reason string) {
-			if reason == "corrupt" {
-				dropped.Add(int64(n))
-			}
-		}
+		countCorrupt(&dropped)(o)
 	}
 	q := open(t, dir, mod)
-	for i := 0; i < 300; i++ {
-		push(t, q, i*50, 50)
-	}
-	if err := q.Close(); err != nil {
-		t.Fatal(err)
-	}
+	fillAndClose(t, q)
 	ids, _ := listSegments(dir)
 	if len(ids) < 4 {
 		t.Fatalf("need several segments, have %d", len(ids))
@@ -239,27 +230,11 @@ func testDamage(t *testing.T, restart bool) {
 func TestCorruptRecordCountedOnceAcrossRestarts(t *testing.T) {
 	dir := t.TempDir()
 	var dropped atomic.Int64
-	mod := func(o *Options) {
-		o.OnDrop = func(n int, reason string) {
-			if reason == "corrupt" {
-				dropped.Add(int64(n))
-			}
-		}
-	}
+	mod := countCorrupt(&dropped)
 	q := open(t, dir, mod)
-	for i := 0; i < 300; i++ {
-		push(t, q, i*50, 50)
-	}
-	q.Close()
+	fillAndClose(t, q)
 	ids, _ := listSegments(dir)
-	victim := filepath.Join(dir, segName(ids[1]))
-	data, _ := os.ReadFile(victim)
-	off := int(segHdrSize)
-	for off < len(data)/2 {
-		off += recHdrSize + int(parseHeader(data[off:]).length)
-	}
-	data[off+30] ^= 0xff // a payload byte: only replay finds it
-	os.WriteFile(victim, data, 0o644)
+	flipInMiddleRecord(t, filepath.Join(dir, segName(ids[1])), 30) // a payload byte: only replay finds it
 
 	q = open(t, dir, mod)
 	if dropped.Load() != 0 {
@@ -281,5 +256,46 @@ func TestCorruptRecordCountedOnceAcrossRestarts(t *testing.T) {
 	}
 	if int64(len(seqs))+lost != 300*50 {
 		t.Fatalf("%d points replayed and %d lost, of %d", len(seqs), lost, 300*50)
+	}
+}
+
+// countCorrupt is an option that adds the points dropped as corrupt to n.
+func countCorrupt(n *atomic.Int64) func(*Options) {
+	return func(o *Options) {
+		o.OnDrop = func(k int, reason string) {
+			if reason == "corrupt" {
+				n.Add(int64(k))
+			}
+		}
+	}
+}
+
+// fillAndClose writes 300 batches of 50 points (several finished, sealed
+// segments) and closes q.
+func fillAndClose(t *testing.T, q *Queue) {
+	t.Helper()
+	for i := 0; i < 300; i++ {
+		push(t, q, i*50, 50)
+	}
+	if err := q.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// flipInMiddleRecord flips byte at (0-19: the header) of the first record
+// past the middle of segment file path.
+func flipInMiddleRecord(t *testing.T, path string, at int) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := int(segHdrSize)
+	for off < len(data)/2 {
+		off += recHdrSize + int(parseHeader(data[off:]).length)
+	}
+	data[off+at] ^= 0xff
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }

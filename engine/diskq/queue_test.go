@@ -250,30 +250,14 @@ func TestCorruptSegmentSkippedAndReported(t *testing.T) {
 func corruptSegment(t *testing.T, at int) {
 	dir := t.TempDir()
 	var dropped atomic.Int64
-	mod := func(o *Options) {
-		o.OnDrop = func(n int, reason string) {
-			if reason == "corrupt" {
-				dropped.Add(int64(n))
-			}
-		}
-	}
+	mod := countCorrupt(&dropped)
 	q := open(t, dir, mod)
-	for i := 0; i < 300; i++ {
-		push(t, q, i*50, 50)
-	}
-	q.Close()
+	fillAndClose(t, q)
 	ids, _ := listSegments(dir)
 	if len(ids) < 4 {
 		t.Fatalf("need several segments, have %d", len(ids))
 	}
-	victim := filepath.Join(dir, segName(ids[1]))
-	data, _ := os.ReadFile(victim)
-	off := int(segHdrSize)
-	for off < len(data)/2 {
-		off += recHdrSize + int(parseHeader(data[off:]).length)
-	}
-	data[off+at] ^= 0xff
-	os.WriteFile(victim, data, 0o644)
+	flipInMiddleRecord(t, filepath.Join(dir, segName(ids[1])), at)
 	if _, ok := readSeal(dir, ids[1]); !ok {
 		t.Fatal("the finished segment has no seal")
 	}
