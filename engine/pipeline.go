@@ -563,27 +563,16 @@ func (n *node) runSinkWriter() {
 			return
 		}
 		// Settle the rest now and what upstreams still push until they
-		// end: a source that waits for its acks before it ends (mqtt,
-		// kafka) must not be held until a timeout of its own.
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		for fed := false; ; {
-			for {
-				b, ok := n.buf.TryPop()
-				if !ok {
-					break
-				}
-				n.dropped(len(b.Points), "shutdown")
-				b.Ack(ErrShutdown)
-			}
-			if fed {
+		// end (Pop wakes on each push and ends once the input is closed
+		// and empty): a source that waits for its acks before it ends
+		// (mqtt, kafka) must not be held until a timeout of its own.
+		for {
+			b, ok := n.buf.Pop(context.Background())
+			if !ok {
 				break
 			}
-			select {
-			case <-n.fed:
-				fed = true
-			case <-tick.C:
-			}
+			n.dropped(len(b.Points), "shutdown")
+			b.Ack(ErrShutdown)
 		}
 		n.close()
 		n.setState(StateStopped, nil)
