@@ -327,6 +327,7 @@ func (l *Loader) pipelines(cfg *Config, fcs []fileContent, vars map[string]cty.V
 		shard = *cfg.Service.Shard
 	}
 	seen := map[string]hcl.Range{}
+	var claims []bufferClaim
 	for _, fc := range fcs {
 		for _, b := range fc.content.Blocks.OfType("pipeline") {
 			name := b.Labels[0]
@@ -338,15 +339,16 @@ func (l *Loader) pipelines(cfg *Config, fcs []fileContent, vars map[string]cty.V
 			fp := newFingerprint(fc.src, b, fc.dir, vars, cfg.Service.DataDir, shard, cfg.Service.HTTPAddr)
 			ctx := evalCtx(fc.dir)
 			ctx.Functions = fp.functions(ctx.Functions)
-			p, d := l.pipeline(name, b, ctx, cfg.Service.DataDir, shard, cfg.Service.HTTPAddr)
+			p, c, d := l.pipeline(name, b, ctx, cfg.Service.DataDir, shard, cfg.Service.HTTPAddr)
 			diags = append(diags, d...)
+			claims = append(claims, c...)
 			if p != nil {
 				p.Fingerprint = fp.sum()
 				cfg.Pipelines = append(cfg.Pipelines, p)
 			}
 		}
 	}
-	return len(seen), diags
+	return len(seen), append(diags, checkBufferDirs(claims)...)
 }
 
 func fileStart(files []*hcl.File) *hcl.Range {
@@ -443,7 +445,10 @@ type component struct {
 	cfg     reflect.Value
 	inputs  []ref
 	buffer  engine.BufferConfig
-	ok      bool // decoded without errors
+	// bufferAt is where the buffer's directory is set: its dir attribute,
+	// or the buffer block for the default one.
+	bufferAt hcl.Range
+	ok       bool // decoded without errors
 }
 
 func (c *component) id() string { return engine.ID(c.kind, c.name) }
@@ -457,7 +462,9 @@ var pipelineSchema = func() *hcl.BodySchema {
 	return s
 }()
 
-func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, dataDir string, shard engine.Shard, adminAddr string) (*engine.PipelineConfig, hcl.Diagnostics) {
+// pipeline decodes and builds one pipeline block; claims are its sinks'
+// disk buffer directories, checked across pipelines by the caller.
+func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, dataDir string, shard engine.Shard, adminAddr string) (_ *engine.PipelineConfig, claims []bufferClaim, _ hcl.Diagnostics) {
 	content, diags := block.Body.Content(pipelineSchema)
 	var attrs Pipeline
 	if err := ApplyDefaults(reflect.ValueOf(&attrs).Elem()); err != nil {
@@ -498,12 +505,15 @@ func (l *Loader) pipeline(name string, block *hcl.Block, ctx *hcl.EvalContext, d
 		diags = append(diags, d...)
 		if nc != nil {
 			pc.Nodes = append(pc.Nodes, nc)
+			if nc.Buffer.Type == "disk" {
+				claims = append(claims, bufferClaim{pipeline: name, sink: c.name, dir: nc.Buffer.Dir, at: c.bufferAt})
+			}
 		}
 	}
 	if diags.HasErrors() {
-		return nil, diags
+		return nil, claims, diags
 	}
-	return pc, diags
+	return pc, claims, diags
 }
 
 // pipelineComponents are a pipeline's component blocks, decoded in
@@ -702,6 +712,10 @@ func (l *Loader) decodeComponent(c *component, ctx *hcl.EvalContext) hcl.Diagnos
 			}
 			bc, d := b.Body.Content(Schema(bv.Type()))
 			diags = append(diags, d...)
+			c.bufferAt = b.DefRange
+			if a, ok := bc.Attributes["dir"]; ok {
+				c.bufferAt = a.Expr.Range()
+			}
 			d = DecodeContent(bc, bv, ctx)
 			diags = append(diags, d...)
 			if !d.HasErrors() {

@@ -407,3 +407,47 @@ func TestDiagnosticCapKeepsTheSeverity(t *testing.T) {
 		t.Fatalf("the errors left out were lost: %v", diags)
 	}
 }
+
+// Two sinks whose disk buffers resolve to one directory are a configuration
+// error, reported at the second, before anything opens: across pipelines,
+// spelt differently, or an explicit dir equal to another sink's default.
+func TestDiskBufferDirUsedTwice(t *testing.T) {
+	dir := t.TempDir()
+	sink := func(name, buffer string) string {
+		return fmt.Sprintf(`  sink "file" %q {
+    inputs = [source.s]
+    path   = "%s.jsonl"
+    buffer {
+      type = "disk"%s
+    }
+  }
+`, name, name, buffer)
+	}
+	pipeline := func(name string, sinks ...string) string {
+		return fmt.Sprintf("pipeline %q {\n  source \"sim\" \"s\" {}\n%s}\n", name, strings.Join(sinks, ""))
+	}
+	dirAttr := func(d string) string { return fmt.Sprintf("\n      dir  = %q", d) }
+	for _, c := range []struct {
+		name, src string
+		want      []string // line:col summary
+		cites     string   // where the detail says the first one is
+	}{
+		{"distinct dirs, same sink name in two pipelines", pipeline("a", sink("out", ""), sink("two", dirAttr(dir+"/x"))) + pipeline("b", sink("out", "")), nil, ""},
+		{"across pipelines, spelt differently", pipeline("a", sink("out", dirAttr(dir+"/buf"))) + pipeline("b", sink("out", dirAttr(dir+"/./x/../buf/"))),
+			[]string{"19:14 Disk buffer directory used twice"}, "p.hcl:8,14"},
+		{"an explicit dir equal to another sink's default", pipeline("p", sink("one", ""), sink("two", dirAttr("data/buffers/p/one"))),
+			[]string{"15:14 Disk buffer directory used twice"}, "p.hcl:6,5"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, diags := load(t, c.src)
+			if got := errorsAt(diags); strings.Join(got, "\n") != strings.Join(c.want, "\n") {
+				t.Fatalf("diagnostics:\n%s\nwant:\n%s\n%s", strings.Join(got, "\n"), strings.Join(c.want, "\n"), c.src)
+			}
+			for _, d := range diags {
+				if !strings.Contains(d.Detail, c.cites) || !strings.Contains(d.Detail, "cannot share a directory") {
+					t.Errorf("detail %q does not cite the first use at %s", d.Detail, c.cites)
+				}
+			}
+		})
+	}
+}

@@ -26,7 +26,6 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/flowd/flowd/engine"
@@ -173,13 +172,9 @@ func Open(opts Options) (*Queue, error) {
 	if err := os.MkdirAll(opts.Dir, 0o755); err != nil {
 		return nil, err
 	}
-	lf, err := os.OpenFile(filepath.Join(opts.Dir, "lock"), os.O_CREATE|os.O_RDWR, 0o644)
+	lf, err := lockDir(opts.Dir)
 	if err != nil {
 		return nil, err
-	}
-	if err := syscall.Flock(int(lf.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
-		lf.Close()
-		return nil, fmt.Errorf("diskq: %s is in use by another process: %w", opts.Dir, err)
 	}
 	q := &Queue{
 		opts: opts, log: opts.Logger.With("buffer", opts.Dir), dir: opts.Dir, lockF: lf, segSize: seg,
@@ -1196,8 +1191,7 @@ func (q *Queue) closeFiles() {
 		q.curF = nil
 	}
 	if q.lockF != nil {
-		syscall.Flock(int(q.lockF.Fd()), syscall.LOCK_UN)
-		q.lockF.Close()
+		unlockDir(q.lockF)
 		q.lockF = nil
 	}
 }

@@ -374,14 +374,6 @@ func TestPopWaitsAndEnds(t *testing.T) {
 	}
 }
 
-func TestDirectoryIsLocked(t *testing.T) {
-	dir := t.TempDir()
-	open(t, dir, nil)
-	if _, err := Open(Options{Dir: dir}); err == nil {
-		t.Fatal("a second queue opened the same directory")
-	}
-}
-
 func TestDecodeRejectsGarbage(t *testing.T) {
 	payload := encodePoints(nil, batch(0, 20))
 	for cut := 0; cut < len(payload); cut++ {

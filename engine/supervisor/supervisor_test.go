@@ -389,3 +389,40 @@ func TestReloadHandsDiskBufferToTheReplacement(t *testing.T) {
 	}
 	waitFor(t, func() bool { return countAssets(out, "g1-") == first && countAssets(out, "g2-") > 0 }, "the backlog was not delivered by the replacement")
 }
+
+// A reload that hands a disk buffer directory from a removed pipeline to an
+// added one, and a SIGHUP that rebuilds a pipeline on its own directory,
+// never trip over the directory's lock: the stopping pipeline closes its
+// buffer before the new one opens it, and the backlog moves with it.
+func TestReloadReopensDiskBufferDirectories(t *testing.T) {
+	dir := t.TempDir()
+	path, blocked, out := filepath.Join(dir, "p.hcl"), filepath.Join(dir, "blocked"), filepath.Join(dir, "out.jsonl")
+	bufDir := filepath.Join(dir, "buf")
+	if err := os.Mkdir(blocked, 0o755); err != nil { // a directory: the file sink cannot open it
+		t.Fatal(err)
+	}
+	write(t, path, simPipeline("a", "g1-", blocked, bufDir))
+	s, hup, logs := start(t, path)
+	rt := s.Runtime()
+	waitFor(t, func() bool {
+		for _, c := range rt.Status().Pipelines[0].Components {
+			if c.Buffer != nil && c.Buffer.Points > 100 {
+				return true
+			}
+		}
+		return false
+	}, "no backlog in the disk buffer")
+
+	write(t, path, simPipeline("b", "g2-", out, bufDir))
+	hup <- syscall.SIGHUP
+	waitFor(t, func() bool { return value(s.metrics.total.WithLabelValues("success")) == 1 }, "the reload did not succeed")
+	waitFor(t, func() bool { return countAssets(out, "g1-") > 100 && countAssets(out, "g2-") > 0 }, "pipeline b did not deliver a's backlog")
+
+	hup <- syscall.SIGHUP // unchanged files: b is rebuilt on its own directory
+	waitFor(t, func() bool { return value(s.metrics.total.WithLabelValues("success")) == 2 }, "the rebuild did not succeed")
+	before := countAssets(out, "g2-")
+	waitFor(t, func() bool { return countAssets(out, "g2-") > before+10 }, "the rebuilt pipeline delivers nothing")
+	if strings.Contains(logs.String(), "held by") || value(s.metrics.total.WithLabelValues("rejected")) != 0 {
+		t.Fatalf("a reload failed on the buffer's own lock:\n%s", logs)
+	}
+}
