@@ -473,7 +473,8 @@ func TestMQTTMalformedPayloads(t *testing.T) {
     path   = %q
   }
 }`, out))
-	p := harness.Start(t, cfg)
+	final := filepath.Join(dir, "final.json")
+	p := harness.Start(t, "--final-status", final, cfg)
 	waitConnected(t, p, "source.in")
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -517,6 +518,17 @@ func TestMQTTMalformedPayloads(t *testing.T) {
 	if st, _, _ := componentStatus(t, p, "source.in"); st != "connected" {
 		t.Errorf("source %s after bad payloads", st)
 	}
+	// The rejected messages were received: the counts add up with them.
+	want := int64(10 + len(bad))
+	if st, err := p.Status(); err != nil {
+		t.Error(err)
+	} else {
+		checkPointsAddUp(t, "/api/status", st.Pipelines[0].Points, want, int64(len(bad)))
+	}
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit %d", code)
+	}
+	checkPointsAddUp(t, "final status", readFinalStatus(t, final).Pipelines[0].Points, want, int64(len(bad)))
 }
 
 // sim → mqtt sink (topic_expr) → broker → mqtt source → file: points and

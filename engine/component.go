@@ -329,7 +329,10 @@ func (e *Env) MustRegister(cs ...prometheus.Collector) {
 	}
 }
 
-// SetState reports the component's connection state (shown in status and metrics).
+// SetState reports the component's connection state (shown in status and
+// metrics). err, when not nil, becomes the component's last_error (secrets
+// redacted); it stays shown while the component is starting or reconnecting
+// and is cleared when it reports StateConnected with a nil error.
 func (e *Env) SetState(s State, err error) {
 	if e != nil && e.node != nil {
 		e.node.setState(s, err)
@@ -352,6 +355,7 @@ func (e *Env) Reject(points []Point, reason string, err error) {
 	n := e.node
 	switch n.cfg.Kind {
 	case KindSource:
+		n.receivedOwn(len(points))
 		n.pendingDead(points, reason, err)
 	default:
 		n.reject(points, reason, err, n.cur.Load())
@@ -424,14 +428,17 @@ func (e *Env) RejectAck(points []Point, reason string, err error, done func(erro
 		return
 	}
 	b := NewBatch(nil, done)
+	e.node.receivedOwn(len(points))
 	e.node.reject(points, reason, err, b.ack)
 	// The dead letters (if any) hold their own reference; ours goes now.
 	b.Ack(nil)
 }
 
-// Drop counts points dropped on purpose that never made it into a batch.
+// Drop counts points dropped on purpose that never made it into a batch
+// (from a source: received, and in its received count, but never emitted).
 func (e *Env) Drop(n int, reason string) {
 	if e != nil && e.node != nil && n > 0 {
+		e.node.receivedOwn(n)
 		e.node.dropped(n, reason)
 	}
 }

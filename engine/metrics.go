@@ -7,7 +7,7 @@ import (
 // Metrics are read from the nodes' own atomic counters at scrape time, so the
 // hot path never touches a Prometheus object.
 var (
-	descReceived  = prometheus.NewDesc("flowd_points_received_total", "Points a component received (sources: produced).", []string{"pipeline", "component"}, nil)
+	descReceived  = prometheus.NewDesc("flowd_points_received_total", "Points a component received (sources: taken in, including what they dropped or rejected themselves).", []string{"pipeline", "component"}, nil)
 	descEmitted   = prometheus.NewDesc("flowd_points_emitted_total", "Points a component passed downstream.", []string{"pipeline", "component"}, nil)
 	descFiltered  = prometheus.NewDesc("flowd_points_filtered_total", "Points a transform did not pass on by design (where false, unchanged values, folded into aggregates).", []string{"pipeline", "component"}, nil)
 	descDelivered = prometheus.NewDesc("flowd_points_delivered_total", "Points a sink delivered.", []string{"pipeline", "sink"}, nil)

@@ -55,7 +55,7 @@ type BufferConfig struct {
 	Fsync     string `hcl:"fsync" default:"batch" enum:"batch|interval|never" doc:"disk buffer: when to fsync appended batches"`
 	Dir       string `hcl:"dir" doc:"disk buffer directory (default: <data_dir>/buffers/<pipeline>/<sink>)"`
 	// MaxInFlight bounds the writes a pipelining sink has in flight.
-	MaxInFlight int `hcl:"max_in_flight" default:"0" doc:"writes the sink keeps in flight at once, acknowledged upstream in order (0: the sink's default — kafka and eventhubs over kafka 8, cassandra 2, others 1; at most 1000)"`
+	MaxInFlight int `hcl:"max_in_flight" default:"0" doc:"writes the sink keeps in flight at once, acknowledged upstream in order (0: the sink's default — kafka 16, eventhubs over kafka 8, cassandra 2, others 1; at most 1000)"`
 }
 
 type pipeline struct {
@@ -108,7 +108,6 @@ type node struct {
 	stateMu   sync.Mutex
 	state     State
 	lastErr   string
-	errAt     time.Time
 	logLimit  LogLimiter // one line per 5 s
 	rateIn    rateMeter
 	rateOut   rateMeter
@@ -123,10 +122,23 @@ type node struct {
 func (n *node) setState(s State, err error) {
 	n.stateMu.Lock()
 	n.state = s
-	if err != nil {
+	switch {
+	case err != nil:
 		n.lastErr = RedactError(err) // shown by /api/status and the status page
-		n.errAt = time.Now()
+	case s == StateConnected:
+		// Connected again: the trouble is over, the logs keep its history.
+		// Starting and reconnecting without an error keep the last one shown.
+		n.lastErr = ""
 	}
+	n.stateMu.Unlock()
+}
+
+// resume marks a source as running (again) but keeps its last error: a
+// restarted source has not shown yet that the cause is gone; it clears the
+// error when it reports itself connected.
+func (n *node) resume() {
+	n.stateMu.Lock()
+	n.state = StateConnected
 	n.stateMu.Unlock()
 }
 
@@ -134,6 +146,16 @@ func (n *node) getState() (State, string) {
 	n.stateMu.Lock()
 	defer n.stateMu.Unlock()
 	return n.state, n.lastErr
+}
+
+// receivedOwn counts points a source took in and then dropped or rejected
+// itself (Env.Drop, Env.Reject) before any Emit: they were received all the
+// same, so its received = emitted + its own drops, and a pipeline's in =
+// delivered + dropped + pending holds. Other kinds counted them on input.
+func (n *node) receivedOwn(count int) {
+	if n.cfg.Kind == KindSource {
+		n.received.Add(int64(count))
+	}
 }
 
 // dropped counts points n dropped itself.
@@ -416,7 +438,7 @@ func (n *node) runSource() {
 	ctx := n.p.soft
 	var bo backoff
 	for ctx.Err() == nil {
-		n.setState(StateConnected, nil) // a source connects inside Run
+		n.resume() // a source connects inside Run
 		err := src.Run(ctx, n)
 		if err == nil {
 			n.p.log.Info("source ended", "component", n.id)

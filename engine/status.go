@@ -27,7 +27,7 @@ type PipelineStatus struct {
 // of what reaches it, so with one sink In = Filtered + Dropped + Delivered +
 // Pending, and with fan-out each sink's copy adds up on its own.
 type PointCounts struct {
-	In        int64 `json:"in"`        // produced by the sources
+	In        int64 `json:"in"`        // taken in by the sources, with what they dropped or rejected themselves
 	Filtered  int64 `json:"filtered"`  // not passed on by a transform on purpose
 	Dropped   int64 `json:"dropped"`   // by any component, every reason
 	Delivered int64 `json:"delivered"` // taken by the sinks, summed over sinks
@@ -209,8 +209,8 @@ type Totals struct {
 	P99                                  time.Duration
 }
 
-// Totals aggregates counters: In counts what sources produced, Delivered what
-// sinks took.
+// Totals aggregates counters: In counts what sources took in (emitted, or
+// dropped and rejected by the source itself), Delivered what sinks took.
 func (rt *Runtime) Totals() Totals {
 	var t Totals
 	for _, p := range rt.list() {

@@ -37,6 +37,7 @@ var Spec = engine.SourceSpec(engine.Info{
 		"<pki_dir>/own; server certificates must be in <pki_dir>/trusted or named by trust_server_cert (untrusted " +
 		"ones are stored in rejected/). The source reconnects by itself with exponential backoff and jitter, " +
 		"recreates its subscriptions, and emits every tag with quality bad (BadNotConnected) when the connection drops; " +
+		"while it cannot connect its status is reconnecting with the error as last_error, cleared once connected; " +
 		"in subscribe mode a watchdog notices a server that stops answering with its connection open (keepalive_count, " +
 		"watchdog_timeout), and a refused user or certificate waits auth_retry before the next login. " +
 		"With service.shard, a replica reads only the nodes whose asset its shard owns (explicit nodes by their asset, " +
@@ -128,6 +129,10 @@ type tagState struct {
 
 // Run connects, reads until ctx ends, and reconnects on its own.
 func (s *Source) Run(ctx context.Context, out engine.Output) error {
+	// Not connected until a session reads: a first connect can take up to
+	// request_timeout (a server that does not answer), and must not look
+	// healthy meanwhile.
+	s.env.SetState(engine.StateStarting, nil)
 	attempt := 0
 	for {
 		connected, err := s.session(ctx, out)
