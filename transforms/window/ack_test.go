@@ -52,7 +52,7 @@ func (s *recSink) Write(_ context.Context, pts []engine.Point) error {
 // aggregate that folded them is delivered.
 func TestInputsAckedWithTheirAggregate(t *testing.T) {
 	env := &engine.Env{}
-	tr, err := New(&Config{Size: time.Minute, Aggregates: []string{"count"}, Late: "drop", IdleTimeout: time.Hour}, env)
+	tr, err := New(&Config{Size: time.Minute, Aggregates: []string{"count"}, Late: "drop", IdleTimeout: time.Hour, MaxTags: 10}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,5 +101,64 @@ func TestInputsAckedWithTheirAggregate(t *testing.T) {
 	}
 	if len(sink.got) != 2 {
 		t.Fatalf("sink got %d aggregates, want 2", len(sink.got))
+	}
+}
+
+// A point of a new tag beyond max_tags passes as it is and is acknowledged
+// upstream once the sink took it, not held with any window, not lost; the
+// tracked tag's input still waits for its aggregate.
+func TestUntrackedPointAckedOnDelivery(t *testing.T) {
+	env := &engine.Env{}
+	tr, err := New(&Config{Size: time.Minute, Aggregates: []string{"count"}, Late: "drop", IdleTimeout: time.Hour, MaxTags: 1}, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := &stepSource{next: make(chan engine.Point)}
+	sink := &recSink{}
+	buf := engine.BufferConfig{Type: "memory", MaxPoints: 1000, WhenFull: "block"}
+	pc := &engine.PipelineConfig{Name: "p", Nodes: []*engine.NodeConfig{
+		{Kind: engine.KindSource, Name: "s", Component: src, Env: &engine.Env{}},
+		{Kind: engine.KindTransform, Name: "w", Component: tr, Inputs: []string{"source.s"}, Env: env},
+		{Kind: engine.KindSink, Name: "out", Component: sink, Inputs: []string{"transform.w"}, Env: &engine.Env{}, Buffer: buf},
+	}}
+	rt, err := engine.New([]*engine.PipelineConfig{pc}, engine.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(ctx, 5*time.Second) }()
+	min := int64(time.Minute)
+	src.next <- engine.Point{Asset: "a", Tag: "x", Value: engine.Int(1), TS: 10 * min}
+	src.next <- engine.Point{Asset: "a", Tag: "y", Value: engine.Int(2), TS: 10 * min}
+	deadline := time.Now().Add(5 * time.Second)
+	for !src.acked[1].Load() && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	if !src.acked[1].Load() {
+		t.Fatal("the untracked point was not acknowledged after its delivery")
+	}
+	if src.acked[0].Load() {
+		t.Fatal("the open window's input was acknowledged")
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if !src.acked[0].Load() {
+		t.Fatal("the window's input was not acknowledged after the drain delivered its aggregate")
+	}
+	got := map[string]int64{}
+	for _, p := range sink.got {
+		got[p.Tag], _ = p.Value.Int64()
+	}
+	if len(sink.got) != 2 || got["y"] != 2 || got["x_count"] != 1 {
+		t.Fatalf("sink got %+v, want y as it was and x_count", sink.got)
+	}
+	st := rt.Status().Pipelines[0]
+	for _, c := range st.Components {
+		if c.ID == "transform.w" && (c.Received != 2 || c.Emitted != 2 || c.Filtered != 1) {
+			t.Errorf("window counts: received %d, emitted %d, filtered %d; want 2, 2, 1", c.Received, c.Emitted, c.Filtered)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/flowd/flowd/engine"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Config is the window transform's configuration.
@@ -23,6 +24,7 @@ type Config struct {
 	KeepTag     bool          `hcl:"keep_tag" doc:"with a single aggregate, keep the tag name instead of appending _<aggregate>"`
 	Late        string        `hcl:"late" default:"drop" enum:"drop|fold" doc:"a point older than its tag's open window: drop it (counted, reason late) or fold it into the open window"`
 	IdleTimeout time.Duration `hcl:"idle_timeout" doc:"close a tag's open window when no point of that tag arrived for this long (wall time; default: twice size)"`
+	MaxTags     int           `hcl:"max_tags" default:"1000000" doc:"most (asset, tag) pairs tracked; beyond that, points of new tags pass unaggregated and are counted in flowd_window_untracked_total (at most 10,000,000)"`
 }
 
 // Spec declares the window transform.
@@ -36,7 +38,8 @@ var Spec = engine.TransformSpec(engine.Info{
 		"The input points are acknowledged upstream only once the aggregates of every window they were folded into have " +
 		"been acknowledged by the sinks (a late point dropped is acknowledged at once), so a crash never loses an open " +
 		"window's inputs: the source sends them again. A source with a flow-control window (MQTT receive_maximum) must " +
-		"allow for a window's worth of unacknowledged messages.",
+		"allow for a window's worth of unacknowledged messages. At most max_tags (asset, tag) pairs are tracked; a point " +
+		"of a new tag beyond them passes unaggregated, as it came, and is acknowledged once the sinks took it.",
 	Example: `transform "window" "minute" {
   inputs     = [transform.scale]
   size       = "1m"
@@ -99,7 +102,15 @@ type Transform struct {
 	now   func() int64
 	batch uint64 // Process calls so far: one hold per batch per window
 	track bool   // the engine settles holds (known at the first Process)
+
+	count     int // entries in state: at most cfg.MaxTags
+	tags      prometheus.Gauge
+	untracked prometheus.Counter
 }
+
+// maxTags bounds max_tags, as cov's: about 5.5 GB of state at its limit
+// with three aggregates (BenchmarkStateBytesPerTag: 550 bytes per tag).
+const maxTags = 10_000_000
 
 // New validates the config.
 func New(c *Config, env *engine.Env) (engine.Transform, error) {
@@ -128,6 +139,8 @@ func New(c *Config, env *engine.Env) (engine.Transform, error) {
 	if c.KeepTag && len(names) > 1 {
 		bad.Add("keep_tag", errors.New("needs a single aggregate"))
 	}
+	// The state grows to max_tags entries, each its names and a window.
+	bad.Between("max_tags", int64(c.MaxTags), 1, maxTags)
 	if err := bad.Err(); err != nil {
 		return nil, err
 	}
@@ -135,6 +148,10 @@ func New(c *Config, env *engine.Env) (engine.Transform, error) {
 	if t.idle <= 0 {
 		t.idle = 2 * t.size
 	}
+	t.tags = prometheus.NewGauge(prometheus.GaugeOpts{Name: "flowd_window_tags", Help: "(asset, tag) pairs the window transform tracks."})
+	t.untracked = prometheus.NewCounter(prometheus.CounterOpts{Name: "flowd_window_untracked_total",
+		Help: "Points passed unaggregated because max_tags pairs were already tracked."})
+	env.MustRegister(t.tags, t.untracked)
 	return t, nil
 }
 
@@ -156,6 +173,8 @@ func (t *Transform) hash(asset, tag string) uint64 {
 	return bits.RotateLeft64(maphash.String(t.seed, asset), 17) ^ maphash.String(t.seed, tag)
 }
 
+// lookup finds or adds the entry of p's (asset, tag); nil when it is new
+// and max_tags are already tracked.
 func (t *Transform) lookup(p *engine.Point) *acc {
 	h := t.hash(p.Asset, p.Tag)
 	for a := t.state[h]; a != nil; a = a.next {
@@ -163,6 +182,10 @@ func (t *Transform) lookup(p *engine.Point) *acc {
 			return a
 		}
 	}
+	if t.count >= t.cfg.MaxTags {
+		return nil
+	}
+	t.count++
 	a := &acc{asset: p.Asset, tag: p.Tag, hash: h}
 	a.names = make([]string, len(t.aggs))
 	for i, g := range t.aggs {
@@ -177,7 +200,9 @@ func (t *Transform) lookup(p *engine.Point) *acc {
 	return a
 }
 
-// Process folds points into their windows and returns the windows that closed.
+// Process folds points into their windows and returns the windows that
+// closed. A point of a new tag beyond max_tags passes as it is: its batch's
+// acknowledgement waits for its delivery as for any point returned.
 func (t *Transform) Process(ctx context.Context, in []engine.Point) []engine.Point {
 	t.out = t.out[:0]
 	if t.batch == 0 {
@@ -185,9 +210,15 @@ func (t *Transform) Process(ctx context.Context, in []engine.Point) []engine.Poi
 	}
 	t.batch++
 	now := t.now()
+	untracked := 0
 	for i := range in {
 		p := &in[i]
 		a := t.lookup(p)
+		if a == nil {
+			untracked++
+			t.out = append(t.out, *p)
+			continue
+		}
 		a.seen = now
 		if !a.open {
 			a.reset(t.windowStart(p.TS))
@@ -210,6 +241,10 @@ func (t *Transform) Process(ctx context.Context, in []engine.Point) []engine.Poi
 		t.env.Drop(t.late, "late")
 		t.late = 0
 	}
+	if untracked > 0 {
+		t.untracked.Add(float64(untracked))
+	}
+	t.tags.Set(float64(t.count))
 	return t.out
 }
 
@@ -228,6 +263,8 @@ func (t *Transform) Flush(ctx context.Context, final bool) []engine.Point {
 			if a.open || (!final && now-a.seen < t.idle) {
 				a.next = keep
 				keep = a
+			} else {
+				t.count--
 			}
 			a = next
 		}
@@ -253,6 +290,7 @@ func (t *Transform) Flush(ctx context.Context, final bool) []engine.Point {
 	for _, a := range closing {
 		t.emit(a, now)
 	}
+	t.tags.Set(float64(t.count))
 	return t.out
 }
 
