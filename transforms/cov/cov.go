@@ -145,6 +145,7 @@ type Transform struct {
 	ttl       int64
 	maxTS     int64
 	sweptTS   int64
+	sweeps    int // sweeps done (tests)
 	statePath string
 	readOnly  bool // the state file is read, never written (a dry run)
 	loaded    bool
@@ -357,10 +358,16 @@ func (t *Transform) lookup(h uint64, asset, tag string) *entry {
 	return nil
 }
 
-// insert adds a new entry for p; false when max_tags are already tracked.
+// insert adds a new entry for p; nil when max_tags are already tracked.
+// At the bound it sweeps only once the points' clock has moved on by
+// sweepStep since the last sweep: a sweep visits every tag, and with the
+// clock where it was it cannot free any, so a flood of new tag names would
+// otherwise cost a whole sweep per point.
 func (t *Transform) insert(h uint64, p *engine.Point) *entry {
 	if t.count >= t.cfg.MaxTags {
-		t.sweep()
+		if t.maxTS-t.sweptTS >= t.sweepStep() {
+			t.sweep()
+		}
 		if t.count >= t.cfg.MaxTags {
 			return nil
 		}
@@ -411,8 +418,14 @@ func changed(e *entry, p *engine.Point) bool {
 	return e.par.deadband.Changed(e.last, p.Value)
 }
 
+// sweepStep is how far the points' clock moves before the bound sweeps
+// again: a tag is forgotten at most this much after state_ttl (the periodic
+// sweep every ttl/4 allows more).
+func (t *Transform) sweepStep() int64 { return max(t.ttl/64, 1) }
+
 // sweep forgets tags unseen for state_ttl (by the points' ts).
 func (t *Transform) sweep() {
+	t.sweeps++
 	t.sweptTS = t.maxTS
 	limit := t.maxTS - t.ttl
 	for h, head := range t.state {

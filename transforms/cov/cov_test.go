@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -129,6 +130,39 @@ func TestOverridesAndKeys(t *testing.T) {
 	want := "[line1/temp=1 line2/temp=1 line2/valve=10 line1/temp=1.2 line2/valve=15.1]"
 	if fmt.Sprint(got) != want {
 		t.Fatalf("got %v, want %s", got, want)
+	}
+}
+
+// TestBoundDoesNotSweepPerPoint: at max_tags, a flood of new tag names with
+// the points' clock standing still costs no sweep per point (each visits
+// every tag and frees none); once the clock has moved on past state_ttl, a
+// sweep frees the stale tags and new ones are tracked again.
+func TestBoundDoesNotSweepPerPoint(t *testing.T) {
+	tr := build(t, Config{StateTTL: time.Minute, MaxTags: 1000})
+	ctx := context.Background()
+	fill := func(prefix string, n int, sec int64) (passed int) {
+		batch := make([]engine.Point, 100)
+		for i := 0; i < n; i += len(batch) {
+			for j := range batch {
+				batch[j] = engine.Point{Tag: fmt.Sprintf("%s-%d", prefix, i+j), Value: engine.Int(1), TS: sec * 1e9}
+			}
+			passed += len(tr.Process(ctx, batch))
+		}
+		return passed
+	}
+	fill("tracked", 1000, 0)
+	before := tr.sweeps
+	if n := fill("flood", 10_000, 0); n != 10_000 || tr.count != 1000 {
+		t.Fatalf("flood at the bound: passed %d of 10000, state %d", n, tr.count)
+	}
+	if got := tr.sweeps - before; got > 1 {
+		t.Fatalf("%d sweeps for 10,000 points of new tags with the clock standing still, want at most 1", got)
+	}
+	// Two minutes on: the first batch moves the clock, the next new tag
+	// sweeps the stale ones away and is tracked.
+	fill("later", 100, 120)
+	if n := fill("later2", 100, 121); n != 100 || tr.count > 200 {
+		t.Fatalf("after state_ttl: passed %d, state %d (stale tags not freed)", n, tr.count)
 	}
 }
 
@@ -340,4 +374,23 @@ func TestStateFileAcrossRestarts(t *testing.T) {
 	if len(got) != 1 || !strings.Contains(got[0], `"value":11.5`) {
 		t.Fatalf("second run: %v, want only x=11.5", got)
 	}
+}
+
+// BenchmarkUntrackedFlood: points of ever new tags arriving with 100,000
+// tags tracked at max_tags, the points' clock standing still: the cost per
+// point of a tag cov cannot track.
+func BenchmarkUntrackedFlood(b *testing.B) {
+	const tags = 100_000
+	tr := build(b, Config{MaxTags: tags})
+	fillTags(tr, tags)
+	// Tags beyond the bound are never tracked, so the same names stay new.
+	flood := make([]engine.Point, 1000)
+	for j := range flood {
+		flood[j] = engine.Point{Asset: "flood", Tag: strconv.Itoa(j), Value: engine.Int(1), TS: tags}
+	}
+	buf := make([]engine.Point, len(flood))
+	benchcpu.Loop(b, len(buf), func() {
+		copy(buf, flood)
+		tr.Process(context.Background(), buf)
+	})
 }
