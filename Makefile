@@ -73,7 +73,7 @@ bench: build
 
 ## soak: long-running tests (long outages, soaks); not part of make test
 soak: build
-	svc="$$(e2e/services.sh up)" && eval "$$svc" && FLOWD_SOAK=1 $(GO) test -count=1 -timeout 120m -run Soak ./e2e/...
+	svc="$$(e2e/services.sh up)" && eval "$$svc" && FLOWD_SOAK=1 $(GO) test -count=1 -timeout 120m -run 'Soak|KafkaSourceGroupKill' ./e2e/...
 
 services-up:
 	e2e/services.sh up

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flowd/flowd/e2e/harness"
+	"github.com/flowd/flowd/engine"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
@@ -23,35 +24,45 @@ import (
 // kafkaSourcePipeline is a kafka source in group into a file sink at out,
 // with dead letters to dead; extra goes into the source block.
 func kafkaSourcePipeline(brokers, topic, group, out, dead, extra string) string {
-	return fmt.Sprintf(`pipeline "cloud" {
-  latency_slo   = "48h"
-  stall_timeout = "1h"
-  dead_letter   = sink.dead
-  source "kafka" "in" {
-    brokers         = [%q]
-    topics          = [%q]
-    group           = %q
-    session_timeout = "10s"
-%s
-  }
-  sink "file" "out" {
+	return kafkaGroupPipeline(brokers, topic, group, "    session_timeout = \"10s\"\n"+extra, fmt.Sprintf(`  sink "file" "out" {
     inputs = [source.in]
     path   = %q
   }
   sink "file" "dead" {
     path = %q
   }
+`, out, dead))
 }
-`, brokers, topic, group, extra, out, dead)
+
+// kafkaGroupPipeline is a kafka source "in" in group feeding sinks, the
+// sink blocks, one of which is "dead" (the dead-letter sink); extra goes
+// into the source block.
+func kafkaGroupPipeline(brokers, topic, group, extra, sinks string) string {
+	return fmt.Sprintf(`pipeline "cloud" {
+  latency_slo   = "48h"
+  stall_timeout = "1h"
+  dead_letter   = sink.dead
+  source "kafka" "in" {
+    brokers = [%q]
+    topics  = [%q]
+    group   = %q
+%s
+  }
+%s}
+`, brokers, topic, group, extra, sinks)
 }
 
 // seqProducer writes, for each of parts partitions, records that are JSON
 // arrays of per points {"asset":"p<partition>","tag":"s","value":k}, k
 // counting from 0 per partition, so record offset r holds k in
-// [r*per, (r+1)*per).
+// [r*per, (r+1)*per). With ts set, point k also carries "ts": ts + k ms.
 type seqProducer struct {
 	parts, per, perPart int
+	ts                  time.Time
 }
+
+// tsOf is the timestamp of point k (with ts set).
+func (s seqProducer) tsOf(k int) time.Time { return s.ts.Add(time.Duration(k) * time.Millisecond) }
 
 func (s seqProducer) records(topic string, p, from, to int) []*kgo.Record {
 	var recs []*kgo.Record
@@ -62,7 +73,11 @@ func (s seqProducer) records(topic string, p, from, to int) []*kgo.Record {
 			if k > r*s.per {
 				b.WriteByte(',')
 			}
-			fmt.Fprintf(&b, `{"asset":"p%d","tag":"s","value":%d}`, p, k)
+			fmt.Fprintf(&b, `{"asset":"p%d","tag":"s","value":%d`, p, k)
+			if !s.ts.IsZero() {
+				fmt.Fprintf(&b, `,"ts":%q`, s.tsOf(k).UTC().Format(time.RFC3339Nano))
+			}
+			b.WriteByte('}')
 		}
 		b.WriteByte(']')
 		recs = append(recs, &kgo.Record{Topic: topic, Partition: int32(p), Value: b.Bytes()})
@@ -578,6 +593,107 @@ func TestKafkaSourceBlockedSinkBounded(t *testing.T) {
 	sort.Strings(missing)
 	if len(missing) > 0 {
 		t.Fatalf("%d points lost, first %v", len(missing), missing[:min(5, len(missing))])
+	}
+	if code := p.Stop(30 * time.Second); code != 0 {
+		t.Fatalf("exit code %d", code)
+	}
+}
+
+// bigValues writes n records {"asset":"big","tag":"s<i>","value":"vvv…"}
+// with a string value of size bytes to one partition.
+func bigValues(t *testing.T, brokers, topic string, n, size int) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	v := strings.Repeat("v", size)
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: topic, Value: fmt.Appendf(nil, `{"asset":"big","tag":"s%d","value":%q}`, i, v)}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestKafkaSourceBlockedSinkBytesBounded: 400 records of one 64 KiB string
+// value each (25 MiB) wait in the topic, the sink is blocked as in
+// TestKafkaSourceBlockedSinkBounded and max_in_flight (points) is far away:
+// the source stops at max_in_flight_bytes (2 MiB: the
+// flowd_kafka_in_flight_bytes gauge and the points taken), RSS grows by a
+// few MiB, not by the topic; once the sink unblocks every value arrives
+// whole and the offset reaches the end.
+func TestKafkaSourceBlockedSinkBytesBounded(t *testing.T) {
+	brokers := harness.Require(t, "FLOWD_TEST_KAFKA")
+	topic := kafkaTopic(t, brokers, 1)
+	group := topic + "-group"
+	outTopic := laterTopic(t, brokers, "out")
+	const n, size, bound, poll = 400, 64 << 10, 2 << 20, 4
+	dir := t.TempDir()
+	cfg := harness.WriteFile(t, dir, "p.hcl", fmt.Sprintf(`pipeline "cloud" {
+  latency_slo   = "48h"
+  stall_timeout = "1h"
+  source "kafka" "in" {
+    brokers                   = [%q]
+    topics                    = [%q]
+    group                     = %q
+    commit_interval           = "200ms"
+    max_in_flight_bytes       = "2MiB"
+    max_poll_records          = %d
+    fetch_max_bytes           = "1MiB"
+    fetch_max_partition_bytes = "1MiB"
+  }
+%s}
+`, brokers, topic, group, poll, kafkaSinkHCL("out", "inputs = [source.in]", brokers, outTopic)))
+	p := harness.Start(t, cfg)
+	harness.Eventually(t, 30*time.Second, func() bool { st, _, _ := componentStatus(t, p, "source.in"); return st == "connected" }, "the source connected")
+	base := rssKB(p.Cmd.Process.Pid)
+	bigValues(t, brokers, topic, n, size)
+	per := engine.EstimateBytes([]engine.Point{{Asset: "big", Tag: "s100", Value: engine.String(strings.Repeat("v", size))}})
+	atBound := int64((bound + per - 1) / per)
+	harness.Eventually(t, 30*time.Second, func() bool { _, r, _ := componentStatus(t, p, "source.in"); return r >= atBound }, "the byte bound reached")
+	var peak, received int64
+	var inflight float64
+	for range 6 {
+		time.Sleep(500 * time.Millisecond)
+		peak = max(peak, rssKB(p.Cmd.Process.Pid))
+		_, received, _ = componentStatus(t, p, "source.in")
+		m, err := p.Metrics()
+		if err != nil {
+			t.Fatal(err)
+		}
+		inflight = max(inflight, harness.Sum(m, "flowd_kafka_in_flight_bytes"))
+	}
+	t.Logf("blocked 3 s: source took %d of %d points of %d bytes (bound %d), in flight %.0f bytes; RSS %d KiB idle, peak %d KiB",
+		received, n, per, bound, inflight, base, peak)
+	// The last poll started below the bound and took at most poll records.
+	if received > atBound-1+poll || inflight > float64(bound+poll*per) || inflight < bound {
+		t.Errorf("%d points, %.0f bytes in flight while blocked: want the bound %d reached and at most one poll of %d more", received, inflight, bound, poll)
+	}
+	if peak-base > 24<<10 {
+		t.Errorf("RSS grew by %d KiB while blocked (%d KiB in the topic)", peak-base, n*size>>10)
+	}
+	createTopic(t, brokers, outTopic, 1)
+	harness.Eventually(t, 2*time.Minute, func() bool { return groupOffsets(t, brokers, group, topic)[0] == n },
+		"offsets committed to the end after the sink unblocked")
+	got := map[string]int{}
+	consumeAll(t, brokers, outTopic, n, time.Minute, func(c *consumed) int {
+		pts := c.decode(t)
+		for _, pt := range pts {
+			if v := pt.Value.String(); len(v) != size {
+				t.Fatalf("%s: value of %d bytes, want %d", pt.Tag, len(v), size)
+			}
+			got[pt.Tag]++
+		}
+		return len(pts)
+	})
+	for i := range n {
+		if got[fmt.Sprintf("s%d", i)] == 0 {
+			t.Fatalf("point s%d lost (%d of %d distinct points arrived)", i, len(got), n)
+		}
 	}
 	if code := p.Stop(30 * time.Second); code != 0 {
 		t.Fatalf("exit code %d", code)

@@ -50,10 +50,12 @@ const (
 	attrSlotBytes = 48
 )
 
-// estimateBytes approximates a batch's memory footprint: the points, their
+// EstimateBytes approximates a batch's memory footprint: the points, their
 // strings and their attrs. A map shared by consecutive points (a source's
-// constant labels, fan-out copies) is counted once.
-func estimateBytes(points []Point) int64 {
+// constant labels, fan-out copies) is counted once. The memory buffer's
+// max_size counts it; a source that bounds its points in flight by bytes
+// uses it too, so both speak of the same bytes. No allocation.
+func EstimateBytes(points []Point) int64 {
 	n := int64(len(points)) * int64(unsafe.Sizeof(Point{}))
 	var last unsafe.Pointer
 	for i := range points {
@@ -117,7 +119,7 @@ func (m *memBuffer) full(addPoints, addBytes int64) bool {
 }
 
 func (m *memBuffer) Push(ctx context.Context, b Batch) error {
-	np, nb := int64(len(b.Points)), estimateBytes(b.Points)
+	np, nb := int64(len(b.Points)), EstimateBytes(b.Points)
 	m.mu.Lock()
 	for m.full(np, nb) {
 		switch m.policy {

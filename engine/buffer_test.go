@@ -19,20 +19,26 @@ func heapOf(build func() any) (any, int64) {
 	return x, int64(b.HeapAlloc) - int64(a.HeapAlloc)
 }
 
-// The memory buffer's estimate covers everything a point holds, attrs
-// included: checked against the heap the points really take, for small
-// points, many small attrs and one large attribute.
+// The estimate (the memory buffer's, and the kafka source's in-flight
+// bytes) covers everything a point holds, attrs included: checked against
+// the heap the points really take, for small points, many small attrs, one
+// large attribute and large string values.
 func TestEstimateBytesMatchesHeap(t *testing.T) {
 	for _, c := range []struct {
 		name                string
 		attrs, attrBytes, n int
-	}{{"no attrs", 0, 0, 2000}, {"10 small attrs", 10, 20, 2000}, {"one 200 KB attr", 1, 200 << 10, 100}} {
+		valueBytes          int // a string value of this size; 0: a float
+	}{{"no attrs", 0, 0, 2000, 0}, {"10 small attrs", 10, 20, 2000, 0}, {"one 200 KB attr", 1, 200 << 10, 100, 0},
+		{"64 KB string values", 0, 0, 100, 64 << 10}} {
 		t.Run(c.name, func(t *testing.T) {
 			n := c.n
 			x, heap := heapOf(func() any {
 				pts := make([]Point, n)
 				for i := range pts {
 					pts[i] = Point{Asset: "line-" + strconv.Itoa(i), Tag: "temperature-" + strconv.Itoa(i), Value: Float(1)}
+					if c.valueBytes > 0 {
+						pts[i].Value = String(strings.Repeat("v", c.valueBytes) + strconv.Itoa(i))
+					}
 					if c.attrs > 0 {
 						pts[i].Attrs = make(map[string]string, c.attrs)
 						for j := 0; j < c.attrs; j++ {
@@ -42,7 +48,7 @@ func TestEstimateBytesMatchesHeap(t *testing.T) {
 				}
 				return pts
 			})
-			est := estimateBytes(x.([]Point))
+			est := EstimateBytes(x.([]Point))
 			ratio := float64(est) / float64(heap)
 			t.Logf("%d points: heap %d bytes, estimate %d (%.2f)", n, heap, est, ratio)
 			if ratio < 0.6 || ratio > 1.6 {
@@ -60,8 +66,8 @@ func TestEstimateBytesSharedAttrs(t *testing.T) {
 	for i := range pts {
 		pts[i] = Point{Tag: "t", Attrs: shared}
 	}
-	one := estimateBytes(pts[:1])
-	if all := estimateBytes(pts); all-one != 99*estimateBytes([]Point{{Tag: "t"}}) {
+	one := EstimateBytes(pts[:1])
+	if all := EstimateBytes(pts); all-one != 99*EstimateBytes([]Point{{Tag: "t"}}) {
 		t.Errorf("100 points sharing attrs: %d bytes, one: %d", all, one)
 	}
 }
@@ -86,7 +92,7 @@ func TestMemBufferBoundsAttrs(t *testing.T) {
 	}
 }
 
-// estimateBytes runs on every memory-buffer Push.
+// EstimateBytes runs on every memory-buffer Push.
 func BenchmarkEstimateBytes(b *testing.B) {
 	shared := map[string]string{"site": "north", "line": "3"}
 	for _, c := range []struct {
@@ -104,7 +110,7 @@ func BenchmarkEstimateBytes(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				estimateBytes(pts)
+				EstimateBytes(pts)
 			}
 		})
 	}

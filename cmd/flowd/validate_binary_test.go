@@ -85,15 +85,16 @@ func TestValidateRefusesAbsurdSizesOnEveryComponent(t *testing.T) {
     read_buffer = HUGE
   }`, []string{"max_payload", "queue", "batch_size", "read_buffer"}},
 		{"kafka source", `source "kafka" "x" {
-    brokers          = ["127.0.0.1:9092"]
-    topics           = ["t"]
-    group            = "g"
-    batch_size       = HUGE
-    max_poll_records = HUGE
-    max_in_flight    = HUGE
-    max_payload      = HUGE
-    fetch_max_bytes  = HUGE
-  }`, []string{"batch_size", "max_poll_records", "max_in_flight", "max_payload", "fetch_max_bytes"}},
+    brokers             = ["127.0.0.1:9092"]
+    topics              = ["t"]
+    group               = "g"
+    batch_size          = HUGE
+    max_poll_records    = HUGE
+    max_in_flight       = HUGE
+    max_in_flight_bytes = HUGE
+    max_payload         = HUGE
+    fetch_max_bytes     = HUGE
+  }`, []string{"batch_size", "max_poll_records", "max_in_flight", "max_in_flight_bytes", "max_payload", "fetch_max_bytes"}},
 		{"cov", `transform "cov" "x" {
     max_tags = HUGE
   }`, []string{"max_tags"}},

@@ -44,7 +44,8 @@ type Config struct {
 
 	BatchSize              int         `hcl:"batch_size" default:"5000" doc:"most points handed to the pipeline at once (a batch holds whole records of one partition; at most 1,000,000)"`
 	MaxPollRecords         int         `hcl:"max_poll_records" default:"5000" doc:"most records taken from the client per poll (at most 1,000,000)"`
-	MaxInFlight            int         `hcl:"max_in_flight" default:"100000" doc:"points handed to the pipeline and not yet acknowledged; at this bound the source stops polling, so fetching pauses and memory stays bounded whatever the lag (at most 10,000,000)"`
+	MaxInFlight            int         `hcl:"max_in_flight" default:"250000" doc:"points handed to the pipeline and not yet acknowledged; at this bound the source stops polling, so fetching pauses and memory stays bounded whatever the lag (at most 10,000,000); keep it above what the sinks hold in their writes in flight (cassandra: 2 writes of up to coalesce_points), or the source waits for a whole write to finish before it polls again"`
+	MaxInFlightBytes       engine.Size `hcl:"max_in_flight_bytes" default:"64MiB" doc:"estimated bytes (as the memory buffer counts them: points, strings, attrs) of the points handed to the pipeline and not yet acknowledged; at this bound the source stops polling too, whichever bound comes first (a record larger than it still goes through alone; 1KiB to 16GiB)"`
 	FetchMaxBytes          engine.Size `hcl:"fetch_max_bytes" default:"16MiB" doc:"most bytes a fetch response may carry (the client buffers about one per broker while the source is paused; at most 1GiB)"`
 	FetchMaxPartitionBytes engine.Size `hcl:"fetch_max_partition_bytes" default:"1MiB" doc:"most bytes per partition in a fetch response"`
 
@@ -68,8 +69,8 @@ var Spec = engine.SourceSpec(engine.Info{
 		"their dead letter (reason decode, with topic/partition/offset in the error) is taken by the dead-letter sink. On revoke the " +
 		"acknowledged offsets are committed and the partition's unacknowledged points are left to the next owner (they may arrive twice). " +
 		"A sink that gives up on points makes the source restart from the last committed offset. " +
-		"When max_in_flight points are unacknowledged the source stops polling: fetching pauses and memory stays bounded. " +
-		"Metrics: flowd_kafka_records_total{result}, flowd_kafka_consumer_lag{topic,partition} (records behind the end of the partition, at each fetch and every 5 s while paused), flowd_kafka_committed_offset{topic,partition}, flowd_kafka_in_flight_points, flowd_kafka_commits_total{result}. " +
+		"When max_in_flight points or max_in_flight_bytes estimated bytes are unacknowledged the source stops polling: fetching pauses and memory stays bounded. " +
+		"Metrics: flowd_kafka_records_total{result}, flowd_kafka_consumer_lag{topic,partition} (records behind the end of the partition, at each fetch and every 5 s while paused), flowd_kafka_committed_offset{topic,partition}, flowd_kafka_in_flight_points, flowd_kafka_in_flight_bytes, flowd_kafka_commits_total{result}. " +
 		"Event Hubs: set connection_string (and topics to the event hub, or EntityPath); group is the consumer group, which must exist in the hub.",
 	Example: `source "kafka" "telemetry" {
   brokers = ["127.0.0.1:9092"]
@@ -78,6 +79,13 @@ var Spec = engine.SourceSpec(engine.Info{
   format  = "json"
 }`,
 }, New)
+
+// Bounds of max_in_flight_bytes: below a kilobyte a single small point
+// fills it; above 16 GiB it bounds nothing a gateway could hold.
+const (
+	minInFlightBytes = 1 << 10
+	maxInFlightBytes = 16 << 30
+)
 
 // lagRefresh is how often the end offsets are asked for (fetches report
 // them too, but not while the source is paused).
@@ -94,15 +102,17 @@ type Source struct {
 	mu    sync.Mutex
 	parts map[tp]*partState // assigned partitions
 
-	inflight atomic.Int64
-	wake     chan struct{} // an acknowledgement released in-flight room
-	failed   atomic.Pointer[string]
-	run      atomic.Int64 // Run's generation: a late ack of an earlier run fails nothing
+	inflight      atomic.Int64  // points handed to the pipeline, not yet acknowledged
+	inflightBytes atomic.Int64  // their engine.EstimateBytes
+	wake          chan struct{} // an acknowledgement released in-flight room
+	failed        atomic.Pointer[string]
+	run           atomic.Int64 // Run's generation: a late ack of an earlier run fails nothing
 
 	records                *prometheus.CounterVec
 	recOK, recRejected     prometheus.Counter
 	lag, committedOff      *prometheus.GaugeVec
 	inflightGauge          prometheus.GaugeFunc
+	inflightBytesGauge     prometheus.GaugeFunc
 	commits                *prometheus.CounterVec
 	commitOK, commitFailed prometheus.Counter
 }
@@ -204,6 +214,9 @@ func (c *Config) checkLimits(bad *engine.Problems) {
 	bad.Between("batch_size", int64(c.BatchSize), 1, engine.MaxBatchSize)
 	bad.Between("max_poll_records", int64(c.MaxPollRecords), 1, engine.MaxBatchSize)
 	bad.Between("max_in_flight", int64(c.MaxInFlight), 1, engine.MaxPendingPoints)
+	if c.MaxInFlightBytes < minInFlightBytes || c.MaxInFlightBytes > maxInFlightBytes {
+		bad.Add("max_in_flight_bytes", errors.New("must be between 1KiB and 16GiB"))
+	}
 	if c.MaxPayload < 0 || c.MaxPayload > engine.MaxMessageSize { // 0: no limit of its own
 		bad.Add("max_payload", errors.New("must be between 0 and 256MiB"))
 	}
@@ -264,11 +277,14 @@ func (s *Source) registerMetrics(env *engine.Env) {
 	s.inflightGauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "flowd_kafka_in_flight_points", Help: "Points handed to the pipeline and not yet acknowledged.",
 	}, func() float64 { return float64(s.inflight.Load()) })
+	s.inflightBytesGauge = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "flowd_kafka_in_flight_bytes", Help: "Estimated bytes of the points handed to the pipeline and not yet acknowledged (as the memory buffer counts them).",
+	}, func() float64 { return float64(s.inflightBytes.Load()) })
 	s.commits = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "flowd_kafka_commits_total", Help: "Offset commits, by result (ok, failed).",
 	}, []string{"result"})
 	s.commitOK, s.commitFailed = s.commits.WithLabelValues("ok"), s.commits.WithLabelValues("failed")
-	env.MustRegister(s.records, s.lag, s.committedOff, s.inflightGauge, s.commits)
+	env.MustRegister(s.records, s.lag, s.committedOff, s.inflightGauge, s.inflightBytesGauge, s.commits)
 }
 
 // Run consumes until ctx ends or a sink gives up on points (then it returns
@@ -319,7 +335,7 @@ func (s *Source) consume(ctx context.Context, cl *kgo.Client, out engine.Output)
 		}
 		// Backpressure: no poll while the window is full, so the client
 		// fetches no further than the one response per broker it buffers.
-		for s.inflight.Load() >= int64(s.cfg.MaxInFlight) {
+		for s.full() {
 			select {
 			case <-s.wake:
 			case <-tick.C:
@@ -373,6 +389,14 @@ func (s *Source) consume(ctx context.Context, cl *kgo.Client, out engine.Output)
 			return nil // Emit fails only at shutdown
 		}
 	}
+}
+
+// full reports whether either in-flight bound is reached. With nothing in
+// flight it is never full (max_in_flight_bytes is at least 1KiB), so a
+// record larger than the byte bound still goes through alone, as a batch
+// larger than the memory buffer's max_size does.
+func (s *Source) full() bool {
+	return s.inflight.Load() >= int64(s.cfg.MaxInFlight) || s.inflightBytes.Load() >= int64(s.cfg.MaxInFlightBytes)
 }
 
 // partition hands one fetched partition's records to the pipeline in order.
@@ -517,25 +541,46 @@ func (b *batcher) flush(ctx context.Context, tr *partTracker, end int64) error {
 	s := b.s
 	pts := b.pts
 	b.pts = nil
-	seq := tr.add(end)
-	n := int64(len(pts))
+	// Sized before Emit: the pipeline owns the points after it.
+	return b.out.Emit(ctx, pts, s.hold(tr, tr.add(end), pts, end, nil))
+}
+
+// hold counts pts in flight for span seq of tr (the records before offset
+// end, or the dead letter of record dead) and returns their ack callback,
+// which marks the span and releases exactly what was counted, also after a
+// revoke or a lost partition: it runs once whatever happened to the
+// partition. One closure per span, as before the byte count.
+func (s *Source) hold(tr *partTracker, seq uint64, pts []engine.Point, end int64, dead *kgo.Record) func(error) {
+	n, nb := int64(len(pts)), engine.EstimateBytes(pts)
 	s.inflight.Add(n)
+	s.inflightBytes.Add(nb)
 	run := s.run.Load()
-	return b.out.Emit(ctx, pts, func(err error) {
+	return func(err error) {
 		// Rejected points were settled for good (dead-lettered, or dropped
 		// and counted): commit past them, consuming again would not help.
 		settled := err == nil || errors.Is(err, engine.ErrRejected)
 		tr.ack(seq, settled)
-		s.release(n)
+		s.release(n, nb)
 		if !settled && !errors.Is(err, engine.ErrShutdown) && s.run.Load() == run {
-			msg := fmt.Sprintf("points before offset %d not delivered (%v); consuming again from the committed offset", end, err)
-			s.failed.CompareAndSwap(nil, &msg)
+			s.fail(err, end, dead)
 		}
-	})
+	}
 }
 
-func (s *Source) release(n int64) {
+// fail makes the poll loop stop: the points before offset end, or the dead
+// letter of record dead, were not taken.
+func (s *Source) fail(err error, end int64, dead *kgo.Record) {
+	msg := fmt.Sprintf("points before offset %d not delivered (%v)", end, err)
+	if dead != nil {
+		msg = fmt.Sprintf("dead letter of %s/%d@%d not taken (%v)", dead.Topic, dead.Partition, dead.Offset, err)
+	}
+	msg += "; consuming again from the committed offset"
+	s.failed.CompareAndSwap(nil, &msg)
+}
+
+func (s *Source) release(n, nb int64) {
 	s.inflight.Add(-n)
+	s.inflightBytes.Add(-nb)
 	select {
 	case s.wake <- struct{}{}:
 	default:
@@ -553,17 +598,8 @@ func (s *Source) deadLetter(tr *partTracker, r *kgo.Record, derr error) {
 	p := engine.Point{Tag: "kafka", Value: engine.String(string(data)), Quality: engine.Bad, TS: time.Now().UnixNano(),
 		Attrs: recordAttrs(r)}
 	pts := []engine.Point{p}
-	s.inflight.Add(1)
-	run := s.run.Load()
-	s.env.RejectAck(pts, "decode", fmt.Errorf("record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, derr), func(err error) {
-		settled := err == nil || errors.Is(err, engine.ErrRejected)
-		tr.ack(seq, settled)
-		s.release(1)
-		if !settled && !errors.Is(err, engine.ErrShutdown) && s.run.Load() == run {
-			msg := fmt.Sprintf("dead letter of %s/%d@%d not taken (%v); consuming again from the committed offset", r.Topic, r.Partition, r.Offset, err)
-			s.failed.CompareAndSwap(nil, &msg)
-		}
-	})
+	done := s.hold(tr, seq, pts, r.Offset+1, r)
+	s.env.RejectAck(pts, "decode", fmt.Errorf("record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, derr), done)
 }
 
 // recordAttrs are a record's coordinates, key, timestamp and headers.

@@ -123,6 +123,30 @@ func (o *heldOutput) snapshot() []held {
 	return append([]held(nil), o.batches...)
 }
 
+// ackAsTheyCome acknowledges every batch, held or still to come, until
+// the returned stop is called.
+func (o *heldOutput) ackAsTheyCome() (stop func()) {
+	quit := make(chan struct{})
+	ended := make(chan struct{})
+	go func() {
+		defer close(ended)
+		acked := 0
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			bs := o.snapshot()
+			for _, b := range bs[acked:] {
+				b.done(nil)
+			}
+			acked = len(bs)
+		}
+	}()
+	return func() { close(quit); <-ended }
+}
+
 func (o *heldOutput) points() int {
 	n := 0
 	for _, b := range o.snapshot() {
@@ -136,7 +160,7 @@ func newSource(t testing.TB, c Config) *Source {
 	if c.Format == "" {
 		c.Format = "json"
 	}
-	def := Config{StartOffset: "earliest", MaxPayload: 1 << 20, BatchSize: 7, MaxPollRecords: 100, MaxInFlight: 100000,
+	def := Config{StartOffset: "earliest", MaxPayload: 1 << 20, BatchSize: 7, MaxPollRecords: 100, MaxInFlight: 100000, MaxInFlightBytes: 64 << 20,
 		FetchMaxBytes: 1 << 20, FetchMaxPartitionBytes: 1 << 20, CommitInterval: 100 * time.Millisecond,
 		SessionTimeout: 10 * time.Second, RebalanceTimeout: 10 * time.Second, DrainTimeout: time.Second, Client: ckafka.Client{ClientID: "flowd-test"}}
 	if c.BatchSize == 0 {
@@ -147,6 +171,9 @@ func newSource(t testing.TB, c Config) *Source {
 	}
 	if c.MaxInFlight == 0 {
 		c.MaxInFlight = def.MaxInFlight
+	}
+	if c.MaxInFlightBytes == 0 {
+		c.MaxInFlightBytes = def.MaxInFlightBytes
 	}
 	c.StartOffset, c.MaxPayload, c.FetchMaxBytes, c.FetchMaxPartitionBytes = def.StartOffset, def.MaxPayload, def.FetchMaxBytes, def.FetchMaxPartitionBytes
 	c.CommitInterval, c.SessionTimeout, c.RebalanceTimeout, c.DrainTimeout, c.ClientID = def.CommitInterval, def.SessionTimeout, def.RebalanceTimeout, def.DrainTimeout, def.ClientID
@@ -262,24 +289,9 @@ func TestBackpressureStopsPolling(t *testing.T) {
 		t.Fatalf("%d points taken with nothing acknowledged, window is 100 + a poll of 50", got)
 	}
 	// Acknowledge as they come: everything arrives.
-	stop := make(chan struct{})
-	go func() {
-		acked := 0
-		for {
-			select {
-			case <-stop:
-				return
-			case <-time.After(10 * time.Millisecond):
-			}
-			bs := out.snapshot()
-			for _, b := range bs[acked:] {
-				b.done(nil)
-			}
-			acked = len(bs)
-		}
-	}()
+	stop := out.ackAsTheyCome()
 	waitFor(t, 30*time.Second, func() bool { return out.points() == n }, "every point")
-	close(stop)
+	stop()
 	cancel()
 	<-done
 }
@@ -363,10 +375,15 @@ func TestConfigErrors(t *testing.T) {
 		{"topics", Config{Brokers: []string{"b:9092"}, Topics: []string{"("}, TopicRegex: true, Group: "g"}},
 		{"group", Config{Brokers: []string{"b:9092"}, Topics: []string{"t"}}},
 		{"map", Config{Brokers: []string{"b:9092"}, Topics: []string{"t"}, Group: "g", Format: "map"}},
+		{"max_in_flight_bytes", Config{Brokers: []string{"b:9092"}, Topics: []string{"t"}, Group: "g", MaxInFlightBytes: 1023}},
+		{"max_in_flight_bytes", Config{Brokers: []string{"b:9092"}, Topics: []string{"t"}, Group: "g", MaxInFlightBytes: 16<<30 + 1}},
 	} {
 		c := tc.c
 		if c.Format == "" {
 			c.Format = "json"
+		}
+		if c.MaxInFlightBytes == 0 {
+			c.MaxInFlightBytes = 1 << 20
 		}
 		c.BatchSize, c.MaxPollRecords, c.MaxInFlight, c.FetchMaxBytes, c.FetchMaxPartitionBytes, c.CommitInterval = 1, 1, 1, 1<<20, 1<<20, time.Second
 		_, err := New(&c, &engine.Env{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Codecs: codecs.All()})

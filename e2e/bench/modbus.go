@@ -64,6 +64,9 @@ pipeline %q {
     format       = "asset_json"
     create_topic = true
     partitions   = 3
+    # Telegraf's kafka output compresses nothing by default: the same
+    # bytes to the broker on both sides.
+    compression = "none"
   }
 }
 `)

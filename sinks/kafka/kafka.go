@@ -30,7 +30,7 @@ type Config struct {
 	Partitioner string `hcl:"partitioner" default:"default" enum:"default|sticky_key|round_robin|least_backup" doc:"default: keyed records hash like the Java client (murmur2), unkeyed ones fill batches of ~64 KiB per partition; sticky_key: keyed hash, unkeyed sticky; round_robin; least_backup: the partition with the fewest buffered records"`
 	Acks        string `hcl:"acks" default:"all" enum:"all|leader|none" doc:"all: every in-sync replica, with the idempotent producer; leader; none (fire and forget — points count as delivered when sent)"`
 	Idempotent  bool   `hcl:"idempotent" default:"true" doc:"idempotent producer (needs acks = \"all\"): the client's own retries never duplicate or reorder; a record the engine retries after delivery_timeout may land twice (at-least-once)"`
-	Compression string `hcl:"compression" default:"none" enum:"none|gzip|snappy|lz4|zstd" doc:"record batch compression"`
+	Compression string `hcl:"compression" default:"snappy" enum:"none|gzip|snappy|lz4|zstd" doc:"record batch compression (snappy, the Kafka client's own default, readable by every broker and consumer since Kafka 0.8: JSON points shrink several times, and the broker stores and serves fewer bytes; none for a peer that cannot decompress)"`
 
 	Linger             time.Duration `hcl:"linger" default:"0s" doc:"how long a partition's batch may wait to fill before it is sent"`
 	BatchMaxBytes      engine.Size   `hcl:"batch_max_bytes" default:"1MiB" doc:"largest record batch per partition in a produce request; the broker's max.message.bytes bounds it"`
@@ -210,8 +210,10 @@ func (s *Sink) Write(ctx context.Context, points []engine.Point) error {
 
 // MaxInFlight is the default number of batches produced at once
 // (engine.AsyncSink): enough to keep the brokers' pipelines full while
-// batches are encoded, few enough to bound the records buffered.
-func (s *Sink) MaxInFlight() int { return 8 }
+// batches are encoded — with 8, a record per point left the client short
+// of records to batch (kafka_json in docs/performance.md) — while
+// max_buffered_records still bounds the records buffered.
+func (s *Sink) MaxInFlight() int { return 16 }
 
 // WriteAsync produces the points without waiting; settle runs when every
 // record's promise has, with the batch's outcome (engine.AsyncSink). Each
