@@ -34,7 +34,7 @@ test: build lint docs-check deploy-check
 	@# runs after the other packages instead of beside them.
 	svc="$$(e2e/services.sh up)" && eval "$$svc" && \
 	  FLOWD_TEST_STRICT=1 FLOWD_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v '/e2e$$') && \
-	  FLOWD_TEST_STRICT=1 FLOWD_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 40m ./e2e/...
+	  FLOWD_TEST_STRICT=1 FLOWD_BIN=$(CURDIR)/$(BIN) $(GO) test -race -count=1 -timeout 40m -parallel 4 ./e2e/...
 
 ## unit: the tests that need no external server (those skip, saying why)
 unit: build

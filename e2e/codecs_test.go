@@ -26,6 +26,7 @@ import (
 // makes, each under the limit (before this, the MQTT sink did not split); the file (no limit) gets the batch as one
 // line. MQTT is read back by mosquitto_sub, Kafka by franz-go.
 func TestCodecJSONBatchSameEverywhere(t *testing.T) {
+	concurrent(t)
 	brokers := harness.Require(t, "FLOWD_TEST_KAFKA")
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	// e2e/services.d/mosquitto.sh installs mosquitto-clients with the broker:

@@ -20,6 +20,7 @@ import (
 // With nothing in flight, SIGTERM ends flowd at once with 0, even when a
 // sink never connected: there is nothing for the drain to wait for.
 func TestShutdownWithNothingInFlightIsImmediate(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()
@@ -158,7 +159,10 @@ func killLoop(t *testing.T, cfg string, kills int, published <-chan struct{}) *h
 // into a file: every change event of everything published is in the output
 // (some more than once: at-least-once), compared with an independent
 // computation over the published sequence.
-func TestCOVStateSurvivesKills(t *testing.T) { covKills(t, 6000, 8) }
+func TestCOVStateSurvivesKills(t *testing.T) {
+	concurrent(t)
+	covKills(t, 6000, 8)
+}
 
 // TestCOVStateSurvivesKillsSoak: ten times the messages, eighty stops.
 func TestCOVStateSurvivesKillsSoak(t *testing.T) {
@@ -234,7 +238,10 @@ pipeline "p" {%s
 // emitted add up to at least what was published in it (more: a window split
 // by a restart, or inputs sent again), and every malformed message is in the
 // dead-letter file.
-func TestWindowAndDeadLettersSurviveKills(t *testing.T) { windowKills(t, 4000, 6) }
+func TestWindowAndDeadLettersSurviveKills(t *testing.T) {
+	concurrent(t)
+	windowKills(t, 4000, 6)
+}
 
 // TestWindowAndDeadLettersSurviveKillsSoak: ten times the messages and stops.
 func TestWindowAndDeadLettersSurviveKillsSoak(t *testing.T) {

@@ -128,6 +128,7 @@ func checkNothingLost(t *testing.T, p *harness.Proc, out string) []outPoint {
 // reloads it under traffic with nothing lost; an invalid update is rejected
 // with file:line:col and the running configuration keeps going.
 func TestHotReloadUnderTraffic(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.jsonl")
 	cm := &configMap{t: t, dir: filepath.Join(dir, "conf")}
@@ -241,6 +242,7 @@ func TestHotReloadSoak(t *testing.T) {
 
 // TestHotReloadSIGHUP: with file watching off, SIGHUP reloads.
 func TestHotReloadSIGHUP(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.jsonl")
 	conf := harness.WriteFile(t, dir, "plant.hcl", reloadPipeline("a", out))
@@ -262,6 +264,7 @@ func TestHotReloadSIGHUP(t *testing.T) {
 // TestShardsSplitSimAssets: two replicas with shards 0/2 and 1/2 read
 // disjoint sets of assets that together are all of them, nothing lost.
 func TestShardsSplitSimAssets(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	conf := harness.WriteFile(t, dir, "plant.hcl", `service {
   shard {

@@ -16,6 +16,7 @@ import (
 // in flowd_points_dropped_total{reason="corrupt"}, each file is named in an
 // ERROR, and the cut one is quarantined.
 func TestDiskBufferDamageWhileStoppedIsCounted(t *testing.T) {
+	concurrent(t)
 	const n = 100_000
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
@@ -54,6 +55,7 @@ func TestDiskBufferDamageWhileStoppedIsCounted(t *testing.T) {
 // A disk buffer that filled its file system (ENOSPC) starts again and
 // drains without new space being freed first.
 func TestDiskBufferFullFilesystemStartsAndDrains(t *testing.T) {
+	concurrent(t)
 	dataDir := mountTmpfs(t, "2m")
 	dir := t.TempDir()
 
@@ -106,6 +108,7 @@ func TestDiskBufferFullFilesystemStartsAndDrains(t *testing.T) {
 // After a clean stop (SIGTERM), damage in the last segment is damage, not
 // an interrupted append: its points are counted, not only its bytes.
 func TestDiskBufferDamageAfterCleanStopIsCounted(t *testing.T) {
+	concurrent(t)
 	const n = 100_000
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")

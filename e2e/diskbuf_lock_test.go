@@ -15,6 +15,7 @@ import (
 // buffer directory locked, says by whom and exits non-zero before anything
 // of it runs; the first never notices and delivers its whole backlog.
 func TestDiskBufferDirLockedBySecondProcess(t *testing.T) {
+	concurrent(t)
 	const n = 20_000
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")

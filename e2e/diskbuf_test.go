@@ -239,6 +239,7 @@ func replayDamaged(t *testing.T, dir, dataDir, out, maxSize string, n int) (p *h
 }
 
 func TestDiskBufferSurvivesSIGKILL(t *testing.T) {
+	concurrent(t)
 	const n = 60_000
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
@@ -299,6 +300,7 @@ func TestDiskBufferSurvivesSIGKILL(t *testing.T) {
 }
 
 func TestDiskBufferCorruptSegmentSkipped(t *testing.T) {
+	concurrent(t)
 	const n = 60_000
 	dir := t.TempDir()
 	dataDir := filepath.Join(dir, "data")
@@ -353,6 +355,7 @@ func TestDiskBufferCorruptSegmentSkipped(t *testing.T) {
 }
 
 func TestDiskBufferWhenFull(t *testing.T) {
+	concurrent(t)
 	const n = 60_000
 	for _, policy := range []string{"drop_oldest", "drop_newest", "block"} {
 		t.Run(policy, func(t *testing.T) {
@@ -420,6 +423,7 @@ func TestDiskBufferWhenFull(t *testing.T) {
 }
 
 func TestDeadLetters(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	lines := []string{
 		`{"asset":"a","tag":"t","value":1,"quality":"good","ts":"2026-11-22T10:00:00Z"}`,
@@ -517,7 +521,10 @@ func TestDeadLetters(t *testing.T) {
 // lives only on disk across the kills. Every published value must arrive;
 // duplicates (redeliveries of what was written but not yet acked, and replays
 // past the last persisted read position) are counted.
-func TestDiskBufferMQTTKillLoop(t *testing.T) { mqttKillLoop(t, 3) }
+func TestDiskBufferMQTTKillLoop(t *testing.T) {
+	concurrent(t)
+	mqttKillLoop(t, 3)
+}
 
 // TestDiskBufferMQTTKillLoopSoak is the full 2 minutes: six kills (make soak).
 func TestDiskBufferMQTTKillLoopSoak(t *testing.T) {
@@ -596,6 +603,7 @@ func mqttKillLoop(t *testing.T, kills int) {
 // subscriber (another flowd pipeline, straight to the broker), and the sink's
 // latency shows the delay.
 func TestDiskBufferMQTTSinkFaults(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()

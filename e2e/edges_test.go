@@ -47,6 +47,7 @@ func deadLetterPipeline(source, out, dead string) string {
 // A line longer than max_line is rejected on its own: every other line is
 // delivered once and the run ends at the end of the file.
 func TestFileSourceLongLine(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	var b strings.Builder
 	long := `{"asset":"a","tag":"long","value":"` + strings.Repeat("x", 3<<20) + `"}`
@@ -91,6 +92,7 @@ func TestFileSourceLongLine(t *testing.T) {
 // Timestamps beyond 1677–2262 are rejected with a reason, not wrapped into
 // another century; numeric milliseconds are exact to the millisecond.
 func TestFileSourceTimestamps(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	lines := []string{
 		`{"asset":"a","tag":"t","value":0,"ts":"9999-12-31T23:59:59Z"}`,
@@ -139,6 +141,7 @@ func TestFileSourceTimestamps(t *testing.T) {
 // value, an object used as a tag, and out-of-range timestamps, with a reason;
 // millisecond timestamps are exact.
 func TestMQTTPayloadEdges(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()
@@ -244,6 +247,7 @@ func TestMQTTPayloadEdges(t *testing.T) {
 // points, the file source waits, and flowd's memory stays bounded (before,
 // the estimate saw ~200 bytes a point and let the whole file in).
 func TestBlockedSinkAttrsBounded(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	const n = 600
 	f, err := os.Create(filepath.Join(dir, "in.jsonl"))
@@ -325,6 +329,7 @@ func mountTmpfs(t *testing.T, size string) string {
 // only complete lines, and once space is freed the retry delivers every
 // point exactly once.
 func TestFileSinkDiskFull(t *testing.T) {
+	concurrent(t)
 	full := mountTmpfs(t, "1m")
 	dir := t.TempDir()
 	const n = 6000 // about 560 KB of JSON lines

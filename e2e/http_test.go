@@ -157,6 +157,7 @@ func (p *poster) run(t *testing.T, clients, total, batch int, pause time.Duratio
 // pipeline; once the sink is back every point answered 200 is in the file
 // exactly once, and flowd counts as delivered exactly the points it accepted.
 func TestHTTPBackpressureBlockedSink(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	out, unblock := block(t, dir)
 	port := harness.FreePort(t)
@@ -250,6 +251,7 @@ func readyzLines(t *testing.T, p *harness.Proc, id string) string {
 // that is down; after a restart with the sink back, every point that was
 // answered 200 is in the file.
 func TestHTTPSIGKILLKeepsAcceptedPoints(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	out, unblock := block(t, dir)
 	port := harness.FreePort(t)
@@ -300,6 +302,7 @@ func TestHTTPSIGKILLKeepsAcceptedPoints(t *testing.T) {
 // Malformed, huge and unauthenticated requests get their status codes, the
 // malformed ones reach the dead-letter sink, and flowd keeps serving.
 func TestHTTPBadRequests(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.jsonl")
 	port := harness.FreePort(t)
@@ -396,6 +399,7 @@ func TestHTTPBadRequests(t *testing.T) {
 // client has its 400 (the client drops it then), even when no good request
 // follows to carry it.
 func TestHTTPDeadLetterBeforeBadRequest(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.jsonl")
 	port := harness.FreePort(t)
@@ -429,6 +433,7 @@ func TestHTTPDeadLetterBeforeBadRequest(t *testing.T) {
 // source is failing and flowd not ready; once the port is free the engine's
 // retry binds it and flowd is ready, without a restart.
 func TestHTTPListenerInReadyz(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	squat, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -365,6 +365,7 @@ pipeline "outage" {
 // SASL_SSL listener) and over SASL SCRAM-SHA-256 and -512 (a SCRAM user made
 // for the test), and checks every point arrives.
 func TestKafkaSinkAuth(t *testing.T) {
+	concurrent(t)
 	brokers := harness.Require(t, "FLOWD_TEST_KAFKA")
 	ehBroker := harness.Require(t, "FLOWD_TEST_KAFKA_EH")
 	conn := harness.Require(t, "FLOWD_TEST_KAFKA_EH_CONNSTR")

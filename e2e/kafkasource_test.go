@@ -435,6 +435,7 @@ func kafkaSinkHCL(name, inputs, brokers, topic string) string {
 // sink whose topic does not exist yet), even though the good records after
 // it are delivered; once the dead letter is in Kafka the offset moves on.
 func TestKafkaSourceDeadLetterBeforeCommit(t *testing.T) {
+	concurrent(t)
 	brokers := harness.Require(t, "FLOWD_TEST_KAFKA")
 	topic := kafkaTopic(t, brokers, 1)
 	group := topic + "-group"
@@ -499,6 +500,7 @@ func TestKafkaSourceDeadLetterBeforeCommit(t *testing.T) {
 // committed; once the topic exists every point arrives and the offsets
 // reach the end.
 func TestKafkaSourceBlockedSinkBounded(t *testing.T) {
+	concurrent(t)
 	brokers := harness.Require(t, "FLOWD_TEST_KAFKA")
 	sp := seqProducer{parts: 2, per: 100, perPart: 50_000}
 	topic := kafkaTopic(t, brokers, int32(sp.parts))
@@ -627,6 +629,7 @@ func bigValues(t *testing.T, brokers, topic string, n, size int) {
 // few MiB, not by the topic; once the sink unblocks every value arrives
 // whole and the offset reaches the end.
 func TestKafkaSourceBlockedSinkBytesBounded(t *testing.T) {
+	concurrent(t)
 	brokers := harness.Require(t, "FLOWD_TEST_KAFKA")
 	topic := kafkaTopic(t, brokers, 1)
 	group := topic + "-group"
@@ -704,6 +707,7 @@ func TestKafkaSourceBlockedSinkBytesBounded(t *testing.T) {
 // listener (SASL_SSL, PLAIN with $ConnectionString) using only the
 // connection string and the test CA.
 func TestKafkaSourceEventHubs(t *testing.T) {
+	concurrent(t)
 	brokers := harness.Require(t, "FLOWD_TEST_KAFKA")
 	connStr := harness.Require(t, "FLOWD_TEST_KAFKA_EH_CONNSTR")
 	ca := harness.Require(t, "FLOWD_TEST_KAFKA_EH_CA")
@@ -749,6 +753,7 @@ func TestKafkaSourceEventHubs(t *testing.T) {
 // asset_json); a cloud flowd reads the three topics with one kafka source
 // (topic_regex) and gets every point of each back, value and ts intact.
 func TestKafkaSourceReadsSinkFormats(t *testing.T) {
+	concurrent(t)
 	brokers := harness.Require(t, "FLOWD_TEST_KAFKA")
 	dir := t.TempDir()
 	prefix := fmt.Sprintf("e2e-formats-%d", time.Now().UnixNano())

@@ -157,6 +157,7 @@ func startSimModbus(t *testing.T, port int, args ...string) *exec.Cmd {
 // request record), and that a unit id the device does not serve gives bad
 // points with the exception code.
 func TestModbusSim(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	port := consecutivePorts(t, 2) // the simulator's devices listen on consecutive ports
 	record := filepath.Join(dir, "requests.jsonl")
@@ -537,6 +538,7 @@ pipeline "interop" {
 // its tags turn bad (status 10 or 11) and then good again, while flowd keeps
 // running.
 func TestModbusDeviceRestart(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	port := harness.FreePort(t)
 	sim := startSimModbus(t, port, "--interval", "100ms")

@@ -16,6 +16,7 @@ import (
 // disconnect, so connections, log lines and redeliveries stay bounded, and
 // the error names the shared client id. Every message still arrives.
 func TestMQTTDuplicateClientID(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()

@@ -219,6 +219,7 @@ func TestMQTT100kQoS1ToFile(t *testing.T) {
 // flowd is SIGKILLed mid-stream and started again with the same client id:
 // the broker redelivers what was not acknowledged, nothing is lost.
 func TestMQTTKillRestartNoLoss(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()
@@ -290,7 +291,10 @@ func cpuTicks(pid int) int64 {
 // source withholds acks, the broker stops at receive_maximum, RSS stays
 // bounded and the session stays connected (keepalive 2s, many periods);
 // once the FIFO is read, every message arrives. 15 s here, 60 s in soak.
-func TestMQTTBlockedSinkBounded(t *testing.T) { blockedSink(t, 15*time.Second, 20000) }
+func TestMQTTBlockedSinkBounded(t *testing.T) {
+	concurrent(t)
+	blockedSink(t, 15*time.Second, 20000)
+}
 func TestMQTTBlockedSinkSoak(t *testing.T) {
 	if os.Getenv("FLOWD_SOAK") == "" {
 		t.Skip("set FLOWD_SOAK=1 (make soak) for the 60 s version")
@@ -382,6 +386,7 @@ func blockedSink(t *testing.T, hold time.Duration, n int) {
 // TLS with a password-file listener: the right credentials deliver; a wrong
 // password and an untrusted CA each give one clear error line.
 func TestMQTTTLSAuth(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTTS")
 	ca := harness.Require(t, "FLOWD_TEST_MQTT_CA")
 	otherCA := harness.Require(t, "FLOWD_TEST_MQTT_OTHER_CA")
@@ -462,6 +467,7 @@ func TestMQTTTLSAuth(t *testing.T) {
 // Malformed JSON, wrong value types and a 10 MB payload are counted,
 // logged and skipped; the messages around them arrive.
 func TestMQTTMalformedPayloads(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()
@@ -534,6 +540,7 @@ func TestMQTTMalformedPayloads(t *testing.T) {
 // sim → mqtt sink (topic_expr) → broker → mqtt source → file: points and
 // their topics survive the round trip.
 func TestMQTTSinkRoundTrip(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()
@@ -588,6 +595,7 @@ func TestMQTTSinkRoundTrip(t *testing.T) {
 // `flowd sim mqtt` publishes the requested number of ~180-byte JSON points
 // per client, which the mqtt source decodes with their assets.
 func TestMQTTSimCommand(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()
@@ -636,6 +644,7 @@ func TestMQTTSimCommand(t *testing.T) {
 // values, messages are values / tags, and the mqtt source decodes every
 // message into the asset's tags with one timestamp.
 func TestMQTTSimCommandBatch(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()
@@ -698,6 +707,7 @@ func TestMQTTSimCommandBatch(t *testing.T) {
 // no inputs of its own) carrying dead_letter_reason = decode, the component
 // and the error, while the good messages around them are delivered.
 func TestMQTTDeadLetters(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()
@@ -822,6 +832,7 @@ func TestMQTTDeadLetters(t *testing.T) {
 // outputs holds every message; a duplicate (at-least-once) is accepted only
 // where a process counted a redelivery cause (a reconnect, a lost ack).
 func TestMQTTSharedGroupTwoProcesses(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()
@@ -898,6 +909,7 @@ func TestMQTTSharedGroupTwoProcesses(t *testing.T) {
 // delivered twice across the restarts (a lost ack would bring its message
 // back), and none is missing.
 func TestMQTTStopFlushesAcks(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()
@@ -953,6 +965,7 @@ func TestMQTTStopFlushesAcks(t *testing.T) {
 // rejected message stays unacknowledged (the broker keeps it), whichever
 // connection's batch would have carried the dead letter.
 func TestMQTTDeadLettersHoldAcksAcrossConnections(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	run := mqttRun(t)
 	dir := t.TempDir()

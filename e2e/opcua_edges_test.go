@@ -77,6 +77,7 @@ func levelLines(stderr, level, substr string) []string {
 // node ids; asset_levels = 2 keeps them apart (A/Motor, B/Motor);
 // on_duplicate = "skip" keeps the first with a warning naming both.
 func TestOPCUABrowseDuplicateNames(t *testing.T) {
+	concurrent(t)
 	srv := startInterop(t)
 	dir := t.TempDir()
 	source := func(name, extra string) string {
@@ -254,6 +255,7 @@ pipeline "hung" {
 // auth_retry delay (default 5m) instead of being retried every reconnect_max;
 // the certificate error names flowd's certificate file and its thumbprint.
 func TestOPCUAAuthRefusedBacksOff(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	trust := filepath.Join(dir, "client-trust")
 	if err := os.MkdirAll(trust, 0o755); err != nil {

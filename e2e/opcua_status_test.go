@@ -66,6 +66,7 @@ func silentServer(t *testing.T) string {
 // late, the PLC killed mid-run and started again, and a server that never
 // answers.
 func TestOPCUAStatusWhileUnreachable(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	ep := fmt.Sprintf("opc.tcp://127.0.0.1:%d", harness.FreePort(t))
 	const secret = "s3cret-pw"

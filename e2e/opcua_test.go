@@ -65,6 +65,7 @@ func startSimPLC(t *testing.T, cfg simplc.Config) *simplc.PLC {
 // of what it wrote: subscribe mode sees every value, poll mode the current
 // value at each poll.
 func TestOPCUASimPLC(t *testing.T) {
+	concurrent(t)
 	plc := startSimPLC(t, simplc.Config{Assets: 2, Tags: 10, Interval: 500 * time.Millisecond, Change: 0.5, Record: true})
 	dir := t.TempDir()
 	var nodes []string
@@ -207,6 +208,7 @@ pipeline "plc" {
 // itself, recreates its subscription and keeps delivering; the gap shows as
 // quality bad.
 func TestOPCUAPLCRestart(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	ep := fmt.Sprintf("opc.tcp://127.0.0.1:%d", harness.FreePort(t))
 	startPLCProc := func() *exec.Cmd {
@@ -515,6 +517,7 @@ func errorLines(stderr string) map[string][]string {
 // assets as engine.ShardOf says, nothing the PLC wrote is lost, and nothing
 // is read by both.
 func TestOPCUAShardsSplitPLCAssets(t *testing.T) {
+	concurrent(t)
 	const assets, tags = 10, 5
 	plc := startSimPLC(t, simplc.Config{Assets: assets, Tags: tags, Interval: 200 * time.Millisecond, Change: 1, Record: true})
 	dir := t.TempDir()

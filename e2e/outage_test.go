@@ -17,6 +17,7 @@ import (
 // points/s (125 assets × 50 tags at 2 Hz) into a file sink that is down for
 // 30 s, store-and-forward on disk, then every point delivered.
 func TestDiskBufferOutage(t *testing.T) {
+	concurrent(t)
 	runOutage(t, 30*time.Second)
 }
 

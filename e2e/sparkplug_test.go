@@ -228,6 +228,7 @@ func spSourcePipeline(t *testing.T, broker, group, extra string) (cfg, out, dead
 // Births then data by alias only: every datatype decodes exactly, with
 // the metrics' own timestamps; the birth's properties become attrs.
 func TestSparkplugSourceEveryDatatype(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	group := mqttRun(t)
 	cfg, out, _ := spSourcePipeline(t, broker, group, "")
@@ -289,6 +290,7 @@ func mustTime(t *testing.T, s string) time.Time {
 // the broker, the message is dead-lettered with its reason, no point is
 // emitted; after the birth the same data decodes. A seq gap does the same.
 func TestSparkplugDataBeforeBirthRequestsRebirth(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	group := mqttRun(t)
 	cfg, out, dead := spSourcePipeline(t, broker, group, `    sparkplug_rebirth_interval = "100ms"`)
@@ -341,6 +343,7 @@ func TestSparkplugDataBeforeBirthRequestsRebirth(t *testing.T) {
 // datatype are rejected with their reasons and dead-lettered; flowd goes on
 // and the next valid birth decodes.
 func TestSparkplugMalformedDeadLettered(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	group := mqttRun(t)
 	cfg, out, dead := spSourcePipeline(t, broker, group, "")
@@ -379,6 +382,7 @@ func TestSparkplugMalformedDeadLettered(t *testing.T) {
 // NDEATH with the birth's bdSeq marks the node's and its devices' metrics
 // bad; a stale NDEATH (another bdSeq) changes nothing.
 func TestSparkplugDeathMarksBad(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	group := mqttRun(t)
 	cfg, out, _ := spSourcePipeline(t, broker, group, "")
@@ -418,6 +422,7 @@ func TestSparkplugDeathMarksBad(t *testing.T) {
 // one and the data round-robin to both, and every value decodes, because
 // the alias tables are the source's, not a connection's.
 func TestSparkplugSharedGroupBirthAndDataOnDifferentConnections(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	group := mqttRun(t)
 	cfg, out, dead := spSourcePipeline(t, broker, group, `    group = "spshare"
@@ -494,6 +499,7 @@ func tahuDecode(t *testing.T, msgs []spMsg) []map[string]any {
 // again, and when it is killed the broker publishes its NDEATH will with
 // the bdSeq of its NBIRTH.
 func TestSparkplugSinkEdgeNodeReadByTahu(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	harness.Require(t, "FLOWD_TEST_SPARKPLUG_JS")
 	group := mqttRun(t)
@@ -720,6 +726,7 @@ func toF(t *testing.T, v any) float64 {
 // answers, and from then on every metric decodes; at the end the
 // simulator's NDEATHs mark its metrics bad.
 func TestSparkplugSimRebirthAndDeath(t *testing.T) {
+	concurrent(t)
 	broker := harness.Require(t, "FLOWD_TEST_MQTT")
 	group := mqttRun(t)
 	cfg, out, _ := spSourcePipeline(t, broker, group, "")

@@ -89,6 +89,7 @@ type wirePoint struct {
 // points the file sink delivered are byte for byte lines of its file; the
 // rate limit holds, and skipped points are counted.
 func TestTapRunningInstance(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.jsonl")
 	pipe := harness.WriteFile(t, dir, "tap.hcl", strings.ReplaceAll(tapPipeline, `"OUT"`, strconv.Quote(out)))
@@ -201,6 +202,7 @@ func TestTapRunningInstance(t *testing.T) {
 // is replaced by standard output; the run stops after N points or D, exits
 // 0, and nothing reaches the real sinks.
 func TestDryRun(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "never.jsonl")
 	src := strings.ReplaceAll(tapPipeline, `"OUT"`, strconv.Quote(out))
@@ -270,6 +272,7 @@ func TestDryRun(t *testing.T) {
 // filtered plus what the sink delivered (one sink, nothing dropped), in the
 // exit summary and in /api/status; the file holds the delivered points.
 func TestExitSummaryAddsUp(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out.jsonl")
 	src := strings.ReplaceAll(tapPipeline, `"OUT"`, strconv.Quote(out))
@@ -336,6 +339,7 @@ func TestExitSummaryAddsUp(t *testing.T) {
 // starts the drain and flowd says which sink it waits for, with how many
 // points, and that a second Ctrl-C quits; the second one ends it at once.
 func TestSecondInterrupt(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	notDir := harness.WriteFile(t, dir, "not-a-dir", "")
 	pipe := harness.WriteFile(t, dir, "down.hcl", fmt.Sprintf(`

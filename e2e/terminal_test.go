@@ -114,6 +114,7 @@ func runOnPTY(t *testing.T, rows, cols uint16, pipe string) (screen *screenBuffe
 // pseudo-terminal: the live status line per pipeline appears and is redrawn
 // in place, and the logs are text, not JSON.
 func TestRunOnATerminal(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	pipe := harness.WriteFile(t, dir, "tty.hcl", `
 pipeline "tty" {
@@ -164,6 +165,7 @@ pipeline "second" {
 // (after a newline, or where the status lines were just erased) and is whole,
 // never glued to a status line, while the status lines keep being redrawn.
 func TestStdoutSinkBesideStatusLine(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	pipe := harness.WriteFile(t, dir, "console.hcl", `
 pipeline "console" {

@@ -16,6 +16,7 @@ import (
 // (reason expr, copied to the dead-letter sink), the cov state size, and the
 // points that reach each sink.
 func TestTransformsCountAndExpose(t *testing.T) {
+	concurrent(t)
 	dir := t.TempDir()
 	var in strings.Builder
 	const tags, first, rest = 20, 400, 1200 // the unchanged rest keeps flowd running while metrics are read
