@@ -48,11 +48,12 @@ func (s *recSink) Write(_ context.Context, pts []engine.Point) error {
 	return nil
 }
 
-// The inputs of an open window are acknowledged upstream only once the
-// aggregate that folded them is delivered.
-func TestInputsAckedWithTheirAggregate(t *testing.T) {
+// runWindow runs stepSource → window (count per minute, max_tags) → recSink;
+// stop drains the pipeline and returns how it ended.
+func runWindow(t *testing.T, maxTags int) (*stepSource, *recSink, *engine.Runtime, func() error) {
+	t.Helper()
 	env := &engine.Env{}
-	tr, err := New(&Config{Size: time.Minute, Aggregates: []string{"count"}, Late: "drop", IdleTimeout: time.Hour, MaxTags: 10}, env)
+	tr, err := New(&Config{Size: time.Minute, Aggregates: []string{"count"}, Late: "drop", IdleTimeout: time.Hour, MaxTags: maxTags}, env)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,6 +72,13 @@ func TestInputsAckedWithTheirAggregate(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- rt.Run(ctx, 5*time.Second) }()
+	return src, sink, rt, func() error { cancel(); return <-done }
+}
+
+// The inputs of an open window are acknowledged upstream only once the
+// aggregate that folded them is delivered.
+func TestInputsAckedWithTheirAggregate(t *testing.T) {
+	src, sink, _, stop := runWindow(t, 10)
 	min := int64(time.Minute)
 	src.next <- engine.Point{Asset: "a", Tag: "x", Value: engine.Int(1), TS: 10 * min}
 	src.next <- engine.Point{Asset: "a", Tag: "x", Value: engine.Int(2), TS: 10*min + 1e9}
@@ -91,8 +99,7 @@ func TestInputsAckedWithTheirAggregate(t *testing.T) {
 	if src.acked[2].Load() {
 		t.Fatal("the open second window's input was acknowledged")
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	// The drain closes the second window; its input is then acknowledged.
@@ -108,26 +115,7 @@ func TestInputsAckedWithTheirAggregate(t *testing.T) {
 // upstream once the sink took it, not held with any window, not lost; the
 // tracked tag's input still waits for its aggregate.
 func TestUntrackedPointAckedOnDelivery(t *testing.T) {
-	env := &engine.Env{}
-	tr, err := New(&Config{Size: time.Minute, Aggregates: []string{"count"}, Late: "drop", IdleTimeout: time.Hour, MaxTags: 1}, env)
-	if err != nil {
-		t.Fatal(err)
-	}
-	src := &stepSource{next: make(chan engine.Point)}
-	sink := &recSink{}
-	buf := engine.BufferConfig{Type: "memory", MaxPoints: 1000, WhenFull: "block"}
-	pc := &engine.PipelineConfig{Name: "p", Nodes: []*engine.NodeConfig{
-		{Kind: engine.KindSource, Name: "s", Component: src, Env: &engine.Env{}},
-		{Kind: engine.KindTransform, Name: "w", Component: tr, Inputs: []string{"source.s"}, Env: env},
-		{Kind: engine.KindSink, Name: "out", Component: sink, Inputs: []string{"transform.w"}, Env: &engine.Env{}, Buffer: buf},
-	}}
-	rt, err := engine.New([]*engine.PipelineConfig{pc}, engine.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(ctx, 5*time.Second) }()
+	src, sink, rt, stop := runWindow(t, 1)
 	min := int64(time.Minute)
 	src.next <- engine.Point{Asset: "a", Tag: "x", Value: engine.Int(1), TS: 10 * min}
 	src.next <- engine.Point{Asset: "a", Tag: "y", Value: engine.Int(2), TS: 10 * min}
@@ -141,8 +129,7 @@ func TestUntrackedPointAckedOnDelivery(t *testing.T) {
 	if src.acked[0].Load() {
 		t.Fatal("the open window's input was acknowledged")
 	}
-	cancel()
-	if err := <-done; err != nil {
+	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
 	if !src.acked[0].Load() {
