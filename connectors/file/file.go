@@ -91,8 +91,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		line++
 		if size > rd.max {
 			// Only this line is lost: the rest of the file is read on.
-			s.env.Reject([]engine.Point{{Tag: "payload", Value: engine.String(string(b)), Quality: engine.Bad, TS: time.Now().UnixNano()}},
-				"decode", fmt.Errorf("%s:%d: line of %d bytes is longer than max_line (%d bytes)", s.cfg.Path, line, size, rd.max))
+			s.env.Reject([]engine.Point{engine.RawPoint("payload", b, nil)}, "decode", fmt.Errorf("%s:%d: line of %d bytes is longer than max_line (%d bytes)", s.cfg.Path, line, size, rd.max))
 			continue
 		}
 		if len(b) == 0 {
@@ -105,8 +104,7 @@ func (s *Source) Run(ctx context.Context, out engine.Output) error {
 		r.pts, err = s.dec.Decode(r.pts, &msg)
 		if err != nil {
 			r.pts = r.pts[:n]
-			s.env.Reject([]engine.Point{{Tag: "payload", Value: engine.String(string(b)), TS: time.Now().UnixNano()}},
-				"decode", fmt.Errorf("%s:%d: %w", s.cfg.Path, line, err))
+			s.env.Reject([]engine.Point{engine.RawPoint("payload", b, nil)}, "decode", fmt.Errorf("%s:%d: %w", s.cfg.Path, line, err))
 			continue
 		}
 		if len(r.pts) >= batch {
@@ -161,7 +159,7 @@ func (r *replay) flush(ctx context.Context) error {
 
 // rejectedPrefix is how much of an over-long line goes to the dead-letter
 // sink: enough to find it, not a copy of a runaway file.
-const rejectedPrefix = 1024
+const rejectedPrefix = engine.RawBytes
 
 // lineReader reads lines of at most max bytes. Unlike bufio.Scanner, a longer
 // line is skipped to its end and reported (its size and first bytes) instead

@@ -411,11 +411,7 @@ func (s *Source) settled(w http.ResponseWriter, r *http.Request, done <-chan err
 // request's, or never come. The returned channel gets the dead-letter
 // sink's outcome.
 func (s *Source) reject(r *http.Request, body []byte, err error) <-chan error {
-	if len(body) > 1024 {
-		body = body[:1024]
-	}
-	p := engine.Point{Tag: r.URL.Path, Value: engine.String(string(body)), Quality: engine.Bad, TS: time.Now().UnixNano(),
-		Attrs: map[string]string{"http_path": r.URL.Path}}
+	p := engine.RawPoint(r.URL.Path, body, map[string]string{"http_path": r.URL.Path})
 	if ok, suppressed := s.rejectLog.Allow(engine.Now()); ok && s.env.Logger != nil {
 		s.env.Logger.Warn("http body rejected", "path", r.URL.Path, "bytes", len(body), "err", err.Error(), "suppressed_before", suppressed)
 	}

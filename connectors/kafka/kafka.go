@@ -591,13 +591,7 @@ func (s *Source) release(n, nb int64) {
 // span: the offset moves past it once the dead letter is taken.
 func (s *Source) deadLetter(tr *partTracker, r *kgo.Record, derr error) {
 	seq := tr.add(r.Offset + 1)
-	data := r.Value
-	if len(data) > 1024 {
-		data = data[:1024]
-	}
-	p := engine.Point{Tag: "kafka", Value: engine.String(string(data)), Quality: engine.Bad, TS: time.Now().UnixNano(),
-		Attrs: recordAttrs(r)}
-	pts := []engine.Point{p}
+	pts := []engine.Point{engine.RawPoint("kafka", r.Value, recordAttrs(r))}
 	done := s.hold(tr, seq, pts, r.Offset+1, r)
 	s.env.RejectAck(pts, "decode", fmt.Errorf("record %s/%d@%d: %w", r.Topic, r.Partition, r.Offset, derr), done)
 }

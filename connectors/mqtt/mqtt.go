@@ -579,12 +579,7 @@ func (s *Source) ackAll(msgs []message) {
 // dead-letter sink as a raw point; its batch's acks wait for that (st).
 func (s *Source) reject(m message, err error, st *settle) {
 	s.rejCount.Inc()
-	payload := m.pub.Payload
-	if len(payload) > 1024 {
-		payload = payload[:1024]
-	}
-	p := engine.Point{Tag: m.pub.Topic, Value: engine.String(string(payload)), Quality: engine.Bad, TS: time.Now().UnixNano(),
-		Attrs: map[string]string{"mqtt_topic": m.pub.Topic}}
+	p := engine.RawPoint(m.pub.Topic, m.pub.Payload, map[string]string{"mqtt_topic": m.pub.Topic})
 	st.add()
 	s.env.RejectAck([]engine.Point{p}, "decode", fmt.Errorf("topic %s: %w", m.pub.Topic, err), st.done)
 	if ok, suppressed := s.rejectLog.Allow(engine.Now()); ok && s.env.Logger != nil {

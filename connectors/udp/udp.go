@@ -168,11 +168,7 @@ func (s *Source) read(pc net.PacketConn, q *queue) error {
 
 func (s *Source) reject(from net.Addr, data []byte, err error) {
 	s.rejected.Inc()
-	if len(data) > 1024 {
-		data = data[:1024]
-	}
-	p := engine.Point{Tag: "udp", Value: engine.String(string(data)), Quality: engine.Bad, TS: time.Now().UnixNano(),
-		Attrs: map[string]string{"udp_from": from.String()}}
+	p := engine.RawPoint("udp", data, map[string]string{"udp_from": from.String()})
 	s.env.Reject([]engine.Point{p}, "decode", fmt.Errorf("datagram from %s: %w", from, err))
 }
 
