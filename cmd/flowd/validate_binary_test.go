@@ -111,9 +111,10 @@ func TestValidateRefusesAbsurdSizesOnEveryComponent(t *testing.T) {
     brokers              = ["127.0.0.1:9092"]
     topic                = "t"
     max_buffered_records = HUGE
+    max_buffered_bytes   = HUGE
     batch_max_bytes      = HUGE
     max_message_bytes    = HUGE
-  }`, []string{"max_buffered_records", "batch_max_bytes", "max_message_bytes"}},
+  }`, []string{"max_buffered_records", "max_buffered_bytes", "batch_max_bytes", "max_message_bytes"}},
 		{"eventhubs", `sink "eventhubs" "x" {
     connection_string    = "Endpoint=sb://x.example/;SharedAccessKeyName=k;SharedAccessKey=v;EntityPath=h"
     retries              = HUGE

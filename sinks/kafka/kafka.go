@@ -36,6 +36,7 @@ type Config struct {
 	BatchMaxBytes      engine.Size   `hcl:"batch_max_bytes" default:"1MiB" doc:"largest record batch per partition in a produce request; the broker's max.message.bytes bounds it"`
 	MaxMessageBytes    engine.Size   `hcl:"max_message_bytes" default:"1000000" doc:"largest record value; a json_batch is split below it, a single point above it is rejected (counted); 64 bytes to 256MiB"`
 	MaxBufferedRecords int           `hcl:"max_buffered_records" default:"100000" doc:"records the client buffers before Produce blocks (backpressure to the pipeline; at most 10,000,000)"`
+	MaxBufferedBytes   engine.Size   `hcl:"max_buffered_bytes" default:"64MiB" doc:"bytes of records (key, value and headers) the client buffers before Produce blocks, whichever of this and max_buffered_records comes first: large points cannot fill memory (at least twice max_message_bytes, at most 16GiB)"`
 	DeliveryTimeout    time.Duration `hcl:"delivery_timeout" default:"30s" doc:"the client retries a record for this long; then it fails and the engine retries its points with backoff"`
 	RequestTimeout     time.Duration `hcl:"request_timeout" default:"10s" doc:"how long the broker may take to answer a produce request (its acks wait)"`
 
@@ -54,7 +55,7 @@ var Spec = engine.SinkSpec(engine.Info{
 	Description: "Every record of a batch is produced, then the sink waits for all acknowledgements: the batch " +
 		"is acknowledged upstream only when all are in, and on any failure (after the client's own retries " +
 		"within delivery_timeout) the engine retries the points of the records that failed with backoff (the " +
-		"records acknowledged are not produced again) — at-least-once, never a silent drop. The client's buffer (max_buffered_records) blocks producing when full, which is the " +
+		"records acknowledged are not produced again) — at-least-once, never a silent drop. The client's buffer (max_buffered_records, max_buffered_bytes) blocks producing when full, which is the " +
 		"pipeline's backpressure. The topic must exist at start unless create_topic is set.",
 	Example: `sink "kafka" "cloud" {
   inputs  = [transform.changes]
@@ -109,6 +110,11 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		bad.Add("idempotent", errors.New("the idempotent producer needs acks = \"all\" (set idempotent = false)"))
 	}
 	bad.Between("max_buffered_records", int64(c.MaxBufferedRecords), 1, engine.MaxPendingPoints)
+	// franz-go fails a record larger than the whole buffer at once; twice
+	// the largest value leaves room for its key and headers.
+	if c.MaxBufferedBytes < 2*c.MaxMessageBytes || c.MaxBufferedBytes > 16<<30 {
+		bad.Add("max_buffered_bytes", fmt.Errorf("must be between twice max_message_bytes (%d bytes) and 16GiB", 2*c.MaxMessageBytes))
+	}
 	if c.DeliveryTimeout <= 0 {
 		bad.Add("delivery_timeout", errors.New("must be positive"))
 	}
@@ -146,6 +152,7 @@ func Settings(c *Config) ckafka.Settings {
 	set.Brokers = c.Brokers
 	set.Compression, set.Acks, set.Idempotent, set.Partitioner = c.Compression, c.Acks, c.Idempotent, c.Partitioner
 	set.Linger, set.BatchMaxBytes, set.MaxBufferedRecords = c.Linger, int32(c.BatchMaxBytes), c.MaxBufferedRecords
+	set.MaxBufferedBytes = int(c.MaxBufferedBytes)
 	set.DeliveryTimeout, set.RequestTimeout = c.DeliveryTimeout, c.RequestTimeout
 	return set
 }

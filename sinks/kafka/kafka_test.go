@@ -21,7 +21,7 @@ func config(brokers ...string) *Config {
 		Brokers: brokers, Topic: "plant", Format: "json", KeyBy: "asset_tag", Headers: true,
 		Partitioner: "default", Acks: "all", Idempotent: true, Compression: "none",
 		BatchMaxBytes: 1 << 20, MaxMessageBytes: 1_000_000, MaxBufferedRecords: 10000,
-		DeliveryTimeout: 10 * time.Second, RequestTimeout: 10 * time.Second,
+		MaxBufferedBytes: 64 << 20, DeliveryTimeout: 10 * time.Second, RequestTimeout: 10 * time.Second,
 		Partitions: -1, ReplicationFactor: -1, Client: ckafka.Client{ClientID: "flowd"},
 	}
 }
@@ -41,6 +41,8 @@ func TestNewBlamesTheRightAttribute(t *testing.T) {
 		{"key_by", func(c *Config) { c.Format = "json_batch" }},
 		{"idempotent", func(c *Config) { c.Acks = "leader" }},
 		{"max_buffered_records", func(c *Config) { c.MaxBufferedRecords = 0 }},
+		{"max_buffered_bytes", func(c *Config) { c.MaxBufferedBytes = c.MaxMessageBytes }},
+		{"max_buffered_bytes", func(c *Config) { c.MaxBufferedBytes = 32 << 30 }},
 		{"delivery_timeout", func(c *Config) { c.DeliveryTimeout = 0 }},
 		{"batch_max_bytes", func(c *Config) { c.BatchMaxBytes = 10 }},
 		{"tls", func(c *Config) { c.TLS = &ckafka.TLS{CAFile: "/nonexistent.pem"} }},
@@ -155,7 +157,7 @@ func TestSettingsFromConfig(t *testing.T) {
 	got := Settings(c)
 	want := ckafka.Settings{Brokers: c.Brokers, ClientID: "me", TLS: c.TLS, SASL: c.SASL,
 		Compression: "none", Acks: "all", Idempotent: true, Partitioner: "default",
-		Linger: time.Millisecond, BatchMaxBytes: 1 << 20, MaxBufferedRecords: 10000,
+		Linger: time.Millisecond, BatchMaxBytes: 1 << 20, MaxBufferedRecords: 10000, MaxBufferedBytes: 64 << 20,
 		DeliveryTimeout: 10 * time.Second, RequestTimeout: 10 * time.Second}
 	if !reflect.DeepEqual(got, want) {
 		t.Fatalf("got %+v\nwant %+v", got, want)
