@@ -34,8 +34,9 @@ type Config struct {
 	DeliveryTimeout time.Duration `hcl:"delivery_timeout" default:"60s" doc:"how long a batch may take, retries included, before the engine gets it back to retry with backoff"`
 	Retries         int           `hcl:"retries" default:"3" doc:"amqp: the SDK's retries of a failed send or connection (0–100)"`
 
-	Compression        string `hcl:"compression" default:"none" enum:"none|gzip" doc:"kafka transport: record compression; Event Hubs accepts gzip on premium and dedicated tiers only"`
-	MaxBufferedRecords int    `hcl:"max_buffered_records" default:"100000" doc:"kafka transport: records buffered before producing blocks (backpressure; at most 10,000,000)"`
+	Compression        string      `hcl:"compression" default:"none" enum:"none|gzip" doc:"kafka transport: record compression; Event Hubs accepts gzip on premium and dedicated tiers only"`
+	MaxBufferedRecords int         `hcl:"max_buffered_records" default:"100000" doc:"kafka transport: records buffered before producing blocks (backpressure; at most 10,000,000)"`
+	MaxBufferedBytes   engine.Size `hcl:"max_buffered_bytes" default:"64MiB" doc:"kafka transport: bytes of records buffered before producing blocks, whichever of this and max_buffered_records comes first (at least twice max_message_bytes, at most 16GiB)"`
 
 	CheckHub bool `hcl:"check_hub" default:"true" doc:"at start, check that the event hub exists (a clear error when it does not)"`
 
@@ -186,6 +187,9 @@ func (c *Config) checkDelivery(cs ConnString, enc *ckafka.Encoding, bad *engine.
 	}
 	bad.Between("retries", int64(c.Retries), 0, maxRetries)
 	bad.Between("max_buffered_records", int64(c.MaxBufferedRecords), 1, engine.MaxPendingPoints)
+	if c.Transport == "kafka" && (c.MaxBufferedBytes < 2*c.MaxMessageBytes || c.MaxBufferedBytes > 16<<30) {
+		bad.Add("max_buffered_bytes", fmt.Errorf("must be between twice max_message_bytes (%d bytes) and 16GiB", 2*c.MaxMessageBytes))
+	}
 	if c.Transport == "kafka" {
 		if cs.Emulator {
 			bad.Add("transport", errors.New("the emulator connection string has no Kafka endpoint"))

@@ -21,7 +21,7 @@ func config() *Config {
 	return &Config{
 		Transport: "amqp", ConnectionString: testConn, Format: "json", PartitionKeyBy: "none", Properties: true,
 		MaxMessageBytes: 1_000_000, DeliveryTimeout: time.Minute, Retries: 3, Compression: "none",
-		MaxBufferedRecords: 100000, CheckHub: true,
+		MaxBufferedRecords: 100000, MaxBufferedBytes: 64 << 20, CheckHub: true,
 	}
 }
 
@@ -69,6 +69,7 @@ func TestNewBlamesTheRightAttribute(t *testing.T) {
 		{"partition_key_by", func(c *Config) { c.PartitionKey = "k"; c.PartitionKeyBy = "asset" }},
 		{"partition_key_by", func(c *Config) { c.Format = "json_batch"; c.PartitionKeyBy = "asset" }},
 		{"tls", func(c *Config) { c.TLS = &ckafka.TLS{CAFile: "/nonexistent"} }},
+		{"max_buffered_bytes", func(c *Config) { c.Transport = "kafka"; c.MaxBufferedBytes = c.MaxMessageBytes }},
 		{"transport", func(c *Config) {
 			c.Transport = "kafka"
 			c.ConnectionString = "Endpoint=sb://localhost;SharedAccessKeyName=a;SharedAccessKey=b;UseDevelopmentEmulator=true;EntityPath=h"
@@ -108,6 +109,9 @@ func TestKafkaTransportEventHubsLimits(t *testing.T) {
 	}
 	if v := cl.OptValue(kgo.ProducerBatchMaxBytes).(int32); v >= 1_046_528 || v > cl.OptValue(kgo.BrokerMaxWriteBytes).(int32) {
 		t.Errorf("batch max bytes %d", v)
+	}
+	if v := cl.OptValue(kgo.MaxBufferedBytes).(int64); v != 64<<20 {
+		t.Errorf("max buffered bytes %d, want max_buffered_bytes (64 MiB)", v)
 	}
 	if v := cl.OptValue(kgo.MetadataMaxAge).(time.Duration); v >= 240*time.Second {
 		t.Errorf("metadata max age %s, must be < 240s", v)

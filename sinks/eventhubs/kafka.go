@@ -30,6 +30,7 @@ func KafkaSettings(c *Config, cs ConnString) ckafka.Settings {
 		Acks:               "all",
 		Idempotent:         false,
 		MaxBufferedRecords: c.MaxBufferedRecords,
+		MaxBufferedBytes:   int(c.MaxBufferedBytes),
 		DeliveryTimeout:    c.DeliveryTimeout,
 	}
 	set.ApplyEventHubs(cs, c.ConnectionString)
