@@ -27,15 +27,7 @@ func TestRealWriteAsyncSettlesEachBatch(t *testing.T) {
 	cfg := config(broker)
 	cfg.Topic = fmt.Sprintf("async-%d", time.Now().UnixNano())
 	cfg.CreateTopic, cfg.Partitions, cfg.MaxMessageBytes = true, 3, 1000
-	sk, err := New(cfg, env())
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := sk.(*Sink)
-	if err := s.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close(ctx)
+	s := connected(ctx, t, cfg)
 	const batches, size = 8, 500
 	var wg sync.WaitGroup
 	outcomes := make([]error, batches)

@@ -40,15 +40,7 @@ func TestBufferedBytesBoundBlocksProduce(t *testing.T) {
 			defer cancel()
 			cfg := config(c.ListenAddrs()...)
 			cfg.MaxMessageBytes, cfg.MaxBufferedBytes = 16<<10, tc.bound
-			sk, err := New(cfg, env())
-			if err != nil {
-				t.Fatal(err)
-			}
-			s := sk.(*Sink)
-			if err := s.Connect(ctx); err != nil {
-				t.Fatal(err)
-			}
-			defer s.Close(ctx)
+			s := connected(ctx, t, cfg)
 
 			// 64 records of 8 KiB: 512 KiB, far below max_buffered_records.
 			pts := make([]engine.Point, 64)
@@ -85,4 +77,20 @@ func TestBufferedBytesBoundBlocksProduce(t *testing.T) {
 			}
 		})
 	}
+}
+
+// connected builds a sink from cfg and connects it; it is closed when the
+// test ends.
+func connected(ctx context.Context, t *testing.T, cfg *Config) *Sink {
+	t.Helper()
+	sk, err := New(cfg, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sk.(*Sink)
+	if err := s.Connect(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s
 }
