@@ -93,6 +93,17 @@ func CheckEncoding(e *Encoding) (field string, err error) {
 	return "", nil
 }
 
+// CheckBufferedBytes is the rule for a sink's max_buffered_bytes: franz-go
+// fails at once a record larger than its whole buffer, so the buffer holds
+// at least twice the largest value (room for its key and headers), and at
+// most 16 GiB.
+func CheckBufferedBytes(buffered, maxMessage engine.Size) error {
+	if buffered < 2*maxMessage || buffered > 16<<30 {
+		return fmt.Errorf("must be between twice max_message_bytes (%d bytes) and 16GiB", 2*maxMessage)
+	}
+	return nil
+}
+
 // span locates a record's parts in the encoding buffer.
 type span struct {
 	topic           string // "": Encoding.Topic

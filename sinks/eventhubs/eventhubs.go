@@ -187,10 +187,10 @@ func (c *Config) checkDelivery(cs ConnString, enc *ckafka.Encoding, bad *engine.
 	}
 	bad.Between("retries", int64(c.Retries), 0, maxRetries)
 	bad.Between("max_buffered_records", int64(c.MaxBufferedRecords), 1, engine.MaxPendingPoints)
-	if c.Transport == "kafka" && (c.MaxBufferedBytes < 2*c.MaxMessageBytes || c.MaxBufferedBytes > 16<<30) {
-		bad.Add("max_buffered_bytes", fmt.Errorf("must be between twice max_message_bytes (%d bytes) and 16GiB", 2*c.MaxMessageBytes))
-	}
 	if c.Transport == "kafka" {
+		if err := ckafka.CheckBufferedBytes(c.MaxBufferedBytes, c.MaxMessageBytes); err != nil {
+			bad.Add("max_buffered_bytes", err)
+		}
 		if cs.Emulator {
 			bad.Add("transport", errors.New("the emulator connection string has no Kafka endpoint"))
 		}

@@ -110,10 +110,8 @@ func New(c *Config, env *engine.Env) (engine.Sink, error) {
 		bad.Add("idempotent", errors.New("the idempotent producer needs acks = \"all\" (set idempotent = false)"))
 	}
 	bad.Between("max_buffered_records", int64(c.MaxBufferedRecords), 1, engine.MaxPendingPoints)
-	// franz-go fails a record larger than the whole buffer at once; twice
-	// the largest value leaves room for its key and headers.
-	if c.MaxBufferedBytes < 2*c.MaxMessageBytes || c.MaxBufferedBytes > 16<<30 {
-		bad.Add("max_buffered_bytes", fmt.Errorf("must be between twice max_message_bytes (%d bytes) and 16GiB", 2*c.MaxMessageBytes))
+	if err := ckafka.CheckBufferedBytes(c.MaxBufferedBytes, c.MaxMessageBytes); err != nil {
+		bad.Add("max_buffered_bytes", err)
 	}
 	if c.DeliveryTimeout <= 0 {
 		bad.Add("delivery_timeout", errors.New("must be positive"))
